@@ -1,0 +1,5 @@
+export { CvcError, ConfigError, CancelledError, throwIfAborted, describeError } from './errors.js';
+export { createRng, deriveSeed, shuffleInPlace, permutation, type Rng } from './random.js';
+export { meanStd, type MeanStd } from './stats.js';
+export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
+export { resolveOptions } from './options.js';

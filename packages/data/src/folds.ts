@@ -1,0 +1,90 @@
+import { createRng, permutation, shuffleInPlace, ConfigError } from '@cvc/core';
+
+/** `stratified` (default): class-balanced seeded folds. `seed`: the seed project's scheme. */
+export type FoldScheme = 'stratified' | 'seed';
+export const FOLD_SCHEMES: readonly FoldScheme[] = ['stratified', 'seed'];
+
+function checkK(k: number, n: number): void {
+  if (!Number.isInteger(k) || k < 2) throw new ConfigError('folds', `must be an integer >= 2, got ${k}`);
+  if (k > n) throw new ConfigError('folds', `${k} folds need at least ${k} images, the dataset has ${n}`);
+}
+
+/**
+ * Stratified K-fold: each class's indices are shuffled (seeded) and dealt
+ * round-robin over the folds, continuing the deal from class to class, so
+ * fold sizes differ by at most one and each class is spread evenly.
+ * Returns K sorted index arrays that partition 0..labels.length-1.
+ */
+export function stratifiedKFold(labels: Uint8Array, k: number, seed: number): Int32Array[] {
+  checkK(k, labels.length);
+  const rng = createRng(seed);
+  const byClass = new Map<number, number[]>();
+  labels.forEach((l, i) => {
+    const list = byClass.get(l);
+    if (list) list.push(i);
+    else byClass.set(l, [i]);
+  });
+  const folds: number[][] = Array.from({ length: k }, () => []);
+  let next = 0;
+  for (const cls of [...byClass.keys()].sort((a, b) => a - b)) {
+    const idx = shuffleInPlace(byClass.get(cls) as number[], rng);
+    for (const i of idx) {
+      (folds[next] as number[]).push(i);
+      next = (next + 1) % k;
+    }
+  }
+  return folds.map((f) => Int32Array.from(f).sort());
+}
+
+/**
+ * The seed's MNIST scheme: a seeded random permutation cut into K contiguous
+ * folds of equal size (the first n mod K folds get one more).
+ */
+export function randomEqualFolds(n: number, k: number, seed: number): Int32Array[] {
+  checkK(k, n);
+  const perm = permutation(n, createRng(seed));
+  const folds: Int32Array[] = [];
+  let at = 0;
+  for (let f = 0; f < k; f++) {
+    const size = Math.floor(n / k) + (f < n % k ? 1 : 0);
+    folds.push(perm.slice(at, at + size).sort());
+    at += size;
+  }
+  return folds;
+}
+
+/** Contiguous folds given by part sizes (CIFAR-10's official batches). */
+export function partFolds(sizes: readonly number[]): Int32Array[] {
+  let at = 0;
+  return sizes.map((s) => {
+    const f = new Int32Array(s);
+    for (let i = 0; i < s; i++) f[i] = at + i;
+    at += s;
+    return f;
+  });
+}
+
+/** A seeded stratified subset of `n` indices (sorted), for `--limit`. */
+export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): Int32Array {
+  if (n >= labels.length) return Int32Array.from(labels.keys());
+  // Dealing over ceil(len/n) folds and keeping the first n of the dealt order keeps classes balanced.
+  const rng = createRng(seed);
+  const byClass = new Map<number, number[]>();
+  labels.forEach((l, i) => {
+    const list = byClass.get(l);
+    if (list) list.push(i);
+    else byClass.set(l, [i]);
+  });
+  const queues = [...byClass.keys()].sort((a, b) => a - b).map((c) => shuffleInPlace(byClass.get(c) as number[], rng));
+  const quota = queues.map((q) => Math.floor((q.length * n) / labels.length));
+  let left = n - quota.reduce((a, b) => a + b, 0);
+  for (let c = 0; left > 0; c = (c + 1) % queues.length) {
+    if ((quota[c] as number) < (queues[c] as number[]).length) {
+      quota[c] = (quota[c] as number) + 1;
+      left--;
+    }
+  }
+  const out: number[] = [];
+  queues.forEach((q, c) => out.push(...q.slice(0, quota[c])));
+  return Int32Array.from(out).sort();
+}

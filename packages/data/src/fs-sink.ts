@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DatasetManifest, ShardSink } from './manifest.js';
+import { parseManifest } from './manifest.js';
+import { decodeShard, type Shard } from './shard.js';
+import { DataError } from './errors.js';
+
+/** A ShardSink that writes into a local directory (atomically, via a temp file). */
+export function directorySink(dir: string): ShardSink {
+  return async (name, chunks) => {
+    await mkdir(dir, { recursive: true });
+    const dest = join(dir, name);
+    const tmp = `${dest}.tmp`;
+    const fh = await open(tmp, 'w');
+    const hash = createHash('sha256');
+    let bytes = 0;
+    try {
+      for (const c of chunks) {
+        hash.update(c);
+        bytes += c.length;
+        await fh.write(c);
+      }
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, dest);
+    return { bytes, sha256: hash.digest('hex') };
+  };
+}
+
+export async function writeManifest(dir: string, manifest: DatasetManifest): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+}
+
+export async function readManifestFile(dir: string): Promise<DatasetManifest> {
+  const p = join(dir, 'manifest.json');
+  let text: string;
+  try {
+    text = await readFile(p, 'utf8');
+  } catch (err) {
+    throw new DataError('MANIFEST_MISSING', 'cannot be read', p, { cause: err });
+  }
+  return parseManifest(text, p);
+}
+
+/**
+ * Reads a shard from a local directory and checks it against its manifest
+ * entry (size and file hash) and its own embedded checksum.
+ */
+export async function readShardFile(dir: string, entry: { name: string; bytes: number; sha256: string }): Promise<Shard> {
+  const p = join(dir, entry.name);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(p);
+  } catch (err) {
+    throw new DataError('SHARD_MISSING', 'cannot be read', p, { cause: err });
+  }
+  if (bytes.length !== entry.bytes) throw new DataError('SHARD_TRUNCATED', `is ${bytes.length} bytes, the manifest says ${entry.bytes}`, p);
+  const shard = decodeShard(bytes, p);
+  if (shard.sha256 !== entry.sha256) throw new DataError('SHARD_CHECKSUM', `sha256 ${shard.sha256} does not match the manifest's ${entry.sha256}`, p);
+  return shard;
+}

@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import { ModelError } from './errors.js';
+import type { TrainConfig } from './spec.js';
+import type { EpochRecord } from './history.js';
+
+/** A named tensor value held outside tfjs (plain typed array). */
+export interface NamedArray {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: 'float32' | 'int32';
+  readonly values: Float32Array | Int32Array;
+}
+
+/**
+ * Everything needed to continue training exactly where it stopped: the
+ * model's weights (batch-norm statistics included), Adam's state, the epoch
+ * count, the history and the best weights so far.
+ */
+export interface TrainingState {
+  readonly config: TrainConfig;
+  readonly epochsDone: number;
+  readonly history: readonly EpochRecord[];
+  readonly best: { readonly epoch: number; readonly valLoss: number; readonly weights: readonly NamedArray[] } | null;
+  readonly weights: readonly NamedArray[];
+  readonly optimizer: readonly NamedArray[];
+}
+
+/*
+ * Checkpoint format, version 1 (integers little-endian):
+ *   "CVCCKPT1" | u32 header length L | L bytes JSON | payload (tensor values,
+ *   each 4-byte aligned) | sha256 (32 bytes) over everything before it.
+ */
+const MAGIC = 'CVCCKPT1';
+const GROUPS = ['weights', 'optimizer', 'best'] as const;
+
+interface TensorEntry {
+  group: (typeof GROUPS)[number];
+  name: string;
+  shape: number[];
+  dtype: 'float32' | 'int32';
+  offset: number;
+  length: number;
+}
+
+interface Header {
+  config: TrainConfig;
+  epochsDone: number;
+  history: EpochRecord[];
+  best: { epoch: number; valLoss: number } | null;
+  tensors: TensorEntry[];
+}
+
+export function encodeCheckpoint(state: TrainingState): Uint8Array {
+  const tensors: TensorEntry[] = [];
+  const arrays: (Float32Array | Int32Array)[] = [];
+  let offset = 0;
+  const add = (group: TensorEntry['group'], list: readonly NamedArray[]): void => {
+    for (const a of list) {
+      tensors.push({ group, name: a.name, shape: [...a.shape], dtype: a.dtype, offset, length: a.values.length });
+      arrays.push(a.values);
+      offset += a.values.length * 4;
+    }
+  };
+  add('weights', state.weights);
+  add('optimizer', state.optimizer);
+  if (state.best) add('best', state.best.weights);
+  const header: Header = {
+    config: state.config,
+    epochsDone: state.epochsDone,
+    history: [...state.history],
+    best: state.best ? { epoch: state.best.epoch, valLoss: state.best.valLoss } : null,
+    tensors,
+  };
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const pad = (4 - ((12 + json.length) % 4)) % 4;
+  if (pad) json = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(pad));
+  const start = 12 + json.length;
+  const out = new Uint8Array(start + offset + 32);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(out.buffer).setUint32(8, json.length, true);
+  out.set(json, 12);
+  let at = start;
+  for (const a of arrays) {
+    out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+    at += a.byteLength;
+  }
+  out.set(createHash('sha256').update(out.subarray(0, at)).digest(), at);
+  return out;
+}
+
+export function decodeCheckpoint(bytes: Uint8Array, name = 'checkpoint'): TrainingState {
+  if (bytes.length < 12 + 32 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
+    throw new ModelError('CHECKPOINT_CORRUPT', `${name}: not a cvc checkpoint (bad magic or too short)`);
+  }
+  const body = bytes.subarray(0, bytes.length - 32);
+  const digest = createHash('sha256').update(body).digest();
+  if (!digest.equals(bytes.subarray(bytes.length - 32))) {
+    throw new ModelError('CHECKPOINT_CHECKSUM', `${name}: checksum mismatch (truncated or corrupted)`);
+  }
+  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true);
+  let header: Header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + len))) as Header;
+  } catch (err) {
+    throw new ModelError('CHECKPOINT_CORRUPT', `${name}: header is not valid JSON`, { cause: err });
+  }
+  const start = 12 + len;
+  const groups: Record<string, NamedArray[]> = { weights: [], optimizer: [], best: [] };
+  for (const t of header.tensors) {
+    const from = start + t.offset;
+    const to = from + t.length * 4;
+    if (to > body.length) throw new ModelError('CHECKPOINT_CORRUPT', `${name}: tensor ${t.name} runs past the end`);
+    const copy = bytes.slice(from, to);
+    const values = t.dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
+    groups[t.group]?.push({ name: t.name, shape: t.shape, dtype: t.dtype, values });
+  }
+  return {
+    config: header.config,
+    epochsDone: header.epochsDone,
+    history: header.history,
+    best: header.best ? { ...header.best, weights: groups['best'] ?? [] } : null,
+    weights: groups['weights'] ?? [],
+    optimizer: groups['optimizer'] ?? [],
+  };
+}

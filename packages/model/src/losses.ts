@@ -1,0 +1,30 @@
+import { tf } from '@cvc/tfjs-runtime';
+import type { LossName } from './spec.js';
+
+/** Per-batch loss values, averaged over images. */
+export interface LossParts {
+  readonly loss: tf.Scalar;
+  readonly mse: tf.Scalar;
+  /** Mean cosine similarity between reconstruction and input (mse-cosine only). */
+  readonly cosine?: tf.Scalar;
+}
+
+/**
+ * `mse`: mean squared error over every pixel. `mse-cosine`: MSE + (1 - mean
+ * cosine similarity per image), i.e. Keras' MSE plus CosineSimilarity loss
+ * (-cos) plus one, as the seed's CIFAR notebook trained. Norms are clamped at
+ * sqrt(1e-12) like Keras' l2_normalize.
+ */
+export function computeLoss(name: LossName, y: tf.Tensor, x: tf.Tensor): LossParts {
+  const mse = tf.mean(tf.squaredDifference(y, x)) as tf.Scalar;
+  if (name === 'mse') return { loss: mse, mse };
+  const batch = x.shape[0] as number;
+  const yf = tf.reshape(y, [batch, -1]);
+  const xf = tf.reshape(x, [batch, -1]);
+  const dot = tf.sum(tf.mul(yf, xf), 1);
+  const ny = tf.sqrt(tf.maximum(tf.sum(tf.square(yf), 1), 1e-12));
+  const nx = tf.sqrt(tf.maximum(tf.sum(tf.square(xf), 1), 1e-12));
+  const cosine = tf.mean(tf.div(dot, tf.mul(ny, nx))) as tf.Scalar;
+  const loss = tf.add(mse, tf.sub(1, cosine)) as tf.Scalar;
+  return { loss, mse, cosine };
+}

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { resolveOptions } from '@cvc/core';
+
+/** The seed's two autoencoders (SEED-MODELS.md). */
+export const MODEL_NAMES = ['seed-mnist', 'seed-cifar'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+export type LossName = 'mse' | 'mse-cosine';
+export type Upsample = 'nearest' | 'bilinear';
+
+export interface ModelShape {
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+  /** Encoder output size. */
+  readonly codeSize: number;
+  readonly defaultLoss: LossName;
+}
+
+export const MODEL_SHAPES: Readonly<Record<ModelName, ModelShape>> = {
+  'seed-mnist': { height: 28, width: 28, channels: 1, codeSize: 10, defaultLoss: 'mse' },
+  'seed-cifar': { height: 32, width: 32, channels: 3, codeSize: 128, defaultLoss: 'mse-cosine' },
+};
+
+/**
+ * Everything that defines one fold's training. Defaults are the seed's:
+ * Adam 1e-4 / 0.9 / 0.999 / 1e-7, batch 32, 100 epochs, nearest up-sampling,
+ * MSE for seed-mnist and MSE + (1 - cosine) for seed-cifar.
+ */
+export const trainConfigSchema = z
+  .object({
+    model: z.enum(MODEL_NAMES),
+    epochs: z.number().int().min(1).max(100_000).default(100),
+    batchSize: z.number().int().min(1).max(65_536).default(32),
+    learningRate: z.number().positive().max(1).default(1e-4),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    epsilon: z.number().positive().default(1e-7),
+    loss: z.enum(['mse', 'mse-cosine']).optional(),
+    upsample: z.enum(['nearest', 'bilinear']).default('nearest'),
+    /** Seeds weight initialisation and the batch order of every epoch. */
+    seed: z.number().int().default(42),
+    /** Batch size for evaluation passes (no effect on results). */
+    evalBatchSize: z.number().int().min(1).default(256),
+  })
+  .strict()
+  .transform((c) => ({ ...c, loss: c.loss ?? MODEL_SHAPES[c.model].defaultLoss }));
+
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+
+/** Validates and fills in defaults; throws ConfigError naming the field. */
+export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
+  return resolveOptions(trainConfigSchema, input, 'train config');
+}

@@ -1,0 +1,231 @@
+import { createRng, deriveSeed, permutation, throwIfAborted } from '@cvc/core';
+import type { ImageSet } from '@cvc/data';
+import { tf } from '@cvc/tfjs-runtime';
+import { buildAutoencoder, type Autoencoder } from './build.js';
+import { batchTensor } from './batches.js';
+import { decodeCheckpoint, encodeCheckpoint, type NamedArray, type TrainingState } from './checkpoint.js';
+import { ModelError } from './errors.js';
+import type { EpochRecord, EvalMetrics } from './history.js';
+import { computeLoss } from './losses.js';
+import { MODEL_SHAPES, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './spec.js';
+
+/** Progress inside an epoch, reported at most every `progressIntervalMs`. */
+export interface BatchProgress {
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly images: number;
+  readonly totalImages: number;
+  /** Mean training loss so far this epoch. */
+  readonly loss: number;
+  readonly imagesPerSec: number;
+}
+
+export interface FitCallbacks {
+  readonly onBatch?: (p: BatchProgress) => void;
+  /** Called after each epoch; `await trainer.checkpoint()` serialises the state at that point. */
+  readonly onEpochEnd?: (r: EpochRecord, trainer: FoldTrainer) => void | Promise<void>;
+  readonly signal?: AbortSignal;
+  /** Minimum milliseconds between onBatch calls (default 250). */
+  readonly progressIntervalMs?: number;
+  /** Clock in milliseconds (injected for tests; default performance.now). */
+  readonly now?: () => number;
+}
+
+function checkShape(cfg: TrainConfig, set: ImageSet, what: string): void {
+  const s = MODEL_SHAPES[cfg.model];
+  if (set.height !== s.height || set.width !== s.width || set.channels !== s.channels) {
+    throw new ModelError(
+      'SHAPE_MISMATCH',
+      `model ${cfg.model} takes ${s.height}x${s.width}x${s.channels} images, the ${what} images are ${set.height}x${set.width}x${set.channels}`,
+    );
+  }
+  if (set.count === 0) throw new ModelError('EMPTY_DATA', `the ${what} set has no images`);
+}
+
+/**
+ * Trains one fold's autoencoder. Resumable: `checkpoint()` captures weights,
+ * batch-norm statistics, Adam's state, the epoch count and the best weights,
+ * and `FoldTrainer.resume(bytes)` continues so that 1 + 1 epochs give the same
+ * weights as 2. Each epoch's batch order is derived from (seed, epoch).
+ */
+export class FoldTrainer {
+  readonly config: TrainConfig;
+  readonly net: Autoencoder;
+  private readonly optimizer: tf.AdamOptimizer;
+  private readonly vars: tf.Variable[];
+  private history: EpochRecord[] = [];
+  private best: { epoch: number; valLoss: number; weights: NamedArray[] } | null = null;
+
+  private constructor(config: TrainConfig) {
+    this.config = config;
+    this.net = buildAutoencoder(config.model, { upsample: config.upsample, seed: config.seed });
+    this.optimizer = tf.train.adam(config.learningRate, config.beta1, config.beta2, config.epsilon);
+    this.vars = this.net.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  static create(config: TrainConfigInput): FoldTrainer {
+    return new FoldTrainer(resolveTrainConfig(config));
+  }
+
+  /** Continues from a checkpoint made by `checkpoint()`. */
+  static async resume(bytes: Uint8Array, name = 'checkpoint'): Promise<FoldTrainer> {
+    const state = decodeCheckpoint(bytes, name);
+    const t = new FoldTrainer(resolveTrainConfig(state.config));
+    t.setWeights(state.weights, name);
+    if (state.optimizer.length > 0) {
+      await t.optimizer.setWeights(state.optimizer.map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) })));
+    }
+    t.history = [...state.history];
+    t.best = state.best ? { epoch: state.best.epoch, valLoss: state.best.valLoss, weights: [...state.best.weights] } : null;
+    return t;
+  }
+
+  get epochsDone(): number {
+    return this.history.length;
+  }
+
+  get epochHistory(): readonly EpochRecord[] {
+    return this.history;
+  }
+
+  get bestEpoch(): { epoch: number; valLoss: number } | null {
+    return this.best ? { epoch: this.best.epoch, valLoss: this.best.valLoss } : null;
+  }
+
+  /** Current model weights (batch-norm statistics included), by layer-scoped name. */
+  getWeights(): NamedArray[] {
+    return this.net.model.weights.map((w) => {
+      const t = w.read();
+      return { name: w.originalName, shape: t.shape, dtype: 'float32' as const, values: t.dataSync() as Float32Array };
+    });
+  }
+
+  setWeights(list: readonly NamedArray[], source = 'weights'): void {
+    const byName = new Map(list.map((a) => [a.name, a]));
+    for (const w of this.net.model.weights) {
+      const a = byName.get(w.originalName);
+      if (!a) throw new ModelError('CHECKPOINT_MISMATCH', `${source}: no value for weight ${w.originalName}`);
+      if (a.shape.length !== w.shape.length || a.shape.some((d, i) => d !== w.shape[i])) {
+        throw new ModelError('CHECKPOINT_MISMATCH', `${source}: weight ${w.originalName} has shape [${a.shape.join(',')}], the model needs [${w.shape.join(',')}]`);
+      }
+      w.write(tf.tensor(a.values, [...a.shape], 'float32'));
+    }
+  }
+
+  /** Serialises the whole training state. */
+  async checkpoint(): Promise<Uint8Array> {
+    const opt = await this.optimizer.getWeights();
+    const optimizer: NamedArray[] = opt.map((o) => ({
+      name: o.name,
+      shape: o.tensor.shape,
+      dtype: o.tensor.dtype === 'int32' ? 'int32' : 'float32',
+      values: o.tensor.dataSync() as Float32Array | Int32Array,
+    }));
+    const state: TrainingState = {
+      config: this.config,
+      epochsDone: this.epochsDone,
+      history: this.history,
+      best: this.best,
+      weights: this.getWeights(),
+      optimizer,
+    };
+    return encodeCheckpoint(state);
+  }
+
+  /**
+   * Trains until `config.epochs` epochs are done (continuing after a resume),
+   * evaluating on `val` after each epoch and keeping the weights with the
+   * lowest validation loss.
+   */
+  async fit(data: { train: ImageSet; val: ImageSet }, cb: FitCallbacks = {}): Promise<readonly EpochRecord[]> {
+    checkShape(this.config, data.train, 'training');
+    checkShape(this.config, data.val, 'validation');
+    const now = cb.now ?? (() => performance.now());
+    const interval = cb.progressIntervalMs ?? 250;
+    const { epochs, batchSize } = this.config;
+    for (let epoch = this.epochsDone + 1; epoch <= epochs; epoch++) {
+      throwIfAborted(cb.signal, `epoch ${epoch}`);
+      const order = permutation(data.train.count, createRng(deriveSeed(this.config.seed, 0x5eed, epoch)));
+      const t0 = now();
+      let lastReport = t0;
+      let lossSum = tf.scalar(0);
+      let seen = 0;
+      for (let start = 0; start < data.train.count; start += batchSize) {
+        throwIfAborted(cb.signal, `epoch ${epoch}`);
+        const size = Math.min(batchSize, data.train.count - start);
+        const next = tf.tidy(() => {
+          const x = batchTensor(data.train, order, start, size);
+          const loss = this.optimizer.minimize(
+            () => computeLoss(this.config.loss, this.net.model.apply(x, { training: true }) as tf.Tensor, x).loss,
+            true,
+            this.vars,
+          ) as tf.Scalar;
+          return tf.add(lossSum, tf.mul(loss, size)) as tf.Scalar;
+        });
+        lossSum.dispose();
+        lossSum = next;
+        seen += size;
+        const t = now();
+        if (cb.onBatch && (t - lastReport >= interval || seen === data.train.count)) {
+          lastReport = t;
+          const secs = Math.max((t - t0) / 1000, 1e-9);
+          cb.onBatch({ epoch, epochs, images: seen, totalImages: data.train.count, loss: (await lossSum.data())[0] as number / seen, imagesPerSec: seen / secs });
+        }
+        // Let timers, signals and I/O run between batches.
+        if ((start / batchSize) % 8 === 7) await new Promise<void>((r) => setImmediate(r));
+      }
+      const seconds = (now() - t0) / 1000;
+      const loss = ((await lossSum.data())[0] as number) / seen;
+      lossSum.dispose();
+      if (!Number.isFinite(loss)) throw new ModelError('LOSS_NOT_FINITE', `training loss became ${loss} in epoch ${epoch}`);
+      const val = this.evaluate(data.val);
+      const record: EpochRecord = {
+        epoch,
+        loss,
+        valLoss: val.loss,
+        valMse: val.mse,
+        ...(val.cosine !== undefined ? { valCosine: val.cosine } : {}),
+        seconds,
+        imagesPerSec: data.train.count / Math.max(seconds, 1e-9),
+      };
+      this.history.push(record);
+      if (this.best === null || val.loss < this.best.valLoss) this.best = { epoch, valLoss: val.loss, weights: this.getWeights() };
+      if (cb.onEpochEnd) await cb.onEpochEnd(record, this);
+    }
+    return this.history;
+  }
+
+  /** Loss and metrics on `set` in inference mode (moving batch-norm statistics). */
+  evaluate(set: ImageSet): EvalMetrics {
+    checkShape(this.config, set, 'evaluation');
+    const bs = this.config.evalBatchSize;
+    let loss = 0;
+    let mse = 0;
+    let cosine = 0;
+    for (let start = 0; start < set.count; start += bs) {
+      const size = Math.min(bs, set.count - start);
+      const vals = tf.tidy(() => {
+        const x = batchTensor(set, undefined, start, size);
+        const parts = computeLoss(this.config.loss, this.net.model.apply(x, { training: false }) as tf.Tensor, x);
+        return tf.stack([parts.loss, parts.mse, parts.cosine ?? tf.scalar(0)]);
+      });
+      const [l, m, c] = vals.dataSync() as Float32Array;
+      vals.dispose();
+      loss += (l as number) * size;
+      mse += (m as number) * size;
+      cosine += (c as number) * size;
+    }
+    const n = set.count;
+    return { loss: loss / n, mse: mse / n, ...(this.config.loss === 'mse-cosine' ? { cosine: cosine / n } : {}), count: n };
+  }
+
+  /** Loads the weights with the lowest validation loss (save-best-only). */
+  restoreBest(): void {
+    if (this.best) this.setWeights(this.best.weights, `best weights (epoch ${this.best.epoch})`);
+  }
+
+  dispose(): void {
+    this.net.model.dispose();
+    this.optimizer.dispose();
+  }
+}

@@ -1,0 +1,72 @@
+import { ConfigError, silentLogger, type Logger } from '@cvc/core';
+import { tf } from './tf.js';
+import { RuntimeError } from './errors.js';
+import { registerWasmTrainingKernels } from './wasm-kernels.js';
+
+/**
+ * `auto` picks @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, then
+ * wasm. `tensorflow` insists on a native package; `cpu` is the pure-JS
+ * backend (correct but far too slow to train real models).
+ */
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** The tfjs backend name now active: `tensorflow`, `wasm` or `cpu`. */
+  readonly name: string;
+  /** Which package provides it, e.g. `@tensorflow/tfjs-node-gpu`. */
+  readonly provider: string;
+}
+
+const NATIVE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+async function tryNative(logger: Logger): Promise<BackendInfo | undefined> {
+  for (const pkg of NATIVE) {
+    try {
+      // A variable specifier: these are optionalDependencies and may be absent.
+      const spec: string = pkg;
+      await import(spec);
+      if (await tf.setBackend('tensorflow')) {
+        await tf.ready();
+        return { name: 'tensorflow', provider: pkg };
+      }
+    } catch (err) {
+      logger.debug('native backend unavailable', { package: pkg, reason: (err as Error).message });
+    }
+  }
+  return undefined;
+}
+
+async function useWasm(): Promise<BackendInfo> {
+  registerWasmTrainingKernels();
+  if (!(await tf.setBackend('wasm'))) throw new RuntimeError('BACKEND_INIT', 'the wasm backend failed to initialise');
+  await tf.ready();
+  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm' };
+}
+
+/** Selects and initialises a backend; returns which one is active. */
+export async function initBackend(choice: BackendChoice = 'auto', logger: Logger = silentLogger): Promise<BackendInfo> {
+  if (!BACKEND_CHOICES.includes(choice)) {
+    throw new ConfigError('backend', `unknown backend '${String(choice)}' (choose one of ${BACKEND_CHOICES.join(', ')})`);
+  }
+  switch (choice) {
+    case 'cpu':
+      await tf.setBackend('cpu');
+      await tf.ready();
+      return { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu' };
+    case 'wasm':
+      return useWasm();
+    case 'tensorflow': {
+      const native = await tryNative(logger);
+      if (native) return native;
+      throw new RuntimeError(
+        'BACKEND_UNAVAILABLE',
+        `backend 'tensorflow' needs ${NATIVE.join(' or ')}, and neither loads here (their install downloads libtensorflow); use --backend wasm or auto`,
+      );
+    }
+    case 'auto': {
+      const native = await tryNative(logger);
+      return native ?? useWasm();
+    }
+  }
+}

@@ -1,0 +1,168 @@
+import {
+  backend_util,
+  Conv2D,
+  Conv2DBackpropFilter,
+  Conv2DBackpropInput,
+  getKernel,
+  registerKernel,
+  Reverse,
+  Slice,
+  Transpose,
+  unregisterKernel,
+  type Conv2DBackpropFilterAttrs,
+  type Conv2DBackpropInputAttrs,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { callKernel, runOnCpu } from './kernel-utils.js';
+
+const WASM = 'wasm';
+
+interface WasmBackendLike extends KernelBackend {
+  makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number, values?: Float32Array): TensorInfo;
+}
+
+/** Runs `fn` with a scratch list whose tensors are disposed afterwards. */
+function withScratch<T>(backend: KernelBackend, fn: (keep: (t: TensorInfo) => TensorInfo) => T): T {
+  const scratch: TensorInfo[] = [];
+  try {
+    return fn((t) => {
+      scratch.push(t);
+      return t;
+    });
+  } finally {
+    for (const t of scratch) backend.disposeData(t.dataId);
+  }
+}
+
+const call = (backend: KernelBackend, name: string, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): TensorInfo =>
+  callKernel(name, backend, inputs, attrs, WASM);
+
+/** Which path a gradient kernel took; counted for tests and profiles. */
+export const kernelPathCounts = { filterFast: 0, filterFallback: 0, inputFast: 0, inputFallback: 0 };
+
+/**
+ * dW for a conv with any stride, explicit/same/valid padding, NHWC, dilation 1:
+ * with the batch and channel axes swapped, the filter gradient is itself a
+ * convolution of the padded input with dy used as a filter dilated by the
+ * stride:  dW = T(conv2d(T(x, [3,1,2,0]), T(dy, [1,2,0,3]), dilation = stride,
+ * explicit pads), [1,2,0,3]), cropped to the filter size.
+ */
+function conv2DBackpropFilterWasm(args: { inputs: Record<string, TensorInfo>; backend: KernelBackend; attrs: NamedAttrMap }): TensorInfo {
+  const { inputs, backend } = args;
+  const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  const x = inputs['x'] as TensorInfo;
+  const dy = inputs['dy'] as TensorInfo;
+  const fmt = backend_util.convertConv2DDataFormat(attrs.dataFormat);
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    fmt,
+  );
+  const { top, bottom, left, right } = info.padInfo;
+  if (fmt !== 'channelsLast' || top < 0 || bottom < 0 || left < 0 || right < 0) {
+    kernelPathCounts.filterFallback++;
+    return runOnCpu(Conv2DBackpropFilter, backend, { x, dy }, args.attrs, (s, d, v) => (backend as WasmBackendLike).makeOutput(s, d, undefined, v));
+  }
+  kernelPathCounts.filterFast++;
+  return withScratch(backend, (keep) => {
+    const xt = keep(call(backend, Transpose, { x }, { perm: [3, 1, 2, 0] }));
+    const dyt = keep(call(backend, Transpose, { x: dy }, { perm: [1, 2, 0, 3] }));
+    const conv = keep(
+      call(backend, Conv2D, { x: xt, filter: dyt }, {
+        strides: [1, 1],
+        pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+        dataFormat: 'NHWC',
+        dilations: [info.strideHeight, info.strideWidth],
+        dimRoundingMode: undefined,
+      } as unknown as NamedAttrMap),
+    );
+    // conv is [Ci, >=fh, >=fw, Co]; crop to the filter when stride rounding left extra rows.
+    let src = conv;
+    if (conv.shape[1] !== info.filterHeight || conv.shape[2] !== info.filterWidth) {
+      src = keep(call(backend, Slice, { x: conv }, { begin: [0, 0, 0, 0], size: [info.inChannels, info.filterHeight, info.filterWidth, info.outChannels] }));
+    }
+    return call(backend, Transpose, { x: src }, { perm: [1, 2, 0, 3] });
+  });
+}
+
+/**
+ * dx for a stride-1 conv (NHWC, any odd or even kernel, any padding whose
+ * complement is non-negative): a full correlation of dy with the filter
+ * rotated 180 degrees and its in/out channels swapped,
+ *   dx = conv2d(pad(dy, fh-1-top, fh-1-bottom, ...), T(reverse(W,[0,1]), [0,1,3,2]), valid).
+ * Strided convs keep the backend's own (correct, slower) kernel.
+ */
+function makeConv2DBackpropInputWasm(original: KernelFunc) {
+  return (args: { inputs: Record<string, TensorInfo>; backend: KernelBackend; attrs: NamedAttrMap }): TensorInfo => {
+    const { inputs, backend } = args;
+    const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
+    const dy = inputs['dy'] as TensorInfo;
+    const filter = inputs['filter'] as TensorInfo;
+    const fmt = backend_util.convertConv2DDataFormat(attrs.dataFormat);
+    const info = backend_util.computeConv2DInfo(
+      attrs.inputShape,
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      fmt,
+    );
+    const pt = info.filterHeight - 1 - info.padInfo.top;
+    const pb = info.filterHeight - 1 - info.padInfo.bottom;
+    const pl = info.filterWidth - 1 - info.padInfo.left;
+    const pr = info.filterWidth - 1 - info.padInfo.right;
+    if (fmt !== 'channelsLast' || info.strideHeight !== 1 || info.strideWidth !== 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0) {
+      kernelPathCounts.inputFallback++;
+      return original(args) as TensorInfo;
+    }
+    kernelPathCounts.inputFast++;
+    return withScratch(backend, (keep) => {
+      const rev = keep(call(backend, Reverse, { x: filter }, { dims: [0, 1] }));
+      const w = keep(call(backend, Transpose, { x: rev }, { perm: [0, 1, 3, 2] }));
+      return call(backend, Conv2D, { x: dy, filter: w }, {
+        strides: [1, 1],
+        pad: [[0, 0], [pt, pb], [pl, pr], [0, 0]],
+        dataFormat: 'NHWC',
+        dilations: [1, 1],
+        dimRoundingMode: undefined,
+      } as unknown as NamedAttrMap);
+    });
+  };
+}
+
+let registered = false;
+
+/**
+ * Registers cvc's training kernels for the wasm backend (idempotent). Call
+ * before or after the backend is initialised; the replaced kernel's setup
+ * function is kept so the backend still initialises it.
+ */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
+  if (getKernel(Conv2DBackpropFilter, WASM) === undefined) {
+    registerKernel({ kernelName: Conv2DBackpropFilter, backendName: WASM, kernelFunc: conv2DBackpropFilterWasm as unknown as KernelFunc });
+  }
+  const orig = getKernel(Conv2DBackpropInput, WASM);
+  if (orig !== undefined) {
+    unregisterKernel(Conv2DBackpropInput, WASM);
+    const cfg: KernelConfig = {
+      kernelName: Conv2DBackpropInput,
+      backendName: WASM,
+      kernelFunc: makeConv2DBackpropInputWasm(orig.kernelFunc) as unknown as KernelFunc,
+    };
+    if (orig.setupFunc) cfg.setupFunc = orig.setupFunc;
+    registerKernel(cfg);
+  }
+}
