@@ -1,1 +1,4 @@
-export {};
+export { main, HELP } from './main.js';
+export { runLocalCv, type LocalCvOptions, type LocalCvResult } from './cv-local.js';
+export { renderSummary } from './cv-cmd.js';
+export { cliEnvFromProcess, type CliEnv } from './env.js';

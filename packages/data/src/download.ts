@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describeError } from '@cvc/core';
 import { DataError } from './errors.js';
-import { datasetInfo, type RemoteFile, CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH } from './registry.js';
+import { datasetInfo, type DatasetInfo, type RemoteFile, CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH } from './registry.js';
 import { readTar } from './tar.js';
 
 export interface DownloadOptions {
@@ -111,8 +111,12 @@ export async function sha256File(path: string): Promise<string | undefined> {
  * `cacheDir/NAME` and returns that directory. CIFAR-10's archive is unpacked
  * into its batch files.
  */
-export async function downloadDataset(name: string, cacheDir: string, opts: Omit<DownloadOptions, 'dir' | 'mirrors'> & { mirrors?: readonly string[] } = {}): Promise<string> {
-  const info = datasetInfo(name);
+export async function downloadDataset(
+  name: string,
+  cacheDir: string,
+  opts: Omit<DownloadOptions, 'dir' | 'mirrors'> & { mirrors?: readonly string[]; /** Overrides the registry entry (tests). */ info?: DatasetInfo } = {},
+): Promise<string> {
+  const info = opts.info ?? datasetInfo(name);
   if (info === undefined) throw new DataError('DATASET_UNKNOWN', `unknown dataset '${name}' (known: mnist, fashion-mnist, cifar-10)`);
   const dir = join(cacheDir, name);
   const paths = await downloadFiles(info.downloads, { ...opts, dir, mirrors: opts.mirrors ?? info.mirrors });

@@ -10,3 +10,4 @@ export { stratifiedKFold, randomEqualFolds, partFolds, stratifiedSubset, FOLD_SC
 export { shardChunks, encodeShard, decodeShard, streamShardRecords, readShardStream, SHARD_VERSION, type Shard, type ShardHeader } from './shard.js';
 export { importDataset, computeFolds, parseManifest, type DatasetManifest, type ShardEntry, type ImportOptions, type ShardSink } from './manifest.js';
 export { directorySink, writeManifest, readManifestFile, readShardFile } from './fs-sink.js';
+export { randomImageSet, encodeIdx, writeIdxDataset, encodeCifarBatch, writeCifarDataset, encodeTar } from './fixtures.js';

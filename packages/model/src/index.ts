@@ -7,3 +7,4 @@ export { encodeCheckpoint, decodeCheckpoint, type TrainingState, type NamedArray
 export { type EpochRecord, type EvalMetrics } from './history.js';
 export { FoldTrainer, type FitCallbacks, type BatchProgress } from './trainer.js';
 export { runFold, type FoldData, type FoldResult } from './fold.js';
+export { summarizeFolds, type CvSummary, type FoldSummary } from './summary.js';

@@ -1,0 +1,123 @@
+import { createJsonLogger, silentLogger } from '@cvc/core';
+import { FOLD_SCHEMES } from '@cvc/data';
+import { MODEL_NAMES, type CvSummary } from '@cvc/model';
+import { BACKEND_CHOICES } from '@cvc/tfjs-runtime';
+import type { CliEnv } from './env.js';
+import { choiceOpt, floatOpt, intOpt, parse } from './args.js';
+import { UsageError } from './errors.js';
+import { num, pm, table } from './format.js';
+import { runLocalCv } from './cv-local.js';
+
+export const CV_HELP = `cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar [options]
+
+Runs a whole K-fold cross-validation in this process, folds one after another.
+
+  --dataset NAME|PATH   mnist, fashion-mnist, cifar-10, or a directory of IDX files / CIFAR-10 batches
+  --model NAME          seed-mnist (28x28x1, 10-unit code) or seed-cifar (32x32x3, 128-unit code)
+  --folds K             number of folds (default 5)
+  --epochs N            epochs per fold (default 100)
+  --batch-size N        batch size (default 32)
+  --limit N             use N training images (seeded, stratified) and at most N test images
+  --fold-scheme S       stratified (default) or seed (the seed's: random equal folds; CIFAR-10 batches)
+  --seed S              seed for folds, initialisation and batch order (default 42)
+  --upsample M          nearest (default) or bilinear
+  --learning-rate LR    Adam learning rate (default 1e-4)
+  --backend B           auto (default), tensorflow, wasm or cpu
+  --out DIR             output directory (default runs/MODEL-DATASET); re-running resumes
+  --json                print the summary as JSON on stdout
+  --verbose             debug logs on stderr
+`;
+
+export function renderSummary(s: CvSummary): string {
+  const hasCos = s.cosine !== undefined;
+  const rows = s.folds.map((f) => [
+    String(f.fold),
+    String(f.bestEpoch),
+    num(f.metrics.train.loss),
+    num(f.metrics.val.loss),
+    num(f.metrics.test.loss),
+    ...(hasCos ? [num(f.metrics.train.mse), num(f.metrics.val.mse), num(f.metrics.test.mse), num(f.metrics.test.cosine ?? Number.NaN)] : []),
+  ]);
+  const header = ['fold', 'best epoch', 'train loss', 'val loss', 'test loss', ...(hasCos ? ['train mse', 'val mse', 'test mse', 'test cosine'] : [])];
+  const lines = [table(header, rows), ''];
+  lines.push(`mean +- std over ${s.folds.length} folds (best-checkpoint evaluations):`);
+  lines.push(`  train loss  ${pm(s.loss.train)}`);
+  lines.push(`  val loss    ${pm(s.loss.val)}`);
+  lines.push(`  test loss   ${pm(s.loss.test)}`);
+  if (s.cosine) {
+    lines.push(`  test mse    ${pm(s.mse.test)}`);
+    lines.push(`  test cosine ${pm(s.cosine.test)}`);
+  }
+  const best = s.folds.find((f) => f.fold === s.bestFold);
+  lines.push(`best fold: ${s.bestFold} (val loss ${num(best?.metrics.val.loss ?? Number.NaN)})`);
+  return lines.join('\n') + '\n';
+}
+
+/** `cvc cv --local ...` */
+export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
+  const { values } = parse(
+    argv,
+    {
+      local: { type: 'boolean' },
+      dataset: { type: 'string' },
+      model: { type: 'string' },
+      folds: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      limit: { type: 'string' },
+      'fold-scheme': { type: 'string' },
+      seed: { type: 'string' },
+      upsample: { type: 'string' },
+      'learning-rate': { type: 'string' },
+      backend: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    'cv',
+  );
+  if (values['help']) {
+    env.stdout.write(CV_HELP);
+    return 0;
+  }
+  if (!values['local']) throw new UsageError('cv runs in one process with --local; cluster runs are submitted with `cvc run submit` (coming with the coordinator)');
+  const dataset = values['dataset'];
+  if (typeof dataset !== 'string') throw new UsageError('cv needs --dataset NAME|PATH');
+  if (values['model'] === undefined) throw new UsageError(`cv needs --model (${MODEL_NAMES.join(' or ')})`);
+  const model = choiceOpt(values, 'model', MODEL_NAMES, 'seed-mnist');
+  const limit = intOpt(values, 'limit', undefined);
+  const lr = floatOpt(values, 'learning-rate');
+  const out = typeof values['out'] === 'string' ? values['out'] : `runs/${model}-${dataset.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
+  const folds = intOpt(values, 'folds', 5) as number;
+  const epochs = intOpt(values, 'epochs', 100) as number;
+  const batchSize = intOpt(values, 'batch-size', 32) as number;
+  if (epochs < 1) throw new UsageError(`--epochs must be >= 1, got ${epochs}`);
+  if (batchSize < 1) throw new UsageError(`--batch-size must be >= 1, got ${batchSize}`);
+  const logger = values['verbose'] ? createJsonLogger('debug') : silentLogger;
+  const result = await runLocalCv(
+    {
+      dataset,
+      model,
+      folds,
+      epochs,
+      batchSize,
+      seed: intOpt(values, 'seed', 42) as number,
+      scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'),
+      ...(limit !== undefined ? { limit } : {}),
+      ...(lr !== undefined ? { learningRate: lr } : {}),
+      out,
+      backend: choiceOpt(values, 'backend', BACKEND_CHOICES, 'auto'),
+      upsample: choiceOpt(values, 'upsample', ['nearest', 'bilinear'] as const, 'nearest'),
+      ...(signal ? { signal } : {}),
+    },
+    env,
+    logger,
+  );
+  if (values['json']) {
+    env.stdout.write(JSON.stringify({ out: result.outDir, backend: result.backend.name, datasetVersion: result.datasetVersion, ...result.summary }, null, 2) + '\n');
+  } else {
+    env.stdout.write(`\n${renderSummary(result.summary)}results in ${result.outDir}\n`);
+  }
+  return 0;
+}

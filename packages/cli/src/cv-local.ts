@@ -1,0 +1,154 @@
+import { mkdir, readFile, rename, writeFile, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError, type Logger } from '@cvc/core';
+import { concatImages, directorySink, importDataset, loadDataset, readManifestFile, readShardFile, writeManifest, type DatasetManifest, type FoldScheme, type ImageSet } from '@cvc/data';
+import { FoldTrainer, MODEL_SHAPES, resolveTrainConfig, runFold, summarizeFolds, type CvSummary, type FoldSummary, type ModelName, type TrainConfig, type Upsample } from '@cvc/model';
+import { initBackend, type BackendChoice, type BackendInfo } from '@cvc/tfjs-runtime';
+import type { CliEnv } from './env.js';
+import { ProgressBar } from './progress.js';
+import { num } from './format.js';
+
+export interface LocalCvOptions {
+  readonly dataset: string;
+  readonly model: ModelName;
+  readonly folds: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly scheme: FoldScheme;
+  readonly limit?: number;
+  readonly out: string;
+  readonly backend: BackendChoice;
+  readonly upsample: Upsample;
+  readonly learningRate?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface LocalCvResult {
+  readonly summary: CvSummary;
+  readonly outDir: string;
+  readonly backend: BackendInfo;
+  readonly datasetVersion: string;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeJson(path: string, value: unknown): Promise<void> {
+  await writeFile(`${path}.tmp`, JSON.stringify(value, null, 2) + '\n');
+  await rename(`${path}.tmp`, path);
+}
+
+/**
+ * Loads every shard the manifest lists, verifying each one's size and both
+ * checksums, and returns fold sets plus the test set.
+ */
+async function loadShards(dir: string, manifest: DatasetManifest): Promise<{ folds: ImageSet[]; test: ImageSet }> {
+  const folds: ImageSet[] = [];
+  let test: ImageSet | undefined;
+  for (const entry of manifest.shards) {
+    const shard = await readShardFile(dir, entry);
+    if (entry.split === 'test') test = shard.set;
+    else folds[entry.fold ?? folds.length] = shard.set;
+  }
+  if (!test) throw new ConfigError('dataset', `manifest in ${dir} has no test shard`);
+  return { folds, test };
+}
+
+/**
+ * Runs a whole K-fold cross-validation in this process, folds one after
+ * another: imports the dataset into fold shards under OUT/dataset, then
+ * trains each fold from its verified shards. Re-running with the same OUT
+ * and settings skips finished folds and resumes an interrupted one from its
+ * last per-epoch checkpoint.
+ */
+export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger): Promise<LocalCvResult> {
+  const config: TrainConfig = resolveTrainConfig({
+    model: o.model,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    upsample: o.upsample,
+    ...(o.learningRate !== undefined ? { learningRate: o.learningRate } : {}),
+  });
+  const shape = MODEL_SHAPES[o.model];
+  const ds = await loadDataset(o.dataset, env);
+  if (ds.train.height !== shape.height || ds.train.width !== shape.width || ds.train.channels !== shape.channels) {
+    throw new ConfigError('model', `${o.model} takes ${shape.height}x${shape.width}x${shape.channels} images but ${ds.name} has ${ds.train.height}x${ds.train.width}x${ds.train.channels}`);
+  }
+  const backend = await initBackend(o.backend, logger);
+  const progress = new ProgressBar(env.stderr);
+  progress.log(`backend: ${backend.name} (${backend.provider})`);
+
+  const dataDir = join(o.out, 'dataset');
+  // Deterministic: the same data and settings write the same shards and manifest again.
+  const manifest = await importDataset(ds, { folds: o.folds, scheme: o.scheme, seed: o.seed, ...(o.limit !== undefined ? { limit: o.limit } : {}) }, directorySink(dataDir));
+  await writeManifest(dataDir, manifest);
+  const stored = await readManifestFile(dataDir);
+  const { folds, test } = await loadShards(dataDir, stored);
+  progress.log(`dataset: ${ds.name} version ${manifest.version}, ${o.folds} folds (${o.scheme}) of ${folds.map((f) => f.count).join('/')} images, ${test.count} test images`);
+
+  const runFile = join(o.out, 'run.json');
+  const runSpec = { model: o.model, dataset: ds.name, datasetVersion: manifest.version, folds: o.folds, scheme: o.scheme, config };
+  if (await exists(runFile)) {
+    const prev = JSON.parse(await readFile(runFile, 'utf8')) as typeof runSpec;
+    if (JSON.stringify(prev) !== JSON.stringify(runSpec)) {
+      throw new ConfigError('out', `${o.out} holds a run with different settings; choose another --out or delete it`);
+    }
+  } else {
+    await mkdir(o.out, { recursive: true });
+    await writeJson(runFile, runSpec);
+  }
+
+  const results: FoldSummary[] = [];
+  for (let k = 0; k < o.folds; k++) {
+    const foldDir = join(o.out, `fold-${k}`);
+    const resultFile = join(foldDir, 'result.json');
+    if (await exists(resultFile)) {
+      const done = JSON.parse(await readFile(resultFile, 'utf8')) as FoldSummary;
+      progress.log(`fold ${k}: already finished (best epoch ${done.bestEpoch}, val loss ${num(done.metrics.val.loss)})`);
+      results.push(done);
+      continue;
+    }
+    await mkdir(foldDir, { recursive: true });
+    const train = concatImages(folds.filter((_, i) => i !== k));
+    const val = folds[k] as ImageSet;
+    const lastCkpt = join(foldDir, 'last.ckpt');
+    const trainer = (await exists(lastCkpt)) ? await FoldTrainer.resume(await readFile(lastCkpt), lastCkpt) : FoldTrainer.create({ ...config, seed: config.seed + k });
+    if (trainer.epochsDone > 0) progress.log(`fold ${k}: resuming after epoch ${trainer.epochsDone} from ${lastCkpt}`);
+    try {
+      const result = await runFold(trainer, { train, val, test }, {
+        ...(o.signal ? { signal: o.signal } : {}),
+        onBatch: (p) => {
+          const eta = (p.totalImages - p.images) / Math.max(p.imagesPerSec, 1e-9);
+          progress.update(`fold ${k} epoch ${p.epoch}/${p.epochs}`, p.images, p.totalImages, `${p.imagesPerSec.toFixed(0)} img/s loss ${num(p.loss)}`, eta);
+        },
+        onEpochEnd: async (r, t) => {
+          progress.done(`fold ${k} epoch ${r.epoch}/${config.epochs}  loss ${num(r.loss)}  val_loss ${num(r.valLoss)}  ${r.imagesPerSec.toFixed(1)} img/s  ${r.seconds.toFixed(1)}s`);
+          await writeFile(`${lastCkpt}.tmp`, await t.checkpoint());
+          await rename(`${lastCkpt}.tmp`, lastCkpt);
+          await writeJson(join(foldDir, 'history.json'), t.epochHistory);
+        },
+        onEvaluate: (split) => progress.update(`fold ${k} evaluating`, 0, 0, split),
+      });
+      await writeFile(join(foldDir, 'best.ckpt'), result.bestCheckpoint);
+      await writeJson(join(foldDir, 'history.json'), result.history);
+      const summary: FoldSummary = { fold: k, bestEpoch: result.bestEpoch, metrics: result.metrics };
+      await writeJson(resultFile, summary);
+      const m = result.metrics;
+      progress.done(`fold ${k} done: best epoch ${result.bestEpoch}  train ${num(m.train.loss)}  val ${num(m.val.loss)}  test ${num(m.test.loss)}`);
+      results.push(summary);
+    } finally {
+      trainer.dispose();
+    }
+  }
+  const summary = summarizeFolds(results);
+  await writeJson(join(o.out, 'summary.json'), { model: o.model, dataset: ds.name, datasetVersion: manifest.version, config, ...summary });
+  return { summary, outDir: o.out, backend, datasetVersion: manifest.version };
+}

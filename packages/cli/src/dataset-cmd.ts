@@ -1,0 +1,59 @@
+import { classHistogram, downloadDataset, loadDataset, importDataset, directorySink, writeManifest, FOLD_SCHEMES, type ImageSet } from '@cvc/data';
+import type { CliEnv } from './env.js';
+import { choiceOpt, intOpt, parse } from './args.js';
+import { UsageError } from './errors.js';
+import { table } from './format.js';
+
+function describeSet(name: string, set: ImageSet, classNames: readonly string[]): string {
+  const h = classHistogram(set.labels, classNames.length);
+  const rows = h.map((n, i) => [String(i), classNames[i] ?? String(i), String(n)]);
+  return `${name}: ${set.count} images, ${set.height}x${set.width}x${set.channels} uint8\n${table(['label', 'class', 'images'], rows)}`;
+}
+
+/** `cvc dataset inspect|download|import ...` */
+export async function datasetCommand(argv: string[], env: CliEnv): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'inspect') {
+    const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, 'dataset inspect');
+    const target = positionals[0];
+    if (!target) throw new UsageError('dataset inspect needs a dataset name or PATH');
+    const ds = await loadDataset(target, env);
+    if (values['json']) {
+      const hist = (s: ImageSet): number[] => classHistogram(s.labels, ds.numClasses);
+      env.stdout.write(
+        JSON.stringify({ name: ds.name, dir: ds.dir, format: ds.format, shape: [ds.train.height, ds.train.width, ds.train.channels], classNames: ds.classNames, train: { count: ds.train.count, classCounts: hist(ds.train) }, test: { count: ds.test.count, classCounts: hist(ds.test) } }, null, 2) + '\n',
+      );
+      return 0;
+    }
+    env.stdout.write(`dataset ${ds.name} (${ds.format}) from ${ds.dir}\n\n${describeSet('train', ds.train, ds.classNames)}\n\n${describeSet('test', ds.test, ds.classNames)}\n`);
+    return 0;
+  }
+  if (sub === 'download') {
+    const { positionals } = parse(rest, {}, 'dataset download');
+    const name = positionals[0];
+    if (!name) throw new UsageError('dataset download needs a name: mnist, fashion-mnist or cifar-10');
+    const dir = await downloadDataset(name, env.cacheDir, {
+      onProgress: (file, got, total) => env.stderr.isTTY && env.stderr.write(`\r${file} ${(got / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB`),
+    });
+    env.stdout.write(`${name} is in ${dir}\n`);
+    return 0;
+  }
+  if (sub === 'import') {
+    const { values, positionals } = parse(rest, { folds: { type: 'string' }, seed: { type: 'string' }, 'fold-scheme': { type: 'string' }, limit: { type: 'string' }, out: { type: 'string' } }, 'dataset import');
+    const target = positionals[0];
+    if (!target) throw new UsageError('dataset import needs a dataset name or PATH');
+    const out = values['out'];
+    if (typeof out !== 'string') throw new UsageError('dataset import needs --out DIR (the cluster importer to S3 comes with the coordinator)');
+    const ds = await loadDataset(target, env);
+    const limit = intOpt(values, 'limit', undefined);
+    const manifest = await importDataset(
+      ds,
+      { folds: intOpt(values, 'folds', 5) as number, seed: intOpt(values, 'seed', 42) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) },
+      directorySink(out),
+    );
+    await writeManifest(out, manifest);
+    env.stdout.write(`${ds.name} version ${manifest.version}: ${manifest.shards.length} shards in ${out}\n`);
+    return 0;
+  }
+  throw new UsageError(`unknown 'dataset ${sub ?? ''}' (use inspect, download or import)`);
+}

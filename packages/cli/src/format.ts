@@ -1,0 +1,25 @@
+import type { MeanStd } from '@cvc/core';
+
+/** A number with `digits` significant decimals, e.g. 0.010523. */
+export function num(v: number, digits = 5): string {
+  if (!Number.isFinite(v)) return String(v);
+  return v.toFixed(digits);
+}
+
+export function pm(m: MeanStd, digits = 5): string {
+  return `${num(m.mean, digits)} +- ${num(m.std, digits)}`;
+}
+
+/** Left-aligned text table with a header rule. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]): string => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m < 60 ? `${m}m${String(s).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}

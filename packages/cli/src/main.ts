@@ -1,0 +1,63 @@
+import { CancelledError, CvcError, ConfigError } from '@cvc/core';
+import { cliEnvFromProcess, type CliEnv } from './env.js';
+import { UsageError } from './errors.js';
+import { datasetCommand } from './dataset-cmd.js';
+import { cvCommand, CV_HELP } from './cv-cmd.js';
+
+export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
+
+Usage:
+  cvc dataset inspect NAME|PATH [--json]     counts, shapes and class histogram
+  cvc dataset download NAME                  mnist, fashion-mnist or cifar-10 (sha256-verified)
+  cvc dataset import NAME|PATH --out DIR [--folds K] [--seed S] [--fold-scheme stratified|seed] [--limit N]
+  cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar [--folds 5] [--epochs N] [--limit N] [--out DIR] [--json]
+
+Environment: CVC_CACHE_DIR (downloaded datasets, default ~/.cache/cvc/datasets),
+CVC_DATA_DIR (extra dataset directories, colon-separated).
+
+${CV_HELP}`;
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted). */
+export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): Promise<number> {
+  const ac = new AbortController();
+  const onSignal = (): void => {
+    if (ac.signal.aborted) process.exit(130);
+    env.stderr.write('\ninterrupted: stopping after the current batch (Ctrl-C again to exit now)\n');
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  try {
+    const [cmd, ...rest] = argv;
+    switch (cmd) {
+      case 'dataset':
+        return await datasetCommand(rest, env);
+      case 'cv':
+        return await cvCommand(rest, env, ac.signal);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        env.stdout.write(HELP);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${cmd}' (try 'cvc help')`);
+    }
+  } catch (err) {
+    if (err instanceof CancelledError) {
+      env.stderr.write(`cvc: ${err.message}; finished epochs are checkpointed, re-run the same command to resume\n`);
+      return 130;
+    }
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      env.stderr.write(`cvc: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof CvcError) {
+      env.stderr.write(`cvc: ${err.message}\n`);
+      return 1;
+    }
+    env.stderr.write(`cvc: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+  }
+}

@@ -1,0 +1,126 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  encodeShard, decodeShard, shardChunks, streamShardRecords, readShardStream, randomImageSet, DataError,
+  importDataset, directorySink, writeManifest, readManifestFile, readShardFile, type Dataset,
+} from './index.js';
+
+const code = (c: string) => (err: unknown) => err instanceof DataError && err.code === c;
+
+async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+}
+
+test('a shard round-trips images, labels and source indices', async () => {
+  const set = randomImageSet(50, 8, 6, 2, 3);
+  const indices = [49, 3, 7, 0, 22];
+  const bytes = encodeShard(set, indices, { split: 'train', fold: 2 });
+  const s = decodeShard(bytes, 's');
+  assert.equal(s.header.count, 5);
+  assert.deepEqual([...s.indices], indices);
+  assert.deepEqual(s.header.meta, { split: 'train', fold: 2 });
+  for (let r = 0; r < 5; r++) {
+    const src = indices[r] as number;
+    assert.deepEqual([...s.set.images.subarray(r * 96, (r + 1) * 96)], [...set.images.subarray(src * 96, (src + 1) * 96)]);
+    assert.equal(s.set.labels[r], set.labels[src]);
+  }
+  // Streamed in odd-sized pieces, with small batches, the result is the same.
+  const parts = [];
+  for await (const p of streamShardRecords(chunked(bytes, 37), 's', 2)) parts.push(p);
+  assert.deepEqual(parts.map((p) => p.set.count), [2, 2, 1]);
+  const whole = await readShardStream(chunked(bytes, 1000), 's');
+  assert.deepEqual(whole.set.images, s.set.images);
+  assert.deepEqual([...whole.indices], indices);
+  // The chunked writer produces the same bytes as the one-shot encoder.
+  const joined = Buffer.concat([...shardChunks(set, indices, { split: 'train', fold: 2 }, indices, 2)]);
+  assert.ok(joined.equals(bytes));
+});
+
+test('a corrupted, truncated or foreign shard is refused, streamed or not', async () => {
+  const bytes = encodeShard(randomImageSet(20, 4, 4, 1), Array.from({ length: 20 }, (_, i) => i), {});
+  const flipped = bytes.slice();
+  flipped[200] = (flipped[200] as number) ^ 0xff;
+  assert.throws(() => decodeShard(flipped, 'f.cvcs'), (e: unknown) => code('SHARD_CHECKSUM')(e) && /f\.cvcs/.test((e as Error).message));
+  await assert.rejects(readShardStream(chunked(flipped, 64), 'f.cvcs'), code('SHARD_CHECKSUM'));
+  // Streaming yields records before the end, then throws: nothing after the error is trusted.
+  const seen: number[] = [];
+  await assert.rejects(async () => {
+    for await (const p of streamShardRecords(chunked(flipped, 64), 'f.cvcs', 4)) seen.push(p.set.count);
+  }, code('SHARD_CHECKSUM'));
+
+  const cut = bytes.subarray(0, bytes.length - 100);
+  assert.throws(() => decodeShard(cut, 't.cvcs'), code('SHARD_TRUNCATED'));
+  await assert.rejects(readShardStream(chunked(cut, 50), 't.cvcs'), code('SHARD_TRUNCATED'));
+  await assert.rejects(readShardStream(chunked(bytes.subarray(0, 10), 50), 't.cvcs'), code('SHARD_TRUNCATED'));
+  assert.throws(() => decodeShard(new Uint8Array([...bytes, 0]), 'x'), code('SHARD_CORRUPT'));
+
+  const foreign = bytes.slice();
+  foreign[0] = 0x58;
+  assert.throws(() => decodeShard(foreign, 'x'), code('SHARD_BAD_MAGIC'));
+  const future = bytes.slice();
+  future[8] = 9;
+  assert.throws(() => decodeShard(future, 'x'), (e: unknown) => code('SHARD_BAD_VERSION')(e) && /version 9/.test((e as Error).message));
+});
+
+function tinyDataset(): Dataset {
+  return { name: 'tiny', dir: '/nowhere', format: 'idx', numClasses: 10, classNames: [...'0123456789'], train: randomImageSet(100, 28, 28, 1, 5), test: randomImageSet(30, 28, 28, 1, 6) };
+}
+
+test('importing writes fold shards and a manifest; the same data gives the same version', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-import-'));
+  try {
+    const ds = tinyDataset();
+    const m1 = await importDataset(ds, { folds: 5, scheme: 'stratified', seed: 1 }, directorySink(join(dir, 'a')));
+    await writeManifest(join(dir, 'a'), m1);
+    const m2 = await importDataset(ds, { folds: 5, scheme: 'stratified', seed: 1 }, directorySink(join(dir, 'b')));
+    assert.deepEqual(m2, m1);
+    assert.ok((await readFile(join(dir, 'a', 'fold-3.cvcs'))).equals(await readFile(join(dir, 'b', 'fold-3.cvcs'))));
+    const m3 = await importDataset(ds, { folds: 5, scheme: 'seed', seed: 1 }, directorySink(join(dir, 'c')));
+    assert.notEqual(m3.version, m1.version);
+    const other = { ...ds, test: randomImageSet(30, 28, 28, 1, 7) };
+    assert.notEqual((await importDataset(other, { folds: 5, scheme: 'stratified', seed: 1 }, directorySink(join(dir, 'd')))).sourceSha256, m1.sourceSha256);
+
+    const manifest = await readManifestFile(join(dir, 'a'));
+    assert.equal(manifest.shards.length, 6);
+    const all = new Set<number>();
+    for (const e of manifest.shards.filter((s) => s.split === 'train')) {
+      const shard = await readShardFile(join(dir, 'a'), e);
+      assert.equal(shard.set.count, 20);
+      assert.deepEqual(e.classCounts, new Array(10).fill(2));
+      for (const i of shard.indices) all.add(i);
+    }
+    assert.equal(all.size, 100, 'folds cover the training set exactly once');
+
+    // A shard damaged on disk is caught against the manifest.
+    const p = join(dir, 'a', 'fold-1.cvcs');
+    const bytes = await readFile(p);
+    bytes[bytes.length - 50] = (bytes[bytes.length - 50] as number) ^ 1;
+    await writeFile(p, bytes);
+    await assert.rejects(readShardFile(join(dir, 'a'), manifest.shards[1] as never), code('SHARD_CHECKSUM'));
+    await writeFile(p, bytes.subarray(0, 1000));
+    await assert.rejects(readShardFile(join(dir, 'a'), manifest.shards[1] as never), code('SHARD_TRUNCATED'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('--limit imports a stratified subset whose indices point into the full split', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-import-'));
+  try {
+    const ds = tinyDataset();
+    const m = await importDataset(ds, { folds: 2, scheme: 'stratified', seed: 1, limit: 40 }, directorySink(dir));
+    const counts = m.shards.map((s) => s.count);
+    assert.deepEqual(counts, [20, 20, 30]);
+    const s = await readShardFile(dir, m.shards[0] as never);
+    for (let r = 0; r < s.set.count; r++) {
+      const src = s.indices[r] as number;
+      assert.deepEqual([...s.set.images.subarray(r * 784, r * 784 + 784)], [...ds.train.images.subarray(src * 784, src * 784 + 784)]);
+    }
+    await assert.rejects(importDataset(ds, { folds: 5, scheme: 'stratified', seed: 1, limit: 3 }, directorySink(dir)), /limit/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
