@@ -67,10 +67,13 @@ export class FoldTrainer {
     return new FoldTrainer(resolveTrainConfig(config));
   }
 
-  /** Continues from a checkpoint made by `checkpoint()`. */
-  static async resume(bytes: Uint8Array, name = 'checkpoint'): Promise<FoldTrainer> {
+  /**
+   * Continues from a checkpoint made by `checkpoint()`. `epochs` raises (or
+   * lowers) the total epoch count, e.g. to train a finished fold longer.
+   */
+  static async resume(bytes: Uint8Array, name = 'checkpoint', opts: { epochs?: number } = {}): Promise<FoldTrainer> {
     const state = decodeCheckpoint(bytes, name);
-    const t = new FoldTrainer(resolveTrainConfig(state.config));
+    const t = new FoldTrainer(resolveTrainConfig({ ...state.config, ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}) }));
     t.setWeights(state.weights, name);
     if (state.optimizer.length > 0) {
       await t.optimizer.setWeights(state.optimizer.map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) })));

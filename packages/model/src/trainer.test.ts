@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError } from '@cvc/core';
+import { randomImageSet } from '@cvc/data';
+import { initBackend, tf } from '@cvc/tfjs-runtime';
+import { FoldTrainer, ModelError, decodeCheckpoint, encodeCheckpoint, runFold } from './index.js';
+
+await initBackend('wasm');
+const train = randomImageSet(40, 28, 28, 1, 11);
+const val = randomImageSet(16, 28, 28, 1, 12);
+const test_ = randomImageSet(16, 28, 28, 1, 13);
+const cfg = { model: 'seed-mnist' as const, epochs: 2, batchSize: 16, learningRate: 1e-3, seed: 3 };
+
+function maxDiff(a: { values: Float32Array | Int32Array }[], b: { values: Float32Array | Int32Array }[]): number {
+  let m = 0;
+  a.forEach((x, i) => x.values.forEach((v, j) => (m = Math.max(m, Math.abs(v - ((b[i]?.values[j] as number) ?? NaN))))));
+  return m;
+}
+
+test('2 epochs straight equal 1 epoch + checkpoint/restore + 1 epoch', async () => {
+  const straight = FoldTrainer.create(cfg);
+  await straight.fit({ train, val });
+  const a = straight.getWeights();
+
+  const one = FoldTrainer.create({ ...cfg, epochs: 1 });
+  await one.fit({ train, val });
+  const bytes = await one.checkpoint();
+  one.dispose();
+  const state = decodeCheckpoint(bytes);
+  assert.equal(state.epochsDone, 1);
+  assert.ok(state.optimizer.length > 0, 'optimizer state is saved');
+  const resumed = await FoldTrainer.resume(bytes, 'one.ckpt', { epochs: 2 });
+  await resumed.fit({ train, val });
+  assert.equal(resumed.epochsDone, 2);
+  const b = resumed.getWeights();
+  assert.equal(a.length, b.length);
+  assert.ok(a.some((w) => w.name.includes('moving_mean')), 'batch-norm statistics are part of the weights');
+  const d = maxDiff(a, b);
+  assert.ok(d < 1e-5, `weights differ by ${d}`);
+  // A trainer that skipped the restore of Adam's state would differ: make sure the test can tell.
+  const noOpt = await FoldTrainer.resume(encodeCheckpoint({ ...state, optimizer: [] }), 'no-opt.ckpt', { epochs: 2 });
+  await noOpt.fit({ train, val });
+  assert.ok(maxDiff(a, noOpt.getWeights()) > 1e-4, 'resuming without optimizer state gives other weights');
+  for (const t of [straight, resumed, noOpt]) t.dispose();
+});
+
+test('tensor count stays flat across epochs', async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 3 });
+  const counts: number[] = [];
+  await t.fit({ train, val }, { onEpochEnd: () => void counts.push(tf.memory().numTensors) });
+  assert.equal(counts.length, 3);
+  assert.equal(counts[1], counts[0]);
+  assert.equal(counts[2], counts[0]);
+  t.dispose();
+});
+
+test('runFold keeps the best validation weights and evaluates them on every split', async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 3 });
+  const r = await runFold(t, { train, val, test: test_ });
+  assert.equal(r.history.length, 3);
+  const best = r.history.reduce((b, e) => (e.valLoss < b.valLoss ? e : b));
+  assert.equal(r.bestEpoch, best.epoch);
+  assert.ok(Math.abs(r.metrics.val.loss - best.valLoss) < 1e-6, 'restored weights reproduce the best validation loss');
+  assert.equal(r.metrics.test.count, 16);
+  assert.equal(decodeCheckpoint(r.bestCheckpoint).best?.epoch, best.epoch);
+  t.dispose();
+});
+
+test('bad configs, data and checkpoints are refused clearly', async () => {
+  assert.throws(() => FoldTrainer.create({ ...cfg, epochs: 0 }), (e: unknown) => e instanceof ConfigError && e.field === 'epochs');
+  assert.throws(() => FoldTrainer.create({ ...cfg, model: 'resnet' as never }), (e: unknown) => e instanceof ConfigError && e.field === 'model');
+  const t = FoldTrainer.create(cfg);
+  await assert.rejects(t.fit({ train: randomImageSet(8, 32, 32, 3), val }), (e: unknown) => e instanceof ModelError && /takes 28x28x1 images, the training images are 32x32x3/.test(e.message));
+  const bytes = await t.checkpoint();
+  const bad = bytes.slice();
+  bad[bad.length - 100] = (bad[bad.length - 100] as number) ^ 1;
+  await assert.rejects(FoldTrainer.resume(bad, 'fold-0/last.ckpt'), (e: unknown) => e instanceof ModelError && e.code === 'CHECKPOINT_CHECKSUM' && /fold-0\/last\.ckpt/.test(e.message));
+  await assert.rejects(FoldTrainer.resume(bytes.subarray(0, 20)), (e: unknown) => e instanceof ModelError);
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(t.fit({ train, val }, { signal: ac.signal }), /cancelled/);
+  t.dispose();
+});
