@@ -2,3 +2,4 @@ export { main, HELP } from './main.js';
 export { runLocalCv, type LocalCvOptions, type LocalCvResult } from './cv-local.js';
 export { renderSummary } from './cv-cmd.js';
 export { cliEnvFromProcess, type CliEnv } from './env.js';
+export { captureEnv } from './testing.js';

@@ -19,8 +19,10 @@ export interface NamedArray {
 export interface TrainingState {
   readonly config: TrainConfig;
   readonly epochsDone: number;
+  /** Training steps the batch-norm moving statistics have seen (for debiasing). */
+  readonly bnSteps: number;
   readonly history: readonly EpochRecord[];
-  readonly best: { readonly epoch: number; readonly valLoss: number; readonly weights: readonly NamedArray[] } | null;
+  readonly best: { readonly epoch: number; readonly valLoss: number; readonly bnSteps: number; readonly weights: readonly NamedArray[] } | null;
   readonly weights: readonly NamedArray[];
   readonly optimizer: readonly NamedArray[];
 }
@@ -45,8 +47,9 @@ interface TensorEntry {
 interface Header {
   config: TrainConfig;
   epochsDone: number;
+  bnSteps: number;
   history: EpochRecord[];
-  best: { epoch: number; valLoss: number } | null;
+  best: { epoch: number; valLoss: number; bnSteps: number } | null;
   tensors: TensorEntry[];
 }
 
@@ -67,8 +70,9 @@ export function encodeCheckpoint(state: TrainingState): Uint8Array {
   const header: Header = {
     config: state.config,
     epochsDone: state.epochsDone,
+    bnSteps: state.bnSteps,
     history: [...state.history],
-    best: state.best ? { epoch: state.best.epoch, valLoss: state.best.valLoss } : null,
+    best: state.best ? { epoch: state.best.epoch, valLoss: state.best.valLoss, bnSteps: state.best.bnSteps } : null,
     tensors,
   };
   let json = new TextEncoder().encode(JSON.stringify(header));
@@ -110,13 +114,15 @@ export function decodeCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Traini
     const from = start + t.offset;
     const to = from + t.length * 4;
     if (to > body.length) throw new ModelError('CHECKPOINT_CORRUPT', `${name}: tensor ${t.name} runs past the end`);
-    const copy = bytes.slice(from, to);
+    // An explicit copy: Buffer#slice (bytes read from disk) would share memory, and tensors need 4-byte alignment.
+    const copy = new Uint8Array(bytes.subarray(from, to));
     const values = t.dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
     groups[t.group]?.push({ name: t.name, shape: t.shape, dtype: t.dtype, values });
   }
   return {
     config: header.config,
     epochsDone: header.epochsDone,
+    bnSteps: header.bnSteps,
     history: header.history,
     best: header.best ? { ...header.best, weights: groups['best'] ?? [] } : null,
     weights: groups['weights'] ?? [],

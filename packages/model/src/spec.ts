@@ -39,6 +39,14 @@ export const trainConfigSchema = z
     upsample: z.enum(['nearest', 'bilinear']).default('nearest'),
     /** Seeds weight initialisation and the batch order of every epoch. */
     seed: z.number().int().default(42),
+    /**
+     * Evaluate with zero-debiased batch-norm moving statistics: divide out the
+     * (0, 1) initial values, as Adam does for its moments. After n training
+     * steps the correction is momentum^n (0.99^n), so it vanishes at the seed's
+     * scale (150,000 steps) and only fixes short runs, whose inference-mode
+     * output otherwise collapses while the statistics warm up.
+     */
+    bnDebias: z.boolean().default(true),
     /** Batch size for evaluation passes (no effect on results). */
     evalBatchSize: z.number().int().min(1).default(256),
   })

@@ -29,7 +29,8 @@ test('2 epochs straight equal 1 epoch + checkpoint/restore + 1 epoch', async () 
   const state = decodeCheckpoint(bytes);
   assert.equal(state.epochsDone, 1);
   assert.ok(state.optimizer.length > 0, 'optimizer state is saved');
-  const resumed = await FoldTrainer.resume(bytes, 'one.ckpt', { epochs: 2 });
+  // As read from disk: a Node Buffer, whose slice() shares memory.
+  const resumed = await FoldTrainer.resume(Buffer.from(bytes), 'one.ckpt', { epochs: 2 });
   await resumed.fit({ train, val });
   assert.equal(resumed.epochsDone, 2);
   const b = resumed.getWeights();
@@ -80,4 +81,17 @@ test('bad configs, data and checkpoints are refused clearly', async () => {
   ac.abort();
   await assert.rejects(t.fit({ train, val }, { signal: ac.signal }), /cancelled/);
   t.dispose();
+});
+
+test('debiased batch-norm statistics are used for evaluation only, and can be turned off', async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 1 });
+  await t.fit({ train, val });
+  const before = t.getWeights();
+  const debiased = t.evaluate(val);
+  assert.ok(maxDiff(before, t.getWeights()) === 0, 'evaluation leaves the stored moving statistics as they were');
+  const raw = await FoldTrainer.resume(encodeCheckpoint({ ...decodeCheckpoint(await t.checkpoint()), config: { ...t.config, bnDebias: false } }));
+  const plain = raw.evaluate(val);
+  assert.ok(Math.abs(plain.loss - debiased.loss) > 1e-4, `debiasing changes an early evaluation (${plain.loss} vs ${debiased.loss})`);
+  t.dispose();
+  raw.dispose();
 });

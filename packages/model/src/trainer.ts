@@ -54,7 +54,9 @@ export class FoldTrainer {
   private readonly optimizer: tf.AdamOptimizer;
   private readonly vars: tf.Variable[];
   private history: EpochRecord[] = [];
-  private best: { epoch: number; valLoss: number; weights: NamedArray[] } | null = null;
+  private best: { epoch: number; valLoss: number; bnSteps: number; weights: NamedArray[] } | null = null;
+  /** Training steps the current batch-norm moving statistics have seen. */
+  private bnSteps = 0;
 
   private constructor(config: TrainConfig) {
     this.config = config;
@@ -79,7 +81,8 @@ export class FoldTrainer {
       await t.optimizer.setWeights(state.optimizer.map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) })));
     }
     t.history = [...state.history];
-    t.best = state.best ? { epoch: state.best.epoch, valLoss: state.best.valLoss, weights: [...state.best.weights] } : null;
+    t.bnSteps = state.bnSteps;
+    t.best = state.best ? { epoch: state.best.epoch, valLoss: state.best.valLoss, bnSteps: state.best.bnSteps, weights: [...state.best.weights] } : null;
     return t;
   }
 
@@ -127,6 +130,7 @@ export class FoldTrainer {
     const state: TrainingState = {
       config: this.config,
       epochsDone: this.epochsDone,
+      bnSteps: this.bnSteps,
       history: this.history,
       best: this.best,
       weights: this.getWeights(),
@@ -168,6 +172,7 @@ export class FoldTrainer {
         lossSum.dispose();
         lossSum = next;
         seen += size;
+        this.bnSteps++;
         const t = now();
         if (cb.onBatch && (t - lastReport >= interval || seen === data.train.count)) {
           lastReport = t;
@@ -192,15 +197,52 @@ export class FoldTrainer {
         imagesPerSec: data.train.count / Math.max(seconds, 1e-9),
       };
       this.history.push(record);
-      if (this.best === null || val.loss < this.best.valLoss) this.best = { epoch, valLoss: val.loss, weights: this.getWeights() };
+      if (this.best === null || val.loss < this.best.valLoss) this.best = { epoch, valLoss: val.loss, bnSteps: this.bnSteps, weights: this.getWeights() };
       if (cb.onEpochEnd) await cb.onEpochEnd(record, this);
     }
     return this.history;
   }
 
+  /**
+   * Runs `fn` with the batch-norm moving statistics replaced by their
+   * zero-debiased values (see `bnDebias`), then puts the raw values back, so
+   * training and checkpoints are unaffected.
+   */
+  withInferenceStats<T>(fn: () => T): T {
+    if (!this.config.bnDebias || this.bnSteps === 0) return fn();
+    const saved: { v: tf.LayerVariable; raw: tf.Tensor; debiased: tf.Tensor }[] = [];
+    for (const layer of this.net.model.layers) {
+      if (layer.getClassName() !== 'BatchNormalization') continue;
+      const c = Math.pow(Number(layer.getConfig()['momentum']), this.bnSteps);
+      if (c < 1e-12) continue;
+      for (const v of layer.weights) {
+        const isMean = v.originalName.endsWith('/moving_mean');
+        if (!isMean && !v.originalName.endsWith('/moving_variance')) continue;
+        const raw = v.read().clone();
+        // mean: m / (1 - c); variance (initialised to 1): (v - c) / (1 - c).
+        const debiased = tf.tidy(() => (isMean ? tf.div(raw, 1 - c) : tf.relu(tf.div(tf.sub(raw, c), 1 - c))));
+        v.write(debiased);
+        saved.push({ v, raw, debiased });
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      for (const { v, raw, debiased } of saved) {
+        v.write(raw);
+        raw.dispose();
+        debiased.dispose();
+      }
+    }
+  }
+
   /** Loss and metrics on `set` in inference mode (moving batch-norm statistics). */
   evaluate(set: ImageSet): EvalMetrics {
     checkShape(this.config, set, 'evaluation');
+    return this.withInferenceStats(() => this.evaluateRaw(set));
+  }
+
+  private evaluateRaw(set: ImageSet): EvalMetrics {
     const bs = this.config.evalBatchSize;
     let loss = 0;
     let mse = 0;
@@ -224,7 +266,10 @@ export class FoldTrainer {
 
   /** Loads the weights with the lowest validation loss (save-best-only). */
   restoreBest(): void {
-    if (this.best) this.setWeights(this.best.weights, `best weights (epoch ${this.best.epoch})`);
+    if (this.best) {
+      this.setWeights(this.best.weights, `best weights (epoch ${this.best.epoch})`);
+      this.bnSteps = this.best.bnSteps;
+    }
   }
 
   dispose(): void {
