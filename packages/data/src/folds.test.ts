@@ -15,10 +15,10 @@ test('stratified folds partition the data, balance classes and are reproducible'
   const folds = stratifiedKFold(labels, 5, 7);
   assertPartition(folds, 100);
   const sizes = folds.map((f) => f.length);
-  assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `sizes ${sizes}`);
+  assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `sizes ${sizes.join(',')}`);
   for (const f of folds) {
     const h = classHistogram(Uint8Array.from(f, (i) => labels[i] as number), 3);
-    assert.ok(Math.abs((h[0] as number) - 53 / 5) <= 1 && Math.abs((h[1] as number) - 31 / 5) <= 1 && Math.abs((h[2] as number) - 16 / 5) <= 1, `class counts ${h}`);
+    assert.ok(Math.abs((h[0] as number) - 53 / 5) <= 1 && Math.abs((h[1] as number) - 31 / 5) <= 1 && Math.abs((h[2] as number) - 16 / 5) <= 1, `class counts ${h.join(',')}`);
   }
   assert.deepEqual(stratifiedKFold(labels, 5, 7), folds, 'same seed, same folds');
   assert.notDeepEqual(stratifiedKFold(labels, 5, 8), folds, 'another seed, other folds');

@@ -10,8 +10,12 @@ import {
 
 const code = (c: string) => (err: unknown) => err instanceof DataError && err.code === c;
 
-async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+function chunked(bytes: Uint8Array, size: number): AsyncIterable<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size));
+  return (async function* () {
+    for (const p of parts) yield await Promise.resolve(p);
+  })();
 }
 
 test('a shard round-trips images, labels and source indices', async () => {

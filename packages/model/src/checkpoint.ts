@@ -33,10 +33,9 @@ export interface TrainingState {
  *   each 4-byte aligned) | sha256 (32 bytes) over everything before it.
  */
 const MAGIC = 'CVCCKPT1';
-const GROUPS = ['weights', 'optimizer', 'best'] as const;
 
 interface TensorEntry {
-  group: (typeof GROUPS)[number];
+  group: 'weights' | 'optimizer' | 'best';
   name: string;
   shape: number[];
   dtype: 'float32' | 'int32';

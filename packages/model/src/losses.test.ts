@@ -20,5 +20,5 @@ test('mse and mse-cosine match hand-computed values', () => {
   assert.ok(Math.abs((b.loss.dataSync()[0] as number) - (mse + 1 - (cos1 + cos2) / 2)) < 1e-6);
   // An all-zero reconstruction has cosine 0 (norm clamped), not NaN.
   const z = computeLoss('mse-cosine', tf.zerosLike(x), x);
-  assert.ok(Number.isFinite(z.loss.dataSync()[0] as number));
+  assert.ok(Number.isFinite(z.loss.dataSync()[0]));
 });

@@ -16,15 +16,15 @@ export interface LossParts {
  * sqrt(1e-12) like Keras' l2_normalize.
  */
 export function computeLoss(name: LossName, y: tf.Tensor, x: tf.Tensor): LossParts {
-  const mse = tf.mean(tf.squaredDifference(y, x)) as tf.Scalar;
+  const mse = tf.mean<tf.Scalar>(tf.squaredDifference(y, x));
   if (name === 'mse') return { loss: mse, mse };
-  const batch = x.shape[0] as number;
+  const batch = x.shape[0];
   const yf = tf.reshape(y, [batch, -1]);
   const xf = tf.reshape(x, [batch, -1]);
   const dot = tf.sum(tf.mul(yf, xf), 1);
   const ny = tf.sqrt(tf.maximum(tf.sum(tf.square(yf), 1), 1e-12));
   const nx = tf.sqrt(tf.maximum(tf.sum(tf.square(xf), 1), 1e-12));
-  const cosine = tf.mean(tf.div(dot, tf.mul(ny, nx))) as tf.Scalar;
-  const loss = tf.add(mse, tf.sub(1, cosine)) as tf.Scalar;
+  const cosine = tf.mean<tf.Scalar>(tf.div(dot, tf.mul(ny, nx)));
+  const loss = tf.add<tf.Scalar>(mse, tf.sub(1, cosine));
   return { loss, mse, cosine };
 }

@@ -167,7 +167,7 @@ export class FoldTrainer {
             true,
             this.vars,
           ) as tf.Scalar;
-          return tf.add(lossSum, tf.mul(loss, size)) as tf.Scalar;
+          return tf.add<tf.Scalar>(lossSum, tf.mul(loss, size));
         });
         lossSum.dispose();
         lossSum = next;

@@ -13,7 +13,7 @@ export function callKernel(
   if (k === undefined) throw new Error(`kernel ${name} is not registered for ${backendName}`);
   const out = k.kernelFunc({ inputs, backend, attrs });
   if (Array.isArray(out)) throw new Error(`kernel ${name} returned several outputs`);
-  return out as TensorInfo;
+  return out;
 }
 
 /**

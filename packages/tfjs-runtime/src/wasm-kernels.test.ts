@@ -3,9 +3,16 @@ import assert from 'node:assert/strict';
 import { createRng } from '@cvc/core';
 import { tf, initBackend, kernelPathCounts } from './index.js';
 
+await initBackend('cpu');
 await initBackend('wasm');
 const rng = createRng(1234);
 const rand = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+
+/** Both backends are initialised above, so switching between them is synchronous. */
+function useBackend(name: string): void {
+  void tf.setBackend(name);
+  assert.equal(tf.getBackend(), name);
+}
 
 /** Max abs difference relative to the largest reference magnitude. */
 function relErr(a: ArrayLike<number>, ref: ArrayLike<number>): number {
@@ -22,7 +29,7 @@ interface Case { k: number; ci: number; co: number; batch: number; h: number; w:
 
 /** Gradients of sum(conv(x, W) * G) w.r.t. x and W on one backend (G fixed random weights). */
 function convGrads(backend: string, c: Case, xv: Float32Array, wv: Float32Array, gv: Float32Array): { dx: Float32Array; dw: Float32Array } {
-  tf.setBackend(backend);
+  useBackend(backend);
   return tf.tidy(() => {
     const x = tf.tensor4d(xv, [c.batch, c.h, c.w, c.ci]);
     const w = tf.tensor4d(wv, [c.k, c.k, c.ci, c.co]);
@@ -73,14 +80,14 @@ test('a transposed convolution (Conv2DBackpropInput as a forward op) matches the
   const dy = rand(2 * 4 * 4 * 3);
   const w = rand(3 * 3 * 5 * 3);
   const run = (b: string): Float32Array => {
-    tf.setBackend(b);
+    useBackend(b);
     return tf.tidy(() => tf.conv2dTranspose(tf.tensor4d(dy, [2, 4, 4, 3]), tf.tensor4d(w, [3, 3, 5, 3]), [2, 8, 8, 5], 2, 'same').dataSync() as Float32Array);
   };
   assert.ok(relErr(run('wasm'), run('cpu')) < 1e-4);
 });
 
 test('the gradient kernels leak no tensors', () => {
-  tf.setBackend('wasm');
+  useBackend('wasm');
   const c: Case = { k: 3, ci: 4, co: 4, batch: 2, h: 8, w: 8, stride: 1, pad: 'same' };
   const xv = rand(2 * 8 * 8 * 4);
   const wv = rand(3 * 3 * 4 * 4);
