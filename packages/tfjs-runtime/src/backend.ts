@@ -2,6 +2,7 @@ import { ConfigError, silentLogger, type Logger } from '@cvc/core';
 import { tf } from './tf.js';
 import { RuntimeError } from './errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerBatchNormGradient } from './batchnorm-grad.js';
 
 /**
  * `auto` picks @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, then
@@ -49,6 +50,7 @@ export async function initBackend(choice: BackendChoice = 'auto', logger: Logger
   if (!BACKEND_CHOICES.includes(choice)) {
     throw new ConfigError('backend', `unknown backend '${String(choice)}' (choose one of ${BACKEND_CHOICES.join(', ')})`);
   }
+  registerBatchNormGradient();
   switch (choice) {
     case 'cpu':
       await tf.setBackend('cpu');
