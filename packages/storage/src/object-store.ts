@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { Client } from 'minio';
+import { describeError, resolveOptions } from '@cvc/core';
+import { z } from 'zod';
+import { StorageError } from './errors.js';
+import { validateKey } from './keys.js';
+
+export const storeOptionsSchema = z
+  .object({
+    /** Host name of the S3 endpoint (MinIO in production). */
+    endPoint: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    useSSL: z.boolean().default(false),
+    accessKey: z.string().min(1),
+    secretKey: z.string().min(1),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)').default('cvc'),
+    /** Multipart part size in bytes (default 8 MiB; S3's minimum is 5 MiB). */
+    partSize: z.number().int().min(5 * 1024 * 1024).default(8 * 1024 * 1024),
+    region: z.string().default('us-east-1'),
+  })
+  .strict();
+export type StoreOptions = z.input<typeof storeOptionsSchema>;
+
+export interface PutResult {
+  readonly key: string;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/**
+ * cvc's view of object storage. Every call goes through the `minio` client,
+ * so the same code runs against MinIO and any S3-compatible server.
+ */
+export interface ObjectStore {
+  readonly bucket: string;
+  /** Creates the bucket when it does not exist. */
+  ensureBucket(): Promise<void>;
+  /**
+   * Streams `data` to `key` with bounded memory (one part at a time), hashing
+   * as it goes. When `expectSha256` is given and does not match, the upload
+   * is abandoned and nothing is stored under `key`.
+   */
+  put(key: string, data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts?: { expectSha256?: string; contentType?: string }): Promise<PutResult>;
+  getBytes(key: string): Promise<Uint8Array>;
+  getStream(key: string): Promise<AsyncIterable<Uint8Array>>;
+  /** Size in bytes, or undefined when the object does not exist. */
+  stat(key: string): Promise<{ size: number } | undefined>;
+  list(prefix: string): Promise<string[]>;
+  remove(key: string): Promise<void>;
+  /** Reachability check for readiness probes. */
+  ping(): Promise<boolean>;
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchBucket';
+}
+
+async function* chunksOf(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (data instanceof Uint8Array) {
+    yield data;
+    return;
+  }
+  for await (const c of data as AsyncIterable<Uint8Array>) yield c;
+}
+
+/** Creates an ObjectStore for one bucket on an S3 endpoint. */
+export function createObjectStore(options: StoreOptions): ObjectStore {
+  const o = resolveOptions(storeOptionsSchema, options, 'storage options');
+  const client = new Client({ endPoint: o.endPoint, port: o.port, useSSL: o.useSSL, accessKey: o.accessKey, secretKey: o.secretKey, region: o.region });
+  const bucket = o.bucket;
+  const wrap = async <T>(what: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      if (isNotFound(err)) throw new StorageError('NOT_FOUND', `${what}: no such object`, key, { cause: err });
+      throw new StorageError('S3_ERROR', `${what} failed: ${describeError(err)}`, key, { cause: err });
+    }
+  };
+
+  return {
+    bucket,
+    ensureBucket: () =>
+      wrap('create bucket', bucket, async () => {
+        if (!(await client.bucketExists(bucket))) {
+          try {
+            await client.makeBucket(bucket, o.region);
+          } catch (err) {
+            const code = (err as { code?: string }).code;
+            if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw err;
+          }
+        }
+      }),
+
+    put: (key, data, opts = {}) =>
+      wrap('put', key, async () => {
+        validateKey(key);
+        const hash = createHash('sha256');
+        const headers: Record<string, string> = { 'Content-Type': opts.contentType ?? 'application/octet-stream' };
+        let pending: Uint8Array[] = [];
+        let pendingBytes = 0;
+        let total = 0;
+        let uploadId: string | undefined;
+        const parts: { part: number; etag: string }[] = [];
+        const flush = async (): Promise<void> => {
+          const body = Buffer.concat(pending, pendingBytes);
+          pending = [];
+          pendingBytes = 0;
+          uploadId ??= await client.initiateNewMultipartUpload(bucket, key, headers);
+          const r = await client.uploadPart({ bucketName: bucket, objectName: key, uploadID: uploadId, partNumber: parts.length + 1, headers: {} }, body);
+          parts.push({ part: r.part, etag: r.etag });
+        };
+        try {
+          for await (const c of chunksOf(data)) {
+            hash.update(c);
+            total += c.length;
+            pending.push(c);
+            pendingBytes += c.length;
+            // Parts are exactly partSize except the last (S3 requires >= 5 MiB for all but the last).
+            while (pendingBytes >= o.partSize) {
+              const all = Buffer.concat(pending, pendingBytes);
+              pending = [all.subarray(0, o.partSize)];
+              pendingBytes = o.partSize;
+              const rest = all.subarray(o.partSize);
+              await flush();
+              if (rest.length > 0) {
+                pending = [rest];
+                pendingBytes = rest.length;
+              }
+            }
+          }
+          const sha256 = hash.digest('hex');
+          if (opts.expectSha256 !== undefined && opts.expectSha256 !== sha256) {
+            throw new StorageError('CHECKSUM_MISMATCH', `data has sha256 ${sha256}, expected ${opts.expectSha256}; nothing was stored`, key);
+          }
+          if (uploadId === undefined) {
+            // Small object: one request (also the only path some S3 servers support without multipart listing).
+            await client.putObject(bucket, key, Buffer.concat(pending, pendingBytes), pendingBytes, headers);
+          } else {
+            if (pendingBytes > 0) await flush();
+            await client.completeMultipartUpload(bucket, key, uploadId, parts);
+          }
+          return { key, bytes: total, sha256 };
+        } catch (err) {
+          if (uploadId !== undefined) await client.abortMultipartUpload(bucket, key, uploadId).catch(() => undefined);
+          throw err;
+        }
+      }),
+
+    getBytes: (key) =>
+      wrap('get', key, async () => {
+        validateKey(key);
+        const s = await client.getObject(bucket, key);
+        const parts: Buffer[] = [];
+        for await (const c of s) parts.push(c as Buffer);
+        return new Uint8Array(Buffer.concat(parts));
+      }),
+
+    getStream: (key) =>
+      wrap('get', key, async () => {
+        validateKey(key);
+        return (await client.getObject(bucket, key)) as AsyncIterable<Uint8Array>;
+      }),
+
+    stat: (key) =>
+      wrap('stat', key, async () => {
+        validateKey(key);
+        try {
+          const s = await client.statObject(bucket, key);
+          return { size: s.size };
+        } catch (err) {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        }
+      }),
+
+    list: (prefix) =>
+      wrap('list', prefix, async () => {
+        const keys: string[] = [];
+        for await (const item of client.listObjectsV2(bucket, prefix, true)) {
+          if (item.name) keys.push(item.name);
+        }
+        return keys.sort();
+      }),
+
+    remove: (key) =>
+      wrap('remove', key, async () => {
+        validateKey(key);
+        await client.removeObject(bucket, key);
+      }),
+
+    ping: async () => {
+      try {
+        await client.bucketExists(bucket);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}

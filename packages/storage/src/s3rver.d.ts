@@ -1,0 +1,4 @@
+declare module 's3rver' {
+  const S3rver: unknown;
+  export default S3rver;
+}
