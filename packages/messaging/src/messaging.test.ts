@@ -1,0 +1,97 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectNats, createDocStore, createTaskQueue, startNatsServer, type NatsConnection, type NatsServer } from './index.js';
+
+let dir: string;
+let server: NatsServer;
+let nc: NatsConnection;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cvc-nats-'));
+  server = await startNatsServer(join(dir, 'js'));
+  nc = await connectNats(server.url);
+});
+after(async () => {
+  await nc.close();
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('tasks are deduplicated by (run, fold), delivered once, and acked (real nats-server)', async () => {
+  const q = await createTaskQueue(nc, { stream: 'T1', ackWaitMs: 30_000 });
+  assert.deepEqual(await q.enqueue({ runId: 'r1', fold: 0 }), { duplicate: false });
+  assert.deepEqual(await q.enqueue({ runId: 'r1', fold: 1 }), { duplicate: false });
+  assert.deepEqual(await q.enqueue({ runId: 'r1', fold: 0 }), { duplicate: true });
+  assert.deepEqual(await q.depth(), { pending: 2, inFlight: 0 });
+  const a = await q.next();
+  const b = await q.next();
+  assert.ok(a && b);
+  assert.deepEqual([a.task.fold, b.task.fold].sort(), [0, 1]);
+  assert.equal(a.delivery, 1);
+  assert.deepEqual(await q.depth(), { pending: 0, inFlight: 2 });
+  a.working();
+  await a.ack();
+  await b.ack();
+  assert.equal(await q.next(1000), undefined);
+  assert.deepEqual(await q.depth(), { pending: 0, inFlight: 0 });
+});
+
+test('a nak redelivers with a higher delivery count; max_deliver ends with an advisory', async () => {
+  const q = await createTaskQueue(nc, { stream: 'T2', maxDeliver: 2 });
+  const advisories: unknown[] = [];
+  const sub = nc.subscribe(q.maxDeliveriesSubject, { callback: (_e, m) => void advisories.push(m.json()) });
+  await q.enqueue({ runId: 'r2', fold: 3 });
+  const first = await q.next();
+  assert.equal(first?.delivery, 1);
+  first?.nak();
+  const second = await q.next();
+  assert.equal(second?.delivery, 2);
+  assert.deepEqual(second?.task, { runId: 'r2', fold: 3 });
+  second?.nak();
+  assert.equal(await q.next(1500), undefined, 'no third delivery');
+  await nc.flush();
+  for (let i = 0; i < 50 && advisories.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(advisories.length, 1);
+  sub.unsubscribe();
+});
+
+test('documents update with compare-and-set; concurrent updates are all applied', async () => {
+  const store = await createDocStore<{ n: number; by: string[] }>(nc, 'cvc_test_docs');
+  await store.create('run.a', { n: 0, by: [] });
+  await assert.rejects(store.create('run.a', { n: 1, by: [] }), /already exists/);
+  await Promise.all(Array.from({ length: 8 }, (_, i) => store.update('run.a', (d) => ({ n: d.n + 1, by: [...d.by, String(i)] }))));
+  const v = await store.get('run.a');
+  assert.equal(v?.value.n, 8);
+  assert.equal(new Set(v?.value.by).size, 8);
+  assert.deepEqual(await store.keys(), ['run.a']);
+  assert.equal(await store.get('run.none'), undefined);
+  await assert.rejects(store.update('run.none', (d) => d), /does not exist/);
+  const seen: number[] = [];
+  const stop = await store.watch('run.a', (d) => seen.push(d.n));
+  await store.update('run.a', (d) => ({ ...d, n: 100 }));
+  for (let i = 0; i < 50 && !seen.includes(100); i++) await new Promise((r) => setTimeout(r, 50));
+  stop();
+  assert.ok(seen.includes(100));
+});
+
+test('state survives a nats-server restart on the same JetStream directory', async () => {
+  const d = join(dir, 'restart');
+  const s1 = await startNatsServer(d);
+  let c = await connectNats(s1.url);
+  let q = await createTaskQueue(c, { stream: 'T3' });
+  await q.enqueue({ runId: 'r3', fold: 0 });
+  const docs = await createDocStore<{ v: number }>(c, 'cvc_restart');
+  await docs.create('k', { v: 7 });
+  await c.close();
+  await s1.stop();
+  const s2 = await startNatsServer(d, { port: s1.port });
+  c = await connectNats(s2.url);
+  q = await createTaskQueue(c, { stream: 'T3' });
+  assert.deepEqual((await q.next())?.task, { runId: 'r3', fold: 0 });
+  assert.deepEqual((await (await createDocStore<{ v: number }>(c, 'cvc_restart')).get('k'))?.value, { v: 7 });
+  await c.close();
+  await s2.stop();
+});

@@ -1,0 +1,72 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { CvcError } from '@cvc/core';
+
+/** A value and the KV revision it was read at. */
+export interface Versioned<T> {
+  readonly value: T;
+  readonly revision: number;
+}
+
+/**
+ * JSON documents in a JetStream KV bucket with compare-and-set updates. The
+ * coordinator is the only writer; `update` re-reads and retries when another
+ * write got in first, so no update is lost.
+ */
+export interface DocStore<T> {
+  get(key: string): Promise<Versioned<T> | undefined>;
+  /** Creates `key`; fails with ALREADY_EXISTS when it exists. */
+  create(key: string, value: T): Promise<number>;
+  /** Applies `fn` to the current value with compare-and-set, retrying on conflicts. Returns the new value. */
+  update(key: string, fn: (current: T) => T): Promise<Versioned<T>>;
+  keys(): Promise<string[]>;
+  /** Calls `onChange` with each new value of `key` until the returned stop() is called. */
+  watch(key: string, onChange: (value: T) => void): Promise<() => void>;
+}
+
+export async function createDocStore<T>(nc: NatsConnection, bucket: string): Promise<DocStore<T>> {
+  const kv: KV = await new Kvm(nc).create(bucket, { history: 1 });
+  const dec = (b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
+  const get = async (key: string): Promise<Versioned<T> | undefined> => {
+    const e = await kv.get(key);
+    if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
+    return { value: dec(e.value), revision: e.revision };
+  };
+  return {
+    get,
+    create: async (key, value) => {
+      try {
+        return await kv.create(key, JSON.stringify(value));
+      } catch (err) {
+        throw new CvcError('ALREADY_EXISTS', `${key} already exists`, { cause: err });
+      }
+    },
+    update: async (key, fn) => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const cur = await get(key);
+        if (!cur) throw new CvcError('NOT_FOUND', `${key} does not exist`);
+        const next = fn(cur.value);
+        try {
+          const revision = await kv.update(key, JSON.stringify(next), cur.revision);
+          return { value: next, revision };
+        } catch (err) {
+          // Wrong last sequence: someone else wrote; re-read and re-apply.
+          if (!/wrong last sequence/i.test((err as Error).message)) throw err;
+        }
+      }
+      throw new CvcError('CONFLICT', `${key}: too many concurrent updates`);
+    },
+    keys: async () => {
+      const out: string[] = [];
+      for await (const k of await kv.keys()) out.push(k);
+      return out.sort();
+    },
+    watch: async (key, onChange) => {
+      const it = await kv.watch({ key });
+      void (async () => {
+        for await (const e of it) if (e.operation === 'PUT' && e.value.length > 0) onChange(dec(e.value));
+      })();
+      return () => it.stop();
+    },
+  };
+}

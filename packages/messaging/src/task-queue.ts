@@ -1,0 +1,118 @@
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { nanos } from '@nats-io/nats-core';
+import { CvcError } from '@cvc/core';
+
+/** One fold of one run: the unit of work a worker pulls. */
+export interface FoldTask {
+  readonly runId: string;
+  readonly fold: number;
+}
+
+export interface TaskQueueOptions {
+  /** Stream name (default CVC_TASKS). */
+  readonly stream?: string;
+  /** Durable consumer shared by the worker pool (default workers). */
+  readonly consumer?: string;
+  /** Redelivery after this long without an ack or a heartbeat (ms, default 60 000). */
+  readonly ackWaitMs?: number;
+  /** Deliveries before a task is given up (default 5). */
+  readonly maxDeliver?: number;
+}
+
+/** A delivered task: ack when done, nak to hand it back, working() as a heartbeat. */
+export interface TaskDelivery {
+  readonly task: FoldTask;
+  /** 1 on the first delivery. */
+  readonly delivery: number;
+  readonly maxDeliver: number;
+  ack(): Promise<void>;
+  nak(delayMs?: number): void;
+  working(): void;
+  term(reason: string): void;
+}
+
+export interface TaskQueue {
+  readonly maxDeliver: number;
+  readonly ackWaitMs: number;
+  /** Publishes a task; a second publish of the same (run, fold) is deduplicated. */
+  enqueue(task: FoldTask): Promise<{ duplicate: boolean }>;
+  /** Waits up to `expiresMs` for the next task; undefined when none came. */
+  next(expiresMs?: number): Promise<TaskDelivery | undefined>;
+  /** Tasks waiting plus tasks delivered but not yet acknowledged. */
+  depth(): Promise<{ pending: number; inFlight: number }>;
+  /** The advisory subject published when a task exhausts max_deliver. */
+  readonly maxDeliveriesSubject: string;
+}
+
+const SUBJECT = 'cvc.tasks';
+
+/** Encodes a task id for JetStream's message-id deduplication. */
+export const taskMsgId = (t: FoldTask): string => `${t.runId}.${t.fold}`;
+
+/**
+ * Creates (or opens) the work-queue stream and its durable pull consumer with
+ * explicit acks, `ack_wait` and a bounded `max_deliver`.
+ */
+export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions = {}): Promise<TaskQueue> {
+  const stream = opts.stream ?? 'CVC_TASKS';
+  const durable = opts.consumer ?? 'workers';
+  const ackWaitMs = opts.ackWaitMs ?? 60_000;
+  const maxDeliver = opts.maxDeliver ?? 5;
+  const jsm = await jetstreamManager(nc);
+  const subject = `${SUBJECT}.${stream.toLowerCase()}`;
+  try {
+    await jsm.streams.info(stream);
+  } catch {
+    await jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Workqueue, duplicate_window: nanos(24 * 3600 * 1000) });
+  }
+  const consumerConfig = { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: nanos(ackWaitMs), max_deliver: maxDeliver, deliver_policy: DeliverPolicy.All, filter_subject: subject };
+  try {
+    await jsm.consumers.info(stream, durable);
+    await jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver });
+  } catch {
+    await jsm.consumers.add(stream, consumerConfig);
+  }
+  const js: JetStreamClient = jetstream(nc);
+  let consumer: Consumer | undefined;
+  const getConsumer = async (): Promise<Consumer> => (consumer ??= await js.consumers.get(stream, durable));
+
+  const wrap = (m: JsMsg): TaskDelivery => {
+    let task: FoldTask;
+    try {
+      task = m.json<FoldTask>();
+    } catch (err) {
+      m.term('malformed task');
+      throw new CvcError('TASK_MALFORMED', `task message ${m.seq} is not valid JSON`, { cause: err });
+    }
+    return {
+      task,
+      delivery: m.info.deliveryCount,
+      maxDeliver,
+      ack: async () => {
+        await m.ackAck();
+      },
+      nak: (delayMs) => m.nak(delayMs),
+      working: () => m.working(),
+      term: (reason) => m.term(reason),
+    };
+  };
+
+  return {
+    maxDeliver,
+    ackWaitMs,
+    maxDeliveriesSubject: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`,
+    enqueue: async (task) => {
+      const ack = await js.publish(subject, JSON.stringify(task), { msgID: taskMsgId(task) });
+      return { duplicate: ack.duplicate };
+    },
+    next: async (expiresMs = 5000) => {
+      const m = await (await getConsumer()).next({ expires: Math.max(expiresMs, 1000) });
+      return m ? wrap(m) : undefined;
+    },
+    depth: async () => {
+      const info = await jsm.consumers.info(stream, durable);
+      return { pending: info.num_pending, inFlight: info.num_ack_pending };
+    },
+  };
+}
