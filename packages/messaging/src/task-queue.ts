@@ -43,6 +43,11 @@ export interface TaskQueue {
   depth(): Promise<{ pending: number; inFlight: number }>;
   /** The advisory subject published when a task exhausts max_deliver. */
   readonly maxDeliveriesSubject: string;
+  /**
+   * Calls `handler` for each task that exhausted max_deliver (JetStream's
+   * advisory), then removes the task from the stream. Returns a stop function.
+   */
+  onGivenUp(handler: (task: FoldTask, deliveries: number) => Promise<void>): () => void;
 }
 
 const SUBJECT = 'cvc.tasks';
@@ -109,6 +114,24 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
     next: async (expiresMs = 5000) => {
       const m = await (await getConsumer()).next({ expires: Math.max(expiresMs, 1000) });
       return m ? wrap(m) : undefined;
+    },
+    onGivenUp: (handler) => {
+      const sub = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`, {
+        callback: (_err, m) => {
+          void (async () => {
+            const adv = m.json<{ stream_seq: number; deliveries: number }>();
+            try {
+              const stored = await jsm.streams.getMessage(stream, { seq: adv.stream_seq });
+              if (!stored) return;
+              await handler(stored.json<FoldTask>(), adv.deliveries);
+              await jsm.streams.deleteMessage(stream, adv.stream_seq);
+            } catch {
+              // Already removed, or the handler failed; the advisory is not repeated, the fold stays as recorded.
+            }
+          })();
+        },
+      });
+      return () => sub.unsubscribe();
     },
     depth: async () => {
       const info = await jsm.consumers.info(stream, durable);

@@ -95,3 +95,30 @@ test('debiased batch-norm statistics are used for evaluation only, and can be tu
   t.dispose();
   raw.dispose();
 });
+
+test('the exported encoder loads with plain tf.loadLayersModel and gives the trained codes', async () => {
+  const { createServer } = await import('node:http');
+  const t = FoldTrainer.create({ ...cfg, epochs: 1 });
+  await t.fit({ train, val });
+  const { modelJson, weights } = await t.exportEncoder();
+  const server = createServer((req, res) => {
+    if (req.url === '/enc/model.json') res.end(modelJson);
+    else if (req.url === '/enc/weights.bin') res.end(weights);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const loaded = await tf.loadLayersModel(`http://127.0.0.1:${port}/enc/model.json`);
+    const x = tf.tensor4d(Float32Array.from(val.images.subarray(0, 4 * 784), (v) => v / 255), [4, 28, 28, 1]);
+    const got = loaded.predict(x) as tf.Tensor;
+    const want = t.withInferenceStats(() => t.net.encoder.predict(x) as tf.Tensor);
+    assert.deepEqual(got.shape, [4, 10]);
+    const d = tf.max(tf.abs(tf.sub(got, want))).dataSync()[0] as number;
+    assert.ok(d < 1e-5, `codes differ by ${d}`);
+    loaded.dispose();
+  } finally {
+    server.close();
+    t.dispose();
+  }
+});

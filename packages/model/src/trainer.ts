@@ -264,6 +264,39 @@ export class FoldTrainer {
     return { loss: loss / n, mse: mse / n, ...(this.config.loss === 'mse-cosine' ? { cosine: cosine / n } : {}), count: n };
   }
 
+  /**
+   * The encoder as a TensorFlow.js layers model (model.json + one weights
+   * file) that plain `tf.loadLayersModel` loads, with the inference-time
+   * (debiased) batch-norm statistics baked in.
+   */
+  async exportEncoder(): Promise<{ modelJson: string; weights: Uint8Array }> {
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    const handler = tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } };
+    });
+    // Snapshot under the inference statistics, then save outside the swap (save is async).
+    const snapshot = this.withInferenceStats(() => this.net.encoder.weights.map((w) => w.read().clone()));
+    const original = this.net.encoder.weights.map((w) => w.read().clone());
+    this.net.encoder.weights.forEach((w, i) => w.write(snapshot[i] as tf.Tensor));
+    try {
+      await this.net.encoder.save(handler);
+    } finally {
+      this.net.encoder.weights.forEach((w, i) => w.write(original[i] as tf.Tensor));
+      for (const t of [...snapshot, ...original]) t.dispose();
+    }
+    if (!artifacts?.weightData || !artifacts.weightSpecs) throw new ModelError('EXPORT_FAILED', 'the encoder produced no weights');
+    const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData));
+    const modelJson = JSON.stringify({
+      format: 'layers-model',
+      generatedBy: 'cvc',
+      convertedBy: null,
+      modelTopology: artifacts.modelTopology,
+      weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+    });
+    return { modelJson, weights };
+  }
+
   /** Loads the weights with the lowest validation loss (save-best-only). */
   restoreBest(): void {
     if (this.best) {

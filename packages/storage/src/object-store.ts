@@ -40,7 +40,12 @@ export interface ObjectStore {
    * as it goes. When `expectSha256` is given and does not match, the upload
    * is abandoned and nothing is stored under `key`.
    */
-  put(key: string, data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts?: { expectSha256?: string; contentType?: string }): Promise<PutResult>;
+  put(
+    key: string,
+    data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    /** `expectSha256` may be a function, read once the data has ended (for streams whose hash comes last). */
+    opts?: { expectSha256?: string | (() => string | undefined); contentType?: string },
+  ): Promise<PutResult>;
   getBytes(key: string): Promise<Uint8Array>;
   getStream(key: string): Promise<AsyncIterable<Uint8Array>>;
   /** Size in bytes, or undefined when the object does not exist. */
@@ -131,8 +136,9 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
             }
           }
           const sha256 = hash.digest('hex');
-          if (opts.expectSha256 !== undefined && opts.expectSha256 !== sha256) {
-            throw new StorageError('CHECKSUM_MISMATCH', `data has sha256 ${sha256}, expected ${opts.expectSha256}; nothing was stored`, key);
+          const expected = typeof opts.expectSha256 === 'function' ? opts.expectSha256() : opts.expectSha256;
+          if (opts.expectSha256 !== undefined && expected !== sha256) {
+            throw new StorageError('CHECKSUM_MISMATCH', `data has sha256 ${sha256}, expected ${expected ?? '(none sent)'}; nothing was stored`, key);
           }
           if (uploadId === undefined) {
             // Small object: one request (also the only path some S3 servers support without multipart listing).

@@ -245,6 +245,13 @@ export interface FoldStatus {
   lastCheckpointEpoch: number;
   /** Object key of the checkpoint holding the best weights, once finished. */
   bestCheckpoint: string;
+  /**
+   * Epoch reports accepted, over all attempts (equals the epoch count when
+   * no finished epoch was trained twice).
+   */
+  epochReports: number;
+  /** The epoch the latest attempt resumed after (0: it started fresh). */
+  resumedFromEpoch: number;
 }
 
 export interface MeanStd {
@@ -940,6 +947,8 @@ function createBaseFoldStatus(): FoldStatus {
     lastCheckpoint: "",
     lastCheckpointEpoch: 0,
     bestCheckpoint: "",
+    epochReports: 0,
+    resumedFromEpoch: 0,
   };
 }
 
@@ -983,6 +992,12 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     }
     if (message.bestCheckpoint !== "") {
       writer.uint32(106).string(message.bestCheckpoint);
+    }
+    if (message.epochReports !== 0) {
+      writer.uint32(112).uint32(message.epochReports);
+    }
+    if (message.resumedFromEpoch !== 0) {
+      writer.uint32(120).uint32(message.resumedFromEpoch);
     }
     return writer;
   },
@@ -1104,6 +1119,22 @@ export const FoldStatus: MessageFns<FoldStatus> = {
             message.bestCheckpoint = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.epochReports = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.resumedFromEpoch = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1149,6 +1180,16 @@ export const FoldStatus: MessageFns<FoldStatus> = {
         : isSet(object.best_checkpoint)
         ? globalThis.String(object.best_checkpoint)
         : "",
+      epochReports: isSet(object.epochReports)
+        ? globalThis.Number(object.epochReports)
+        : isSet(object.epoch_reports)
+        ? globalThis.Number(object.epoch_reports)
+        : 0,
+      resumedFromEpoch: isSet(object.resumedFromEpoch)
+        ? globalThis.Number(object.resumedFromEpoch)
+        : isSet(object.resumed_from_epoch)
+        ? globalThis.Number(object.resumed_from_epoch)
+        : 0,
     };
   },
 
@@ -1193,6 +1234,12 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     if (message.bestCheckpoint !== "") {
       obj.bestCheckpoint = message.bestCheckpoint;
     }
+    if (message.epochReports !== 0) {
+      obj.epochReports = Math.round(message.epochReports);
+    }
+    if (message.resumedFromEpoch !== 0) {
+      obj.resumedFromEpoch = Math.round(message.resumedFromEpoch);
+    }
     return obj;
   },
 
@@ -1218,6 +1265,8 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     message.lastCheckpoint = object.lastCheckpoint ?? "";
     message.lastCheckpointEpoch = object.lastCheckpointEpoch ?? 0;
     message.bestCheckpoint = object.bestCheckpoint ?? "";
+    message.epochReports = object.epochReports ?? 0;
+    message.resumedFromEpoch = object.resumedFromEpoch ?? 0;
     return message;
   },
 };

@@ -1,0 +1,77 @@
+import { StorageError } from './errors.js';
+import { layout, validateSegment } from './keys.js';
+import type { ObjectStore } from './object-store.js';
+
+/** One imported version of a dataset as the catalog lists it. */
+export interface DatasetImport {
+  readonly version: string;
+  readonly folds: number;
+  readonly scheme: string;
+  readonly seed: number;
+  readonly limit: number | null;
+  /** Object key of the manifest. */
+  readonly manifest: string;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+}
+
+interface Index {
+  readonly dataset: string;
+  readonly imports: DatasetImport[];
+}
+
+/**
+ * The per-dataset index at datasets/NAME/index.json: which versions exist and
+ * with which fold settings. Versions are immutable; re-registering the same
+ * version changes nothing.
+ */
+export interface DatasetCatalog {
+  list(dataset: string): Promise<DatasetImport[]>;
+  register(dataset: string, entry: DatasetImport): Promise<{ added: boolean }>;
+  /** The newest import with `folds` folds (or exactly `version`); a StorageError says what exists instead. */
+  find(dataset: string, want: { folds: number; version?: string }): Promise<DatasetImport>;
+}
+
+export function createDatasetCatalog(store: ObjectStore): DatasetCatalog {
+  const read = async (dataset: string): Promise<Index> => {
+    const key = layout.datasetIndex(dataset);
+    if (!(await store.stat(key))) return { dataset, imports: [] };
+    try {
+      return JSON.parse(new TextDecoder().decode(await store.getBytes(key))) as Index;
+    } catch (err) {
+      throw new StorageError('CATALOG_CORRUPT', 'dataset index is not valid JSON', key, { cause: err });
+    }
+  };
+  return {
+    list: async (dataset) => (await read(validateSegment(dataset, 'dataset'))).imports,
+    register: async (dataset, entry) => {
+      const idx = await read(validateSegment(dataset, 'dataset'));
+      if (idx.imports.some((i) => i.version === entry.version)) return { added: false };
+      const next: Index = { dataset, imports: [...idx.imports, entry] };
+      await store.put(layout.datasetIndex(dataset), new TextEncoder().encode(JSON.stringify(next, null, 2)), { contentType: 'application/json' });
+      return { added: true };
+    },
+    find: async (dataset, want) => {
+      const imports = (await read(validateSegment(dataset, 'dataset'))).imports;
+      if (imports.length === 0) {
+        throw new StorageError('DATASET_NOT_IMPORTED', `dataset '${dataset}' is not imported; run: cvc dataset import ${dataset} --folds ${want.folds}`);
+      }
+      if (want.version) {
+        const v = imports.find((i) => i.version === want.version);
+        if (!v) throw new StorageError('DATASET_NOT_IMPORTED', `dataset '${dataset}' has no version ${want.version} (have ${imports.map((i) => i.version).join(', ')})`);
+        if (v.folds !== want.folds) throw new StorageError('FOLDS_MISMATCH', `dataset '${dataset}' version ${v.version} has ${v.folds} folds, not ${want.folds}`);
+        return v;
+      }
+      const match = imports.filter((i) => i.folds === want.folds);
+      const last = match[match.length - 1];
+      if (!last) {
+        throw new StorageError(
+          'FOLDS_MISMATCH',
+          `dataset '${dataset}' is imported with ${[...new Set(imports.map((i) => i.folds))].join(', ')} folds, not ${want.folds}; run: cvc dataset import ${dataset} --folds ${want.folds}`,
+        );
+      }
+      return last;
+    },
+  };
+}

@@ -1,0 +1,6 @@
+export { Coordinator, type CoordinatorDeps } from './coordinator.js';
+export { CoordinatorError } from './errors.js';
+export { createGrpcServer, bindServer, toStatus, MAX_MESSAGE_BYTES } from './grpc-server.js';
+export { coordinatorConfigFromEnv, type CoordinatorConfig } from './config.js';
+export { main } from './main.js';
+export type { RunDoc } from './run-doc.js';

@@ -1,0 +1,67 @@
+import { credentials, status, type ServiceError, type ClientUnaryCall } from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
+import { CheckpointKind, WorkerServiceClient, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+
+type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
+
+/** Codes worth retrying: the coordinator restarting or briefly unreachable. */
+const RETRYABLE = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.UNKNOWN]);
+
+/** The worker's view of the coordinator, with retries across coordinator restarts. */
+export class CoordinatorClient {
+  private readonly client: WorkerServiceClient;
+
+  constructor(address: string, private readonly retryForMs = 120_000) {
+    this.client = new WorkerServiceClient(address, credentials.createInsecure(), {
+      'grpc.max_send_message_length': 4 * 1024 * 1024,
+      'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    });
+  }
+
+  private async call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
+    const until = Date.now() + this.retryForMs;
+    let delay = 200;
+    for (;;) {
+      try {
+        return await new Promise<Res>((resolve, reject) => fn.call(this.client, req, (err, res) => (err ? reject(err) : resolve(res))));
+      } catch (err) {
+        const code = (err as ServiceError).code;
+        if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> => this.call(this.client.startAttempt, req);
+  reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> => this.call(this.client.reportEpoch, { attempt, metrics });
+  finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call(this.client.finishFold, req);
+  failFold = (req: FailFoldRequest): Promise<unknown> => this.call(this.client.failFold, req);
+
+  /** Streams a checkpoint in 1 MiB chunks, the sha256 in the last message (retried as a whole). */
+  async uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
+    const until = Date.now() + this.retryForMs;
+    let delay = 200;
+    for (;;) {
+      try {
+        return await new Promise((resolve, reject) => {
+          const stream = this.client.uploadCheckpoint((err, res) => (err ? reject(err) : resolve(res)));
+          const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          stream.write({ header: { attempt, epoch, kind, size: bytes.length }, data: Buffer.alloc(0), sha256: '' });
+          for (let i = 0; i < buf.length; i += 1 << 20) stream.write({ data: buf.subarray(i, i + (1 << 20)), sha256: '' });
+          stream.write({ data: Buffer.alloc(0), sha256: createHash('sha256').update(buf).digest('hex') });
+          stream.end();
+        });
+      } catch (err) {
+        const code = (err as ServiceError).code;
+        if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

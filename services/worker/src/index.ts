@@ -1,0 +1,5 @@
+export { Worker, type WorkerDeps } from './worker.js';
+export { CoordinatorClient } from './client.js';
+export { ShardCache } from './shards.js';
+export { workerConfigFromEnv, type WorkerConfig } from './config.js';
+export { main } from './main.js';

@@ -1,0 +1,147 @@
+import type { ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import { CancelledError, describeError, silentLogger, type Logger } from '@cvc/core';
+import { CheckpointKind, type AttemptRef } from '@cvc/proto';
+import { FoldTrainer, type EpochRecord } from '@cvc/model';
+import type { ObjectStore } from '@cvc/storage';
+import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
+import type { CoordinatorClient } from './client.js';
+import { ShardCache } from './shards.js';
+
+export interface WorkerDeps {
+  readonly id: string;
+  readonly queue: TaskQueue;
+  readonly store: ObjectStore;
+  readonly coordinator: CoordinatorClient;
+  readonly cacheDir: string;
+  readonly logger?: Logger;
+  /** Observers for metrics. */
+  readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
+  readonly onDownload?: (bytes: number, seconds: number) => void;
+}
+
+const isCancelled = (err: unknown): boolean => (err as ServiceError).code === status.CANCELLED;
+
+/**
+ * Pulls one fold task at a time and trains it: starts an attempt, resumes
+ * from the fold's newest checkpoint when there is one, reports every epoch
+ * and uploads a checkpoint after it, heartbeats while training, then uploads
+ * the best checkpoint and the final metrics and acks the task.
+ */
+export class Worker {
+  private readonly shards: ShardCache;
+  private readonly logger: Logger;
+  private current: AbortController | undefined;
+  private stopping = false;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload);
+    this.logger = deps.logger ?? silentLogger;
+  }
+
+  /** Runs until `stop()`; the fold in progress is interrupted after its current batch and handed back. */
+  async run(): Promise<void> {
+    while (!this.stopping) {
+      let d: TaskDelivery | undefined;
+      try {
+        d = await this.deps.queue.next(2000);
+      } catch (err) {
+        if (this.stopping) break;
+        this.logger.warn('pulling a task failed; retrying', { error: describeError(err) });
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      if (d) await this.handle(d);
+    }
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.current?.abort(new Error('worker stopping'));
+  }
+
+  private async handle(d: TaskDelivery): Promise<void> {
+    const { runId, fold } = d.task;
+    const log = { run: runId, fold, delivery: d.delivery, worker: this.deps.id };
+    const heartbeat = setInterval(() => d.working(), Math.max(1000, Math.floor(this.deps.queue.ackWaitMs / 3)));
+    const ac = new AbortController();
+    this.current = ac;
+    let attempt: AttemptRef | undefined;
+    try {
+      const start = await this.deps.coordinator.startAttempt({ runId, fold, worker: this.deps.id, delivery: d.delivery });
+      if (!start.proceed) {
+        this.logger.info('task needs no training', { ...log, reason: start.reason });
+        await d.ack();
+        return;
+      }
+      attempt = { runId, fold, token: start.token };
+      const spec = start.spec;
+      if (!spec) throw new Error('coordinator sent no run spec');
+      const data = await this.shards.foldData(start.manifest, fold);
+      let trainer: FoldTrainer;
+      if (start.resumeCheckpoint) {
+        trainer = await FoldTrainer.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, { epochs: spec.epochs });
+        this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: start.resumeCheckpoint });
+      } else {
+        trainer = FoldTrainer.create({
+          model: spec.model as 'seed-mnist',
+          epochs: spec.epochs,
+          batchSize: spec.batchSize,
+          learningRate: spec.learningRate,
+          upsample: spec.upsample as 'nearest',
+          seed: spec.seed + fold,
+        });
+        this.logger.info('training fold', log);
+      }
+      const a = attempt;
+      try {
+        await trainer.fit({ train: data.train, val: data.val }, {
+          signal: ac.signal,
+          onEpochEnd: async (r, t) => {
+            d.working();
+            await this.deps.coordinator.reportEpoch(a, {
+              epoch: r.epoch,
+              loss: r.loss,
+              valLoss: r.valLoss,
+              valMse: r.valMse,
+              ...(r.valCosine !== undefined ? { valCosine: r.valCosine } : {}),
+              seconds: r.seconds,
+              imagesPerSec: r.imagesPerSec,
+            });
+            this.deps.onEpoch?.({ runId, fold }, r);
+            await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await t.checkpoint());
+          },
+        });
+        trainer.restoreBest();
+        const best = trainer.bestEpoch;
+        const train = trainer.evaluate(data.train);
+        const val = trainer.evaluate(data.val);
+        const test = trainer.evaluate(data.test);
+        await this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, await trainer.checkpoint());
+        await this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test });
+      } finally {
+        trainer.dispose();
+      }
+      await d.ack();
+      this.logger.info('fold done', log);
+    } catch (err) {
+      if (isCancelled(err)) {
+        this.logger.info('run cancelled; dropping the task', log);
+        await d.ack();
+      } else if (err instanceof CancelledError) {
+        // Stopping (SIGTERM): the last finished epoch is checkpointed; hand the task back at once.
+        this.logger.info('interrupted; handing the task back', log);
+        d.nak();
+      } else {
+        const final = d.delivery >= d.maxDeliver;
+        this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
+        if (attempt) await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch(() => undefined);
+        if (final) d.term(describeError(err));
+        else d.nak(Math.min(30_000, 1000 * 2 ** d.delivery));
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.current = undefined;
+    }
+  }
+}
