@@ -3,6 +3,8 @@ import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse } from './args.js';
 import { UsageError } from './errors.js';
 import { table } from './format.js';
+import { resolveCluster } from './cluster-config.js';
+import { importToStore } from './s3-import.js';
 
 function describeSet(name: string, set: ImageSet, classNames: readonly string[]): string {
   const h = classHistogram(set.labels, classNames.length);
@@ -39,20 +41,29 @@ export async function datasetCommand(argv: string[], env: CliEnv): Promise<numbe
     return 0;
   }
   if (sub === 'import') {
-    const { values, positionals } = parse(rest, { folds: { type: 'string' }, seed: { type: 'string' }, 'fold-scheme': { type: 'string' }, limit: { type: 'string' }, out: { type: 'string' } }, 'dataset import');
+    const { values, positionals } = parse(
+      rest,
+      { folds: { type: 'string' }, seed: { type: 'string' }, 'fold-scheme': { type: 'string' }, limit: { type: 'string' }, out: { type: 'string' }, cluster: { type: 'string' } },
+      'dataset import',
+    );
     const target = positionals[0];
     if (!target) throw new UsageError('dataset import needs a dataset name or PATH');
-    const out = values['out'];
-    if (typeof out !== 'string') throw new UsageError('dataset import needs --out DIR (the cluster importer to S3 comes with the coordinator)');
-    const ds = await loadDataset(target, env);
     const limit = intOpt(values, 'limit', undefined);
-    const manifest = await importDataset(
-      ds,
-      { folds: intOpt(values, 'folds', 5) as number, seed: intOpt(values, 'seed', 42) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) },
-      directorySink(out),
-    );
-    await writeManifest(out, manifest);
-    env.stdout.write(`${ds.name} version ${manifest.version}: ${manifest.shards.length} shards in ${out}\n`);
+    const opts = { folds: intOpt(values, 'folds', 5) as number, seed: intOpt(values, 'seed', 42) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) };
+    const out = values['out'];
+    if (typeof out === 'string') {
+      const ds = await loadDataset(target, env);
+      const manifest = await importDataset(ds, opts, directorySink(out));
+      await writeManifest(out, manifest);
+      env.stdout.write(`${ds.name} version ${manifest.version}: ${manifest.shards.length} shards in ${out}\n`);
+      return 0;
+    }
+    // Into the cluster's object storage.
+    const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
+    const ds = await loadDataset(target, env);
+    const r = await importToStore(ds, opts, cluster.s3);
+    const counts = r.manifest.shards.map((x) => x.count).join('/');
+    env.stdout.write(`${ds.name} version ${r.manifest.version} (${opts.folds} folds, ${counts} images): ${r.added ? 'imported' : 'already imported, nothing changed'} at ${r.key}\n`);
     return 0;
   }
   throw new UsageError(`unknown 'dataset ${sub ?? ''}' (use inspect, download or import)`);

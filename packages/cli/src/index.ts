@@ -3,3 +3,6 @@ export { runLocalCv, type LocalCvOptions, type LocalCvResult } from './cv-local.
 export { renderSummary } from './cv-cmd.js';
 export { cliEnvFromProcess, type CliEnv } from './env.js';
 export { captureEnv } from './testing.js';
+export { startLocalCluster, type LocalCluster, type LocalClusterOptions } from './local-cluster.js';
+export { importToStore } from './s3-import.js';
+export { resolveCluster, type ClusterEndpoints } from './cluster-config.js';

@@ -3,6 +3,8 @@ import { cliEnvFromProcess, type CliEnv } from './env.js';
 import { UsageError } from './errors.js';
 import { datasetCommand } from './dataset-cmd.js';
 import { cvCommand, CV_HELP } from './cv-cmd.js';
+import { localCommand } from './local-cmd.js';
+import { runCommand } from './run-cmd.js';
 
 export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
 
@@ -11,6 +13,13 @@ Usage:
   cvc dataset download NAME                  mnist, fashion-mnist or cifar-10 (sha256-verified)
   cvc dataset import NAME|PATH --out DIR [--folds K] [--seed S] [--fold-scheme stratified|seed] [--limit N]
   cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar [--folds 5] [--epochs N] [--limit N] [--out DIR] [--json]
+
+The cluster (embedded default on one machine, or Kubernetes):
+  cvc local up [--workers N] [--dir .cvc/local]   nats-server, an S3 server, the coordinator and N workers on loopback
+  cvc dataset import NAME|PATH [--folds K] [--seed S] [--fold-scheme S] [--limit N]   fold shards into the cluster's S3
+  cvc run submit --dataset NAME --model M [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
+  cvc run watch RUN | cvc run show RUN [--json] | cvc run list | cvc run cancel RUN
+  (--cluster FILE, or CVC_COORDINATOR and CVC_S3_*, say which cluster; default .cvc/local/cluster.json)
 
 Environment: CVC_CACHE_DIR (downloaded datasets, default ~/.cache/cvc/datasets),
 CVC_DATA_DIR (extra dataset directories, colon-separated).
@@ -33,6 +42,10 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): P
         return await datasetCommand(rest, env);
       case 'cv':
         return await cvCommand(rest, env, ac.signal);
+      case 'local':
+        return await localCommand(rest, env, ac.signal);
+      case 'run':
+        return await runCommand(rest, env);
       case undefined:
       case 'help':
       case '--help':

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { concatImages, decodeShard, parseManifest, DataError, type DatasetManifest, type ImageSet, type ShardEntry } from '@cvc/data';
@@ -38,8 +38,10 @@ export class ShardCache {
       if (bytes.length !== entry.bytes || got !== entry.sha256) {
         throw new DataError('SHARD_CHECKSUM', `downloaded ${bytes.length} bytes with sha256 ${got}; the manifest says ${entry.bytes} bytes, ${entry.sha256}`, key);
       }
-      await writeFile(`${cached}.tmp`, bytes);
-      await rename(`${cached}.tmp`, cached);
+      // Workers may share the cache: a private temp name, then an atomic rename.
+      const tmp = `${cached}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      await writeFile(tmp, bytes);
+      await rename(tmp, cached);
     }
     return decodeShard(bytes, entry.name).set;
   }

@@ -1,0 +1,138 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CvcError } from '@cvc/core';
+import { startNatsServer, type NatsServer } from '@cvc/messaging';
+import { startS3Server, type S3Server } from '@cvc/storage';
+import type { ClusterEndpoints } from './cluster-config.js';
+
+const repo = resolve(fileURLToPath(import.meta.url), '../../../..');
+const COORDINATOR_BIN = process.env['CVC_COORDINATOR_BIN'] ?? join(repo, 'services/coordinator/bin/coordinator.js');
+const WORKER_BIN = process.env['CVC_WORKER_BIN'] ?? join(repo, 'services/worker/bin/worker.js');
+
+export interface LocalClusterOptions {
+  readonly dir: string;
+  readonly workers: number;
+  readonly backend?: string;
+  /** Redelivery after this long without a heartbeat (ms, default 60 000). */
+  readonly ackWaitMs?: number;
+  readonly maxDeliver?: number;
+  readonly logLevel?: string;
+}
+
+/** A running local cluster: nats-server, an S3 server, the coordinator and workers on loopback. */
+export interface LocalCluster {
+  readonly endpoints: ClusterEndpoints & { natsUrl: string };
+  readonly dir: string;
+  readonly workers: ChildProcess[];
+  readonly coordinatorProcess: ChildProcess;
+  readonly nats: NatsServer;
+  readonly s3: S3Server;
+  /** Starts one more worker (ids continue). */
+  addWorker(): ChildProcess;
+  /** Restarts the coordinator on the same port (fault tests). */
+  restartCoordinator(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function waitExit(p: ChildProcess, ms: number): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => {
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      r();
+    }, ms);
+    p.once('exit', () => {
+      clearTimeout(t);
+      r();
+    });
+  });
+}
+
+/** Starts the embedded default; logs go to DIR/logs, addresses to DIR/cluster.json. */
+export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
+  const dir = resolve(o.dir);
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  const nats = await startNatsServer(join(dir, 'nats'));
+  const s3 = await startS3Server(join(dir, 's3'));
+  const base: NodeJS.ProcessEnv = {
+    ...process.env,
+    CVC_NATS_URL: nats.url,
+    CVC_S3_ENDPOINT: s3.endPoint,
+    CVC_S3_PORT: String(s3.port),
+    CVC_S3_ACCESS_KEY: s3.accessKey,
+    CVC_S3_SECRET_KEY: s3.secretKey,
+    CVC_S3_BUCKET: 'cvc',
+    CVC_ACK_WAIT_MS: String(o.ackWaitMs ?? 60_000),
+    CVC_MAX_DELIVER: String(o.maxDeliver ?? 5),
+    CVC_LOG_LEVEL: o.logLevel ?? 'info',
+  };
+  const log = (name: string) => createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
+
+  let coordinatorPort = 0;
+  const startCoordinator = async (): Promise<ChildProcess> => {
+    const p = spawn(process.execPath, [COORDINATOR_BIN], { env: { ...base, CVC_GRPC_HOST: '127.0.0.1', CVC_GRPC_PORT: String(coordinatorPort) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = log('coordinator');
+    p.stderr.pipe(out);
+    coordinatorPort = await new Promise<number>((res, rej) => {
+      let text = '';
+      p.stdout.on('data', (c: Buffer) => {
+        text += c.toString();
+        const m = /CVC_COORDINATOR_PORT=(\d+)/.exec(text);
+        if (m) res(Number(m[1]));
+      });
+      p.once('exit', (code) => rej(new CvcError('COORDINATOR_START', `the coordinator exited with code ${code} before listening; see ${join(dir, 'logs', 'coordinator.log')}`)));
+    });
+    p.stdout.pipe(out);
+    return p;
+  };
+  let coordinatorProcess = await startCoordinator();
+  const coordinator = `127.0.0.1:${coordinatorPort}`;
+  const workers: ChildProcess[] = [];
+  const addWorker = (): ChildProcess => {
+    const id = `local-${workers.length}`;
+    const p = spawn(process.execPath, [WORKER_BIN], {
+      env: { ...base, CVC_COORDINATOR: coordinator, CVC_WORKER_ID: id, CVC_CACHE_DIR: join(dir, 'cache'), CVC_BACKEND: o.backend ?? 'auto' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = log(id);
+    p.stdout?.pipe(out);
+    p.stderr?.pipe(out);
+    workers.push(p);
+    return p;
+  };
+  for (let i = 0; i < o.workers; i++) addWorker();
+
+  const endpoints = {
+    coordinator,
+    natsUrl: nats.url,
+    s3: { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'cvc' },
+  };
+  await writeFile(join(dir, 'cluster.json'), JSON.stringify(endpoints, null, 2) + '\n');
+  return {
+    endpoints,
+    dir,
+    workers,
+    get coordinatorProcess() {
+      return coordinatorProcess;
+    },
+    nats,
+    s3,
+    addWorker,
+    restartCoordinator: async () => {
+      coordinatorProcess.kill('SIGKILL');
+      await waitExit(coordinatorProcess, 5000);
+      coordinatorProcess = await startCoordinator();
+    },
+    stop: async () => {
+      for (const w of workers) w.kill('SIGTERM');
+      await Promise.all(workers.map((w) => waitExit(w, 10_000)));
+      coordinatorProcess.kill('SIGTERM');
+      await waitExit(coordinatorProcess, 5000);
+      await nats.stop();
+      await s3.close();
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FoldState, Run, RunState } from '@cvc/proto';
+import { captureEnv, main, startLocalCluster } from '@cvc/cli';
+import { getRun, runClient, storeOf, until } from './helpers.js';
+
+test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 2 workers); every fold once', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-cluster-'));
+  const cluster = await startLocalCluster({ dir, workers: 2, backend: 'wasm' });
+  try {
+    const clusterFile = join(dir, 'cluster.json');
+    const imp = captureEnv(dir);
+    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '5', '--limit', '200', '--cluster', clusterFile], imp), 0, imp.err());
+    assert.match(imp.out(), /imported at datasets\/fashion-mnist\/[0-9a-f]{16}\/manifest\.json/);
+
+    const env = captureEnv(dir);
+    const code = await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '5', '--epochs', '2', '--watch', '--json', '--cluster', clusterFile], env);
+    assert.equal(code, 0, env.err());
+    const run = Run.fromJSON(JSON.parse(env.out()));
+    assert.equal(run.state, RunState.RUN_STATE_SUCCEEDED, run.error);
+    assert.equal(run.folds.length, 5);
+    const store = storeOf(cluster);
+    for (const f of run.folds) {
+      assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
+      assert.equal(f.attempts, 1, `fold ${f.fold} ran once`);
+      assert.equal(f.epochReports, 2, `fold ${f.fold}: each epoch reported once`);
+      assert.deepEqual(f.history.map((h) => h.epoch), [1, 2]);
+      assert.equal(f.val?.count, 40);
+      assert.equal(f.test?.count, 200);
+      const keys = await store.list(`runs/${run.id}/fold-${f.fold}/`);
+      assert.deepEqual(keys, [
+        `runs/${run.id}/fold-${f.fold}/best/model.ckpt`,
+        `runs/${run.id}/fold-${f.fold}/checkpoints/epoch-0001.ckpt`,
+        `runs/${run.id}/fold-${f.fold}/checkpoints/epoch-0002.ckpt`,
+      ]);
+    }
+    const s = run.summary;
+    assert.ok(s?.valLoss && Number.isFinite(s.valLoss.mean) && s.valLoss.std >= 0);
+    const best = run.folds.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b));
+    assert.equal(s.bestFold, best.fold);
+    assert.ok(await store.stat(`runs/${run.id}/encoder/model.json`));
+    assert.ok(await store.stat(`runs/${run.id}/encoder/weights.bin`));
+    assert.ok(await store.stat(`runs/${run.id}/summary.json`));
+
+    // Bad input gets a clear status and message.
+    const bad = captureEnv(dir);
+    assert.equal(await main(['run', 'show', 'no-such-run', '--cluster', clusterFile], bad), 1);
+    assert.match(bad.err(), /run no-such-run does not exist/);
+    assert.equal(await main(['run', 'submit', '--dataset', 'cifar-10', '--model', 'seed-cifar', '--cluster', clusterFile], bad), 1);
+    assert.match(bad.err(), /dataset 'cifar-10' is not imported/);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '3', '--cluster', clusterFile], bad), 1);
+    assert.match(bad.err(), /imported with 5 folds, not 3/);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-cifar', '--cluster', clusterFile], bad), 1);
+    assert.match(bad.err(), /takes 32x32x3 images/);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'vgg16', '--cluster', clusterFile], bad), 1);
+    assert.match(bad.err(), /unknown model 'vgg16'/);
+  } finally {
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a worker SIGKILLed mid-fold: the task is redelivered and resumes from its checkpoint', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-kill-'));
+  // A short ack wait so the dead worker's task comes back quickly.
+  const cluster = await startLocalCluster({ dir, workers: 1, backend: 'wasm', ackWaitMs: 3000 });
+  const c = runClient(cluster);
+  try {
+    const clusterFile = join(dir, 'cluster.json');
+    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '400', '--cluster', clusterFile], captureEnv(dir)), 0);
+    const env = captureEnv(dir);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '3', '--cluster', clusterFile], env), 0, env.err());
+    const runId = env.out().trim();
+    // Wait until some fold has finished its first epoch and is training the next one.
+    const mid = await until('a fold after epoch 1', () => getRun(c, runId), (r) => r.folds.some((f) => f.state === FoldState.FOLD_STATE_RUNNING && f.history.length >= 1 && f.lastCheckpointEpoch >= 1));
+    const victim = mid.folds.find((f) => f.state === FoldState.FOLD_STATE_RUNNING && f.history.length >= 1);
+    assert.ok(victim);
+    cluster.workers[0]?.kill('SIGKILL');
+    cluster.addWorker();
+    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 240_000);
+    assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
+    const f = done.folds[victim.fold];
+    assert.ok(f);
+    assert.equal(f.attempts, 2, 'the killed fold was attempted again');
+    assert.ok(f.resumedFromEpoch >= 1, `the second attempt resumed after epoch ${f.resumedFromEpoch}`);
+    assert.deepEqual(f.history.map((h) => h.epoch), [1, 2, 3]);
+    // Finished epochs were not trained again: each epoch was reported exactly once overall.
+    assert.equal(f.epochReports, 3);
+    for (const other of done.folds.filter((x) => x.fold !== victim.fold)) assert.equal(other.state, FoldState.FOLD_STATE_SUCCEEDED);
+  } finally {
+    c.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
