@@ -1,5 +1,6 @@
 import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { Run, RunServiceClient } from '@cvc/proto';
+import type { Run} from '@cvc/proto';
+import { RunServiceClient } from '@cvc/proto';
 import { createObjectStore, type ObjectStore } from '@cvc/storage';
 import type { LocalCluster } from '@cvc/cli';
 

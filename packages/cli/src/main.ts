@@ -31,7 +31,7 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): P
   const ac = new AbortController();
   const onSignal = (): void => {
     if (ac.signal.aborted) process.exit(130);
-    env.stderr.write('\ninterrupted: stopping after the current batch (Ctrl-C again to exit now)\n');
+    env.stderr.write('\ninterrupted: stopping (Ctrl-C again to exit at once)\n');
     ac.abort();
   };
   process.on('SIGINT', onSignal);

@@ -271,9 +271,9 @@ export class FoldTrainer {
    */
   async exportEncoder(): Promise<{ modelJson: string; weights: Uint8Array }> {
     let artifacts: tf.io.ModelArtifacts | undefined;
-    const handler = tf.io.withSaveHandler(async (a) => {
+    const handler = tf.io.withSaveHandler((a) => {
       artifacts = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } };
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } });
     });
     // Snapshot under the inference statistics, then save outside the swap (save is async).
     const snapshot = this.withInferenceStats(() => this.net.encoder.weights.map((w) => w.read().clone()));

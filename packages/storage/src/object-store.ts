@@ -184,7 +184,7 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
     list: (prefix) =>
       wrap('list', prefix, async () => {
         const keys: string[] = [];
-        for await (const item of client.listObjectsV2(bucket, prefix, true)) {
+        for await (const item of client.listObjectsV2(bucket, prefix, true) as AsyncIterable<{ name?: string }>) {
           if (item.name) keys.push(item.name);
         }
         return keys.sort();

@@ -25,7 +25,7 @@ export interface S3Server {
  */
 export async function startS3Server(directory: string, port = 0): Promise<S3Server> {
   await mkdir(directory, { recursive: true });
-  const S3rver = S3rverModule as unknown as S3rverCtor;
+  const S3rver = S3rverModule as S3rverCtor;
   const server = new S3rver({ address: '127.0.0.1', port, silent: true, directory, resetOnClose: false, allowMismatchedSignatures: false });
   const addr = await server.run();
   return { endPoint: '127.0.0.1', port: addr.port, accessKey: 'S3RVER', secretKey: 'S3RVER', close: () => server.close() };

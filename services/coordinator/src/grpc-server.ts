@@ -58,7 +58,7 @@ function unary<Req, Res>(method: string, fn: (req: Req) => Promise<Res>, observe
       (err: unknown) => {
         const s = toStatus(err);
         observe(method, s.code ?? status.INTERNAL, (performance.now() - t0) / 1000);
-        callback(s as ServerErrorResponse);
+        callback(s);
       },
     );
   };
@@ -162,7 +162,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
         } catch (err) {
           const s = toStatus(err);
           observe('UploadCheckpoint', s.code ?? status.INTERNAL, (performance.now() - t0) / 1000);
-          callback(s as ServerErrorResponse);
+          callback(s);
         }
       })();
     },

@@ -1,6 +1,7 @@
 import { credentials, status, type ServiceError, type ClientUnaryCall } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { CheckpointKind, WorkerServiceClient, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import type { CheckpointKind} from '@cvc/proto';
+import { WorkerServiceClient, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type ReportEpochRequest, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
 
 type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 
@@ -23,7 +24,7 @@ export class CoordinatorClient {
     let delay = 200;
     for (;;) {
       try {
-        return await new Promise<Res>((resolve, reject) => fn.call(this.client, req, (err, res) => (err ? reject(err) : resolve(res))));
+        return await new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
       } catch (err) {
         const code = (err as ServiceError).code;
         if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;
@@ -33,10 +34,10 @@ export class CoordinatorClient {
     }
   }
 
-  startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> => this.call(this.client.startAttempt, req);
-  reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> => this.call(this.client.reportEpoch, { attempt, metrics });
-  finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call(this.client.finishFold, req);
-  failFold = (req: FailFoldRequest): Promise<unknown> => this.call(this.client.failFold, req);
+  startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> => this.call((r: StartAttemptRequest, cb) => this.client.startAttempt(r, cb), req);
+  reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> => this.call((r: ReportEpochRequest, cb) => this.client.reportEpoch(r, cb), { attempt, metrics });
+  finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call((r: FinishFoldRequest, cb) => this.client.finishFold(r, cb), req);
+  failFold = (req: FailFoldRequest): Promise<unknown> => this.call((r: FailFoldRequest, cb) => this.client.failFold(r, cb), req);
 
   /** Streams a checkpoint in 1 MiB chunks, the sha256 in the last message (retried as a whole). */
   async uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
