@@ -1,0 +1,97 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
+import { captureEnv, main, startLocalCluster } from '@cvc/cli';
+import { getRun, runClient, storeOf } from './helpers.js';
+
+type Cb<T> = (e: ServiceError | null, r: T) => void;
+const call = <T>(f: (cb: Cb<T>) => unknown): Promise<T> => new Promise((res, rej) => void f((e, r) => (e ? rej(e) : res(r))));
+const code = (c: status, re: RegExp) => (e: unknown): boolean => (e as ServiceError).code === c && re.test((e as ServiceError).details);
+
+function upload(w: WorkerServiceClient, a: AttemptRef, epoch: number, data: Buffer, opts: { sha?: string; chunk?: number; size?: number } = {}): Promise<UploadCheckpointResponse> {
+  return new Promise((resolve, reject) => {
+    const s = w.uploadCheckpoint((e, r) => (e ? reject(e) : resolve(r)));
+    s.on('error', () => {});
+    s.write({ header: { attempt: a, epoch, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size: opts.size ?? data.length }, data: Buffer.alloc(0), sha256: '' });
+    const step = opts.chunk ?? 1 << 20;
+    for (let i = 0; i < data.length; i += step) s.write({ data: data.subarray(i, i + step), sha256: '' });
+    s.write({ data: Buffer.alloc(0), sha256: opts.sha ?? createHash('sha256').update(data).digest('hex') });
+    s.end();
+  });
+}
+
+test('bad input gets clear gRPC statuses and loses nothing; a coordinator restart loses nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-bad-'));
+  const cluster = await startLocalCluster({ dir, workers: 0 });
+  const rc = runClient(cluster);
+  let w = new WorkerServiceClient(cluster.endpoints.coordinator, credentials.createInsecure());
+  try {
+    const health = new HealthClient(cluster.endpoints.coordinator, credentials.createInsecure());
+    const h = await call<{ status: HealthCheckResponse_ServingStatus }>((cb) => health.check({ service: '' }, cb));
+    assert.equal(h.status, HealthCheckResponse_ServingStatus.SERVING);
+    health.close();
+
+    const clusterFile = join(dir, 'cluster.json');
+    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '40', '--cluster', clusterFile], captureEnv(dir)), 0);
+    const env = captureEnv(dir);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '3', '--cluster', clusterFile], env), 0, env.err());
+    const runId = env.out().trim();
+
+    await assert.rejects(call((cb) => w.startAttempt({ runId: 'no-such-run', fold: 0, worker: 't', delivery: 1 }, cb)), code(status.NOT_FOUND, /run no-such-run does not exist/));
+    await assert.rejects(call((cb) => w.startAttempt({ runId: '../../etc', fold: 0, worker: 't', delivery: 1 }, cb)), code(status.INVALID_ARGUMENT, /malformed/));
+    await assert.rejects(call((cb) => w.startAttempt({ runId, fold: 9, worker: 't', delivery: 1 }, cb)), code(status.INVALID_ARGUMENT, /no fold 9/));
+
+    const first = await call<StartAttemptResponse>((cb) => w.startAttempt({ runId, fold: 0, worker: 't', delivery: 1 }, cb));
+    assert.ok(first.proceed && first.token);
+    assert.match(first.manifest, /^datasets\/fashion-mnist\/[0-9a-f]{16}\/manifest\.json$/);
+    const a: AttemptRef = { runId, fold: 0, token: first.token };
+    const good = Buffer.from(new Uint8Array(3 << 20).map((_, i) => i % 253));
+    const stored = await upload(w, a, 1, good);
+    assert.equal(stored.size, good.length);
+    const store = storeOf(cluster);
+    const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+    // A second attempt takes over the fold; the first one's token is now stale.
+    const second = await call<StartAttemptResponse>((cb) => w.startAttempt({ runId, fold: 0, worker: 't2', delivery: 2 }, cb));
+    assert.equal(second.resumeCheckpoint, stored.key, 'the new attempt resumes from the stored checkpoint');
+    const metrics = { epoch: 1, loss: 0.1, valLoss: 0.1, valMse: 0.1, seconds: 1, imagesPerSec: 10 };
+    await assert.rejects(call((cb) => w.reportEpoch({ attempt: a, metrics }, cb)), code(status.FAILED_PRECONDITION, /stale attempt token/));
+    await assert.rejects(upload(w, a, 2, good), code(status.FAILED_PRECONDITION, /stale attempt token/));
+    const b: AttemptRef = { runId, fold: 0, token: second.token };
+    await call((cb) => w.reportEpoch({ attempt: b, metrics }, cb));
+    await assert.rejects(call((cb) => w.reportEpoch({ attempt: b, metrics: { ...metrics, loss: Number.NaN } }, cb)), code(status.INVALID_ARGUMENT, /finite losses/));
+
+    // A checkpoint whose sha256 does not match: refused, and the stored one is untouched.
+    const other = Buffer.from(good).fill(7, 0, 1000);
+    await assert.rejects(upload(w, b, 1, other, { sha: sha(good) }), code(status.DATA_LOSS, /does not match|expected/));
+    assert.equal(sha(await store.getBytes(stored.key)), sha(good));
+    // A message over the size limit, and a checkpoint over the cap.
+    await assert.rejects(upload(w, b, 2, Buffer.alloc(5 << 20), { chunk: 5 << 20 }), (e: unknown) => (e as ServiceError).code === status.RESOURCE_EXHAUSTED);
+    assert.equal(await store.stat(`runs/${runId}/fold-0/checkpoints/epoch-0002.ckpt`), undefined);
+    await assert.rejects(upload(w, b, 2, good, { size: 1e12 }), code(status.RESOURCE_EXHAUSTED, /exceeds the limit/));
+
+    // The coordinator dies and comes back: the run, its fold state and its checkpoint are all there.
+    const before = await getRun(rc, runId);
+    w.close();
+    await cluster.restartCoordinator();
+    w = new WorkerServiceClient(cluster.endpoints.coordinator, credentials.createInsecure());
+    const after = await getRun(rc, runId);
+    assert.deepEqual(after.folds, before.folds);
+    assert.equal(after.folds[0]?.state, FoldState.FOLD_STATE_RUNNING);
+    assert.equal(after.folds[0]?.lastCheckpoint, stored.key);
+    assert.equal(after.folds[0]?.epochReports, 1);
+    // The surviving attempt's token still works after the restart.
+    await call((cb) => w.reportEpoch({ attempt: b, metrics: { ...metrics, epoch: 2 } }, cb));
+    assert.equal((await getRun(rc, runId)).folds[0]?.epochReports, 2);
+  } finally {
+    w.close();
+    rc.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
