@@ -1,6 +1,6 @@
-import { mkdir, readFile, rename, writeFile, access } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, type Logger } from '@cvc/core';
+import { ConfigError, pathExists, type Logger } from '@cvc/core';
 import { concatImages, directorySink, importDataset, loadDataset, readManifestFile, readShardFile, writeManifest, type DatasetManifest, type FoldScheme, type ImageSet } from '@cvc/data';
 import { FoldTrainer, MODEL_SHAPES, resolveTrainConfig, runFold, summarizeFolds, type CvSummary, type FoldSummary, type ModelName, type TrainConfig, type Upsample } from '@cvc/model';
 import { initBackend, type BackendChoice, type BackendInfo } from '@cvc/tfjs-runtime';
@@ -29,15 +29,6 @@ export interface LocalCvResult {
   readonly outDir: string;
   readonly backend: BackendInfo;
   readonly datasetVersion: string;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {
@@ -96,7 +87,7 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
 
   const runFile = join(o.out, 'run.json');
   const runSpec = { model: o.model, dataset: ds.name, datasetVersion: manifest.version, folds: o.folds, scheme: o.scheme, config };
-  if (await exists(runFile)) {
+  if (await pathExists(runFile)) {
     const prev = JSON.parse(await readFile(runFile, 'utf8')) as typeof runSpec;
     if (JSON.stringify(prev) !== JSON.stringify(runSpec)) {
       throw new ConfigError('out', `${o.out} holds a run with different settings; choose another --out or delete it`);
@@ -110,7 +101,7 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   for (let k = 0; k < o.folds; k++) {
     const foldDir = join(o.out, `fold-${k}`);
     const resultFile = join(foldDir, 'result.json');
-    if (await exists(resultFile)) {
+    if (await pathExists(resultFile)) {
       const done = JSON.parse(await readFile(resultFile, 'utf8')) as FoldSummary;
       progress.log(`fold ${k}: already finished (best epoch ${done.bestEpoch}, val loss ${num(done.metrics.val.loss)})`);
       results.push(done);
@@ -120,7 +111,7 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
     const train = concatImages(folds.filter((_, i) => i !== k));
     const val = folds[k] as ImageSet;
     const lastCkpt = join(foldDir, 'last.ckpt');
-    const trainer = (await exists(lastCkpt)) ? await FoldTrainer.resume(await readFile(lastCkpt), lastCkpt) : FoldTrainer.create({ ...config, seed: config.seed + k });
+    const trainer = (await pathExists(lastCkpt)) ? await FoldTrainer.resume(await readFile(lastCkpt), lastCkpt) : FoldTrainer.create({ ...config, seed: config.seed + k });
     if (trainer.epochsDone > 0) progress.log(`fold ${k}: resuming after epoch ${trainer.epochsDone} from ${lastCkpt}`);
     try {
       const result = await runFold(trainer, { train, val, test }, {

@@ -68,6 +68,34 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     CVC_ACK_WAIT_MS: String(o.ackWaitMs ?? 60_000),
     CVC_MAX_DELIVER: String(o.maxDeliver ?? 5),
     CVC_LOG_LEVEL: o.logLevel ?? 'info',
+    CVC_METRICS_HOST: '127.0.0.1',
+    CVC_METRICS_PORT: '0',
+  };
+  // Prometheus file-based discovery: every process's /metrics address.
+  const targets = { coordinator: '', workers: new Map<string, string>() };
+  const writeTargets = (): Promise<void> =>
+    writeFile(
+      join(dir, 'prometheus-targets.json'),
+      JSON.stringify(
+        [
+          { targets: targets.coordinator ? [targets.coordinator] : [], labels: { job: 'cvc-coordinator' } },
+          { targets: [...targets.workers.values()], labels: { job: 'cvc-worker' } },
+        ],
+        null,
+        2,
+      ) + '\n',
+    );
+  const watchMetricsPort = (p: ChildProcess, onPort: (port: number) => void): void => {
+    let text = '';
+    const onData = (c: Buffer): void => {
+      text += c.toString();
+      const m = /CVC_METRICS_PORT=(\d+)/.exec(text);
+      if (m) {
+        p.stdout?.off('data', onData);
+        onPort(Number(m[1]));
+      }
+    };
+    p.stdout?.on('data', onData);
   };
   const log = (name: string) => createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
 
@@ -76,6 +104,10 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     const p = spawn(process.execPath, [COORDINATOR_BIN], { env: { ...base, CVC_GRPC_HOST: '127.0.0.1', CVC_GRPC_PORT: String(coordinatorPort) }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = log('coordinator');
     p.stderr.pipe(out);
+    watchMetricsPort(p, (port) => {
+      targets.coordinator = `127.0.0.1:${port}`;
+      void writeTargets();
+    });
     coordinatorPort = await new Promise<number>((res, rej) => {
       let text = '';
       p.stdout.on('data', (c: Buffer) => {
@@ -100,6 +132,14 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     const out = log(id);
     p.stdout?.pipe(out);
     p.stderr?.pipe(out);
+    watchMetricsPort(p, (port) => {
+      targets.workers.set(id, `127.0.0.1:${port}`);
+      void writeTargets();
+    });
+    p.once('exit', () => {
+      targets.workers.delete(id);
+      void writeTargets();
+    });
     workers.push(p);
     return p;
   };

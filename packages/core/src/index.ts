@@ -3,3 +3,4 @@ export { createRng, deriveSeed, shuffleInPlace, permutation, type Rng } from './
 export { meanStd, type MeanStd } from './stats.js';
 export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
 export { resolveOptions } from './options.js';
+export { pathExists } from './fs.js';

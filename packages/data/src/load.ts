@@ -1,4 +1,5 @@
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { pathExists } from '@cvc/core';
 import { join, resolve } from 'node:path';
 import { DataError } from './errors.js';
 import { readIdxFile } from './idx.js';
@@ -28,17 +29,8 @@ export interface LocateOptions {
   readonly dataDirs?: readonly string[];
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function findFile(dir: string, base: string): Promise<string | undefined> {
-  for (const name of [base, `${base}.gz`]) if (await exists(join(dir, name))) return join(dir, name);
+  for (const name of [base, `${base}.gz`]) if (await pathExists(join(dir, name))) return join(dir, name);
   return undefined;
 }
 
@@ -46,7 +38,7 @@ async function findFile(dir: string, base: string): Promise<string | undefined> 
 async function detect(dir: string): Promise<{ format: 'idx' | 'cifar10'; dir: string } | undefined> {
   if (await findFile(dir, IDX_FILES.trainImages)) return { format: 'idx', dir };
   for (const d of [dir, join(dir, 'cifar-10-batches-bin')]) {
-    if (await exists(join(d, CIFAR_TRAIN_BATCHES[0] as string))) return { format: 'cifar10', dir: d };
+    if (await pathExists(join(d, CIFAR_TRAIN_BATCHES[0] as string))) return { format: 'cifar10', dir: d };
   }
   return undefined;
 }
@@ -124,11 +116,11 @@ export async function loadDataset(nameOrPath: string, opts: LocateOptions): Prom
     const trainBatches: ImageSet[] = [];
     for (const b of CIFAR_TRAIN_BATCHES) {
       const p = join(loc.dir, b);
-      if (!(await exists(p))) throw new DataError('FILE_MISSING', `missing ${b}`, loc.dir);
+      if (!(await pathExists(p))) throw new DataError('FILE_MISSING', `missing ${b}`, loc.dir);
       trainBatches.push(await readCifarBatchFile(p, numClasses));
     }
     const testPath = join(loc.dir, CIFAR_TEST_BATCH);
-    if (!(await exists(testPath))) throw new DataError('FILE_MISSING', `missing ${CIFAR_TEST_BATCH}`, loc.dir);
+    if (!(await pathExists(testPath))) throw new DataError('FILE_MISSING', `missing ${CIFAR_TEST_BATCH}`, loc.dir);
     const test = await readCifarBatchFile(testPath, numClasses);
     ds = { name: loc.name, dir: loc.dir, format: 'cifar10', numClasses, classNames, train: concatImages(trainBatches), test, trainBatches };
   }

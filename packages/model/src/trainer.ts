@@ -25,6 +25,8 @@ export interface FitCallbacks {
   /** Called after each epoch; `await trainer.checkpoint()` serialises the state at that point. */
   readonly onEpochEnd?: (r: EpochRecord, trainer: FoldTrainer) => void | Promise<void>;
   readonly signal?: AbortSignal;
+  /** Wall time of each training step in seconds (metrics); reads no tensor. */
+  readonly onStep?: (seconds: number) => void;
   /** Minimum milliseconds between onBatch calls (default 250). */
   readonly progressIntervalMs?: number;
   /** Clock in milliseconds (injected for tests; default performance.now). */
@@ -160,6 +162,7 @@ export class FoldTrainer {
       for (let start = 0; start < data.train.count; start += batchSize) {
         throwIfAborted(cb.signal, `epoch ${epoch}`);
         const size = Math.min(batchSize, data.train.count - start);
+        const stepStart = now();
         const next = tf.tidy(() => {
           const x = batchTensor(data.train, order, start, size);
           const loss = this.optimizer.minimize(
@@ -174,6 +177,7 @@ export class FoldTrainer {
         seen += size;
         this.bnSteps++;
         const t = now();
+        cb.onStep?.((t - stepStart) / 1000);
         if (cb.onBatch && (t - lastReport >= interval || seen === data.train.count)) {
           lastReport = t;
           const secs = Math.max((t - t0) / 1000, 1e-9);

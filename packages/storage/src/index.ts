@@ -3,3 +3,4 @@ export { validateKey, validateSegment, layout, MAX_KEY_LENGTH } from './keys.js'
 export { createObjectStore, storeOptionsSchema, type ObjectStore, type StoreOptions, type PutResult } from './object-store.js';
 export { startS3Server, type S3Server } from './s3-server.js';
 export { createDatasetCatalog, type DatasetCatalog, type DatasetImport } from './catalog.js';
+export { s3EnvSchema, storeOptionsFromEnv } from './env.js';

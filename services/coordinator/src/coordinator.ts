@@ -16,15 +16,16 @@ export interface CoordinatorDeps {
   readonly now?: () => number;
   /** Largest checkpoint accepted, in bytes (default 512 MiB). */
   readonly maxCheckpointBytes?: number;
-  /** Called after every state change (metrics hooks). */
-  readonly onChange?: (run: Run, reason: string) => void;
+  /** Told about every state change and event (metrics). */
+  readonly observer?: CoordinatorObserver;
 }
 
-/** Observed counters, exposed for metrics. */
-export interface CoordinatorStats {
-  checkpointBytes: number;
-  redeliveries: number;
-  staleReports: number;
+/** Hooks for metrics; every method is optional. */
+export interface CoordinatorObserver {
+  runChanged?(run: Run, reason: string): void;
+  redelivery?(): void;
+  checkpointStored?(bytes: number): void;
+  foldFailed?(): void;
 }
 
 /**
@@ -41,8 +42,7 @@ export class Coordinator {
   private readonly logger: Logger;
   private readonly now: () => number;
   readonly maxCheckpointBytes: number;
-  readonly stats: CoordinatorStats = { checkpointBytes: 0, redeliveries: 0, staleReports: 0 };
-  private readonly onChange: (run: Run, reason: string) => void;
+  private readonly observer: CoordinatorObserver;
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -52,7 +52,7 @@ export class Coordinator {
     this.logger = deps.logger ?? silentLogger;
     this.now = deps.now ?? Date.now;
     this.maxCheckpointBytes = deps.maxCheckpointBytes ?? 512 * 1024 * 1024;
-    this.onChange = deps.onChange ?? (() => {});
+    this.observer = deps.observer ?? {};
   }
 
   private async load(runId: string): Promise<RunDoc> {
@@ -69,7 +69,7 @@ export class Coordinator {
       return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens };
     });
     const doc = decodeDoc(value);
-    this.onChange(doc.run, reason);
+    this.observer.runChanged?.(doc.run, reason);
     return doc;
   }
 
@@ -104,7 +104,7 @@ export class Coordinator {
     await this.runs.create(runKey(id), { run, tokens: new Array<string>(spec.folds).fill('') });
     for (let fold = 0; fold < spec.folds; fold++) await this.queue.enqueue({ runId: id, fold });
     this.logger.info('run submitted', { run: id, dataset: spec.dataset, version: imp.version, folds: spec.folds });
-    this.onChange(run, 'submitted');
+    this.observer.runChanged?.(run, 'submitted');
     return run;
   }
 
@@ -170,7 +170,7 @@ export class Coordinator {
     if (FINAL_RUN_STATES.includes(cur.run.state)) return skip(`run is ${RunState[cur.run.state]}`);
     if (FINAL_FOLD_STATES.includes(f.state)) return skip(`fold ${req.fold} is ${FoldState[f.state]}`);
     const token = randomUUID();
-    if (req.delivery > 1) this.stats.redeliveries++;
+    if (req.delivery > 1) this.observer.redelivery?.();
     const doc = await this.mutate(req.runId, `fold ${req.fold} started`, (d) => {
       const tokens = [...d.tokens];
       tokens[req.fold] = token;
@@ -198,7 +198,6 @@ export class Coordinator {
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${a.runId} has no fold ${a.fold}`);
     if (doc.run.state === RunState.RUN_STATE_CANCELLED) throw new CoordinatorError('CANCELLED', `run ${a.runId} was cancelled`);
     if (!a.token || doc.tokens[a.fold] !== a.token) {
-      this.stats.staleReports++;
       throw new CoordinatorError('FAILED_PRECONDITION', `stale attempt token for run ${a.runId} fold ${a.fold}: another attempt owns this fold`);
     }
     return a.fold;
@@ -257,7 +256,7 @@ export class Coordinator {
       await this.store.remove(key).catch(() => undefined);
       throw new CoordinatorError('DATA_LOSS', `checkpoint announced ${header.size} bytes but ${put.bytes} arrived; it was discarded`);
     }
-    this.stats.checkpointBytes += put.bytes;
+    this.observer.checkpointStored?.(put.bytes);
     await this.mutate(a.runId, `fold ${a.fold} checkpoint`, (d) => {
       const fold = this.checkToken(d, a);
       return {
@@ -307,11 +306,16 @@ export class Coordinator {
         run: { ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? { ...x, state: req.final ? FoldState.FOLD_STATE_FAILED : FoldState.FOLD_STATE_PENDING, error: req.error } : x)) },
       };
     });
-    if (req.final) await this.maybeFinalize(doc);
+    if (req.final) {
+      this.observer.foldFailed?.();
+      await this.maybeFinalize(doc);
+    }
   }
 
   /** A task ran out of deliveries (its worker died each time): mark the fold failed. */
   async onTaskGivenUp(task: FoldTask, deliveries: number): Promise<void> {
+    const before = (await this.load(task.runId)).run.folds[task.fold];
+    if (!before || FINAL_FOLD_STATES.includes(before.state)) return;
     const doc = await this.mutate(task.runId, `fold ${task.fold} gave up`, (d) => {
       const f = d.run.folds[task.fold];
       if (!f || FINAL_FOLD_STATES.includes(f.state)) return d;
@@ -320,6 +324,7 @@ export class Coordinator {
       const error = f.error ? `${f.error} (gave up after ${deliveries} deliveries)` : `gave up after ${deliveries} deliveries without a result (worker lost?)`;
       return { tokens, run: { ...d.run, folds: d.run.folds.map((x) => (x.fold === task.fold ? { ...x, state: FoldState.FOLD_STATE_FAILED, error } : x)) } };
     });
+    this.observer.foldFailed?.();
     await this.maybeFinalize(doc);
   }
 

@@ -1,4 +1,4 @@
-export { Coordinator, type CoordinatorDeps } from './coordinator.js';
+export { Coordinator, type CoordinatorDeps, type CoordinatorObserver } from './coordinator.js';
 export { CoordinatorError } from './errors.js';
 export { createGrpcServer, bindServer, toStatus, MAX_MESSAGE_BYTES } from './grpc-server.js';
 export { coordinatorConfigFromEnv, type CoordinatorConfig } from './config.js';

@@ -1,7 +1,10 @@
 import { createJsonLogger, describeError } from '@cvc/core';
-import { connectNats, createDocStore, createTaskQueue } from '@cvc/messaging';
-import { createObjectStore } from '@cvc/storage';
+import { connectNats, createDocStore, createTaskQueue, natsAuthFromEnv } from '@cvc/messaging';
+import { createObjectStore, storeOptionsFromEnv } from '@cvc/storage';
 import { initBackend } from '@cvc/tfjs-runtime';
+import { createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
+import { FoldState, RunState, type Run } from '@cvc/proto';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { Coordinator } from './coordinator.js';
 import { coordinatorConfigFromEnv } from './config.js';
 import { bindServer, createGrpcServer } from './grpc-server.js';
@@ -13,28 +16,68 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'coordinator' });
   // The encoder export builds the model: the wasm backend is enough for that.
   await initBackend('wasm');
-  const nc = await connectNats(cfg.CVC_NATS_URL, { name: 'cvc-coordinator', ...(cfg.CVC_NATS_USER ? { user: cfg.CVC_NATS_USER, pass: cfg.CVC_NATS_PASS ?? '' } : {}) });
-  const store = createObjectStore({
-    endPoint: cfg.CVC_S3_ENDPOINT,
-    port: cfg.CVC_S3_PORT,
-    useSSL: cfg.CVC_S3_USE_SSL === 'true',
-    accessKey: cfg.CVC_S3_ACCESS_KEY,
-    secretKey: cfg.CVC_S3_SECRET_KEY,
-    bucket: cfg.CVC_S3_BUCKET,
-  });
+  const nc = await connectNats(cfg.CVC_NATS_URL, { name: 'cvc-coordinator', ...natsAuthFromEnv(cfg) });
+  const store = createObjectStore(storeOptionsFromEnv(cfg));
   await store.ensureBucket();
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
   const runs = await createDocStore<RunDoc>(nc, 'cvc_runs');
-  const coordinator = new Coordinator({ store, queue, runs, logger, maxCheckpointBytes: cfg.CVC_MAX_CHECKPOINT_BYTES });
+  const metrics = createCoordinatorMetrics({ pendingTasks: () => queue.depth() });
+  // Run and fold state gauges are recomputed from the latest view of every run.
+  const latest = new Map<string, Run>();
+  const recount = (): void => {
+    metrics.runs.reset();
+    metrics.folds.reset();
+    for (const r of latest.values()) {
+      metrics.runs.inc({ state: RunState[r.state].replace('RUN_STATE_', '').toLowerCase() });
+      for (const f of r.folds) metrics.folds.inc({ state: FoldState[f.state].replace('FOLD_STATE_', '').toLowerCase() });
+    }
+  };
+  const coordinator = new Coordinator({
+    store,
+    queue,
+    runs,
+    logger,
+    maxCheckpointBytes: cfg.CVC_MAX_CHECKPOINT_BYTES,
+    observer: {
+      runChanged: (run) => {
+        latest.set(run.id, run);
+        recount();
+        for (const f of run.folds) {
+          const last = f.history[f.history.length - 1];
+          if (!last) continue;
+          const labels = { run: run.id, fold: String(f.fold) };
+          metrics.foldTrainLoss.set(labels, last.loss);
+          metrics.foldValLoss.set(labels, last.valLoss);
+          metrics.foldEpoch.set(labels, last.epoch);
+        }
+      },
+      redelivery: () => metrics.redeliveries.inc(),
+      checkpointStored: (bytes) => metrics.checkpointBytes.inc(bytes),
+      foldFailed: () => metrics.foldsFailed.inc(),
+    },
+  });
+  for (const r of await coordinator.listRuns()) latest.set(r.id, r);
+  recount();
   const stopGivenUp = queue.onGivenUp((task, deliveries) => coordinator.onTaskGivenUp(task, deliveries));
-  const server = createGrpcServer({ coordinator, logger, healthy: async () => !nc.isClosed() && (await store.ping()) });
+  const ready = async (): Promise<boolean> => !nc.isClosed() && (await store.ping());
+  const server = createGrpcServer({
+    coordinator,
+    logger,
+    healthy: ready,
+    observe: (method, code, seconds) => {
+      metrics.grpcRequests.inc({ method, code: grpcStatus[code] ?? String(code) });
+      metrics.grpcDuration.observe({ method }, seconds);
+    },
+  });
+  const metricsServer = await startMetricsServer(metrics.registry, { host: cfg.CVC_METRICS_HOST, port: cfg.CVC_METRICS_PORT, ready });
   const port = await bindServer(server, cfg.CVC_GRPC_HOST, cfg.CVC_GRPC_PORT);
   logger.info('coordinator listening', { grpc: `${cfg.CVC_GRPC_HOST}:${port}`, nats: cfg.CVC_NATS_URL, s3: `${cfg.CVC_S3_ENDPOINT}:${cfg.CVC_S3_PORT}` });
   // A line for parents that started us with port 0.
-  process.stdout.write(`CVC_COORDINATOR_PORT=${port}\n`);
+  process.stdout.write(`CVC_COORDINATOR_PORT=${port}\nCVC_METRICS_PORT=${metricsServer.port}\n`);
   const shutdown = (sig: string): void => {
     logger.info('shutting down', { signal: sig });
     stopGivenUp();
+    void metricsServer.close();
     server.tryShutdown(() => {
       void nc.close().finally(() => process.exit(0));
     });

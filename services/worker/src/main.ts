@@ -1,7 +1,8 @@
 import { createJsonLogger } from '@cvc/core';
-import { connectNats, createTaskQueue } from '@cvc/messaging';
-import { createObjectStore } from '@cvc/storage';
+import { connectNats, natsAuthFromEnv, createTaskQueue } from '@cvc/messaging';
+import { createObjectStore, storeOptionsFromEnv } from '@cvc/storage';
 import { initBackend } from '@cvc/tfjs-runtime';
+import { createWorkerMetrics, startMetricsServer } from '@cvc/metrics';
 import { CoordinatorClient } from './client.js';
 import { workerConfigFromEnv } from './config.js';
 import { Worker } from './worker.js';
@@ -11,23 +12,41 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const cfg = workerConfigFromEnv(env);
   const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'worker', worker: cfg.CVC_WORKER_ID });
   const backend = await initBackend(cfg.CVC_BACKEND, logger);
-  const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...(cfg.CVC_NATS_USER ? { user: cfg.CVC_NATS_USER, pass: cfg.CVC_NATS_PASS ?? '' } : {}) });
-  const store = createObjectStore({
-    endPoint: cfg.CVC_S3_ENDPOINT,
-    port: cfg.CVC_S3_PORT,
-    useSSL: cfg.CVC_S3_USE_SSL === 'true',
-    accessKey: cfg.CVC_S3_ACCESS_KEY,
-    secretKey: cfg.CVC_S3_SECRET_KEY,
-    bucket: cfg.CVC_S3_BUCKET,
-  });
+  const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...natsAuthFromEnv(cfg) });
+  const store = createObjectStore(storeOptionsFromEnv(cfg));
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
   const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR);
-  const worker = new Worker({ id: cfg.CVC_WORKER_ID, queue, store, coordinator, cacheDir: cfg.CVC_CACHE_DIR, logger });
+  const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
+  const worker = new Worker({
+    id: cfg.CVC_WORKER_ID,
+    queue,
+    store,
+    coordinator,
+    cacheDir: cfg.CVC_CACHE_DIR,
+    logger,
+    onEpoch: (task, r) => {
+      const labels = { run: task.runId, fold: String(task.fold) };
+      metrics.trainLoss.set(labels, r.loss);
+      metrics.valLoss.set(labels, r.valLoss);
+      metrics.imagesPerSecond.set(labels, r.imagesPerSec);
+      metrics.imagesTrained.inc(labels, Math.round(r.imagesPerSec * r.seconds));
+      metrics.epochDuration.observe(r.seconds);
+    },
+    onStep: (s) => metrics.stepDuration.observe(s),
+    onDownload: (bytes, seconds) => {
+      metrics.downloadBytes.inc(bytes);
+      metrics.downloadSeconds.inc(seconds);
+    },
+    onAttempt: (state) => metrics.attempts.inc({ state }),
+  });
+  const metricsServer = await startMetricsServer(metrics.registry, { host: cfg.CVC_METRICS_HOST, port: cfg.CVC_METRICS_PORT, ready: async () => !nc.isClosed() && (await store.ping()) });
+  process.stdout.write(`CVC_METRICS_PORT=${metricsServer.port}\n`);
   logger.info('worker ready', { backend: backend.name, coordinator: cfg.CVC_COORDINATOR });
   const shutdown = (): void => worker.stop();
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
   await worker.run();
+  await metricsServer.close();
   coordinator.close();
   await nc.close();
   logger.info('worker stopped');

@@ -2,7 +2,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { CancelledError, describeError, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type AttemptRef } from '@cvc/proto';
-import { FoldTrainer, type EpochRecord } from '@cvc/model';
+import { FoldTrainer, ModelError, type EpochRecord } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
 import type { CoordinatorClient } from './client.js';
@@ -17,7 +17,9 @@ export interface WorkerDeps {
   readonly logger?: Logger;
   /** Observers for metrics. */
   readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
+  readonly onStep?: (seconds: number) => void;
   readonly onDownload?: (bytes: number, seconds: number) => void;
+  readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped') => void;
 }
 
 const isCancelled = (err: unknown): boolean => (err as ServiceError).code === status.CANCELLED;
@@ -71,10 +73,12 @@ export class Worker {
       const start = await this.deps.coordinator.startAttempt({ runId, fold, worker: this.deps.id, delivery: d.delivery });
       if (!start.proceed) {
         this.logger.info('task needs no training', { ...log, reason: start.reason });
+        this.deps.onAttempt?.('skipped');
         await d.ack();
         return;
       }
       attempt = { runId, fold, token: start.token };
+      this.deps.onAttempt?.('started');
       const spec = start.spec;
       if (!spec) throw new Error('coordinator sent no run spec');
       const data = await this.shards.foldData(start.manifest, fold);
@@ -97,6 +101,7 @@ export class Worker {
       try {
         await trainer.fit({ train: data.train, val: data.val }, {
           signal: ac.signal,
+          ...(this.deps.onStep ? { onStep: this.deps.onStep } : {}),
           onEpochEnd: async (r, t) => {
             d.working();
             await this.deps.coordinator.reportEpoch(a, {
@@ -123,6 +128,7 @@ export class Worker {
         trainer.dispose();
       }
       await d.ack();
+      this.deps.onAttempt?.('succeeded');
       this.logger.info('fold done', log);
     } catch (err) {
       if (isCancelled(err)) {
@@ -131,10 +137,12 @@ export class Worker {
       } else if (err instanceof CancelledError) {
         // Stopping (SIGTERM): the last finished epoch is checkpointed; hand the task back at once.
         this.logger.info('interrupted; handing the task back', log);
+        this.deps.onAttempt?.('interrupted');
         d.nak();
       } else {
         const final = d.delivery >= d.maxDeliver;
         this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
+        this.deps.onAttempt?.(err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' ? 'nan_loss' : 'failed');
         if (attempt) await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch(() => undefined);
         if (final) d.term(describeError(err));
         else d.nak(Math.min(30_000, 1000 * 2 ** d.delivery));

@@ -1,0 +1,3 @@
+export { startMetricsServer, type MetricsServer } from './http.js';
+export { createCoordinatorMetrics, type CoordinatorMetrics } from './coordinator-metrics.js';
+export { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';

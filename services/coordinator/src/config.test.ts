@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError } from '@cvc/core';
+import { coordinatorConfigFromEnv } from './index.js';
+
+const good = { CVC_NATS_URL: 'nats://127.0.0.1:4222', CVC_S3_ENDPOINT: 'minio', CVC_S3_PORT: '9000', CVC_S3_ACCESS_KEY: 'a', CVC_S3_SECRET_KEY: 's' };
+
+test('configuration comes from the environment with defaults', () => {
+  const c = coordinatorConfigFromEnv(good);
+  assert.equal(c.CVC_S3_PORT, 9000);
+  assert.equal(c.CVC_S3_BUCKET, 'cvc');
+  assert.equal(c.CVC_GRPC_PORT, 50051);
+  assert.equal(c.CVC_ACK_WAIT_MS, 60_000);
+  assert.equal(c.CVC_MAX_DELIVER, 5);
+});
+
+test('a missing or wrong variable is named in the error, and no secret is echoed', () => {
+  assert.throws(() => coordinatorConfigFromEnv({ ...good, CVC_S3_PORT: 'ninety' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_PORT');
+  assert.throws(() => coordinatorConfigFromEnv({ ...good, CVC_NATS_URL: undefined }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_NATS_URL');
+  assert.throws(() => coordinatorConfigFromEnv({ ...good, CVC_MAX_DELIVER: '0' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_MAX_DELIVER');
+  assert.throws(
+    () => coordinatorConfigFromEnv({ ...good, CVC_S3_SECRET_KEY: '' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_SECRET_KEY' && !e.message.includes('super-secret'),
+  );
+});
