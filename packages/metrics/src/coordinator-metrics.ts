@@ -1,9 +1,10 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './defaults.js';
 
 /** The coordinator's metrics (base units, `_total` counters, labels run/fold/method/code/state only). */
 export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ pending: number; inFlight: number }> } = {}) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'cvc_coordinator_' });
+  registerProcessMetrics(registry, 'cvc_coordinator_');
   const pending = opts.pendingTasks;
   return {
     registry,

@@ -1,10 +1,11 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './defaults.js';
 
 /** A worker's metrics. */
 export function createWorkerMetrics(worker: string) {
   const registry = new Registry();
   registry.setDefaultLabels({ worker });
-  collectDefaultMetrics({ register: registry, prefix: 'cvc_worker_' });
+  registerProcessMetrics(registry, 'cvc_worker_');
   return {
     registry,
     trainLoss: new Gauge({ name: 'cvc_worker_train_loss', help: 'Training loss of the last finished epoch.', labelNames: ['run', 'fold'], registers: [registry] }),
