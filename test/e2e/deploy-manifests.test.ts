@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments, parse } from 'yaml';
+import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { createCoordinatorMetrics, createWorkerMetrics } from '@cvc/metrics';
+
+const root = resolve(fileURLToPath(import.meta.url), '../../../..');
+const deploy = join(root, 'deploy');
+
+interface Container {
+  name: string;
+  image: string;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  readinessProbe?: unknown;
+  livenessProbe?: unknown;
+  securityContext?: { allowPrivilegeEscalation?: boolean };
+}
+interface PodSpec {
+  securityContext?: { runAsNonRoot?: boolean };
+  containers: Container[];
+  tolerations?: { key: string }[];
+  nodeSelector?: Record<string, string>;
+}
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: { template: { spec: PodSpec } } & Record<string, unknown>; data?: Record<string, string> };
+
+// Each kind is checked against its published schema (kubernetes-models validates with JSON Schema).
+const models: Record<string, new (o: never) => { validate(): void }> = {
+  'v1/Namespace': Namespace,
+  'v1/Service': Service,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'apps/v1/Deployment': Deployment,
+  'apps/v1/StatefulSet': StatefulSet,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+};
+
+function build(path: string): Obj[] {
+  const r = spawnSync('kubectl', ['kustomize', join(deploy, path)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `kubectl kustomize ${path}: ${r.error?.message ?? r.stderr}`);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
+}
+
+for (const overlay of ['k8s/base', 'k8s/overlays/gpu', 'k8s/overlays/cpu']) {
+  test(`${overlay} builds and every object validates against the Kubernetes schemas`, () => {
+    const objs = build(overlay);
+    assert.ok(objs.length >= 14);
+    for (const o of objs) {
+      const Model = models[`${o.apiVersion}/${o.kind}`];
+      assert.ok(Model, `no schema for ${o.apiVersion} ${o.kind}`);
+      assert.doesNotThrow(() => new Model(o as never).validate(), `${o.kind}/${o.metadata.name}`);
+    }
+    for (const o of objs.filter((x) => x.kind === 'Deployment' || x.kind === 'StatefulSet')) {
+      const pod = (o.spec as { template: { spec: PodSpec } }).template.spec;
+      assert.equal(pod.securityContext?.runAsNonRoot, true, `${o.metadata.name} runs as non-root`);
+      for (const c of pod.containers) {
+        assert.ok(c.resources?.requests && c.resources?.limits, `${o.metadata.name}/${c.name} has requests and limits`);
+        assert.ok(c.readinessProbe && c.livenessProbe, `${o.metadata.name}/${c.name} has probes`);
+        assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
+      }
+    }
+    const worker = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'cvc-worker');
+    const podSpec = worker?.spec?.template.spec;
+    const c = podSpec?.containers[0];
+    assert.ok(podSpec && c);
+    if (overlay.endsWith('gpu')) {
+      assert.equal(c.resources?.limits?.['nvidia.com/gpu'], '1');
+      assert.match(c.image, /^cvc-worker-gpu/);
+      assert.ok(podSpec.tolerations?.some((t) => t.key === 'nvidia.com/gpu'));
+      assert.ok(podSpec.nodeSelector);
+    } else {
+      assert.equal(c.resources?.limits?.['nvidia.com/gpu'], undefined);
+      assert.match(c.image, /^cvc-worker-cpu/);
+    }
+    const secretRefs = JSON.stringify(objs.filter((o) => o.kind === 'Deployment'));
+    assert.ok(!/SECRET_KEY","value"/.test(secretRefs), 'secrets come from the Secret, never inline');
+  });
+}
+
+test('promtool accepts the scrape config and the alert rules; the PrometheusRule has the same rules', () => {
+  for (const args of [['check', 'config', join(deploy, 'prometheus/local.yml')], ['check', 'rules', join(deploy, 'prometheus/rules/cvc-alerts.yml')]]) {
+    const r = spawnSync('promtool', args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `promtool ${args.join(' ')}: ${r.error?.message ?? ''}${r.stdout}${r.stderr}`);
+  }
+  const local = parse(readFileSync(join(deploy, 'prometheus/rules/cvc-alerts.yml'), 'utf8')) as unknown;
+  const rule = build('k8s/base').find((o) => o.kind === 'PrometheusRule');
+  assert.deepEqual(rule?.spec, local);
+  const names = ((local as { groups: { rules: { alert: string }[] }[] }).groups[0]?.rules ?? []).map((r) => r.alert);
+  assert.deepEqual(names, ['CvcWorkerDown', 'CvcCoordinatorDown', 'CvcFoldNoProgress', 'CvcLossNaN', 'CvcFoldFailed']);
+});
+
+test('the Grafana dashboard is provisioned for the sidecar and only queries metrics the services export', async () => {
+  const cm = build('k8s/base').find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'cvc-grafana-dashboard');
+  assert.equal(cm?.metadata.labels?.['grafana_dashboard'], '1');
+  const dash = JSON.parse(cm?.data?.['cvc-dashboard.json'] ?? '{}') as { templating: { list: { name: string; type: string }[] }; panels: { title: string; targets: { expr: string; datasource: { uid: string } }[] }[] };
+  assert.ok(dash.templating.list.some((v) => v.name === 'datasource' && v.type === 'datasource'));
+  const exported = new Set<string>();
+  for (const reg of [createCoordinatorMetrics().registry, createWorkerMetrics('w').registry]) {
+    for (const m of await reg.getMetricsAsJSON()) {
+      exported.add(m.name);
+      if (String(m.type) === 'histogram') ['_bucket', '_sum', '_count'].forEach((s) => exported.add(m.name + s));
+    }
+  }
+  exported.add('up');
+  for (const p of dash.panels) {
+    for (const t of p.targets) {
+      assert.equal(t.datasource.uid, '${datasource}', `${p.title} uses the datasource variable`);
+      for (const name of t.expr.match(/\b(cvc_[a-z0-9_]+|up)\b/g) ?? []) assert.ok(exported.has(name), `${p.title}: ${name} is not exported`);
+    }
+  }
+  const titles = dash.panels.map((p) => p.title).join(' | ');
+  for (const want of ['loss per fold', 'Throughput per worker', 'Queue depth', 'Folds by state', 'Failures and redeliveries', 'Checkpoint traffic']) assert.ok(titles.includes(want), want);
+});
