@@ -118,3 +118,25 @@ test('the Grafana dashboard is provisioned for the sidecar and only queries metr
   const titles = dash.panels.map((p) => p.title).join(' | ');
   for (const want of ['loss per fold', 'Throughput per worker', 'Queue depth', 'Folds by state', 'Failures and redeliveries', 'Checkpoint traffic']) assert.ok(titles.includes(want), want);
 });
+
+test('Dockerfiles are multi-stage, run as non-root, and start entry points that exist', () => {
+  const expect: Record<string, { bin: string; tf?: string }> = {
+    'Dockerfile.coordinator': { bin: 'services/coordinator/bin/coordinator.js' },
+    'Dockerfile.worker-cpu': { bin: 'services/worker/bin/worker.js', tf: '@tensorflow/tfjs-node@4.22.0' },
+    'Dockerfile.worker-gpu': { bin: 'services/worker/bin/worker.js', tf: '@tensorflow/tfjs-node-gpu@4.22.0' },
+  };
+  for (const [file, want] of Object.entries(expect)) {
+    const text = readFileSync(join(deploy, 'docker', file), 'utf8');
+    const stages = text.split('\n').filter((l) => /^FROM /.test(l));
+    assert.ok(stages.length >= 2, `${file} is multi-stage`);
+    const finalStage = text.slice(text.lastIndexOf('\nFROM '));
+    const user = /\nUSER (\S+)/.exec(finalStage)?.[1];
+    assert.ok(user && !/^(root|0)(:|$)/.test(user), `${file} runs as ${user}`);
+    const cmd = /\nCMD \["node", "([^"]+)"\]/.exec(finalStage)?.[1];
+    assert.equal(cmd, want.bin);
+    assert.doesNotThrow(() => readFileSync(join(root, want.bin)), `${want.bin} exists`);
+    if (want.tf) assert.ok(text.includes(want.tf), `${file} installs ${want.tf}`);
+    else assert.ok(!text.includes('tfjs-node'), `${file} carries no native TensorFlow`);
+  }
+  assert.match(readFileSync(join(deploy, 'docker', 'Dockerfile.worker-gpu'), 'utf8'), /cuda:11\.2\.\d+-cudnn8/);
+});
