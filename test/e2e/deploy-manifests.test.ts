@@ -84,8 +84,13 @@ for (const overlay of ['k8s/base', 'k8s/overlays/gpu', 'k8s/overlays/cpu']) {
   });
 }
 
-test('promtool accepts the scrape config and the alert rules; the PrometheusRule has the same rules', () => {
-  for (const args of [['check', 'config', join(deploy, 'prometheus/local.yml')], ['check', 'rules', join(deploy, 'prometheus/rules/cvc-alerts.yml')]]) {
+test('promtool accepts the scrape config and the alert rules, whose unit tests pass; the PrometheusRule has the same rules', () => {
+  for (const args of [
+    ['check', 'config', join(deploy, 'prometheus/local.yml')],
+    ['check', 'rules', join(deploy, 'prometheus/rules/cvc-alerts.yml')],
+    // Unit tests of every alert on synthetic series: each fires when it should and not before.
+    ['test', 'rules', join(deploy, 'prometheus/rules/cvc-alerts.test.yml')],
+  ]) {
     const r = spawnSync('promtool', args, { encoding: 'utf8' });
     assert.equal(r.status, 0, `promtool ${args.join(' ')}: ${r.error?.message ?? ''}${r.stdout}${r.stderr}`);
   }

@@ -13,6 +13,12 @@ export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ 
     foldTrainLoss: new Gauge({ name: 'cvc_fold_train_loss', help: 'Latest reported training loss of a fold.', labelNames: ['run', 'fold'], registers: [registry] }),
     foldValLoss: new Gauge({ name: 'cvc_fold_val_loss', help: 'Latest reported validation loss of a fold.', labelNames: ['run', 'fold'], registers: [registry] }),
     foldEpoch: new Gauge({ name: 'cvc_fold_epochs_done', help: 'Epochs reported for a fold.', labelNames: ['run', 'fold'], registers: [registry] }),
+    foldLastProgress: new Gauge({
+      name: 'cvc_fold_last_progress_timestamp_seconds',
+      help: 'When a running fold last started or reported an epoch (Unix time); only running folds have this series.',
+      labelNames: ['run', 'fold'],
+      registers: [registry],
+    }),
     redeliveries: new Counter({ name: 'cvc_redeliveries_total', help: 'Fold attempts started from a redelivered task.', registers: [registry] }),
     foldsFailed: new Counter({ name: 'cvc_folds_failed_total', help: 'Folds marked failed (after max_deliver or a final failure).', registers: [registry] }),
     checkpointBytes: new Counter({ name: 'cvc_checkpoint_bytes_total', help: 'Checkpoint bytes stored.', registers: [registry] }),

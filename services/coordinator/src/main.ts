@@ -24,6 +24,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const metrics = createCoordinatorMetrics({ pendingTasks: () => queue.depth() });
   // Run and fold state gauges are recomputed from the latest view of every run.
   const latest = new Map<string, Run>();
+  // Per running fold: (attempts, epochs) at its last progress, to stamp progress only when it moves.
+  const progress = new Map<string, string>();
   const recount = (): void => {
     metrics.runs.reset();
     metrics.folds.reset();
@@ -43,9 +45,19 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
         latest.set(run.id, run);
         recount();
         for (const f of run.folds) {
+          const labels = { run: run.id, fold: String(f.fold) };
+          const key = `${run.id}/${f.fold}`;
+          if (f.state === FoldState.FOLD_STATE_RUNNING) {
+            const mark = `${f.attempts}/${f.epochReports}`;
+            if (progress.get(key) !== mark) {
+              progress.set(key, mark);
+              metrics.foldLastProgress.set(labels, Date.now() / 1000);
+            }
+          } else if (progress.delete(key)) {
+            metrics.foldLastProgress.remove(labels);
+          }
           const last = f.history[f.history.length - 1];
           if (!last) continue;
-          const labels = { run: run.id, fold: String(f.fold) };
           metrics.foldTrainLoss.set(labels, last.loss);
           metrics.foldValLoss.set(labels, last.valLoss);
           metrics.foldEpoch.set(labels, last.epoch);
