@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ari, confusionMatrix, hungarian, hungarianAccuracy, kmeans, nmi, purity, scoreClustering } from './index.js';
+
+// Reference values computed independently with scikit-learn 1.2 (normalized_mutual_info_score,
+// adjusted_rand_score, KMeans) and scipy's linear_sum_assignment, on the same inputs.
+const close = (a: number, b: number, tol = 1e-9): void => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b}`);
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+test('a hand-made case: accuracy, purity, NMI and ARI', () => {
+  const y = [0, 0, 0, 1, 1, 1, 2, 2, 2];
+  const c = [1, 1, 0, 2, 2, 2, 0, 0, 0];
+  assert.deepEqual(confusionMatrix(y, c), [[1, 0, 3], [2, 0, 0], [0, 3, 0]]);
+  const h = hungarianAccuracy(y, c);
+  close(h.accuracy, 8 / 9);
+  assert.deepEqual(h.mapping, [2, 0, 1]);
+  close(purity(y, c), 8 / 9);
+  close(nmi(y, c), 0.786013103263073);
+  close(ari(y, c), 0.6428571428571429);
+  // Perfect clusterings score 1 whatever the cluster names.
+  assert.deepEqual(scoreClustering([0, 0, 1, 1, 2], [2, 2, 0, 0, 1]), { accuracy: 1, nmi: 1, ari: 1, purity: 1 });
+});
+
+test('larger fixed cases match scikit-learn', () => {
+  const i = range(1000);
+  const cases: [number[], number[], number, number, number, number][] = [
+    [i.map((x) => x % 7), i.map((x) => (x * x + 3 * x) % 5), 0.145, 5.136857976752786e-5, -0.0027174594261247125, 0.145],
+    [i.map((x) => Math.floor(x / 100) % 10), i.map((x) => Math.floor(((x * 37) % 1000) / 100)), 0.12, 0.006028699419727279, -0.005951515151515151, 0.12],
+    [i.map((x) => x % 10), i.map((x) => (x % 13 === 0 ? (x + 1) % 10 : x % 10)), 0.923, 0.8821989196249492, 0.8406464189299138, 0.923],
+  ];
+  for (const [y, c, acc, n, a, p] of cases) {
+    const s = scoreClustering(y, c);
+    close(s.accuracy, acc);
+    close(s.nmi, n);
+    close(s.ari, a);
+    close(s.purity, p);
+  }
+});
+
+test('the Hungarian algorithm finds the minimum-cost assignment', () => {
+  const cost = [
+    [4, 1, 3],
+    [2, 0, 5],
+    [3, 2, 2],
+  ];
+  const a = hungarian(cost);
+  assert.deepEqual(a, [1, 0, 2]);
+  // Brute force over all permutations agrees on a random 6x6 matrix.
+  const m = Array.from({ length: 6 }, (_, r) => Array.from({ length: 6 }, (_, c) => ((r * 7 + c * 13 + r * c) % 17) + 1));
+  const best = (rows: number[], used: Set<number>): number => (rows.length === 0 ? 0 : Math.min(...range(6).filter((c) => !used.has(c)).map((c) => (m[rows[0] as number]?.[c] as number) + best(rows.slice(1), new Set([...used, c])))));
+  const h = hungarian(m);
+  assert.equal(h.reduce((s, c, r) => s + (m[r]?.[c] as number), 0), best(range(6), new Set()));
+});
+
+test('k-means finds well-separated blobs and matches scikit-learn’s inertia', () => {
+  const n = 600;
+  const data = new Float64Array(n * 3);
+  for (let j = 0; j < n; j++) {
+    const cl = j % 4;
+    data.set([cl * 5 + Math.sin(j * 1.7), (cl % 2) * 7 + Math.cos(j * 2.3), ((j * 7919) % 97) / 97], j * 3);
+  }
+  const r = kmeans({ data, n, d: 3 }, { k: 4, nInit: 10, seed: 0 });
+  close(ari(range(n).map((j) => j % 4), r.labels), 1);
+  close(r.inertia, 649.6246668235772, 1e-6);
+  assert.deepEqual(kmeans({ data, n, d: 3 }, { k: 4, seed: 0 }).labels, r.labels, 'reproducible from the seed');
+  assert.throws(() => kmeans({ data, n, d: 3 }, { k: 0 }), RangeError);
+});
