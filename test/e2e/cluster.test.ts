@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, Run, RunState } from '@cvc/proto';
@@ -44,6 +44,41 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     assert.ok(await store.stat(`runs/${run.id}/encoder/model.json`));
     assert.ok(await store.stat(`runs/${run.id}/encoder/weights.bin`));
     assert.ok(await store.stat(`runs/${run.id}/summary.json`));
+
+    // The best fold's encoder, fetched, embedded and clustered.
+    const encDir = join(dir, 'enc');
+    const fetchEnv = captureEnv(dir);
+    assert.equal(await main(['encoder', 'fetch', run.id, '--out', encDir, '--cluster', clusterFile], fetchEnv), 0, fetchEnv.err());
+    const meta = JSON.parse(await readFile(join(encDir, 'metadata.json'), 'utf8')) as { fold: number; codeSize: number; inputShape: number[]; datasetVersion: string; losses: { val: number } };
+    assert.equal(meta.fold, best.fold);
+    assert.equal(meta.codeSize, 10);
+    assert.deepEqual(meta.inputShape, [28, 28, 1]);
+    assert.equal(meta.datasetVersion, run.datasetVersion);
+    assert.equal(meta.losses.val, best.val?.loss);
+    const byAcc = captureEnv(dir);
+    assert.equal(await main(['encoder', 'fetch', run.id, '--by', 'cluster-acc', '--out', join(dir, 'enc-acc'), '--cluster', clusterFile], byAcc), 0, byAcc.err());
+    assert.equal((byAcc.err().match(/k-means accuracy on the test split/g) ?? []).length, 5);
+    const badFold = captureEnv(dir);
+    assert.equal(await main(['encoder', 'fetch', run.id, '--fold', '9', '--out', join(dir, 'x'), '--cluster', clusterFile], badFold), 2);
+    assert.match(badFold.err(), /fold 9 has not finished/);
+
+    const npy = join(dir, 'codes.npy');
+    assert.equal(await main(['embed', '--encoder', encDir, '--dataset', 'fashion-mnist', '--limit', '300', '--out', npy], captureEnv(dir)), 0);
+    const bytes = await readFile(npy);
+    assert.equal(bytes.subarray(1, 6).toString(), 'NUMPY');
+    assert.match(bytes.subarray(10, 128).toString(), /'shape': \(300, 10\)/);
+    assert.equal(bytes.length % 64, (300 * 10 * 4) % 64);
+
+    const clusterEnv = captureEnv(dir);
+    const png = join(dir, 'confusion.png');
+    assert.equal(await main(['cluster', '--encoder', encDir, '--dataset', 'fashion-mnist', '--limit', '500', '--n-init', '3', '--baseline', '--dec', '--confusion', png, '--json'], clusterEnv), 0, clusterEnv.err());
+    const scores = JSON.parse(clusterEnv.out()) as { images: number; results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number }> };
+    assert.equal(scores.images, 500);
+    assert.deepEqual(Object.keys(scores.results).sort(), ['encoder+dec', 'encoder+kmeans', 'pixels+kmeans']);
+    for (const r of Object.values(scores.results)) {
+      assert.ok(r.accuracy > 0.1 && r.accuracy <= 1 && r.nmi >= 0 && r.nmi <= 1 && r.ari <= 1 && r.purity >= r.accuracy - 1e-12, JSON.stringify(r));
+    }
+    assert.deepEqual([...(await readFile(png)).subarray(1, 4)], [0x50, 0x4e, 0x47]);
 
     // Bad input gets a clear status and message.
     const bad = captureEnv(dir);

@@ -5,6 +5,7 @@ import { datasetCommand } from './dataset-cmd.js';
 import { cvCommand, CV_HELP } from './cv-cmd.js';
 import { localCommand } from './local-cmd.js';
 import { runCommand } from './run-cmd.js';
+import { encoderCommand } from './encoder-cmd.js';
 
 export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
 
@@ -20,6 +21,12 @@ The cluster (embedded default on one machine, or Kubernetes):
   cvc run submit --dataset NAME --model M [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
   cvc run watch RUN | cvc run show RUN [--json] | cvc run list | cvc run cancel RUN
   (--cluster FILE, or CVC_COORDINATOR and CVC_S3_*, say which cluster; default .cvc/local/cluster.json)
+
+The encoder and clustering:
+  cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]   a TensorFlow.js layers model + metadata
+  cvc embed --encoder DIR --dataset NAME|PATH [--split test|train] [--limit N] --out FILE.npy|FILE.csv
+  cvc cluster --encoder DIR --dataset NAME|PATH [--split test] [--k 10] [--n-init 10] [--seed 0] [--baseline] [--dec]
+              [--confusion FILE.png] [--limit N] [--json]     k-means on the codes: accuracy (Hungarian), NMI, ARI, purity
 
 Environment: CVC_CACHE_DIR (downloaded datasets, default ~/.cache/cvc/datasets),
 CVC_DATA_DIR (extra dataset directories, colon-separated).
@@ -46,6 +53,10 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): P
         return await localCommand(rest, env, ac.signal);
       case 'run':
         return await runCommand(rest, env);
+      case 'encoder':
+      case 'embed':
+      case 'cluster':
+        return await encoderCommand(cmd, rest, env);
       case undefined:
       case 'help':
       case '--help':

@@ -8,3 +8,4 @@ export { type EpochRecord, type EvalMetrics } from './history.js';
 export { FoldTrainer, type FitCallbacks, type BatchProgress } from './trainer.js';
 export { runFold, type FoldData, type FoldResult } from './fold.js';
 export { summarizeFolds, type CvSummary, type FoldSummary } from './summary.js';
+export { loadEncoder, embedImages, decRefine } from './encoder.js';

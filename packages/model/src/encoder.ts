@@ -1,0 +1,88 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageSet } from '@cvc/data';
+import { tf } from '@cvc/tfjs-runtime';
+import { batchTensor } from './batches.js';
+import { ModelError } from './errors.js';
+
+/** Loads an encoder written by `cvc encoder fetch` (model.json + weights.bin in `dir`). */
+export async function loadEncoder(dir: string): Promise<tf.LayersModel> {
+  let json: { modelTopology: object; weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[] };
+  let weights: Buffer;
+  try {
+    json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as typeof json;
+    weights = await readFile(join(dir, 'weights.bin'));
+  } catch (err) {
+    throw new ModelError('ENCODER_UNREADABLE', `${dir}: cannot read model.json and weights.bin (${(err as Error).message}); fetch one with 'cvc encoder fetch RUN --out ${dir}'`, { cause: err });
+  }
+  const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
+  const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+}
+
+/** The codes of every image of `set`, `batchSize` at a time: n x codeSize, row-major. */
+export function embedImages(encoder: tf.LayersModel, set: ImageSet, batchSize = 256): { data: Float32Array; n: number; d: number } {
+  const shape = encoder.inputs[0]?.shape ?? [];
+  if (shape[1] !== set.height || shape[2] !== set.width || shape[3] !== set.channels) {
+    throw new ModelError('SHAPE_MISMATCH', `the encoder takes ${shape.slice(1).join('x')} images, the dataset has ${set.height}x${set.width}x${set.channels}`);
+  }
+  const d = encoder.outputs[0]?.shape[1] as number;
+  const out = new Float32Array(set.count * d);
+  for (let start = 0; start < set.count; start += batchSize) {
+    const size = Math.min(batchSize, set.count - start);
+    const codes = tf.tidy(() => encoder.predict(batchTensor(set, undefined, start, size)) as tf.Tensor);
+    out.set(codes.dataSync(), start * d);
+    codes.dispose();
+  }
+  return { data: out, n: set.count, d };
+}
+
+/**
+ * DEC refinement of cluster centers on fixed codes (Xie et al., 2016): a
+ * Student-t soft assignment q_ij ∝ (1 + |z_i − μ_j|²)^-1, trained to match the
+ * sharpened target p_ij ∝ q_ij² / Σ_i q_ij by minimising KL(P‖Q), the target
+ * refreshed every epoch. Starts from k-means centers; returns hard labels.
+ */
+export function decRefine(codes: { data: Float32Array; n: number; d: number }, centers: Float64Array, k: number, opts: { epochs?: number; learningRate?: number; tol?: number } = {}): { labels: Int32Array; changed: number } {
+  const z = tf.tensor2d(codes.data, [codes.n, codes.d]);
+  const mu = tf.variable(tf.tensor2d(Float32Array.from(centers), [k, codes.d]));
+  const opt = tf.train.adam(opts.learningRate ?? 0.01);
+  const soft = (): tf.Tensor2D =>
+    tf.tidy(() => {
+      const d2 = tf.sum(tf.square(tf.sub(tf.expandDims(z, 1), tf.expandDims(mu, 0))), 2);
+      const q = tf.reciprocal(tf.add(1, d2));
+      return tf.div(q, tf.sum(q, 1, true)) as tf.Tensor2D;
+    });
+  const hard = (): Int32Array => {
+    const q = soft();
+    const l = tf.argMax(q, 1);
+    const out = l.dataSync() as Int32Array;
+    q.dispose();
+    l.dispose();
+    return Int32Array.from(out);
+  };
+  const start = hard();
+  let labels = start;
+  for (let epoch = 0; epoch < (opts.epochs ?? 50); epoch++) {
+    const p = tf.tidy(() => {
+      const q = soft();
+      const w = tf.div(tf.square(q), tf.sum(q, 0));
+      return tf.div(w, tf.sum(w, 1, true));
+    });
+    for (let step = 0; step < 10; step++) {
+      opt.minimize(() => tf.tidy(() => tf.sum(tf.mul(p, tf.log(tf.div(tf.add(p, 1e-12), tf.add(soft(), 1e-12))))).div(codes.n) as tf.Scalar), false, [mu]);
+    }
+    p.dispose();
+    const next = hard();
+    let moved = 0;
+    for (let i = 0; i < next.length; i++) if (next[i] !== labels[i]) moved++;
+    labels = next;
+    if (moved / codes.n < (opts.tol ?? 0.001)) break;
+  }
+  let changed = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] !== start[i]) changed++;
+  z.dispose();
+  mu.dispose();
+  opt.dispose();
+  return { labels, changed };
+}
