@@ -51,7 +51,7 @@ export function decRefine(codes: { data: Float32Array; n: number; d: number }, c
     tf.tidy(() => {
       const d2 = tf.sum(tf.square(tf.sub(tf.expandDims(z, 1), tf.expandDims(mu, 0))), 2);
       const q = tf.reciprocal(tf.add(1, d2));
-      return tf.div(q, tf.sum(q, 1, true)) as tf.Tensor2D;
+      return tf.div<tf.Tensor2D>(q, tf.sum(q, 1, true));
     });
   const hard = (): Int32Array => {
     const q = soft();
@@ -70,7 +70,7 @@ export function decRefine(codes: { data: Float32Array; n: number; d: number }, c
       return tf.div(w, tf.sum(w, 1, true));
     });
     for (let step = 0; step < 10; step++) {
-      opt.minimize(() => tf.tidy(() => tf.sum(tf.mul(p, tf.log(tf.div(tf.add(p, 1e-12), tf.add(soft(), 1e-12))))).div(codes.n) as tf.Scalar), false, [mu]);
+      opt.minimize(() => tf.tidy(() => tf.div<tf.Scalar>(tf.sum(tf.mul(p, tf.log(tf.div(tf.add(p, 1e-12), tf.add(soft(), 1e-12))))), codes.n)), false, [mu]);
     }
     p.dispose();
     const next = hard();
