@@ -7,6 +7,12 @@ export interface Points {
   readonly d: number;
 }
 
+interface Points64 {
+  readonly data: Float64Array;
+  readonly n: number;
+  readonly d: number;
+}
+
 export interface KMeansOptions {
   readonly k: number;
   /** Restarts from different k-means++ seeds; the lowest inertia wins (default 10). */
@@ -26,28 +32,32 @@ export interface KMeansResult {
   readonly iterations: number;
 }
 
+/** Squared distance from point i to row `off` of `c` (d values). */
+function dist2(data: Float64Array, i: number, d: number, c: Float64Array, off: number): number {
+  let s = 0;
+  const o = i * d;
+  for (let j = 0; j < d; j++) {
+    const t = (data[o + j] as number) - (c[off + j] as number);
+    s += t * t;
+  }
+  return s;
+}
+
 /** k-means++ seeding with 2 + ln(k) local trials per center (scikit-learn's greedy variant). */
-function kmeansPlusPlus(p: Points, k: number, rng: Rng): Float64Array {
+function kmeansPlusPlus(p: Points64, k: number, rng: Rng): Float64Array {
   const { data, n, d } = p;
   const centers = new Float64Array(k * d);
   const first = rng.int(n);
   for (let j = 0; j < d; j++) centers[j] = data[first * d + j] as number;
   const closest = new Float64Array(n);
-  const dist2 = (i: number, c: Float64Array, off: number): number => {
-    let s = 0;
-    for (let j = 0; j < d; j++) {
-      const t = (data[i * d + j] as number) - (c[off + j] as number);
-      s += t * t;
-    }
-    return s;
-  };
   let pot = 0;
-  for (let i = 0; i < n; i++) pot += closest[i] = dist2(i, centers, 0);
+  for (let i = 0; i < n; i++) pot += closest[i] = dist2(data, i, d, centers, 0);
   const trials = 2 + Math.floor(Math.log(k));
   const cand = new Float64Array(d);
+  const bestClosest = new Float64Array(n);
+  const trialClosest = new Float64Array(n);
   for (let c = 1; c < k; c++) {
     let bestPot = Infinity;
-    let bestIdx = 0;
     for (let t = 0; t < trials; t++) {
       // Sample proportionally to the squared distance to the nearest chosen center.
       let r = rng.next() * pot;
@@ -58,26 +68,37 @@ function kmeansPlusPlus(p: Points, k: number, rng: Rng): Float64Array {
       }
       for (let j = 0; j < d; j++) cand[j] = data[idx * d + j] as number;
       let s = 0;
-      for (let i = 0; i < n; i++) s += Math.min(closest[i] as number, dist2(i, cand, 0));
+      for (let i = 0; i < n; i++) {
+        const v = Math.min(closest[i] as number, dist2(data, i, d, cand, 0));
+        trialClosest[i] = v;
+        s += v;
+      }
       if (s < bestPot) {
         bestPot = s;
-        bestIdx = idx;
+        bestClosest.set(trialClosest);
+        for (let j = 0; j < d; j++) centers[c * d + j] = cand[j] as number;
       }
     }
-    for (let j = 0; j < d; j++) centers[c * d + j] = data[bestIdx * d + j] as number;
-    pot = 0;
-    for (let i = 0; i < n; i++) pot += closest[i] = Math.min(closest[i] as number, dist2(i, centers, c * d));
+    closest.set(bestClosest);
+    pot = bestPot;
   }
   return centers;
 }
 
 /** One Lloyd run from `centers` (updated in place). */
-function lloyd(p: Points, centers: Float64Array, k: number, maxIter: number, tolAbs: number): { labels: Int32Array; inertia: number; iterations: number } {
+function lloyd(p: Points64, centers: Float64Array, k: number, maxIter: number, tolAbs: number): { labels: Int32Array; inertia: number; iterations: number } {
   const { data, n, d } = p;
   const labels = new Int32Array(n);
   const sums = new Float64Array(k * d);
   const counts = new Float64Array(k);
   const cnorm = new Float64Array(k);
+  const xnorm = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += (data[i * d + j] as number) ** 2;
+    xnorm[i] = s;
+  }
+  const x = new Float64Array(d);
   let iterations = 0;
   let inertia = 0;
   for (let it = 0; it < maxIter; it++) {
@@ -92,15 +113,14 @@ function lloyd(p: Points, centers: Float64Array, k: number, maxIter: number, tol
     inertia = 0;
     for (let i = 0; i < n; i++) {
       const o = i * d;
-      let xn = 0;
-      for (let j = 0; j < d; j++) xn += (data[o + j] as number) ** 2;
+      for (let j = 0; j < d; j++) x[j] = data[o + j] as number;
       // ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2
       let best = 0;
       let bestD = Infinity;
       for (let c = 0; c < k; c++) {
         let dot = 0;
         const co = c * d;
-        for (let j = 0; j < d; j++) dot += (data[o + j] as number) * (centers[co + j] as number);
+        for (let j = 0; j < d; j++) dot += (x[j] as number) * (centers[co + j] as number);
         const dd = (cnorm[c] as number) - 2 * dot;
         if (dd < bestD) {
           bestD = dd;
@@ -108,9 +128,10 @@ function lloyd(p: Points, centers: Float64Array, k: number, maxIter: number, tol
         }
       }
       labels[i] = best;
-      inertia += Math.max(0, bestD + xn);
+      inertia += Math.max(0, bestD + (xnorm[i] as number));
       counts[best] = (counts[best] as number) + 1;
-      for (let j = 0; j < d; j++) sums[best * d + j] = (sums[best * d + j] as number) + (data[o + j] as number);
+      const bo = best * d;
+      for (let j = 0; j < d; j++) sums[bo + j] = (sums[bo + j] as number) + (x[j] as number);
     }
     let shift = 0;
     for (let c = 0; c < k; c++) {
@@ -128,9 +149,11 @@ function lloyd(p: Points, centers: Float64Array, k: number, maxIter: number, tol
 }
 
 /** k-means (Lloyd) with k-means++ seeding and restarts, seeded and reproducible. */
-export function kmeans(p: Points, opts: KMeansOptions): KMeansResult {
+export function kmeans(input: Points, opts: KMeansOptions): KMeansResult {
   const { k } = opts;
-  if (!Number.isInteger(k) || k < 1 || k > p.n) throw new RangeError(`k must be 1..${p.n}, got ${k}`);
+  if (!Number.isInteger(k) || k < 1 || k > input.n) throw new RangeError(`k must be 1..${input.n}, got ${k}`);
+  // One element type keeps V8's hot loops monomorphic (several times faster than a Float32Array/Float64Array mix).
+  const p: Points64 = { data: input.data instanceof Float64Array ? input.data : Float64Array.from(input.data), n: input.n, d: input.d };
   const nInit = opts.nInit ?? 10;
   const maxIter = opts.maxIter ?? 300;
   // scikit-learn: tol is relative to the mean variance of the features.
