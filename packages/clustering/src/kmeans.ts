@@ -85,66 +85,111 @@ function kmeansPlusPlus(p: Points64, k: number, rng: Rng): Float64Array {
   return centers;
 }
 
-/** One Lloyd run from `centers` (updated in place). */
+/**
+ * One Lloyd run from `centers` (updated in place), accelerated with Hamerly's
+ * bounds: an upper bound on each point's distance to its center and a lower
+ * bound on its distance to any other center skip the points whose assignment
+ * cannot change. The result is the same as plain Lloyd.
+ */
 function lloyd(p: Points64, centers: Float64Array, k: number, maxIter: number, tolAbs: number): { labels: Int32Array; inertia: number; iterations: number } {
   const { data, n, d } = p;
   const labels = new Int32Array(n);
+  const upper = new Float64Array(n);
+  const lower = new Float64Array(n);
   const sums = new Float64Array(k * d);
   const counts = new Float64Array(k);
-  const cnorm = new Float64Array(k);
-  const xnorm = new Float64Array(n);
+  const half = new Float64Array(k);
+  const shift = new Float64Array(k);
+  const old = new Float64Array(k * d);
+  const dist = (i: number, c: number): number => Math.sqrt(dist2(data, i, d, centers, c * d));
+  // Exact nearest and second-nearest center of point i.
+  const search = (i: number): void => {
+    let b = 0;
+    let d1 = Infinity;
+    let d2 = Infinity;
+    for (let c = 0; c < k; c++) {
+      const dc = dist(i, c);
+      if (dc < d1) {
+        d2 = d1;
+        d1 = dc;
+        b = c;
+      } else if (dc < d2) d2 = dc;
+    }
+    labels[i] = b;
+    upper[i] = d1;
+    lower[i] = d2;
+  };
   for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += (data[i * d + j] as number) ** 2;
-    xnorm[i] = s;
+    search(i);
+    const b = labels[i] as number;
+    counts[b] = (counts[b] as number) + 1;
+    for (let j = 0; j < d; j++) sums[b * d + j] = (sums[b * d + j] as number) + (data[i * d + j] as number);
   }
-  const x = new Float64Array(d);
   let iterations = 0;
-  let inertia = 0;
   for (let it = 0; it < maxIter; it++) {
     iterations = it + 1;
-    for (let c = 0; c < k; c++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += (centers[c * d + j] as number) ** 2;
-      cnorm[c] = s;
-    }
-    sums.fill(0);
-    counts.fill(0);
-    inertia = 0;
-    for (let i = 0; i < n; i++) {
-      const o = i * d;
-      for (let j = 0; j < d; j++) x[j] = data[o + j] as number;
-      // ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2
-      let best = 0;
-      let bestD = Infinity;
-      for (let c = 0; c < k; c++) {
-        let dot = 0;
-        const co = c * d;
-        for (let j = 0; j < d; j++) dot += (x[j] as number) * (centers[co + j] as number);
-        const dd = (cnorm[c] as number) - 2 * dot;
-        if (dd < bestD) {
-          bestD = dd;
-          best = c;
-        }
-      }
-      labels[i] = best;
-      inertia += Math.max(0, bestD + (xnorm[i] as number));
-      counts[best] = (counts[best] as number) + 1;
-      const bo = best * d;
-      for (let j = 0; j < d; j++) sums[bo + j] = (sums[bo + j] as number) + (x[j] as number);
-    }
-    let shift = 0;
+    // Move the centers to their means; an empty cluster keeps its center.
+    old.set(centers);
+    let total = 0;
+    let maxShift = 0;
+    let maxC = -1;
+    let secondShift = 0;
     for (let c = 0; c < k; c++) {
       const m = counts[c] as number;
-      if (m === 0) continue; // an empty cluster keeps its center
-      for (let j = 0; j < d; j++) {
-        const v = (sums[c * d + j] as number) / m;
-        shift += (v - (centers[c * d + j] as number)) ** 2;
-        centers[c * d + j] = v;
+      let s2 = 0;
+      if (m > 0) {
+        for (let j = 0; j < d; j++) {
+          const v = (sums[c * d + j] as number) / m;
+          s2 += (v - (old[c * d + j] as number)) ** 2;
+          centers[c * d + j] = v;
+        }
+      }
+      total += s2;
+      const sh = Math.sqrt(s2);
+      shift[c] = sh;
+      if (sh > maxShift) {
+        secondShift = maxShift;
+        maxShift = sh;
+        maxC = c;
+      } else if (sh > secondShift) secondShift = sh;
+    }
+    if (total <= tolAbs) break;
+    for (let i = 0; i < n; i++) {
+      const a = labels[i] as number;
+      upper[i] = (upper[i] as number) + (shift[a] as number);
+      lower[i] = (lower[i] as number) - (a === maxC ? secondShift : maxShift);
+    }
+    for (let c = 0; c < k; c++) {
+      let m = Infinity;
+      for (let c2 = 0; c2 < k; c2++) {
+        if (c2 === c) continue;
+        let s2 = 0;
+        for (let j = 0; j < d; j++) s2 += ((centers[c * d + j] as number) - (centers[c2 * d + j] as number)) ** 2;
+        m = Math.min(m, s2);
+      }
+      half[c] = Math.sqrt(m) / 2;
+    }
+    for (let i = 0; i < n; i++) {
+      const a = labels[i] as number;
+      const bound = Math.max(half[a] as number, lower[i] as number);
+      if ((upper[i] as number) <= bound) continue;
+      upper[i] = dist(i, a);
+      if ((upper[i] as number) <= bound) continue;
+      search(i);
+      const b = labels[i] as number;
+      if (b !== a) {
+        counts[a] = (counts[a] as number) - 1;
+        counts[b] = (counts[b] as number) + 1;
+        for (let j = 0; j < d; j++) {
+          const v = data[i * d + j] as number;
+          sums[a * d + j] = (sums[a * d + j] as number) - v;
+          sums[b * d + j] = (sums[b * d + j] as number) + v;
+        }
       }
     }
-    if (shift <= tolAbs) break;
   }
+  let inertia = 0;
+  for (let i = 0; i < n; i++) inertia += dist2(data, i, d, centers, (labels[i] as number) * d);
   return { labels, inertia, iterations };
 }
 
