@@ -68,8 +68,13 @@ function kmeansPlusPlus(p: Points64, k: number, rng: Rng): Float64Array {
       }
       for (let j = 0; j < d; j++) cand[j] = data[idx * d + j] as number;
       let s = 0;
-      for (let i = 0; i < n; i++) {
-        const v = Math.min(closest[i] as number, dist2(data, i, d, cand, 0));
+      for (let i = 0, o = 0; i < n; i++, o += d) {
+        let dd = 0;
+        for (let j = 0; j < d; j++) {
+          const t = (data[o + j] as number) - (cand[j] as number);
+          dd += t * t;
+        }
+        const v = Math.min(closest[i] as number, dd);
         trialClosest[i] = v;
         s += v;
       }
@@ -102,22 +107,28 @@ function lloyd(p: Points64, centers: Float64Array, k: number, maxIter: number, t
   const shift = new Float64Array(k);
   const old = new Float64Array(k * d);
   const dist = (i: number, c: number): number => Math.sqrt(dist2(data, i, d, centers, c * d));
-  // Exact nearest and second-nearest center of point i.
+  // Exact nearest and second-nearest center of point i (squared distances, one sqrt each at the end).
   const search = (i: number): void => {
+    const o = i * d;
     let b = 0;
     let d1 = Infinity;
     let d2 = Infinity;
     for (let c = 0; c < k; c++) {
-      const dc = dist(i, c);
-      if (dc < d1) {
+      const co = c * d;
+      let s = 0;
+      for (let j = 0; j < d; j++) {
+        const t = (data[o + j] as number) - (centers[co + j] as number);
+        s += t * t;
+      }
+      if (s < d1) {
         d2 = d1;
-        d1 = dc;
+        d1 = s;
         b = c;
-      } else if (dc < d2) d2 = dc;
+      } else if (s < d2) d2 = s;
     }
     labels[i] = b;
-    upper[i] = d1;
-    lower[i] = d2;
+    upper[i] = Math.sqrt(d1);
+    lower[i] = Math.sqrt(d2);
   };
   for (let i = 0; i < n; i++) {
     search(i);
