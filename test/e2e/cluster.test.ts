@@ -80,6 +80,20 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     }
     assert.deepEqual([...(await readFile(png)).subarray(1, 4)], [0x50, 0x4e, 0x47]);
 
+    // The report: pictures rendered by the coordinator, fetched with a Markdown summary.
+    const repDir = join(dir, 'report');
+    assert.equal(await main(['report', run.id, '--out', repDir, '--cluster', clusterFile], captureEnv(dir)), 0);
+    const md = await readFile(join(repDir, 'report.md'), 'utf8');
+    assert.match(md, new RegExp(`\\| ${best.fold} \\(best\\) \\| succeeded`));
+    assert.match(md, /!\[loss curves\]\(loss-curves\.png\)/);
+    const { PNG } = await import('pngjs');
+    const grid = PNG.sync.read(await readFile(join(repDir, 'originals.png')));
+    assert.equal(grid.width, 5 * (28 * 3 + 2) + 2, '5x5 grid of 28x28 images scaled 3x');
+    const recon = PNG.sync.read(await readFile(join(repDir, 'reconstructions.png')));
+    assert.equal(recon.width, grid.width);
+    assert.ok(!recon.data.equals(grid.data), 'reconstructions differ from the originals');
+    assert.equal(PNG.sync.read(await readFile(join(repDir, 'loss-curves.png'))).width, 900);
+
     // Bad input gets a clear status and message.
     const bad = captureEnv(dir);
     assert.equal(await main(['run', 'show', 'no-such-run', '--cluster', clusterFile], bad), 1);

@@ -6,6 +6,7 @@ import { cvCommand, CV_HELP } from './cv-cmd.js';
 import { localCommand } from './local-cmd.js';
 import { runCommand } from './run-cmd.js';
 import { encoderCommand } from './encoder-cmd.js';
+import { reportCommand } from './report-cmd.js';
 
 export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
 
@@ -27,6 +28,7 @@ The encoder and clustering:
   cvc embed --encoder DIR --dataset NAME|PATH [--split test|train] [--limit N] --out FILE.npy|FILE.csv
   cvc cluster --encoder DIR --dataset NAME|PATH [--split test] [--k 10] [--n-init 10] [--seed 0] [--baseline] [--dec]
               [--confusion FILE.png] [--limit N] [--json]     k-means on the codes: accuracy (Hungarian), NMI, ARI, purity
+  cvc report RUN [--out DIR]     the run's pictures (test images, reconstructions, loss curves) and a Markdown summary
 
 Environment: CVC_CACHE_DIR (downloaded datasets, default ~/.cache/cvc/datasets),
 CVC_DATA_DIR (extra dataset directories, colon-separated).
@@ -53,6 +55,8 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): P
         return await localCommand(rest, env, ac.signal);
       case 'run':
         return await runCommand(rest, env);
+      case 'report':
+        return await reportCommand(rest, env);
       case 'encoder':
       case 'embed':
       case 'cluster':

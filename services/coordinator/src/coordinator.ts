@@ -1,7 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { meanStd, silentLogger, type Logger } from '@cvc/core';
+import { createRng, meanStd, permutation, silentLogger, type Logger } from '@cvc/core';
+import { decodeShard, parseManifest, selectImages, type ImageSet } from '@cvc/data';
+import { imageGrid, lossCurves } from '@cvc/report';
+import { tf } from '@cvc/tfjs-runtime';
 import { FoldState, Run, RunState, CheckpointKind, type RunSummary, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
-import { FoldTrainer, MODEL_SHAPES, type ModelName } from '@cvc/model';
+import { batchTensor, FoldTrainer, MODEL_SHAPES, type ModelName } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import type { DocStore, FoldTask, TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
@@ -339,10 +342,10 @@ export class Coordinator {
       const best = ok.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b));
       let encoder = '';
       try {
-        encoder = await this.exportEncoder(run.id, best.bestCheckpoint);
+        encoder = await this.exportArtifacts(run, best.bestCheckpoint);
       } catch (err) {
-        error = `encoder export failed: ${(err as Error).message}`;
-        this.logger.error('encoder export failed', { run: run.id, error: (err as Error).message });
+        error = `encoder export or report failed: ${(err as Error).message}`;
+        this.logger.error('encoder export or report failed', { run: run.id, error: (err as Error).message });
       }
       const ms = (pick: (f: (typeof ok)[number]) => number): { mean: number; std: number } => {
         const m = meanStd(ok.map(pick));
@@ -366,18 +369,45 @@ export class Coordinator {
     this.logger.info('run finished', { run: run.id, failedFolds: failed.length });
   }
 
-  private async exportEncoder(runId: string, bestCheckpoint: string): Promise<string> {
+  /**
+   * The best fold's encoder (runs/RUN/encoder/) and the report pictures
+   * (runs/RUN/report/): 25 test images and their reconstructions by the best
+   * fold, like the seed's figures, and every fold's loss curves.
+   */
+  private async exportArtifacts(run: Run, bestCheckpoint: string): Promise<string> {
     if (!bestCheckpoint) throw new Error('the best fold uploaded no best checkpoint');
     const trainer = await FoldTrainer.resume(await this.store.getBytes(bestCheckpoint), bestCheckpoint);
     try {
       const { modelJson, weights } = await trainer.exportEncoder();
-      const prefix = layout.encoderPrefix(runId);
+      const prefix = layout.encoderPrefix(run.id);
       await this.store.put(`${prefix}/model.json`, new TextEncoder().encode(modelJson), { contentType: 'application/json' });
       await this.store.put(`${prefix}/weights.bin`, weights);
+
+      const report = layout.reportPrefix(run.id);
+      const test = await this.testImages(run, 25);
+      const recon = trainer.withInferenceStats(() =>
+        tf.tidy(() => (trainer.net.model.predict(batchTensor(test, undefined, 0, test.count)) as tf.Tensor).dataSync() as Float32Array),
+      );
+      const png = { contentType: 'image/png' };
+      await this.store.put(`${report}/originals.png`, imageGrid(test.images, test.count, test.height, test.width, test.channels), png);
+      await this.store.put(`${report}/reconstructions.png`, imageGrid(recon, test.count, test.height, test.width, test.channels), png);
+      const curves = run.folds.map((f) => ({ fold: f.fold, train: f.history.map((h) => h.loss), val: f.history.map((h) => h.valLoss) }));
+      await this.store.put(`${report}/loss-curves.png`, lossCurves(curves, { title: `${run.spec?.model ?? ''} ${run.spec?.dataset ?? ''}: loss per fold` }), png);
       return prefix;
     } finally {
       trainer.dispose();
     }
+  }
+
+  /** `count` test images of the run's dataset, chosen with a fixed seed (the same for every run of a dataset version). */
+  private async testImages(run: Run, count: number): Promise<ImageSet> {
+    const imp = await this.catalog.find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
+    const manifest = parseManifest(new TextDecoder().decode(await this.store.getBytes(imp.manifest)), imp.manifest);
+    const entry = manifest.shards.find((e) => e.split === 'test');
+    if (!entry) throw new Error(`dataset version ${run.datasetVersion} has no test shard`);
+    const set = decodeShard(await this.store.getBytes(imp.manifest.replace(/manifest\.json$/, entry.name)), entry.name).set;
+    const pick = permutation(set.count, createRng(1)).subarray(0, Math.min(count, set.count));
+    return selectImages(set, pick);
   }
 
   /** The best checkpoint of a fold, for download. */
