@@ -64,3 +64,29 @@ test('missing objects and invalid keys get clear errors', async () => {
   assert.throws(() => layout.foldBest('../x', 0), /run id/);
   assert.equal(layout.foldCheckpoint('run-1', 2, 7), 'runs/run-1/fold-2/checkpoints/epoch-0007.ckpt');
 });
+
+test('S3 unavailable for a few seconds: reads and multipart uploads retry with backoff, then succeed', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'cvc-s3-outage-'));
+  let server = await startS3Server(d);
+  const port = server.port;
+  const s = createObjectStore({ endPoint: server.endPoint, port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'outage', partSize: 5 * 1024 * 1024 });
+  try {
+    await s.ensureBucket();
+    const small = new Uint8Array([5, 6, 7]);
+    await s.put('x/small.bin', small);
+    await server.close();
+    const big = new Uint8Array(12 * 1024 * 1024).map((_, i) => i % 241);
+    // Both start while the server is down.
+    const read = s.getBytes('x/small.bin');
+    const write = s.put('x/big.bin', big, { expectSha256: sha(big) });
+    assert.equal(await s.ping(), false, 'readiness reports the outage at once');
+    await new Promise((r) => setTimeout(r, 3000));
+    server = await startS3Server(d, port);
+    assert.deepEqual(await read, small);
+    assert.equal((await write).bytes, big.length);
+    assert.equal(sha(await s.getBytes('x/big.bin')), sha(big));
+  } finally {
+    await server.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});

@@ -17,6 +17,8 @@ export const storeOptionsSchema = z
     /** Multipart part size in bytes (default 8 MiB; S3's minimum is 5 MiB). */
     partSize: z.number().int().min(5 * 1024 * 1024).default(8 * 1024 * 1024),
     region: z.string().default('us-east-1'),
+    /** How long one S3 request is retried on connection errors and 5xx answers, in ms (default 30 000). */
+    retryForMs: z.number().int().min(0).default(30_000),
   })
   .strict();
 export type StoreOptions = z.input<typeof storeOptionsSchema>;
@@ -56,6 +58,31 @@ export interface ObjectStore {
   ping(): Promise<boolean>;
 }
 
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout']);
+
+/** Connection failures and server-side (5xx) answers are worth retrying; a 4xx is not. */
+function isTransient(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string }; statusCode?: number; message?: string };
+  if (TRANSIENT_CODES.has(e.code ?? '') || TRANSIENT_CODES.has(e.cause?.code ?? '')) return true;
+  if (typeof e.statusCode === 'number' && e.statusCode >= 500) return true;
+  return /socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message ?? '');
+}
+
+/** Runs one S3 request, retrying transient failures with exponential backoff (200 ms doubling to 5 s) for up to `forMs`. */
+async function retrying<T>(forMs: number, fn: () => Promise<T>): Promise<T> {
+  const until = Date.now() + forMs;
+  let delay = 200;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() + delay > until) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
 function isNotFound(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   return code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchBucket';
@@ -74,6 +101,7 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
   const o = resolveOptions(storeOptionsSchema, options, 'storage options');
   const client = new Client({ endPoint: o.endPoint, port: o.port, useSSL: o.useSSL, accessKey: o.accessKey, secretKey: o.secretKey, region: o.region });
   const bucket = o.bucket;
+  const retry = <T>(fn: () => Promise<T>): Promise<T> => retrying(o.retryForMs, fn);
   const wrap = async <T>(what: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -88,9 +116,9 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
     bucket,
     ensureBucket: () =>
       wrap('create bucket', bucket, async () => {
-        if (!(await client.bucketExists(bucket))) {
+        if (!(await retry(() => client.bucketExists(bucket)))) {
           try {
-            await client.makeBucket(bucket, o.region);
+            await retry(() => client.makeBucket(bucket, o.region));
           } catch (err) {
             const code = (err as { code?: string }).code;
             if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw err;
@@ -112,8 +140,9 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
           const body = Buffer.concat(pending, pendingBytes);
           pending = [];
           pendingBytes = 0;
-          uploadId ??= await client.initiateNewMultipartUpload(bucket, key, headers);
-          const r = await client.uploadPart({ bucketName: bucket, objectName: key, uploadID: uploadId, partNumber: parts.length + 1, headers: {} }, body);
+          const id = (uploadId ??= await retry(() => client.initiateNewMultipartUpload(bucket, key, headers)));
+          // Each part is held in memory until it is stored, so it can be sent again.
+          const r = await retry(() => client.uploadPart({ bucketName: bucket, objectName: key, uploadID: id, partNumber: parts.length + 1, headers: {} }, body));
           parts.push({ part: r.part, etag: r.etag });
         };
         try {
@@ -142,10 +171,12 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
           }
           if (uploadId === undefined) {
             // Small object: one request (also the only path some S3 servers support without multipart listing).
-            await client.putObject(bucket, key, Buffer.concat(pending, pendingBytes), pendingBytes, headers);
+            const body = Buffer.concat(pending, pendingBytes);
+            await retry(() => client.putObject(bucket, key, body, body.length, headers));
           } else {
             if (pendingBytes > 0) await flush();
-            await client.completeMultipartUpload(bucket, key, uploadId, parts);
+            const id = uploadId;
+            await retry(() => client.completeMultipartUpload(bucket, key, id, parts));
           }
           return { key, bytes: total, sha256 };
         } catch (err) {
@@ -157,23 +188,26 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
     getBytes: (key) =>
       wrap('get', key, async () => {
         validateKey(key);
-        const s = await client.getObject(bucket, key);
-        const parts: Buffer[] = [];
-        for await (const c of s) parts.push(c as Buffer);
-        return new Uint8Array(Buffer.concat(parts));
+        // The whole read is retried: a connection lost mid-body starts over.
+        return retry(async () => {
+          const s = await client.getObject(bucket, key);
+          const parts: Buffer[] = [];
+          for await (const c of s) parts.push(c as Buffer);
+          return new Uint8Array(Buffer.concat(parts));
+        });
       }),
 
     getStream: (key) =>
       wrap('get', key, async () => {
         validateKey(key);
-        return (await client.getObject(bucket, key)) as AsyncIterable<Uint8Array>;
+        return (await retry(() => client.getObject(bucket, key))) as AsyncIterable<Uint8Array>;
       }),
 
     stat: (key) =>
       wrap('stat', key, async () => {
         validateKey(key);
         try {
-          const s = await client.statObject(bucket, key);
+          const s = await retry(() => client.statObject(bucket, key));
           return { size: s.size };
         } catch (err) {
           if (isNotFound(err)) return undefined;
@@ -193,7 +227,7 @@ export function createObjectStore(options: StoreOptions): ObjectStore {
     remove: (key) =>
       wrap('remove', key, async () => {
         validateKey(key);
-        await client.removeObject(bucket, key);
+        await retry(() => client.removeObject(bucket, key));
       }),
 
     ping: async () => {
