@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createRng, meanStd, permutation, silentLogger, type Logger } from '@cvc/core';
+import { createRng, CvcError, meanStd, permutation, silentLogger, type Logger } from '@cvc/core';
 import { decodeShard, parseManifest, selectImages, type ImageSet } from '@cvc/data';
 import { imageGrid, lossCurves } from '@cvc/report';
 import { tf } from '@cvc/tfjs-runtime';
@@ -58,19 +58,30 @@ export class Coordinator {
     this.observer = deps.observer ?? {};
   }
 
-  private async load(runId: string): Promise<RunDoc> {
+  private checkRunId(runId: string): void {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(runId)) throw new CoordinatorError('INVALID_ARGUMENT', `run id ${JSON.stringify(runId)} is malformed`);
+  }
+
+  private async load(runId: string): Promise<RunDoc> {
+    this.checkRunId(runId);
     const v = await this.runs.get(runKey(runId));
     if (!v) throw new CoordinatorError('NOT_FOUND', `run ${runId} does not exist`);
     return decodeDoc(v.value);
   }
 
+  /** Applies `fn` with compare-and-set (it may run more than once, so it must be pure). */
   private async mutate(runId: string, reason: string, fn: (doc: RunDoc) => RunDoc): Promise<RunDoc> {
-    await this.load(runId);
-    const { value } = await this.runs.update(runKey(runId), (cur) => {
-      const next = fn(decodeDoc(cur));
-      return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens };
-    });
+    this.checkRunId(runId);
+    let value: RunDoc;
+    try {
+      ({ value } = await this.runs.update(runKey(runId), (cur) => {
+        const next = fn(decodeDoc(cur));
+        return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens };
+      }));
+    } catch (err) {
+      if (err instanceof CvcError && err.code === 'NOT_FOUND') throw new CoordinatorError('NOT_FOUND', `run ${runId} does not exist`);
+      throw err;
+    }
     const doc = decodeDoc(value);
     this.observer.runChanged?.(doc.run, reason);
     return doc;
@@ -211,7 +222,6 @@ export class Coordinator {
     if (!Number.isFinite(m.loss) || !Number.isFinite(m.valLoss) || m.epoch < 1) {
       throw new CoordinatorError('INVALID_ARGUMENT', `epoch report must have a positive epoch and finite losses (epoch ${m.epoch}, loss ${m.loss}, val_loss ${m.valLoss})`);
     }
-    this.checkToken(await this.load(a.runId), a);
     await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
       const fold = this.checkToken(d, a);
       return {
@@ -279,8 +289,8 @@ export class Coordinator {
 
   async finishFold(req: FinishFoldRequest): Promise<void> {
     const a = req.attempt;
-    this.checkToken(await this.load(a?.runId ?? ''), a);
-    const doc = await this.mutate(a?.runId ?? '', `fold ${a?.fold} finished`, (d) => {
+    if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
+    const doc = await this.mutate(a.runId, `fold ${a.fold} finished`, (d) => {
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
       tokens[fold] = '';
@@ -299,8 +309,8 @@ export class Coordinator {
 
   async failFold(req: FailFoldRequest): Promise<void> {
     const a = req.attempt;
-    this.checkToken(await this.load(a?.runId ?? ''), a);
-    const doc = await this.mutate(a?.runId ?? '', `fold ${a?.fold} failed`, (d) => {
+    if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
+    const doc = await this.mutate(a.runId, `fold ${a.fold} failed`, (d) => {
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
       tokens[fold] = '';
