@@ -29,6 +29,8 @@ export interface LocalCluster {
   readonly workers: ChildProcess[];
   readonly coordinatorProcess: ChildProcess;
   readonly nats: NatsServer;
+  /** Stops nats-server and starts it again on the same port and JetStream directory after `downMs` (fault tests). */
+  restartNats(downMs?: number): Promise<void>;
   readonly s3: S3Server;
   /** Starts one more worker (ids continue). */
   addWorker(): ChildProcess;
@@ -55,7 +57,7 @@ function waitExit(p: ChildProcess, ms: number): Promise<void> {
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
   const dir = resolve(o.dir);
   await mkdir(join(dir, 'logs'), { recursive: true });
-  const nats = await startNatsServer(join(dir, 'nats'));
+  let nats = await startNatsServer(join(dir, 'nats'));
   const s3 = await startS3Server(join(dir, 's3'));
   const base: NodeJS.ProcessEnv = {
     ...process.env,
@@ -158,9 +160,17 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     get coordinatorProcess() {
       return coordinatorProcess;
     },
-    nats,
+    get nats() {
+      return nats;
+    },
     s3,
     addWorker,
+    restartNats: async (downMs = 0) => {
+      const port = nats.port;
+      await nats.stop();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      nats = await startNatsServer(join(dir, 'nats'), { port });
+    },
     restartCoordinator: async () => {
       coordinatorProcess.kill('SIGKILL');
       await waitExit(coordinatorProcess, 5000);

@@ -3,3 +3,4 @@ export { createTaskQueue, taskMsgId, type TaskQueue, type TaskQueueOptions, type
 export { createDocStore, type DocStore, type Versioned } from './run-store.js';
 export { connectNats, type NatsConnection } from './connect.js';
 export { natsEnvSchema, natsAuthFromEnv } from './env.js';
+export { isNatsUnavailable } from './availability.js';

@@ -14,6 +14,7 @@ import {
   type WorkerServiceServer,
 } from '@cvc/proto';
 import { StorageError } from '@cvc/storage';
+import { isNatsUnavailable } from '@cvc/messaging';
 import type { Coordinator } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 
@@ -33,6 +34,8 @@ const codes: Record<string, status> = {
 
 /** Maps typed errors to gRPC status codes; only here, at the edge. */
 export function toStatus(err: unknown): Partial<ServerErrorResponse> {
+  // Retryable: callers (workers) retry UNAVAILABLE, so a broker restart does not fail a fold attempt.
+  if (isNatsUnavailable(err)) return { code: status.UNAVAILABLE, details: `run state temporarily unavailable (NATS): ${(err as Error).message}` };
   if (err instanceof CoordinatorError) return { code: codes[err.outcome] ?? status.INTERNAL, details: err.message };
   if (err instanceof StorageError) {
     if (err.code === 'NOT_FOUND') return { code: status.NOT_FOUND, details: err.message };
