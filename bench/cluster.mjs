@@ -16,9 +16,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { credentials } from '@grpc/grpc-js';
-import { CheckpointKind, FoldState, RunServiceClient, WorkerServiceClient } from '../packages/proto/dist/index.js';
-import { captureEnv, main, startLocalCluster } from '../packages/cli/dist/index.js';
+import { CheckpointKind, FoldState, WorkerServiceClient } from '../packages/proto/dist/index.js';
+import { captureEnv, main, resolveCluster, runServiceClient, startLocalCluster } from '../packages/cli/dist/index.js';
+import { grpcClientSetup } from '../packages/security/dist/index.js';
 import { createObjectStore } from '../packages/storage/dist/index.js';
 
 const { values } = parseArgs({ options: { 'skip-worker-rss': { type: 'boolean', default: false } } });
@@ -52,8 +52,11 @@ async function upload(w, attempt, epoch, data) {
 const dir = await mkdtemp(join(tmpdir(), 'cvc-bench-cluster-'));
 const cluster = await startLocalCluster({ dir, workers: 5, backend: 'wasm', logLevel: 'warn' });
 const clusterFile = join(dir, 'cluster.json');
-const rc = new RunServiceClient(cluster.endpoints.coordinator, credentials.createInsecure());
-const w = new WorkerServiceClient(cluster.endpoints.coordinator, credentials.createInsecure());
+const endpoints = await resolveCluster(clusterFile);
+const rc = await runServiceClient(endpoints);
+// The simulated worker uses the worker token over the same TLS channel.
+const wch = await grpcClientSetup({ ...endpoints.security, token: cluster.credentials.workerToken });
+const w = new WorkerServiceClient(cluster.endpoints.coordinator, wch.credentials, wch.options);
 try {
   await main(['dataset', 'import', 'fashion-mnist', '--folds', '5', '--limit', '500', '--cluster', clusterFile], captureEnv(dir));
   await sleep(8000); // let the five workers load TensorFlow.js and start pulling

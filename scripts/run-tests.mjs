@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's built-in runner:
-//   unit tests beside the code (packages/*/dist/**/*.test.js) and
+//   unit tests beside the code (packages/*/dist/**/*.test.js, services/*/dist/**/*.test.js) and
 //   end-to-end tests (test/dist/e2e/**/*.test.js).
 // Flags: --unit, --e2e (only that group); anything else is passed to node --test.
 import { readdirSync, statSync, existsSync } from 'node:fs';
@@ -23,7 +23,7 @@ function find(dir, out = []) {
 }
 
 const files = [];
-if (only !== 'e2e') for (const pkg of readdirSync(join(root, 'packages'))) files.push(...find(join(root, 'packages', pkg, 'dist')));
+if (only !== 'e2e') for (const group of ['packages', 'services']) for (const pkg of readdirSync(join(root, group))) files.push(...find(join(root, group, pkg, 'dist')));
 if (only !== 'unit') files.push(...find(join(root, 'test', 'dist', 'e2e')));
 if (files.length === 0) {
   console.error('no compiled tests found: run `npm run build` first');

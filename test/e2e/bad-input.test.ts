@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { getRun, runClient, storeOf } from './helpers.js';
+import { channel, getRun, runClient, storeOf, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;
 const call = <T>(f: (cb: Cb<T>) => unknown): Promise<T> => new Promise((res, rej) => void f((e, r) => (e ? rej(e) : res(r))));
@@ -29,9 +29,10 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-bad-'));
   const cluster = await startLocalCluster({ dir, workers: 0 });
   const rc = runClient(cluster);
-  let w = new WorkerServiceClient(cluster.endpoints.coordinator, credentials.createInsecure());
+  let w = workerClient(cluster);
   try {
-    const health = new HealthClient(cluster.endpoints.coordinator, credentials.createInsecure());
+    const ch = channel(cluster, undefined);
+    const health = new HealthClient(cluster.endpoints.coordinator, ch.creds, ch.options);
     const h = await call<{ status: HealthCheckResponse_ServingStatus }>((cb) => health.check({ service: '' }, cb));
     assert.equal(h.status, HealthCheckResponse_ServingStatus.SERVING);
     health.close();
@@ -79,7 +80,7 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     const before = await getRun(rc, runId);
     w.close();
     await cluster.restartCoordinator();
-    w = new WorkerServiceClient(cluster.endpoints.coordinator, credentials.createInsecure());
+    w = workerClient(cluster);
     const after = await getRun(rc, runId);
     assert.deepEqual(after.folds, before.folds);
     assert.equal(after.folds[0]?.state, FoldState.FOLD_STATE_RUNNING);

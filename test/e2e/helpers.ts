@@ -1,11 +1,35 @@
-import { credentials, type ServiceError } from '@grpc/grpc-js';
-import type { Run} from '@cvc/proto';
-import { RunServiceClient } from '@cvc/proto';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { credentials, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
+import type { Run } from '@cvc/proto';
+import { RunServiceClient, WorkerServiceClient } from '@cvc/proto';
+import { bearerInterceptor } from '@cvc/security';
 import { createObjectStore, type ObjectStore } from '@cvc/storage';
 import type { LocalCluster } from '@cvc/cli';
 
-export function runClient(cluster: LocalCluster): RunServiceClient {
-  return new RunServiceClient(cluster.endpoints.coordinator, credentials.createInsecure());
+/** TLS to the local cluster's coordinator (its generated CA), with `token` (none: no authorization header). */
+export function channel(cluster: LocalCluster, token: string | undefined): { creds: ChannelCredentials; options: ChannelOptions } {
+  return {
+    creds: credentials.createSsl(readFileSync(cluster.pki.caFile)),
+    options: {
+      ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),
+      'grpc.ssl_target_name_override': 'localhost',
+      'grpc.default_authority': 'localhost',
+    },
+  };
+}
+
+/** A RunService client with the user token (or `token`; '' for none). */
+export function runClient(cluster: LocalCluster, token: string | undefined = cluster.credentials.userToken): RunServiceClient {
+  const ch = channel(cluster, token);
+  return new RunServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
+}
+
+/** A WorkerService client with the worker token (or `token`). */
+export function workerClient(cluster: LocalCluster, token: string | undefined = cluster.credentials.workerToken): WorkerServiceClient {
+  const ch = channel(cluster, token);
+  return new WorkerServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
 }
 
 export function getRun(c: RunServiceClient, runId: string): Promise<Run> {
@@ -25,4 +49,18 @@ export async function until<T>(what: string, fn: () => Promise<T>, pred: (v: T) 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Fails when any log file of the local cluster contains one of its generated secrets. */
+export async function assertNoSecretsInLogs(cluster: LocalCluster, extra: readonly string[] = []): Promise<number> {
+  const c = cluster.credentials;
+  const secrets = { userToken: c.userToken, workerToken: c.workerToken, natsPass: c.natsPass, s3SecretKey: c.s3SecretKey, ...Object.fromEntries(extra.map((s, i) => [`extra${i}`, s])) };
+  const dir = join(cluster.dir, 'logs');
+  let bytes = 0;
+  for (const f of await readdir(dir)) {
+    const text = await readFile(join(dir, f), 'utf8');
+    bytes += text.length;
+    for (const [name, value] of Object.entries(secrets)) if (text.includes(value)) throw new Error(`${f} contains the ${name}`);
+  }
+  return bytes;
 }

@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
 import { decodeShard, loadDataset, parseManifest, selectImages, stratifiedSubset, type ImageSet } from '@cvc/data';
 import { decRefine, embedImages, FoldTrainer, loadEncoder } from '@cvc/model';
-import { FoldState, RunServiceClient, type Chunk, type Run } from '@cvc/proto';
+import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/proto';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse } from './args.js';
 import { UsageError } from './errors.js';
-import { resolveCluster, type ClusterEndpoints } from './cluster-config.js';
+import { resolveCluster, runServiceClient, type ClusterEndpoints } from './cluster-config.js';
 import { RemoteError } from './run-cmd.js';
 import { encodeNpy } from './npy.js';
 import { confusionPng } from './confusion-png.js';
@@ -65,7 +65,7 @@ async function encoderFetch(args: string[], env: CliEnv): Promise<number> {
   const by = choiceOpt(values, 'by', ['val-loss', 'cluster-acc'] as const, 'val-loss');
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   await initBackend('auto');
-  const c = new RunServiceClient(cluster.coordinator, credentials.createInsecure());
+  const c = await runServiceClient(cluster);
   try {
     const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(new RemoteError(`GRPC_${e.code}`, e.details || e.message)) : res(r))));
     const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);

@@ -5,4 +5,4 @@ export { cliEnvFromProcess, type CliEnv } from './env.js';
 export { captureEnv } from './testing.js';
 export { startLocalCluster, type LocalCluster, type LocalClusterOptions } from './local-cluster.js';
 export { importToStore } from './s3-import.js';
-export { resolveCluster, type ClusterEndpoints } from './cluster-config.js';
+export { resolveCluster, runServiceClient, clusterChannel, type ClusterEndpoints } from './cluster-config.js';

@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CvcError } from '@cvc/core';
 import { startNatsServer, type NatsServer } from '@cvc/messaging';
 import { startS3Server, type S3Server } from '@cvc/storage';
+import { ensureLocalPki, generateToken, type LocalPki } from '@cvc/security';
 import type { ClusterEndpoints } from './cluster-config.js';
 
 const repo = resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -20,6 +22,8 @@ export interface LocalClusterOptions {
   readonly ackWaitMs?: number;
   readonly maxDeliver?: number;
   readonly logLevel?: string;
+  /** Extra environment for the coordinator (limits in tests, say). */
+  readonly coordinatorEnv?: NodeJS.ProcessEnv;
 }
 
 /** A running local cluster: nats-server, an S3 server, the coordinator and workers on loopback. */
@@ -32,11 +36,48 @@ export interface LocalCluster {
   /** Stops nats-server and starts it again on the same port and JetStream directory after `downMs` (fault tests). */
   restartNats(downMs?: number): Promise<void>;
   readonly s3: S3Server;
-  /** Starts one more worker (ids continue). */
-  addWorker(): ChildProcess;
+  /** Starts one more worker (ids continue); `env` overrides its environment. */
+  addWorker(env?: NodeJS.ProcessEnv): ChildProcess;
   /** Restarts the coordinator on the same port (fault tests). */
   restartCoordinator(): Promise<void>;
+  /** Closes the S3 server, waits `downMs`, and starts it again on the same port and directory (fault tests). */
+  restartS3(downMs?: number): Promise<void>;
+  /** Stops the S3 server until `startS3()` (fault tests). */
+  stopS3(): Promise<void>;
+  startS3(): Promise<void>;
+  /** The generated credentials (tests; never logged). */
+  readonly credentials: LocalCredentials;
+  readonly pki: LocalPki;
   stop(): Promise<void>;
+}
+
+/** Secrets of a local cluster, generated once and kept in DIR/secrets (mode 0600). */
+export interface LocalCredentials {
+  readonly userToken: string;
+  readonly workerToken: string;
+  readonly natsUser: string;
+  readonly natsPass: string;
+  readonly s3AccessKey: string;
+  readonly s3SecretKey: string;
+}
+
+async function ensureCredentials(dir: string): Promise<LocalCredentials> {
+  const file = join(dir, 'credentials.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as LocalCredentials;
+  } catch {
+    const c: LocalCredentials = {
+      userToken: generateToken(),
+      workerToken: generateToken(),
+      natsUser: 'cvc',
+      natsPass: randomBytes(24).toString('base64url'),
+      s3AccessKey: `cvc${randomBytes(8).toString('hex')}`,
+      s3SecretKey: randomBytes(24).toString('base64url'),
+    };
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(file, JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
+    return c;
+  }
 }
 
 function waitExit(p: ChildProcess, ms: number): Promise<void> {
@@ -53,15 +94,30 @@ function waitExit(p: ChildProcess, ms: number): Promise<void> {
   });
 }
 
-/** Starts the embedded default; logs go to DIR/logs, addresses to DIR/cluster.json. */
+/**
+ * Starts the embedded default; logs go to DIR/logs, addresses to
+ * DIR/cluster.json. It is secured like a real deployment: generated
+ * credentials and a private CA in DIR/secrets, gRPC over TLS with separate
+ * user and worker tokens, NATS with a password, S3 with its own key pair.
+ */
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
   const dir = resolve(o.dir);
   await mkdir(join(dir, 'logs'), { recursive: true });
-  let nats = await startNatsServer(join(dir, 'nats'));
-  const s3 = await startS3Server(join(dir, 's3'));
+  const secretsDir = join(dir, 'secrets');
+  const creds = await ensureCredentials(secretsDir);
+  const pki = await ensureLocalPki(secretsDir);
+  const natsAuth = { user: creds.natsUser, pass: creds.natsPass };
+  let nats = await startNatsServer(join(dir, 'nats'), natsAuth);
+  const s3Creds = { accessKey: creds.s3AccessKey, secretKey: creds.s3SecretKey };
+  let s3: S3Server | undefined = await startS3Server(join(dir, 's3'), 0, s3Creds);
+  const s3Port = s3.port;
+  // The caller's own client settings must not leak into the services.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['CVC_TOKEN', 'CVC_INSECURE', 'CVC_TLS_CA', 'CVC_TLS_CERT', 'CVC_TLS_KEY', 'CVC_TLS_SERVER_NAME'].includes(k)));
   const base: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inherited,
     CVC_NATS_URL: nats.url,
+    CVC_NATS_USER: creds.natsUser,
+    CVC_NATS_PASS: creds.natsPass,
     CVC_S3_ENDPOINT: s3.endPoint,
     CVC_S3_PORT: String(s3.port),
     CVC_S3_ACCESS_KEY: s3.accessKey,
@@ -103,7 +159,17 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
 
   let coordinatorPort = 0;
   const startCoordinator = async (): Promise<ChildProcess> => {
-    const p = spawn(process.execPath, [COORDINATOR_BIN], { env: { ...base, CVC_GRPC_HOST: '127.0.0.1', CVC_GRPC_PORT: String(coordinatorPort) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = {
+      ...base,
+      CVC_GRPC_HOST: '127.0.0.1',
+      CVC_GRPC_PORT: String(coordinatorPort),
+      CVC_TLS_CERT: pki.certFile,
+      CVC_TLS_KEY: pki.keyFile,
+      CVC_USER_TOKENS: creds.userToken,
+      CVC_WORKER_TOKENS: creds.workerToken,
+      ...o.coordinatorEnv,
+    };
+    const p = spawn(process.execPath, [COORDINATOR_BIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = log('coordinator');
     p.stderr.pipe(out);
     watchMetricsPort(p, (port) => {
@@ -125,10 +191,20 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   let coordinatorProcess = await startCoordinator();
   const coordinator = `127.0.0.1:${coordinatorPort}`;
   const workers: ChildProcess[] = [];
-  const addWorker = (): ChildProcess => {
+  const addWorker = (extra: NodeJS.ProcessEnv = {}): ChildProcess => {
     const id = `local-${workers.length}`;
     const p = spawn(process.execPath, [WORKER_BIN], {
-      env: { ...base, CVC_COORDINATOR: coordinator, CVC_WORKER_ID: id, CVC_CACHE_DIR: join(dir, 'cache'), CVC_BACKEND: o.backend ?? 'auto' },
+      env: {
+        ...base,
+        CVC_COORDINATOR: coordinator,
+        CVC_TOKEN: creds.workerToken,
+        CVC_TLS_CA: pki.caFile,
+        CVC_TLS_SERVER_NAME: 'localhost',
+        CVC_WORKER_ID: id,
+        CVC_CACHE_DIR: join(dir, 'cache'),
+        CVC_BACKEND: o.backend ?? 'auto',
+        ...extra,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const out = log(id);
@@ -151,8 +227,20 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     coordinator,
     natsUrl: nats.url,
     s3: { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'cvc' },
+    security: { token: creds.userToken, caFile: pki.caFile, serverName: 'localhost' },
   };
-  await writeFile(join(dir, 'cluster.json'), JSON.stringify(endpoints, null, 2) + '\n');
+  // It holds the user token and the S3 keys: readable by its owner only.
+  await writeFile(join(dir, 'cluster.json'), JSON.stringify(endpoints, null, 2) + '\n', { mode: 0o600 });
+  await chmod(join(dir, 'cluster.json'), 0o600);
+  const s3Dir = join(dir, 's3');
+  const stopS3 = async (): Promise<void> => {
+    const s = s3;
+    s3 = undefined;
+    await s?.close();
+  };
+  const startS3 = async (): Promise<void> => {
+    if (!s3) s3 = await startS3Server(s3Dir, s3Port, s3Creds);
+  };
   return {
     endpoints,
     dir,
@@ -163,13 +251,25 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     get nats() {
       return nats;
     },
-    s3,
+    get s3() {
+      if (!s3) throw new CvcError('S3_STOPPED', 'the local S3 server is stopped');
+      return s3;
+    },
+    credentials: creds,
+    pki,
+    stopS3,
+    startS3,
+    restartS3: async (downMs = 0) => {
+      await stopS3();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      await startS3();
+    },
     addWorker,
     restartNats: async (downMs = 0) => {
       const port = nats.port;
       await nats.stop();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-      nats = await startNatsServer(join(dir, 'nats'), { port });
+      nats = await startNatsServer(join(dir, 'nats'), { port, ...natsAuth });
     },
     restartCoordinator: async () => {
       coordinatorProcess.kill('SIGKILL');
@@ -182,7 +282,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       coordinatorProcess.kill('SIGTERM');
       await waitExit(coordinatorProcess, 5000);
       await nats.stop();
-      await s3.close();
+      await stopS3();
     },
   };
 }

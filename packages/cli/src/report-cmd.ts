@@ -1,12 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { FoldState, RunServiceClient, RunState, type Run } from '@cvc/proto';
+import type { ServiceError } from '@grpc/grpc-js';
+import { FoldState, RunState, type Run } from '@cvc/proto';
 import { createObjectStore, layout } from '@cvc/storage';
 import type { CliEnv } from './env.js';
 import { parse } from './args.js';
 import { UsageError } from './errors.js';
-import { resolveCluster } from './cluster-config.js';
+import { resolveCluster, runServiceClient } from './cluster-config.js';
 import { RemoteError } from './run-cmd.js';
 import { num } from './format.js';
 
@@ -56,7 +56,7 @@ export async function reportCommand(argv: string[], env: CliEnv): Promise<number
   if (!runId) throw new UsageError('report needs a RUN id');
   const out = typeof values['out'] === 'string' ? values['out'] : join('reports', runId);
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
-  const c = new RunServiceClient(cluster.coordinator, credentials.createInsecure());
+  const c = await runServiceClient(cluster);
   try {
     const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(new RemoteError(`GRPC_${e.code}`, e.details || e.message)) : res(r))));
     if (run.state !== RunState.RUN_STATE_SUCCEEDED && run.state !== RunState.RUN_STATE_FAILED) {

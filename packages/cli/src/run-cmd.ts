@@ -1,18 +1,15 @@
-import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { FoldState, Run, RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
+import type { ServiceError } from '@grpc/grpc-js';
+import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { floatOpt, intOpt, parse } from './args.js';
 import { UsageError } from './errors.js';
 import { num, table } from './format.js';
-import { resolveCluster } from './cluster-config.js';
+import { resolveCluster, runServiceClient } from './cluster-config.js';
 import { CvcError } from '@cvc/core';
 
 /** A gRPC failure, as the CLI reports it (exit code 1, the server's message). */
 export class RemoteError extends CvcError {}
 
-function client(address: string): RunServiceClient {
-  return new RunServiceClient(address, credentials.createInsecure());
-}
 
 /** Promisifies one unary call; a failure becomes a RemoteError with the server's message. */
 function unary<Res>(invoke: (cb: (e: ServiceError | null, r: Res) => void) => unknown): Promise<Res> {
@@ -109,7 +106,7 @@ export async function runCommand(argv: string[], env: CliEnv): Promise<number> {
     `run ${sub ?? ''}`,
   );
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
-  const c = client(cluster.coordinator);
+  const c = await runServiceClient(cluster);
   const print = (run: Run): void => {
     env.stdout.write(values['json'] ? JSON.stringify(Run.toJSON(run), null, 2) + '\n' : renderRun(run));
   };

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CvcError } from '@cvc/core';
 
 /** A nats-server process with JetStream, started by cvc on loopback. */
@@ -15,14 +16,19 @@ export interface NatsServer {
 
 /**
  * Starts `nats-server -js -sd DIR -a 127.0.0.1 -p PORT` (Debian's package; found
- * on PATH or at `bin`). Port 0 picks a free port. Resolves once the server
- * accepts clients.
+ * on PATH or at `bin`). Port 0 picks a free port. With `user` and `pass`,
+ * clients must authenticate. Resolves once the server accepts clients.
  */
 export async function startNatsServer(storeDir: string, opts: { port?: number; bin?: string; user?: string; pass?: string } = {}): Promise<NatsServer> {
   await mkdir(storeDir, { recursive: true });
   const bin = opts.bin ?? process.env['CVC_NATS_SERVER'] ?? 'nats-server';
   const args = ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(opts.port && opts.port > 0 ? opts.port : -1)];
-  if (opts.user && opts.pass) args.push('--user', opts.user, '--pass', opts.pass);
+  if (opts.user && opts.pass) {
+    // A config file (mode 0600), so the password never shows in the process list.
+    const conf = join(storeDir, 'cvc-auth.conf');
+    await writeFile(conf, `authorization {\n  user: ${JSON.stringify(opts.user)}\n  password: ${JSON.stringify(opts.pass)}\n}\n`, { mode: 0o600 });
+    args.push('-c', conf);
+  }
   let child: ChildProcess;
   try {
     child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -81,10 +81,36 @@ test('S3 unavailable for a few seconds: reads and multipart uploads retry with b
     const write = s.put('x/big.bin', big, { expectSha256: sha(big) });
     assert.equal(await s.ping(), false, 'readiness reports the outage at once');
     await new Promise((r) => setTimeout(r, 3000));
-    server = await startS3Server(d, port);
+    server = await startS3Server(d, port, server);
     assert.deepEqual(await read, small);
     assert.equal((await write).bytes, big.length);
     assert.equal(sha(await s.getBytes('x/big.bin')), sha(big));
+  } finally {
+    await server.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
+// s3rver checks the access key but not SigV4 signatures, so a wrong secret
+// key is not caught here (MinIO does catch it).
+test('the S3 server refuses unsigned requests and unknown access keys', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'cvc-s3-auth-'));
+  const server = await startS3Server(d);
+  try {
+    const good = createObjectStore({ endPoint: server.endPoint, port: server.port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'auth' });
+    await good.ensureBucket();
+    await good.put('a/b.bin', new Uint8Array([1, 2, 3]));
+    const anon = await fetch(`http://${server.endPoint}:${server.port}/auth/a/b.bin`);
+    assert.equal(anon.status, 403);
+    assert.match(await anon.text(), /AccessDenied/);
+    assert.notEqual(server.accessKey, 'S3RVER', 'credentials are generated, not the well-known default');
+    for (const [accessKey, secretKey] of [
+      ['cvc0000000000000000', server.secretKey],
+      ['S3RVER', 'S3RVER'],
+    ] as const) {
+      const bad = createObjectStore({ endPoint: server.endPoint, port: server.port, accessKey, secretKey, bucket: 'auth', retryForMs: 0 });
+      await assert.rejects(bad.getBytes('a/b.bin'), (err: Error) => /access key/i.test(err.message), accessKey);
+    }
   } finally {
     await server.close();
     await rm(d, { recursive: true, force: true });

@@ -2,15 +2,18 @@ import { z } from 'zod';
 import { resolveOptions } from '@cvc/core';
 import { natsEnvSchema } from '@cvc/messaging';
 import { s3EnvSchema } from '@cvc/storage';
+import { grpcServerSecurityEnvSchema } from '@cvc/security';
 
 const int = (d: number) => z.coerce.number().int().default(d);
 
 /** Coordinator settings, from the environment (Kubernetes passes Secrets as env). */
-export const coordinatorConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend({
+export const coordinatorConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend(grpcServerSecurityEnvSchema.shape).extend({
   /** gRPC listen address; port 0 picks a free one (printed on start). */
   CVC_GRPC_HOST: z.string().default('0.0.0.0'),
   CVC_GRPC_PORT: int(50051),
   CVC_MAX_CHECKPOINT_BYTES: int(512 * 1024 * 1024),
+  /** Checkpoint uploads streamed at once; more are refused with RESOURCE_EXHAUSTED and a retry hint. */
+  CVC_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).default(8),
   /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
   CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   CVC_METRICS_HOST: z.string().default('0.0.0.0'),

@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, status, type ServerErrorResponse, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, status, type ServerErrorResponse, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { CvcError, type Logger } from '@cvc/core';
 import {
@@ -15,6 +15,7 @@ import {
 } from '@cvc/proto';
 import { StorageError } from '@cvc/storage';
 import { isNatsUnavailable } from '@cvc/messaging';
+import { AuthError, type Authenticator, type Role } from '@cvc/security';
 import type { Coordinator } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 
@@ -35,6 +36,12 @@ const codes: Record<string, status> = {
 /** Maps typed errors to gRPC status codes; only here, at the edge. */
 export function toStatus(err: unknown): Partial<ServerErrorResponse> {
   // Retryable: callers (workers) retry UNAVAILABLE, so a broker restart does not fail a fold attempt.
+  if (err instanceof AuthError) return { code: err.kind === 'UNAUTHENTICATED' ? status.UNAUTHENTICATED : status.PERMISSION_DENIED, details: err.message };
+  if (err instanceof UploadsBusyError) {
+    const metadata = new Metadata();
+    metadata.set(RETRY_AFTER_MS, String(err.retryAfterMs));
+    return { code: status.RESOURCE_EXHAUSTED, details: err.message, metadata };
+  }
   if (isNatsUnavailable(err)) return { code: status.UNAVAILABLE, details: `run state temporarily unavailable (NATS): ${(err as Error).message}` };
   if (err instanceof CoordinatorError) return { code: codes[err.outcome] ?? status.INTERNAL, details: err.message };
   if (err instanceof StorageError) {
@@ -46,14 +53,38 @@ export function toStatus(err: unknown): Partial<ServerErrorResponse> {
   return { code: status.INTERNAL, details: `internal error: ${(err as Error).message ?? String(err)}` };
 }
 
+/** Trailing metadata on a RESOURCE_EXHAUSTED that is worth retrying after this many milliseconds. */
+export const RETRY_AFTER_MS = 'cvc-retry-after-ms';
+
+/** Too many checkpoint uploads at once: the client should retry later. */
+export class UploadsBusyError extends CvcError {
+  constructor(limit: number, readonly retryAfterMs: number) {
+    super('UPLOADS_BUSY', `too many concurrent checkpoint uploads (limit ${limit}); retry in ${retryAfterMs} ms`);
+  }
+}
+
 export interface GrpcCallObserver {
   (method: string, code: status, seconds: number): void;
 }
 
-function unary<Req, Res>(method: string, fn: (req: Req) => Promise<Res>, observe: GrpcCallObserver) {
+/** Checks the call's bearer token for `role`; a no-op without an authenticator (insecure development mode). */
+type Guard = (metadata: Metadata, role: Role, method: string) => void;
+
+function guardFor(auth: Authenticator | undefined): Guard {
+  if (!auth) return () => {};
+  return (metadata, role, method) => {
+    const v = metadata.get('authorization')[0];
+    auth.authorize(typeof v === 'string' ? v : undefined, role, `${role === 'user' ? 'RunService' : 'WorkerService'}.${method}`);
+  };
+}
+
+function unary<Req, Res>(method: string, role: Role, guard: Guard, fn: (req: Req) => Promise<Res>, observe: GrpcCallObserver) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const t0 = performance.now();
-    fn(call.request).then(
+    Promise.resolve()
+      .then(() => guard(call.metadata, role, method))
+      .then(() => fn(call.request))
+      .then(
       (res) => {
         observe(method, status.OK, (performance.now() - t0) / 1000);
         callback(null, res);
@@ -72,30 +103,49 @@ export interface GrpcServerOptions {
   readonly logger: Logger;
   readonly healthy: () => Promise<boolean>;
   readonly observe?: GrpcCallObserver;
+  /** Bearer-token checks; undefined only in insecure development mode. */
+  readonly auth?: Authenticator | undefined;
+  /** Checkpoint uploads streamed at once (default 8); more get RESOURCE_EXHAUSTED with a retry hint. */
+  readonly maxConcurrentUploads?: number;
 }
 
 /** Builds the gRPC server with the run, worker and health services. */
 export function createGrpcServer(o: GrpcServerOptions): Server {
   const c = o.coordinator;
   const observe = o.observe ?? (() => {});
+  const guard = guardFor(o.auth);
+  const maxUploads = o.maxConcurrentUploads ?? 8;
+  let uploads = 0;
+  // grpc-js sends a server stream's status when 'error' is emitted on it (destroy() does not).
+  const fail = (call: { emit(event: 'error', err: Error): boolean }, err: unknown): void => {
+    const s = toStatus(err);
+    call.emit('error', Object.assign(new Error(s.details), s));
+  };
   const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
 
   const runService: RunServiceServer = {
-    submitRun: unary('SubmitRun', (r) => c.submitRun(r.spec), observe),
-    getRun: unary('GetRun', (r) => c.getRun(r.runId), observe),
-    listRuns: unary('ListRuns', async () => ({ runs: await c.listRuns() }), observe),
-    cancelRun: unary('CancelRun', (r) => c.cancelRun(r.runId), observe),
+    submitRun: unary('SubmitRun', 'user', guard, (r) => c.submitRun(r.spec), observe),
+    getRun: unary('GetRun', 'user', guard, (r) => c.getRun(r.runId), observe),
+    listRuns: unary('ListRuns', 'user', guard, async () => ({ runs: await c.listRuns() }), observe),
+    cancelRun: unary('CancelRun', 'user', guard, (r) => c.cancelRun(r.runId), observe),
     watchRun: (call) => {
+      try {
+        guard(call.metadata, 'user', 'WatchRun');
+      } catch (err) {
+        fail(call, err);
+        return;
+      }
       const ac = new AbortController();
       call.on('cancelled', () => ac.abort());
       c.watchRun(call.request.runId, (e) => call.write(e), ac.signal).then(
         () => call.end(),
-        (err: unknown) => call.destroy(Object.assign(new Error(toStatus(err).details), toStatus(err))),
+        (err: unknown) => fail(call, err),
       );
     },
     downloadCheckpoint: (call: ServerWritableStream<{ runId: string; fold: number }, Chunk>) => {
       void (async () => {
         try {
+          guard(call.metadata, 'user', 'DownloadCheckpoint');
           const { size, stream } = await c.openBestCheckpoint(call.request.runId, call.request.fold);
           const hash = createHash('sha256');
           let first = true;
@@ -110,28 +160,41 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
           call.write({ data: Buffer.alloc(0), sha256: hash.digest('hex'), size: first ? size : 0 });
           call.end();
         } catch (err) {
-          call.destroy(Object.assign(new Error(toStatus(err).details), toStatus(err)));
+          fail(call, err);
         }
       })();
     },
   };
 
   const workerService: WorkerServiceServer = {
-    startAttempt: unary('StartAttempt', (r) => c.startAttempt(r), observe),
-    reportEpoch: unary('ReportEpoch', async (r) => {
+    startAttempt: unary('StartAttempt', 'worker', guard, (r) => c.startAttempt(r), observe),
+    reportEpoch: unary('ReportEpoch', 'worker', guard, async (r) => {
       await c.reportEpoch(r.attempt, r.metrics);
       return {};
     }, observe),
-    finishFold: unary('FinishFold', async (r) => {
+    finishFold: unary('FinishFold', 'worker', guard, async (r) => {
       await c.finishFold(r);
       return {};
     }, observe),
-    failFold: unary('FailFold', async (r) => {
+    failFold: unary('FailFold', 'worker', guard, async (r) => {
       await c.failFold(r);
       return {};
     }, observe),
     uploadCheckpoint: (call: ServerReadableStream<CheckpointChunk, { key: string; size: number }>, callback) => {
       const t0 = performance.now();
+      const refuse = (err: unknown): void => {
+        const s = toStatus(err);
+        observe('UploadCheckpoint', s.code ?? status.INTERNAL, (performance.now() - t0) / 1000);
+        callback(s);
+      };
+      try {
+        guard(call.metadata, 'worker', 'UploadCheckpoint');
+        if (uploads >= maxUploads) throw new UploadsBusyError(maxUploads, 500 + Math.floor(Math.random() * 1000));
+      } catch (err) {
+        refuse(err);
+        return;
+      }
+      uploads++;
       let header: CheckpointChunk_Header | undefined;
       let sha: string | undefined;
       let resolveHeader: (h: CheckpointChunk_Header | undefined) => void = () => {};
@@ -163,9 +226,9 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
           observe('UploadCheckpoint', status.OK, (performance.now() - t0) / 1000);
           callback(null, r);
         } catch (err) {
-          const s = toStatus(err);
-          observe('UploadCheckpoint', s.code ?? status.INTERNAL, (performance.now() - t0) / 1000);
-          callback(s);
+          refuse(err);
+        } finally {
+          uploads--;
         }
       })();
     },

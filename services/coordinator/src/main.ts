@@ -1,6 +1,7 @@
 import { createJsonLogger, describeError } from '@cvc/core';
 import { connectNats, createDocStore, createTaskQueue, natsAuthFromEnv } from '@cvc/messaging';
 import { createObjectStore, storeOptionsFromEnv } from '@cvc/storage';
+import { grpcServerSecurity } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
 import { createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
 import { FoldState, RunState, type Run } from '@cvc/proto';
@@ -13,7 +14,10 @@ import type { RunDoc } from './run-doc.js';
 /** Starts the coordinator process; stops cleanly on SIGTERM/SIGINT. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const cfg = coordinatorConfigFromEnv(env);
-  const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'coordinator' });
+  const security = await grpcServerSecurity(cfg);
+  const secrets = [...security.secrets, cfg.CVC_S3_SECRET_KEY, ...(cfg.CVC_NATS_PASS ? [cfg.CVC_NATS_PASS] : [])];
+  const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'coordinator' }, secrets);
+  if (!security.tls) logger.warn('CVC_INSECURE=true: gRPC is plaintext' + (security.auth ? '' : ' and unauthenticated; anyone who can reach the port can submit runs and push checkpoints'));
   // The encoder export builds the model: the wasm backend is enough for that.
   await initBackend('wasm');
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: 'cvc-coordinator', ...natsAuthFromEnv(cfg) });
@@ -76,14 +80,16 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     coordinator,
     logger,
     healthy: ready,
+    auth: security.auth,
+    maxConcurrentUploads: cfg.CVC_MAX_CONCURRENT_UPLOADS,
     observe: (method, code, seconds) => {
       metrics.grpcRequests.inc({ method, code: grpcStatus[code] ?? String(code) });
       metrics.grpcDuration.observe({ method }, seconds);
     },
   });
   const metricsServer = await startMetricsServer(metrics.registry, { host: cfg.CVC_METRICS_HOST, port: cfg.CVC_METRICS_PORT, ready });
-  const port = await bindServer(server, cfg.CVC_GRPC_HOST, cfg.CVC_GRPC_PORT);
-  logger.info('coordinator listening', { grpc: `${cfg.CVC_GRPC_HOST}:${port}`, nats: cfg.CVC_NATS_URL, s3: `${cfg.CVC_S3_ENDPOINT}:${cfg.CVC_S3_PORT}` });
+  const port = await bindServer(server, cfg.CVC_GRPC_HOST, cfg.CVC_GRPC_PORT, security.credentials);
+  logger.info('coordinator listening', { grpc: `${cfg.CVC_GRPC_HOST}:${port}`, tls: security.tls, mutualTls: security.mutualTls, auth: security.auth ? 'tokens' : 'none', nats: cfg.CVC_NATS_URL, s3: `${cfg.CVC_S3_ENDPOINT}:${cfg.CVC_S3_PORT}` });
   // A line for parents that started us with port 0.
   process.stdout.write(`CVC_COORDINATOR_PORT=${port}\nCVC_METRICS_PORT=${metricsServer.port}\n`);
   const shutdown = (sig: string): void => {

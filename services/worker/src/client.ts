@@ -1,5 +1,6 @@
-import { credentials, status, type ServiceError, type ClientUnaryCall } from '@grpc/grpc-js';
+import { status, type ChannelCredentials, type ChannelOptions, type ServiceError, type ClientUnaryCall } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
+import { CvcError } from '@cvc/core';
 import type { CheckpointKind} from '@cvc/proto';
 import { WorkerServiceClient, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type ReportEpochRequest, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
 
@@ -8,12 +9,38 @@ type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => vo
 /** Codes worth retrying: the coordinator restarting or briefly unreachable. */
 const RETRYABLE = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.UNKNOWN]);
 
+/** The coordinator refused the caller's token: retrying cannot help. */
+export function isAuthError(err: unknown): boolean {
+  const code = (err as ServiceError).code;
+  return code === status.UNAUTHENTICATED || code === status.PERMISSION_DENIED;
+}
+
+/** Trailing metadata the coordinator sets on a RESOURCE_EXHAUSTED worth retrying (too many uploads at once). */
+const RETRY_AFTER_MS = 'cvc-retry-after-ms';
+
+/** How long to wait before retrying `err`, or undefined when it is not worth retrying. */
+function retryDelay(err: unknown, backoff: number): number | undefined {
+  const e = err as ServiceError;
+  if (RETRYABLE.has(e.code)) return backoff;
+  if (e.code === status.RESOURCE_EXHAUSTED) {
+    const hint = Number(e.metadata?.get(RETRY_AFTER_MS)[0]);
+    if (Number.isFinite(hint) && hint > 0) return Math.max(hint, backoff / 4);
+  }
+  return undefined;
+}
+
 /** The worker's view of the coordinator, with retries across coordinator restarts. */
 export class CoordinatorClient {
   private readonly client: WorkerServiceClient;
 
-  constructor(address: string, private readonly retryForMs = 120_000) {
-    this.client = new WorkerServiceClient(address, credentials.createInsecure(), {
+  /** `setup` comes from @cvc/security's grpcClientSetup (TLS, the worker's bearer token). */
+  constructor(
+    address: string,
+    setup: { credentials: ChannelCredentials; options?: ChannelOptions },
+    private readonly retryForMs = 120_000,
+  ) {
+    this.client = new WorkerServiceClient(address, setup.credentials, {
+      ...setup.options,
       'grpc.max_send_message_length': 4 * 1024 * 1024,
       'grpc.max_receive_message_length': 4 * 1024 * 1024,
     });
@@ -26,9 +53,9 @@ export class CoordinatorClient {
       try {
         return await new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
       } catch (err) {
-        const code = (err as ServiceError).code;
-        if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;
-        await new Promise((r) => setTimeout(r, delay));
+        const wait = retryDelay(err, delay);
+        if (wait === undefined || Date.now() + wait > until) throw err;
+        await new Promise((r) => setTimeout(r, wait));
         delay = Math.min(delay * 2, 5000);
       }
     }
@@ -54,11 +81,25 @@ export class CoordinatorClient {
           stream.end();
         });
       } catch (err) {
-        const code = (err as ServiceError).code;
-        if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;
-        await new Promise((r) => setTimeout(r, delay));
+        const wait = retryDelay(err, delay);
+        if (wait === undefined || Date.now() + wait > until) throw err;
+        await new Promise((r) => setTimeout(r, wait));
         delay = Math.min(delay * 2, 5000);
       }
+    }
+  }
+
+  /**
+   * Checks that the coordinator accepts this worker's token before any task
+   * is pulled, so a misconfigured worker fails at start instead of failing
+   * folds: a StartAttempt for no run is refused as INVALID_ARGUMENT once
+   * authenticated, or as UNAUTHENTICATED / PERMISSION_DENIED before that.
+   */
+  async verifyAccess(worker: string): Promise<void> {
+    try {
+      await this.startAttempt({ runId: '', fold: 0, worker, delivery: 0 });
+    } catch (err) {
+      if (isAuthError(err)) throw new CvcError('AUTH', `the coordinator refused this worker's credentials: ${(err as ServiceError).details}`);
     }
   }
 

@@ -4,9 +4,10 @@ import { z } from 'zod';
 import { resolveOptions } from '@cvc/core';
 import { natsEnvSchema } from '@cvc/messaging';
 import { s3EnvSchema } from '@cvc/storage';
+import { grpcClientSecurityEnvSchema } from '@cvc/security';
 
 /** Worker settings, from the environment. */
-export const workerConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend({
+export const workerConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend(grpcClientSecurityEnvSchema.shape).extend({
   /** host:port of the coordinator's gRPC API. */
   CVC_COORDINATOR: z.string().min(1),
   CVC_WORKER_ID: z.string().default(`${hostname()}-${process.pid}`),

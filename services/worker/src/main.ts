@@ -1,6 +1,7 @@
 import { createJsonLogger } from '@cvc/core';
 import { connectNats, natsAuthFromEnv, createTaskQueue } from '@cvc/messaging';
 import { createObjectStore, storeOptionsFromEnv } from '@cvc/storage';
+import { clientSecurityFromEnv, grpcClientSetup } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
 import { createWorkerMetrics, startMetricsServer } from '@cvc/metrics';
 import { CoordinatorClient } from './client.js';
@@ -10,12 +11,16 @@ import { Worker } from './worker.js';
 /** Starts a worker process; SIGTERM hands the fold in progress back and exits. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const cfg = workerConfigFromEnv(env);
-  const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'worker', worker: cfg.CVC_WORKER_ID });
+  const security = clientSecurityFromEnv(cfg);
+  const secrets = [cfg.CVC_S3_SECRET_KEY, ...(cfg.CVC_NATS_PASS ? [cfg.CVC_NATS_PASS] : []), ...(security.token ? [security.token] : [])];
+  const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'worker', worker: cfg.CVC_WORKER_ID }, secrets);
+  if (!security.token) logger.warn('CVC_TOKEN is not set: the coordinator will refuse this worker unless it runs without authentication');
   const backend = await initBackend(cfg.CVC_BACKEND, logger);
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...natsAuthFromEnv(cfg) });
   const store = createObjectStore(storeOptionsFromEnv(cfg));
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
-  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR);
+  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security));
+  await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
   const worker = new Worker({
     id: cfg.CVC_WORKER_ID,

@@ -5,7 +5,7 @@ import { CheckpointKind, type AttemptRef } from '@cvc/proto';
 import { FoldTrainer, ModelError, type EpochRecord } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
-import type { CoordinatorClient } from './client.js';
+import { isAuthError, type CoordinatorClient } from './client.js';
 import { ShardCache } from './shards.js';
 
 export interface WorkerDeps {
@@ -35,13 +35,18 @@ export class Worker {
   private readonly logger: Logger;
   private current: AbortController | undefined;
   private stopping = false;
+  private fatal: Error | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
     this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload);
     this.logger = deps.logger ?? silentLogger;
   }
 
-  /** Runs until `stop()`; the fold in progress is interrupted after its current batch and handed back. */
+  /**
+   * Runs until `stop()`; the fold in progress is interrupted after its
+   * current batch and handed back. Rejects when the coordinator refuses this
+   * worker's credentials (the task is handed back, not failed).
+   */
   async run(): Promise<void> {
     while (!this.stopping) {
       let d: TaskDelivery | undefined;
@@ -55,6 +60,7 @@ export class Worker {
       }
       if (d) await this.handle(d);
     }
+    if (this.fatal) throw this.fatal;
   }
 
   stop(): void {
@@ -131,7 +137,13 @@ export class Worker {
       this.deps.onAttempt?.('succeeded');
       this.logger.info('fold done', log);
     } catch (err) {
-      if (isCancelled(err)) {
+      if (isAuthError(err)) {
+        // Our credentials are wrong, not the fold: hand it back for a worker that is let in.
+        this.logger.error('the coordinator refused this worker\'s credentials; handing the task back and stopping', { ...log, error: describeError(err) });
+        d.nak(5000);
+        this.fatal = err as Error;
+        this.stopping = true;
+      } else if (isCancelled(err)) {
         this.logger.info('run cancelled; dropping the task', log);
         await d.ack();
       } else if (err instanceof CancelledError) {
