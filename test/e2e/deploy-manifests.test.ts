@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse } from 'yaml';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { createCoordinatorMetrics, createWorkerMetrics } from '@cvc/metrics';
 
@@ -37,6 +38,7 @@ const models: Record<string, new (o: never) => { validate(): void }> = {
   'v1/Secret': Secret,
   'apps/v1/Deployment': Deployment,
   'apps/v1/StatefulSet': StatefulSet,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
@@ -83,6 +85,69 @@ for (const overlay of ['k8s/base', 'k8s/overlays/gpu', 'k8s/overlays/cpu']) {
     assert.ok(!/SECRET_KEY","value"/.test(secretRefs), 'secrets come from the Secret, never inline');
   });
 }
+
+type Labels = Record<string, string>;
+interface Peer { podSelector?: { matchLabels?: Labels }; namespaceSelector?: { matchLabels?: Labels } }
+interface Policy { spec: { podSelector: { matchLabels?: Labels }; policyTypes: string[]; ingress?: { from?: Peer[]; ports?: { port: number }[] }[] } }
+const matches = (sel: { matchLabels?: Labels } | undefined, labels: Labels): boolean => Object.entries(sel?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+
+/** Whether the policies let `src` (pod labels, namespace labels) reach `dst` (pod labels in the cvc namespace) on `port`: the NetworkPolicy ingress rules. */
+function allowed(policies: Policy[], src: { pod: Labels; ns: Labels }, dst: Labels, port: number): boolean {
+  const selecting = policies.filter((p) => p.spec.policyTypes.includes('Ingress') && matches(p.spec.podSelector, dst));
+  if (selecting.length === 0) return true;
+  const sameNs = src.ns['kubernetes.io/metadata.name'] === 'cvc';
+  return selecting.some((p) =>
+    (p.spec.ingress ?? []).some(
+      (rule) =>
+        (rule.ports ?? []).some((q) => q.port === port) &&
+        (rule.from ?? []).some((peer) => (peer.namespaceSelector ? matches(peer.namespaceSelector, src.ns) : sameNs) && matches(peer.podSelector, src.pod)),
+    ),
+  );
+}
+
+test('NetworkPolicies: only workers and users reach the coordinator, only the services reach NATS and MinIO', () => {
+  const objs = build('k8s/base');
+  const policies = objs.filter((o) => o.kind === 'NetworkPolicy') as unknown as Policy[];
+  const app = (name: string): Labels => ({ 'app.kubernetes.io/name': name });
+  const cvcNs = { 'kubernetes.io/metadata.name': 'cvc' };
+  const inCvc = (name: string) => ({ pod: app(name), ns: cvcNs });
+  const user = { pod: { 'cvc.io/client': 'true' }, ns: { 'kubernetes.io/metadata.name': 'research' } };
+  const stranger = { pod: { app: 'something-else' }, ns: cvcNs };
+  const outsider = { pod: {}, ns: { 'kubernetes.io/metadata.name': 'default' } };
+  const prometheus = { pod: { app: 'prometheus' }, ns: { 'kubernetes.io/metadata.name': 'monitoring' } };
+  const coordinator = app('cvc-coordinator');
+  const cases: [string, { pod: Labels; ns: Labels }, Labels, number, boolean][] = [
+    ['worker -> coordinator gRPC', inCvc('cvc-worker'), coordinator, 50051, true],
+    ['user pod -> coordinator gRPC', user, coordinator, 50051, true],
+    ['other pod in the namespace -> coordinator', stranger, coordinator, 50051, false],
+    ['pod elsewhere -> coordinator', outsider, coordinator, 50051, false],
+    ['MinIO -> coordinator', inCvc('cvc-minio'), coordinator, 50051, false],
+    ['Prometheus -> coordinator metrics', prometheus, coordinator, 9464, true],
+    ['Prometheus -> coordinator gRPC', prometheus, coordinator, 50051, false],
+    ['coordinator -> NATS', inCvc('cvc-coordinator'), app('cvc-nats'), 4222, true],
+    ['worker -> NATS', inCvc('cvc-worker'), app('cvc-nats'), 4222, true],
+    ['user pod -> NATS', user, app('cvc-nats'), 4222, false],
+    ['other pod -> NATS', stranger, app('cvc-nats'), 4222, false],
+    ['coordinator -> MinIO', inCvc('cvc-coordinator'), app('cvc-minio'), 9000, true],
+    ['worker -> MinIO', inCvc('cvc-worker'), app('cvc-minio'), 9000, true],
+    ['user pod -> MinIO', user, app('cvc-minio'), 9000, false],
+    ['other pod -> MinIO', stranger, app('cvc-minio'), 9000, false],
+    ['anyone -> worker', stranger, app('cvc-worker'), 9465, false],
+    ['Prometheus -> worker metrics', prometheus, app('cvc-worker'), 9465, true],
+  ];
+  for (const [what, src, dst, port, want] of cases) assert.equal(allowed(policies, src, dst, port), want, what);
+  // Every workload is covered by the default deny.
+  assert.ok(policies.some((p) => Object.keys(p.spec.podSelector.matchLabels ?? {}).length === 0 && p.spec.ingress === undefined));
+
+  // Credentials come from Secrets: tokens, the NATS password and the TLS key are never inline.
+  const text = JSON.stringify(objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet'));
+  for (const name of ['CVC_USER_TOKENS', 'CVC_WORKER_TOKENS', 'CVC_TOKEN', 'CVC_NATS_PASS', 'NATS_PASS']) {
+    assert.ok(new RegExp(`"name":"${name}","valueFrom":\\{"secretKeyRef"`).test(text), `${name} comes from a Secret`);
+  }
+  const coord = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'cvc-coordinator');
+  assert.match(JSON.stringify(coord), /"secretName":"cvc-tls"/);
+  assert.match(JSON.stringify(coord), /CVC_TLS_CERT/);
+});
 
 test('promtool accepts the scrape config and the alert rules, whose unit tests pass; the PrometheusRule has the same rules', () => {
   for (const args of [

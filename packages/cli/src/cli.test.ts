@@ -107,3 +107,31 @@ test('a corrupted shard in the output directory is re-imported, and a corrupt ch
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('secrets init writes a CA, a certificate for the given names, tokens (mode 0600) and never overwrites them', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-secrets-'));
+  try {
+    const out = join(dir, 's');
+    const env = captureEnv(dir);
+    assert.equal(await main(['secrets', 'init', '--out', out, '--names', 'coord.example,10.0.0.7'], env), 0, env.err());
+    assert.match(env.out(), /kubectl -n cvc create secret generic cvc-tls/);
+    const { X509Certificate } = await import('node:crypto');
+    const cert = new X509Certificate(await readFile(join(out, 'server.pem')));
+    assert.ok(cert.checkHost('coord.example'));
+    assert.ok(cert.checkIP('10.0.0.7'));
+    assert.ok(cert.verify(new X509Certificate(await readFile(join(out, 'ca.pem'))).publicKey), 'signed by the CA');
+    const auth = await readFile(join(out, 'auth.env'), 'utf8');
+    const user = /^CVC_USER_TOKENS=(\S+)$/m.exec(auth)?.[1] ?? '';
+    const worker = /^CVC_WORKER_TOKENS=(\S+)$/m.exec(auth)?.[1] ?? '';
+    assert.ok(user.length >= 40 && worker.length >= 40 && user !== worker);
+    assert.ok(!env.out().includes(user) && !env.out().includes(worker), 'tokens are not printed');
+    const { stat } = await import('node:fs/promises');
+    assert.equal((await stat(join(out, 'auth.env'))).mode & 0o077, 0);
+    assert.equal((await stat(join(out, 'server-key.pem'))).mode & 0o077, 0);
+    assert.equal(await main(['secrets', 'init', '--out', out], env), 2);
+    assert.match(env.err(), /refusing to replace credentials/);
+    assert.equal(await readFile(join(out, 'auth.env'), 'utf8'), auth);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

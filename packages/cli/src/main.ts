@@ -7,6 +7,7 @@ import { localCommand } from './local-cmd.js';
 import { runCommand } from './run-cmd.js';
 import { encoderCommand } from './encoder-cmd.js';
 import { reportCommand } from './report-cmd.js';
+import { secretsCommand } from './secrets-cmd.js';
 
 export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
 
@@ -21,7 +22,8 @@ The cluster (embedded default on one machine, or Kubernetes):
   cvc dataset import NAME|PATH [--folds K] [--seed S] [--fold-scheme S] [--limit N]   fold shards into the cluster's S3
   cvc run submit --dataset NAME --model M [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
   cvc run watch RUN | cvc run show RUN [--json] | cvc run list | cvc run cancel RUN
-  (--cluster FILE, or CVC_COORDINATOR and CVC_S3_*, say which cluster; default .cvc/local/cluster.json)
+  (--cluster FILE, or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*, say which cluster; default .cvc/local/cluster.json)
+  cvc secrets init --out DIR [--names cvc-coordinator,...]   a CA, the coordinator's TLS certificate, tokens, NATS password
 
 The encoder and clustering:
   cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]   a TensorFlow.js layers model + metadata
@@ -53,6 +55,8 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): P
         return await cvCommand(rest, env, ac.signal);
       case 'local':
         return await localCommand(rest, env, ac.signal);
+      case 'secrets':
+        return await secretsCommand(rest, env);
       case 'run':
         return await runCommand(rest, env);
       case 'report':
