@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, RunState } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { getRun, runClient, until } from './helpers.js';
+import { getRun, runClient, storeOf, until } from './helpers.js';
 
 test('nats-server restarted on its JetStream directory mid-run: tasks and run state survive, every epoch reported once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-nats-'));
@@ -28,6 +28,116 @@ test('nats-server restarted on its JetStream directory mid-run: tasks and run st
       // A redelivery (heartbeats could not reach the broker) may redo at most the epoch in flight.
       assert.ok(f.epochReports >= 3 && f.epochReports <= 3 + (f.attempts - 1), `fold ${f.fold}: ${f.epochReports} reports in ${f.attempts} attempts`);
     }
+  } finally {
+    c.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('S3 down for 10 s during shard downloads and again during checkpoint uploads: retries with backoff, then every fold completes, nothing lost or duplicated', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-s3-'));
+  const cluster = await startLocalCluster({ dir, workers: 0, backend: 'wasm', ackWaitMs: 5000 });
+  const c = runClient(cluster);
+  const epochs = 6;
+  try {
+    const clusterFile = join(dir, 'cluster.json');
+    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '200', '--cluster', clusterFile], captureEnv(dir)), 0);
+    const env = captureEnv(dir);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', String(epochs), '--cluster', clusterFile], env), 0, env.err());
+    const runId = env.out().trim();
+
+    // 1. S3 is down when the workers start: they take their tasks and wait on the shard downloads.
+    await cluster.stopS3();
+    cluster.addWorker();
+    cluster.addWorker();
+    await until('both folds started', () => getRun(c, runId), (r) => r.folds.every((f) => f.attempts === 1), 60_000);
+    const downloadOutageStart = Date.now();
+    await new Promise((r) => setTimeout(r, 10_000));
+    await cluster.startS3();
+    const downloadOutageEnd = Date.now();
+
+    // 2. Down again once epochs are being reported: checkpoint uploads (worker -> coordinator -> S3) wait it out.
+    const before = await until('an epoch reported', () => getRun(c, runId), (r) => r.folds.some((f) => f.epochReports >= 1), 120_000);
+    await cluster.stopS3();
+    const uploadOutageStart = Date.now();
+    let reportedDuringOutage = false;
+    while (Date.now() - uploadOutageStart < 10_000) {
+      const r = await getRun(c, runId);
+      if (r.folds.some((f, i) => f.epochReports > (before.folds[i]?.epochReports ?? 0))) reportedDuringOutage = true;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    const stalled = await getRun(c, runId);
+    await cluster.startS3();
+    // Every epoch is followed by its checkpoint upload, so a report during the outage means an upload ran into it.
+    assert.ok(reportedDuringOutage, 'an epoch was reported, and its checkpoint upload started, while S3 was down');
+    assert.ok(
+      stalled.folds.every((f) => f.epochReports < epochs),
+      'no fold could finish while its checkpoint could not be stored',
+    );
+
+    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
+    assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
+    const store = storeOf(cluster);
+    for (const f of done.folds) {
+      assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
+      assert.equal(f.attempts, 1, `fold ${f.fold} needed no second attempt: the outages were retried, not failed`);
+      assert.equal(f.epochReports, epochs, `fold ${f.fold}: every epoch reported exactly once`);
+      assert.deepEqual(f.history.map((h) => h.epoch), Array.from({ length: epochs }, (_, i) => i + 1));
+      const keys = (await store.list(`runs/${runId}/fold-${f.fold}/`)).sort();
+      const wanted = Array.from({ length: epochs }, (_, i) => `runs/${runId}/fold-${f.fold}/checkpoints/epoch-${String(i + 1).padStart(4, '0')}.ckpt`);
+      assert.deepEqual(keys, [`runs/${runId}/fold-${f.fold}/best/model.ckpt`, ...wanted].sort(), `fold ${f.fold}: every checkpoint stored once`);
+    }
+    // The workers were up (ready, task taken) before S3 came back, and trained only after it.
+    for (const w of ['local-0', 'local-1']) {
+      const lines = (await readFile(join(dir, 'logs', `${w}.log`), 'utf8')).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: string; msg: string });
+      const training = lines.find((l) => l.msg === 'training fold');
+      assert.ok(training, `${w} trained a fold`);
+      assert.ok(Date.parse(training.time) >= downloadOutageEnd - 1000, `${w} started training only once its shards could be downloaded`);
+      assert.ok(downloadOutageStart > 0);
+    }
+  } finally {
+    c.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a task that always fails: its fold is marked failed with the reason after max_deliver attempts, the other folds complete', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-poison-'));
+  const maxDeliver = 3;
+  const cluster = await startLocalCluster({ dir, workers: 0, backend: 'wasm', ackWaitMs: 5000, maxDeliver });
+  const c = runClient(cluster);
+  try {
+    const clusterFile = join(dir, 'cluster.json');
+    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '3', '--limit', '240', '--cluster', clusterFile], captureEnv(dir)), 0);
+    cluster.addWorker({ CVC_FAULT_FAIL_FOLD: '1' });
+    cluster.addWorker({ CVC_FAULT_FAIL_FOLD: '1' });
+    const env = captureEnv(dir);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '3', '--epochs', '2', '--cluster', clusterFile], env), 0, env.err());
+    const runId = env.out().trim();
+    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
+    assert.equal(done.state, RunState.RUN_STATE_FAILED);
+    const [f0, f1, f2] = done.folds;
+    assert.ok(f0 && f1 && f2);
+    assert.equal(f1.state, FoldState.FOLD_STATE_FAILED);
+    assert.equal(f1.attempts, maxDeliver, 'the failing fold was attempted exactly max_deliver times');
+    assert.match(f1.error, /fault injected \(CVC_FAULT_FAIL_FOLD=1\): fold 1 always fails/);
+    assert.match(done.error, /fold 1: .*fault injected/);
+    assert.equal(f1.epochReports, 0);
+    const store = storeOf(cluster);
+    for (const f of [f0, f2]) {
+      assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED, `fold ${f.fold}`);
+      assert.equal(f.attempts, 1);
+      assert.equal(f.epochReports, 2);
+      assert.deepEqual(f.history.map((h) => h.epoch), [1, 2]);
+      assert.equal((await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`)).length, 2);
+      assert.ok(await store.stat(`runs/${runId}/fold-${f.fold}/best/model.ckpt`));
+    }
+    assert.deepEqual(await store.list(`runs/${runId}/fold-1/`), [], 'the failed fold stored nothing');
+    // The folds that succeeded still give a summary and an encoder.
+    assert.ok(done.summary && [0, 2].includes(done.summary.bestFold));
+    assert.ok(await store.stat(`runs/${runId}/summary.json`));
   } finally {
     c.close();
     await cluster.stop();

@@ -18,6 +18,12 @@ export const workerConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend
   CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
   CVC_METRICS_HOST: z.string().default('0.0.0.0'),
   CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /**
+   * Fault injection, for reliability tests only: every attempt at this fold
+   * number (of any run) fails after its shards are downloaded, as a task that
+   * can never succeed would.
+   */
+  CVC_FAULT_FAIL_FOLD: z.coerce.number().int().min(0).optional(),
 });
 export type WorkerConfig = z.output<typeof workerConfigSchema>;
 

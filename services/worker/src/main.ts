@@ -43,7 +43,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       metrics.downloadSeconds.inc(seconds);
     },
     onAttempt: (state) => metrics.attempts.inc({ state }),
+    failFold: cfg.CVC_FAULT_FAIL_FOLD,
   });
+  if (cfg.CVC_FAULT_FAIL_FOLD !== undefined) logger.warn('fault injection on: every attempt at this fold fails', { fold: cfg.CVC_FAULT_FAIL_FOLD });
   const metricsServer = await startMetricsServer(metrics.registry, { host: cfg.CVC_METRICS_HOST, port: cfg.CVC_METRICS_PORT, ready: async () => !nc.isClosed() && (await store.ping()) });
   process.stdout.write(`CVC_METRICS_PORT=${metricsServer.port}\n`);
   logger.info('worker ready', { backend: backend.name, coordinator: cfg.CVC_COORDINATOR });

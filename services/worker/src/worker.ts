@@ -1,6 +1,6 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { CancelledError, describeError, silentLogger, type Logger } from '@cvc/core';
+import { CancelledError, CvcError, describeError, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type AttemptRef } from '@cvc/proto';
 import { FoldTrainer, ModelError, type EpochRecord } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
@@ -20,6 +20,8 @@ export interface WorkerDeps {
   readonly onStep?: (seconds: number) => void;
   readonly onDownload?: (bytes: number, seconds: number) => void;
   readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped') => void;
+  /** Fault injection for reliability tests: attempts at this fold always fail. */
+  readonly failFold?: number | undefined;
 }
 
 const isCancelled = (err: unknown): boolean => (err as ServiceError).code === status.CANCELLED;
@@ -88,6 +90,7 @@ export class Worker {
       const spec = start.spec;
       if (!spec) throw new Error('coordinator sent no run spec');
       const data = await this.shards.foldData(start.manifest, fold);
+      if (this.deps.failFold === fold) throw new CvcError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
       let trainer: FoldTrainer;
       if (start.resumeCheckpoint) {
         trainer = await FoldTrainer.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, { epochs: spec.epochs });
