@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { ModelError } from './errors.js';
-import type { TrainConfig } from './spec.js';
+import { trainConfigSchema, type TrainConfig } from './spec.js';
 import type { EpochRecord } from './history.js';
 
 /** A named tensor value held outside tfjs (plain typed array). */
@@ -52,6 +53,30 @@ interface Header {
   tensors: TensorEntry[];
 }
 
+const count = z.number().int().min(0).max(2 ** 31);
+/** What a header must be, even behind a valid checksum: a buggy or hostile writer can hash anything. */
+const headerSchema = z.object({
+  config: trainConfigSchema,
+  epochsDone: count,
+  bnSteps: count,
+  history: z.array(
+    z.object({ epoch: count, loss: z.number(), valLoss: z.number(), valMse: z.number(), valCosine: z.number().optional(), seconds: z.number(), imagesPerSec: z.number() }),
+  ).max(1_000_000),
+  best: z.object({ epoch: count, valLoss: z.number(), bnSteps: count }).nullable(),
+  tensors: z
+    .array(
+      z.object({
+        group: z.enum(['weights', 'optimizer', 'best']),
+        name: z.string().min(1).max(512),
+        shape: z.array(count).max(8),
+        dtype: z.enum(['float32', 'int32']),
+        offset: count.refine((o) => o % 4 === 0, 'offset must be 4-byte aligned'),
+        length: count,
+      }),
+    )
+    .max(100_000),
+});
+
 export function encodeCheckpoint(state: TrainingState): Uint8Array {
   const tensors: TensorEntry[] = [];
   const arrays: (Float32Array | Int32Array)[] = [];
@@ -101,15 +126,24 @@ export function decodeCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Traini
     throw new ModelError('CHECKPOINT_CHECKSUM', `${name}: checksum mismatch (truncated or corrupted)`);
   }
   const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true);
-  let header: Header;
+  if (12 + len > body.length) throw new ModelError('CHECKPOINT_CORRUPT', `${name}: header length ${len} runs past the end`);
+  let json: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + len))) as Header;
+    json = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + len)));
   } catch (err) {
     throw new ModelError('CHECKPOINT_CORRUPT', `${name}: header is not valid JSON`, { cause: err });
   }
+  const parsed = headerSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ModelError('CHECKPOINT_CORRUPT', `${name}: malformed header: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const header: Header = parsed.data;
   const start = 12 + len;
   const groups: Record<string, NamedArray[]> = { weights: [], optimizer: [], best: [] };
   for (const t of header.tensors) {
+    const elements = t.shape.reduce((p, d) => p * d, 1);
+    if (elements !== t.length) throw new ModelError('CHECKPOINT_CORRUPT', `${name}: tensor ${t.name} has shape [${t.shape.join(', ')}] but ${t.length} values`);
     const from = start + t.offset;
     const to = from + t.length * 4;
     if (to > body.length) throw new ModelError('CHECKPOINT_CORRUPT', `${name}: tensor ${t.name} runs past the end`);
