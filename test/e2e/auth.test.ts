@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { CheckpointKind, RunServiceClient, RunSpec, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse, type WorkerServiceClient } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { assertNoSecretsInLogs, runClient, workerClient } from './helpers.js';
+import { assertNoSecretsInLogs, runClient, storeOf, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;
 const call = <T>(f: (cb: Cb<T>) => unknown): Promise<T> => new Promise((res, rej) => void f((e, r) => (e ? rej(e) : res(r))));
@@ -34,7 +34,7 @@ function startUpload(w: WorkerServiceClient, a: AttemptRef, epoch: number, data:
 
 test('only the right clients are let in: TLS, user and worker tokens, bounded uploads, no secret in any log', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-auth-'));
-  const cluster = await startLocalCluster({ dir, workers: 0, coordinatorEnv: { CVC_MAX_CONCURRENT_UPLOADS: '1' } });
+  const cluster = await startLocalCluster({ dir, workers: 0, coordinatorEnv: { CVC_MAX_CONCURRENT_UPLOADS: '1', CVC_UPLOAD_QUEUE_MS: '1500' } });
   const addr = cluster.endpoints.coordinator;
   const user = runClient(cluster);
   const worker = workerClient(cluster);
@@ -102,7 +102,8 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     assert.match(badLog, /refused this worker's credentials: invalid token/);
     assert.ok(!badLog.includes(badToken), 'the rejected token is not logged either');
 
-    // Bounded concurrent uploads: with a limit of 1, a second upload is refused with a retry hint, then goes through.
+    // Bounded concurrent uploads: with a limit of 1 and a 1.5 s queue, a second upload waits for the slot,
+    // and is refused with a retry hint when the slot does not come in time.
     const first = await call<StartAttemptResponse>((cb) => worker.startAttempt({ runId, fold: 0, worker: 't', delivery: 1 }, cb));
     const a: AttemptRef = { runId, fold: 0, token: first.token };
     const data = Buffer.from(new Uint8Array(256 * 1024).map((_, i) => i % 251));
@@ -117,11 +118,14 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     assert.equal(busy?.code, status.RESOURCE_EXHAUSTED);
     assert.match(busy?.details ?? '', /too many concurrent checkpoint uploads \(limit 1\)/);
     assert.ok(Number(busy?.metadata.get('cvc-retry-after-ms')[0]) > 0, 'a retry hint in the trailers');
+    // This one queues behind the first and goes through once the first ends.
+    const queued = startUpload(worker, a, 2, data);
+    queued.finish();
+    await new Promise((r) => setTimeout(r, 300));
     up1.finish();
     assert.equal((await up1.done).size, data.length);
-    const retry = startUpload(worker, a, 2, data);
-    retry.finish();
-    assert.equal((await retry.done).size, data.length);
+    assert.equal((await queued.done).size, data.length);
+    assert.equal((await storeOf(cluster).stat(`runs/${runId}/fold-0/checkpoints/epoch-0002.ckpt`))?.size, data.length);
 
     // Nothing secret in any log: coordinator, the refused worker.
     const bytes = await assertNoSecretsInLogs(cluster, [badToken]);

@@ -63,6 +63,54 @@ export class UploadsBusyError extends CvcError {
   }
 }
 
+/**
+ * At most `limit` checkpoint uploads are processed at once. Beyond that an
+ * upload waits for a slot, up to `waitMs` and with at most `maxWaiting`
+ * others (flow control holds its bytes back meanwhile); then it is refused.
+ */
+export class UploadSlots {
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(
+    readonly limit: number,
+    readonly waitMs: number,
+    readonly maxWaiting = limit * 8,
+  ) {}
+
+  /** True once a slot is held (call release()), false when none came in time. */
+  acquire(): Promise<boolean> {
+    if (this.active < this.limit) {
+      this.active++;
+      return Promise.resolve(true);
+    }
+    if (this.waitMs <= 0 || this.waiters.length >= this.maxWaiting) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const handOver = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(handOver);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(false);
+      }, this.waitMs);
+      this.waiters.push(handOver);
+    });
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    // The slot passes straight to the next waiter; otherwise it is freed.
+    if (next) next();
+    else this.active--;
+  }
+
+  get inUse(): number {
+    return this.active;
+  }
+}
+
 export interface GrpcCallObserver {
   (method: string, code: status, seconds: number): void;
 }
@@ -105,8 +153,10 @@ export interface GrpcServerOptions {
   readonly observe?: GrpcCallObserver;
   /** Bearer-token checks; undefined only in insecure development mode. */
   readonly auth?: Authenticator | undefined;
-  /** Checkpoint uploads streamed at once (default 8); more get RESOURCE_EXHAUSTED with a retry hint. */
+  /** Checkpoint uploads streamed at once (default 8); more wait for a slot, then get RESOURCE_EXHAUSTED with a retry hint. */
   readonly maxConcurrentUploads?: number;
+  /** How long an upload waits for a slot (ms, default 10 000; 0: refuse at once). */
+  readonly uploadQueueMs?: number;
 }
 
 /** Builds the gRPC server with the run, worker and health services. */
@@ -114,8 +164,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
   const c = o.coordinator;
   const observe = o.observe ?? (() => {});
   const guard = guardFor(o.auth);
-  const maxUploads = o.maxConcurrentUploads ?? 8;
-  let uploads = 0;
+  const slots = new UploadSlots(o.maxConcurrentUploads ?? 8, o.uploadQueueMs ?? 10_000);
   // grpc-js sends a server stream's status when 'error' is emitted on it (destroy() does not).
   const fail = (call: { emit(event: 'error', err: Error): boolean }, err: unknown): void => {
     const s = toStatus(err);
@@ -189,12 +238,10 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       };
       try {
         guard(call.metadata, 'worker', 'UploadCheckpoint');
-        if (uploads >= maxUploads) throw new UploadsBusyError(maxUploads, 500 + Math.floor(Math.random() * 1000));
       } catch (err) {
         refuse(err);
         return;
       }
-      uploads++;
       let header: CheckpointChunk_Header | undefined;
       let sha: string | undefined;
       let resolveHeader: (h: CheckpointChunk_Header | undefined) => void = () => {};
@@ -215,6 +262,10 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       const it = data();
       // Pull the first message to learn the header, then stream the rest.
       void (async () => {
+        if (!(await slots.acquire())) {
+          refuse(new UploadsBusyError(slots.limit, 500 + Math.floor(Math.random() * 1000)));
+          return;
+        }
         try {
           const first = await it.next();
           const h = await headerReady;
@@ -228,7 +279,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
         } catch (err) {
           refuse(err);
         } finally {
-          uploads--;
+          slots.release();
         }
       })();
     },
