@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, Run, RunState } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { getRun, runClient, storeOf, until } from './helpers.js';
+import { assertNoSecretsInLogs, getRun, runClient, storeOf, until } from './helpers.js';
 
 test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 2 workers); every fold once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-cluster-'));
@@ -106,6 +106,9 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     assert.match(bad.err(), /takes 32x32x3 images/);
     assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'vgg16', '--cluster', clusterFile], bad), 1);
     assert.match(bad.err(), /unknown model 'vgg16'/);
+
+    // After a whole run: no generated secret in the coordinator's or any worker's log.
+    assert.ok((await assertNoSecretsInLogs(cluster)) > 1000);
   } finally {
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
