@@ -8,6 +8,10 @@
 // line per model:
 //   RESULT model=seed-mnist batch=32 ours_img_per_s=… torch_img_per_s=… ratio=…
 // --profile adds the ten most expensive kernels of one training step.
+// --threads N (default 1) trains on N wasm threads (the threaded build on
+// Node worker_threads) and runs PyTorch with N threads too; the RESULT lines
+// then say threads=N and give the ratio to PyTorch at N threads, plus
+// ratio_vs_torch_1t against PyTorch's single thread.
 // --parity trains both implementations for a few epochs on the same
 // Fashion-MNIST subset and prints both final validation losses.
 import { spawnSync } from 'node:child_process';
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     parity: { type: 'boolean', default: false },
     'parity-epochs': { type: 'string', default: '3' },
     'parity-images': { type: 'string', default: '2000' },
+    threads: { type: 'string', default: '1' },
   },
 });
 const images = Number(values.images);
@@ -47,8 +52,9 @@ const torchMissing = torchAvailable();
 if (torchMissing) console.log(`PyTorch reference unavailable: ${torchMissing}; printing our numbers alone`);
 
 const rss = () => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
-const backend = await initBackend(values.backend);
-console.log(`backend: ${backend.name} (${backend.provider}), ${images} images per timed epoch, batch 32, 1 thread`);
+const threads = Number(values.threads);
+const backend = await initBackend(values.backend, undefined, { wasmThreads: threads });
+console.log(`backend: ${backend.name} (${backend.provider}), ${images} images per timed epoch, batch 32, ${backend.threads ?? 1} thread(s)`);
 
 async function ours(model) {
   const [h, w, c] = shapes[model];
@@ -89,9 +95,9 @@ async function ours(model) {
   return timed;
 }
 
-function torch(model) {
+function torch(model, n = 1) {
   if (torchMissing) return null;
-  const r = spawnSync(python, [torchRef, '--model', model, '--threads', '1', '--images', String(images)], { encoding: 'utf8' });
+  const r = spawnSync(python, [torchRef, '--model', model, '--threads', String(n), '--images', String(images)], { encoding: 'utf8' });
   const m = /img_per_s=([\d.]+)/.exec(r.stdout);
   if (r.status !== 0 || !m) {
     console.log(`  torch reference failed: ${r.stderr.trim().split('\n').pop()}`);
@@ -103,16 +109,18 @@ function torch(model) {
 const rows = [];
 for (const model of models) {
   const o = await ours(model);
-  const t = torch(model);
-  rows.push({ model, o, t });
+  const t = torch(model, threads);
+  const t1 = threads > 1 ? torch(model, 1) : t;
+  rows.push({ model, o, t, t1 });
 }
 
 if (values.parity) await parity();
 
 console.log('\nmodel       ours img/s  torch img/s  ratio');
 for (const { model, o, t } of rows) console.log(`${model.padEnd(11)} ${o.toFixed(1).padStart(10)}  ${t === null ? '        n/a' : t.toFixed(1).padStart(11)}  ${t === null ? '  n/a' : (o / t).toFixed(3)}`);
-for (const { model, o, t } of rows) {
-  console.log(`RESULT model=${model} batch=32 ours_img_per_s=${o.toFixed(1)} torch_img_per_s=${t === null ? 'na' : t.toFixed(1)} ratio=${t === null ? 'na' : (o / t).toFixed(3)}`);
+for (const { model, o, t, t1 } of rows) {
+  const extra = threads > 1 ? ` threads=${threads} ratio_vs_torch_1t=${t1 === null ? 'na' : (o / t1).toFixed(3)}` : '';
+  console.log(`RESULT model=${model} batch=32 ours_img_per_s=${o.toFixed(1)} torch_img_per_s=${t === null ? 'na' : t.toFixed(1)} ratio=${t === null ? 'na' : (o / t).toFixed(3)}${extra}`);
 }
 
 async function parity() {

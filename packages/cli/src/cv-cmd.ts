@@ -23,6 +23,7 @@ Runs a whole K-fold cross-validation in this process, folds one after another.
   --upsample M          nearest (default) or bilinear
   --learning-rate LR    Adam learning rate (default 1e-4)
   --backend B           auto (default), tensorflow, wasm or cpu
+  --threads N           threads of the wasm backend (default 1)
   --out DIR             output directory (default runs/MODEL-DATASET); re-running resumes
   --json                print the summary as JSON on stdout
   --verbose             debug logs on stderr
@@ -70,6 +71,7 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
       upsample: { type: 'string' },
       'learning-rate': { type: 'string' },
       backend: { type: 'string' },
+      threads: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
       verbose: { type: 'boolean' },
@@ -108,6 +110,7 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
       ...(lr !== undefined ? { learningRate: lr } : {}),
       out,
       backend: choiceOpt(values, 'backend', BACKEND_CHOICES, 'auto'),
+      wasmThreads: intOpt(values, 'threads', 1),
       upsample: choiceOpt(values, 'upsample', ['nearest', 'bilinear'] as const, 'nearest'),
       ...(signal ? { signal } : {}),
     },

@@ -19,6 +19,8 @@ export interface LocalCvOptions {
   readonly limit?: number;
   readonly out: string;
   readonly backend: BackendChoice;
+  /** Threads of the wasm backend (default 1). */
+  readonly wasmThreads?: number;
   readonly upsample: Upsample;
   readonly learningRate?: number;
   readonly signal?: AbortSignal;
@@ -73,9 +75,9 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   if (ds.train.height !== shape.height || ds.train.width !== shape.width || ds.train.channels !== shape.channels) {
     throw new ConfigError('model', `${o.model} takes ${shape.height}x${shape.width}x${shape.channels} images but ${ds.name} has ${ds.train.height}x${ds.train.width}x${ds.train.channels}`);
   }
-  const backend = await initBackend(o.backend, logger);
+  const backend = await initBackend(o.backend, logger, { wasmThreads: o.wasmThreads ?? 1 });
   const progress = new ProgressBar(env.stderr);
-  progress.log(`backend: ${backend.name} (${backend.provider})`);
+  progress.log(`backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''})`);
 
   const dataDir = join(o.out, 'dataset');
   // Deterministic: the same data and settings write the same shards and manifest again.

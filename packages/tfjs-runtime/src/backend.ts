@@ -3,6 +3,7 @@ import { tf } from './tf.js';
 import { RuntimeError } from './errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
+import { prepareWasmThreads } from './wasm-threads.js';
 
 /**
  * `auto` picks @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, then
@@ -17,6 +18,13 @@ export interface BackendInfo {
   readonly name: string;
   /** Which package provides it, e.g. `@tensorflow/tfjs-node-gpu`. */
   readonly provider: string;
+  /** Threads the wasm backend computes with (its XNNPACK pool); absent for other backends. */
+  readonly threads?: number;
+}
+
+export interface BackendOptions {
+  /** Threads for the wasm backend (default 1; the threaded build runs on Node worker_threads). */
+  readonly wasmThreads?: number;
 }
 
 const NATIVE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -38,15 +46,25 @@ async function tryNative(logger: Logger): Promise<BackendInfo | undefined> {
   return undefined;
 }
 
-async function useWasm(): Promise<BackendInfo> {
+async function useWasm(threads: number): Promise<BackendInfo> {
   registerWasmTrainingKernels();
-  if (!(await tf.setBackend('wasm'))) throw new RuntimeError('BACKEND_INIT', 'the wasm backend failed to initialise');
-  await tf.ready();
-  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm' };
+  const restore = threads > 1 ? await prepareWasmThreads(threads) : () => {};
+  try {
+    if (!(await tf.setBackend('wasm'))) throw new RuntimeError('BACKEND_INIT', 'the wasm backend failed to initialise');
+    await tf.ready();
+  } finally {
+    restore();
+  }
+  const wasm = (tf.backend() as unknown as { wasm?: { tfjs?: { getThreadsCount?: () => number }; PThread?: { runningWorkers?: { unref?: () => void }[] } } }).wasm;
+  // The pool's threads wait for work forever; they must not keep the process alive.
+  for (const w of wasm?.PThread?.runningWorkers ?? []) w.unref?.();
+  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: wasm?.tfjs?.getThreadsCount?.() ?? 1 };
 }
 
 /** Selects and initialises a backend; returns which one is active. */
-export async function initBackend(choice: BackendChoice = 'auto', logger: Logger = silentLogger): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', logger: Logger = silentLogger, opts: BackendOptions = {}): Promise<BackendInfo> {
+  const threads = opts.wasmThreads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new ConfigError('wasm threads', `must be an integer 1..64, got ${threads}`);
   if (!BACKEND_CHOICES.includes(choice)) {
     throw new ConfigError('backend', `unknown backend '${String(choice)}' (choose one of ${BACKEND_CHOICES.join(', ')})`);
   }
@@ -57,7 +75,7 @@ export async function initBackend(choice: BackendChoice = 'auto', logger: Logger
       await tf.ready();
       return { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu' };
     case 'wasm':
-      return useWasm();
+      return useWasm(threads);
     case 'tensorflow': {
       const native = await tryNative(logger);
       if (native) return native;
@@ -68,7 +86,7 @@ export async function initBackend(choice: BackendChoice = 'auto', logger: Logger
     }
     case 'auto': {
       const native = await tryNative(logger);
-      return native ?? useWasm();
+      return native ?? useWasm(threads);
     }
   }
 }
