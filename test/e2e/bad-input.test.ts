@@ -89,6 +89,9 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     // The surviving attempt's token still works after the restart.
     await call((cb) => w.reportEpoch({ attempt: b, metrics: { ...metrics, epoch: 2 } }, cb));
     assert.equal((await getRun(rc, runId)).folds[0]?.epochReports, 2);
+    // The same report again (a retry whose first answer was lost): applied once, not counted twice.
+    await call((cb) => w.reportEpoch({ attempt: b, metrics: { ...metrics, epoch: 2 } }, cb));
+    assert.equal((await getRun(rc, runId)).folds[0]?.epochReports, 2);
   } finally {
     w.close();
     rc.close();

@@ -144,3 +144,37 @@ test('a task that always fails: its fold is marked failed with the reason after 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('coordinator SIGKILLed mid-run and restarted: workers retry their calls, the run completes, nothing lost or counted twice', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-coord-'));
+  const cluster = await startLocalCluster({ dir, workers: 2, backend: 'wasm', ackWaitMs: 10_000 });
+  let c = runClient(cluster);
+  const epochs = 5;
+  try {
+    const clusterFile = join(dir, 'cluster.json');
+    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '300', '--cluster', clusterFile], captureEnv(dir)), 0);
+    const env = captureEnv(dir);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', String(epochs), '--cluster', clusterFile], env), 0, env.err());
+    const runId = env.out().trim();
+    const before = await until('both folds reporting', () => getRun(c, runId), (r) => r.folds.every((f) => f.epochReports >= 1), 120_000);
+    assert.ok(before.folds.every((f) => f.epochReports < epochs), 'the kill lands mid-run');
+    c.close();
+    await cluster.restartCoordinator();
+    c = runClient(cluster);
+    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
+    assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
+    const store = storeOf(cluster);
+    for (const f of done.folds) {
+      assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
+      assert.equal(f.attempts, 1, `fold ${f.fold}: its worker rode out the restart (no new attempt)`);
+      assert.equal(f.epochReports, epochs, `fold ${f.fold}: every epoch counted exactly once`);
+      assert.deepEqual(f.history.map((h) => h.epoch), Array.from({ length: epochs }, (_, i) => i + 1));
+      assert.equal((await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`)).length, epochs, `fold ${f.fold}: a checkpoint per epoch`);
+    }
+    assert.ok(done.summary?.encoder, 'the restarted coordinator finalised the run');
+  } finally {
+    c.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

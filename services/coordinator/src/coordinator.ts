@@ -75,8 +75,10 @@ export class Coordinator {
     let value: RunDoc;
     try {
       ({ value } = await this.runs.update(runKey(runId), (cur) => {
-        const next = fn(decodeDoc(cur));
-        return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens };
+        const doc = decodeDoc(cur);
+        const next = fn(doc);
+        const reported = next.reported ?? doc.reported;
+        return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens, ...(reported ? { reported } : {}) };
       }));
     } catch (err) {
       if (err instanceof CvcError && err.code === 'NOT_FOUND') throw new CoordinatorError('NOT_FOUND', `run ${runId} does not exist`);
@@ -224,7 +226,13 @@ export class Coordinator {
     }
     await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
       const fold = this.checkToken(d, a);
+      // A retry of a report this attempt already made (its answer was lost in a coordinator restart): nothing to count again.
+      const key = `${a.token}:${m.epoch}`;
+      if (d.reported?.[fold] === key) return d;
+      const reported = [...(d.reported ?? [])];
+      reported[fold] = key;
       return {
+        reported,
         tokens: d.tokens,
         run: {
           ...d.run,

@@ -8,6 +8,8 @@ export interface RunDoc {
   readonly run: Run;
   /** Token of each fold's current attempt ('' when none). */
   readonly tokens: string[];
+  /** Per fold, `TOKEN:EPOCH` of the last epoch report applied, so a retried report is not counted twice. */
+  readonly reported?: string[];
 }
 
 export const runKey = (id: string): string => `run.${id}`;
@@ -17,7 +19,7 @@ export const FINAL_FOLD_STATES: readonly FoldState[] = [FoldState.FOLD_STATE_SUC
 
 /** Restores proto defaults after a JSON round trip. */
 export function decodeDoc(doc: RunDoc): RunDoc {
-  return { run: Run.fromPartial(doc.run), tokens: [...doc.tokens] };
+  return { run: Run.fromPartial(doc.run), tokens: [...doc.tokens], ...(doc.reported ? { reported: [...doc.reported] } : {}) };
 }
 
 /** Fills defaults and checks every field of a run spec; the error names the field. */
