@@ -2,22 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRng } from '@cvc/core';
 import { initBackend, tf } from './index.js';
+import { relErr } from './test-utils.js';
 
 await initBackend('wasm');
 const rng = createRng(99);
 const rand = (shape: number[], lo = -1, hi = 1): tf.Tensor => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => lo + rng.next() * (hi - lo)), shape);
 
-function relErr(a: tf.Tensor, b: tf.Tensor): number {
-  const x = a.dataSync();
-  const y = b.dataSync();
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < y.length; i++) {
-    d = Math.max(d, Math.abs((x[i] as number) - (y[i] as number)));
-    s = Math.max(s, Math.abs(y[i] as number));
-  }
-  return d / Math.max(s, 1e-12);
-}
+const tensorErr = (a: tf.Tensor, b: tf.Tensor): number => relErr(a.dataSync(), b.dataSync());
 
 test('the FusedBatchNorm gradient matches an elementary-op formulation for every input', () => {
   for (const shape of [[4, 5, 6, 3], [2, 7, 7, 8], [3, 1, 1, 5], [6, 4]]) {
@@ -36,7 +27,7 @@ test('the FusedBatchNorm gradient matches an elementary-op formulation for every
     const got = tf.grads(fused)([x, mean, variance, scale, offset]);
     const want = tf.grads(plain)([x, mean, variance, scale, offset]);
     ['x', 'mean', 'variance', 'scale', 'offset'].forEach((name, i) => {
-      const e = relErr(got[i] as tf.Tensor, want[i] as tf.Tensor);
+      const e = tensorErr(got[i] as tf.Tensor, want[i] as tf.Tensor);
       assert.ok(e < 1e-4, `d${name} rel err ${e} for shape ${shape.join('x')}`);
     });
   }
@@ -53,6 +44,6 @@ test('batch normalisation in training mode (gradient through the batch moments) 
       : tf.mul(tf.mul(tf.sub(a, mean), tf.rsqrt(tf.add(variance, 1e-3))), scale);
     return tf.sum(tf.mul(y, dy));
   };
-  const e = relErr(tf.grad(layerLike(true))(x), tf.grad(layerLike(false))(x));
+  const e = tensorErr(tf.grad(layerLike(true))(x), tf.grad(layerLike(false))(x));
   assert.ok(e < 1e-4, `dx rel err ${e}`);
 });

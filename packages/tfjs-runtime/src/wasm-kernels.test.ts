@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRng } from '@cvc/core';
 import { tf, initBackend, kernelPathCounts } from './index.js';
+import { relErr } from './test-utils.js';
 
 await initBackend('cpu');
 await initBackend('wasm');
@@ -14,16 +15,6 @@ function useBackend(name: string): void {
   assert.equal(tf.getBackend(), name);
 }
 
-/** Max abs difference relative to the largest reference magnitude. */
-function relErr(a: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs((a[i] as number) - (ref[i] as number)));
-    scale = Math.max(scale, Math.abs(ref[i] as number));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
 
 interface Case { k: number; ci: number; co: number; batch: number; h: number; w: number; stride: number; pad: 'same' | 'valid' }
 
