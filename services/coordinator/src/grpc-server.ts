@@ -133,16 +133,16 @@ function unary<Req, Res>(method: string, role: Role, guard: Guard, fn: (req: Req
       .then(() => guard(call.metadata, role, method))
       .then(() => fn(call.request))
       .then(
-      (res) => {
-        observe(method, status.OK, (performance.now() - t0) / 1000);
-        callback(null, res);
-      },
-      (err: unknown) => {
-        const s = toStatus(err);
-        observe(method, s.code ?? status.INTERNAL, (performance.now() - t0) / 1000);
-        callback(s);
-      },
-    );
+        (res) => {
+          observe(method, status.OK, (performance.now() - t0) / 1000);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const s = toStatus(err);
+          observe(method, s.code ?? status.INTERNAL, (performance.now() - t0) / 1000);
+          callback(s);
+        },
+      );
   };
 }
 
