@@ -7,6 +7,8 @@ import S3rverModule from 's3rver';
 interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
+  /** The Node http server while listening. */
+  httpServer?: { closeAllConnections?: () => void };
   /** s3rver is a Koa application: its middleware list, composed when it starts listening. */
   middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[];
 }
@@ -60,5 +62,16 @@ export async function startS3Server(directory: string, port = 0, creds: { access
     await next();
   });
   const addr = await server.run();
-  return { endPoint: '127.0.0.1', port: addr.port, accessKey, secretKey, close: () => server.close() };
+  return {
+    endPoint: '127.0.0.1',
+    port: addr.port,
+    accessKey,
+    secretKey,
+    // Closing also drops kept-alive connections, so a stopped server is really gone for every client.
+    close: async () => {
+      const closed = server.close();
+      server.httpServer?.closeAllConnections?.();
+      await closed;
+    },
+  };
 }
