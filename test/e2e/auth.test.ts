@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { CheckpointKind, RunServiceClient, RunSpec, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse, type WorkerServiceClient } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { assertNoSecretsInLogs, runClient, storeOf, workerClient } from './helpers.js';
+import { assertNoSecretsInLogs, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;
 const call = <T>(f: (cb: Cb<T>) => unknown): Promise<T> => new Promise((res, rej) => void f((e, r) => (e ? rej(e) : res(r))));
@@ -42,10 +42,8 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
   try {
     const clusterFile = join(dir, 'cluster.json');
     assert.equal((await import('node:fs')).statSync(clusterFile).mode & 0o077, 0, 'cluster.json (it holds the user token) is private');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '40', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '2', '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 2, 40);
+    const runId = await submitFashionRun(cluster, 2, 2);
 
     // Plaintext, and TLS that does not trust the cluster's CA: no connection at all.
     for (const creds of [credentials.createInsecure(), credentials.createSsl()]) {

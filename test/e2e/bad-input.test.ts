@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { channel, getRun, runClient, storeOf, workerClient } from './helpers.js';
+import { startLocalCluster } from '@cvc/cli';
+import { channel, getRun, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;
 const call = <T>(f: (cb: Cb<T>) => unknown): Promise<T> => new Promise((res, rej) => void f((e, r) => (e ? rej(e) : res(r))));
@@ -37,11 +37,8 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     assert.equal(h.status, HealthCheckResponse_ServingStatus.SERVING);
     health.close();
 
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '40', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '3', '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 2, 40);
+    const runId = await submitFashionRun(cluster, 2, 3);
 
     await assert.rejects(call((cb) => w.startAttempt({ runId: 'no-such-run', fold: 0, worker: 't', delivery: 1 }, cb)), code(status.NOT_FOUND, /run no-such-run does not exist/));
     await assert.rejects(call((cb) => w.startAttempt({ runId: '../../etc', fold: 0, worker: 't', delivery: 1 }, cb)), code(status.INVALID_ARGUMENT, /malformed/));

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, Run, RunState } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { assertNoSecretsInLogs, getRun, runClient, storeOf, until } from './helpers.js';
+import { assertNoSecretsInLogs, getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 2 workers); every fold once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-cluster-'));
@@ -121,11 +121,8 @@ test('a worker SIGKILLed mid-fold: the task is redelivered and resumes from its 
   const cluster = await startLocalCluster({ dir, workers: 1, backend: 'wasm', ackWaitMs: 3000 });
   const c = runClient(cluster);
   try {
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '400', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '3', '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 2, 400);
+    const runId = await submitFashionRun(cluster, 2, 3);
     // Wait until some fold has finished its first epoch and is training the next one.
     const mid = await until('a fold after epoch 1', () => getRun(c, runId), (r) => r.folds.some((f) => f.state === FoldState.FOLD_STATE_RUNNING && f.history.length >= 1 && f.lastCheckpointEpoch >= 1));
     const victim = mid.folds.find((f) => f.state === FoldState.FOLD_STATE_RUNNING && f.history.length >= 1);

@@ -4,19 +4,16 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, RunState } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { getRun, runClient, storeOf, until } from './helpers.js';
+import { startLocalCluster } from '@cvc/cli';
+import { getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 test('nats-server restarted on its JetStream directory mid-run: tasks and run state survive, every epoch reported once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-nats-'));
   const cluster = await startLocalCluster({ dir, workers: 2, backend: 'wasm', ackWaitMs: 5000 });
   const c = runClient(cluster);
   try {
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '3', '--limit', '300', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '3', '--epochs', '3', '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 3, 300);
+    const runId = await submitFashionRun(cluster, 3, 3);
     await until('an epoch reported', () => getRun(c, runId), (r) => r.folds.some((f) => f.history.length >= 1));
     await cluster.restartNats(2000);
     const done = await until('the run to finish', () => getRun(c, runId).catch(() => undefined), (r) => r !== undefined && r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 240_000);
@@ -41,11 +38,8 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
   const c = runClient(cluster);
   const epochs = 6;
   try {
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '200', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', String(epochs), '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 2, 200);
+    const runId = await submitFashionRun(cluster, 2, epochs);
 
     // 1. S3 is down when the workers start: they take their tasks and wait on the shard downloads.
     await cluster.stopS3();
@@ -111,13 +105,10 @@ test('a task that always fails: its fold is marked failed with the reason after 
   const cluster = await startLocalCluster({ dir, workers: 0, backend: 'wasm', ackWaitMs: 5000, maxDeliver });
   const c = runClient(cluster);
   try {
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '3', '--limit', '240', '--cluster', clusterFile], captureEnv(dir)), 0);
+    await importFashion(cluster, 3, 240);
     cluster.addWorker({ CVC_FAULT_FAIL_FOLD: '1' });
     cluster.addWorker({ CVC_FAULT_FAIL_FOLD: '1' });
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '3', '--epochs', '2', '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    const runId = await submitFashionRun(cluster, 3, 2);
     const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
     assert.equal(done.state, RunState.RUN_STATE_FAILED);
     const [f0, f1, f2] = done.folds;
@@ -153,11 +144,8 @@ test('coordinator SIGKILLed mid-run and restarted: workers retry their calls, th
   let c = runClient(cluster);
   const epochs = 5;
   try {
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '300', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', String(epochs), '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 2, 300);
+    const runId = await submitFashionRun(cluster, 2, epochs);
     const before = await until('both folds reporting', () => getRun(c, runId), (r) => r.folds.every((f) => f.epochReports >= 1), 120_000);
     assert.ok(before.folds.every((f) => f.epochReports < epochs), 'the kill lands mid-run');
     c.close();

@@ -25,8 +25,8 @@ import {
   type AttemptRef,
   type StartAttemptResponse,
 } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { channel, getRun, runClient, workerClient } from './helpers.js';
+import { startLocalCluster } from '@cvc/cli';
+import { channel, getRun, importFashion, runClient, submitFashionRun, workerClient } from './helpers.js';
 
 const rng = createRng(2026);
 const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)] as T;
@@ -49,11 +49,8 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
   const userRaw = rawClient(RunServiceService, cluster.endpoints.coordinator, channel(cluster, cluster.credentials.userToken));
   const workerRaw = rawClient(WorkerServiceService, cluster.endpoints.coordinator, channel(cluster, cluster.credentials.workerToken));
   try {
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '3', '--limit', '60', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '3', '--epochs', '2', '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 3, 60);
+    const runId = await submitFashionRun(cluster, 3, 2);
     // A live attempt, so worker calls with its token get past the token check into validation.
     const started = await new Promise<StartAttemptResponse>((res, rej) => wc.startAttempt({ runId, fold: 1, worker: 'fuzz', delivery: 1 }, (e, r) => (e ? rej(e) : res(r))));
     const live = { runId, fold: 1, token: started.token };

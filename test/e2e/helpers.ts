@@ -6,7 +6,8 @@ import type { Run } from '@cvc/proto';
 import { RunServiceClient, WorkerServiceClient } from '@cvc/proto';
 import { bearerInterceptor } from '@cvc/security';
 import { createObjectStore, type ObjectStore } from '@cvc/storage';
-import type { LocalCluster } from '@cvc/cli';
+import assert from 'node:assert/strict';
+import { captureEnv, main, type LocalCluster } from '@cvc/cli';
 
 /** TLS to the local cluster's coordinator (its generated CA), with `token` (none: no authorization header). */
 export function channel(cluster: LocalCluster, token: string | undefined): { creds: ChannelCredentials; options: ChannelOptions } {
@@ -63,4 +64,18 @@ export async function assertNoSecretsInLogs(cluster: LocalCluster, extra: readon
     for (const [name, value] of Object.entries(secrets)) if (text.includes(value)) throw new Error(`${f} contains the ${name}`);
   }
   return bytes;
+}
+
+/** `cvc dataset import fashion-mnist --folds F --limit N` into the local cluster (fails the test on error). */
+export async function importFashion(cluster: LocalCluster, folds: number, limit: number): Promise<void> {
+  const env = captureEnv(cluster.dir);
+  assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', String(folds), '--limit', String(limit), '--cluster', join(cluster.dir, 'cluster.json')], env), 0, env.err());
+}
+
+/** `cvc run submit` of seed-mnist on the imported Fashion-MNIST; returns the run id. */
+export async function submitFashionRun(cluster: LocalCluster, folds: number, epochs: number): Promise<string> {
+  const env = captureEnv(cluster.dir);
+  const args = ['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', String(folds), '--epochs', String(epochs), '--cluster', join(cluster.dir, 'cluster.json')];
+  assert.equal(await main(args, env), 0, env.err());
+  return env.out().trim();
 }

@@ -6,8 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunState } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { getRun, runClient, until } from './helpers.js';
+import { startLocalCluster } from '@cvc/cli';
+import { getRun, importFashion, runClient, submitFashionRun, until } from './helpers.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -39,11 +39,8 @@ test('a real Prometheus scrapes the local cluster: per-fold loss series exist an
   };
   try {
     await until('prometheus ready', () => fetch(`http://127.0.0.1:${promPort}/-/ready`).then((r) => r.ok, () => false), (ok) => ok, 60_000);
-    const clusterFile = join(dir, 'cluster.json');
-    assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', '2', '--limit', '200', '--cluster', clusterFile], captureEnv(dir)), 0);
-    const env = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '4', '--cluster', clusterFile], env), 0, env.err());
-    const runId = env.out().trim();
+    await importFashion(cluster, 2, 200);
+    const runId = await submitFashionRun(cluster, 2, 4);
     await until('the run to finish', () => getRun(rc, runId), (r) => r.state === RunState.RUN_STATE_SUCCEEDED || r.state === RunState.RUN_STATE_FAILED, 240_000);
     // Let two more scrapes happen after the last report.
     await new Promise((r) => setTimeout(r, 2500));
