@@ -52,7 +52,19 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
     const downloadOutageEnd = Date.now();
 
     // 2. Down again once epochs are being reported: checkpoint uploads (worker -> coordinator -> S3) wait it out.
-    const before = await until('an epoch reported', () => getRun(c, runId), (r) => r.folds.some((f) => f.epochReports >= 1), 120_000);
+    // S3 stops only once a fold has stored the checkpoint of every epoch it reported, so that fold is training
+    // its next epoch, not in the middle of an upload: its next report (and the upload after it) falls into the outage.
+    const store = storeOf(cluster);
+    const storedCheckpoints = (fold: number): Promise<number> => store.list(`runs/${runId}/fold-${fold}/checkpoints/`).then((k) => k.length);
+    const { run: before } = await until(
+      'an epoch reported and its checkpoint stored',
+      async () => {
+        const run = await getRun(c, runId);
+        return { run, stored: await Promise.all(run.folds.map((f) => storedCheckpoints(f.fold))) };
+      },
+      ({ run, stored }) => run.folds.some((f, i) => f.epochReports >= 1 && f.epochReports < epochs && stored[i] === f.epochReports),
+      120_000,
+    );
     await cluster.stopS3();
     const atStop = await getRun(c, runId);
     const uploadOutageStart = Date.now();
@@ -64,6 +76,7 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
     }
     const stalled = await getRun(c, runId);
     await cluster.startS3();
+    const uploadOutageEnd = Date.now();
     // Every epoch is followed by its checkpoint upload, so a report during the outage means an upload ran into it.
     assert.ok(reportedDuringOutage, 'an epoch was reported, and its checkpoint upload started, while S3 was down');
     // Each fold got at most one report past its stored checkpoints (its upload then waits), and none finished.
@@ -74,7 +87,6 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
 
     const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
     assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
-    const store = storeOf(cluster);
     for (const f of done.folds) {
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
       assert.equal(f.attempts, 1, `fold ${f.fold} needed no second attempt: the outages were retried, not failed`);
@@ -84,14 +96,20 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
       const wanted = Array.from({ length: epochs }, (_, i) => `runs/${runId}/fold-${f.fold}/checkpoints/epoch-${String(i + 1).padStart(4, '0')}.ckpt`);
       assert.deepEqual(keys, [`runs/${runId}/fold-${f.fold}/best/model.ckpt`, ...wanted].sort(), `fold ${f.fold}: every checkpoint stored once`);
     }
-    // The workers were up (ready, task taken) before S3 came back, and trained only after it.
+    // The workers were up (ready, task taken) before S3 came back, retried their shard downloads (logged),
+    // and trained only after it; the coordinator retried the checkpoint uploads of the second outage.
+    const logOf = async (name: string): Promise<{ time: string; msg: string }[]> =>
+      (await readFile(join(dir, 'logs', `${name}.log`), 'utf8')).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: string; msg: string });
+    const retriedWithin = (lines: { time: string; msg: string }[], from: number, to: number): boolean =>
+      lines.some((l) => l.msg === 'object storage unreachable; retrying' && Date.parse(l.time) >= from - 1000 && Date.parse(l.time) <= to + 1000);
     for (const w of ['local-0', 'local-1']) {
-      const lines = (await readFile(join(dir, 'logs', `${w}.log`), 'utf8')).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: string; msg: string });
+      const lines = await logOf(w);
       const training = lines.find((l) => l.msg === 'training fold');
       assert.ok(training, `${w} trained a fold`);
       assert.ok(Date.parse(training.time) >= downloadOutageEnd - 1000, `${w} started training only once its shards could be downloaded`);
-      assert.ok(downloadOutageStart > 0);
+      assert.ok(retriedWithin(lines, downloadOutageStart, downloadOutageEnd), `${w} logged its download retries during the first outage`);
     }
+    assert.ok(retriedWithin(await logOf('coordinator'), uploadOutageStart, uploadOutageEnd), 'the coordinator logged its upload retries during the second outage');
   } finally {
     c.close();
     await cluster.stop();

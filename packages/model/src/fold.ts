@@ -30,10 +30,10 @@ export async function runFold(trainer: FoldTrainer, data: FoldData, cb: FitCallb
   if (best === null) throw new ModelError('NO_EPOCHS', 'training ran no epoch');
   trainer.restoreBest();
   cb.onEvaluate?.('train');
-  const train = trainer.evaluate(data.train);
+  const train = await trainer.evaluate(data.train);
   cb.onEvaluate?.('val');
-  const val = trainer.evaluate(data.val);
+  const val = await trainer.evaluate(data.val);
   cb.onEvaluate?.('test');
-  const test = trainer.evaluate(data.test);
+  const test = await trainer.evaluate(data.test);
   return { history: [...history], bestEpoch: best.epoch, bestValLoss: best.valLoss, metrics: { train, val, test }, bestCheckpoint: await trainer.checkpoint() };
 }

@@ -87,10 +87,10 @@ test('debiased batch-norm statistics are used for evaluation only, and can be tu
   const t = FoldTrainer.create({ ...cfg, epochs: 1 });
   await t.fit({ train, val });
   const before = t.getWeights();
-  const debiased = t.evaluate(val);
+  const debiased = await t.evaluate(val);
   assert.ok(maxDiff(before, t.getWeights()) === 0, 'evaluation leaves the stored moving statistics as they were');
   const raw = await FoldTrainer.resume(encodeCheckpoint({ ...decodeCheckpoint(await t.checkpoint()), config: { ...t.config, bnDebias: false } }));
-  const plain = raw.evaluate(val);
+  const plain = await raw.evaluate(val);
   assert.ok(Math.abs(plain.loss - debiased.loss) > 1e-4, `debiasing changes an early evaluation (${plain.loss} vs ${debiased.loss})`);
   t.dispose();
   raw.dispose();
@@ -119,6 +119,29 @@ test('the exported encoder loads with plain tf.loadLayersModel and gives the tra
     loaded.dispose();
   } finally {
     server.close();
+    t.dispose();
+  }
+});
+
+test('training and evaluation give the event loop a turn after every batch (a worker\'s task heartbeat keeps running)', async () => {
+  // A counter that needs one event-loop turn per increment: it only advances when the trainer yields.
+  let turns = 0;
+  let running = true;
+  const tick = (): void => {
+    turns++;
+    if (running) setImmediate(tick);
+  };
+  const t = FoldTrainer.create({ ...cfg, epochs: 1, evalBatchSize: 4 });
+  try {
+    setImmediate(tick);
+    turns = 0;
+    await t.evaluate(val); // 16 images in batches of 4
+    assert.ok(turns >= 3, `evaluation yielded ${turns} times over 4 batches`);
+    turns = 0;
+    await t.fit({ train, val }); // 40 images in batches of 16, then 4 validation batches
+    assert.ok(turns >= 2 + 3, `an epoch yielded ${turns} times over 3 training and 4 validation batches`);
+  } finally {
+    running = false;
     t.dispose();
   }
 });

@@ -183,14 +183,14 @@ export class FoldTrainer {
           const secs = Math.max((t - t0) / 1000, 1e-9);
           cb.onBatch({ epoch, epochs, images: seen, totalImages: data.train.count, loss: (await lossSum.data())[0] as number / seen, imagesPerSec: seen / secs });
         }
-        // Let timers, signals and I/O run between batches.
-        if ((start / batchSize) % 8 === 7) await new Promise<void>((r) => setImmediate(r));
+        // Let timers (the task heartbeat), signals and I/O run between batches.
+        await yieldToEventLoop();
       }
       const seconds = (now() - t0) / 1000;
       const loss = ((await lossSum.data())[0] as number) / seen;
       lossSum.dispose();
       if (!Number.isFinite(loss)) throw new ModelError('LOSS_NOT_FINITE', `training loss became ${loss} in epoch ${epoch}`);
-      const val = this.evaluate(data.val);
+      const val = await this.evaluate(data.val);
       const record: EpochRecord = {
         epoch,
         loss,
@@ -213,7 +213,17 @@ export class FoldTrainer {
    * training and checkpoints are unaffected.
    */
   withInferenceStats<T>(fn: () => T): T {
-    if (!this.config.bnDebias || this.bnSteps === 0) return fn();
+    const restore = this.useInferenceStats();
+    try {
+      return fn();
+    } finally {
+      restore();
+    }
+  }
+
+  /** Swaps the debiased batch-norm statistics in; the function returned puts the raw ones back. */
+  private useInferenceStats(): () => void {
+    if (!this.config.bnDebias || this.bnSteps === 0) return () => undefined;
     const saved: { v: tf.LayerVariable; raw: tf.Tensor; debiased: tf.Tensor }[] = [];
     for (const layer of this.net.model.layers) {
       if (layer.getClassName() !== 'BatchNormalization') continue;
@@ -229,24 +239,32 @@ export class FoldTrainer {
         saved.push({ v, raw, debiased });
       }
     }
-    try {
-      return fn();
-    } finally {
+    return () => {
       for (const { v, raw, debiased } of saved) {
         v.write(raw);
         raw.dispose();
         debiased.dispose();
       }
+    };
+  }
+
+  /**
+   * Loss and metrics on `set` in inference mode (moving batch-norm
+   * statistics). Yields to the event loop between batches: a test split of
+   * 10 000 images takes a while on a CPU backend, and the worker's task
+   * heartbeat must keep running meanwhile.
+   */
+  async evaluate(set: ImageSet): Promise<EvalMetrics> {
+    checkShape(this.config, set, 'evaluation');
+    const restore = this.useInferenceStats();
+    try {
+      return await this.evaluateRaw(set);
+    } finally {
+      restore();
     }
   }
 
-  /** Loss and metrics on `set` in inference mode (moving batch-norm statistics). */
-  evaluate(set: ImageSet): EvalMetrics {
-    checkShape(this.config, set, 'evaluation');
-    return this.withInferenceStats(() => this.evaluateRaw(set));
-  }
-
-  private evaluateRaw(set: ImageSet): EvalMetrics {
+  private async evaluateRaw(set: ImageSet): Promise<EvalMetrics> {
     const bs = this.config.evalBatchSize;
     let loss = 0;
     let mse = 0;
@@ -263,6 +281,7 @@ export class FoldTrainer {
       loss += (l as number) * size;
       mse += (m as number) * size;
       cosine += (c as number) * size;
+      await yieldToEventLoop();
     }
     const n = set.count;
     return { loss: loss / n, mse: mse / n, ...(this.config.loss === 'mse-cosine' ? { cosine: cosine / n } : {}), count: n };
@@ -313,4 +332,9 @@ export class FoldTrainer {
     this.net.model.dispose();
     this.optimizer.dispose();
   }
+}
+
+/** Lets timers, signals and I/O run (a macrotask turn) between batches of synchronous backend work. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise<void>((r) => setImmediate(r));
 }

@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createObjectStore, startS3Server, StorageError, validateKey, layout, type ObjectStore, type S3Server } from './index.js';
+import { silentLogger } from '@cvc/core';
+import { createObjectStore, logStoreRetries, startS3Server, StorageError, validateKey, layout, type ObjectStore, type S3Server } from './index.js';
 
 let dir: string;
 let s3: S3Server;
@@ -69,9 +70,12 @@ test('S3 unavailable for a few seconds: reads and multipart uploads retry with b
   const d = await mkdtemp(join(tmpdir(), 'cvc-s3-outage-'));
   let server = await startS3Server(d);
   const port = server.port;
-  const s = createObjectStore({ endPoint: server.endPoint, port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'outage', partSize: 5 * 1024 * 1024 });
+  const warnings: Record<string, unknown>[] = [];
+  const logger = { ...silentLogger, warn: (msg: string, fields?: Record<string, unknown>) => warnings.push({ msg, ...fields }) };
+  const s = createObjectStore({ endPoint: server.endPoint, port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'outage', partSize: 5 * 1024 * 1024 }, logStoreRetries(logger));
   try {
     await s.ensureBucket();
+    assert.equal(warnings.length, 0, 'no retry while the server is up');
     const small = new Uint8Array([5, 6, 7]);
     await s.put('x/small.bin', small);
     await server.close();
@@ -85,6 +89,13 @@ test('S3 unavailable for a few seconds: reads and multipart uploads retry with b
     assert.deepEqual(await read, small);
     assert.equal((await write).bytes, big.length);
     assert.equal(sha(await s.getBytes('x/big.bin')), sha(big));
+    // Each retry was logged as a warning naming the failure and the wait.
+    assert.ok(warnings.length >= 4, `${warnings.length} retries logged`);
+    for (const w of warnings) {
+      assert.equal(w['msg'], 'object storage unreachable; retrying');
+      assert.match(String(w['error']), /ECONNREFUSED|socket hang up|ECONNRESET/);
+      assert.ok(Number(w['retryInMs']) >= 200 && Number(w['retryInMs']) <= 5000);
+    }
   } finally {
     await server.close();
     await rm(d, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Client } from 'minio';
-import { describeError, resolveOptions } from '@cvc/core';
+import { describeError, resolveOptions, type Logger } from '@cvc/core';
 import { z } from 'zod';
 import { StorageError } from './errors.js';
 import { validateKey } from './keys.js';
@@ -68,15 +68,29 @@ function isTransient(err: unknown): boolean {
   return /socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message ?? '');
 }
 
+/** Observers of an object store (a logger, say). */
+export interface StoreHooks {
+  /** Called before each retry of a transient failure: the error, the wait before the next try, and how many tries failed so far. */
+  onRetry?(err: unknown, delayMs: number, failures: number): void;
+}
+
+/** Hooks that log each retry as a warning, so an S3 outage shows in the service's log while it is ridden out. */
+export function logStoreRetries(logger: Logger): StoreHooks {
+  return {
+    onRetry: (err, delayMs, failures) => logger.warn('object storage unreachable; retrying', { error: describeError(err), retryInMs: delayMs, failures }),
+  };
+}
+
 /** Runs one S3 request, retrying transient failures with exponential backoff (200 ms doubling to 5 s) for up to `forMs`. */
-async function retrying<T>(forMs: number, fn: () => Promise<T>): Promise<T> {
+async function retrying<T>(forMs: number, fn: () => Promise<T>, hooks: StoreHooks): Promise<T> {
   const until = Date.now() + forMs;
   let delay = 200;
-  for (;;) {
+  for (let failures = 1; ; failures++) {
     try {
       return await fn();
     } catch (err) {
       if (!isTransient(err) || Date.now() + delay > until) throw err;
+      hooks.onRetry?.(err, delay, failures);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 5000);
     }
@@ -97,11 +111,11 @@ async function* chunksOf(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable
 }
 
 /** Creates an ObjectStore for one bucket on an S3 endpoint. */
-export function createObjectStore(options: StoreOptions): ObjectStore {
+export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {}): ObjectStore {
   const o = resolveOptions(storeOptionsSchema, options, 'storage options');
   const client = new Client({ endPoint: o.endPoint, port: o.port, useSSL: o.useSSL, accessKey: o.accessKey, secretKey: o.secretKey, region: o.region });
   const bucket = o.bucket;
-  const retry = <T>(fn: () => Promise<T>): Promise<T> => retrying(o.retryForMs, fn);
+  const retry = <T>(fn: () => Promise<T>): Promise<T> => retrying(o.retryForMs, fn, hooks);
   const wrap = async <T>(what: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();

@@ -78,7 +78,8 @@ export class Coordinator {
         const doc = decodeDoc(cur);
         const next = fn(doc);
         const reported = next.reported ?? doc.reported;
-        return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens, ...(reported ? { reported } : {}) };
+        const manifest = next.manifest ?? doc.manifest;
+        return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens, ...(reported ? { reported } : {}), ...(manifest ? { manifest } : {}) };
       }));
     } catch (err) {
       if (err instanceof CvcError && err.code === 'NOT_FOUND') throw new CoordinatorError('NOT_FOUND', `run ${runId} does not exist`);
@@ -117,7 +118,7 @@ export class Coordinator {
       updatedAtMs: this.now(),
       folds: Array.from({ length: spec.folds }, (_, fold) => ({ fold, state: FoldState.FOLD_STATE_PENDING })),
     });
-    await this.runs.create(runKey(id), { run, tokens: new Array<string>(spec.folds).fill('') });
+    await this.runs.create(runKey(id), { run, tokens: new Array<string>(spec.folds).fill(''), manifest: imp.manifest });
     for (let fold = 0; fold < spec.folds; fold++) await this.queue.enqueue({ runId: id, fold });
     this.logger.info('run submitted', { run: id, dataset: spec.dataset, version: imp.version, folds: spec.folds });
     this.observer.runChanged?.(run, 'submitted');
@@ -202,9 +203,10 @@ export class Coordinator {
       };
     });
     const fold = doc.run.folds[req.fold];
-    const imp = await this.catalog.find(doc.run.spec?.dataset ?? '', { folds: doc.run.folds.length, version: doc.run.datasetVersion });
+    // Runs submitted before the manifest was kept in the run document look it up in the catalog.
+    const manifest = doc.manifest ?? (await this.catalog.find(doc.run.spec?.dataset ?? '', { folds: doc.run.folds.length, version: doc.run.datasetVersion })).manifest;
     this.logger.info('attempt started', { run: req.runId, fold: req.fold, worker: req.worker, delivery: req.delivery, resume: fold?.lastCheckpointEpoch ?? 0 });
-    return { proceed: true, token, ...(doc.run.spec ? { spec: doc.run.spec } : {}), datasetVersion: doc.run.datasetVersion, manifest: imp.manifest, resumeCheckpoint: fold?.lastCheckpoint ?? '', reason: '' };
+    return { proceed: true, token, ...(doc.run.spec ? { spec: doc.run.spec } : {}), datasetVersion: doc.run.datasetVersion, manifest, resumeCheckpoint: fold?.lastCheckpoint ?? '', reason: '' };
   }
 
   /** Throws unless `a` is the fold's current attempt (and the run still wants it). */

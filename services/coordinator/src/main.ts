@@ -1,6 +1,6 @@
 import { createJsonLogger, describeError } from '@cvc/core';
 import { connectNats, createDocStore, createTaskQueue, natsAuthFromEnv } from '@cvc/messaging';
-import { createObjectStore, storeOptionsFromEnv } from '@cvc/storage';
+import { createObjectStore, logStoreRetries, storeOptionsFromEnv } from '@cvc/storage';
 import { grpcServerSecurity } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
 import { createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
@@ -21,7 +21,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   // The encoder export builds the model: the wasm backend is enough for that.
   await initBackend('wasm');
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: 'cvc-coordinator', ...natsAuthFromEnv(cfg) });
-  const store = createObjectStore(storeOptionsFromEnv(cfg));
+  const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
   await store.ensureBucket();
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
   const runs = await createDocStore<RunDoc>(nc, 'cvc_runs');

@@ -10,6 +10,8 @@ export interface RunDoc {
   readonly tokens: string[];
   /** Per fold, `TOKEN:EPOCH` of the last epoch report applied, so a retried report is not counted twice. */
   readonly reported?: string[];
+  /** Object key of the dataset manifest, fixed at submission, so starting an attempt needs no object-storage call. */
+  readonly manifest?: string;
 }
 
 export const runKey = (id: string): string => `run.${id}`;
@@ -19,7 +21,12 @@ export const FINAL_FOLD_STATES: readonly FoldState[] = [FoldState.FOLD_STATE_SUC
 
 /** Restores proto defaults after a JSON round trip. */
 export function decodeDoc(doc: RunDoc): RunDoc {
-  return { run: Run.fromPartial(doc.run), tokens: [...doc.tokens], ...(doc.reported ? { reported: [...doc.reported] } : {}) };
+  return {
+    run: Run.fromPartial(doc.run),
+    tokens: [...doc.tokens],
+    ...(doc.reported ? { reported: [...doc.reported] } : {}),
+    ...(typeof doc.manifest === 'string' ? { manifest: doc.manifest } : {}),
+  };
 }
 
 /** Fills defaults and checks every field of a run spec; the error names the field. */

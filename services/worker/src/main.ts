@@ -1,6 +1,6 @@
 import { createJsonLogger } from '@cvc/core';
 import { connectNats, natsAuthFromEnv, createTaskQueue } from '@cvc/messaging';
-import { createObjectStore, storeOptionsFromEnv } from '@cvc/storage';
+import { createObjectStore, logStoreRetries, storeOptionsFromEnv } from '@cvc/storage';
 import { clientSecurityFromEnv, grpcClientSetup } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
 import { createWorkerMetrics, startMetricsServer } from '@cvc/metrics';
@@ -17,7 +17,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   if (!security.token) logger.warn('CVC_TOKEN is not set: the coordinator will refuse this worker unless it runs without authentication');
   const backend = await initBackend(cfg.CVC_BACKEND, logger, { wasmThreads: cfg.CVC_WASM_THREADS });
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...natsAuthFromEnv(cfg) });
-  const store = createObjectStore(storeOptionsFromEnv(cfg));
+  const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
   const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security));
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);

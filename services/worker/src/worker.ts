@@ -128,9 +128,9 @@ export class Worker {
         });
         trainer.restoreBest();
         const best = trainer.bestEpoch;
-        const train = trainer.evaluate(data.train);
-        const val = trainer.evaluate(data.val);
-        const test = trainer.evaluate(data.test);
+        const train = await trainer.evaluate(data.train);
+        const val = await trainer.evaluate(data.val);
+        const test = await trainer.evaluate(data.test);
         await this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, await trainer.checkpoint());
         await this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test });
       } finally {
