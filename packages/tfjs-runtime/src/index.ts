@@ -2,4 +2,5 @@ export { tf } from './tf.js';
 export { initBackend, BACKEND_CHOICES, type BackendChoice, type BackendInfo, type BackendOptions } from './backend.js';
 export { registerWasmTrainingKernels, kernelPathCounts } from './wasm-kernels.js';
 export { RuntimeError } from './errors.js';
+export { poolPathCounts } from './wasm-maxpool-grad.js';
 export { registerBatchNormGradient } from './batchnorm-grad.js';

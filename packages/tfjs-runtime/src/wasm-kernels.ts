@@ -4,6 +4,7 @@ import {
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
   getKernel,
+  MaxPoolGrad,
   registerKernel,
   Reverse,
   Slice,
@@ -18,6 +19,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { callKernel, runOnCpu } from './kernel-utils.js';
+import { maxPoolGradKernel } from './wasm-maxpool-grad.js';
 
 const WASM = 'wasm';
 
@@ -144,9 +146,26 @@ function makeConv2DBackpropInputWasm(original: KernelFunc) {
 let registered = false;
 
 /**
+ * Replaces the wasm backend's kernel `name` with `make(original)`, keeping the
+ * original's setup function so the backend still initialises it; registers
+ * `make(undefined)` where the backend has no such kernel.
+ */
+function replaceKernel(name: string, make: (original: KernelFunc | undefined) => KernelFunc): void {
+  const orig = getKernel(name, WASM);
+  if (orig !== undefined) unregisterKernel(name, WASM);
+  const cfg: KernelConfig = { kernelName: name, backendName: WASM, kernelFunc: make(orig?.kernelFunc) };
+  if (orig?.setupFunc) cfg.setupFunc = orig.setupFunc;
+  registerKernel(cfg);
+}
+
+function required(name: string, k: KernelFunc | undefined): KernelFunc {
+  if (k === undefined) throw new Error(`tfjs-backend-wasm has no ${name} kernel to fall back on`);
+  return k;
+}
+
+/**
  * Registers cvc's training kernels for the wasm backend (idempotent). Call
- * before or after the backend is initialised; the replaced kernel's setup
- * function is kept so the backend still initialises it.
+ * before or after the backend is initialised.
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -154,15 +173,6 @@ export function registerWasmTrainingKernels(): void {
   if (getKernel(Conv2DBackpropFilter, WASM) === undefined) {
     registerKernel({ kernelName: Conv2DBackpropFilter, backendName: WASM, kernelFunc: conv2DBackpropFilterWasm as unknown as KernelFunc });
   }
-  const orig = getKernel(Conv2DBackpropInput, WASM);
-  if (orig !== undefined) {
-    unregisterKernel(Conv2DBackpropInput, WASM);
-    const cfg: KernelConfig = {
-      kernelName: Conv2DBackpropInput,
-      backendName: WASM,
-      kernelFunc: makeConv2DBackpropInputWasm(orig.kernelFunc) as unknown as KernelFunc,
-    };
-    if (orig.setupFunc) cfg.setupFunc = orig.setupFunc;
-    registerKernel(cfg);
-  }
+  replaceKernel(Conv2DBackpropInput, (o) => makeConv2DBackpropInputWasm(required(Conv2DBackpropInput, o)) as unknown as KernelFunc);
+  replaceKernel(MaxPoolGrad, () => maxPoolGradKernel as unknown as KernelFunc);
 }
