@@ -1,6 +1,20 @@
 import { getKernel, type KernelBackend, type NamedAttrMap, type TensorInfo, util } from '@tensorflow/tfjs-core';
 import { tf } from './tf.js';
 
+/** The parts of tfjs-backend-wasm's backend that cvc's kernels use. */
+export interface WasmBackend extends KernelBackend {
+  makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number, values?: Float32Array): TensorInfo;
+  /** A view of a tensor's data on the wasm heap (invalidated when the heap grows). */
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+/** What a kernel function receives. */
+export interface KernelArgs {
+  inputs: Record<string, TensorInfo>;
+  backend: KernelBackend;
+  attrs: NamedAttrMap;
+}
+
 /** Runs another kernel registered for `backend` directly (no engine bookkeeping). */
 export function callKernel(
   name: string,

@@ -18,14 +18,10 @@ import {
   type NamedAttrMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { callKernel, runOnCpu } from './kernel-utils.js';
+import { callKernel, runOnCpu, type KernelArgs, type WasmBackend } from './kernel-utils.js';
 import { maxPoolGradKernel } from './wasm-maxpool-grad.js';
 
 const WASM = 'wasm';
-
-interface WasmBackendLike extends KernelBackend {
-  makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number, values?: Float32Array): TensorInfo;
-}
 
 /** Runs `fn` with a scratch list whose tensors are disposed afterwards. */
 function withScratch<T>(backend: KernelBackend, fn: (keep: (t: TensorInfo) => TensorInfo) => T): T {
@@ -53,7 +49,7 @@ export const kernelPathCounts = { filterFast: 0, filterFallback: 0, inputFast: 0
  * stride:  dW = T(conv2d(T(x, [3,1,2,0]), T(dy, [1,2,0,3]), dilation = stride,
  * explicit pads), [1,2,0,3]), cropped to the filter size.
  */
-function conv2DBackpropFilterWasm(args: { inputs: Record<string, TensorInfo>; backend: KernelBackend; attrs: NamedAttrMap }): TensorInfo {
+function conv2DBackpropFilterWasm(args: KernelArgs): TensorInfo {
   const { inputs, backend } = args;
   const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
   const x = inputs['x'] as TensorInfo;
@@ -72,7 +68,7 @@ function conv2DBackpropFilterWasm(args: { inputs: Record<string, TensorInfo>; ba
   const { top, bottom, left, right } = info.padInfo;
   if (fmt !== 'channelsLast' || top < 0 || bottom < 0 || left < 0 || right < 0) {
     kernelPathCounts.filterFallback++;
-    return runOnCpu(Conv2DBackpropFilter, backend, { x, dy }, args.attrs, (s, d, v) => (backend as WasmBackendLike).makeOutput(s, d, undefined, v));
+    return runOnCpu(Conv2DBackpropFilter, backend, { x, dy }, args.attrs, (s, d, v) => (backend as WasmBackend).makeOutput(s, d, undefined, v));
   }
   kernelPathCounts.filterFast++;
   return withScratch(backend, (keep) => {
@@ -104,7 +100,7 @@ function conv2DBackpropFilterWasm(args: { inputs: Record<string, TensorInfo>; ba
  * Strided convs keep the backend's own (correct, slower) kernel.
  */
 function makeConv2DBackpropInputWasm(original: KernelFunc) {
-  return (args: { inputs: Record<string, TensorInfo>; backend: KernelBackend; attrs: NamedAttrMap }): TensorInfo => {
+  return (args: KernelArgs): TensorInfo => {
     const { inputs, backend } = args;
     const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
     const dy = inputs['dy'] as TensorInfo;

@@ -1,12 +1,5 @@
-import { backend_util, type KernelBackend, type MaxPoolGradAttrs, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs-core';
-
-/** The parts of tfjs-backend-wasm's backend these kernels use. */
-interface WasmBackend extends KernelBackend {
-  makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number, values?: Float32Array): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
-type KernelArgs = { inputs: Record<string, TensorInfo>; backend: KernelBackend; attrs: NamedAttrMap };
+import { backend_util, type MaxPoolGradAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelArgs, WasmBackend } from './kernel-utils.js';
 
 /** How often the MaxPoolGrad kernel below ran; counted for tests. */
 export const poolPathCounts = { maxPoolGrad: 0 };
