@@ -3,7 +3,9 @@ import { tf } from './tf.js';
 import { RuntimeError } from './errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
+import { registerReduceGradients } from './reduce-grads.js';
 import { prepareWasmThreads } from './wasm-threads.js';
+import { selectWasmConv, type WasmConvImpl } from './wasm-conv.js';
 
 /**
  * `auto` picks @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, then
@@ -20,11 +22,19 @@ export interface BackendInfo {
   readonly provider: string;
   /** Threads the wasm backend computes with (its XNNPACK pool); absent for other backends. */
   readonly threads?: number;
+  /** The wasm backend's convolution kernels (see WasmConvChoice); absent for other backends. */
+  readonly conv?: WasmConvImpl;
 }
 
 export interface BackendOptions {
   /** Threads for the wasm backend (default 1; the threaded build runs on Node worker_threads). */
   readonly wasmThreads?: number;
+  /**
+   * The wasm backend's convolution kernels: auto (default, from $CVC_WASM_CONV
+   * when set), relaxed-simd, simd or xnnpack. With more than one thread the
+   * backend always uses XNNPACK's multi-threaded ones.
+   */
+  readonly wasmConv?: string;
 }
 
 const NATIVE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -46,7 +56,8 @@ async function tryNative(logger: Logger): Promise<BackendInfo | undefined> {
   return undefined;
 }
 
-async function useWasm(threads: number): Promise<BackendInfo> {
+async function useWasm(threads: number, conv: string | undefined): Promise<BackendInfo> {
+  const chosen = selectWasmConv(conv);
   registerWasmTrainingKernels();
   const restore = threads > 1 ? await prepareWasmThreads(threads) : () => {};
   try {
@@ -58,7 +69,8 @@ async function useWasm(threads: number): Promise<BackendInfo> {
   const wasm = (tf.backend() as unknown as { wasm?: { tfjs?: { getThreadsCount?: () => number }; PThread?: { runningWorkers?: { unref?: () => void }[] } } }).wasm;
   // The pool's threads wait for work forever; they must not keep the process alive.
   for (const w of wasm?.PThread?.runningWorkers ?? []) w.unref?.();
-  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: wasm?.tfjs?.getThreadsCount?.() ?? 1 };
+  const n = wasm?.tfjs?.getThreadsCount?.() ?? 1;
+  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: n > 1 ? 'xnnpack' : chosen };
 }
 
 /** Selects and initialises a backend; returns which one is active. */
@@ -69,13 +81,14 @@ export async function initBackend(choice: BackendChoice = 'auto', logger: Logger
     throw new ConfigError('backend', `unknown backend '${String(choice)}' (choose one of ${BACKEND_CHOICES.join(', ')})`);
   }
   registerBatchNormGradient();
+  registerReduceGradients();
   switch (choice) {
     case 'cpu':
       await tf.setBackend('cpu');
       await tf.ready();
       return { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu' };
     case 'wasm':
-      return useWasm(threads);
+      return useWasm(threads, opts.wasmConv);
     case 'tensorflow': {
       const native = await tryNative(logger);
       if (native) return native;
@@ -86,7 +99,7 @@ export async function initBackend(choice: BackendChoice = 'auto', logger: Logger
     }
     case 'auto': {
       const native = await tryNative(logger);
-      return native ?? useWasm(threads);
+      return native ?? useWasm(threads, opts.wasmConv);
     }
   }
 }

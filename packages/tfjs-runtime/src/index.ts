@@ -4,3 +4,6 @@ export { registerWasmTrainingKernels, kernelPathCounts } from './wasm-kernels.js
 export { RuntimeError } from './errors.js';
 export { poolPathCounts } from './wasm-maxpool-grad.js';
 export { registerBatchNormGradient } from './batchnorm-grad.js';
+export { selectWasmConv, wasmConvImpl, convPathCounts, WASM_CONV_CHOICES, type WasmConvChoice, type WasmConvImpl } from './wasm-conv.js';
+export { smallKernelCounts } from './wasm-small-kernels.js';
+export { registerReduceGradients } from './reduce-grads.js';

@@ -1,13 +1,18 @@
 import {
   backend_util,
+  Cast,
   Conv2D,
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
   getKernel,
+  Identity,
   MaxPoolGrad,
+  Mean,
   registerKernel,
   Reverse,
   Slice,
+  Sum,
+  Tile,
   Transpose,
   unregisterKernel,
   type Conv2DBackpropFilterAttrs,
@@ -20,6 +25,8 @@ import {
 } from '@tensorflow/tfjs-core';
 import { callKernel, runOnCpu, type KernelArgs, type WasmBackend } from './kernel-utils.js';
 import { maxPoolGradKernel } from './wasm-maxpool-grad.js';
+import { makeConv2DBackpropFilterKernel, makeConv2DKernel } from './wasm-conv.js';
+import { makeCastKernel, makeIdentityKernel, makeLeadingReduceKernel, makeTileKernel } from './wasm-small-kernels.js';
 
 const WASM = 'wasm';
 
@@ -166,9 +173,14 @@ function required(name: string, k: KernelFunc | undefined): KernelFunc {
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
-  if (getKernel(Conv2DBackpropFilter, WASM) === undefined) {
-    registerKernel({ kernelName: Conv2DBackpropFilter, backendName: WASM, kernelFunc: conv2DBackpropFilterWasm as unknown as KernelFunc });
-  }
+  replaceKernel(Conv2D, (o) => makeConv2DKernel(required(Conv2D, o)));
+  // cvc's one-pass kernel, with the transpose formulation (on XNNPACK) where that kernel is not in use.
+  replaceKernel(Conv2DBackpropFilter, () => makeConv2DBackpropFilterKernel(conv2DBackpropFilterWasm as unknown as KernelFunc));
   replaceKernel(Conv2DBackpropInput, (o) => makeConv2DBackpropInputWasm(required(Conv2DBackpropInput, o)) as unknown as KernelFunc);
   replaceKernel(MaxPoolGrad, () => maxPoolGradKernel as unknown as KernelFunc);
+  replaceKernel(Identity, (o) => makeIdentityKernel(required(Identity, o)));
+  replaceKernel(Cast, (o) => makeCastKernel(required(Cast, o)));
+  replaceKernel(Sum, (o) => makeLeadingReduceKernel('sum', required(Sum, o)));
+  replaceKernel(Mean, (o) => makeLeadingReduceKernel('mean', required(Mean, o)));
+  replaceKernel(Tile, (o) => makeTileKernel(required(Tile, o)));
 }

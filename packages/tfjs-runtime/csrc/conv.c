@@ -1,0 +1,324 @@
+/*
+ * cvc's convolution kernels for tfjs-backend-wasm, in WebAssembly SIMD.
+ *
+ * Built by scripts/build-wasm.sh into packages/tfjs-runtime/wasm/ twice: with
+ * plain SIMD (multiply then add) and with relaxed SIMD (f32x4.relaxed_madd,
+ * a fused multiply-add on CPUs that have one). The module imports
+ * tfjs-backend-wasm's own memory, so it works on tensors in place; it has no
+ * data segment and never touches the C stack (every value lives in a wasm
+ * local), so it cannot overwrite anything that module owns. All buffers are
+ * allocated by the caller with tfjs-backend-wasm's malloc.
+ *
+ * Layouts are NHWC, filters [KH][KW][Ci][Co]. The input is already padded
+ * (xp: [N][Hp][Wp][Ci]). For a fixed filter row kh and output pixel, the
+ * inputs a filter row touches, xp[..][ow*sw + kw][ci], are contiguous over
+ * j = kw*Ci + ci, so each kernel loops over j in 0..J-1 with J = KW*Ci.
+ *
+ * The register tiles (MR pixels or filter taps by NV vectors of 4 channels)
+ * are at most 4 x 2 = 8 accumulators, so with the operands they fit in the 15
+ * SIMD registers V8 allocates on x86-64 without spilling; larger tiles were
+ * measured slower.
+ */
+#include <wasm_simd128.h>
+
+
+#ifdef CVC_RELAXED
+#define MADD(a, b, c) __builtin_wasm_relaxed_madd_f32x4(a, b, c)
+#else
+#define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul(a, b), c)
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+/* ---------------------------------------------------------------------------
+ * Forward: y[n][oh][ow][co] = sum_{kh,j} xp[n][oh*sh+kh][ow*sw*Ci + j] * w[kh][j][co]
+ * MR output pixels x NV*4 output channels per tile. Needs Co % 4 == 0.
+ */
+INLINE void fwd_tile(const int MR, const int NV, const float* x, int ps, int xrow, const float* w, int KH, int J, int Co,
+                     float* y) {
+  v128_t acc[4][2];
+  for (int p = 0; p < MR; p++)
+    for (int v = 0; v < NV; v++) acc[p][v] = wasm_f32x4_splat(0.0f);
+  for (int kh = 0; kh < KH; kh++) {
+    const float* xr = x + kh * xrow;
+    const float* wr = w + kh * J * Co;
+    for (int j = 0; j < J; j++) {
+      v128_t b[2];
+      for (int v = 0; v < NV; v++) b[v] = wasm_v128_load(wr + j * Co + 4 * v);
+      for (int p = 0; p < MR; p++) {
+        v128_t a = wasm_v128_load32_splat(xr + p * ps + j);
+        for (int v = 0; v < NV; v++) acc[p][v] = MADD(a, b[v], acc[p][v]);
+      }
+    }
+  }
+  for (int p = 0; p < MR; p++)
+    for (int v = 0; v < NV; v++) wasm_v128_store(y + p * Co + 4 * v, acc[p][v]);
+}
+
+INLINE void fwd_row(const int NV, const float* x, int ps, int xrow, const float* w, int KH, int J, int Co, float* y, int OW) {
+  int ow = 0;
+  for (; ow + 4 <= OW; ow += 4) fwd_tile(4, NV, x + ow * ps, ps, xrow, w, KH, J, Co, y + ow * Co);
+  switch (OW - ow) {
+    case 3: fwd_tile(3, NV, x + ow * ps, ps, xrow, w, KH, J, Co, y + ow * Co); break;
+    case 2: fwd_tile(2, NV, x + ow * ps, ps, xrow, w, KH, J, Co, y + ow * Co); break;
+    case 1: fwd_tile(1, NV, x + ow * ps, ps, xrow, w, KH, J, Co, y + ow * Co); break;
+    default: break;
+  }
+}
+
+EXPORT(conv2d)
+void conv2d(const float* xp, int N, int Hp, int Wp, int Ci, const float* w, int KH, int KW, int Co, int sh, int sw,
+            float* y, int OH, int OW) {
+  const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++) {
+      const float* x = xp + (n * Hp + oh * sh) * xrow;
+      float* yr = y + (n * OH + oh) * OW * Co;
+      int co = 0;
+      for (; co + 8 <= Co; co += 8) fwd_row(2, x, ps, xrow, w + co, KH, J, Co, yr + co, OW);
+      if (co < Co) fwd_row(1, x, ps, xrow, w + co, KH, J, Co, yr + co, OW);
+    }
+}
+
+/*
+ * Forward for fewer than 4 output channels: a dot product over j per pixel,
+ * vectorised over j. wt is the filter transposed to [Co][KH][J].
+ */
+INLINE void dot_tile(const int MR, const float* x, int ps, int xrow, const float* w, int KH, int J, float* out) {
+  v128_t acc[4];
+  float tail[4];
+  for (int p = 0; p < MR; p++) {
+    acc[p] = wasm_f32x4_splat(0.0f);
+    tail[p] = 0.0f;
+  }
+  const int J4 = J & ~3;
+  for (int kh = 0; kh < KH; kh++) {
+    const float* xr = x + kh * xrow;
+    const float* wr = w + kh * J;
+    for (int j = 0; j < J4; j += 4) {
+      v128_t b = wasm_v128_load(wr + j);
+      for (int p = 0; p < MR; p++) acc[p] = MADD(wasm_v128_load(xr + p * ps + j), b, acc[p]);
+    }
+    for (int j = J4; j < J; j++)
+      for (int p = 0; p < MR; p++) tail[p] += xr[p * ps + j] * wr[j];
+  }
+  for (int p = 0; p < MR; p++) {
+    v128_t a = acc[p];
+    out[p] = wasm_f32x4_extract_lane(a, 0) + wasm_f32x4_extract_lane(a, 1) + wasm_f32x4_extract_lane(a, 2) +
+             wasm_f32x4_extract_lane(a, 3) + tail[p];
+  }
+}
+
+EXPORT(conv2d_narrow)
+void conv2d_narrow(const float* xp, int N, int Hp, int Wp, int Ci, const float* wt, int KH, int KW, int Co, int sh,
+                   int sw, float* y, int OH, int OW) {
+  const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
+  float out[4];
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++) {
+      const float* x = xp + (n * Hp + oh * sh) * xrow;
+      float* yr = y + (n * OH + oh) * OW * Co;
+      for (int co = 0; co < Co; co++) {
+        const float* w = wt + co * KH * J;
+        int ow = 0;
+        for (; ow + 4 <= OW; ow += 4) {
+          dot_tile(4, x + ow * ps, ps, xrow, w, KH, J, out);
+          for (int p = 0; p < 4; p++) yr[(ow + p) * Co + co] = out[p];
+        }
+        for (; ow < OW; ow++) {
+          dot_tile(1, x + ow * ps, ps, xrow, w, KH, J, out);
+          yr[ow * Co + co] = out[0];
+        }
+      }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Filter gradient: dw[kh][j][co] += sum over output pixels of
+ * xp[n][oh*sh+kh][ow*sw*Ci + j] * dy[n][oh][ow][co]
+ * MR consecutive taps j x NV*4 channels per tile; dy rows are processed in
+ * groups so the part of xp and dy a group reads stays in cache while every
+ * tile of dw is updated. Needs Co % 4 == 0; dw must be zeroed by the caller.
+ */
+INLINE void dw_tile(const int MR, const int NV, const float* xp, int xrow, int ps, const float* dy, int OW, int Co,
+                    const int* rows, int nrows, float* dw) {
+  v128_t acc[4][2];
+  for (int p = 0; p < MR; p++)
+    for (int v = 0; v < NV; v++) acc[p][v] = wasm_v128_load(dw + p * Co + 4 * v);
+  for (int r = 0; r < nrows; r++) {
+    const float* x = xp + rows[2 * r] * xrow;
+    const float* d = dy + rows[2 * r + 1] * OW * Co;
+    for (int ow = 0; ow < OW; ow++) {
+      v128_t b[2];
+      for (int v = 0; v < NV; v++) b[v] = wasm_v128_load(d + ow * Co + 4 * v);
+      for (int p = 0; p < MR; p++) {
+        v128_t a = wasm_v128_load32_splat(x + ow * ps + p);
+        for (int v = 0; v < NV; v++) acc[p][v] = MADD(a, b[v], acc[p][v]);
+      }
+    }
+  }
+  for (int p = 0; p < MR; p++)
+    for (int v = 0; v < NV; v++) wasm_v128_store(dw + p * Co + 4 * v, acc[p][v]);
+}
+
+INLINE void dw_taps(const int NV, const float* xp, int xrow, int ps, const float* dy, int OW, int Co, const int* rows,
+                    int nrows, int J, float* dw) {
+  int j = 0;
+  for (; j + 4 <= J; j += 4) dw_tile(4, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co);
+  switch (J - j) {
+    case 3: dw_tile(3, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co); break;
+    case 2: dw_tile(2, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co); break;
+    case 1: dw_tile(1, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co); break;
+    default: break;
+  }
+}
+
+/* rows: scratch of 2*group ints (input row index, dy row index) */
+EXPORT(conv2d_filter)
+void conv2d_filter(const float* xp, int N, int Hp, int Wp, int Ci, const float* dy, int OH, int OW, int Co, int sh,
+                   int sw, float* dw, int KH, int KW, int* rows, int group) {
+  const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
+  const int total = N * OH;
+  for (int g = 0; g < total; g += group) {
+    const int nrows = total - g < group ? total - g : group;
+    for (int kh = 0; kh < KH; kh++) {
+      for (int r = 0; r < nrows; r++) {
+        const int n = (g + r) / OH, oh = (g + r) % OH;
+        rows[2 * r] = n * Hp + oh * sh + kh;
+        rows[2 * r + 1] = g + r;
+      }
+      float* dwk = dw + kh * J * Co;
+      int co = 0;
+      for (; co + 8 <= Co; co += 8) dw_taps(2, xp, xrow, ps, dy + co, OW, Co, rows, nrows, J, dwk + co);
+      if (co < Co) dw_taps(1, xp, xrow, ps, dy + co, OW, Co, rows, nrows, J, dwk + co);
+    }
+  }
+}
+
+/*
+ * Filter gradient for fewer than 4 output channels, vectorised over the taps
+ * j: dwt[co][kh][j] += xp[..][ow*sw*Ci + j] * dy[..][co]; taps past the last
+ * multiple of 4 are summed one by one. dwt must be zeroed by the caller.
+ */
+INLINE void dwn_block(const int NB, const float* xp, int xrow, int ps, const float* dy, int OW, int Co, int co,
+                      const int* rows, int nrows, float* dw) {
+  v128_t acc[8];
+  for (int b = 0; b < NB; b++) acc[b] = wasm_v128_load(dw + 4 * b);
+  for (int r = 0; r < nrows; r++) {
+    const float* x = xp + rows[2 * r] * xrow;
+    const float* d = dy + rows[2 * r + 1] * OW * Co + co;
+    for (int ow = 0; ow < OW; ow++) {
+      v128_t s = wasm_v128_load32_splat(d + ow * Co);
+      for (int b = 0; b < NB; b++) acc[b] = MADD(wasm_v128_load(x + ow * ps + 4 * b), s, acc[b]);
+    }
+  }
+  for (int b = 0; b < NB; b++) wasm_v128_store(dw + 4 * b, acc[b]);
+}
+
+EXPORT(conv2d_filter_narrow)
+void conv2d_filter_narrow(const float* xp, int N, int Hp, int Wp, int Ci, const float* dy, int OH, int OW, int Co,
+                          int sh, int sw, float* dwt, int KH, int KW, int* rows, int group) {
+  const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
+  const int total = N * OH;
+  for (int g = 0; g < total; g += group) {
+    const int nrows = total - g < group ? total - g : group;
+    for (int kh = 0; kh < KH; kh++) {
+      for (int r = 0; r < nrows; r++) {
+        const int n = (g + r) / OH, oh = (g + r) % OH;
+        rows[2 * r] = n * Hp + oh * sh + kh;
+        rows[2 * r + 1] = g + r;
+      }
+      for (int co = 0; co < Co; co++) {
+        float* d = dwt + (co * KH + kh) * J;
+        int j = 0;
+        for (; j + 32 <= J; j += 32) dwn_block(8, xp + j, xrow, ps, dy, OW, Co, co, rows, nrows, d + j);
+        for (; j + 4 <= J; j += 4) dwn_block(1, xp + j, xrow, ps, dy, OW, Co, co, rows, nrows, d + j);
+        for (; j < J; j++) {
+          float s = d[j];
+          for (int r = 0; r < nrows; r++) {
+            const float* x = xp + rows[2 * r] * xrow + j;
+            const float* dr = dy + rows[2 * r + 1] * OW * Co + co;
+            for (int ow = 0; ow < OW; ow++) s += x[ow * ps] * dr[ow * Co];
+          }
+          d[j] = s;
+        }
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Copies [N][H][W][C] into the middle of a zeroed [N][Hp][Wp][C] (pt rows on
+ * top, pl columns on the left).
+ */
+EXPORT(pad_nhwc)
+void pad_nhwc(const float* x, int N, int H, int W, int C, float* xp, int Hp, int Wp, int pt, int pl) {
+  __builtin_memset(xp, 0, (unsigned long)N * Hp * Wp * C * sizeof(float));
+  for (int n = 0; n < N; n++)
+    for (int h = 0; h < H; h++)
+      __builtin_memcpy(xp + ((n * Hp + h + pt) * Wp + pl) * C, x + (n * H + h) * W * C, (unsigned long)W * C * sizeof(float));
+}
+
+/* Copies rows of C floats to rows of C2 floats: zero-fills when C2 > C, drops the rest when C2 < C. */
+EXPORT(copy_rows)
+void copy_rows(const float* src, int rows, int C, float* dst, int C2) {
+  const int m = C < C2 ? C : C2;
+  for (int r = 0; r < rows; r++) {
+    const float* s = src + r * C;
+    float* d = dst + r * C2;
+    int c = 0;
+    for (; c < m; c++) d[c] = s[c];
+    for (; c < C2; c++) d[c] = 0.0f;
+  }
+}
+
+/* dst[c][r] = src[r][c] for a [rows][C] matrix. */
+EXPORT(transpose2d)
+void transpose2d(const float* src, int rows, int C, float* dst) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < C; c++) dst[c * rows + r] = src[r * C + c];
+}
+
+/* ---------------------------------------------------------------------------
+ * out[c] = scale * sum_r x[r][c] for a [rows][cols] matrix: sums of 64 rows
+ * at a time in float32 SIMD registers, added up in float64 (acc: cols
+ * doubles, zeroed by the caller), so long columns keep float32 precision.
+ */
+EXPORT(sum_rows)
+void sum_rows(const float* x, int rows, int cols, float* out, double* acc, float scale) {
+  for (int r0 = 0; r0 < rows; r0 += 64) {
+    const int r1 = rows - r0 < 64 ? rows : r0 + 64;
+    int c = 0;
+    for (; c + 16 <= cols; c += 16) {
+      v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+      for (int r = r0; r < r1; r++) {
+        const float* p = x + r * cols + c;
+        s0 = wasm_f32x4_add(s0, wasm_v128_load(p));
+        s1 = wasm_f32x4_add(s1, wasm_v128_load(p + 4));
+        s2 = wasm_f32x4_add(s2, wasm_v128_load(p + 8));
+        s3 = wasm_f32x4_add(s3, wasm_v128_load(p + 12));
+      }
+      float part[16];
+      wasm_v128_store(part, s0);
+      wasm_v128_store(part + 4, s1);
+      wasm_v128_store(part + 8, s2);
+      wasm_v128_store(part + 12, s3);
+      for (int i = 0; i < 16; i++) acc[c + i] += part[i];
+    }
+    for (; c + 4 <= cols; c += 4) {
+      v128_t s0 = wasm_f32x4_splat(0.0f);
+      for (int r = r0; r < r1; r++) s0 = wasm_f32x4_add(s0, wasm_v128_load(x + r * cols + c));
+      acc[c] += wasm_f32x4_extract_lane(s0, 0);
+      acc[c + 1] += wasm_f32x4_extract_lane(s0, 1);
+      acc[c + 2] += wasm_f32x4_extract_lane(s0, 2);
+      acc[c + 3] += wasm_f32x4_extract_lane(s0, 3);
+    }
+    for (; c < cols; c++) {
+      float s = 0.0f;
+      for (int r = r0; r < r1; r++) s += x[r * cols + c];
+      acc[c] += s;
+    }
+  }
+  for (int c = 0; c < cols; c++) out[c] = (float)(acc[c] * scale);
+}
