@@ -322,3 +322,100 @@ void sum_rows(const float* x, int rows, int cols, float* out, double* acc, float
   }
   for (int c = 0; c < cols; c++) out[c] = (float)(acc[c] * scale);
 }
+
+/* ---------------------------------------------------------------------------
+ * Gradient of nearest-neighbour up-sampling by whole factors fh x fw:
+ * dx[n][ih][iw][c] = sum over the fh x fw block of dy[n][ih*fh+i][iw*fw+j][c].
+ */
+EXPORT(upsample_nearest_grad)
+void upsample_nearest_grad(const float* dy, int N, int OH, int OW, int C, int fh, int fw, float* dx) {
+  const int IH = OH / fh, IW = OW / fw, C4 = C & ~3;
+  for (int n = 0; n < N; n++)
+    for (int ih = 0; ih < IH; ih++)
+      for (int iw = 0; iw < IW; iw++) {
+        float* o = dx + ((n * IH + ih) * IW + iw) * C;
+        for (int c = 0; c < C4; c += 4) {
+          v128_t s = wasm_f32x4_splat(0.0f);
+          for (int i = 0; i < fh; i++)
+            for (int j = 0; j < fw; j++) s = wasm_f32x4_add(s, wasm_v128_load(dy + ((n * OH + ih * fh + i) * OW + iw * fw + j) * C + c));
+          wasm_v128_store(o + c, s);
+        }
+        for (int c = C4; c < C; c++) {
+          float s = 0.0f;
+          for (int i = 0; i < fh; i++)
+            for (int j = 0; j < fw; j++) s += dy[((n * OH + ih * fh + i) * OW + iw * fw + j) * C + c];
+          o[c] = s;
+        }
+      }
+}
+
+/* ---------------------------------------------------------------------------
+ * Batch normalisation with per-channel parameters: y = (x - mean[c]) * a[c] + b[c]
+ * (a = scale / sqrt(variance + epsilon), b = offset), over rows of C channels.
+ */
+EXPORT(batch_norm)
+void batch_norm(const float* x, int rows, int C, const float* mean, const float* a, const float* b, float* y) {
+  const int C4 = C & ~3;
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + r * C;
+    float* yr = y + r * C;
+    for (int c = 0; c < C4; c += 4) {
+      v128_t v = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
+      wasm_v128_store(yr + c, wasm_f32x4_add(wasm_f32x4_mul(v, wasm_v128_load(a + c)), wasm_v128_load(b + c)));
+    }
+    for (int c = C4; c < C; c++) yr[c] = (xr[c] - mean[c]) * a[c] + b[c];
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Max-pool gradient (NHWC): each window's dy goes to the first position of
+ * its maximum in row-major window order (TensorFlow's rule; a window of only
+ * NaN or -Infinity passes nothing), summed where windows overlap. dx is
+ * zeroed here. Channels in blocks of 4 lanes, the rest one by one.
+ */
+EXPORT(max_pool_grad)
+void max_pool_grad(const float* x, int N, int H, int W, int C, const float* dy, int OH, int OW, int fh, int fw, int sh,
+                   int sw, int pt, int pl, float* dx) {
+  __builtin_memset(dx, 0, (unsigned long)N * H * W * C * sizeof(float));
+  const int C4 = C & ~3;
+  const float NEG_INF = -__builtin_inff();
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++) {
+      const int h0 = oh * sh - pt;
+      const int i0 = h0 < 0 ? 0 : h0, i1 = h0 + fh > H ? H : h0 + fh;
+      for (int ow = 0; ow < OW; ow++) {
+        const int w0 = ow * sw - pl;
+        const int j0 = w0 < 0 ? 0 : w0, j1 = w0 + fw > W ? W : w0 + fw;
+        const float* g = dy + ((n * OH + oh) * OW + ow) * C;
+        for (int c = 0; c < C4; c += 4) {
+          v128_t best = wasm_f32x4_splat(NEG_INF);
+          v128_t at = wasm_i32x4_splat(-1);
+          for (int i = i0; i < i1; i++)
+            for (int j = j0; j < j1; j++) {
+              const int off = ((n * H + i) * W + j) * C + c;
+              const v128_t v = wasm_v128_load(x + off);
+              const v128_t gt = wasm_f32x4_gt(v, best);
+              best = wasm_v128_bitselect(v, best, gt);
+              at = wasm_v128_bitselect(wasm_i32x4_splat(off), at, gt);
+            }
+          int idx[4];
+          wasm_v128_store(idx, at);
+          for (int l = 0; l < 4; l++)
+            if (idx[l] >= 0) dx[idx[l] + l] += g[c + l];
+        }
+        for (int c = C4; c < C; c++) {
+          float best = NEG_INF;
+          int at = -1;
+          for (int i = i0; i < i1; i++)
+            for (int j = j0; j < j1; j++) {
+              const int off = ((n * H + i) * W + j) * C + c;
+              if (x[off] > best) {
+                best = x[off];
+                at = off;
+              }
+            }
+          if (at >= 0) dx[at] += g[c];
+        }
+      }
+    }
+}

@@ -43,7 +43,7 @@ for (const impl of ['simd', 'relaxed-simd'] as const) {
     assert.ok(!ids.includes(11) && !ids.includes(12), `no data section (sections ${ids.join(',')})`);
     const m = new W.Module(bytes);
     assert.deepEqual(wasmModuleApi.imports(m), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-    assert.deepEqual(wasmModuleApi.exports(m).map((e) => e.name).sort(), ['conv2d', 'conv2d_filter', 'conv2d_filter_narrow', 'conv2d_narrow', 'copy_rows', 'pad_nhwc', 'sum_rows', 'transpose2d']);
+    assert.deepEqual(wasmModuleApi.exports(m).map((e) => e.name).sort(), ['batch_norm', 'conv2d', 'conv2d_filter', 'conv2d_filter_narrow', 'conv2d_narrow', 'copy_rows', 'max_pool_grad', 'pad_nhwc', 'sum_rows', 'transpose2d', 'upsample_nearest_grad']);
   });
 
   test(`${impl} module: writes only its output buffers (it shares tfjs-backend-wasm's heap)`, () => {
@@ -74,6 +74,9 @@ for (const impl of ['simd', 'relaxed-simd'] as const) {
     k['pad_nhwc']!(xp, 1, 2, 2, 3, Y, 4, 4, 1, 1);
     k['copy_rows']!(xp, 5, 3, Y, 4);
     k['transpose2d']!(xp, 5, 3, Y);
+    k['upsample_nearest_grad']!(xp, n, hp, wp - 1, ci, 2, 2, Y);
+    k['batch_norm']!(xp, 20, ci, wt, wt, wt, Y);
+    k['max_pool_grad']!(xp, n, hp, wp, ci, wt, 3, 3, 2, 2, 2, 2, 0, 0, Y);
     const low = heap.subarray(0, X);
     assert.ok(low.every((b) => b === 0xab), `byte ${low.findIndex((b) => b !== 0xab)} below the buffers was written`);
   });

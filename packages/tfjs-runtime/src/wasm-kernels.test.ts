@@ -196,3 +196,38 @@ test('the convolution kernels leak no tensors and no wasm memory', () => {
   assert.equal(tf.memory().numTensors, n0);
   assert.equal((tf.backend() as unknown as { numDataIds(): number }).numDataIds(), bytes0, 'no backend buffers left behind');
 });
+
+test('BatchMatMul runs on the convolution kernel and matches the cpu backend (transposes, batches, odd sizes)', () => {
+  const before = { ...convPathCounts };
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[32, 392], [392, 128], false, false],
+    [[32, 128], [392, 128], false, true],
+    [[32, 392], [32, 128], true, false],
+    [[7, 5], [3, 5], false, true],
+    [[5, 7], [5, 10], true, false],
+    [[3, 4, 6], [3, 6, 2], false, false],
+    [[2, 6, 3], [2, 1, 6], true, true],
+    [[1, 1], [1, 1], false, false],
+  ];
+  for (const impl of ['relaxed-simd', 'simd'] as const) {
+    withConv(impl, () => {
+      for (const [sa, sb, ta, tb] of cases) {
+        const av = rand(sa.reduce((p, d) => p * d, 1));
+        const bv = rand(sb.reduce((p, d) => p * d, 1));
+        const run = (b: string): { shape: number[]; v: Float32Array } => {
+          useBackend(b);
+          return tf.tidy(() => {
+            const r = tf.matMul(tf.tensor(av, sa), tf.tensor(bv, sb), ta, tb);
+            return { shape: r.shape, v: r.dataSync() as Float32Array };
+          });
+        };
+        const got = run('wasm');
+        const ref = run('cpu');
+        const what = `${sa.join('x')}${ta ? 'ᵀ' : ''} by ${sb.join('x')}${tb ? 'ᵀ' : ''}`;
+        assert.deepEqual(got.shape, ref.shape, what);
+        assert.ok(relErr(got.v, ref.v) < 1e-5, `${what}: rel err ${relErr(got.v, ref.v)}`);
+      }
+    });
+  }
+  assert.equal(convPathCounts.matMul - before.matMul, 2 * cases.length, 'every product ran on cvc\'s kernel');
+});

@@ -1,14 +1,17 @@
 import {
   backend_util,
+  BatchMatMul,
   Cast,
   Conv2D,
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
+  FusedBatchNorm,
   getKernel,
   Identity,
   MaxPoolGrad,
   Mean,
   registerKernel,
+  ResizeNearestNeighborGrad,
   Reverse,
   Slice,
   Sum,
@@ -25,8 +28,8 @@ import {
 } from '@tensorflow/tfjs-core';
 import { callKernel, runOnCpu, type KernelArgs, type WasmBackend } from './kernel-utils.js';
 import { maxPoolGradKernel } from './wasm-maxpool-grad.js';
-import { makeConv2DBackpropFilterKernel, makeConv2DKernel } from './wasm-conv.js';
-import { makeCastKernel, makeIdentityKernel, makeLeadingReduceKernel, makeTileKernel } from './wasm-small-kernels.js';
+import { makeBatchMatMulKernel, makeConv2DBackpropFilterKernel, makeConv2DKernel } from './wasm-conv.js';
+import { makeBatchNormKernel, makeCastKernel, makeIdentityKernel, makeLeadingReduceKernel, makeResizeNearestGradKernel, makeTileKernel } from './wasm-small-kernels.js';
 
 const WASM = 'wasm';
 
@@ -174,6 +177,7 @@ export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
   replaceKernel(Conv2D, (o) => makeConv2DKernel(required(Conv2D, o)));
+  replaceKernel(BatchMatMul, (o) => makeBatchMatMulKernel(required(BatchMatMul, o)));
   // cvc's one-pass kernel, with the transpose formulation (on XNNPACK) where that kernel is not in use.
   replaceKernel(Conv2DBackpropFilter, () => makeConv2DBackpropFilterKernel(conv2DBackpropFilterWasm as unknown as KernelFunc));
   replaceKernel(Conv2DBackpropInput, (o) => makeConv2DBackpropInputWasm(required(Conv2DBackpropInput, o)) as unknown as KernelFunc);
@@ -183,4 +187,6 @@ export function registerWasmTrainingKernels(): void {
   replaceKernel(Sum, (o) => makeLeadingReduceKernel('sum', required(Sum, o)));
   replaceKernel(Mean, (o) => makeLeadingReduceKernel('mean', required(Mean, o)));
   replaceKernel(Tile, (o) => makeTileKernel(required(Tile, o)));
+  replaceKernel(FusedBatchNorm, (o) => makeBatchNormKernel(required(FusedBatchNorm, o)));
+  replaceKernel(ResizeNearestNeighborGrad, (o) => makeResizeNearestGradKernel(required(ResizeNearestNeighborGrad, o)));
 }

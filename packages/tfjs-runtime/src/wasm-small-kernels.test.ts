@@ -37,6 +37,9 @@ test('Identity and same-dtype Cast share the buffer; the copy outlives the origi
     assert.equal(i.dtype, 'int32');
     assert.deepEqual(Array.from(i.dataSync()), [1, -2, 3]);
     i.dispose();
+    const b = tf.cast(tf.tensor([0, 1.5, -2, 0.25, Number.NaN, -0]), 'bool');
+    assert.deepEqual(Array.from(b.dataSync()), [0, 1, 1, 1, 1, 0], 'a cast to bool is x != 0');
+    b.dispose();
   });
 });
 
@@ -87,23 +90,32 @@ test('a long leading-axis sum keeps float32 accuracy (float64 past every 64 rows
   for (let c = 0; c < 4; c++) assert.ok(Math.abs((got[c] as number) - (exact[c] as number)) / (exact[c] as number) < 1e-6, `column ${c}: ${got[c]} vs ${exact[c]}`);
 });
 
-test('Tile repeating the whole input matches the cpu backend; other tilings too', () => {
+test('Tile matches the cpu backend for broadcasts, general repetitions, int32 and bool', () => {
   const cases: [number[], number[]][] = [
     [[1, 1, 1, 5], [3, 4, 2, 1]],
+    [[32, 1], [1, 300]],
     [[1, 7], [9, 1]],
     [[1, 1, 3], [2, 5, 1]],
     [[2, 3], [1, 1]],
-    [[1, 3], [3, 1]],
-    [[2, 3], [2, 2]], // not a block repeat
+    [[2, 3], [2, 2]],
     [[1, 2, 3], [2, 1, 2]],
+    [[3, 1, 2], [2, 4, 3]],
+    [[5], [4]],
+    [[2, 2, 2, 2], [1, 3, 1, 2]],
+    [[3, 0], [2, 2]],
   ];
   const before = smallKernelCounts.blockTile;
   for (const [shape, reps] of cases) {
     const v = rand(shape.reduce((a, b) => a * b, 1));
-    const run = (b: string) => on(b, () => tf.tidy(() => Array.from(tf.tile(tf.tensor(v, shape), reps).dataSync())));
-    assert.deepEqual(run('wasm'), run('cpu'), `tile ${shape.join('x')} by ${reps.join(',')}`);
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      const run = (b: string) => on(b, () => tf.tidy(() => {
+        const t = tf.tile(tf.cast(tf.mul(tf.tensor(v, shape), 100), dtype), reps);
+        return { shape: t.shape, v: Array.from(t.dataSync()) };
+      }));
+      assert.deepEqual(run('wasm'), run('cpu'), `tile ${dtype} ${shape.join('x')} by ${reps.join(',')}`);
+    }
   }
-  assert.equal(smallKernelCounts.blockTile, before + 5);
+  assert.equal(smallKernelCounts.blockTile, before + 3 * cases.length);
 });
 
 test('the Sum and Mean gradients match the cpu backend and build no tensor of ones', async () => {
@@ -126,4 +138,66 @@ test('the Sum and Mean gradients match the cpu backend and build no tensor of on
   assert.ok(names.includes('Tile'), `kernels: ${names.join(', ')}`);
   assert.ok(!names.includes('Multiply'), `kernels: ${names.join(', ')}`);
   x.dispose();
+});
+
+test('FusedBatchNorm with per-channel parameters matches the cpu backend (odd channel counts, no scale or offset)', () => {
+  const before = smallKernelCounts.batchNorm;
+  for (const c of [1, 3, 4, 5, 8, 32]) {
+    const shape = [3, 5, 4, c];
+    const xv = rand(3 * 5 * 4 * c);
+    const m = rand(c);
+    const v = Float32Array.from(rand(c), (t) => Math.abs(t) + 0.1);
+    const off = rand(c);
+    const sc = rand(c);
+    for (const [withOffset, withScale] of [[true, true], [false, true], [true, false], [false, false]]) {
+      const run = (b: string) => on(b, () => tf.tidy(() => tf.batchNorm(tf.tensor(xv, shape), tf.tensor1d(m), tf.tensor1d(v),
+        withOffset ? tf.tensor1d(off) : undefined, withScale ? tf.tensor1d(sc) : undefined, 1e-3).dataSync() as Float32Array));
+      assert.ok(relErr(run('wasm'), run('cpu')) < 1e-5, `batchNorm c=${c} offset=${withOffset} scale=${withScale}`);
+    }
+  }
+  assert.equal(smallKernelCounts.batchNorm - before, 6 * 4);
+});
+
+/** The gradient of nearest-neighbour resizing by its definition: dy summed into the source pixel floor(d * in / out). */
+function resizeGradReference(shape: number[], size: [number, number], dy: Float32Array): Float32Array {
+  const [n, ih, iw, c] = shape as [number, number, number, number];
+  const [oh, ow] = size;
+  const dx = new Float64Array(n * ih * iw * c);
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < oh; y++)
+      for (let x = 0; x < ow; x++)
+        for (let k = 0; k < c; k++) {
+          const sy = Math.min(ih - 1, Math.floor((y * ih) / oh));
+          const sx = Math.min(iw - 1, Math.floor((x * iw) / ow));
+          const at = ((b * ih + sy) * iw + sx) * c + k;
+          dx[at] = (dx[at] ?? 0) + (dy[((b * oh + y) * ow + x) * c + k] ?? 0);
+        }
+  return Float32Array.from(dx);
+}
+
+test('ResizeNearestNeighborGrad for whole up-sampling factors is exact (batches, odd channels); other resizes match the cpu backend', () => {
+  const before = smallKernelCounts.upsampleGrad;
+  const grad = (b: string, shape: number[], size: [number, number], gv: Float32Array, alignCorners = false, halfPixel = false) => on(b, () => tf.tidy(() => {
+    const g = tf.tensor(gv, [shape[0] as number, size[0], size[1], shape[3] as number]);
+    return tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x as tf.Tensor4D, size, alignCorners, halfPixel), g)))(tf.zeros(shape)).dataSync() as Float32Array;
+  }));
+  const whole: [number[], [number, number], boolean][] = [
+    [[2, 4, 4, 16], [8, 8], false],
+    [[3, 3, 5, 3], [6, 10], false],
+    [[2, 3, 2, 5], [9, 6], true],
+    [[1, 4, 4, 4], [8, 12], false],
+  ];
+  for (const [shape, size, halfPixel] of whole) {
+    const gv = rand((shape[0] as number) * size[0] * size[1] * (shape[3] as number));
+    const e = relErr(grad('wasm', shape, size, gv, false, halfPixel), resizeGradReference(shape, size, gv));
+    assert.ok(e < 1e-6, `resize grad ${shape.join('x')} to ${size.join('x')}: rel err ${e}`);
+  }
+  assert.equal(smallKernelCounts.upsampleGrad - before, whole.length);
+  // Not whole factors, or alignCorners: tfjs-backend-wasm's own kernel. (Batch 1: tfjs-backend-cpu's
+  // kernel misplaces every batch after the first, so it is no reference there.)
+  for (const [size, alignCorners] of [[[6, 6], false], [[8, 8], true]] as [[number, number], boolean][]) {
+    const gv = rand(size[0] * size[1] * 4);
+    assert.ok(relErr(grad('wasm', [1, 4, 4, 4], size, gv, alignCorners), grad('cpu', [1, 4, 4, 4], size, gv, alignCorners)) < 1e-5);
+  }
+  assert.equal(smallKernelCounts.upsampleGrad - before, whole.length);
 });
