@@ -12,6 +12,8 @@
 // Node worker_threads) and runs PyTorch with N threads too; the RESULT lines
 // then say threads=N and give the ratio to PyTorch at N threads, plus
 // ratio_vs_torch_1t against PyTorch's single thread.
+// --conv auto|relaxed-simd|simd|xnnpack picks the wasm backend's convolution
+// kernels (default auto: cvc's relaxed-SIMD kernels where Node compiles them).
 // --parity trains both implementations for a few epochs on the same
 // Fashion-MNIST subset and prints both final validation losses.
 import { spawnSync } from 'node:child_process';
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     'parity-epochs': { type: 'string', default: '3' },
     'parity-images': { type: 'string', default: '2000' },
     threads: { type: 'string', default: '1' },
+    conv: { type: 'string', default: process.env.CVC_WASM_CONV ?? 'auto' },
   },
 });
 const images = Number(values.images);
@@ -53,8 +56,8 @@ if (torchMissing) console.log(`PyTorch reference unavailable: ${torchMissing}; p
 
 const rss = () => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
 const threads = Number(values.threads);
-const backend = await initBackend(values.backend, undefined, { wasmThreads: threads });
-console.log(`backend: ${backend.name} (${backend.provider}), ${images} images per timed epoch, batch 32, ${backend.threads ?? 1} thread(s)`);
+const backend = await initBackend(values.backend, undefined, { wasmThreads: threads, wasmConv: values.conv });
+console.log(`backend: ${backend.name} (${backend.provider}), ${images} images per timed epoch, batch 32, ${backend.threads ?? 1} thread(s)${backend.conv ? `, convolutions: ${backend.conv}` : ''}`);
 
 async function ours(model) {
   const [h, w, c] = shapes[model];

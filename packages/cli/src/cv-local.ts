@@ -77,7 +77,7 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   }
   const backend = await initBackend(o.backend, logger, { wasmThreads: o.wasmThreads ?? 1 });
   const progress = new ProgressBar(env.stderr);
-  progress.log(`backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''})`);
+  progress.log(`backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''}${backend.conv ? `, ${backend.conv} convolutions` : ''})`);
 
   const dataDir = join(o.out, 'dataset');
   // Deterministic: the same data and settings write the same shards and manifest again.

@@ -16,6 +16,8 @@ export const workerConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend
   CVC_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /** Threads of the wasm backend (its XNNPACK pool on worker_threads); the native backends use their own. */
   CVC_WASM_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** The wasm backend's convolution kernels: cvc's (relaxed) SIMD ones, or tfjs-backend-wasm's XNNPACK ones. */
+  CVC_WASM_CONV: z.enum(['auto', 'relaxed-simd', 'simd', 'xnnpack']).default('auto'),
   /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
   CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
   CVC_METRICS_HOST: z.string().default('0.0.0.0'),

@@ -15,7 +15,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const secrets = [cfg.CVC_S3_SECRET_KEY, ...(cfg.CVC_NATS_PASS ? [cfg.CVC_NATS_PASS] : []), ...(security.token ? [security.token] : [])];
   const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'worker', worker: cfg.CVC_WORKER_ID }, secrets);
   if (!security.token) logger.warn('CVC_TOKEN is not set: the coordinator will refuse this worker unless it runs without authentication');
-  const backend = await initBackend(cfg.CVC_BACKEND, logger, { wasmThreads: cfg.CVC_WASM_THREADS });
+  const backend = await initBackend(cfg.CVC_BACKEND, logger, { wasmThreads: cfg.CVC_WASM_THREADS, wasmConv: cfg.CVC_WASM_CONV });
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...natsAuthFromEnv(cfg) });
   const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
@@ -48,7 +48,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   if (cfg.CVC_FAULT_FAIL_FOLD !== undefined) logger.warn('fault injection on: every attempt at this fold fails', { fold: cfg.CVC_FAULT_FAIL_FOLD });
   const metricsServer = await startMetricsServer(metrics.registry, { host: cfg.CVC_METRICS_HOST, port: cfg.CVC_METRICS_PORT, ready: async () => !nc.isClosed() && (await store.ping()) });
   process.stdout.write(`CVC_METRICS_PORT=${metricsServer.port}\n`);
-  logger.info('worker ready', { backend: backend.name, threads: backend.threads, coordinator: cfg.CVC_COORDINATOR });
+  logger.info('worker ready', { backend: backend.name, threads: backend.threads, conv: backend.conv, coordinator: cfg.CVC_COORDINATOR });
   const shutdown = (): void => worker.stop();
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
