@@ -158,6 +158,25 @@ export class Scratch {
   }
 }
 
+/**
+ * Makes a float32 output of `shape`, fills it with `fill` (which may take
+ * scratch buffers), frees the scratch buffers, and disposes the output if
+ * `fill` throws.
+ */
+export function withOutput(backend: ConvBackend, shape: number[], fill: (out: TensorInfo, s: Scratch) => void): TensorInfo {
+  const out = backend.makeOutput(shape, 'float32');
+  const s = new Scratch(backend);
+  try {
+    fill(out, s);
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  } finally {
+    s.free();
+  }
+  return out;
+}
+
 interface Geometry {
   n: number;
   ci: number;
@@ -264,19 +283,25 @@ export function makeConv2DKernel(original: KernelFunc): KernelFunc {
       return original(args);
     }
     const g = geometry(info);
-    const out = backend.makeOutput([g.n, g.oh, g.ow, g.co], 'float32');
-    const s = new Scratch(backend);
-    try {
+    return withOutput(backend, [g.n, g.oh, g.ow, g.co], (out, s) => {
       const { xp, hp, wp } = padded(k, backend, s, x, info);
       forwardConv(k, s, xp, hp, wp, g, ptr(backend, filter), ptr(backend, out));
-    } catch (err) {
-      backend.disposeData(out.dataId);
-      throw err;
-    } finally {
-      s.free();
-    }
-    return out;
+    });
   }) as unknown as KernelFunc;
+}
+
+/** The geometry of a Conv2DBackpropFilter call (dilation 1, as tfjs' gradient always asks). */
+export function filterGradInfo(x: TensorInfo, attrs: Conv2DBackpropFilterAttrs): backend_util.Conv2DInfo {
+  return backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
 }
 
 /** dy rows (n, oh) processed together by the filter-gradient kernel: about 128 output pixels. */
@@ -295,25 +320,14 @@ export function makeConv2DBackpropFilterKernel(fallback: KernelFunc): KernelFunc
     const dy = args.inputs['dy'] as TensorInfo;
     const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
     const k = kernelsFor(backend);
-    const info = backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      attrs.filterShape,
-      attrs.strides,
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      backend_util.convertConv2DDataFormat(attrs.dataFormat),
-    );
+    const info = filterGradInfo(x, attrs);
     const g = geometry(info);
     const dyShapeOk = dy.shape.length === 4 && dy.shape[0] === g.n && dy.shape[1] === g.oh && dy.shape[2] === g.ow && dy.shape[3] === g.co;
     if (k === undefined || !dyShapeOk || !supported(info, x, dy)) {
       convPathCounts.xnnpack++;
       return fallback(args);
     }
-    const out = backend.makeOutput([g.kh, g.kw, g.ci, g.co], 'float32');
-    const s = new Scratch(backend);
-    try {
+    return withOutput(backend, [g.kh, g.kw, g.ci, g.co], (out, s) => {
       const { xp, hp, wp } = padded(k, backend, s, x, info);
       const group = rowGroup(g.ow);
       const rows = s.alloc(2 * group);
@@ -341,13 +355,7 @@ export function makeConv2DBackpropFilterKernel(fallback: KernelFunc): KernelFunc
         run(false, dypad, co4, dwpad);
         k.copy_rows(dwpad, taps, co4, dw, g.co);
       }
-    } catch (err) {
-      backend.disposeData(out.dataId);
-      throw err;
-    } finally {
-      s.free();
-    }
-    return out;
+    });
   }) as unknown as KernelFunc;
 }
 
@@ -386,9 +394,7 @@ export function makeBatchMatMulKernel(original: KernelFunc): KernelFunc {
       return original(args);
     }
     convPathCounts.matMul++;
-    const out = backend.makeOutput([...lead, m, n], 'float32');
-    const s = new Scratch(backend);
-    try {
+    return withOutput(backend, [...lead, m, n], (out, s) => {
       const at = transposeA ? s.alloc(m * kk) : 0;
       const bt = transposeB ? s.alloc(kk * n) : 0;
       const g: Geometry = { n: 1, ci: kk, co: n, kh: 1, kw: 1, sh: 1, sw: 1, oh: 1, ow: m };
@@ -405,12 +411,6 @@ export function makeBatchMatMulKernel(original: KernelFunc): KernelFunc {
         }
         forwardConv(k, s, ap, 1, m, g, bp, ptr(backend, out) + i * m * n * F32);
       }
-    } catch (err) {
-      backend.disposeData(out.dataId);
-      throw err;
-    } finally {
-      s.free();
-    }
-    return out;
+    });
   }) as unknown as KernelFunc;
 }

@@ -28,7 +28,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { callKernel, runOnCpu, type KernelArgs, type WasmBackend } from './kernel-utils.js';
 import { maxPoolGradKernel } from './wasm-maxpool-grad.js';
-import { makeBatchMatMulKernel, makeConv2DBackpropFilterKernel, makeConv2DKernel } from './wasm-conv.js';
+import { filterGradInfo, makeBatchMatMulKernel, makeConv2DBackpropFilterKernel, makeConv2DKernel } from './wasm-conv.js';
 import { makeBatchNormKernel, makeCastKernel, makeIdentityKernel, makeLeadingReduceKernel, makeResizeNearestGradKernel, makeTileKernel } from './wasm-small-kernels.js';
 
 const WASM = 'wasm';
@@ -64,19 +64,9 @@ function conv2DBackpropFilterWasm(args: KernelArgs): TensorInfo {
   const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
   const x = inputs['x'] as TensorInfo;
   const dy = inputs['dy'] as TensorInfo;
-  const fmt = backend_util.convertConv2DDataFormat(attrs.dataFormat);
-  const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    fmt,
-  );
+  const info = filterGradInfo(x, attrs);
   const { top, bottom, left, right } = info.padInfo;
-  if (fmt !== 'channelsLast' || top < 0 || bottom < 0 || left < 0 || right < 0) {
+  if (info.dataFormat !== 'channelsLast' || top < 0 || bottom < 0 || left < 0 || right < 0) {
     kernelPathCounts.filterFallback++;
     return runOnCpu(Conv2DBackpropFilter, backend, { x, dy }, args.attrs, (s, d, v) => (backend as WasmBackend).makeOutput(s, d, undefined, v));
   }

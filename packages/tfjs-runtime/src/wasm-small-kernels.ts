@@ -1,6 +1,6 @@
 import { backend_util, util, type KernelFunc, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { KernelArgs, WasmBackend } from './kernel-utils.js';
-import { kernelsFor, ptr, Scratch, type ConvBackend } from './wasm-conv.js';
+import { kernelsFor, ptr, withOutput, type ConvBackend } from './wasm-conv.js';
 
 interface RefCountingBackend extends WasmBackend {
   incRef(dataId: unknown): void;
@@ -76,26 +76,22 @@ export function makeLeadingReduceKernel(kind: 'sum' | 'mean', original: KernelFu
     const rows = util.sizeFromShape(x.shape.slice(0, k));
     if (rows === 0) return original(args);
     const outShape = attrs.keepDims ? backend_util.expandShapeToKeepDim(kept, axes) : kept;
-    const out = backend.makeOutput(outShape, 'float32');
     const scale = kind === 'mean' ? 1 / rows : 1;
     const kernels = kernelsFor(backend as ConvBackend);
-    if (kernels !== undefined) {
-      const s = new Scratch(backend as ConvBackend);
-      try {
-        kernels.sum_rows(ptr(backend as ConvBackend, x), rows, cols, ptr(backend as ConvBackend, out), s.alloc(cols, true, 8), scale);
-      } finally {
-        s.free();
+    const out = withOutput(backend as ConvBackend, outShape, (o, s) => {
+      if (kernels !== undefined) {
+        kernels.sum_rows(ptr(backend as ConvBackend, x), rows, cols, ptr(backend as ConvBackend, o), s.alloc(cols, true, 8), scale);
+        return;
       }
-    } else {
-      // Views after the allocation above, which may grow (and so replace) the heap.
+      // Views after the allocation of o, which may grow (and so replace) the heap.
       const xv = backend.typedArrayFromHeap(x);
-      const ov = backend.typedArrayFromHeap(out);
+      const ov = backend.typedArrayFromHeap(o);
       const acc = new Float64Array(cols);
       for (let r = 0, base = 0; r < rows; r++, base += cols) {
         for (let c = 0; c < cols; c++) acc[c] = (acc[c] as number) + (xv[base + c] as number);
       }
       for (let c = 0; c < cols; c++) ov[c] = (acc[c] as number) * scale;
-    }
+    });
     if (kind === 'sum') smallKernelCounts.leadingSum++;
     else smallKernelCounts.leadingMean++;
     return out;
@@ -186,13 +182,11 @@ export function makeBatchNormKernel(original: KernelFunc): KernelFunc {
       return original(args);
     }
     const eps = (args.attrs['varianceEpsilon'] as number | undefined) ?? 0.001;
-    const out = backend.makeOutput(x.shape.slice(), 'float32');
-    const s = new Scratch(backend);
-    try {
+    const out = withOutput(backend, x.shape.slice(), (o, s) => {
       const a = s.alloc(channels);
       const b = s.alloc(channels);
       // Views after the allocations above, which may grow (and so replace) the heap.
-      const av = new Float32Array(backend.typedArrayFromHeap(out).buffer, a, channels);
+      const av = new Float32Array(backend.typedArrayFromHeap(o).buffer, a, channels);
       const bv = new Float32Array(av.buffer, b, channels);
       const varv = backend.typedArrayFromHeap(variance);
       const scalev = scale === undefined ? undefined : backend.typedArrayFromHeap(scale);
@@ -201,13 +195,8 @@ export function makeBatchNormKernel(original: KernelFunc): KernelFunc {
         av[c] = (scalev?.[c] ?? 1) / Math.sqrt((varv[c] as number) + eps);
         bv[c] = offv?.[c] ?? 0;
       }
-      kernels.batch_norm(ptr(backend, x), util.sizeFromShape(x.shape) / channels, channels, ptr(backend, mean), a, b, ptr(backend, out));
-    } catch (err) {
-      backend.disposeData(out.dataId);
-      throw err;
-    } finally {
-      s.free();
-    }
+      kernels.batch_norm(ptr(backend, x), util.sizeFromShape(x.shape) / channels, channels, ptr(backend, mean), a, b, ptr(backend, o));
+    });
     smallKernelCounts.batchNorm++;
     return out;
   }) as unknown as KernelFunc;
