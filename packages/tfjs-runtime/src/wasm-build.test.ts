@@ -85,7 +85,7 @@ for (const impl of ['simd', 'relaxed-simd'] as const) {
 test('the committed .wasm files are what scripts/build-wasm.sh builds from csrc/conv.c', (t) => {
   const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
   if (!have('clang-16') || !have('wasm-ld-16')) {
-    t.skip('clang-16 and lld-16 are not installed (scripts/test.sh installs them)');
+    t.skip('clang-16 and lld-16 are not installed (scripts/test.sh installs them where the distribution has them)');
     return;
   }
   const out = mkdtempSync(join(tmpdir(), 'cvc-wasm-'));
