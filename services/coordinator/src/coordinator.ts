@@ -3,7 +3,7 @@ import { createRng, CvcError, meanStd, permutation, silentLogger, type Logger } 
 import { decodeShard, parseManifest, selectImages, type ImageSet } from '@cvc/data';
 import { imageGrid, lossCurves } from '@cvc/report';
 import { tf } from '@cvc/tfjs-runtime';
-import { FoldState, Run, RunState, CheckpointKind, type RunSummary, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import { FoldState, Run, RunState, CheckpointKind, type RunSummary, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
 import { batchTensor, FoldTrainer, MODEL_SHAPES, type ModelName } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import type { DocStore, FoldTask, TaskQueue } from '@cvc/messaging';
@@ -243,6 +243,24 @@ export class Coordinator {
           ),
         },
       };
+    });
+  }
+
+  /**
+   * Keeps the latest progress inside an epoch in the fold's status (not its
+   * history), so watchers see images done, images/s and an ETA between epoch
+   * reports. The coordinator stamps the time with its own clock.
+   */
+  async reportProgress(a: AttemptRef | undefined, p: FoldProgress | undefined): Promise<void> {
+    if (!a || !p) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt and progress are required');
+    for (const [field, v] of [['images_per_sec', p.imagesPerSec], ['loss', p.loss], ['eta_seconds', p.etaSeconds]] as const) {
+      if (!Number.isFinite(v) || v < 0) throw new CoordinatorError('INVALID_ARGUMENT', `progress.${field} must be a finite number >= 0, got ${v}`);
+    }
+    if (p.images > p.totalImages || p.epoch < 1) throw new CoordinatorError('INVALID_ARGUMENT', `progress must have epoch >= 1 and images <= total_images (epoch ${p.epoch}, ${p.images}/${p.totalImages})`);
+    await this.mutate(a.runId, `fold ${a.fold} progress`, (d) => {
+      const fold = this.checkToken(d, a);
+      const progress = { ...p, updatedAtMs: this.now() };
+      return { ...d, run: { ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? { ...x, progress } : x)) } };
     });
   }
 

@@ -221,6 +221,10 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       await c.reportEpoch(r.attempt, r.metrics);
       return {};
     }, observe),
+    reportProgress: unary('ReportProgress', 'worker', guard, async (r) => {
+      await c.reportProgress(r.attempt, r.progress);
+      return {};
+    }, observe),
     finishFold: unary('FinishFold', 'worker', guard, async (r) => {
       await c.finishFold(r);
       return {};

@@ -1,4 +1,7 @@
 import { FoldState, Run, RunState, type RunSpec } from '@cvc/proto';
+
+/** A run spec with every default filled in (what the coordinator stores and workers receive). */
+export type ResolvedSpec = RunSpec & { folds: number; epochs: number; batchSize: number; learningRate: number; seed: number };
 import { MODEL_NAMES } from '@cvc/model';
 import { validateSegment } from '@cvc/storage';
 import { CoordinatorError } from './errors.js';
@@ -17,6 +20,8 @@ export interface RunDoc {
 export const runKey = (id: string): string => `run.${id}`;
 
 export const FINAL_RUN_STATES: readonly RunState[] = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+/** States in which the run takes no more attempts or reports (final, or finishing). */
+export const ENDING_RUN_STATES: readonly RunState[] = [...FINAL_RUN_STATES, RunState.RUN_STATE_FINALIZING, RunState.RUN_STATE_CANCELLING];
 export const FINAL_FOLD_STATES: readonly FoldState[] = [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_FAILED, FoldState.FOLD_STATE_CANCELLED];
 
 /** Restores proto defaults after a JSON round trip. */
@@ -30,7 +35,7 @@ export function decodeDoc(doc: RunDoc): RunDoc {
 }
 
 /** Fills defaults and checks every field of a run spec; the error names the field. */
-export function resolveSpec(spec: RunSpec | undefined): RunSpec {
+export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
   if (!spec) throw new CoordinatorError('INVALID_ARGUMENT', 'spec is required');
   const bad = (field: string, msg: string): never => {
     throw new CoordinatorError('INVALID_ARGUMENT', `spec.${field}: ${msg}`);
@@ -53,5 +58,5 @@ export function resolveSpec(spec: RunSpec | undefined): RunSpec {
   if (!(learningRate > 0 && learningRate <= 1)) bad('learning_rate', `must be in (0, 1], got ${learningRate}`);
   const upsample = spec.upsample || 'nearest';
   if (upsample !== 'nearest' && upsample !== 'bilinear') bad('upsample', `must be nearest or bilinear, got '${upsample}'`);
-  return { ...spec, folds, epochs, batchSize, learningRate, upsample, seed: spec.seed || 42 };
+  return { ...spec, folds, epochs, batchSize, learningRate, upsample, seed: spec.seed ?? 42 };
 }

@@ -93,16 +93,16 @@ export class Worker {
       if (this.deps.failFold === fold) throw new CvcError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
       let trainer: FoldTrainer;
       if (start.resumeCheckpoint) {
-        trainer = await FoldTrainer.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, { epochs: spec.epochs });
+        trainer = await FoldTrainer.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, spec.epochs !== undefined ? { epochs: spec.epochs } : {});
         this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: start.resumeCheckpoint });
       } else {
         trainer = FoldTrainer.create({
           model: spec.model as 'seed-mnist',
-          epochs: spec.epochs,
-          batchSize: spec.batchSize,
-          learningRate: spec.learningRate,
+          ...(spec.epochs !== undefined ? { epochs: spec.epochs } : {}),
+          ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
+          ...(spec.learningRate !== undefined ? { learningRate: spec.learningRate } : {}),
           upsample: spec.upsample as 'nearest',
-          seed: spec.seed + fold,
+          seed: (spec.seed ?? 42) + fold,
         });
         this.logger.info('training fold', log);
       }

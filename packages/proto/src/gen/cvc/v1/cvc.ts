@@ -34,6 +34,16 @@ export enum RunState {
   RUN_STATE_SUCCEEDED = 3,
   RUN_STATE_FAILED = 4,
   RUN_STATE_CANCELLED = 5,
+  /**
+   * RUN_STATE_FINALIZING - Every fold has ended; the summary, encoder and report are being written
+   * (an idempotent step, repeated by a restarted coordinator).
+   */
+  RUN_STATE_FINALIZING = 6,
+  /**
+   * RUN_STATE_CANCELLING - A cancel was recorded; its clean-up is in progress (finished by a
+   * restarted coordinator if it was interrupted).
+   */
+  RUN_STATE_CANCELLING = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -57,6 +67,12 @@ export function runStateFromJSON(object: any): RunState {
     case 5:
     case "RUN_STATE_CANCELLED":
       return RunState.RUN_STATE_CANCELLED;
+    case 6:
+    case "RUN_STATE_FINALIZING":
+      return RunState.RUN_STATE_FINALIZING;
+    case 7:
+    case "RUN_STATE_CANCELLING":
+      return RunState.RUN_STATE_CANCELLING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -78,6 +94,10 @@ export function runStateToJSON(object: RunState): string {
       return "RUN_STATE_FAILED";
     case RunState.RUN_STATE_CANCELLED:
       return "RUN_STATE_CANCELLED";
+    case RunState.RUN_STATE_FINALIZING:
+      return "RUN_STATE_FINALIZING";
+    case RunState.RUN_STATE_CANCELLING:
+      return "RUN_STATE_CANCELLING";
     case RunState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -190,16 +210,31 @@ export interface RunSpec {
   dataset: string;
   /** "seed-mnist" or "seed-cifar". */
   model: string;
-  /** Number of folds (the dataset must have been imported with this K). */
-  folds: number;
+  /**
+   * The numeric fields are `optional`: unset takes the default, while a set
+   * value (0 included) is validated as given, so a seed of 0 can be chosen
+   * and a folds of 0, a NaN or a negative number is refused, never defaulted.
+   * Number of folds (default 5; the dataset must have been imported with this K).
+   */
+  folds?:
+    | number
+    | undefined;
   /** Epochs per fold (default 100). */
-  epochs: number;
+  epochs?:
+    | number
+    | undefined;
   /** Batch size (default 32). */
-  batchSize: number;
+  batchSize?:
+    | number
+    | undefined;
   /** Adam learning rate (default 1e-4). */
-  learningRate: number;
+  learningRate?:
+    | number
+    | undefined;
   /** Seed for initialisation and batch order (default 42). */
-  seed: number;
+  seed?:
+    | number
+    | undefined;
   /** "nearest" (default) or "bilinear". */
   upsample: string;
   /** A specific dataset version; empty: the newest import with `folds` folds. */
@@ -252,6 +287,28 @@ export interface FoldStatus {
   epochReports: number;
   /** The epoch the latest attempt resumed after (0: it started fresh). */
   resumedFromEpoch: number;
+  /**
+   * Progress inside the current epoch of the running attempt (absent when
+   * the fold is not running or has not reported yet).
+   */
+  progress?: FoldProgress | undefined;
+}
+
+/** Where a running attempt is inside its current epoch, reported every few seconds. */
+export interface FoldProgress {
+  /** The epoch in progress (1-based) and the epoch count of the fold. */
+  epoch: number;
+  epochs: number;
+  /** Training images done in this epoch, and the epoch's total. */
+  images: number;
+  totalImages: number;
+  imagesPerSec: number;
+  /** Mean training loss so far this epoch. */
+  loss: number;
+  /** Seconds until the fold's last epoch ends at the current pace. */
+  etaSeconds: number;
+  /** When the worker measured it (ms since the epoch, coordinator clock). */
+  updatedAtMs: number;
 }
 
 export interface MeanStd {
@@ -358,6 +415,11 @@ export interface ReportEpochRequest {
   metrics?: EpochMetrics | undefined;
 }
 
+export interface ReportProgressRequest {
+  attempt?: AttemptRef | undefined;
+  progress?: FoldProgress | undefined;
+}
+
 export interface FinishFoldRequest {
   attempt?: AttemptRef | undefined;
   bestEpoch: number;
@@ -403,11 +465,11 @@ function createBaseRunSpec(): RunSpec {
     name: "",
     dataset: "",
     model: "",
-    folds: 0,
-    epochs: 0,
-    batchSize: 0,
-    learningRate: 0,
-    seed: 0,
+    folds: undefined,
+    epochs: undefined,
+    batchSize: undefined,
+    learningRate: undefined,
+    seed: undefined,
     upsample: "",
     datasetVersion: "",
   };
@@ -424,20 +486,20 @@ export const RunSpec: MessageFns<RunSpec> = {
     if (message.model !== "") {
       writer.uint32(26).string(message.model);
     }
-    if (message.folds !== 0) {
-      writer.uint32(32).uint32(message.folds);
+    if (message.folds !== undefined) {
+      writer.uint32(32).int32(message.folds);
     }
-    if (message.epochs !== 0) {
-      writer.uint32(40).uint32(message.epochs);
+    if (message.epochs !== undefined) {
+      writer.uint32(40).int32(message.epochs);
     }
-    if (message.batchSize !== 0) {
-      writer.uint32(48).uint32(message.batchSize);
+    if (message.batchSize !== undefined) {
+      writer.uint32(48).int32(message.batchSize);
     }
-    if (message.learningRate !== 0) {
+    if (message.learningRate !== undefined) {
       writer.uint32(57).double(message.learningRate);
     }
-    if (message.seed !== 0) {
-      writer.uint32(64).uint32(message.seed);
+    if (message.seed !== undefined) {
+      writer.uint32(64).int32(message.seed);
     }
     if (message.upsample !== "") {
       writer.uint32(74).string(message.upsample);
@@ -490,7 +552,7 @@ export const RunSpec: MessageFns<RunSpec> = {
               break;
             }
 
-            message.folds = reader.uint32();
+            message.folds = reader.int32();
             continue;
           }
           case 5: {
@@ -498,7 +560,7 @@ export const RunSpec: MessageFns<RunSpec> = {
               break;
             }
 
-            message.epochs = reader.uint32();
+            message.epochs = reader.int32();
             continue;
           }
           case 6: {
@@ -506,7 +568,7 @@ export const RunSpec: MessageFns<RunSpec> = {
               break;
             }
 
-            message.batchSize = reader.uint32();
+            message.batchSize = reader.int32();
             continue;
           }
           case 7: {
@@ -522,7 +584,7 @@ export const RunSpec: MessageFns<RunSpec> = {
               break;
             }
 
-            message.seed = reader.uint32();
+            message.seed = reader.int32();
             continue;
           }
           case 9: {
@@ -558,19 +620,19 @@ export const RunSpec: MessageFns<RunSpec> = {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       dataset: isSet(object.dataset) ? globalThis.String(object.dataset) : "",
       model: isSet(object.model) ? globalThis.String(object.model) : "",
-      folds: isSet(object.folds) ? globalThis.Number(object.folds) : 0,
-      epochs: isSet(object.epochs) ? globalThis.Number(object.epochs) : 0,
+      folds: isSet(object.folds) ? globalThis.Number(object.folds) : undefined,
+      epochs: isSet(object.epochs) ? globalThis.Number(object.epochs) : undefined,
       batchSize: isSet(object.batchSize)
         ? globalThis.Number(object.batchSize)
         : isSet(object.batch_size)
         ? globalThis.Number(object.batch_size)
-        : 0,
+        : undefined,
       learningRate: isSet(object.learningRate)
         ? globalThis.Number(object.learningRate)
         : isSet(object.learning_rate)
         ? globalThis.Number(object.learning_rate)
-        : 0,
-      seed: isSet(object.seed) ? globalThis.Number(object.seed) : 0,
+        : undefined,
+      seed: isSet(object.seed) ? globalThis.Number(object.seed) : undefined,
       upsample: isSet(object.upsample) ? globalThis.String(object.upsample) : "",
       datasetVersion: isSet(object.datasetVersion)
         ? globalThis.String(object.datasetVersion)
@@ -582,34 +644,34 @@ export const RunSpec: MessageFns<RunSpec> = {
 
   toJSON(message: RunSpec): unknown {
     const obj: any = {};
-    if (message.name !== "") {
+    if (message.name !== undefined) {
       obj.name = message.name;
     }
-    if (message.dataset !== "") {
+    if (message.dataset !== undefined) {
       obj.dataset = message.dataset;
     }
-    if (message.model !== "") {
+    if (message.model !== undefined) {
       obj.model = message.model;
     }
-    if (message.folds !== 0) {
+    if (message.folds !== undefined) {
       obj.folds = Math.round(message.folds);
     }
-    if (message.epochs !== 0) {
+    if (message.epochs !== undefined) {
       obj.epochs = Math.round(message.epochs);
     }
-    if (message.batchSize !== 0) {
+    if (message.batchSize !== undefined) {
       obj.batchSize = Math.round(message.batchSize);
     }
-    if (message.learningRate !== 0) {
+    if (message.learningRate !== undefined) {
       obj.learningRate = floatToJson(message.learningRate);
     }
-    if (message.seed !== 0) {
+    if (message.seed !== undefined) {
       obj.seed = Math.round(message.seed);
     }
-    if (message.upsample !== "") {
+    if (message.upsample !== undefined) {
       obj.upsample = message.upsample;
     }
-    if (message.datasetVersion !== "") {
+    if (message.datasetVersion !== undefined) {
       obj.datasetVersion = message.datasetVersion;
     }
     return obj;
@@ -623,11 +685,11 @@ export const RunSpec: MessageFns<RunSpec> = {
     message.name = object.name ?? "";
     message.dataset = object.dataset ?? "";
     message.model = object.model ?? "";
-    message.folds = object.folds ?? 0;
-    message.epochs = object.epochs ?? 0;
-    message.batchSize = object.batchSize ?? 0;
-    message.learningRate = object.learningRate ?? 0;
-    message.seed = object.seed ?? 0;
+    message.folds = object.folds ?? undefined;
+    message.epochs = object.epochs ?? undefined;
+    message.batchSize = object.batchSize ?? undefined;
+    message.learningRate = object.learningRate ?? undefined;
+    message.seed = object.seed ?? undefined;
     message.upsample = object.upsample ?? "";
     message.datasetVersion = object.datasetVersion ?? "";
     return message;
@@ -775,25 +837,25 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
 
   toJSON(message: EpochMetrics): unknown {
     const obj: any = {};
-    if (message.epoch !== 0) {
+    if (message.epoch !== undefined) {
       obj.epoch = Math.round(message.epoch);
     }
-    if (message.loss !== 0) {
+    if (message.loss !== undefined) {
       obj.loss = floatToJson(message.loss);
     }
-    if (message.valLoss !== 0) {
+    if (message.valLoss !== undefined) {
       obj.valLoss = floatToJson(message.valLoss);
     }
-    if (message.valMse !== 0) {
+    if (message.valMse !== undefined) {
       obj.valMse = floatToJson(message.valMse);
     }
     if (message.valCosine !== undefined) {
       obj.valCosine = floatToJson(message.valCosine);
     }
-    if (message.seconds !== 0) {
+    if (message.seconds !== undefined) {
       obj.seconds = floatToJson(message.seconds);
     }
-    if (message.imagesPerSec !== 0) {
+    if (message.imagesPerSec !== undefined) {
       obj.imagesPerSec = floatToJson(message.imagesPerSec);
     }
     return obj;
@@ -904,16 +966,16 @@ export const EvalMetrics: MessageFns<EvalMetrics> = {
 
   toJSON(message: EvalMetrics): unknown {
     const obj: any = {};
-    if (message.loss !== 0) {
+    if (message.loss !== undefined) {
       obj.loss = floatToJson(message.loss);
     }
-    if (message.mse !== 0) {
+    if (message.mse !== undefined) {
       obj.mse = floatToJson(message.mse);
     }
     if (message.cosine !== undefined) {
       obj.cosine = floatToJson(message.cosine);
     }
-    if (message.count !== 0) {
+    if (message.count !== undefined) {
       obj.count = Math.round(message.count);
     }
     return obj;
@@ -949,6 +1011,7 @@ function createBaseFoldStatus(): FoldStatus {
     bestCheckpoint: "",
     epochReports: 0,
     resumedFromEpoch: 0,
+    progress: undefined,
   };
 }
 
@@ -998,6 +1061,9 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     }
     if (message.resumedFromEpoch !== 0) {
       writer.uint32(120).uint32(message.resumedFromEpoch);
+    }
+    if (message.progress !== undefined) {
+      FoldProgress.encode(message.progress, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -1135,6 +1201,14 @@ export const FoldStatus: MessageFns<FoldStatus> = {
             message.resumedFromEpoch = reader.uint32();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.progress = FoldProgress.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1190,27 +1264,28 @@ export const FoldStatus: MessageFns<FoldStatus> = {
         : isSet(object.resumed_from_epoch)
         ? globalThis.Number(object.resumed_from_epoch)
         : 0,
+      progress: isSet(object.progress) ? FoldProgress.fromJSON(object.progress) : undefined,
     };
   },
 
   toJSON(message: FoldStatus): unknown {
     const obj: any = {};
-    if (message.fold !== 0) {
+    if (message.fold !== undefined) {
       obj.fold = Math.round(message.fold);
     }
-    if (message.state !== 0) {
+    if (message.state !== undefined) {
       obj.state = foldStateToJSON(message.state);
     }
-    if (message.attempts !== 0) {
+    if (message.attempts !== undefined) {
       obj.attempts = Math.round(message.attempts);
     }
-    if (message.worker !== "") {
+    if (message.worker !== undefined) {
       obj.worker = message.worker;
     }
     if (message.history?.length) {
       obj.history = message.history.map((e) => EpochMetrics.toJSON(e));
     }
-    if (message.bestEpoch !== 0) {
+    if (message.bestEpoch !== undefined) {
       obj.bestEpoch = Math.round(message.bestEpoch);
     }
     if (message.train !== undefined) {
@@ -1222,23 +1297,26 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     if (message.test !== undefined) {
       obj.test = EvalMetrics.toJSON(message.test);
     }
-    if (message.error !== "") {
+    if (message.error !== undefined) {
       obj.error = message.error;
     }
-    if (message.lastCheckpoint !== "") {
+    if (message.lastCheckpoint !== undefined) {
       obj.lastCheckpoint = message.lastCheckpoint;
     }
-    if (message.lastCheckpointEpoch !== 0) {
+    if (message.lastCheckpointEpoch !== undefined) {
       obj.lastCheckpointEpoch = Math.round(message.lastCheckpointEpoch);
     }
-    if (message.bestCheckpoint !== "") {
+    if (message.bestCheckpoint !== undefined) {
       obj.bestCheckpoint = message.bestCheckpoint;
     }
-    if (message.epochReports !== 0) {
+    if (message.epochReports !== undefined) {
       obj.epochReports = Math.round(message.epochReports);
     }
-    if (message.resumedFromEpoch !== 0) {
+    if (message.resumedFromEpoch !== undefined) {
       obj.resumedFromEpoch = Math.round(message.resumedFromEpoch);
+    }
+    if (message.progress !== undefined) {
+      obj.progress = FoldProgress.toJSON(message.progress);
     }
     return obj;
   },
@@ -1267,6 +1345,206 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     message.bestCheckpoint = object.bestCheckpoint ?? "";
     message.epochReports = object.epochReports ?? 0;
     message.resumedFromEpoch = object.resumedFromEpoch ?? 0;
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? FoldProgress.fromPartial(object.progress)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFoldProgress(): FoldProgress {
+  return { epoch: 0, epochs: 0, images: 0, totalImages: 0, imagesPerSec: 0, loss: 0, etaSeconds: 0, updatedAtMs: 0 };
+}
+
+export const FoldProgress: MessageFns<FoldProgress> = {
+  encode(message: FoldProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.epoch !== 0) {
+      writer.uint32(8).uint32(message.epoch);
+    }
+    if (message.epochs !== 0) {
+      writer.uint32(16).uint32(message.epochs);
+    }
+    if (message.images !== 0) {
+      writer.uint32(24).uint32(message.images);
+    }
+    if (message.totalImages !== 0) {
+      writer.uint32(32).uint32(message.totalImages);
+    }
+    if (message.imagesPerSec !== 0) {
+      writer.uint32(41).double(message.imagesPerSec);
+    }
+    if (message.loss !== 0) {
+      writer.uint32(49).double(message.loss);
+    }
+    if (message.etaSeconds !== 0) {
+      writer.uint32(57).double(message.etaSeconds);
+    }
+    if (message.updatedAtMs !== 0) {
+      writer.uint32(64).int64(message.updatedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FoldProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFoldProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epochs = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.images = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.totalImages = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.imagesPerSec = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.loss = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.etaSeconds = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.updatedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FoldProgress {
+    return {
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      epochs: isSet(object.epochs) ? globalThis.Number(object.epochs) : 0,
+      images: isSet(object.images) ? globalThis.Number(object.images) : 0,
+      totalImages: isSet(object.totalImages)
+        ? globalThis.Number(object.totalImages)
+        : isSet(object.total_images)
+        ? globalThis.Number(object.total_images)
+        : 0,
+      imagesPerSec: isSet(object.imagesPerSec)
+        ? globalThis.Number(object.imagesPerSec)
+        : isSet(object.images_per_sec)
+        ? globalThis.Number(object.images_per_sec)
+        : 0,
+      loss: isSet(object.loss) ? globalThis.Number(object.loss) : 0,
+      etaSeconds: isSet(object.etaSeconds)
+        ? globalThis.Number(object.etaSeconds)
+        : isSet(object.eta_seconds)
+        ? globalThis.Number(object.eta_seconds)
+        : 0,
+      updatedAtMs: isSet(object.updatedAtMs)
+        ? globalThis.Number(object.updatedAtMs)
+        : isSet(object.updated_at_ms)
+        ? globalThis.Number(object.updated_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: FoldProgress): unknown {
+    const obj: any = {};
+    if (message.epoch !== undefined) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.epochs !== undefined) {
+      obj.epochs = Math.round(message.epochs);
+    }
+    if (message.images !== undefined) {
+      obj.images = Math.round(message.images);
+    }
+    if (message.totalImages !== undefined) {
+      obj.totalImages = Math.round(message.totalImages);
+    }
+    if (message.imagesPerSec !== undefined) {
+      obj.imagesPerSec = floatToJson(message.imagesPerSec);
+    }
+    if (message.loss !== undefined) {
+      obj.loss = floatToJson(message.loss);
+    }
+    if (message.etaSeconds !== undefined) {
+      obj.etaSeconds = floatToJson(message.etaSeconds);
+    }
+    if (message.updatedAtMs !== undefined) {
+      obj.updatedAtMs = Math.round(message.updatedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FoldProgress>, I>>(base?: I): FoldProgress {
+    return FoldProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FoldProgress>, I>>(object: I): FoldProgress {
+    const message = createBaseFoldProgress();
+    message.epoch = object.epoch ?? 0;
+    message.epochs = object.epochs ?? 0;
+    message.images = object.images ?? 0;
+    message.totalImages = object.totalImages ?? 0;
+    message.imagesPerSec = object.imagesPerSec ?? 0;
+    message.loss = object.loss ?? 0;
+    message.etaSeconds = object.etaSeconds ?? 0;
+    message.updatedAtMs = object.updatedAtMs ?? 0;
     return message;
   },
 };
@@ -1336,10 +1614,10 @@ export const MeanStd: MessageFns<MeanStd> = {
 
   toJSON(message: MeanStd): unknown {
     const obj: any = {};
-    if (message.mean !== 0) {
+    if (message.mean !== undefined) {
       obj.mean = floatToJson(message.mean);
     }
-    if (message.std !== 0) {
+    if (message.std !== undefined) {
       obj.std = floatToJson(message.std);
     }
     return obj;
@@ -1482,10 +1760,10 @@ export const RunSummary: MessageFns<RunSummary> = {
     if (message.testLoss !== undefined) {
       obj.testLoss = MeanStd.toJSON(message.testLoss);
     }
-    if (message.bestFold !== 0) {
+    if (message.bestFold !== undefined) {
       obj.bestFold = Math.round(message.bestFold);
     }
-    if (message.encoder !== "") {
+    if (message.encoder !== undefined) {
       obj.encoder = message.encoder;
     }
     return obj;
@@ -1682,31 +1960,31 @@ export const Run: MessageFns<Run> = {
 
   toJSON(message: Run): unknown {
     const obj: any = {};
-    if (message.id !== "") {
+    if (message.id !== undefined) {
       obj.id = message.id;
     }
     if (message.spec !== undefined) {
       obj.spec = RunSpec.toJSON(message.spec);
     }
-    if (message.state !== 0) {
+    if (message.state !== undefined) {
       obj.state = runStateToJSON(message.state);
     }
     if (message.folds?.length) {
       obj.folds = message.folds.map((e) => FoldStatus.toJSON(e));
     }
-    if (message.datasetVersion !== "") {
+    if (message.datasetVersion !== undefined) {
       obj.datasetVersion = message.datasetVersion;
     }
-    if (message.createdAtMs !== 0) {
+    if (message.createdAtMs !== undefined) {
       obj.createdAtMs = Math.round(message.createdAtMs);
     }
-    if (message.updatedAtMs !== 0) {
+    if (message.updatedAtMs !== undefined) {
       obj.updatedAtMs = Math.round(message.updatedAtMs);
     }
     if (message.summary !== undefined) {
       obj.summary = RunSummary.toJSON(message.summary);
     }
-    if (message.error !== "") {
+    if (message.error !== undefined) {
       obj.error = message.error;
     }
     return obj;
@@ -1856,7 +2134,7 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
 
   toJSON(message: GetRunRequest): unknown {
     const obj: any = {};
-    if (message.runId !== "") {
+    if (message.runId !== undefined) {
       obj.runId = message.runId;
     }
     return obj;
@@ -2048,7 +2326,7 @@ export const CancelRunRequest: MessageFns<CancelRunRequest> = {
 
   toJSON(message: CancelRunRequest): unknown {
     const obj: any = {};
-    if (message.runId !== "") {
+    if (message.runId !== undefined) {
       obj.runId = message.runId;
     }
     return obj;
@@ -2121,7 +2399,7 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
 
   toJSON(message: WatchRunRequest): unknown {
     const obj: any = {};
-    if (message.runId !== "") {
+    if (message.runId !== undefined) {
       obj.runId = message.runId;
     }
     return obj;
@@ -2205,7 +2483,7 @@ export const RunEvent: MessageFns<RunEvent> = {
     if (message.run !== undefined) {
       obj.run = Run.toJSON(message.run);
     }
-    if (message.reason !== "") {
+    if (message.reason !== undefined) {
       obj.reason = message.reason;
     }
     return obj;
@@ -2291,10 +2569,10 @@ export const DownloadRequest: MessageFns<DownloadRequest> = {
 
   toJSON(message: DownloadRequest): unknown {
     const obj: any = {};
-    if (message.runId !== "") {
+    if (message.runId !== undefined) {
       obj.runId = message.runId;
     }
-    if (message.fold !== 0) {
+    if (message.fold !== undefined) {
       obj.fold = Math.round(message.fold);
     }
     return obj;
@@ -2388,13 +2666,13 @@ export const Chunk: MessageFns<Chunk> = {
 
   toJSON(message: Chunk): unknown {
     const obj: any = {};
-    if (message.data.length !== 0) {
+    if (message.data !== undefined) {
       obj.data = base64FromBytes(message.data);
     }
-    if (message.sha256 !== "") {
+    if (message.sha256 !== undefined) {
       obj.sha256 = message.sha256;
     }
-    if (message.size !== 0) {
+    if (message.size !== undefined) {
       obj.size = Math.round(message.size);
     }
     return obj;
@@ -2493,13 +2771,13 @@ export const AttemptRef: MessageFns<AttemptRef> = {
 
   toJSON(message: AttemptRef): unknown {
     const obj: any = {};
-    if (message.runId !== "") {
+    if (message.runId !== undefined) {
       obj.runId = message.runId;
     }
-    if (message.fold !== 0) {
+    if (message.fold !== undefined) {
       obj.fold = Math.round(message.fold);
     }
-    if (message.token !== "") {
+    if (message.token !== undefined) {
       obj.token = message.token;
     }
     return obj;
@@ -2610,16 +2888,16 @@ export const StartAttemptRequest: MessageFns<StartAttemptRequest> = {
 
   toJSON(message: StartAttemptRequest): unknown {
     const obj: any = {};
-    if (message.runId !== "") {
+    if (message.runId !== undefined) {
       obj.runId = message.runId;
     }
-    if (message.fold !== 0) {
+    if (message.fold !== undefined) {
       obj.fold = Math.round(message.fold);
     }
-    if (message.worker !== "") {
+    if (message.worker !== undefined) {
       obj.worker = message.worker;
     }
-    if (message.delivery !== 0) {
+    if (message.delivery !== undefined) {
       obj.delivery = Math.round(message.delivery);
     }
     return obj;
@@ -2779,25 +3057,25 @@ export const StartAttemptResponse: MessageFns<StartAttemptResponse> = {
 
   toJSON(message: StartAttemptResponse): unknown {
     const obj: any = {};
-    if (message.proceed !== false) {
+    if (message.proceed !== undefined) {
       obj.proceed = message.proceed;
     }
-    if (message.token !== "") {
+    if (message.token !== undefined) {
       obj.token = message.token;
     }
     if (message.spec !== undefined) {
       obj.spec = RunSpec.toJSON(message.spec);
     }
-    if (message.datasetVersion !== "") {
+    if (message.datasetVersion !== undefined) {
       obj.datasetVersion = message.datasetVersion;
     }
-    if (message.manifest !== "") {
+    if (message.manifest !== undefined) {
       obj.manifest = message.manifest;
     }
-    if (message.resumeCheckpoint !== "") {
+    if (message.resumeCheckpoint !== undefined) {
       obj.resumeCheckpoint = message.resumeCheckpoint;
     }
-    if (message.reason !== "") {
+    if (message.reason !== undefined) {
       obj.reason = message.reason;
     }
     return obj;
@@ -2903,6 +3181,95 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
       : undefined;
     message.metrics = (object.metrics !== undefined && object.metrics !== null)
       ? EpochMetrics.fromPartial(object.metrics)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReportProgressRequest(): ReportProgressRequest {
+  return { attempt: undefined, progress: undefined };
+}
+
+export const ReportProgressRequest: MessageFns<ReportProgressRequest> = {
+  encode(message: ReportProgressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.attempt !== undefined) {
+      AttemptRef.encode(message.attempt, writer.uint32(10).fork()).join();
+    }
+    if (message.progress !== undefined) {
+      FoldProgress.encode(message.progress, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportProgressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportProgressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.attempt = AttemptRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.progress = FoldProgress.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportProgressRequest {
+    return {
+      attempt: isSet(object.attempt) ? AttemptRef.fromJSON(object.attempt) : undefined,
+      progress: isSet(object.progress) ? FoldProgress.fromJSON(object.progress) : undefined,
+    };
+  },
+
+  toJSON(message: ReportProgressRequest): unknown {
+    const obj: any = {};
+    if (message.attempt !== undefined) {
+      obj.attempt = AttemptRef.toJSON(message.attempt);
+    }
+    if (message.progress !== undefined) {
+      obj.progress = FoldProgress.toJSON(message.progress);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportProgressRequest>, I>>(base?: I): ReportProgressRequest {
+    return ReportProgressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportProgressRequest>, I>>(object: I): ReportProgressRequest {
+    const message = createBaseReportProgressRequest();
+    message.attempt = (object.attempt !== undefined && object.attempt !== null)
+      ? AttemptRef.fromPartial(object.attempt)
+      : undefined;
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? FoldProgress.fromPartial(object.progress)
       : undefined;
     return message;
   },
@@ -3016,7 +3383,7 @@ export const FinishFoldRequest: MessageFns<FinishFoldRequest> = {
     if (message.attempt !== undefined) {
       obj.attempt = AttemptRef.toJSON(message.attempt);
     }
-    if (message.bestEpoch !== 0) {
+    if (message.bestEpoch !== undefined) {
       obj.bestEpoch = Math.round(message.bestEpoch);
     }
     if (message.train !== undefined) {
@@ -3131,10 +3498,10 @@ export const FailFoldRequest: MessageFns<FailFoldRequest> = {
     if (message.attempt !== undefined) {
       obj.attempt = AttemptRef.toJSON(message.attempt);
     }
-    if (message.error !== "") {
+    if (message.error !== undefined) {
       obj.error = message.error;
     }
-    if (message.final !== false) {
+    if (message.final !== undefined) {
       obj.final = message.final;
     }
     return obj;
@@ -3286,10 +3653,10 @@ export const CheckpointChunk: MessageFns<CheckpointChunk> = {
     if (message.header !== undefined) {
       obj.header = CheckpointChunk_Header.toJSON(message.header);
     }
-    if (message.data.length !== 0) {
+    if (message.data !== undefined) {
       obj.data = base64FromBytes(message.data);
     }
-    if (message.sha256 !== "") {
+    if (message.sha256 !== undefined) {
       obj.sha256 = message.sha256;
     }
     return obj;
@@ -3401,13 +3768,13 @@ export const CheckpointChunk_Header: MessageFns<CheckpointChunk_Header> = {
     if (message.attempt !== undefined) {
       obj.attempt = AttemptRef.toJSON(message.attempt);
     }
-    if (message.epoch !== 0) {
+    if (message.epoch !== undefined) {
       obj.epoch = Math.round(message.epoch);
     }
-    if (message.kind !== 0) {
+    if (message.kind !== undefined) {
       obj.kind = checkpointKindToJSON(message.kind);
     }
-    if (message.size !== 0) {
+    if (message.size !== undefined) {
       obj.size = Math.round(message.size);
     }
     return obj;
@@ -3493,10 +3860,10 @@ export const UploadCheckpointResponse: MessageFns<UploadCheckpointResponse> = {
 
   toJSON(message: UploadCheckpointResponse): unknown {
     const obj: any = {};
-    if (message.key !== "") {
+    if (message.key !== undefined) {
       obj.key = message.key;
     }
-    if (message.size !== 0) {
+    if (message.size !== undefined) {
       obj.size = Math.round(message.size);
     }
     return obj;
@@ -3676,6 +4043,17 @@ export const WorkerServiceService = {
     responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
     responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
   },
+  /** Progress inside an epoch; the latest is kept in the fold's status (not history). */
+  reportProgress: {
+    path: "/cvc.v1.WorkerService/ReportProgress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportProgressRequest): Buffer =>
+      Buffer.from(ReportProgressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportProgressRequest => ReportProgressRequest.decode(value),
+    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+  },
   finishFold: {
     path: "/cvc.v1.WorkerService/FinishFold" as const,
     requestStream: false as const,
@@ -3709,6 +4087,8 @@ export const WorkerServiceService = {
 export interface WorkerServiceServer extends UntypedServiceImplementation {
   startAttempt: handleUnaryCall<StartAttemptRequest, StartAttemptResponse>;
   reportEpoch: handleUnaryCall<ReportEpochRequest, Ack>;
+  /** Progress inside an epoch; the latest is kept in the fold's status (not history). */
+  reportProgress: handleUnaryCall<ReportProgressRequest, Ack>;
   finishFold: handleUnaryCall<FinishFoldRequest, Ack>;
   failFold: handleUnaryCall<FailFoldRequest, Ack>;
   uploadCheckpoint: handleClientStreamingCall<CheckpointChunk, UploadCheckpointResponse>;
@@ -3741,6 +4121,22 @@ export interface WorkerServiceClient extends Client {
   ): ClientUnaryCall;
   reportEpoch(
     request: ReportEpochRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  /** Progress inside an epoch; the latest is kept in the fold's status (not history). */
+  reportProgress(
+    request: ReportProgressRequest,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  reportProgress(
+    request: ReportProgressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  reportProgress(
+    request: ReportProgressRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Ack) => void,
