@@ -20,6 +20,12 @@ export const coordinatorConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).e
   CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   CVC_METRICS_HOST: z.string().default('0.0.0.0'),
   CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /**
+   * Test-only fault injection: hold each run's artifact export this long
+   * (ms) after logging "finalising run", so an e2e test can kill the
+   * coordinator inside finalisation. 0 (the default): no hold.
+   */
+  CVC_FAULT_HOLD_FINALIZE_MS: z.coerce.number().int().min(0).max(3_600_000).default(0),
 });
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 

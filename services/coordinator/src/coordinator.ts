@@ -1,14 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createRng, CvcError, meanStd, permutation, silentLogger, type Logger } from '@cvc/core';
-import { decodeShard, parseManifest, selectImages, type ImageSet } from '@cvc/data';
-import { imageGrid, lossCurves } from '@cvc/report';
-import { tf } from '@cvc/tfjs-runtime';
-import { FoldState, Run, RunState, CheckpointKind, type RunSummary, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
-import { batchTensor, FoldTrainer, MODEL_SHAPES, type ModelName } from '@cvc/model';
+import { CvcError, describeError, meanStd, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
+import { FoldState, Run, RunState, CheckpointKind, type FoldStatus, type RunSummary, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import { MODEL_SHAPES, type ModelName } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
-import type { DocStore, FoldTask, TaskQueue } from '@cvc/messaging';
+import { isNatsUnavailable, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
-import { decodeDoc, FINAL_FOLD_STATES, FINAL_RUN_STATES, resolveSpec, runKey, type RunDoc } from './run-doc.js';
+import type { ArtifactExporter } from './export-artifacts.js';
+import { decodeDoc, ENDING_RUN_STATES, FINAL_FOLD_STATES, FINAL_RUN_STATES, resolveSpec, runKey, type RunDoc } from './run-doc.js';
 
 export interface CoordinatorDeps {
   readonly store: ObjectStore;
@@ -21,6 +19,61 @@ export interface CoordinatorDeps {
   readonly maxCheckpointBytes?: number;
   /** Told about every state change and event (metrics). */
   readonly observer?: CoordinatorObserver;
+  /**
+   * Writes a finished run's encoder and report (default: the real export,
+   * which builds the model with TensorFlow.js; loaded only when first used).
+   */
+  readonly exportArtifacts?: ArtifactExporter;
+  /** Backoff between tries of a finalisation or cancel clean-up that failed transiently (ms; default 1000 doubling to 30 000, with jitter). */
+  readonly finalizeRetry?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+/** The real export, imported on first use so the coordinator's logic loads without TensorFlow.js. */
+const realExport: ArtifactExporter = async (input) => (await import('./export-artifacts.js')).exportRunArtifacts(input);
+
+/** Failures worth another try: object storage or NATS unreachable. Anything else will fail the same way again. */
+function isTransient(err: unknown): boolean {
+  return (err instanceof StorageError && err.code === 'S3_ERROR') || isNatsUnavailable(err);
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The folds that succeeded with validation metrics, and the one with the lowest validation loss. */
+function succeededFolds(run: Run): { ok: FoldStatus[]; best: FoldStatus | undefined } {
+  const ok = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.val);
+  const best = ok.length === 0 ? undefined : ok.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b));
+  return { ok, best };
+}
+
+/** Mean and std of the succeeded folds' losses. */
+function summarize(ok: readonly FoldStatus[], best: FoldStatus, encoder: string): RunSummary {
+  const ms = (pick: (f: FoldStatus) => number): { mean: number; std: number } => {
+    const m = meanStd(ok.map(pick));
+    return { mean: m.mean, std: m.std };
+  };
+  return { trainLoss: ms((f) => f.train?.loss ?? NaN), valLoss: ms((f) => f.val?.loss ?? NaN), testLoss: ms((f) => f.test?.loss ?? NaN), bestFold: best.fold, encoder };
+}
+
+/** A fold left RUNNING: it has no progress inside an epoch any more. */
+function endAttempt(f: FoldStatus, state: FoldState, extra: Partial<FoldStatus> = {}): FoldStatus {
+  return { ...f, ...extra, state, progress: undefined };
+}
+
+/** Once every fold has ended, a run that was training moves to FINALIZING (in the same update that ended its last fold). */
+function finalizingIfDone(run: Run): Run {
+  if (ENDING_RUN_STATES.includes(run.state) || !run.folds.every((f) => FINAL_FOLD_STATES.includes(f.state))) return run;
+  return { ...run, state: RunState.RUN_STATE_FINALIZING };
 }
 
 /** Hooks for metrics; every method is optional. */
@@ -36,6 +89,12 @@ export interface CoordinatorObserver {
  * fold, takes workers' attempts, reports and checkpoints, and finalises a
  * run (summary and the best fold's encoder) once every fold has ended. All
  * state lives in the KV bucket and object storage, so a restart loses nothing.
+ *
+ * A run ends in two steps: the update that ends its last fold (or a cancel)
+ * records FINALIZING (or CANCELLING); then an idempotent step in the
+ * background writes the artifacts and records the final state. `recover()`
+ * repeats that step, on start, for every run a previous coordinator left
+ * half-ended.
  */
 export class Coordinator {
   private readonly store: ObjectStore;
@@ -46,6 +105,12 @@ export class Coordinator {
   private readonly now: () => number;
   readonly maxCheckpointBytes: number;
   private readonly observer: CoordinatorObserver;
+  private readonly exportArtifacts: ArtifactExporter;
+  private readonly retry: { readonly initialMs: number; readonly maxMs: number };
+  /** Finalisations and cancel clean-ups in progress, by run id. */
+  private readonly background = new Map<string, Promise<void>>();
+  /** Aborted by close(): background work stops (a restarted coordinator resumes it). */
+  private readonly shutdown = new AbortController();
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -56,6 +121,8 @@ export class Coordinator {
     this.now = deps.now ?? Date.now;
     this.maxCheckpointBytes = deps.maxCheckpointBytes ?? 512 * 1024 * 1024;
     this.observer = deps.observer ?? {};
+    this.exportArtifacts = deps.exportArtifacts ?? realExport;
+    this.retry = deps.finalizeRetry ?? { initialMs: 1000, maxMs: 30_000 };
   }
 
   private checkRunId(runId: string): void {
@@ -138,19 +205,55 @@ export class Coordinator {
     return out.sort((a, b) => b.createdAtMs - a.createdAtMs);
   }
 
+  /**
+   * Cancels a run: unfinished folds become CANCELLED and their tokens are
+   * cleared (their workers stop at their next call) in one update to
+   * CANCELLING; then the clean-up records the cancelled run. Returns the run
+   * CANCELLED, or CANCELLING when the clean-up must be retried (it goes on in
+   * the background). A run that has ended, or is finalising, is left as it is.
+   */
   async cancelRun(runId: string): Promise<Run> {
-    const doc = await this.mutate(runId, 'cancelled', (d) => {
-      if (FINAL_RUN_STATES.includes(d.run.state)) return d;
+    const doc = await this.mutate(runId, 'cancelling', (d) => {
+      if (ENDING_RUN_STATES.includes(d.run.state)) return d;
       return {
+        ...d,
         tokens: d.tokens.map(() => ''),
         run: {
           ...d.run,
-          state: RunState.RUN_STATE_CANCELLED,
-          folds: d.run.folds.map((f) => (FINAL_FOLD_STATES.includes(f.state) ? f : { ...f, state: FoldState.FOLD_STATE_CANCELLED })),
+          state: RunState.RUN_STATE_CANCELLING,
+          folds: d.run.folds.map((f) => (FINAL_FOLD_STATES.includes(f.state) ? f : endAttempt(f, FoldState.FOLD_STATE_CANCELLED))),
         },
       };
     });
-    return doc.run;
+    if (doc.run.state !== RunState.RUN_STATE_CANCELLING) return doc.run;
+    try {
+      return await this.completeCancel(runId);
+    } catch (err) {
+      this.logger.warn('cancel clean-up failed; retrying in the background', { run: runId, error: describeError(err) });
+      this.schedule(runId, 'cancel');
+      return doc.run;
+    }
+  }
+
+  /**
+   * The clean-up of a cancel, idempotent: does nothing unless the run is
+   * CANCELLING; writes runs/RUN/summary.json (the cancelled run, its finished
+   * folds and, when some succeeded, their mean losses), then records
+   * CANCELLED. Nothing is deleted: the finished folds' checkpoints stay
+   * downloadable.
+   */
+  async completeCancel(runId: string): Promise<Run> {
+    const run = (await this.load(runId)).run;
+    if (run.state !== RunState.RUN_STATE_CANCELLING) return run;
+    const { ok, best } = succeededFolds(run);
+    const summary = best ? summarize(ok, best, '') : undefined;
+    const final: Run = { ...run, state: RunState.RUN_STATE_CANCELLED, ...(summary ? { summary } : {}) };
+    await this.writeSummary(final);
+    const done = await this.mutate(runId, 'cancelled', (d) =>
+      d.run.state !== RunState.RUN_STATE_CANCELLING ? d : { ...d, run: { ...d.run, state: RunState.RUN_STATE_CANCELLED, ...(summary ? { summary } : {}) } },
+    );
+    this.logger.info('run cancelled', { run: runId, finishedFolds: run.folds.filter((f) => f.state !== FoldState.FOLD_STATE_CANCELLED).map((f) => f.fold) });
+    return done.run;
   }
 
   /** Sends the run now and after every change until it ends or `signal` aborts. */
@@ -184,11 +287,19 @@ export class Coordinator {
     const f = cur.run.folds[req.fold];
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${req.runId} has no fold ${req.fold}`);
     const skip = (reason: string): StartAttemptResponse => ({ proceed: false, token: '', datasetVersion: '', manifest: '', resumeCheckpoint: '', reason });
-    if (FINAL_RUN_STATES.includes(cur.run.state)) return skip(`run is ${RunState[cur.run.state]}`);
-    if (FINAL_FOLD_STATES.includes(f.state)) return skip(`fold ${req.fold} is ${FoldState[f.state]}`);
+    const refusal = (run: Run, fold: FoldStatus): string | undefined => {
+      if (ENDING_RUN_STATES.includes(run.state)) return `run is ${RunState[run.state]}`;
+      if (FINAL_FOLD_STATES.includes(fold.state)) return `fold ${req.fold} is ${FoldState[fold.state]}`;
+      return undefined;
+    };
+    const early = refusal(cur.run, f);
+    if (early) return skip(early);
     const token = randomUUID();
     if (req.delivery > 1) this.observer.redelivery?.();
     const doc = await this.mutate(req.runId, `fold ${req.fold} started`, (d) => {
+      // The run may have ended (a cancel, say) since it was read: then this attempt is not started.
+      const now = d.run.folds[req.fold];
+      if (!now || refusal(d.run, now)) return d;
       const tokens = [...d.tokens];
       tokens[req.fold] = token;
       return {
@@ -203,6 +314,7 @@ export class Coordinator {
       };
     });
     const fold = doc.run.folds[req.fold];
+    if (doc.tokens[req.fold] !== token) return skip(fold ? (refusal(doc.run, fold) ?? 'another attempt owns this fold') : `run ${req.runId} has no fold ${req.fold}`);
     // Runs submitted before the manifest was kept in the run document look it up in the catalog.
     const manifest = doc.manifest ?? (await this.catalog.find(doc.run.spec?.dataset ?? '', { folds: doc.run.folds.length, version: doc.run.datasetVersion })).manifest;
     this.logger.info('attempt started', { run: req.runId, fold: req.fold, worker: req.worker, delivery: req.delivery, resume: fold?.lastCheckpointEpoch ?? 0 });
@@ -214,7 +326,7 @@ export class Coordinator {
     if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
     const f = doc.run.folds[a.fold];
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${a.runId} has no fold ${a.fold}`);
-    if (doc.run.state === RunState.RUN_STATE_CANCELLED) throw new CoordinatorError('CANCELLED', `run ${a.runId} was cancelled`);
+    if (doc.run.state === RunState.RUN_STATE_CANCELLED || doc.run.state === RunState.RUN_STATE_CANCELLING) throw new CoordinatorError('CANCELLED', `run ${a.runId} was cancelled`);
     if (!a.token || doc.tokens[a.fold] !== a.token) {
       throw new CoordinatorError('FAILED_PRECONDITION', `stale attempt token for run ${a.runId} fold ${a.fold}: another attempt owns this fold`);
     }
@@ -315,6 +427,7 @@ export class Coordinator {
     return { key, size: put.bytes };
   }
 
+  /** Records a fold's result; when it was the last fold, the run becomes FINALIZING in the same update and is finalised in the background. */
   async finishFold(req: FinishFoldRequest): Promise<void> {
     const a = req.attempt;
     if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
@@ -322,19 +435,13 @@ export class Coordinator {
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
       tokens[fold] = '';
-      return {
-        tokens,
-        run: {
-          ...d.run,
-          folds: d.run.folds.map((x) =>
-            x.fold === fold ? { ...x, state: FoldState.FOLD_STATE_SUCCEEDED, bestEpoch: req.bestEpoch, ...(req.train ? { train: req.train } : {}), ...(req.val ? { val: req.val } : {}), ...(req.test ? { test: req.test } : {}) } : x,
-          ),
-        },
-      };
+      const result = { bestEpoch: req.bestEpoch, ...(req.train ? { train: req.train } : {}), ...(req.val ? { val: req.val } : {}), ...(req.test ? { test: req.test } : {}) };
+      return { ...d, tokens, run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, FoldState.FOLD_STATE_SUCCEEDED, result) : x)) }) };
     });
-    await this.maybeFinalize(doc);
+    this.finalizeIfReady(doc);
   }
 
+  /** Records a failed attempt: the fold is retried (PENDING), or, when `final`, FAILED (and the run may be finalised). */
   async failFold(req: FailFoldRequest): Promise<void> {
     const a = req.attempt;
     if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
@@ -342,14 +449,12 @@ export class Coordinator {
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
       tokens[fold] = '';
-      return {
-        tokens,
-        run: { ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? { ...x, state: req.final ? FoldState.FOLD_STATE_FAILED : FoldState.FOLD_STATE_PENDING, error: req.error } : x)) },
-      };
+      const state = req.final ? FoldState.FOLD_STATE_FAILED : FoldState.FOLD_STATE_PENDING;
+      return { ...d, tokens, run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, state, { error: req.error }) : x)) }) };
     });
     if (req.final) {
       this.observer.foldFailed?.();
-      await this.maybeFinalize(doc);
+      this.finalizeIfReady(doc);
     }
   }
 
@@ -363,89 +468,125 @@ export class Coordinator {
       const tokens = [...d.tokens];
       tokens[task.fold] = '';
       const error = f.error ? `${f.error} (gave up after ${deliveries} deliveries)` : `gave up after ${deliveries} deliveries without a result (worker lost?)`;
-      return { tokens, run: { ...d.run, folds: d.run.folds.map((x) => (x.fold === task.fold ? { ...x, state: FoldState.FOLD_STATE_FAILED, error } : x)) } };
+      return { ...d, tokens, run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === task.fold ? endAttempt(x, FoldState.FOLD_STATE_FAILED, { error }) : x)) }) };
     });
     this.observer.foldFailed?.();
-    await this.maybeFinalize(doc);
+    this.finalizeIfReady(doc);
   }
 
-  /** Once every fold has ended: the summary, the best fold's encoder, the final state. */
-  private async maybeFinalize(doc: RunDoc): Promise<void> {
-    const run = doc.run;
-    if (FINAL_RUN_STATES.includes(run.state) || !run.folds.every((f) => FINAL_FOLD_STATES.includes(f.state))) return;
-    const ok = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.val);
-    let summary: RunSummary | undefined;
-    let error = '';
-    if (ok.length > 0) {
-      const best = ok.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b));
-      let encoder = '';
-      try {
-        encoder = await this.exportArtifacts(run, best.bestCheckpoint);
-      } catch (err) {
-        error = `encoder export or report failed: ${(err as Error).message}`;
-        this.logger.error('encoder export or report failed', { run: run.id, error: (err as Error).message });
-      }
-      const ms = (pick: (f: (typeof ok)[number]) => number): { mean: number; std: number } => {
-        const m = meanStd(ok.map(pick));
-        return { mean: m.mean, std: m.std };
-      };
-      summary = {
-        trainLoss: ms((f) => f.train?.loss ?? NaN),
-        valLoss: ms((f) => f.val?.loss ?? NaN),
-        testLoss: ms((f) => f.test?.loss ?? NaN),
-        bestFold: best.fold,
-        encoder,
-      };
-      await this.store.put(layout.summary(run.id), new TextEncoder().encode(JSON.stringify(Run.toJSON({ ...run, summary }), null, 2)), { contentType: 'application/json' });
-    }
-    const failed = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_FAILED);
-    if (failed.length > 0) error = [error, ...failed.map((f) => `fold ${f.fold}: ${f.error}`)].filter(Boolean).join('; ');
-    await this.mutate(run.id, 'finished', (d) => ({
-      tokens: d.tokens,
-      run: { ...d.run, state: failed.length > 0 || ok.length === 0 ? RunState.RUN_STATE_FAILED : RunState.RUN_STATE_SUCCEEDED, ...(summary ? { summary } : {}), error },
-    }));
-    this.logger.info('run finished', { run: run.id, failedFolds: failed.length });
+  private finalizeIfReady(doc: RunDoc): void {
+    if (doc.run.state === RunState.RUN_STATE_FINALIZING) this.schedule(doc.run.id, 'finalize');
   }
 
   /**
-   * The best fold's encoder (runs/RUN/encoder/) and the report pictures
-   * (runs/RUN/report/): 25 test images and their reconstructions by the best
-   * fold, like the seed's figures, and every fold's loss curves.
+   * Finalises a run, idempotently: does nothing unless the run is
+   * FINALIZING; exports the best fold's encoder and the report, writes
+   * runs/RUN/summary.json (the same keys each time), then records SUCCEEDED,
+   * or FAILED when a fold failed or the export cannot succeed (a missing
+   * checkpoint, say; the error says why). A transient failure (storage or
+   * NATS unreachable) is thrown, and the step is tried again later.
    */
-  private async exportArtifacts(run: Run, bestCheckpoint: string): Promise<string> {
-    if (!bestCheckpoint) throw new Error('the best fold uploaded no best checkpoint');
-    const trainer = await FoldTrainer.resume(await this.store.getBytes(bestCheckpoint), bestCheckpoint);
-    try {
-      const { modelJson, weights } = await trainer.exportEncoder();
-      const prefix = layout.encoderPrefix(run.id);
-      await this.store.put(`${prefix}/model.json`, new TextEncoder().encode(modelJson), { contentType: 'application/json' });
-      await this.store.put(`${prefix}/weights.bin`, weights);
+  async finalize(runId: string): Promise<Run> {
+    const run = (await this.load(runId)).run;
+    if (run.state !== RunState.RUN_STATE_FINALIZING) return run;
+    const signal = this.shutdown.signal;
+    throwIfAborted(signal, `finalising run ${runId}`);
+    const { ok, best } = succeededFolds(run);
+    this.logger.info('finalising run', { run: runId, bestFold: best?.fold ?? null, succeededFolds: ok.length });
+    const failed = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_FAILED);
+    const errors = failed.map((f) => `fold ${f.fold}: ${f.error}`);
+    let encoder = '';
+    if (best) {
+      try {
+        encoder = await this.exportArtifacts({ run, bestCheckpoint: best.bestCheckpoint, store: this.store, catalog: this.catalog, signal });
+      } catch (err) {
+        if (signal.aborted || isTransient(err)) throw err;
+        errors.unshift(`encoder export or report failed: ${describeError(err)}`);
+        this.logger.error('encoder export or report failed', { run: runId, error: describeError(err) });
+      }
+    } else if (errors.length === 0) errors.push('no fold succeeded with validation metrics');
+    const state = errors.length > 0 ? RunState.RUN_STATE_FAILED : RunState.RUN_STATE_SUCCEEDED;
+    const error = errors.join('; ');
+    const summary = best ? summarize(ok, best, encoder) : undefined;
+    await this.writeSummary({ ...run, state, error, ...(summary ? { summary } : {}) });
+    throwIfAborted(signal, `finalising run ${runId}`);
+    const done = await this.mutate(runId, 'finished', (d) => (d.run.state !== RunState.RUN_STATE_FINALIZING ? d : { ...d, run: { ...d.run, state, error, ...(summary ? { summary } : {}) } }));
+    this.logger.info('run finished', { run: runId, state: RunState[done.run.state], failedFolds: failed.length });
+    return done.run;
+  }
 
-      const report = layout.reportPrefix(run.id);
-      const test = await this.testImages(run, 25);
-      const recon = trainer.withInferenceStats(() =>
-        tf.tidy(() => (trainer.net.model.predict(batchTensor(test, undefined, 0, test.count)) as tf.Tensor).dataSync() as Float32Array),
-      );
-      const png = { contentType: 'image/png' };
-      await this.store.put(`${report}/originals.png`, imageGrid(test.images, test.count, test.height, test.width, test.channels), png);
-      await this.store.put(`${report}/reconstructions.png`, imageGrid(recon, test.count, test.height, test.width, test.channels), png);
-      const curves = run.folds.map((f) => ({ fold: f.fold, train: f.history.map((h) => h.loss), val: f.history.map((h) => h.valLoss) }));
-      await this.store.put(`${report}/loss-curves.png`, lossCurves(curves, { title: `${run.spec?.model ?? ''} ${run.spec?.dataset ?? ''}: loss per fold` }), png);
-      return prefix;
-    } finally {
-      trainer.dispose();
+  /** runs/RUN/summary.json: the run as it ends (the same bytes each time for the same run document). */
+  private async writeSummary(run: Run): Promise<void> {
+    await this.store.put(layout.summary(run.id), new TextEncoder().encode(JSON.stringify(Run.toJSON(run), null, 2)), { contentType: 'application/json' });
+  }
+
+  /** Runs the finalisation or cancel clean-up of `runId` in the background (once at a time per run), retrying transient failures with backoff. */
+  private schedule(runId: string, kind: 'finalize' | 'cancel'): void {
+    if (this.shutdown.signal.aborted || this.background.has(runId)) return;
+    const p = this.retryUntilDone(runId, kind).finally(() => this.background.delete(runId));
+    this.background.set(runId, p);
+  }
+
+  private async retryUntilDone(runId: string, kind: 'finalize' | 'cancel'): Promise<void> {
+    const signal = this.shutdown.signal;
+    let delay = this.retry.initialMs;
+    for (let failures = 1; !signal.aborted; failures++) {
+      try {
+        await (kind === 'finalize' ? this.finalize(runId) : this.completeCancel(runId));
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        const wait = Math.round(delay * (0.5 + Math.random() / 2));
+        this.logger.warn(kind === 'finalize' ? 'finalising run failed; retrying' : 'cancel clean-up failed; retrying', { run: runId, error: describeError(err), failures, retryInMs: wait, transient: isTransient(err) });
+        await pause(wait, signal);
+        delay = Math.min(delay * 2, this.retry.maxMs);
+      }
     }
   }
 
-  /** `count` test images of the run's dataset, chosen with a fixed seed (the same for every run of a dataset version). */
-  private async testImages(run: Run, count: number): Promise<ImageSet> {
-    const imp = await this.catalog.find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
-    const manifest = parseManifest(new TextDecoder().decode(await this.store.getBytes(imp.manifest)), imp.manifest);
-    const entry = manifest.shards.find((e) => e.split === 'test');
-    if (!entry) throw new Error(`dataset version ${run.datasetVersion} has no test shard`);
-    const set = decodeShard(await this.store.getBytes(imp.manifest.replace(/manifest\.json$/, entry.name)), entry.name).set;
-    const pick = permutation(set.count, createRng(1)).subarray(0, Math.min(count, set.count));
-    return selectImages(set, pick);
+  /**
+   * On start: finalises every FINALIZING run, completes every CANCELLING
+   * run, and finalises runs left RUNNING or PENDING with every fold ended
+   * (by a coordinator that stopped in between). Returns the runs taken up;
+   * the work goes on in the background (`idle()` waits for it).
+   */
+  async recover(): Promise<{ finalizing: string[]; cancelling: string[] }> {
+    const out = { finalizing: [] as string[], cancelling: [] as string[] };
+    for (const key of await this.runs.keys()) {
+      try {
+        const v = await this.runs.get(key);
+        if (!v) continue;
+        let run = decodeDoc(v.value).run;
+        if (run.state === RunState.RUN_STATE_CANCELLING) {
+          out.cancelling.push(run.id);
+          this.schedule(run.id, 'cancel');
+          continue;
+        }
+        if ((run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) && finalizingIfDone(run).state === RunState.RUN_STATE_FINALIZING) {
+          run = (await this.mutate(run.id, 'finalising (recovered)', (d) => ({ ...d, run: finalizingIfDone(d.run) }))).run;
+        }
+        if (run.state === RunState.RUN_STATE_FINALIZING) {
+          out.finalizing.push(run.id);
+          this.schedule(run.id, 'finalize');
+        }
+      } catch (err) {
+        // One unreadable document must not keep the others from being recovered.
+        this.logger.error('cannot recover run', { key, error: describeError(err) });
+      }
+    }
+    if (out.finalizing.length + out.cancelling.length > 0) this.logger.info('recovering runs', out);
+    return out;
+  }
+
+  /** Resolves once no finalisation or cancel clean-up is in progress. */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background.values()]);
+  }
+
+  /** Stops background work (a restarted coordinator's recover() resumes it) and waits for it to stop. */
+  async close(): Promise<void> {
+    this.shutdown.abort();
+    await this.idle();
   }
 
   /** The best checkpoint of a fold, for download. */

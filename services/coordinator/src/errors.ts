@@ -11,3 +11,15 @@ export class CoordinatorError extends CvcError {
     this.outcome = outcome;
   }
 }
+
+/** Why a run's finalisation cannot succeed however often it is retried (the run ends FAILED with the message). */
+export type FinalizeCode = 'NO_BEST_CHECKPOINT' | 'NO_TEST_SHARD';
+
+/** A permanent finalisation failure: retrying cannot help. */
+export class FinalizeError extends CvcError {
+  declare readonly code: FinalizeCode;
+
+  constructor(code: FinalizeCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

@@ -8,6 +8,7 @@ import { FoldState, RunState, type Run } from '@cvc/proto';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Coordinator } from './coordinator.js';
 import { coordinatorConfigFromEnv } from './config.js';
+import { exportRunArtifacts, holdExport } from './export-artifacts.js';
 import { bindServer, createGrpcServer } from './grpc-server.js';
 import type { RunDoc } from './run-doc.js';
 
@@ -44,6 +45,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     runs,
     logger,
     maxCheckpointBytes: cfg.CVC_MAX_CHECKPOINT_BYTES,
+    exportArtifacts: cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0 ? holdExport(cfg.CVC_FAULT_HOLD_FINALIZE_MS, exportRunArtifacts) : exportRunArtifacts,
     observer: {
       runChanged: (run) => {
         latest.set(run.id, run);
@@ -72,8 +74,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       foldFailed: () => metrics.foldsFailed.inc(),
     },
   });
+  if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
   for (const r of await coordinator.listRuns()) latest.set(r.id, r);
   recount();
+  // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the background.
+  await coordinator.recover();
   const stopGivenUp = queue.onGivenUp((task, deliveries) => coordinator.onTaskGivenUp(task, deliveries));
   const ready = async (): Promise<boolean> => !nc.isClosed() && (await store.ping());
   const server = createGrpcServer({
@@ -96,6 +101,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const shutdown = (sig: string): void => {
     logger.info('shutting down', { signal: sig });
     stopGivenUp();
+    void coordinator.close();
     void metricsServer.close();
     server.tryShutdown(() => {
       void nc.close().finally(() => process.exit(0));

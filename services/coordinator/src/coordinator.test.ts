@@ -1,0 +1,471 @@
+// The coordinator's state machine over the in-memory task queue, document
+// store and object store (@cvc/testkit): no servers, no TensorFlow.js
+// training, milliseconds per test.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { CheckpointKind, EpochMetrics, EvalMetrics, FoldState, Run, RunState, type AttemptRef, type RunEvent, type RunSpec } from '@cvc/proto';
+import { createDatasetCatalog, StorageError } from '@cvc/storage';
+import { createMemoryDocStore, createMemoryObjectStore, createMemoryTaskQueue, type MemoryDocStore, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
+import { Coordinator } from './coordinator.js';
+import { CoordinatorError, FinalizeError } from './errors.js';
+import type { ArtifactExporter } from './export-artifacts.js';
+import { runKey, type RunDoc } from './run-doc.js';
+
+const DATASET = 'fashion-mnist';
+const MANIFEST = `datasets/${DATASET}/v1/manifest.json`;
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+interface World {
+  readonly store: MemoryObjectStore;
+  readonly queue: MemoryTaskQueue;
+  readonly runs: MemoryDocStore<RunDoc>;
+  /** Run ids the default exporter was called for, in order. */
+  readonly exported: string[];
+  /** A coordinator over the world's stores (a new one is a restarted coordinator). */
+  coordinator(exportArtifacts?: ArtifactExporter): Coordinator;
+}
+
+/** The stores, with fashion-mnist imported as 28x28x1 with 2 folds (the catalog's index only: nothing here reads shards). */
+async function world(opts: { maxDeliver?: number } = {}): Promise<World> {
+  const store = createMemoryObjectStore();
+  const queue = createMemoryTaskQueue({ maxDeliver: opts.maxDeliver ?? 3 });
+  const runs = createMemoryDocStore<RunDoc>();
+  await createDatasetCatalog(store).register(DATASET, { version: 'v1', folds: 2, scheme: 'stratified', seed: 42, limit: 200, manifest: MANIFEST, height: 28, width: 28, channels: 1 });
+  const exported: string[] = [];
+  // Writes the same keys as the real export, with stand-in bytes.
+  const fakeExport: ArtifactExporter = async ({ run, store: s }) => {
+    exported.push(run.id);
+    await s.put(`runs/${run.id}/encoder/model.json`, enc('{"format":"layers-model"}'));
+    await s.put(`runs/${run.id}/encoder/weights.bin`, new Uint8Array([1, 2, 3]));
+    for (const p of ['originals', 'reconstructions', 'loss-curves']) await s.put(`runs/${run.id}/report/${p}.png`, new Uint8Array([137, 80, 78, 71]));
+    return `runs/${run.id}/encoder`;
+  };
+  let clock = Date.UTC(2026, 0, 2, 3, 4, 5);
+  return {
+    store,
+    queue,
+    runs,
+    exported,
+    coordinator: (exportArtifacts = fakeExport) => new Coordinator({ store, queue, runs, exportArtifacts, finalizeRetry: { initialMs: 1, maxMs: 4 }, now: () => (clock += 1000) }),
+  };
+}
+
+const spec = (over: Partial<RunSpec> = {}): RunSpec => ({ name: '', dataset: DATASET, model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '', ...over });
+const epoch = (n: number, valLoss = 0.5): EpochMetrics => EpochMetrics.fromPartial({ epoch: n, loss: valLoss + 0.1, valLoss, valMse: valLoss, seconds: 1, imagesPerSec: 100 });
+const evalOf = (loss: number): EvalMetrics => EvalMetrics.fromPartial({ loss, mse: loss, count: 10 });
+const outcome = (o: string) => (e: unknown) => e instanceof CoordinatorError && e.outcome === o;
+
+async function start(c: Coordinator, runId: string, fold: number, delivery = 1): Promise<AttemptRef> {
+  const s = await c.startAttempt({ runId, fold, worker: `w${fold}`, delivery });
+  assert.ok(s.proceed, s.reason);
+  return { runId, fold, token: s.token };
+}
+
+async function* bytes(b: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield await Promise.resolve(b);
+}
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+async function upload(c: Coordinator, a: AttemptRef, kind: CheckpointKind, ep: number, data = new Uint8Array([ep, 2, 3])): Promise<string> {
+  return (await c.uploadCheckpoint({ attempt: a, epoch: ep, kind, size: data.length }, bytes(data), () => sha(data))).key;
+}
+
+/** One attempt that trains `epochs` epochs, stores its checkpoints and finishes with validation loss `val`. */
+async function trainFold(c: Coordinator, runId: string, fold: number, val: number, o: { epochs?: number; best?: boolean } = {}): Promise<AttemptRef> {
+  const a = await start(c, runId, fold);
+  for (let e = 1; e <= (o.epochs ?? 1); e++) {
+    await c.reportEpoch(a, epoch(e, val));
+    await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, e);
+  }
+  if (o.best ?? true) await upload(c, a, CheckpointKind.CHECKPOINT_KIND_BEST, o.epochs ?? 1);
+  await c.finishFold({ attempt: a, bestEpoch: 1, train: evalOf(val + 0.1), val: evalOf(val), test: evalOf(val + 0.05) });
+  return a;
+}
+
+const summaryJson = async (w: World, runId: string): Promise<Run> => Run.fromJSON(JSON.parse(new TextDecoder().decode(await w.store.getBytes(`runs/${runId}/summary.json`))));
+
+test('submit validates the spec against the catalog, records the run and enqueues one task per fold', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  await assert.rejects(c.submitRun(spec({ dataset: 'cifar-10' })), outcome('NOT_FOUND'));
+  await assert.rejects(c.submitRun(spec({ folds: 3 })), (e: unknown) => outcome('FAILED_PRECONDITION')(e) && /2 folds, not 3/.test((e as Error).message));
+  await assert.rejects(c.submitRun(spec({ datasetVersion: 'v9' })), outcome('NOT_FOUND'));
+  await assert.rejects(c.submitRun(spec({ model: 'seed-cifar' })), (e: unknown) => outcome('INVALID_ARGUMENT')(e) && /32x32x3 images; dataset fashion-mnist has 28x28x1/.test((e as Error).message));
+  await assert.rejects(c.submitRun(spec({ model: 'resnet' })), outcome('INVALID_ARGUMENT'));
+  await assert.rejects(c.submitRun(undefined), outcome('INVALID_ARGUMENT'));
+  assert.deepEqual(await w.runs.keys(), [], 'nothing recorded for a refused spec');
+  assert.deepEqual(w.queue.records(), []);
+
+  const run = await c.submitRun(spec({ name: 'demo' }));
+  assert.match(run.id, /^demo-20260102-0304\d\d-[0-9a-f]{6}$/);
+  assert.equal(run.state, RunState.RUN_STATE_PENDING);
+  assert.equal(run.datasetVersion, 'v1');
+  assert.deepEqual(run.folds.map((f) => f.state), [FoldState.FOLD_STATE_PENDING, FoldState.FOLD_STATE_PENDING]);
+  assert.deepEqual(w.queue.records().map((r) => r.task), [{ runId: run.id, fold: 0 }, { runId: run.id, fold: 1 }]);
+  const doc = (await w.runs.get(runKey(run.id)))?.value;
+  assert.equal(doc?.manifest, MANIFEST);
+  assert.deepEqual(doc?.tokens, ['', '']);
+  assert.deepEqual((await c.listRuns()).map((r) => r.id), [run.id]);
+  await assert.rejects(c.getRun('no-such-run'), outcome('NOT_FOUND'));
+  await assert.rejects(c.getRun('../etc'), outcome('INVALID_ARGUMENT'));
+});
+
+test('each attempt gets a new token; a stale token is refused; the new attempt resumes from the last checkpoint', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec({ epochs: 3 }));
+  const first = await start(c, id, 0);
+  const s = await c.startAttempt({ runId: id, fold: 0, worker: 'w0', delivery: 1 });
+  assert.equal(s.manifest, MANIFEST);
+  assert.equal(s.spec?.epochs, 3);
+  assert.equal(s.resumeCheckpoint, '');
+  await assert.rejects(c.startAttempt({ runId: id, fold: 7, worker: 'w', delivery: 1 }), outcome('INVALID_ARGUMENT'));
+  assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_RUNNING);
+
+  const a1: AttemptRef = { runId: id, fold: 0, token: s.token };
+  await c.reportEpoch(a1, epoch(1));
+  const key = await upload(c, a1, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  assert.equal(key, `runs/${id}/fold-0/checkpoints/epoch-0001.ckpt`);
+  // The first attempt was replaced (its task was redelivered): it is refused everywhere.
+  await assert.rejects(c.reportEpoch(first, epoch(1)), (e: unknown) => outcome('FAILED_PRECONDITION')(e) && /stale attempt token/.test((e as Error).message));
+  await assert.rejects(upload(c, first, CheckpointKind.CHECKPOINT_KIND_EPOCH, 2), outcome('FAILED_PRECONDITION'));
+  await assert.rejects(c.finishFold({ attempt: first, bestEpoch: 1 }), outcome('FAILED_PRECONDITION'));
+  await assert.rejects(c.reportEpoch({ ...a1, token: '' }, epoch(2)), outcome('FAILED_PRECONDITION'));
+  assert.deepEqual(w.store.keys().filter((k) => k.includes('fold-0')), [key], 'the stale upload stored nothing');
+
+  const third = await c.startAttempt({ runId: id, fold: 0, worker: 'w9', delivery: 2 });
+  assert.ok(third.proceed);
+  assert.equal(third.resumeCheckpoint, key);
+  const f = (await c.getRun(id)).folds[0];
+  assert.equal(f?.attempts, 3);
+  assert.equal(f?.resumedFromEpoch, 1);
+  assert.equal(f?.worker, 'w9');
+  await assert.rejects(c.reportEpoch(a1, epoch(2)), outcome('FAILED_PRECONDITION'));
+});
+
+test('a repeated epoch report is counted once; progress is kept while running and cleared when the fold ends', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec({ epochs: 2 }));
+  const a = await start(c, id, 0);
+  await c.reportEpoch(a, epoch(1, 0.4));
+  await c.reportEpoch(a, epoch(1, 0.4));
+  await assert.rejects(c.reportEpoch(a, epoch(0)), outcome('INVALID_ARGUMENT'));
+  await assert.rejects(c.reportEpoch(a, { ...epoch(2), loss: NaN }), outcome('INVALID_ARGUMENT'));
+  await c.reportProgress(a, { epoch: 2, epochs: 2, images: 50, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 });
+  await assert.rejects(c.reportProgress(a, { epoch: 2, epochs: 2, images: 500, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 }), outcome('INVALID_ARGUMENT'));
+  let f = (await c.getRun(id)).folds[0];
+  assert.equal(f?.epochReports, 1);
+  assert.deepEqual(f?.history.map((h) => h.epoch), [1]);
+  assert.equal(f?.progress?.images, 50);
+  assert.ok((f?.progress?.updatedAtMs ?? 0) > 0, 'stamped with the coordinator clock');
+  await c.reportEpoch(a, epoch(2, 0.3));
+  await c.failFold({ attempt: a, error: 'worker shutting down', final: false });
+  f = (await c.getRun(id)).folds[0];
+  assert.equal(f?.state, FoldState.FOLD_STATE_PENDING);
+  assert.equal(f?.progress, undefined, 'no progress once the fold left RUNNING');
+  assert.equal(f?.epochReports, 2);
+  await assert.rejects(c.reportProgress(a, { epoch: 2, epochs: 2, images: 60, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 }), outcome('FAILED_PRECONDITION'));
+});
+
+test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previous checkpoint in place', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  const a = await start(c, id, 1);
+  const good = await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  const data = new Uint8Array([9, 9, 9]);
+  await assert.rejects(c.uploadCheckpoint({ attempt: a, epoch: 2, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size: 3 }, bytes(data), () => 'ab'.repeat(32)), outcome('DATA_LOSS'));
+  assert.equal((await c.getRun(id)).folds[1]?.lastCheckpoint, good);
+  assert.equal(w.store.object(`runs/${id}/fold-1/checkpoints/epoch-0002.ckpt`), undefined);
+});
+
+test('the last fold to finish moves the run to FINALIZING; finalisation runs afterwards, outside the call, and ends SUCCEEDED with summary, encoder and report', async () => {
+  const w = await world();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const c = w.coordinator(async (input) => {
+    await gate;
+    return `runs/${input.run.id}/encoder`;
+  });
+  const { id } = await c.submitRun(spec());
+  await trainFold(c, id, 0, 0.30);
+  assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_RUNNING);
+  await trainFold(c, id, 1, 0.20);
+  // FinishFold answered with the fold recorded and the export still held.
+  const finalizing = await c.getRun(id);
+  assert.equal(finalizing.state, RunState.RUN_STATE_FINALIZING);
+  assert.deepEqual(finalizing.folds.map((f) => f.state), [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_SUCCEEDED]);
+  const attempt = await c.startAttempt({ runId: id, fold: 1, worker: 'late', delivery: 2 });
+  assert.equal(attempt.proceed, false);
+  assert.match(attempt.reason, /FINALIZING/);
+  const events: RunEvent[] = [];
+  const watching = c.watchRun(id, (e) => events.push(e), new AbortController().signal);
+  release();
+  await c.idle();
+  await watching;
+  const done = await c.getRun(id);
+  assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
+  assert.equal(done.error, '');
+  assert.equal(done.summary?.bestFold, 1);
+  assert.equal(done.summary?.encoder, `runs/${id}/encoder`);
+  assert.ok(Math.abs((done.summary?.valLoss?.mean ?? 0) - 0.25) < 1e-9);
+  assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_SUCCEEDED);
+  // The watch goes on through FINALIZING and ends with the final state.
+  const states = events.map((e) => e.run?.state);
+  assert.equal(states.at(-1), RunState.RUN_STATE_SUCCEEDED);
+  assert.ok(states.length >= 2 && states.slice(0, -1).every((st) => st === RunState.RUN_STATE_FINALIZING), `watched states ${states.join(', ')}`);
+});
+
+test('the default exporter: a best fold without a best checkpoint ends the run FAILED with the reason (no retry)', async () => {
+  const w = await world();
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, finalizeRetry: { initialMs: 1, maxMs: 4 } });
+  const { id } = await c.submitRun(spec());
+  await trainFold(c, id, 0, 0.3, { best: false });
+  await trainFold(c, id, 1, 0.4);
+  await c.idle();
+  const done = await c.getRun(id);
+  assert.equal(done.state, RunState.RUN_STATE_FAILED);
+  assert.match(done.error, /encoder export or report failed: run .* the best fold uploaded no best checkpoint/);
+  assert.equal(done.summary?.bestFold, 0);
+  assert.equal(done.summary?.encoder, '');
+  assert.equal((await summaryJson(w, id)).error, done.error);
+});
+
+test('a transient failure during finalisation is retried until it succeeds; a permanent one is not', async () => {
+  const w = await world();
+  let calls = 0;
+  const c = w.coordinator(async ({ run, store }) => {
+    calls += 1;
+    if (calls <= 2) throw new StorageError('S3_ERROR', 'put failed: connect ECONNREFUSED', `runs/${run.id}/encoder/model.json`);
+    await store.put(`runs/${run.id}/encoder/model.json`, enc('{}'));
+    return `runs/${run.id}/encoder`;
+  });
+  const { id } = await c.submitRun(spec());
+  await trainFold(c, id, 0, 0.3);
+  await trainFold(c, id, 1, 0.4);
+  await c.idle();
+  assert.equal(calls, 3);
+  assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_SUCCEEDED);
+
+  // The summary write itself failing (S3 down) is retried too.
+  const w2 = await world();
+  let exports = 0;
+  const c2 = w2.coordinator(({ run }) => Promise.resolve((exports++, `runs/${run.id}/encoder`)));
+  const r2 = await c2.submitRun(spec());
+  await trainFold(c2, r2.id, 0, 0.3);
+  const a = await start(c2, r2.id, 1);
+  await upload(c2, a, CheckpointKind.CHECKPOINT_KIND_BEST, 1);
+  w2.store.failNext('put', undefined, 2);
+  await c2.finishFold({ attempt: a, bestEpoch: 1, val: evalOf(0.5), train: evalOf(0.5), test: evalOf(0.5) });
+  await c2.idle();
+  assert.equal((await c2.getRun(r2.id)).state, RunState.RUN_STATE_SUCCEEDED);
+  assert.equal(exports, 3);
+  assert.ok(w2.store.object(`runs/${r2.id}/summary.json`));
+
+  let permanent = 0;
+  const w3 = await world();
+  const c3 = w3.coordinator(() => {
+    permanent += 1;
+    return Promise.reject(new FinalizeError('NO_TEST_SHARD', 'dataset version v1 has no test shard'));
+  });
+  const r3 = await c3.submitRun(spec());
+  await trainFold(c3, r3.id, 0, 0.3);
+  await trainFold(c3, r3.id, 1, 0.4);
+  await c3.idle();
+  assert.equal(permanent, 1);
+  assert.match((await c3.getRun(r3.id)).error, /no test shard/);
+});
+
+test('a coordinator that dies inside the export: a new one over the same stores finishes the run on recover()', async () => {
+  const w = await world();
+  let entered!: () => void;
+  const inExport = new Promise<void>((r) => (entered = r));
+  // The first coordinator's export never returns (it is "killed" inside it).
+  const dying = w.coordinator(({ signal }) => {
+    entered();
+    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('killed')), { once: true }));
+  });
+  const { id } = await dying.submitRun(spec());
+  await trainFold(dying, id, 0, 0.3);
+  await trainFold(dying, id, 1, 0.2);
+  await inExport;
+  assert.equal((await dying.getRun(id)).state, RunState.RUN_STATE_FINALIZING);
+
+  const restarted = w.coordinator();
+  assert.deepEqual(await restarted.recover(), { finalizing: [id], cancelling: [] });
+  await restarted.idle();
+  await dying.close();
+  const done = await restarted.getRun(id);
+  assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
+  assert.equal(done.summary?.bestFold, 1);
+  assert.deepEqual(w.exported, [id]);
+  assert.deepEqual(w.store.keys().filter((k) => k.startsWith(`runs/${id}/encoder/`) || k.startsWith(`runs/${id}/report/`) || k.endsWith('summary.json')), [
+    `runs/${id}/encoder/model.json`,
+    `runs/${id}/encoder/weights.bin`,
+    `runs/${id}/report/loss-curves.png`,
+    `runs/${id}/report/originals.png`,
+    `runs/${id}/report/reconstructions.png`,
+    `runs/${id}/summary.json`,
+  ]);
+  assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_SUCCEEDED, 'the killed export wrote nothing after it was stopped');
+  // Workers of the finished run are told so; their old tokens are stale.
+  assert.equal((await restarted.startAttempt({ runId: id, fold: 0, worker: 'w', delivery: 2 })).proceed, false);
+});
+
+test('finalize() is idempotent: a retry after a failed final write writes the same summary, and once ended it does nothing', async () => {
+  const w = await world();
+  const first = w.coordinator(({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('killed')), { once: true })));
+  const { id } = await first.submitRun(spec());
+  await trainFold(first, id, 0, 0.3);
+  await trainFold(first, id, 1, 0.2);
+  await first.close();
+  assert.equal((await first.getRun(id)).state, RunState.RUN_STATE_FINALIZING);
+
+  const c = w.coordinator();
+  w.runs.failNext('update', new Error('KV write lost'));
+  await assert.rejects(c.finalize(id), /KV write lost/);
+  const once = w.store.object(`runs/${id}/summary.json`)?.bytes;
+  assert.ok(once, 'the summary was written before the final state');
+  assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_FINALIZING);
+  const done = await c.finalize(id);
+  assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED);
+  assert.deepEqual(w.store.object(`runs/${id}/summary.json`)?.bytes, once, 'the same summary both times');
+  const puts = w.store.puts;
+  assert.equal((await c.finalize(id)).state, RunState.RUN_STATE_SUCCEEDED);
+  assert.deepEqual(await c.recover(), { finalizing: [], cancelling: [] });
+  await c.idle();
+  assert.equal(w.store.puts, puts, 'an ended run is not finalised again');
+  assert.deepEqual(w.exported, [id, id]);
+});
+
+test('recover() finalises a run the old code left RUNNING with every fold ended, and leaves running runs alone', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  const other = await c.submitRun(spec({ name: 'busy' }));
+  await start(c, other.id, 0);
+  await trainFold(c, id, 0, 0.3);
+  // As the old code left it: both folds ended, the run still RUNNING (its finalisation died with the coordinator).
+  const doc = (await w.runs.get(runKey(id)))?.value;
+  assert.ok(doc);
+  w.runs.put(runKey(id), { ...doc, run: { ...doc.run, state: RunState.RUN_STATE_RUNNING, folds: doc.run.folds.map((f) => (f.fold === 1 ? { ...f, state: FoldState.FOLD_STATE_FAILED, error: 'boom' } : f)) } });
+  const restarted = w.coordinator();
+  assert.deepEqual(await restarted.recover(), { finalizing: [id], cancelling: [] });
+  await restarted.idle();
+  const done = await restarted.getRun(id);
+  assert.equal(done.state, RunState.RUN_STATE_FAILED);
+  assert.match(done.error, /fold 1: boom/);
+  assert.equal(done.summary?.bestFold, 0);
+  assert.equal((await restarted.getRun(other.id)).state, RunState.RUN_STATE_RUNNING);
+});
+
+test('cancel: unfinished folds CANCELLED, workers told CANCELLED, finished folds and their checkpoints kept, summary.json records it', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  await trainFold(c, id, 0, 0.3);
+  const running = await start(c, id, 1);
+  await c.reportProgress(running, { epoch: 1, epochs: 1, images: 5, totalImages: 10, imagesPerSec: 1, loss: 1, etaSeconds: 5, updatedAtMs: 0 });
+  const run = await c.cancelRun(id);
+  assert.equal(run.state, RunState.RUN_STATE_CANCELLED);
+  assert.deepEqual(run.folds.map((f) => f.state), [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_CANCELLED]);
+  assert.equal(run.folds[1]?.progress, undefined);
+  assert.equal(run.summary?.bestFold, 0);
+  assert.equal(run.summary?.encoder, '', 'a cancel exports no encoder');
+  assert.deepEqual((await w.runs.get(runKey(id)))?.value.tokens, ['', '']);
+  await assert.rejects(c.reportEpoch(running, epoch(1)), outcome('CANCELLED'));
+  await assert.rejects(c.finishFold({ attempt: running, bestEpoch: 1 }), outcome('CANCELLED'));
+  assert.equal((await c.startAttempt({ runId: id, fold: 1, worker: 'w', delivery: 2 })).proceed, false);
+  const saved = await summaryJson(w, id);
+  assert.equal(saved.state, RunState.RUN_STATE_CANCELLED);
+  assert.deepEqual(saved.folds.map((f) => f.state), [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_CANCELLED]);
+  assert.ok(w.store.object(`runs/${id}/fold-0/best/model.ckpt`), 'the finished fold keeps its checkpoint');
+  assert.equal((await c.openBestCheckpoint(id, 0)).key, `runs/${id}/fold-0/best/model.ckpt`);
+  assert.equal((await c.cancelRun(id)).state, RunState.RUN_STATE_CANCELLED, 'a second cancel changes nothing');
+  await c.idle();
+  assert.deepEqual(w.exported, []);
+});
+
+test('a cancel arriving while an attempt is being started wins: the attempt is refused', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  w.runs.conflictOnce(runKey(id), (d) => ({ ...d, run: { ...d.run, state: RunState.RUN_STATE_CANCELLING, folds: d.run.folds.map((f) => ({ ...f, state: FoldState.FOLD_STATE_CANCELLED })) } }));
+  const s = await c.startAttempt({ runId: id, fold: 0, worker: 'w', delivery: 1 });
+  assert.equal(s.proceed, false);
+  assert.match(s.reason, /CANCELLING/);
+  assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_CANCELLING);
+});
+
+test('an interrupted cancel (clean-up failed, coordinator gone) is completed by recover()', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  await start(c, id, 0);
+  w.store.failNext('put', undefined, 2); // the inline clean-up and the first background try
+  const run = await c.cancelRun(id);
+  assert.equal(run.state, RunState.RUN_STATE_CANCELLING);
+  await c.close();
+  assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_CANCELLING);
+  assert.equal(w.store.object(`runs/${id}/summary.json`), undefined);
+
+  const restarted = w.coordinator();
+  assert.deepEqual(await restarted.recover(), { finalizing: [], cancelling: [id] });
+  await restarted.idle();
+  const done = await restarted.getRun(id);
+  assert.equal(done.state, RunState.RUN_STATE_CANCELLED);
+  assert.deepEqual(done.folds.map((f) => f.state), [FoldState.FOLD_STATE_CANCELLED, FoldState.FOLD_STATE_CANCELLED]);
+  assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_CANCELLED);
+});
+
+test('a task given up after max_deliver fails its fold with the reason; the run is finalised FAILED with the other fold summarised', async () => {
+  const w = await world({ maxDeliver: 2 });
+  const c = w.coordinator();
+  w.queue.onGivenUp((t, n) => c.onTaskGivenUp(t, n));
+  const { id } = await c.submitRun(spec());
+  const d0 = await w.queue.next(1);
+  const d1 = await w.queue.next(1);
+  assert.deepEqual([d0?.task.fold, d1?.task.fold], [0, 1]);
+  await trainFold(c, id, 0, 0.3);
+  await d0?.ack();
+  // Fold 1's worker dies twice: each delivery starts an attempt, then its ack wait runs out.
+  await start(c, id, 1, d1?.delivery);
+  w.queue.expireInFlight();
+  const again = await w.queue.next(1);
+  assert.equal(again?.delivery, 2);
+  await start(c, id, 1, again?.delivery);
+  w.queue.expireInFlight();
+  assert.equal(await w.queue.next(1), undefined, 'no third delivery');
+  await w.queue.settled();
+  await c.idle();
+  const done = await c.getRun(id);
+  assert.equal(done.folds[1]?.state, FoldState.FOLD_STATE_FAILED);
+  assert.equal(done.folds[1]?.attempts, 2);
+  assert.match(done.folds[1]?.error ?? '', /gave up after 2 deliveries/);
+  assert.equal(done.state, RunState.RUN_STATE_FAILED);
+  assert.match(done.error, /fold 1: gave up after 2 deliveries/);
+  assert.equal(done.summary?.bestFold, 0);
+  assert.deepEqual(w.exported, [id]);
+  // A second advisory for the same task changes nothing.
+  await c.onTaskGivenUp({ runId: id, fold: 1 }, 2);
+  assert.equal((await c.getRun(id)).updatedAtMs, done.updatedAtMs);
+});
+
+test('a final failFold of the last fold finalises the run FAILED; a run whose folds all failed has no summary', async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  for (const fold of [0, 1]) {
+    const a = await start(c, id, fold);
+    await c.failFold({ attempt: a, error: `fold ${fold} diverged`, final: true });
+  }
+  await c.idle();
+  const done = await c.getRun(id);
+  assert.equal(done.state, RunState.RUN_STATE_FAILED);
+  assert.equal(done.error, 'fold 0: fold 0 diverged; fold 1: fold 1 diverged');
+  assert.equal(done.summary, undefined);
+  assert.deepEqual(w.exported, []);
+  assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_FAILED);
+});
