@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, Run, RunState } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
-import { assertNoSecretsInLogs, getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
+import { assertNoSecretsInLogs, getRun, importFashion, isFinal, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 2 workers); every fold once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-cluster-'));
@@ -129,7 +129,7 @@ test('a worker SIGKILLed mid-fold: the task is redelivered and resumes from its 
     assert.ok(victim);
     cluster.workers[0]?.kill('SIGKILL');
     cluster.addWorker();
-    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 240_000);
+    const done = await until('the run to finish', () => getRun(c, runId), isFinal, 240_000);
     assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
     const f = done.folds[victim.fold];
     assert.ok(f);

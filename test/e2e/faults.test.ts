@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, RunState } from '@cvc/proto';
 import { startLocalCluster } from '@cvc/cli';
-import { getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
+import { getRun, importFashion, isFinal, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 test('nats-server restarted on its JetStream directory mid-run: tasks and run state survive, every epoch reported once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-nats-'));
@@ -16,7 +16,7 @@ test('nats-server restarted on its JetStream directory mid-run: tasks and run st
     const runId = await submitFashionRun(cluster, 3, 3);
     await until('an epoch reported', () => getRun(c, runId), (r) => r.folds.some((f) => f.history.length >= 1));
     await cluster.restartNats(2000);
-    const done = await until('the run to finish', () => getRun(c, runId).catch(() => undefined), (r) => r !== undefined && r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 240_000);
+    const done = await until('the run to finish', () => getRun(c, runId).catch(() => undefined), isFinal, 240_000);
     assert.ok(done);
     assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
     for (const f of done.folds) {
@@ -85,7 +85,7 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
       assert.ok(f.epochReports <= (atStop.folds[i]?.epochReports ?? 0) + 1, `fold ${f.fold}: ${f.epochReports} reports, ${atStop.folds[i]?.epochReports} when S3 stopped`);
     }
 
-    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
+    const done = await until('the run to finish', () => getRun(c, runId), isFinal, 300_000);
     assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
     for (const f of done.folds) {
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
@@ -127,7 +127,7 @@ test('a task that always fails: its fold is marked failed with the reason after 
     cluster.addWorker({ CVC_FAULT_FAIL_FOLD: '1' });
     cluster.addWorker({ CVC_FAULT_FAIL_FOLD: '1' });
     const runId = await submitFashionRun(cluster, 3, 2);
-    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
+    const done = await until('the run to finish', () => getRun(c, runId), isFinal, 300_000);
     assert.equal(done.state, RunState.RUN_STATE_FAILED);
     const [f0, f1, f2] = done.folds;
     assert.ok(f0 && f1 && f2);
@@ -169,7 +169,7 @@ test('coordinator SIGKILLed mid-run and restarted: workers retry their calls, th
     c.close();
     await cluster.restartCoordinator();
     c = runClient(cluster);
-    const done = await until('the run to finish', () => getRun(c, runId), (r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING, 300_000);
+    const done = await until('the run to finish', () => getRun(c, runId), isFinal, 300_000);
     assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
     const store = storeOf(cluster);
     for (const f of done.folds) {

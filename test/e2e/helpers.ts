@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
-import type { Run } from '@cvc/proto';
+import { RunState, type Run } from '@cvc/proto';
 import { RunServiceClient, WorkerServiceClient } from '@cvc/proto';
 import { bearerInterceptor } from '@cvc/security';
 import { createObjectStore, type ObjectStore } from '@cvc/storage';
@@ -32,6 +32,12 @@ export function workerClient(cluster: LocalCluster, token: string | undefined = 
   const ch = channel(cluster, token);
   return new WorkerServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
 }
+
+/** The states a run ends in (FINALIZING and CANCELLING come before them). */
+export const FINAL_RUN_STATES: readonly RunState[] = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+
+/** Whether `r` has ended (its summary, encoder and report are written by then). */
+export const isFinal = (r: Run | undefined): r is Run => r !== undefined && FINAL_RUN_STATES.includes(r.state);
 
 export function getRun(c: RunServiceClient, runId: string): Promise<Run> {
   return new Promise((resolve, reject) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? reject(e) : resolve(r))));

@@ -38,8 +38,8 @@ export interface LocalCluster {
   readonly s3: S3Server;
   /** Starts one more worker (ids continue); `env` overrides its environment. */
   addWorker(env?: NodeJS.ProcessEnv): ChildProcess;
-  /** Restarts the coordinator on the same port (fault tests). */
-  restartCoordinator(): Promise<void>;
+  /** SIGKILLs the coordinator and starts it again on the same port (fault tests); `env` overrides its environment from then on. */
+  restartCoordinator(env?: NodeJS.ProcessEnv): Promise<void>;
   /** Closes the S3 server, waits `downMs`, and starts it again on the same port and directory (fault tests). */
   restartS3(downMs?: number): Promise<void>;
   /** Stops the S3 server until `startS3()` (fault tests). */
@@ -158,6 +158,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const log = (name: string) => createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
 
   let coordinatorPort = 0;
+  let coordinatorEnv: NodeJS.ProcessEnv = { ...o.coordinatorEnv };
   const startCoordinator = async (): Promise<ChildProcess> => {
     const env = {
       ...base,
@@ -167,7 +168,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       CVC_TLS_KEY: pki.keyFile,
       CVC_USER_TOKENS: creds.userToken,
       CVC_WORKER_TOKENS: creds.workerToken,
-      ...o.coordinatorEnv,
+      ...coordinatorEnv,
     };
     const p = spawn(process.execPath, [COORDINATOR_BIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = log('coordinator');
@@ -271,7 +272,8 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       nats = await startNatsServer(join(dir, 'nats'), { port, ...natsAuth });
     },
-    restartCoordinator: async () => {
+    restartCoordinator: async (env = {}) => {
+      coordinatorEnv = { ...coordinatorEnv, ...env };
       coordinatorProcess.kill('SIGKILL');
       await waitExit(coordinatorProcess, 5000);
       coordinatorProcess = await startCoordinator();
