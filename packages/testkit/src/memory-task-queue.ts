@@ -30,7 +30,9 @@ export interface MemoryTaskRecord {
  * The in-memory TaskQueue plus hooks for tests. Delivery follows JetStream's
  * work-queue consumer: in stream order, redelivery after a nak or an expired
  * ack wait, give-up (the onGivenUp handlers, then removal) once a task was
- * delivered `maxDeliver` times and is due again.
+ * delivered `maxDeliver` times and is due again. Unlike the real queue,
+ * `next(expiresMs)` waits exactly `expiresMs` (the real one at least 1 s), and
+ * an ack wait runs out only when a test calls `expireInFlight()`.
  */
 export interface MemoryTaskQueue extends TaskQueue {
   /**

@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { CvcError, describeError, meanStd, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
-import { FoldState, Run, RunState, CheckpointKind, type FoldStatus, type RunSummary, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import { CvcError, describeError, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
+import { FoldState, Run, RunState, CheckpointKind, type FoldStatus, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
 import { MODEL_SHAPES, type ModelName } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
 import type { ArtifactExporter } from './export-artifacts.js';
+import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
 import { decodeDoc, ENDING_RUN_STATES, FINAL_FOLD_STATES, FINAL_RUN_STATES, resolveSpec, runKey, type RunDoc } from './run-doc.js';
 
 export interface CoordinatorDeps {
@@ -28,7 +29,7 @@ export interface CoordinatorDeps {
   readonly finalizeRetry?: { readonly initialMs: number; readonly maxMs: number };
 }
 
-/** The real export, imported on first use so the coordinator's logic loads without TensorFlow.js. */
+/** The real export, imported on first use (tests hand in their own and never load it). */
 const realExport: ArtifactExporter = async (input) => (await import('./export-artifacts.js')).exportRunArtifacts(input);
 
 /** Failures worth another try: object storage or NATS unreachable. Anything else will fail the same way again. */
@@ -47,33 +48,6 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
-}
-
-/** The folds that succeeded with validation metrics, and the one with the lowest validation loss. */
-function succeededFolds(run: Run): { ok: FoldStatus[]; best: FoldStatus | undefined } {
-  const ok = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.val);
-  const best = ok.length === 0 ? undefined : ok.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b));
-  return { ok, best };
-}
-
-/** Mean and std of the succeeded folds' losses. */
-function summarize(ok: readonly FoldStatus[], best: FoldStatus, encoder: string): RunSummary {
-  const ms = (pick: (f: FoldStatus) => number): { mean: number; std: number } => {
-    const m = meanStd(ok.map(pick));
-    return { mean: m.mean, std: m.std };
-  };
-  return { trainLoss: ms((f) => f.train?.loss ?? NaN), valLoss: ms((f) => f.val?.loss ?? NaN), testLoss: ms((f) => f.test?.loss ?? NaN), bestFold: best.fold, encoder };
-}
-
-/** A fold left RUNNING: it has no progress inside an epoch any more. */
-function endAttempt(f: FoldStatus, state: FoldState, extra: Partial<FoldStatus> = {}): FoldStatus {
-  return { ...f, ...extra, state, progress: undefined };
-}
-
-/** Once every fold has ended, a run that was training moves to FINALIZING (in the same update that ended its last fold). */
-function finalizingIfDone(run: Run): Run {
-  if (ENDING_RUN_STATES.includes(run.state) || !run.folds.every((f) => FINAL_FOLD_STATES.includes(f.state))) return run;
-  return { ...run, state: RunState.RUN_STATE_FINALIZING };
 }
 
 /** Hooks for metrics; every method is optional. */
