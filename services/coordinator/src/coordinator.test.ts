@@ -54,6 +54,8 @@ async function world(opts: { maxDeliver?: number } = {}): Promise<World> {
 const spec = (over: Partial<RunSpec> = {}): RunSpec => ({ name: '', dataset: DATASET, model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '', ...over });
 const epoch = (n: number, valLoss = 0.5): EpochMetrics => EpochMetrics.fromPartial({ epoch: n, loss: valLoss + 0.1, valLoss, valMse: valLoss, seconds: 1, imagesPerSec: 100 });
 const evalOf = (loss: number): EvalMetrics => EvalMetrics.fromPartial({ loss, mse: loss, count: 10 });
+/** A hang (say, a finalisation awaited inside FinishFold behind a held export) fails the test instead of blocking the run. */
+const T = { timeout: 10_000 };
 const outcome = (o: string) => (e: unknown) => e instanceof CoordinatorError && e.outcome === o;
 
 async function start(c: Coordinator, runId: string, fold: number, delivery = 1): Promise<AttemptRef> {
@@ -85,7 +87,7 @@ async function trainFold(c: Coordinator, runId: string, fold: number, val: numbe
 
 const summaryJson = async (w: World, runId: string): Promise<Run> => Run.fromJSON(JSON.parse(new TextDecoder().decode(await w.store.getBytes(`runs/${runId}/summary.json`))));
 
-test('submit validates the spec against the catalog, records the run and enqueues one task per fold', async () => {
+test('submit validates the spec against the catalog, records the run and enqueues one task per fold', T, async () => {
   const w = await world();
   const c = w.coordinator();
   await assert.rejects(c.submitRun(spec({ dataset: 'cifar-10' })), outcome('NOT_FOUND'));
@@ -111,7 +113,7 @@ test('submit validates the spec against the catalog, records the run and enqueue
   await assert.rejects(c.getRun('../etc'), outcome('INVALID_ARGUMENT'));
 });
 
-test('each attempt gets a new token; a stale token is refused; the new attempt resumes from the last checkpoint', async () => {
+test('each attempt gets a new token; a stale token is refused; the new attempt resumes from the last checkpoint', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec({ epochs: 3 }));
@@ -144,7 +146,7 @@ test('each attempt gets a new token; a stale token is refused; the new attempt r
   await assert.rejects(c.reportEpoch(a1, epoch(2)), outcome('FAILED_PRECONDITION'));
 });
 
-test('a repeated epoch report is counted once; progress is kept while running and cleared when the fold ends', async () => {
+test('a repeated epoch report is counted once; progress is kept while running and cleared when the fold ends', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec({ epochs: 2 }));
@@ -169,7 +171,7 @@ test('a repeated epoch report is counted once; progress is kept while running an
   await assert.rejects(c.reportProgress(a, { epoch: 2, epochs: 2, images: 60, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 }), outcome('FAILED_PRECONDITION'));
 });
 
-test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previous checkpoint in place', async () => {
+test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previous checkpoint in place', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec());
@@ -181,7 +183,7 @@ test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previ
   assert.equal(w.store.object(`runs/${id}/fold-1/checkpoints/epoch-0002.ckpt`), undefined);
 });
 
-test('the last fold to finish moves the run to FINALIZING; finalisation runs afterwards, outside the call, and ends SUCCEEDED with summary, encoder and report', async () => {
+test('the last fold to finish moves the run to FINALIZING; finalisation runs afterwards, outside the call, and ends SUCCEEDED with summary, encoder and report', T, async () => {
   const w = await world();
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -218,7 +220,7 @@ test('the last fold to finish moves the run to FINALIZING; finalisation runs aft
   assert.ok(states.length >= 2 && states.slice(0, -1).every((st) => st === RunState.RUN_STATE_FINALIZING), `watched states ${states.join(', ')}`);
 });
 
-test('the default exporter: a best fold without a best checkpoint ends the run FAILED with the reason (no retry)', async () => {
+test('the default exporter: a best fold without a best checkpoint ends the run FAILED with the reason (no retry)', T, async () => {
   const w = await world();
   const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, finalizeRetry: { initialMs: 1, maxMs: 4 } });
   const { id } = await c.submitRun(spec());
@@ -233,7 +235,7 @@ test('the default exporter: a best fold without a best checkpoint ends the run F
   assert.equal((await summaryJson(w, id)).error, done.error);
 });
 
-test('a transient failure during finalisation is retried until it succeeds; a permanent one is not', async () => {
+test('a transient failure during finalisation is retried until it succeeds; a permanent one is not', T, async () => {
   const w = await world();
   let calls = 0;
   const c = w.coordinator(async ({ run, store }) => {
@@ -278,7 +280,7 @@ test('a transient failure during finalisation is retried until it succeeds; a pe
   assert.match((await c3.getRun(r3.id)).error, /no test shard/);
 });
 
-test('a coordinator that dies inside the export: a new one over the same stores finishes the run on recover()', async () => {
+test('a coordinator that dies inside the export: a new one over the same stores finishes the run on recover()', T, async () => {
   const w = await world();
   let entered!: () => void;
   const inExport = new Promise<void>((r) => (entered = r));
@@ -314,7 +316,7 @@ test('a coordinator that dies inside the export: a new one over the same stores 
   assert.equal((await restarted.startAttempt({ runId: id, fold: 0, worker: 'w', delivery: 2 })).proceed, false);
 });
 
-test('finalize() is idempotent: a retry after a failed final write writes the same summary, and once ended it does nothing', async () => {
+test('finalize() is idempotent: a retry after a failed final write writes the same summary, and once ended it does nothing', T, async () => {
   const w = await world();
   const first = w.coordinator(({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('killed')), { once: true })));
   const { id } = await first.submitRun(spec());
@@ -340,7 +342,7 @@ test('finalize() is idempotent: a retry after a failed final write writes the sa
   assert.deepEqual(w.exported, [id, id]);
 });
 
-test('recover() finalises a run the old code left RUNNING with every fold ended, and leaves running runs alone', async () => {
+test('recover() finalises a run the old code left RUNNING with every fold ended, and leaves running runs alone', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec());
@@ -361,7 +363,7 @@ test('recover() finalises a run the old code left RUNNING with every fold ended,
   assert.equal((await restarted.getRun(other.id)).state, RunState.RUN_STATE_RUNNING);
 });
 
-test('cancel: unfinished folds CANCELLED, workers told CANCELLED, finished folds and their checkpoints kept, summary.json records it', async () => {
+test('cancel: unfinished folds CANCELLED, workers told CANCELLED, finished folds and their checkpoints kept, summary.json records it', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec());
@@ -388,7 +390,7 @@ test('cancel: unfinished folds CANCELLED, workers told CANCELLED, finished folds
   assert.deepEqual(w.exported, []);
 });
 
-test('a cancel arriving while an attempt is being started wins: the attempt is refused', async () => {
+test('a cancel arriving while an attempt is being started wins: the attempt is refused', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec());
@@ -399,7 +401,7 @@ test('a cancel arriving while an attempt is being started wins: the attempt is r
   assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_CANCELLING);
 });
 
-test('an interrupted cancel (clean-up failed, coordinator gone) is completed by recover()', async () => {
+test('an interrupted cancel (clean-up failed, coordinator gone) is completed by recover()', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec());
@@ -420,7 +422,7 @@ test('an interrupted cancel (clean-up failed, coordinator gone) is completed by 
   assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_CANCELLED);
 });
 
-test('a task given up after max_deliver fails its fold with the reason; the run is finalised FAILED with the other fold summarised', async () => {
+test('a task given up after max_deliver fails its fold with the reason; the run is finalised FAILED with the other fold summarised', T, async () => {
   const w = await world({ maxDeliver: 2 });
   const c = w.coordinator();
   w.queue.onGivenUp((t, n) => c.onTaskGivenUp(t, n));
@@ -453,7 +455,7 @@ test('a task given up after max_deliver fails its fold with the reason; the run 
   assert.equal((await c.getRun(id)).updatedAtMs, done.updatedAtMs);
 });
 
-test('a final failFold of the last fold finalises the run FAILED; a run whose folds all failed has no summary', async () => {
+test('a final failFold of the last fold finalises the run FAILED; a run whose folds all failed has no summary', T, async () => {
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec());
