@@ -206,8 +206,9 @@ type Settled = { fold: number; delivery: number; how: 'ack' } | { fold: number; 
  * the worker once the queue has nothing to deliver, so `run()` returns when
  * the work is done.
  */
-function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue; settled: Settled[] } {
+function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue; settled: Settled[]; pullFailures: Error[] } {
   const settled: Settled[] = [];
+  const pullFailures: Error[] = [];
   const wrap = (d: TaskDelivery): TaskDelivery => {
     const at = { fold: d.task.fold, delivery: d.delivery };
     return {
@@ -228,12 +229,14 @@ function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue;
     depth: () => inner.depth(),
     onGivenUp: (h) => inner.onGivenUp(h),
     next: async (ms) => {
+      const err = pullFailures.shift();
+      if (err) throw err;
       const d = await inner.next(ms);
       if (!d) stop();
       return d ? wrap(d) : undefined;
     },
   };
-  return { queue, settled };
+  return { queue, settled, pullFailures };
 }
 
 /** A logger that keeps every line. */
@@ -249,6 +252,8 @@ interface Setup {
   trainers: FakeTrainers;
   queue: MemoryTaskQueue;
   settled: Settled[];
+  /** Errors the next pulls throw, one each. */
+  pullFailures: Error[];
   logger: ReturnType<typeof memoryLogger>;
   outcomes: string[];
 }
@@ -261,8 +266,8 @@ function setup(opts: { coordinator?: FakeCoordinator; maxDeliver?: number; deps?
   const outcomes: string[] = [];
   // The closure runs only once run() pulls, after `worker` is initialised.
   const spy = spyQueue(queue, () => worker.stop());
-  const worker = new Worker({ id: 'w1', queue: spy.queue, store, coordinator, cacheDir, logger, trainers, pollMs: 5, onAttempt: (o) => outcomes.push(o), ...opts.deps });
-  return { worker, coordinator, trainers, queue, settled: spy.settled, logger, outcomes };
+  const worker = new Worker({ id: 'w1', queue: spy.queue, store, coordinator, cacheDir, logger, trainers, pollMs: 5, pullRetryMs: 1, onAttempt: (o) => outcomes.push(o), ...opts.deps });
+  return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, logger, outcomes };
 }
 
 const task: FoldTask = { runId: RUN, fold: 1 };
@@ -371,6 +376,27 @@ test('a stale token before any attempt exists is an ordinary failure (nak with b
   await s.worker.run();
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: 2000 }]);
   assert.equal(s.coordinator.of('failFold').length, 0, 'no attempt to fail');
+});
+
+test('a failing pull (NATS unreachable) is logged and retried; the task is then trained', async () => {
+  const s = setup();
+  s.pullFailures.push(new Error('CONNECTION_REFUSED'), new Error('TIMEOUT'));
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.logger.lines.filter((l) => l.msg === 'pulling a task failed; retrying').map((l) => l.fields?.['error']), ['CONNECTION_REFUSED', 'TIMEOUT']);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+});
+
+test('the coordinator unreachable past the client\'s retries (UNAVAILABLE): the task goes back with backoff and the worker keeps serving', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED')) });
+  await s.queue.enqueue(task);
+  await s.queue.enqueue({ runId: RUN, fold: 2 });
+  await s.worker.run();
+  assert.deepEqual(s.settled, [
+    { fold: 1, delivery: 1, how: 'nak', delayMs: 2000 },
+    { fold: 2, delivery: 1, how: 'ack' },
+  ]);
+  assert.equal(s.coordinator.of('failFold').length, 0, 'no attempt was started, so none is failed');
 });
 
 test('a failed attempt with deliveries left: failFold(final=false) and a nak with backoff growing by delivery', async () => {

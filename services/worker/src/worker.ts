@@ -26,6 +26,8 @@ export interface WorkerDeps {
   readonly now?: () => number;
   /** How long one pull waits for a task, in ms (default 2000); `stop()` takes effect within it. */
   readonly pollMs?: number;
+  /** Wait before pulling again after a pull failed (NATS unreachable), in ms (default 1000). */
+  readonly pullRetryMs?: number;
   /** Observers for metrics. */
   readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
   readonly onStep?: (seconds: number) => void;
@@ -62,6 +64,7 @@ export class Worker {
   private readonly progressIntervalMs: number;
   private readonly now: () => number;
   private readonly pollMs: number;
+  private readonly pullRetryMs: number;
   private current: AbortController | undefined;
   private stopping = false;
   private fatal: Error | undefined;
@@ -73,6 +76,7 @@ export class Worker {
     this.progressIntervalMs = deps.progressIntervalMs ?? 3000;
     this.now = deps.now ?? Date.now;
     this.pollMs = deps.pollMs ?? 2000;
+    this.pullRetryMs = deps.pullRetryMs ?? 1000;
   }
 
   /**
@@ -88,7 +92,7 @@ export class Worker {
       } catch (err) {
         if (this.stopping) break;
         this.logger.warn('pulling a task failed; retrying', { error: describeError(err) });
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise((r) => setTimeout(r, this.pullRetryMs));
         continue;
       }
       if (d) await this.handle(d);
