@@ -3,6 +3,9 @@ import { createHash } from 'node:crypto';
 import { CvcError } from '@cvc/core';
 import type { CheckpointKind} from '@cvc/proto';
 import { WorkerServiceClient, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type ReportEpochRequest, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import { Metadata } from '@grpc/grpc-js';
+import type { FoldProgress } from '@cvc/proto';
+import type { CoordinatorApi } from './coordinator-api.js';
 
 type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 
@@ -30,7 +33,7 @@ function retryDelay(err: unknown, backoff: number): number | undefined {
 }
 
 /** The worker's view of the coordinator, with retries across coordinator restarts. */
-export class CoordinatorClient {
+export class CoordinatorClient implements CoordinatorApi {
   private readonly client: WorkerServiceClient;
 
   /** `setup` comes from @cvc/security's grpcClientSetup (TLS, the worker's bearer token). */
@@ -65,6 +68,13 @@ export class CoordinatorClient {
   reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> => this.call((r: ReportEpochRequest, cb) => this.client.reportEpoch(r, cb), { attempt, metrics });
   finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call((r: FinishFoldRequest, cb) => this.client.finishFold(r, cb), req);
   failFold = (req: FailFoldRequest): Promise<unknown> => this.call((r: FailFoldRequest, cb) => this.client.failFold(r, cb), req);
+
+  /**
+   * One try with a 10 s deadline, no retries: progress is for display and
+   * the next report (a few seconds later) supersedes a lost one.
+   */
+  reportProgress = (attempt: AttemptRef, progress: FoldProgress): Promise<unknown> =>
+    new Promise((resolve, reject) => this.client.reportProgress({ attempt, progress }, new Metadata(), { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res))));
 
   /** Streams a checkpoint in 1 MiB chunks, the sha256 in the last message (retried as a whole). */
   async uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {

@@ -23,6 +23,17 @@ export const workerConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend
   CVC_METRICS_HOST: z.string().default('0.0.0.0'),
   CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   /**
+   * Milliseconds between progress reports inside an epoch (images done,
+   * images/s, ETA), default 3000; 0 sends none. Each report is a write of the
+   * run document, so less than 500 ms is refused.
+   */
+  CVC_PROGRESS_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .max(600_000)
+    .refine((v) => v === 0 || v >= 500, 'must be 0 (no progress reports) or at least 500 ms')
+    .default(3000),
+  /**
    * Fault injection, for reliability tests only: every attempt at this fold
    * number (of any run) fails after its shards are downloaded, as a task that
    * can never succeed would.

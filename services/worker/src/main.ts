@@ -29,6 +29,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     coordinator,
     cacheDir: cfg.CVC_CACHE_DIR,
     logger,
+    progressIntervalMs: cfg.CVC_PROGRESS_INTERVAL_MS,
     onEpoch: (task, r) => {
       const labels = { run: task.runId, fold: String(task.fold) };
       metrics.trainLoss.set(labels, r.loss);

@@ -2,39 +2,69 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { CancelledError, CvcError, describeError, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type AttemptRef } from '@cvc/proto';
-import { FoldTrainer, ModelError, type EpochRecord } from '@cvc/model';
+import { ModelError, type EpochRecord } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
-import { isAuthError, type CoordinatorClient } from './client.js';
+import { isAuthError } from './client.js';
+import type { CoordinatorApi } from './coordinator-api.js';
+import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
+import { foldTrainerFactory, type TrainerFactory, type WorkerTrainer } from './trainer-factory.js';
 
 export interface WorkerDeps {
   readonly id: string;
   readonly queue: TaskQueue;
   readonly store: ObjectStore;
-  readonly coordinator: CoordinatorClient;
+  readonly coordinator: CoordinatorApi;
   readonly cacheDir: string;
   readonly logger?: Logger;
+  /** Makes the fold trainers (default: FoldTrainer on the initialised TensorFlow.js backend). */
+  readonly trainers?: TrainerFactory;
+  /** Milliseconds between progress reports inside an epoch (default 3000; 0 sends none). */
+  readonly progressIntervalMs?: number;
+  /** Clock in milliseconds for the progress reports (default Date.now). */
+  readonly now?: () => number;
+  /** How long one pull waits for a task, in ms (default 2000); `stop()` takes effect within it. */
+  readonly pollMs?: number;
+  /** Wait before pulling again after a pull failed (NATS unreachable), in ms (default 1000). */
+  readonly pullRetryMs?: number;
   /** Observers for metrics. */
   readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
   readonly onStep?: (seconds: number) => void;
   readonly onDownload?: (bytes: number, seconds: number) => void;
-  readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped') => void;
+  readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped' | 'abandoned') => void;
   /** Fault injection for reliability tests: attempts at this fold always fail. */
   readonly failFold?: number | undefined;
 }
 
 const isCancelled = (err: unknown): boolean => (err as ServiceError).code === status.CANCELLED;
 
+/** A report of this attempt was refused because another attempt owns the fold now (or it has ended). */
+const isStaleAttempt = (err: unknown): boolean => (err as ServiceError).code === status.FAILED_PRECONDITION;
+
 /**
  * Pulls one fold task at a time and trains it: starts an attempt, resumes
  * from the fold's newest checkpoint when there is one, reports every epoch
- * and uploads a checkpoint after it, heartbeats while training, then uploads
- * the best checkpoint and the final metrics and acks the task.
+ * and uploads a checkpoint after it, reports progress inside an epoch every
+ * few seconds, heartbeats while training, then uploads the best checkpoint
+ * and the final metrics and acks the task.
+ *
+ * How an attempt ends decides what happens to the task: done or skipped,
+ * ack; run cancelled (CANCELLED), ack; `stop()` (SIGTERM), nak at once;
+ * credentials refused, nak and `run()` rejects; a report refused as stale
+ * (FAILED_PRECONDITION: another attempt owns the fold), neither failFold nor
+ * ack/nak: the attempt is abandoned and the delivery left to the new owner;
+ * any other failure, failFold and nak with backoff, or term on the last
+ * delivery.
  */
 export class Worker {
   private readonly shards: ShardCache;
   private readonly logger: Logger;
+  private readonly trainers: TrainerFactory;
+  private readonly progressIntervalMs: number;
+  private readonly now: () => number;
+  private readonly pollMs: number;
+  private readonly pullRetryMs: number;
   private current: AbortController | undefined;
   private stopping = false;
   private fatal: Error | undefined;
@@ -42,6 +72,11 @@ export class Worker {
   constructor(private readonly deps: WorkerDeps) {
     this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload);
     this.logger = deps.logger ?? silentLogger;
+    this.trainers = deps.trainers ?? foldTrainerFactory;
+    this.progressIntervalMs = deps.progressIntervalMs ?? 3000;
+    this.now = deps.now ?? Date.now;
+    this.pollMs = deps.pollMs ?? 2000;
+    this.pullRetryMs = deps.pullRetryMs ?? 1000;
   }
 
   /**
@@ -53,11 +88,11 @@ export class Worker {
     while (!this.stopping) {
       let d: TaskDelivery | undefined;
       try {
-        d = await this.deps.queue.next(2000);
+        d = await this.deps.queue.next(this.pollMs);
       } catch (err) {
         if (this.stopping) break;
         this.logger.warn('pulling a task failed; retrying', { error: describeError(err) });
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise((r) => setTimeout(r, this.pullRetryMs));
         continue;
       }
       if (d) await this.handle(d);
@@ -91,12 +126,12 @@ export class Worker {
       if (!spec) throw new Error('coordinator sent no run spec');
       const data = await this.shards.foldData(start.manifest, fold);
       if (this.deps.failFold === fold) throw new CvcError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
-      let trainer: FoldTrainer;
+      let trainer: WorkerTrainer;
       if (start.resumeCheckpoint) {
-        trainer = await FoldTrainer.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, spec.epochs !== undefined ? { epochs: spec.epochs } : {});
+        trainer = await this.trainers.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, spec.epochs !== undefined ? { epochs: spec.epochs } : {});
         this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: start.resumeCheckpoint });
       } else {
-        trainer = FoldTrainer.create({
+        trainer = this.trainers.create({
           model: spec.model as 'seed-mnist',
           ...(spec.epochs !== undefined ? { epochs: spec.epochs } : {}),
           ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
@@ -107,11 +142,17 @@ export class Worker {
         this.logger.info('training fold', log);
       }
       const a = attempt;
+      const progress =
+        this.progressIntervalMs > 0
+          ? new ProgressReporter({ send: (p) => this.deps.coordinator.reportProgress(a, p), intervalMs: this.progressIntervalMs, now: this.now, logger: this.logger, logFields: log })
+          : undefined;
       try {
         await trainer.fit({ train: data.train, val: data.val }, {
           signal: ac.signal,
           ...(this.deps.onStep ? { onStep: this.deps.onStep } : {}),
-          onEpochEnd: async (r, t) => {
+          // The trainer samples 4x as often as we send, so a report is due within a quarter interval of its time.
+          ...(progress ? { onBatch: (p) => progress.offer(p), progressIntervalMs: Math.max(1, Math.floor(this.progressIntervalMs / 4)) } : {}),
+          onEpochEnd: async (r) => {
             d.working();
             await this.deps.coordinator.reportEpoch(a, {
               epoch: r.epoch,
@@ -123,7 +164,7 @@ export class Worker {
               imagesPerSec: r.imagesPerSec,
             });
             this.deps.onEpoch?.({ runId, fold }, r);
-            await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await t.checkpoint());
+            await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await trainer.checkpoint());
           },
         });
         trainer.restoreBest();
@@ -154,11 +195,24 @@ export class Worker {
         this.logger.info('interrupted; handing the task back', log);
         this.deps.onAttempt?.('interrupted');
         d.nak();
+      } else if (attempt && isStaleAttempt(err)) {
+        // Another attempt owns the fold (this one was too slow and the task was
+        // redelivered), or the fold has ended. failFold would be refused and must
+        // not count against the new owner; a nak or term would redeliver or drop
+        // the task the new owner is working on. Stop heartbeating and leave the
+        // delivery alone: if nobody holds it, it comes back after ack_wait and
+        // StartAttempt sorts it out.
+        this.logger.warn('another attempt owns this fold; abandoning this attempt without failing the fold', { ...log, error: describeError(err) });
+        this.deps.onAttempt?.('abandoned');
       } else {
         const final = d.delivery >= d.maxDeliver;
         this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
         this.deps.onAttempt?.(err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' ? 'nan_loss' : 'failed');
-        if (attempt) await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch(() => undefined);
+        if (attempt) {
+          await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch((e: unknown) => {
+            this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) });
+          });
+        }
         if (final) d.term(describeError(err));
         else d.nak(Math.min(30_000, 1000 * 2 ** d.delivery));
       }

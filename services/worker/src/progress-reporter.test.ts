@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Logger } from '@cvc/core';
+import type { BatchProgress } from '@cvc/model';
+import type { FoldProgress } from '@cvc/proto';
+import { ProgressReporter, foldEtaSeconds, toFoldProgress } from './progress-reporter.js';
+
+const sample = (over: Partial<BatchProgress> = {}): BatchProgress => ({ epoch: 2, epochs: 5, images: 600, totalImages: 1000, loss: 0.03, imagesPerSec: 200, ...over });
+
+test('the fold ETA counts the rest of this epoch and every later epoch at the current pace', () => {
+  // 400 images left now + 3 epochs of 1000, at 200 images/s.
+  assert.equal(foldEtaSeconds(sample()), (400 + 3000) / 200);
+  assert.equal(foldEtaSeconds(sample({ epoch: 5, images: 1000 })), 0);
+  assert.equal(foldEtaSeconds(sample({ imagesPerSec: 0 })), undefined);
+  assert.equal(foldEtaSeconds(sample({ imagesPerSec: Infinity })), undefined);
+});
+
+test('a sample with a non-finite loss or pace has no wire form; a good one carries every field', () => {
+  assert.equal(toFoldProgress(sample({ loss: NaN }), 1), undefined);
+  assert.equal(toFoldProgress(sample({ imagesPerSec: NaN }), 1), undefined);
+  assert.deepEqual(toFoldProgress(sample(), 1234.6), { epoch: 2, epochs: 5, images: 600, totalImages: 1000, imagesPerSec: 200, loss: 0.03, etaSeconds: 17, updatedAtMs: 1235 });
+});
+
+test('the reporter sends at most once per interval, skips while one is in flight, and swallows failures at debug', async () => {
+  let clock = 0;
+  const sent: FoldProgress[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  const debug: string[] = [];
+  const logger: Logger = { debug: (m) => void debug.push(m), info: () => {}, warn: () => {}, error: () => {} };
+  const r = new ProgressReporter({
+    send: (p) => {
+      sent.push(p);
+      if (sent.length === 3) return Promise.reject(new Error('unreachable'));
+      return gate;
+    },
+    intervalMs: 1000,
+    now: () => clock,
+    logger,
+  });
+  r.offer(sample({ images: 100 }));
+  clock = 5000;
+  r.offer(sample({ images: 200 })); // in flight: dropped
+  release();
+  await r.idle();
+  r.offer(sample({ images: 300 }));
+  clock = 5999;
+  await r.idle();
+  r.offer(sample({ images: 400 })); // under the interval: dropped
+  clock = 6000;
+  r.offer(sample({ images: 500 })); // fails
+  await r.idle();
+  clock = 7000;
+  r.offer(sample({ loss: Infinity })); // nothing to send
+  assert.deepEqual(sent.map((p) => p.images), [100, 300, 500]);
+  assert.deepEqual(debug, ['progress report failed; dropped', 'progress sample has no finite loss or pace; not reported']);
+});

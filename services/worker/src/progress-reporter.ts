@@ -1,0 +1,86 @@
+import { describeError, type Logger } from '@cvc/core';
+import type { BatchProgress } from '@cvc/model';
+import type { FoldProgress } from '@cvc/proto';
+
+/**
+ * Seconds until the fold's last epoch ends at the pace of the epoch so far:
+ * the images left in this epoch plus every later epoch's images, over the
+ * current images per second. Evaluation is not counted (the validation pass
+ * after each epoch and the final train/val/test evaluation are forward passes
+ * only, a small part of an epoch's training), so the fold ends somewhat after
+ * the ETA. Undefined when there is no pace to go by yet.
+ */
+export function foldEtaSeconds(p: BatchProgress): number | undefined {
+  if (!(p.imagesPerSec > 0) || !Number.isFinite(p.imagesPerSec)) return undefined;
+  const remaining = Math.max(0, p.totalImages - p.images) + Math.max(0, p.epochs - p.epoch) * p.totalImages;
+  return remaining / p.imagesPerSec;
+}
+
+/** The wire form of a batch progress sample taken at `nowMs`, or undefined when it holds a non-finite number. */
+export function toFoldProgress(p: BatchProgress, nowMs: number): FoldProgress | undefined {
+  const eta = foldEtaSeconds(p);
+  if (eta === undefined || !Number.isFinite(p.loss) || p.loss < 0) return undefined;
+  return {
+    epoch: p.epoch,
+    epochs: p.epochs,
+    images: p.images,
+    totalImages: p.totalImages,
+    imagesPerSec: p.imagesPerSec,
+    loss: p.loss,
+    etaSeconds: eta,
+    // The coordinator stamps the time with its own clock; this is the worker's, for the record.
+    updatedAtMs: Math.round(nowMs),
+  };
+}
+
+export interface ProgressReporterOptions {
+  /** Sends one report (the coordinator's ReportProgress). */
+  readonly send: (p: FoldProgress) => Promise<unknown>;
+  /** Minimum milliseconds between two sends. */
+  readonly intervalMs: number;
+  /** Clock in milliseconds. */
+  readonly now: () => number;
+  readonly logger: Logger;
+  /** Fields added to the debug line of a failed send (run, fold, ...). */
+  readonly logFields?: Record<string, unknown>;
+}
+
+/**
+ * Forwards the trainer's progress inside an epoch to the coordinator,
+ * fire-and-forget: at most one report every `intervalMs` and never more than
+ * one in flight (a sample that comes while one is in flight is dropped, the
+ * next one goes out once it settles). A failed report is logged at debug and
+ * dropped: progress is for display, and the next report supersedes it.
+ */
+export class ProgressReporter {
+  private inFlight: Promise<void> | undefined;
+  private lastSentAt: number | undefined;
+
+  constructor(private readonly opts: ProgressReporterOptions) {}
+
+  /** Offers a sample (the trainer's onBatch); returns at once. */
+  offer(p: BatchProgress): void {
+    const t = this.opts.now();
+    if (this.inFlight || (this.lastSentAt !== undefined && t - this.lastSentAt < this.opts.intervalMs)) return;
+    const progress = toFoldProgress(p, t);
+    if (!progress) {
+      this.opts.logger.debug('progress sample has no finite loss or pace; not reported', { ...this.opts.logFields, epoch: p.epoch, loss: p.loss, imagesPerSec: p.imagesPerSec });
+      return;
+    }
+    this.lastSentAt = t;
+    this.inFlight = Promise.resolve()
+      .then(() => this.opts.send(progress))
+      .then(
+        () => undefined,
+        (err: unknown) => this.opts.logger.debug('progress report failed; dropped', { ...this.opts.logFields, epoch: p.epoch, error: describeError(err) }),
+      )
+      .finally(() => {
+        this.inFlight = undefined;
+      });
+  }
+
+  /** Resolves once the report in flight, if any, has settled (it never rejects). */
+  async idle(): Promise<void> {
+    await this.inFlight;
+  }
+}

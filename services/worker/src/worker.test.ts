@@ -1,0 +1,545 @@
+// Unit tests of the worker loop: the memory task queue and object store of
+// @cvc/testkit, a fake coordinator and a fake trainer; no servers, no
+// TensorFlow.js. Each test runs in milliseconds.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { throwIfAborted, type Logger } from '@cvc/core';
+import { importDataset, randomImageSet, type Dataset, type ImageSet } from '@cvc/data';
+import type { BatchProgress, EpochRecord, TrainConfigInput } from '@cvc/model';
+import { CheckpointKind, RunSpec, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import type { FoldTask, TaskDelivery, TaskQueue } from '@cvc/messaging';
+import { createMemoryObjectStore, createMemoryTaskQueue, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
+import type { CoordinatorApi } from './coordinator-api.js';
+import type { TrainerFactory, WorkerFitCallbacks, WorkerTrainer } from './trainer-factory.js';
+import { Worker, type WorkerDeps } from './worker.js';
+
+// ---------------------------------------------------------------- fixtures
+
+let cacheDir: string;
+let store: MemoryObjectStore;
+let manifestKey: string;
+const BATCHES = 4;
+const TRAIN_IMAGES = 400;
+
+before(async () => {
+  cacheDir = await mkdtemp(join(tmpdir(), 'cvc-worker-test-'));
+  store = createMemoryObjectStore();
+  // A real (tiny) imported dataset, so the worker's shard download and checks run as in production.
+  const ds: Dataset = {
+    name: 'tiny',
+    dir: '',
+    format: 'idx',
+    numClasses: 10,
+    classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+    train: randomImageSet(12, 28, 28, 1, 1),
+    test: randomImageSet(4, 28, 28, 1, 2),
+  };
+  const prefix = 'datasets/tiny/v1';
+  const m = await importDataset(ds, { folds: 3, scheme: 'stratified', seed: 1 }, async (name, chunks) => {
+    const r = await store.put(`${prefix}/${name}`, chunks);
+    return { bytes: r.bytes, sha256: r.sha256 };
+  });
+  manifestKey = `${prefix}/manifest.json`;
+  await store.put(manifestKey, new TextEncoder().encode(JSON.stringify(m)));
+});
+after(async () => {
+  await rm(cacheDir, { recursive: true, force: true });
+});
+
+const RUN = 'run-1';
+const spec = (over: Partial<RunSpec> = {}): RunSpec => RunSpec.fromPartial({ dataset: 'tiny', model: 'seed-mnist', folds: 3, epochs: 2, batchSize: 100, seed: 7, upsample: 'nearest', ...over });
+
+/** A gRPC error as grpc-js rejects with it. */
+function grpcError(code: status, details: string): ServiceError {
+  return Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details, metadata: new Metadata() });
+}
+
+// ---------------------------------------------------------------- fake coordinator
+
+type Call =
+  | { m: 'startAttempt'; req: StartAttemptRequest }
+  | { m: 'reportEpoch'; attempt: AttemptRef; metrics: EpochMetrics }
+  | { m: 'reportProgress'; attempt: AttemptRef; progress: FoldProgress }
+  | { m: 'uploadCheckpoint'; attempt: AttemptRef; epoch: number; kind: CheckpointKind; bytes: Uint8Array }
+  | { m: 'finishFold'; req: FinishFoldRequest }
+  | { m: 'failFold'; req: FailFoldRequest };
+type Method = Call['m'];
+
+/** Records every call; `fail` makes the next calls of a method reject; `hold` makes reportProgress hang until released. */
+class FakeCoordinator implements CoordinatorApi {
+  readonly calls: Call[] = [];
+  private readonly failures = new Map<Method, ServiceError[]>();
+  holdProgress = false;
+  private readonly held: (() => void)[] = [];
+
+  constructor(private readonly answer: (req: StartAttemptRequest) => StartAttemptResponse = () => started()) {}
+
+  /** The next `times` calls of `m` reject with `err`. */
+  fail(m: Method, err: ServiceError, times = 1): this {
+    this.failures.set(m, [...(this.failures.get(m) ?? []), ...Array.from({ length: times }, () => err)]);
+    return this;
+  }
+
+  of<M extends Method>(m: M): Extract<Call, { m: M }>[] {
+    return this.calls.filter((c): c is Extract<Call, { m: M }> => c.m === m);
+  }
+
+  releaseProgress(): void {
+    for (const r of this.held.splice(0)) r();
+  }
+
+  private async record(c: Call): Promise<void> {
+    this.calls.push(c);
+    await Promise.resolve();
+    const err = this.failures.get(c.m)?.shift();
+    if (err) throw err;
+  }
+
+  async startAttempt(req: StartAttemptRequest): Promise<StartAttemptResponse> {
+    await this.record({ m: 'startAttempt', req });
+    return this.answer(req);
+  }
+  async reportEpoch(attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> {
+    return this.record({ m: 'reportEpoch', attempt, metrics });
+  }
+  async reportProgress(attempt: AttemptRef, progress: FoldProgress): Promise<unknown> {
+    await this.record({ m: 'reportProgress', attempt, progress });
+    if (this.holdProgress) await new Promise<void>((r) => this.held.push(r));
+    return {};
+  }
+  async uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
+    await this.record({ m: 'uploadCheckpoint', attempt, epoch, kind, bytes });
+    return { key: `runs/${attempt.runId}/folds/${attempt.fold}/${kind === CheckpointKind.CHECKPOINT_KIND_BEST ? 'best' : `epoch-${epoch}`}.ckpt`, size: bytes.length };
+  }
+  async finishFold(req: FinishFoldRequest): Promise<unknown> {
+    return this.record({ m: 'finishFold', req });
+  }
+  async failFold(req: FailFoldRequest): Promise<unknown> {
+    return this.record({ m: 'failFold', req });
+  }
+}
+
+function started(over: Partial<StartAttemptResponse> = {}): StartAttemptResponse {
+  return { proceed: true, token: 'tok-1', spec: spec(), datasetVersion: 'v1', manifest: manifestKey, resumeCheckpoint: '', reason: '', ...over };
+}
+
+// ---------------------------------------------------------------- fake trainer
+
+/** Called before each batch (epoch 1-based, batch 0-based): advance a clock, stop the worker, throw. */
+type BatchHook = (epoch: number, batch: number) => void;
+
+/** A trainer that "trains" BATCHES batches per epoch and checkpoints {epochsDone, epochs} as JSON. */
+class FakeTrainer implements WorkerTrainer {
+  bestEpoch: { epoch: number; valLoss: number } | null = null;
+  disposed = false;
+  fitCallbacks: WorkerFitCallbacks | undefined;
+
+  constructor(
+    public epochsDone: number,
+    readonly epochs: number,
+    private readonly onBatch: BatchHook,
+  ) {}
+
+  async fit(_data: { train: ImageSet; val: ImageSet }, cb: WorkerFitCallbacks): Promise<unknown> {
+    this.fitCallbacks = cb;
+    const per = TRAIN_IMAGES / BATCHES;
+    for (let epoch = this.epochsDone + 1; epoch <= this.epochs; epoch++) {
+      for (let b = 0; b < BATCHES; b++) {
+        throwIfAborted(cb.signal, `epoch ${epoch}`);
+        this.onBatch(epoch, b);
+        const p: BatchProgress = { epoch, epochs: this.epochs, images: (b + 1) * per, totalImages: TRAIN_IMAGES, loss: 0.5, imagesPerSec: 100 };
+        cb.onBatch?.(p);
+        // As the real trainer does: let timers and I/O (the progress report) run between batches.
+        await new Promise((r) => setImmediate(r));
+      }
+      this.epochsDone = epoch;
+      this.bestEpoch = { epoch, valLoss: 1 / epoch };
+      const r: EpochRecord = { epoch, loss: 1 / epoch, valLoss: 1 / epoch, valMse: 0.1, seconds: 4, imagesPerSec: 100 };
+      await cb.onEpochEnd?.(r);
+    }
+    return [];
+  }
+  restoreBest(): void {}
+  evaluate(set: ImageSet): Promise<{ loss: number; mse: number; count: number }> {
+    return Promise.resolve({ loss: 0.25, mse: 0.05, count: set.count });
+  }
+  checkpoint(): Promise<Uint8Array> {
+    return Promise.resolve(new TextEncoder().encode(JSON.stringify({ epochsDone: this.epochsDone, epochs: this.epochs })));
+  }
+  dispose(): void {
+    this.disposed = true;
+  }
+}
+
+class FakeTrainers implements TrainerFactory {
+  readonly created: TrainConfigInput[] = [];
+  readonly resumed: { bytes: Uint8Array; name: string; opts: { epochs?: number } }[] = [];
+  readonly trainers: FakeTrainer[] = [];
+  onBatch: BatchHook = () => {};
+
+  create(config: TrainConfigInput): WorkerTrainer {
+    this.created.push(config);
+    return this.add(new FakeTrainer(0, config.epochs ?? 100, (e, b) => this.onBatch(e, b)));
+  }
+  resume(bytes: Uint8Array, name: string, opts: { epochs?: number }): Promise<WorkerTrainer> {
+    this.resumed.push({ bytes, name, opts });
+    const state = JSON.parse(new TextDecoder().decode(bytes)) as { epochsDone: number; epochs: number };
+    return Promise.resolve(this.add(new FakeTrainer(state.epochsDone, opts.epochs ?? state.epochs, (e, b) => this.onBatch(e, b))));
+  }
+  private add(t: FakeTrainer): FakeTrainer {
+    this.trainers.push(t);
+    return t;
+  }
+}
+
+// ---------------------------------------------------------------- harness
+
+/** What the worker did with each delivery it got (a spy over the memory queue's deliveries). */
+type Settled = { fold: number; delivery: number; how: 'ack' } | { fold: number; delivery: number; how: 'nak'; delayMs: number | undefined } | { fold: number; delivery: number; how: 'term'; reason: string };
+
+/**
+ * Wraps the memory queue: records how each delivery was settled, and stops
+ * the worker once the queue has nothing to deliver, so `run()` returns when
+ * the work is done.
+ */
+function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue; settled: Settled[]; pullFailures: Error[] } {
+  const settled: Settled[] = [];
+  const pullFailures: Error[] = [];
+  const wrap = (d: TaskDelivery): TaskDelivery => {
+    const at = { fold: d.task.fold, delivery: d.delivery };
+    return {
+      task: d.task,
+      delivery: d.delivery,
+      maxDeliver: d.maxDeliver,
+      ack: () => (settled.push({ ...at, how: 'ack' }), d.ack()),
+      nak: (delayMs) => (settled.push({ ...at, how: 'nak', delayMs }), d.nak(delayMs)),
+      term: (reason) => (settled.push({ ...at, how: 'term', reason }), d.term(reason)),
+      working: () => d.working(),
+    };
+  };
+  const queue: TaskQueue = {
+    maxDeliver: inner.maxDeliver,
+    ackWaitMs: inner.ackWaitMs,
+    maxDeliveriesSubject: inner.maxDeliveriesSubject,
+    enqueue: (t) => inner.enqueue(t),
+    depth: () => inner.depth(),
+    onGivenUp: (h) => inner.onGivenUp(h),
+    next: async (ms) => {
+      const err = pullFailures.shift();
+      if (err) throw err;
+      const d = await inner.next(ms);
+      if (!d) stop();
+      return d ? wrap(d) : undefined;
+    },
+  };
+  return { queue, settled, pullFailures };
+}
+
+/** A logger that keeps every line. */
+function memoryLogger(): Logger & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
+  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, ...(fields ? { fields } : {}) });
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+interface Setup {
+  worker: Worker;
+  coordinator: FakeCoordinator;
+  trainers: FakeTrainers;
+  queue: MemoryTaskQueue;
+  settled: Settled[];
+  /** Errors the next pulls throw, one each. */
+  pullFailures: Error[];
+  logger: ReturnType<typeof memoryLogger>;
+  outcomes: string[];
+}
+
+function setup(opts: { coordinator?: FakeCoordinator; maxDeliver?: number; deps?: Partial<WorkerDeps> } = {}): Setup {
+  const queue = createMemoryTaskQueue({ maxDeliver: opts.maxDeliver ?? 3 });
+  const coordinator = opts.coordinator ?? new FakeCoordinator();
+  const trainers = new FakeTrainers();
+  const logger = memoryLogger();
+  const outcomes: string[] = [];
+  // The closure runs only once run() pulls, after `worker` is initialised.
+  const spy = spyQueue(queue, () => worker.stop());
+  const worker = new Worker({ id: 'w1', queue: spy.queue, store, coordinator, cacheDir, logger, trainers, pollMs: 5, pullRetryMs: 1, onAttempt: (o) => outcomes.push(o), ...opts.deps });
+  return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, logger, outcomes };
+}
+
+const task: FoldTask = { runId: RUN, fold: 1 };
+
+// ---------------------------------------------------------------- tests
+
+test('a fresh fold: the trainer is created from the run spec, every epoch is reported and checkpointed, then the best checkpoint and the final metrics, and the task is acked', async () => {
+  const s = setup();
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.trainers.created, [{ model: 'seed-mnist', epochs: 2, batchSize: 100, upsample: 'nearest', seed: 8 }], 'seed is the spec seed + the fold');
+  assert.equal(s.trainers.resumed.length, 0);
+  assert.deepEqual(s.coordinator.of('startAttempt').map((c) => c.req), [{ runId: RUN, fold: 1, worker: 'w1', delivery: 1 }]);
+  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => [c.attempt.token, c.metrics.epoch]), [['tok-1', 1], ['tok-1', 2]]);
+  assert.deepEqual(s.coordinator.of('uploadCheckpoint').map((c) => [c.epoch, c.kind]), [[1, CheckpointKind.CHECKPOINT_KIND_EPOCH], [2, CheckpointKind.CHECKPOINT_KIND_EPOCH], [2, CheckpointKind.CHECKPOINT_KIND_BEST]]);
+  const fin = s.coordinator.of('finishFold');
+  assert.equal(fin.length, 1);
+  assert.equal(fin[0]?.req.bestEpoch, 2);
+  assert.deepEqual(fin[0]?.req.test, { loss: 0.25, mse: 0.05, count: 4 });
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+  assert.equal(s.queue.record(task)?.state, 'acked');
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+  assert.ok(s.trainers.trainers[0]?.disposed);
+});
+
+test('a redelivered task resumes from the fold checkpoint in the store: resume gets its bytes and the run\'s epoch count, and only the remaining epochs are trained', async () => {
+  const key = `runs/${RUN}/folds/1/epoch-1.ckpt`;
+  const bytes = new TextEncoder().encode(JSON.stringify({ epochsDone: 1, epochs: 2 }));
+  await store.put(key, bytes);
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ token: 'tok-2', resumeCheckpoint: key, spec: spec({ epochs: 3 }) })) });
+  await s.queue.enqueue(task);
+  // The first delivery's worker died: its ack wait ran out.
+  assert.ok(await s.queue.next(1));
+  assert.equal(s.queue.expireInFlight(), 1);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('startAttempt')[0]?.req.delivery, 2);
+  assert.equal(s.trainers.created.length, 0);
+  assert.equal(s.trainers.resumed.length, 1);
+  assert.deepEqual(s.trainers.resumed[0]?.bytes, bytes);
+  assert.equal(s.trainers.resumed[0]?.name, key);
+  assert.deepEqual(s.trainers.resumed[0]?.opts, { epochs: 3 });
+  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch), [2, 3]);
+  assert.equal(s.coordinator.of('finishFold')[0]?.req.attempt?.token, 'tok-2');
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 2, how: 'ack' }]);
+});
+
+test('a run spec without epochs resumes with the checkpoint\'s own epoch count', async () => {
+  const key = `runs/${RUN}/folds/1/epoch-1b.ckpt`;
+  await store.put(key, new TextEncoder().encode(JSON.stringify({ epochsDone: 1, epochs: 2 })));
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ resumeCheckpoint: key, spec: spec({ epochs: undefined }) })) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.trainers.resumed[0]?.opts, {});
+  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch), [2]);
+});
+
+test('stop() mid-fit (SIGTERM) hands the task back at once: nak without delay, not failed, and run() returns', async () => {
+  const s = setup();
+  s.trainers.onBatch = (epoch, batch) => {
+    if (epoch === 2 && batch === 1) s.worker.stop();
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.equal(s.queue.record(task)?.state, 'pending', 'back in the queue for another worker');
+  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch), [1], 'epoch 1 was reported (and checkpointed) before the stop');
+  assert.equal(s.coordinator.of('failFold').length, 0);
+  assert.equal(s.coordinator.of('finishFold').length, 0);
+  assert.deepEqual(s.outcomes, ['started', 'interrupted']);
+  assert.ok(s.trainers.trainers[0]?.disposed);
+});
+
+for (const code of [status.UNAUTHENTICATED, status.PERMISSION_DENIED]) {
+  test(`credentials refused (${status[code]}) at StartAttempt: the task is handed back, not failed, and run() rejects`, async () => {
+    const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(code, 'bad token')) });
+    await s.queue.enqueue(task);
+    await s.queue.enqueue({ runId: RUN, fold: 2 });
+    await assert.rejects(s.worker.run(), (e: unknown) => (e as ServiceError).code === code);
+    assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: 5000 }]);
+    assert.equal(s.coordinator.of('startAttempt').length, 1, 'no further task is pulled');
+    assert.equal(s.coordinator.of('failFold').length, 0);
+    assert.equal(s.trainers.created.length, 0);
+  });
+}
+
+test('a report refused as a stale token (FAILED_PRECONDITION: another attempt owns the fold) abandons the attempt: no failFold, no ack/nak/term, the worker goes on', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('reportEpoch', grpcError(status.FAILED_PRECONDITION, 'stale attempt token')) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, [], 'the delivery is left to its new owner');
+  assert.equal(s.coordinator.of('failFold').length, 0, 'the new owner\'s fold is not failed');
+  assert.equal(s.coordinator.of('uploadCheckpoint').length, 0);
+  assert.equal(s.coordinator.of('finishFold').length, 0);
+  assert.deepEqual(s.outcomes, ['started', 'abandoned']);
+  assert.ok(s.trainers.trainers[0]?.disposed);
+  assert.ok(s.logger.lines.some((l) => l.level === 'warn' && /another attempt owns this fold/.test(l.msg)));
+  // Nobody else held it here: after the ack wait it comes back, like any unacknowledged delivery.
+  assert.equal(s.queue.record(task)?.state, 'in-flight');
+  assert.equal(s.queue.expireInFlight(), 1);
+  assert.equal((await s.queue.next(1))?.delivery, 2);
+});
+
+test('a stale token before any attempt exists is an ordinary failure (nak with backoff)', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.FAILED_PRECONDITION, 'dataset catalog corrupt')) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: 2000 }]);
+  assert.equal(s.coordinator.of('failFold').length, 0, 'no attempt to fail');
+});
+
+test('a failing pull (NATS unreachable) is logged and retried; the task is then trained', async () => {
+  const s = setup();
+  s.pullFailures.push(new Error('CONNECTION_REFUSED'), new Error('TIMEOUT'));
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.logger.lines.filter((l) => l.msg === 'pulling a task failed; retrying').map((l) => l.fields?.['error']), ['CONNECTION_REFUSED', 'TIMEOUT']);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+});
+
+test('the coordinator unreachable past the client\'s retries (UNAVAILABLE): the task goes back with backoff and the worker keeps serving', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED')) });
+  await s.queue.enqueue(task);
+  await s.queue.enqueue({ runId: RUN, fold: 2 });
+  await s.worker.run();
+  assert.deepEqual(s.settled, [
+    { fold: 1, delivery: 1, how: 'nak', delayMs: 2000 },
+    { fold: 2, delivery: 1, how: 'ack' },
+  ]);
+  assert.equal(s.coordinator.of('failFold').length, 0, 'no attempt was started, so none is failed');
+});
+
+test('a failed attempt with deliveries left: failFold(final=false) and a nak with backoff growing by delivery', async () => {
+  const s = setup({ maxDeliver: 3 });
+  s.trainers.onBatch = (epoch, batch) => {
+    if (epoch === 1 && batch === 2) throw new Error('kernel exploded');
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  const failed = s.coordinator.of('failFold');
+  assert.equal(failed.length, 1);
+  assert.deepEqual(failed[0]?.req, { attempt: { runId: RUN, fold: 1, token: 'tok-1' }, error: 'kernel exploded', final: false });
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: 2000 }]);
+  assert.deepEqual(s.outcomes, ['started', 'failed']);
+  // On the second delivery the wait doubles.
+  const s2 = setup({ maxDeliver: 3 });
+  s2.trainers.onBatch = s.trainers.onBatch;
+  await s2.queue.enqueue(task);
+  assert.ok(await s2.queue.next(1));
+  s2.queue.expireInFlight();
+  await s2.worker.run();
+  assert.deepEqual(s2.coordinator.of('failFold').map((c) => c.req.final), [false]);
+  assert.deepEqual(s2.settled, [{ fold: 1, delivery: 2, how: 'nak', delayMs: 4000 }]);
+});
+
+test('a failed attempt on the last delivery: failFold(final=true) and the task is termed with the reason', async () => {
+  const s = setup({ maxDeliver: 1 });
+  s.trainers.onBatch = () => {
+    throw new Error('out of memory');
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.coordinator.of('failFold').map((c) => c.req.final), [true]);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'term', reason: 'out of memory' }]);
+  assert.equal(s.queue.record(task)?.state, 'termed');
+});
+
+test('a failing failFold is logged, and the task is still handed back', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('finishFold', grpcError(status.INTERNAL, 'disk full')).fail('failFold', grpcError(status.UNAVAILABLE, 'coordinator down')) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: 2000 }]);
+  assert.ok(s.logger.lines.some((l) => l.level === 'warn' && /reporting the failed attempt failed/.test(l.msg) && /coordinator down/.test(String(l.fields?.['error']))));
+});
+
+test('a cancelled run (CANCELLED on a report) acks the task without failing the fold', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('uploadCheckpoint', grpcError(status.CANCELLED, 'run run-1 was cancelled')) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+  assert.equal(s.coordinator.of('failFold').length, 0);
+  assert.equal(s.coordinator.of('reportEpoch').length, 1, 'training stopped at the refused checkpoint');
+});
+
+test('a task that needs no training (proceed=false) is acked without creating a trainer', async () => {
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ proceed: false, token: '', reason: 'fold 1 is FOLD_STATE_SUCCEEDED' })) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+  assert.equal(s.trainers.created.length + s.trainers.resumed.length, 0);
+  assert.deepEqual(s.outcomes, ['skipped']);
+});
+
+test('progress inside an epoch: reports go out at most once per interval on the injected clock, with images, pace, loss and the fold ETA', async () => {
+  let clock = 1_000_000;
+  const s = setup({ deps: { progressIntervalMs: 3000, now: () => clock } });
+  // One second per batch: 4 batches an epoch, 2 epochs.
+  s.trainers.onBatch = () => {
+    clock += 1000;
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  const reports = s.coordinator.of('reportProgress');
+  // Batches end at t = 1..8 s: sent at 1 s, then 4 s (3 s later), then 7 s.
+  assert.deepEqual(
+    reports.map((r) => [r.progress.epoch, r.progress.images, r.progress.updatedAtMs - 1_000_000, r.progress.etaSeconds]),
+    [
+      [1, 100, 1000, (300 + 400) / 100],
+      [1, 400, 4000, 400 / 100],
+      [2, 300, 7000, 100 / 100],
+    ],
+  );
+  const first = reports[0]?.progress;
+  assert.deepEqual(first, { epoch: 1, epochs: 2, images: 100, totalImages: 400, imagesPerSec: 100, loss: 0.5, etaSeconds: (300 + 400) / 100, updatedAtMs: 1_001_000 });
+  assert.ok(reports.every((r) => r.attempt.token === 'tok-1'));
+  // The trainer samples more often than the worker sends, so a report is never late by a whole interval.
+  assert.equal(s.trainers.trainers[0]?.fitCallbacks?.progressIntervalMs, 750);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+});
+
+test('progressIntervalMs 0 sends no progress and asks the trainer for none', async () => {
+  const s = setup({ deps: { progressIntervalMs: 0 } });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('reportProgress').length, 0);
+  assert.equal(s.trainers.trainers[0]?.fitCallbacks?.onBatch, undefined);
+  assert.equal(s.coordinator.of('finishFold').length, 1);
+});
+
+test('never more than one progress report in flight, and a hanging one does not hold up training', async () => {
+  let clock = 0;
+  const coordinator = new FakeCoordinator();
+  coordinator.holdProgress = true;
+  const s = setup({ coordinator, deps: { progressIntervalMs: 1000, now: () => clock } });
+  s.trainers.onBatch = () => {
+    clock += 5000;
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('reportProgress').length, 1, 'every later sample came while the first was in flight');
+  assert.equal(s.coordinator.of('finishFold').length, 1);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+  coordinator.releaseProgress();
+});
+
+test('failing progress reports are logged at debug and dropped; the fold still succeeds', async () => {
+  let clock = 0;
+  const coordinator = new FakeCoordinator().fail('reportProgress', grpcError(status.UNAVAILABLE, 'coordinator restarting'), 100);
+  const s = setup({ coordinator, deps: { progressIntervalMs: 1000, now: () => clock } });
+  s.trainers.onBatch = () => {
+    clock += 1000;
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.ok(s.coordinator.of('reportProgress').length >= 2, 'reports were tried');
+  const dropped = s.logger.lines.filter((l) => l.msg === 'progress report failed; dropped');
+  assert.ok(dropped.length >= 1);
+  assert.ok(dropped.every((l) => l.level === 'debug' && /coordinator restarting/.test(String(l.fields?.['error']))));
+  assert.equal(s.coordinator.of('failFold').length, 0);
+  assert.equal(s.coordinator.of('finishFold').length, 1);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+});
+
+test('a stale token on a progress report is dropped too: the epoch reports decide', async () => {
+  let clock = 0;
+  const coordinator = new FakeCoordinator().fail('reportProgress', grpcError(status.FAILED_PRECONDITION, 'stale attempt token'));
+  const s = setup({ coordinator, deps: { progressIntervalMs: 1000, now: () => clock } });
+  s.trainers.onBatch = () => {
+    clock += 1000;
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('finishFold').length, 1);
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+});
