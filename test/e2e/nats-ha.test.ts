@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { FoldState, RunState, type Run } from '@cvc/proto';
 import { startLocalCluster } from '@cvc/cli';
 import type { NatsClusterNode } from '@cvc/messaging';
-import { getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
+import { assertNoSecretsInLogs, getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 interface StreamDetail {
   name: string;
@@ -87,8 +87,9 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
     }
     assert.ok(done.summary?.encoder, 'the run was finalised: summary and encoder');
     assert.ok(await store.stat(`runs/${runId}/summary.json`));
-    // The run document kept in the R3 bucket is the one the coordinator serves after both losses.
-    assert.equal((await getRun(c, runId)).state, RunState.RUN_STATE_SUCCEEDED);
+    t.diagnostic(`attempts per fold: ${done.folds.map((f) => f.attempts).join(', ')}`);
+    // The nats-servers' logs (DIR/logs/nats-n*.log) carry no password either.
+    assert.ok(await assertNoSecretsInLogs(cluster) > 0);
   } finally {
     c.close();
     await cluster.stop();
