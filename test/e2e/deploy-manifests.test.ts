@@ -8,6 +8,7 @@ import { parseAllDocuments, parse } from 'yaml';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { createCoordinatorMetrics, createWorkerMetrics } from '@cvc/metrics';
 
@@ -39,6 +40,7 @@ const models: Record<string, new (o: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'apps/v1/StatefulSet': StatefulSet,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
@@ -50,7 +52,7 @@ function build(path: string): Obj[] {
   return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
 }
 
-for (const overlay of ['k8s/base', 'k8s/overlays/gpu', 'k8s/overlays/cpu']) {
+for (const overlay of ['k8s/base', 'k8s/overlays/gpu', 'k8s/overlays/cpu', 'k8s/overlays/ha']) {
   test(`${overlay} builds and every object validates against the Kubernetes schemas`, () => {
     const objs = build(overlay);
     assert.ok(objs.length >= 14);
@@ -132,6 +134,9 @@ test('NetworkPolicies: only workers and users reach the coordinator, only the se
     ['worker -> MinIO', inCvc('cvc-worker'), app('cvc-minio'), 9000, true],
     ['user pod -> MinIO', user, app('cvc-minio'), 9000, false],
     ['other pod -> MinIO', stranger, app('cvc-minio'), 9000, false],
+    ['NATS node -> NATS routes', inCvc('cvc-nats'), app('cvc-nats'), 6222, true],
+    ['worker -> NATS routes', inCvc('cvc-worker'), app('cvc-nats'), 6222, false],
+    ['coordinator -> NATS routes', inCvc('cvc-coordinator'), app('cvc-nats'), 6222, false],
     ['anyone -> worker', stranger, app('cvc-worker'), 9465, false],
     ['Prometheus -> worker metrics', prometheus, app('cvc-worker'), 9465, true],
   ];
@@ -209,4 +214,80 @@ test('Dockerfiles are multi-stage, run as non-root, and start entry points that 
     else assert.ok(!text.includes('tfjs-node'), `${file} carries no native TensorFlow`);
   }
   assert.match(readFileSync(join(deploy, 'docker', 'Dockerfile.worker-gpu'), 'utf8'), /cuda:11\.2\.\d+-cudnn8/);
+});
+
+interface Sts {
+  kind: string;
+  metadata: { name: string };
+  spec: {
+    replicas: number;
+    serviceName: string;
+    podManagementPolicy?: string;
+    volumeClaimTemplates?: unknown[];
+    template: { spec: { affinity?: { podAntiAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { topologyKey: string; labelSelector: { matchLabels: Labels } }[] } }; containers: { name: string; args?: string[]; env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]; envFrom?: { configMapRef?: { name: string } }[] }[] } };
+  };
+}
+const find = (objs: Obj[], kind: string, name: string): Obj | undefined => objs.find((o) => o.kind === kind && (o.metadata.name === name || o.metadata.name.startsWith(`${name}-`)));
+const spreadOverNodes = (s: Sts, app: string): boolean =>
+  (s.spec.template.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).some((t) => t.topologyKey === 'kubernetes.io/hostname' && t.labelSelector.matchLabels['app.kubernetes.io/name'] === app);
+const pdbAllows = (objs: Obj[], app: string): number | undefined => {
+  const pdb = objs.find((o) => o.kind === 'PodDisruptionBudget' && (o.spec as unknown as { selector: { matchLabels: Labels } }).selector.matchLabels['app.kubernetes.io/name'] === app);
+  return (pdb?.spec as { maxUnavailable?: number } | undefined)?.maxUnavailable;
+};
+
+test('base: NATS is a 3-node JetStream cluster (routes by pod DNS name, server_name from the pod, a PVC each, PDB, anti-affinity); the services keep 3 copies', () => {
+  const objs = build('k8s/base');
+  const nats = find(objs, 'StatefulSet', 'cvc-nats') as unknown as Sts;
+  assert.equal(nats.spec.replicas, 3);
+  assert.equal(nats.spec.podManagementPolicy, 'Parallel');
+  assert.equal(nats.spec.volumeClaimTemplates?.length, 1, 'a PVC per pod');
+  assert.ok(spreadOverNodes(nats, 'cvc-nats'), 'one NATS pod per Kubernetes node');
+  assert.equal(pdbAllows(objs, 'cvc-nats'), 1, 'drains take one NATS node at a time');
+  const headless = find(objs, 'Service', nats.spec.serviceName) as unknown as { spec: { clusterIP: string; publishNotReadyAddresses: boolean; ports: { port: number }[] } };
+  assert.equal(headless.spec.clusterIP, 'None');
+  assert.equal(headless.spec.publishNotReadyAddresses, true);
+  assert.ok(headless.spec.ports.some((p) => p.port === 6222));
+  const container = nats.spec.template.spec.containers[0];
+  assert.equal(container?.env?.find((e) => e.name === 'SERVER_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name');
+  const conf = (find(objs, 'ConfigMap', 'cvc-nats-config')?.data ?? {})['nats.conf'] ?? '';
+  assert.match(conf, /server_name: \$SERVER_NAME/);
+  assert.match(conf, /jetstream \{ store_dir: \/data\/jetstream \}/);
+  const cluster = /cluster \{([\s\S]*?)\n {0,4}\}/.exec(conf)?.[1] ?? '';
+  assert.match(cluster, /port: 6222/);
+  const routes = [...cluster.matchAll(/nats:\/\/([a-z0-9-]+)\.([a-z0-9-]+):6222/g)].map((m) => `${m[1]}.${m[2]}`);
+  assert.deepEqual(routes, [0, 1, 2].map((i) => `cvc-nats-${i}.${nats.spec.serviceName}`), 'a route to every pod, by its DNS name');
+  const config = find(objs, 'ConfigMap', 'cvc-config')?.data ?? {};
+  assert.equal(config['CVC_NATS_REPLICAS'], '3');
+  assert.deepEqual(config['CVC_NATS_URL']?.split(','), [0, 1, 2].map((i) => `nats://cvc-nats-${i}.${nats.spec.serviceName}:4222`));
+  for (const name of ['cvc-coordinator', 'cvc-worker']) {
+    const d = find(objs, 'Deployment', name) as unknown as Sts;
+    assert.ok(d.spec.template.spec.containers[0]?.envFrom?.some((e) => e.configMapRef?.name.startsWith('cvc-config')), `${name} reads cvc-config`);
+  }
+  // The base keeps one MinIO (trial deployments); the ha overlay distributes it.
+  const minio = find(objs, 'StatefulSet', 'cvc-minio') as unknown as Sts;
+  assert.equal(minio.spec.replicas, 1);
+  assert.deepEqual(minio.spec.template.spec.containers[0]?.args, ['server', '/data']);
+});
+
+test('ha overlay: MinIO runs distributed, 4 pods erasure-coding one drive each, found by their DNS names; NATS stays a 3-node cluster', () => {
+  const objs = build('k8s/overlays/ha');
+  const minio = find(objs, 'StatefulSet', 'cvc-minio') as unknown as Sts;
+  assert.equal(minio.spec.replicas, 4);
+  assert.equal(minio.spec.podManagementPolicy, 'Parallel');
+  assert.equal(minio.spec.volumeClaimTemplates?.length, 1);
+  assert.ok(spreadOverNodes(minio, 'cvc-minio'), 'one MinIO pod per Kubernetes node');
+  assert.equal(pdbAllows(objs, 'cvc-minio'), 1);
+  const c = minio.spec.template.spec.containers[0];
+  assert.deepEqual(c?.args, ['server', `http://cvc-minio-{0...3}.${minio.spec.serviceName}.$(POD_NAMESPACE).svc.cluster.local/data`]);
+  assert.equal(c?.env?.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
+  const headless = find(objs, 'Service', minio.spec.serviceName) as unknown as { spec: { clusterIP: string; selector: Labels } };
+  assert.equal(headless.spec.clusterIP, 'None');
+  assert.equal(headless.spec.selector['app.kubernetes.io/name'], 'cvc-minio');
+  // The S3 clients still use the cvc-minio service; the MinIO nodes reach each other.
+  assert.equal(find(objs, 'ConfigMap', 'cvc-config')?.data?.['CVC_S3_ENDPOINT'], 'cvc-minio');
+  const policies = objs.filter((o) => o.kind === 'NetworkPolicy') as unknown as Policy[];
+  const inCvc = { ns: { 'kubernetes.io/metadata.name': 'cvc' } };
+  assert.ok(allowed(policies, { pod: { 'app.kubernetes.io/name': 'cvc-minio' }, ...inCvc }, { 'app.kubernetes.io/name': 'cvc-minio' }, 9000), 'MinIO -> MinIO');
+  assert.ok(!allowed(policies, { pod: { app: 'x' }, ...inCvc }, { 'app.kubernetes.io/name': 'cvc-minio' }, 9000), 'other pods still cannot reach MinIO');
+  assert.equal((find(objs, 'StatefulSet', 'cvc-nats') as unknown as Sts).spec.replicas, 3);
 });

@@ -5,7 +5,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CvcError } from '@cvc/core';
-import { startNatsServer, type NatsServer } from '@cvc/messaging';
+import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '@cvc/messaging';
 import { startS3Server, type S3Server } from '@cvc/storage';
 import { ensureLocalPki, generateToken, type LocalPki } from '@cvc/security';
 import type { ClusterEndpoints } from './cluster-config.js';
@@ -24,6 +24,11 @@ export interface LocalClusterOptions {
   readonly logLevel?: string;
   /** Extra environment for the coordinator (limits in tests, say). */
   readonly coordinatorEnv?: NodeJS.ProcessEnv;
+  /**
+   * nats-servers (1..5, default 1). More than 1 starts a JetStream cluster
+   * (DIR/nats-cluster) and gives the services CVC_NATS_REPLICAS = this count.
+   */
+  readonly natsNodes?: number;
 }
 
 /** A running local cluster: nats-server, an S3 server, the coordinator and workers on loopback. */
@@ -32,8 +37,11 @@ export interface LocalCluster {
   readonly dir: string;
   readonly workers: ChildProcess[];
   readonly coordinatorProcess: ChildProcess;
+  /** The single nats-server (throws when the cluster runs several: see `natsCluster`). */
   readonly nats: NatsServer;
-  /** Stops nats-server and starts it again on the same port and JetStream directory after `downMs` (fault tests). */
+  /** The NATS cluster when started with `natsNodes` > 1 (its nodes can be killed and restarted one by one). */
+  readonly natsCluster: NatsCluster | undefined;
+  /** Stops nats-server and starts it again on the same port and JetStream directory after `downMs` (fault tests; single node only). */
   restartNats(downMs?: number): Promise<void>;
   readonly s3: S3Server;
   /** Starts one more worker (ids continue); `env` overrides its environment. */
@@ -107,7 +115,11 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const creds = await ensureCredentials(secretsDir);
   const pki = await ensureLocalPki(secretsDir);
   const natsAuth = { user: creds.natsUser, pass: creds.natsPass };
-  let nats = await startNatsServer(join(dir, 'nats'), natsAuth);
+  const natsNodes = o.natsNodes ?? 1;
+  if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes > 5) throw new CvcError('NATS_START', `natsNodes must be 1..5, got ${natsNodes}`);
+  const natsCluster = natsNodes > 1 ? await startNatsCluster(join(dir, 'nats-cluster'), { nodes: natsNodes, ...natsAuth, logDir: join(dir, 'logs') }) : undefined;
+  let nats: NatsServer | undefined = natsCluster ? undefined : await startNatsServer(join(dir, 'nats'), natsAuth);
+  const natsUrl = natsCluster?.url ?? (nats as NatsServer).url;
   const s3Creds = { accessKey: creds.s3AccessKey, secretKey: creds.s3SecretKey };
   let s3: S3Server | undefined = await startS3Server(join(dir, 's3'), 0, s3Creds);
   const s3Port = s3.port;
@@ -115,7 +127,8 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['CVC_TOKEN', 'CVC_INSECURE', 'CVC_TLS_CA', 'CVC_TLS_CERT', 'CVC_TLS_KEY', 'CVC_TLS_SERVER_NAME'].includes(k)));
   const base: NodeJS.ProcessEnv = {
     ...inherited,
-    CVC_NATS_URL: nats.url,
+    CVC_NATS_URL: natsUrl,
+    CVC_NATS_REPLICAS: String(natsNodes),
     CVC_NATS_USER: creds.natsUser,
     CVC_NATS_PASS: creds.natsPass,
     CVC_S3_ENDPOINT: s3.endPoint,
@@ -226,7 +239,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
 
   const endpoints = {
     coordinator,
-    natsUrl: nats.url,
+    natsUrl,
     s3: { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'cvc' },
     security: { token: creds.userToken, caFile: pki.caFile, serverName: 'localhost' },
   };
@@ -250,8 +263,10 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       return coordinatorProcess;
     },
     get nats() {
+      if (!nats) throw new CvcError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: use natsCluster`);
       return nats;
     },
+    natsCluster,
     get s3() {
       if (!s3) throw new CvcError('S3_STOPPED', 'the local S3 server is stopped');
       return s3;
@@ -267,6 +282,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     },
     addWorker,
     restartNats: async (downMs = 0) => {
+      if (!nats) throw new CvcError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: restart them one by one through natsCluster.nodes`);
       const port = nats.port;
       await nats.stop();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
@@ -283,7 +299,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       await Promise.all(workers.map((w) => waitExit(w, 10_000)));
       coordinatorProcess.kill('SIGTERM');
       await waitExit(coordinatorProcess, 5000);
-      await nats.stop();
+      await (natsCluster ?? nats)?.stop();
       await stopS3();
     },
   };

@@ -5,21 +5,25 @@ import { UsageError } from './errors.js';
 import { DEFAULT_LOCAL_DIR } from './cluster-config.js';
 import { startLocalCluster } from './local-cluster.js';
 
-/** `cvc local up [--workers N] [--dir DIR]`: the embedded default, until Ctrl-C. */
+/** `cvc local up [--workers N] [--dir DIR] [--nats-nodes N]`: the embedded default, until Ctrl-C. */
 export async function localCommand(argv: string[], env: CliEnv, signal: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'up') throw new UsageError(`unknown 'local ${sub ?? ''}' (use: cvc local up [--workers N] [--dir DIR])`);
-  const { values } = parse(rest, { workers: { type: 'string' }, dir: { type: 'string' }, backend: { type: 'string' }, 'ack-wait-ms': { type: 'string' } }, 'local up');
+  if (sub !== 'up') throw new UsageError(`unknown 'local ${sub ?? ''}' (use: cvc local up [--workers N] [--dir DIR] [--nats-nodes N])`);
+  const { values } = parse(rest, { workers: { type: 'string' }, dir: { type: 'string' }, backend: { type: 'string' }, 'ack-wait-ms': { type: 'string' }, 'nats-nodes': { type: 'string' } }, 'local up');
   const workers = intOpt(values, 'workers', availableParallelism()) as number;
   if (workers < 0 || workers > 256) throw new UsageError(`--workers must be 0..256, got ${workers}`);
   const dir = typeof values['dir'] === 'string' ? values['dir'] : DEFAULT_LOCAL_DIR;
   const ackWaitMs = intOpt(values, 'ack-wait-ms', undefined);
-  const cluster = await startLocalCluster({ dir, workers, ...(typeof values['backend'] === 'string' ? { backend: values['backend'] } : {}), ...(ackWaitMs ? { ackWaitMs } : {}) });
+  const natsNodes = intOpt(values, 'nats-nodes', 1) as number;
+  if (natsNodes < 1 || natsNodes > 5) throw new UsageError(`--nats-nodes must be 1..5 (3 survives losing one), got ${natsNodes}`);
+  const cluster = await startLocalCluster({ dir, workers, ...(typeof values['backend'] === 'string' ? { backend: values['backend'] } : {}), ...(ackWaitMs ? { ackWaitMs } : {}), natsNodes });
   const e = cluster.endpoints;
   env.stdout.write(
     [
       `local cluster up (${dir}):`,
-      `  nats         ${e.natsUrl} (JetStream in ${dir}/nats)`,
+      natsNodes > 1
+        ? `  nats         ${natsNodes} clustered nodes ${e.natsUrl} (JetStream R${natsNodes} in ${dir}/nats-cluster)`
+        : `  nats         ${e.natsUrl} (JetStream in ${dir}/nats)`,
       `  s3           http://${e.s3.endPoint}:${e.s3.port} bucket ${e.s3.bucket} (objects in ${dir}/s3)`,
       `  coordinator  ${e.coordinator} (gRPC over TLS; CA ${dir}/secrets/ca.pem)`,
       `  credentials  ${dir}/secrets (user and worker tokens, NATS password, S3 keys; mode 0600)`,

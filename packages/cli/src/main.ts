@@ -19,6 +19,7 @@ Usage:
 
 The cluster (embedded default on one machine, or Kubernetes):
   cvc local up [--workers N] [--dir .cvc/local]   nats-server, an S3 server, the coordinator and N workers on loopback
+  cvc local up --nats-nodes 3                      the same with a 3-node JetStream cluster (R3 streams and KV): losing one nats-server loses nothing
   cvc dataset import NAME|PATH [--folds K] [--seed S] [--fold-scheme S] [--limit N]   fold shards into the cluster's S3
   cvc run submit --dataset NAME --model M [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
   cvc run watch RUN | cvc run show RUN [--json] | cvc run list | cvc run cancel RUN

@@ -1,6 +1,8 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { CvcError } from '@cvc/core';
+import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
 
 /** A value and the KV revision it was read at. */
 export interface Versioned<T> {
@@ -24,8 +26,22 @@ export interface DocStore<T> {
   watch(key: string, onChange: (value: T) => void): Promise<() => void>;
 }
 
-export async function createDocStore<T>(nc: NatsConnection, bucket: string): Promise<DocStore<T>> {
-  const kv: KV = await new Kvm(nc).create(bucket, { history: 1 });
+/** Options of {@link createDocStore}. */
+export interface DocStoreOptions {
+  /**
+   * Copies of the bucket in a JetStream cluster (1..5, default 1;
+   * CVC_NATS_REPLICAS). An existing bucket with another count is updated to it.
+   */
+  readonly replicas?: number;
+}
+
+/** Opens (or creates) the KV bucket `bucket` of JSON documents. */
+export async function createDocStore<T>(nc: NatsConnection, bucket: string, opts: DocStoreOptions = {}): Promise<DocStore<T>> {
+  const replicas = opts.replicas ?? 1;
+  const stream = `KV_${bucket}`;
+  assertReplicasPossible(nc, stream, replicas);
+  const kv: KV = await placingReplicas(stream, replicas, () => new Kvm(nc).create(bucket, { history: 1, replicas }));
+  await ensureStreamReplicas(await jetstreamManager(nc), stream, replicas);
   const dec = (b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
   const get = async (key: string): Promise<Versioned<T> | undefined> => {
     const e = await kv.get(key);

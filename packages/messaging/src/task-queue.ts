@@ -2,6 +2,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy,
 import type { NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
 import { CvcError } from '@cvc/core';
+import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
 
 /** One fold of one run: the unit of work a worker pulls. */
 export interface FoldTask {
@@ -18,6 +19,12 @@ export interface TaskQueueOptions {
   readonly ackWaitMs?: number;
   /** Deliveries before a task is given up (default 5). */
   readonly maxDeliver?: number;
+  /**
+   * Copies of the stream and its consumer in a JetStream cluster (1..5,
+   * default 1; CVC_NATS_REPLICAS). An existing stream with another count is
+   * updated to it.
+   */
+  readonly replicas?: number;
 }
 
 /** A delivered task: ack when done, nak to hand it back, working() as a heartbeat. */
@@ -64,19 +71,22 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
   const durable = opts.consumer ?? 'workers';
   const ackWaitMs = opts.ackWaitMs ?? 60_000;
   const maxDeliver = opts.maxDeliver ?? 5;
+  const replicas = opts.replicas ?? 1;
+  assertReplicasPossible(nc, stream, replicas);
   const jsm = await jetstreamManager(nc);
   const subject = `${SUBJECT}.${stream.toLowerCase()}`;
   try {
     await jsm.streams.info(stream);
   } catch {
-    await jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Workqueue, duplicate_window: nanos(24 * 3600 * 1000) });
+    await placingReplicas(stream, replicas, () => jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Workqueue, duplicate_window: nanos(24 * 3600 * 1000), num_replicas: replicas }));
   }
-  const consumerConfig = { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: nanos(ackWaitMs), max_deliver: maxDeliver, deliver_policy: DeliverPolicy.All, filter_subject: subject };
+  await ensureStreamReplicas(jsm, stream, replicas);
+  const consumerConfig = { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: nanos(ackWaitMs), max_deliver: maxDeliver, deliver_policy: DeliverPolicy.All, filter_subject: subject, num_replicas: replicas };
   try {
     await jsm.consumers.info(stream, durable);
-    await jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver });
+    await placingReplicas(stream, replicas, () => jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver, num_replicas: replicas }));
   } catch {
-    await jsm.consumers.add(stream, consumerConfig);
+    await placingReplicas(stream, replicas, () => jsm.consumers.add(stream, consumerConfig));
   }
   const js: JetStreamClient = jetstream(nc);
   let consumer: Consumer | undefined;

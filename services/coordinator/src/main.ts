@@ -24,8 +24,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: 'cvc-coordinator', ...natsAuthFromEnv(cfg) });
   const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
   await store.ensureBucket();
-  const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
-  const runs = await createDocStore<RunDoc>(nc, 'cvc_runs');
+  const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS });
+  const runs = await createDocStore<RunDoc>(nc, 'cvc_runs', { replicas: cfg.CVC_NATS_REPLICAS });
   const metrics = createCoordinatorMetrics({ pendingTasks: () => queue.depth() });
   // Run and fold state gauges are recomputed from the latest view of every run.
   const latest = new Map<string, Run>();

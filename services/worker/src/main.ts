@@ -18,7 +18,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const backend = await initBackend(cfg.CVC_BACKEND, logger, { wasmThreads: cfg.CVC_WASM_THREADS, wasmConv: cfg.CVC_WASM_CONV });
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...natsAuthFromEnv(cfg) });
   const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
-  const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER });
+  const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS });
   const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security));
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
