@@ -4,3 +4,4 @@ export { meanStd, type MeanStd } from './stats.js';
 export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
 export { resolveOptions } from './options.js';
 export { pathExists } from './fs.js';
+export { retry, createBackoff, backoffDelay, type RetryOptions, type RetryDecision, type RetryEvent, type Backoff } from './retry.js';
