@@ -1,6 +1,7 @@
 export { Coordinator, type CoordinatorDeps, type CoordinatorObserver } from './coordinator.js';
-export { CoordinatorError } from './errors.js';
-export { createGrpcServer, bindServer, toStatus, MAX_MESSAGE_BYTES } from './grpc-server.js';
+export { CoordinatorError, UploadsBusyError, type Outcome } from './errors.js';
+export { createGrpcServer, bindServer } from './grpc-server.js';
+export { toStatus } from './to-status.js';
 export { coordinatorConfigFromEnv, type CoordinatorConfig } from './config.js';
 export { main } from './main.js';
 export type { RunDoc } from './run-doc.js';
