@@ -96,16 +96,16 @@ test('a server hint is honoured as the wait, beyond the backoff cap, and onRetry
       calls++;
       return attempt < 3 ? Promise.reject(new Transient('busy')) : Promise.resolve(attempt);
     },
-    { ...opts, maxDelayMs: 100, retryable: () => ({ retryAfterMs: 1234 }), onRetry: (e) => events.push(e) },
+    { ...opts, maxDelayMs: 100, retryable: () => ({ retryAfterMs: 1234 }), onRetry: (e) => events.push(e), what: 'upload' },
   );
   assert.equal(r, 3);
   assert.equal(calls, 3);
   assert.deepEqual(waits, [1234, 1234]);
   assert.deepEqual(
-    events.map((e) => [e.failures, e.delayMs, e.hinted]),
+    events.map((e) => [e.failures, e.delayMs, e.hinted, e.what]),
     [
-      [1, 1234, true],
-      [2, 1234, true],
+      [1, 1234, true, 'upload'],
+      [2, 1234, true, 'upload'],
     ],
   );
 });

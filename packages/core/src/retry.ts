@@ -19,6 +19,8 @@ export interface RetryEvent {
   readonly delayMs: number;
   /** True when the wait is the server's hint rather than the backoff. */
   readonly hinted: boolean;
+  /** The operation's name (`RetryOptions.what`). */
+  readonly what: string;
 }
 
 /**
@@ -131,7 +133,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
       const hinted = typeof decision === 'object';
       const delayMs = hinted ? Math.max(0, decision.retryAfterMs) : backoffDelay(attempt, options, random());
       if (now() + delayMs > until) throw err;
-      options.onRetry?.({ error: err, failures: attempt, delayMs, hinted });
+      options.onRetry?.({ error: err, failures: attempt, delayMs, hinted, what });
       try {
         await sleep(delayMs, signal);
       } catch (sleepErr) {

@@ -1,6 +1,6 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { CancelledError, CvcError, describeError, silentLogger, type Logger } from '@cvc/core';
+import { backoffDelay, CancelledError, createBackoff, CvcError, describeError, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type AttemptRef } from '@cvc/proto';
 import { FoldTrainer, ModelError, type EpochRecord } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
@@ -50,14 +50,18 @@ export class Worker {
    * worker's credentials (the task is handed back, not failed).
    */
   async run(): Promise<void> {
+    // @cvc/core's backoff (jittered, 500 ms growing to 10 s), reset by every successful pull.
+    const pullBackoff = createBackoff({ initialDelayMs: 500, maxDelayMs: 10_000 });
     while (!this.stopping) {
       let d: TaskDelivery | undefined;
       try {
         d = await this.deps.queue.next(2000);
+        pullBackoff.reset();
       } catch (err) {
         if (this.stopping) break;
-        this.logger.warn('pulling a task failed; retrying', { error: describeError(err) });
-        await new Promise((r) => setTimeout(r, 1000));
+        const wait = pullBackoff.next();
+        this.logger.warn('pulling a task failed; retrying', { error: describeError(err), retryInMs: Math.round(wait) });
+        await new Promise((r) => setTimeout(r, wait));
         continue;
       }
       if (d) await this.handle(d);
@@ -158,9 +162,10 @@ export class Worker {
         const final = d.delivery >= d.maxDeliver;
         this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
         this.deps.onAttempt?.(err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' ? 'nan_loss' : 'failed');
-        if (attempt) await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch(() => undefined);
+        // The task is handed back below either way; a lost FailFold only loses the error text, so it is logged, not thrown.
+        if (attempt) await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch((e: unknown) => this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) }));
         if (final) d.term(describeError(err));
-        else d.nak(Math.min(30_000, 1000 * 2 ** d.delivery));
+        else d.nak(backoffDelay(d.delivery, { initialDelayMs: 2000, maxDelayMs: 30_000 }, Math.random()));
       }
     } finally {
       clearInterval(heartbeat);
