@@ -60,12 +60,19 @@ export interface ObjectStore {
 
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout']);
 
-/** Connection failures and server-side (5xx) answers are worth retrying; a 4xx is not. */
-function isTransient(err: unknown): boolean {
-  const e = err as { code?: string; cause?: { code?: string }; statusCode?: number; message?: string };
-  if (TRANSIENT_CODES.has(e.code ?? '') || TRANSIENT_CODES.has(e.cause?.code ?? '')) return true;
+/**
+ * Connection failures and server-side (5xx) answers are worth retrying; a 4xx
+ * is not. Recognised by the error's code (Node's socket codes, S3's error
+ * codes) and HTTP status, through causes and AggregateError's parts (a
+ * connect to every address of a name failed), never by message text.
+ */
+function isTransient(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 4) return false;
+  const e = err as { code?: unknown; cause?: unknown; statusCode?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
   if (typeof e.statusCode === 'number' && e.statusCode >= 500) return true;
-  return /socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message ?? '');
+  if (Array.isArray(e.errors) && e.errors.some((x) => isTransient(x, depth + 1))) return true;
+  return e.cause !== undefined && e.cause !== err && isTransient(e.cause, depth + 1);
 }
 
 /** Observers of an object store (a logger, say). */
