@@ -16,7 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CheckpointKind, FoldState, WorkerServiceClient } from '../packages/proto/dist/index.js';
+import { CHECKPOINT_CHUNK_BYTES, CheckpointKind, FoldState, WorkerServiceClient } from '../packages/proto/dist/index.js';
 import { captureEnv, main, resolveCluster, runServiceClient, startLocalCluster } from '../packages/cli/dist/index.js';
 import { grpcClientSetup } from '../packages/security/dist/index.js';
 import { createObjectStore } from '../packages/storage/dist/index.js';
@@ -43,7 +43,7 @@ async function upload(w, attempt, epoch, data) {
   return new Promise((resolve, reject) => {
     const s = w.uploadCheckpoint((e, r) => (e ? reject(e) : resolve(r)));
     s.write({ header: { attempt, epoch, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size: data.length }, data: Buffer.alloc(0), sha256: '' });
-    for (let i = 0; i < data.length; i += 1 << 20) s.write({ data: data.subarray(i, i + (1 << 20)), sha256: '' });
+    for (let i = 0; i < data.length; i += CHECKPOINT_CHUNK_BYTES) s.write({ data: data.subarray(i, i + CHECKPOINT_CHUNK_BYTES), sha256: '' });
     s.write({ data: Buffer.alloc(0), sha256: createHash('sha256').update(data).digest('hex') });
     s.end();
   });

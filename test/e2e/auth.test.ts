@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { CheckpointKind, RunServiceClient, RunSpec, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse, type WorkerServiceClient } from '@cvc/proto';
+import { CheckpointKind, RETRY_AFTER_MS_KEY, RunServiceClient, RunSpec, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse, type WorkerServiceClient } from '@cvc/proto';
 import { captureEnv, main, startLocalCluster } from '@cvc/cli';
 import { assertNoSecretsInLogs, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
@@ -115,7 +115,7 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     );
     assert.equal(busy?.code, status.RESOURCE_EXHAUSTED);
     assert.match(busy?.details ?? '', /too many concurrent checkpoint uploads \(limit 1\)/);
-    assert.ok(Number(busy?.metadata.get('cvc-retry-after-ms')[0]) > 0, 'a retry hint in the trailers');
+    assert.ok(Number(busy?.metadata.get(RETRY_AFTER_MS_KEY)[0]) > 0, 'a retry hint in the trailers');
     // This one queues behind the first and goes through once the first ends.
     const queued = startUpload(worker, a, 2, data);
     queued.finish();

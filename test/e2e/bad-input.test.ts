@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
+import { CHECKPOINT_CHUNK_BYTES, CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
 import { startLocalCluster } from '@cvc/cli';
 import { channel, getRun, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
@@ -18,7 +18,7 @@ function upload(w: WorkerServiceClient, a: AttemptRef, epoch: number, data: Buff
     const s = w.uploadCheckpoint((e, r) => (e ? reject(e) : resolve(r)));
     s.on('error', () => {});
     s.write({ header: { attempt: a, epoch, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size: opts.size ?? data.length }, data: Buffer.alloc(0), sha256: '' });
-    const step = opts.chunk ?? 1 << 20;
+    const step = opts.chunk ?? CHECKPOINT_CHUNK_BYTES;
     for (let i = 0; i < data.length; i += step) s.write({ data: data.subarray(i, i + step), sha256: '' });
     s.write({ data: Buffer.alloc(0), sha256: opts.sha ?? createHash('sha256').update(data).digest('hex') });
     s.end();

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
+import { describeError, isFileNotFound } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
 import { decodeShard, loadDataset, parseManifest, selectImages, stratifiedSubset, type ImageSet } from '@cvc/data';
 import { decRefine, embedImages, FoldTrainer, loadEncoder } from '@cvc/model';
@@ -10,9 +11,8 @@ import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse } from './args.js';
-import { UsageError } from './errors.js';
+import { remoteError, RemoteError, UsageError } from './errors.js';
 import { resolveCluster, runServiceClient, type ClusterEndpoints } from './cluster-config.js';
-import { RemoteError } from './run-cmd.js';
 import { encodeNpy } from './npy.js';
 import { confusionPng } from './confusion-png.js';
 import { num, table } from './format.js';
@@ -29,7 +29,7 @@ function downloadCheckpoint(c: RunServiceClient, runId: string, fold: number): P
       if (m.data.length > 0) parts.push(m.data);
       if (m.sha256) expected = m.sha256;
     });
-    s.on('error', (e: ServiceError) => reject(new RemoteError(`GRPC_${e.code}`, e.details || e.message)));
+    s.on('error', (e: ServiceError) => reject(remoteError(e)));
     s.on('end', () => {
       const bytes = new Uint8Array(Buffer.concat(parts));
       if (!expected || sha256(bytes) !== expected) reject(new RemoteError('CHECKSUM', `checkpoint of run ${runId} fold ${fold}: sha256 ${sha256(bytes)} does not match the ${expected || 'missing'} sent by the coordinator`));
@@ -67,7 +67,7 @@ async function encoderFetch(args: string[], env: CliEnv): Promise<number> {
   await initBackend('auto');
   const c = await runServiceClient(cluster);
   try {
-    const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(new RemoteError(`GRPC_${e.code}`, e.details || e.message)) : res(r))));
+    const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(remoteError(e)) : res(r))));
     const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);
     if (done.length === 0) throw new RemoteError('NO_FOLDS', `run ${runId} has no finished fold yet`);
     let fold: number;
@@ -136,8 +136,9 @@ async function checkEncoderMeta(dir: string): Promise<void> {
   let meta: { sha256?: Record<string, string> } = {};
   try {
     meta = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8')) as typeof meta;
-  } catch {
-    return; // an encoder from elsewhere: nothing to verify against
+  } catch (err) {
+    if (isFileNotFound(err)) return; // an encoder from elsewhere: nothing to verify against
+    throw new UsageError(`${join(dir, 'metadata.json')} cannot be read (${describeError(err)}); fetch the encoder again`);
   }
   for (const f of ['model.json', 'weights.bin']) {
     const want = meta.sha256?.[f];

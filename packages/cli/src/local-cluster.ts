@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CvcError } from '@cvc/core';
+import { describeError, isFileNotFound } from '@cvc/core';
 import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '@cvc/messaging';
 import { startS3Server, type S3Server } from '@cvc/storage';
 import { ensureLocalPki, generateToken, type LocalPki } from '@cvc/security';
 import type { ClusterEndpoints } from './cluster-config.js';
+import { LocalClusterError } from './errors.js';
 
 const repo = resolve(fileURLToPath(import.meta.url), '../../../..');
 const COORDINATOR_BIN = process.env['CVC_COORDINATOR_BIN'] ?? join(repo, 'services/coordinator/bin/coordinator.js');
@@ -73,7 +74,9 @@ async function ensureCredentials(dir: string): Promise<LocalCredentials> {
   const file = join(dir, 'credentials.json');
   try {
     return JSON.parse(await readFile(file, 'utf8')) as LocalCredentials;
-  } catch {
+  } catch (err) {
+    // Only a first start creates credentials: replacing unreadable ones would lock out the data stored with them.
+    if (!isFileNotFound(err)) throw new LocalClusterError('CREDENTIALS_UNREADABLE', `${file} cannot be read (${describeError(err)}); fix or remove it (removing it makes new credentials for the data in ${dir})`, { cause: err });
     const c: LocalCredentials = {
       userToken: generateToken(),
       workerToken: generateToken(),
@@ -116,7 +119,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const pki = await ensureLocalPki(secretsDir);
   const natsAuth = { user: creds.natsUser, pass: creds.natsPass };
   const natsNodes = o.natsNodes ?? 1;
-  if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes > 5) throw new CvcError('NATS_START', `natsNodes must be 1..5, got ${natsNodes}`);
+  if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes > 5) throw new LocalClusterError('NATS_START', `natsNodes must be 1..5, got ${natsNodes}`);
   const natsCluster = natsNodes > 1 ? await startNatsCluster(join(dir, 'nats-cluster'), { nodes: natsNodes, ...natsAuth, logDir: join(dir, 'logs') }) : undefined;
   let nats: NatsServer | undefined = natsCluster ? undefined : await startNatsServer(join(dir, 'nats'), natsAuth);
   const natsUrl = natsCluster?.url ?? (nats as NatsServer).url;
@@ -197,7 +200,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
         const m = /CVC_COORDINATOR_PORT=(\d+)/.exec(text);
         if (m) res(Number(m[1]));
       });
-      p.once('exit', (code) => rej(new CvcError('COORDINATOR_START', `the coordinator exited with code ${code} before listening; see ${join(dir, 'logs', 'coordinator.log')}`)));
+      p.once('exit', (code) => rej(new LocalClusterError('COORDINATOR_START', `the coordinator exited with code ${code} before listening; see ${join(dir, 'logs', 'coordinator.log')}`)));
     });
     p.stdout.pipe(out);
     return p;
@@ -263,12 +266,12 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       return coordinatorProcess;
     },
     get nats() {
-      if (!nats) throw new CvcError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: use natsCluster`);
+      if (!nats) throw new LocalClusterError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: use natsCluster`);
       return nats;
     },
     natsCluster,
     get s3() {
-      if (!s3) throw new CvcError('S3_STOPPED', 'the local S3 server is stopped');
+      if (!s3) throw new LocalClusterError('S3_STOPPED', 'the local S3 server is stopped');
       return s3;
     },
     credentials: creds,
@@ -282,7 +285,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     },
     addWorker,
     restartNats: async (downMs = 0) => {
-      if (!nats) throw new CvcError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: restart them one by one through natsCluster.nodes`);
+      if (!nats) throw new LocalClusterError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: restart them one by one through natsCluster.nodes`);
       const port = nats.port;
       await nats.stop();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));

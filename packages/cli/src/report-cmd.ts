@@ -5,9 +5,8 @@ import { FoldState, RunState, type Run } from '@cvc/proto';
 import { createObjectStore, layout } from '@cvc/storage';
 import type { CliEnv } from './env.js';
 import { parse } from './args.js';
-import { UsageError } from './errors.js';
+import { remoteError, RemoteError, UsageError } from './errors.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
-import { RemoteError } from './run-cmd.js';
 import { num } from './format.js';
 
 const PICTURES = ['originals.png', 'reconstructions.png', 'loss-curves.png'];
@@ -58,7 +57,7 @@ export async function reportCommand(argv: string[], env: CliEnv): Promise<number
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   const c = await runServiceClient(cluster);
   try {
-    const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(new RemoteError(`GRPC_${e.code}`, e.details || e.message)) : res(r))));
+    const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(remoteError(e)) : res(r))));
     if (run.state !== RunState.RUN_STATE_SUCCEEDED && run.state !== RunState.RUN_STATE_FAILED) {
       throw new RemoteError('NOT_FINISHED', `run ${runId} is ${RunState[run.state].replace('RUN_STATE_', '').toLowerCase()}; the report is written when it ends`);
     }

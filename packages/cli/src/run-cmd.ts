@@ -2,19 +2,17 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { floatOpt, intOpt, parse } from './args.js';
-import { UsageError } from './errors.js';
+import { remoteError, RemoteError, UsageError } from './errors.js';
 import { num, table } from './format.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
-import { CvcError } from '@cvc/core';
 
-/** A gRPC failure, as the CLI reports it (exit code 1, the server's message). */
-export class RemoteError extends CvcError {}
+export { RemoteError } from './errors.js';
 
 
 /** Promisifies one unary call; a failure becomes a RemoteError with the server's message. */
 function unary<Res>(invoke: (cb: (e: ServiceError | null, r: Res) => void) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => {
-    invoke((e, r) => (e ? reject(new RemoteError(`GRPC_${e.code}`, e.details || e.message)) : resolve(r)));
+    invoke((e, r) => (e ? reject(remoteError(e)) : resolve(r)));
   });
 }
 
@@ -75,7 +73,7 @@ export async function watchRun(c: RunServiceClient, runId: string, env: CliEnv):
         });
       }
     });
-    stream.on('error', (e: ServiceError) => reject(new RemoteError(`GRPC_${e.code}`, e.details || e.message)));
+    stream.on('error', (e: ServiceError) => reject(remoteError(e)));
     stream.on('end', () => resolve());
   });
   if (!last) throw new RemoteError('NO_EVENTS', `no events for run ${runId}`);

@@ -1,13 +1,14 @@
 /**
  * Base class of every typed error in cvc. Each package derives its own
- * (`DataError`, `ModelError`, ...) so callers can branch on `instanceof` and
- * the edge (CLI, gRPC) can map them to exit codes or status codes.
+ * (`DataError`, `ModelError`, ...) with a closed union of codes (`C`), so
+ * callers branch on `instanceof` and `code`, and the edge (CLI, gRPC) maps
+ * every code to an exit code or a status code on purpose.
  */
-export class CvcError extends Error {
-  /** A stable, machine-readable code, e.g. `SHARD_CORRUPT`. */
-  readonly code: string;
+export class CvcError<C extends string = string> extends Error {
+  /** A stable, machine-readable code, e.g. `SHARD_CORRUPT`; each subclass narrows it to its package's union. */
+  readonly code: C;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -15,7 +16,7 @@ export class CvcError extends Error {
 }
 
 /** A configuration or option value was wrong. */
-export class ConfigError extends CvcError {
+export class ConfigError extends CvcError<'CONFIG_INVALID'> {
   readonly field: string;
 
   constructor(field: string, message: string, options?: { cause?: unknown }) {
@@ -25,7 +26,7 @@ export class ConfigError extends CvcError {
 }
 
 /** An operation was cancelled through its AbortSignal. */
-export class CancelledError extends CvcError {
+export class CancelledError extends CvcError<'CANCELLED'> {
   constructor(what: string, options?: { cause?: unknown }) {
     super('CANCELLED', `${what} was cancelled`, options);
   }

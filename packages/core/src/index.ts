@@ -3,4 +3,5 @@ export { createRng, deriveSeed, shuffleInPlace, permutation, type Rng } from './
 export { meanStd, type MeanStd } from './stats.js';
 export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
 export { resolveOptions } from './options.js';
-export { pathExists } from './fs.js';
+export { pathExists, isFileNotFound } from './fs.js';
+export { retry, createBackoff, backoffDelay, type RetryOptions, type RetryDecision, type RetryEvent, type Backoff } from './retry.js';

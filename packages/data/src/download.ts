@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { describeError } from '@cvc/core';
+import { describeError, isFileNotFound } from '@cvc/core';
 import { DataError } from './errors.js';
 import { datasetInfo, type DatasetInfo, type RemoteFile, CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH } from './registry.js';
 import { readTar } from './tar.js';
@@ -94,8 +94,9 @@ export async function sha256File(path: string): Promise<string | undefined> {
   let fh;
   try {
     fh = await open(path, 'r');
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (isFileNotFound(err)) return undefined;
+    throw err;
   }
   try {
     const hash = createHash('sha256');

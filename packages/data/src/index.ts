@@ -1,4 +1,4 @@
-export { DataError } from './errors.js';
+export { DataError, type DataErrorCode } from './errors.js';
 export { type ImageSet, imageBytes, selectImages, concatImages, headImages, classHistogram } from './image-set.js';
 export { parseIdx, readIdxFile, maybeGunzip, type IdxArray } from './idx.js';
 export { parseCifarBatch, readCifarBatchFile, CIFAR_RECORD_BYTES } from './cifar.js';

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { pathExists } from '@cvc/core';
+import { describeError, isFileNotFound, pathExists } from '@cvc/core';
 import { join, resolve } from 'node:path';
 import { DataError } from './errors.js';
 import { readIdxFile } from './idx.js';
@@ -66,7 +66,8 @@ export async function locateDataset(nameOrPath: string, opts: LocateOptions): Pr
   let isDir = false;
   try {
     isDir = (await stat(dir)).isDirectory();
-  } catch {
+  } catch (err) {
+    if (!isFileNotFound(err)) throw new DataError('FILE_UNREADABLE', `cannot read (${(err as NodeJS.ErrnoException).code ?? describeError(err)})`, dir, { cause: err });
     throw new DataError('DATASET_UNKNOWN', `'${nameOrPath}' is neither a known dataset (mnist, fashion-mnist, cifar-10) nor an existing directory`);
   }
   if (!isDir) throw new DataError('DATASET_UNKNOWN', `'${nameOrPath}' is not a directory; a dataset path is a directory of IDX files or CIFAR-10 batches`);

@@ -5,4 +5,6 @@ export { createDocStore, type DocStore, type DocStoreOptions, type Versioned } f
 export { NatsReplicasError } from './replicas.js';
 export { connectNats, type NatsConnection } from './connect.js';
 export { natsEnvSchema, natsAuthFromEnv } from './env.js';
-export { isNatsUnavailable } from './availability.js';
+export { isNatsUnavailable, JETSTREAM_UNAVAILABLE_CODES } from './availability.js';
+export { MessagingError, type MessagingErrorCode } from './errors.js';
+export { isWrongLastSequence, isStreamNotFound, isConsumerNotFound, isNoMessageFound } from './jetstream-errors.js';

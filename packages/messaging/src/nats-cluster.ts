@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
-import { CvcError } from '@cvc/core';
+import { MessagingError } from './errors.js';
 import { natsServerBin, spawnNats, type SpawnedNats } from './nats-server.js';
 
 /** Options of {@link startNatsCluster}. */
@@ -110,7 +110,7 @@ const q = (s: string): string => JSON.stringify(s);
  */
 export async function startNatsCluster(dir: string, opts: NatsClusterOptions = {}): Promise<NatsCluster> {
   const count = opts.nodes ?? 3;
-  if (!Number.isInteger(count) || count < 1 || count > 7) throw new CvcError('NATS_START', `a NATS cluster has 1..7 nodes, got ${count}`);
+  if (!Number.isInteger(count) || count < 1 || count > 7) throw new MessagingError('NATS_START', `a NATS cluster has 1..7 nodes, got ${count}`);
   const name = opts.name ?? 'cvc';
   const bin = natsServerBin(opts.bin);
   const readyMs = opts.readyTimeoutMs ?? 30_000;
@@ -178,7 +178,7 @@ export async function startNatsCluster(dir: string, opts: NatsClusterOptions = {
       for (const [i, s] of specs.entries()) if (procs[i] && !(await healthy(i))) unhealthy.push(s.name);
       if (leader && unhealthy.length === 0) return leader;
       last = leader ? `${unhealthy.join(', ')} not healthy yet` : 'no JetStream meta leader elected';
-      if (Date.now() > end) throw new CvcError('NATS_START', `NATS cluster ${name} in ${dir} not ready after ${timeoutMs} ms: ${last}`);
+      if (Date.now() > end) throw new MessagingError('NATS_START', `NATS cluster ${name} in ${dir} not ready after ${timeoutMs} ms: ${last}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   };

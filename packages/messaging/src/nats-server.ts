@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CvcError } from '@cvc/core';
+import { MessagingError } from './errors.js';
 
 /** A nats-server process with JetStream, started by cvc on loopback. */
 export interface NatsServer {
@@ -33,7 +33,7 @@ export async function spawnNats(bin: string, args: readonly string[], log?: Node
   try {
     child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
-    throw new CvcError('NATS_START', `could not start ${bin}: ${(err as Error).message}`, { cause: err });
+    throw new MessagingError('NATS_START', `could not start ${bin}: ${(err as Error).message}`, { cause: err });
   }
   let text = '';
   const port = await new Promise<number>((resolve, reject) => {
@@ -49,9 +49,9 @@ export async function spawnNats(bin: string, args: readonly string[], log?: Node
     child.stderr?.on('data', onData);
     child.stdout?.on('data', onData);
     child.once('error', (err) =>
-      reject(new CvcError('NATS_START', `could not start ${bin} (${(err as NodeJS.ErrnoException).code ?? err.message}); install Debian's nats-server package or set CVC_NATS_SERVER`, { cause: err })),
+      reject(new MessagingError('NATS_START', `could not start ${bin} (${(err as NodeJS.ErrnoException).code ?? err.message}); install Debian's nats-server package or set CVC_NATS_SERVER`, { cause: err })),
     );
-    child.once('exit', (code) => reject(new CvcError('NATS_START', `${bin} exited with code ${code} before it was ready:\n${text.slice(-2000)}`)));
+    child.once('exit', (code) => reject(new MessagingError('NATS_START', `${bin} exited with code ${code} before it was ready:\n${text.slice(-2000)}`)));
   });
   // Keep draining output so the pipe never fills.
   if (log) {

@@ -1,6 +1,6 @@
 import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { CvcError } from '@cvc/core';
+import { MessagingError } from './errors.js';
 
 /** JetStream API error codes that mean the copies asked for cannot be placed. */
 const PLACEMENT_CODES = new Set([
@@ -10,7 +10,7 @@ const PLACEMENT_CODES = new Set([
 ]);
 
 /** Copies of a stream (or KV bucket) cannot be kept: more than the cluster's servers, or a single server. */
-export class NatsReplicasError extends CvcError {
+export class NatsReplicasError extends MessagingError {
   /** The stream (`KV_bucket` for a KV bucket). */
   readonly stream: string;
   readonly replicas: number;

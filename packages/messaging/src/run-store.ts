@@ -1,8 +1,9 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { CvcError } from '@cvc/core';
 import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
+import { MessagingError } from './errors.js';
+import { isWrongLastSequence } from './jetstream-errors.js';
 
 /** A value and the KV revision it was read at. */
 export interface Versioned<T> {
@@ -54,23 +55,25 @@ export async function createDocStore<T>(nc: NatsConnection, bucket: string, opts
       try {
         return await kv.create(key, JSON.stringify(value));
       } catch (err) {
-        throw new CvcError('ALREADY_EXISTS', `${key} already exists`, { cause: err });
+        // Only a lost create (the key has a revision already) means it exists; anything else is a real failure.
+        if (isWrongLastSequence(err)) throw new MessagingError('ALREADY_EXISTS', `${key} already exists`, { cause: err });
+        throw err;
       }
     },
     update: async (key, fn) => {
       for (let attempt = 0; attempt < 50; attempt++) {
         const cur = await get(key);
-        if (!cur) throw new CvcError('NOT_FOUND', `${key} does not exist`);
+        if (!cur) throw new MessagingError('NOT_FOUND', `${key} does not exist`);
         const next = fn(cur.value);
         try {
           const revision = await kv.update(key, JSON.stringify(next), cur.revision);
           return { value: next, revision };
         } catch (err) {
           // Wrong last sequence: someone else wrote; re-read and re-apply.
-          if (!/wrong last sequence/i.test((err as Error).message)) throw err;
+          if (!isWrongLastSequence(err)) throw err;
         }
       }
-      throw new CvcError('CONFLICT', `${key}: too many concurrent updates`);
+      throw new MessagingError('CONFLICT', `${key}: too many concurrent updates`);
     },
     keys: async () => {
       const out: string[] = [];

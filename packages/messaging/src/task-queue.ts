@@ -1,7 +1,8 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
-import { CvcError } from '@cvc/core';
+import { MessagingError } from './errors.js';
+import { isConsumerNotFound, isNoMessageFound, isStreamNotFound } from './jetstream-errors.js';
 import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
 
 /** One fold of one run: the unit of work a worker pulls. */
@@ -53,8 +54,11 @@ export interface TaskQueue {
   /**
    * Calls `handler` for each task that exhausted max_deliver (JetStream's
    * advisory), then removes the task from the stream. Returns a stop function.
+   * A failure of the handler or of JetStream is passed to `onError` (the
+   * advisory is not repeated, so the caller should log it); a task already
+   * removed is not a failure.
    */
-  onGivenUp(handler: (task: FoldTask, deliveries: number) => Promise<void>): () => void;
+  onGivenUp(handler: (task: FoldTask, deliveries: number) => Promise<void>, onError?: (err: unknown, task: FoldTask | undefined) => void): () => void;
 }
 
 const SUBJECT = 'cvc.tasks';
@@ -77,7 +81,8 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
   const subject = `${SUBJECT}.${stream.toLowerCase()}`;
   try {
     await jsm.streams.info(stream);
-  } catch {
+  } catch (err) {
+    if (!isStreamNotFound(err)) throw err;
     await placingReplicas(stream, replicas, () => jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Workqueue, duplicate_window: nanos(24 * 3600 * 1000), num_replicas: replicas }));
   }
   await ensureStreamReplicas(jsm, stream, replicas);
@@ -85,7 +90,8 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
   try {
     await jsm.consumers.info(stream, durable);
     await placingReplicas(stream, replicas, () => jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver, num_replicas: replicas }));
-  } catch {
+  } catch (err) {
+    if (!isConsumerNotFound(err)) throw err;
     await placingReplicas(stream, replicas, () => jsm.consumers.add(stream, consumerConfig));
   }
   const js: JetStreamClient = jetstream(nc);
@@ -98,7 +104,7 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
       task = m.json<FoldTask>();
     } catch (err) {
       m.term('malformed task');
-      throw new CvcError('TASK_MALFORMED', `task message ${m.seq} is not valid JSON`, { cause: err });
+      throw new MessagingError('TASK_MALFORMED', `task message ${m.seq} is not valid JSON`, { cause: err });
     }
     return {
       task,
@@ -125,18 +131,22 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
       const m = await (await getConsumer()).next({ expires: Math.max(expiresMs, 1000) });
       return m ? wrap(m) : undefined;
     },
-    onGivenUp: (handler) => {
+    onGivenUp: (handler, onError) => {
       const sub = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`, {
         callback: (_err, m) => {
           void (async () => {
-            const adv = m.json<{ stream_seq: number; deliveries: number }>();
+            let task: FoldTask | undefined;
             try {
+              const adv = m.json<{ stream_seq: number; deliveries: number }>();
+              // null: already removed (another coordinator handled it).
               const stored = await jsm.streams.getMessage(stream, { seq: adv.stream_seq });
               if (!stored) return;
-              await handler(stored.json<FoldTask>(), adv.deliveries);
+              task = stored.json<FoldTask>();
+              await handler(task, adv.deliveries);
               await jsm.streams.deleteMessage(stream, adv.stream_seq);
-            } catch {
-              // Already removed, or the handler failed; the advisory is not repeated, the fold stays as recorded.
+            } catch (err) {
+              // Removed meanwhile is fine; anything else is reported. The fold stays as recorded.
+              if (!isNoMessageFound(err)) onError?.(err, task);
             }
           })();
         },

@@ -1,4 +1,4 @@
-export { ModelError } from './errors.js';
+export { ModelError, type ModelErrorCode } from './errors.js';
 export { MODEL_NAMES, MODEL_SHAPES, trainConfigSchema, resolveTrainConfig, type ModelName, type LossName, type Upsample, type TrainConfig, type TrainConfigInput, type ModelShape } from './spec.js';
 export { buildAutoencoder, countParams, type Autoencoder } from './build.js';
 export { computeLoss, type LossParts } from './losses.js';

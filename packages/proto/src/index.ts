@@ -8,3 +8,5 @@ export {
   HealthClient,
   type HealthServer,
 } from './gen/grpc/health/v1/health.js';
+// Hand-written: wire constants (chunk size, message cap, retry-after hint).
+export { CHECKPOINT_CHUNK_BYTES, MAX_GRPC_MESSAGE_BYTES, RETRY_AFTER_MS_KEY, MESSAGE_SIZE_OPTIONS } from './wire.js';

@@ -5,7 +5,7 @@ import { ConfigError, CvcError } from '@cvc/core';
 export type Role = 'user' | 'worker';
 
 /** A call without a valid token (UNAUTHENTICATED) or with the wrong kind of token (PERMISSION_DENIED). */
-export class AuthError extends CvcError {
+export class AuthError extends CvcError<'UNAUTHENTICATED' | 'PERMISSION_DENIED'> {
   constructor(
     readonly kind: 'UNAUTHENTICATED' | 'PERMISSION_DENIED',
     message: string,

@@ -1,4 +1,4 @@
-export { StorageError } from './errors.js';
+export { StorageError, type StorageErrorCode } from './errors.js';
 export { validateKey, validateSegment, layout, MAX_KEY_LENGTH } from './keys.js';
 export { createObjectStore, logStoreRetries, storeOptionsSchema, type ObjectStore, type StoreHooks, type StoreOptions, type PutResult } from './object-store.js';
 export { startS3Server, type S3Server } from './s3-server.js';

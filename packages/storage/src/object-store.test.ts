@@ -94,7 +94,8 @@ test('S3 unavailable for a few seconds: reads and multipart uploads retry with b
     for (const w of warnings) {
       assert.equal(w['msg'], 'object storage unreachable; retrying');
       assert.match(String(w['error']), /ECONNREFUSED|socket hang up|ECONNRESET/);
-      assert.ok(Number(w['retryInMs']) >= 200 && Number(w['retryInMs']) <= 5000);
+      // Equal jitter: the first wait is in [100, 200] ms, none is over the 5 s cap.
+      assert.ok(Number(w['retryInMs']) >= 100 && Number(w['retryInMs']) <= 5000);
     }
   } finally {
     await server.close();
@@ -120,10 +121,26 @@ test('the S3 server refuses unsigned requests and unknown access keys', async ()
       ['S3RVER', 'S3RVER'],
     ] as const) {
       const bad = createObjectStore({ endPoint: server.endPoint, port: server.port, accessKey, secretKey, bucket: 'auth', retryForMs: 0 });
-      await assert.rejects(bad.getBytes('a/b.bin'), (err: Error) => /access key/i.test(err.message), accessKey);
+      // Refused, not unreachable: S3_ERROR (never UNAVAILABLE, which tells callers to retry).
+      await assert.rejects(bad.getBytes('a/b.bin'), (err: Error) => err instanceof StorageError && err.code === 'S3_ERROR' && /access key/i.test(err.message), accessKey);
     }
   } finally {
     await server.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
+test('S3 unreachable past the retry deadline: StorageError UNAVAILABLE naming the key, after retries', async () => {
+  // A port that was just bound and released: connections are refused.
+  const d = await mkdtemp(join(tmpdir(), 'cvc-s3-down-'));
+  const server = await startS3Server(d);
+  await server.close();
+  const retries: number[] = [];
+  const s = createObjectStore({ endPoint: server.endPoint, port: server.port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'down', retryForMs: 400 }, { onRetry: (_e, ms) => retries.push(ms) });
+  try {
+    await assert.rejects(s.getBytes('x/y.bin'), (err: unknown) => err instanceof StorageError && err.code === 'UNAVAILABLE' && err.key === 'x/y.bin' && /unreachable/.test(err.message));
+    assert.ok(retries.length >= 1, 'retried before giving up');
+  } finally {
     await rm(d, { recursive: true, force: true });
   }
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Client } from 'minio';
-import { describeError, resolveOptions, type Logger } from '@cvc/core';
+import { describeError, resolveOptions, retry as retryPolicy, type Logger } from '@cvc/core';
 import { z } from 'zod';
 import { StorageError } from './errors.js';
 import { validateKey } from './keys.js';
@@ -60,12 +60,19 @@ export interface ObjectStore {
 
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout']);
 
-/** Connection failures and server-side (5xx) answers are worth retrying; a 4xx is not. */
-function isTransient(err: unknown): boolean {
-  const e = err as { code?: string; cause?: { code?: string }; statusCode?: number; message?: string };
-  if (TRANSIENT_CODES.has(e.code ?? '') || TRANSIENT_CODES.has(e.cause?.code ?? '')) return true;
+/**
+ * Connection failures and server-side (5xx) answers are worth retrying; a 4xx
+ * is not. Recognised by the error's code (Node's socket codes, S3's error
+ * codes) and HTTP status, through causes and AggregateError's parts (a
+ * connect to every address of a name failed), never by message text.
+ */
+function isTransient(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 4) return false;
+  const e = err as { code?: unknown; cause?: unknown; statusCode?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
   if (typeof e.statusCode === 'number' && e.statusCode >= 500) return true;
-  return /socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message ?? '');
+  if (Array.isArray(e.errors) && e.errors.some((x) => isTransient(x, depth + 1))) return true;
+  return e.cause !== undefined && e.cause !== err && isTransient(e.cause, depth + 1);
 }
 
 /** Observers of an object store (a logger, say). */
@@ -81,20 +88,15 @@ export function logStoreRetries(logger: Logger): StoreHooks {
   };
 }
 
-/** Runs one S3 request, retrying transient failures with exponential backoff (200 ms doubling to 5 s) for up to `forMs`. */
-async function retrying<T>(forMs: number, fn: () => Promise<T>, hooks: StoreHooks): Promise<T> {
-  const until = Date.now() + forMs;
-  let delay = 200;
-  for (let failures = 1; ; failures++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isTransient(err) || Date.now() + delay > until) throw err;
-      hooks.onRetry?.(err, delay, failures);
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 5000);
-    }
-  }
+/** Runs one S3 request with @cvc/core's retry policy: transient failures are retried with jittered backoff (200 ms growing to 5 s) for up to `forMs`. */
+function retrying<T>(forMs: number, fn: () => Promise<T>, hooks: StoreHooks): Promise<T> {
+  return retryPolicy(fn, {
+    deadlineMs: forMs,
+    initialDelayMs: 200,
+    maxDelayMs: 5000,
+    retryable: isTransient,
+    onRetry: (e) => hooks.onRetry?.(e.error, e.delayMs, e.failures),
+  });
 }
 
 function isNotFound(err: unknown): boolean {
@@ -122,6 +124,8 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
     } catch (err) {
       if (err instanceof StorageError) throw err;
       if (isNotFound(err)) throw new StorageError('NOT_FOUND', `${what}: no such object`, key, { cause: err });
+      // Still transient when the retry deadline ran out: S3 is unreachable, not refusing.
+      if (isTransient(err)) throw new StorageError('UNAVAILABLE', `${what} failed: object storage unreachable (${describeError(err)})`, key, { cause: err });
       throw new StorageError('S3_ERROR', `${what} failed: ${describeError(err)}`, key, { cause: err });
     }
   };
@@ -194,6 +198,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
           }
           return { key, bytes: total, sha256 };
         } catch (err) {
+          // Best effort: the original error is what matters; a part left behind is reaped by the bucket's lifecycle rules.
           if (uploadId !== undefined) await client.abortMultipartUpload(bucket, key, uploadId).catch(() => undefined);
           throw err;
         }
@@ -249,6 +254,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
         await client.bucketExists(bucket);
         return true;
       } catch {
+        // A readiness probe: any failure (unreachable, refused) means "not ready"; the probe's caller logs nothing else.
         return false;
       }
     },

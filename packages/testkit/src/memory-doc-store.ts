@@ -1,4 +1,4 @@
-import { CvcError } from '@cvc/core';
+import { MessagingError } from '@cvc/messaging';
 import type { DocStore, Versioned } from '@cvc/messaging';
 import { takeFault, type FaultPlan } from './faults.js';
 
@@ -65,14 +65,14 @@ export function createMemoryDocStore<T>(): MemoryDocStore<T> {
     create: async (key, value) => {
       fault('create');
       await Promise.resolve();
-      if (docs.has(key)) throw new CvcError('ALREADY_EXISTS', `${key} already exists`);
+      if (docs.has(key)) throw new MessagingError('ALREADY_EXISTS', `${key} already exists`);
       return write(key, value);
     },
     update: async (key, fn) => {
       fault('update');
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const cur = read(key);
-        if (!cur) throw new CvcError('NOT_FOUND', `${key} does not exist`);
+        if (!cur) throw new MessagingError('NOT_FOUND', `${key} does not exist`);
         const next = fn(cur.value);
         // A turn of the event loop between read and write, as over the network, so concurrent updates really race.
         await Promise.resolve();
@@ -86,7 +86,7 @@ export function createMemoryDocStore<T>(): MemoryDocStore<T> {
         // Like the real store: the value handed back is the function's result itself.
         return { value: next, revision: rev };
       }
-      throw new CvcError('CONFLICT', `${key}: too many concurrent updates`);
+      throw new MessagingError('CONFLICT', `${key}: too many concurrent updates`);
     },
     keys: async () => {
       fault('keys');

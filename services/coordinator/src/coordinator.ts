@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { CvcError, describeError, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
+import { createBackoff, CvcError, describeError, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
 import { FoldState, Run, RunState, CheckpointKind, type FoldStatus, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
 import { MODEL_SHAPES, type ModelName } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
@@ -34,7 +34,8 @@ const realExport: ArtifactExporter = async (input) => (await import('./export-ar
 
 /** Failures worth another try: object storage or NATS unreachable. Anything else will fail the same way again. */
 function isTransient(err: unknown): boolean {
-  return (err instanceof StorageError && err.code === 'S3_ERROR') || isNatsUnavailable(err);
+  // UNAVAILABLE: S3 stayed unreachable past the store's own retries; S3_ERROR: a refusal (credentials, policy) an operator can fix.
+  return (err instanceof StorageError && (err.code === 'UNAVAILABLE' || err.code === 'S3_ERROR')) || isNatsUnavailable(err);
 }
 
 /** Waits `ms`, or less when `signal` aborts. */
@@ -503,17 +504,16 @@ export class Coordinator {
 
   private async retryUntilDone(runId: string, kind: 'finalize' | 'cancel'): Promise<void> {
     const signal = this.shutdown.signal;
-    let delay = this.retry.initialMs;
+    const backoff = createBackoff({ initialDelayMs: this.retry.initialMs, maxDelayMs: this.retry.maxMs });
     for (let failures = 1; !signal.aborted; failures++) {
       try {
         await (kind === 'finalize' ? this.finalize(runId) : this.completeCancel(runId));
         return;
       } catch (err) {
         if (signal.aborted) return;
-        const wait = Math.round(delay * (0.5 + Math.random() / 2));
+        const wait = Math.round(backoff.next());
         this.logger.warn(kind === 'finalize' ? 'finalising run failed; retrying' : 'cancel clean-up failed; retrying', { run: runId, error: describeError(err), failures, retryInMs: wait, transient: isTransient(err) });
         await pause(wait, signal);
-        delay = Math.min(delay * 2, this.retry.maxMs);
       }
     }
   }

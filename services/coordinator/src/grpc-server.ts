@@ -1,8 +1,10 @@
-import { Metadata, Server, ServerCredentials, status, type ServerErrorResponse, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { CvcError, type Logger } from '@cvc/core';
+import type { Logger } from '@cvc/core';
 import {
+  CHECKPOINT_CHUNK_BYTES,
   HealthCheckResponse_ServingStatus,
+  MESSAGE_SIZE_OPTIONS,
   HealthService,
   RunServiceService,
   WorkerServiceService,
@@ -13,55 +15,10 @@ import {
   type RunServiceServer,
   type WorkerServiceServer,
 } from '@cvc/proto';
-import { StorageError } from '@cvc/storage';
-import { isNatsUnavailable } from '@cvc/messaging';
-import { AuthError, type Authenticator, type Role } from '@cvc/security';
+import type { Authenticator, Role } from '@cvc/security';
 import type { Coordinator } from './coordinator.js';
-import { CoordinatorError } from './errors.js';
-
-/** Largest gRPC message accepted (checkpoint chunks are 1 MiB). */
-export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-const codes: Record<string, status> = {
-  NOT_FOUND: status.NOT_FOUND,
-  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
-  FAILED_PRECONDITION: status.FAILED_PRECONDITION,
-  RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
-  CANCELLED: status.CANCELLED,
-  DATA_LOSS: status.DATA_LOSS,
-  ALREADY_EXISTS: status.ALREADY_EXISTS,
-  UNAVAILABLE: status.UNAVAILABLE,
-};
-
-/** Maps typed errors to gRPC status codes; only here, at the edge. */
-export function toStatus(err: unknown): Partial<ServerErrorResponse> {
-  // Retryable: callers (workers) retry UNAVAILABLE, so a broker restart does not fail a fold attempt.
-  if (err instanceof AuthError) return { code: err.kind === 'UNAUTHENTICATED' ? status.UNAUTHENTICATED : status.PERMISSION_DENIED, details: err.message };
-  if (err instanceof UploadsBusyError) {
-    const metadata = new Metadata();
-    metadata.set(RETRY_AFTER_MS, String(err.retryAfterMs));
-    return { code: status.RESOURCE_EXHAUSTED, details: err.message, metadata };
-  }
-  if (isNatsUnavailable(err)) return { code: status.UNAVAILABLE, details: `run state temporarily unavailable (NATS): ${(err as Error).message}` };
-  if (err instanceof CoordinatorError) return { code: codes[err.outcome] ?? status.INTERNAL, details: err.message };
-  if (err instanceof StorageError) {
-    if (err.code === 'NOT_FOUND') return { code: status.NOT_FOUND, details: err.message };
-    if (err.code === 'KEY_INVALID' || err.code === 'NAME_INVALID') return { code: status.INVALID_ARGUMENT, details: err.message };
-    return { code: status.UNAVAILABLE, details: err.message };
-  }
-  if (err instanceof CvcError) return { code: status.INTERNAL, details: err.message };
-  return { code: status.INTERNAL, details: `internal error: ${(err as Error).message ?? String(err)}` };
-}
-
-/** Trailing metadata on a RESOURCE_EXHAUSTED that is worth retrying after this many milliseconds. */
-export const RETRY_AFTER_MS = 'cvc-retry-after-ms';
-
-/** Too many checkpoint uploads at once: the client should retry later. */
-export class UploadsBusyError extends CvcError {
-  constructor(limit: number, readonly retryAfterMs: number) {
-    super('UPLOADS_BUSY', `too many concurrent checkpoint uploads (limit ${limit}); retry in ${retryAfterMs} ms`);
-  }
-}
+import { UploadsBusyError } from './errors.js';
+import { toStatus } from './to-status.js';
 
 /**
  * At most `limit` checkpoint uploads are processed at once. Beyond that an
@@ -170,7 +127,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
     const s = toStatus(err);
     call.emit('error', Object.assign(new Error(s.details), s));
   };
-  const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  const server = new Server(MESSAGE_SIZE_OPTIONS);
 
   const runService: RunServiceServer = {
     submitRun: unary('SubmitRun', 'user', guard, (r) => c.submitRun(r.spec), observe),
@@ -199,8 +156,8 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
           const hash = createHash('sha256');
           let first = true;
           for await (const chunk of stream) {
-            for (let i = 0; i < chunk.length; i += 1 << 20) {
-              const part = Buffer.from(chunk.buffer, chunk.byteOffset + i, Math.min(1 << 20, chunk.length - i));
+            for (let i = 0; i < chunk.length; i += CHECKPOINT_CHUNK_BYTES) {
+              const part = Buffer.from(chunk.buffer, chunk.byteOffset + i, Math.min(CHECKPOINT_CHUNK_BYTES, chunk.length - i));
               hash.update(part);
               call.write({ data: part, sha256: '', size: first ? size : 0 });
               first = false;

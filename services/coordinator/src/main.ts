@@ -79,7 +79,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   recount();
   // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the background.
   await coordinator.recover();
-  const stopGivenUp = queue.onGivenUp((task, deliveries) => coordinator.onTaskGivenUp(task, deliveries));
+  const stopGivenUp = queue.onGivenUp(
+    (task, deliveries) => coordinator.onTaskGivenUp(task, deliveries),
+    (err, task) => logger.error('recording a task that exhausted its deliveries failed', { run: task?.runId, fold: task?.fold, error: describeError(err) }),
+  );
   const ready = async (): Promise<boolean> => !nc.isClosed() && (await store.ping());
   const server = createGrpcServer({
     coordinator,

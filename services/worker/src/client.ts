@@ -1,16 +1,36 @@
 import { status, type ChannelCredentials, type ChannelOptions, type ServiceError, type ClientUnaryCall } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { CvcError } from '@cvc/core';
-import type { CheckpointKind} from '@cvc/proto';
-import { WorkerServiceClient, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type ReportEpochRequest, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import { retry, type RetryDecision, type RetryOptions } from '@cvc/core';
+import type { CheckpointKind } from '@cvc/proto';
+import {
+  CHECKPOINT_CHUNK_BYTES,
+  MESSAGE_SIZE_OPTIONS,
+  RETRY_AFTER_MS_KEY,
+  WorkerServiceClient,
+  type AttemptRef,
+  type EpochMetrics,
+  type FailFoldRequest,
+  type FinishFoldRequest,
+  type FoldProgress,
+  type ReportEpochRequest,
+  type ReportProgressRequest,
+  type StartAttemptRequest,
+  type StartAttemptResponse,
+} from '@cvc/proto';
+import { WorkerError } from './errors.js';
 import { Metadata } from '@grpc/grpc-js';
-import type { FoldProgress } from '@cvc/proto';
 import type { CoordinatorApi } from './coordinator-api.js';
 
 type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 
-/** Codes worth retrying: the coordinator restarting or briefly unreachable. */
-const RETRYABLE = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.UNKNOWN]);
+/**
+ * Codes worth retrying: the coordinator restarting or briefly unreachable
+ * (UNAVAILABLE, which the coordinator also sends while NATS or S3 is down),
+ * or a call deadline that ran out. UNKNOWN is not retried: grpc-js gives it
+ * for answers that are not gRPC (a proxy's HTTP error page) or a handler bug,
+ * neither of which a retry fixes; a lost connection is UNAVAILABLE.
+ */
+export const RETRYABLE_CODES: ReadonlySet<status> = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
 
 /** The coordinator refused the caller's token: retrying cannot help. */
 export function isAuthError(err: unknown): boolean {
@@ -18,85 +38,76 @@ export function isAuthError(err: unknown): boolean {
   return code === status.UNAUTHENTICATED || code === status.PERMISSION_DENIED;
 }
 
-/** Trailing metadata the coordinator sets on a RESOURCE_EXHAUSTED worth retrying (too many uploads at once). */
-const RETRY_AFTER_MS = 'cvc-retry-after-ms';
-
-/** How long to wait before retrying `err`, or undefined when it is not worth retrying. */
-function retryDelay(err: unknown, backoff: number): number | undefined {
-  const e = err as ServiceError;
-  if (RETRYABLE.has(e.code)) return backoff;
+/**
+ * The worker's retry rule for a coordinator call: retry the codes in
+ * `RETRYABLE_CODES` with the policy's backoff; retry RESOURCE_EXHAUSTED only
+ * when the coordinator sent a retry-after hint (too many uploads at once),
+ * after that hint; anything else (INVALID_ARGUMENT, FAILED_PRECONDITION for
+ * a stale token, DATA_LOSS, auth) is final.
+ */
+export function coordinatorRetryable(err: unknown): RetryDecision {
+  const e = err as Partial<ServiceError>;
+  if (e.code !== undefined && RETRYABLE_CODES.has(e.code)) return true;
   if (e.code === status.RESOURCE_EXHAUSTED) {
-    const hint = Number(e.metadata?.get(RETRY_AFTER_MS)[0]);
-    if (Number.isFinite(hint) && hint > 0) return Math.max(hint, backoff / 4);
+    const hint = Number(e.metadata?.get(RETRY_AFTER_MS_KEY)[0]);
+    if (Number.isFinite(hint) && hint > 0) return { retryAfterMs: hint };
   }
-  return undefined;
+  return false;
 }
+
+/** How the worker retries coordinator calls: @cvc/core's policy, tunable per client (tests shorten it). */
+export type CoordinatorRetryOptions = Pick<RetryOptions, 'deadlineMs' | 'initialDelayMs' | 'maxDelayMs' | 'onRetry' | 'signal' | 'sleep' | 'now' | 'random'>;
 
 /** The worker's view of the coordinator, with retries across coordinator restarts. */
 export class CoordinatorClient implements CoordinatorApi {
   private readonly client: WorkerServiceClient;
+  private readonly retry: CoordinatorRetryOptions;
 
-  /** `setup` comes from @cvc/security's grpcClientSetup (TLS, the worker's bearer token). */
-  constructor(
-    address: string,
-    setup: { credentials: ChannelCredentials; options?: ChannelOptions },
-    private readonly retryForMs = 120_000,
-  ) {
-    this.client = new WorkerServiceClient(address, setup.credentials, {
-      ...setup.options,
-      'grpc.max_send_message_length': 4 * 1024 * 1024,
-      'grpc.max_receive_message_length': 4 * 1024 * 1024,
-    });
+  /**
+   * `setup` comes from @cvc/security's grpcClientSetup (TLS, the worker's
+   * bearer token). `retry`: the total retry budget of one call in ms
+   * (default 120 000, long enough to ride out a coordinator restart), or
+   * retry options (backoff 200 ms growing to 5 s unless given).
+   */
+  constructor(address: string, setup: { credentials: ChannelCredentials; options?: ChannelOptions }, retry: number | CoordinatorRetryOptions = 120_000) {
+    this.client = new WorkerServiceClient(address, setup.credentials, { ...setup.options, ...MESSAGE_SIZE_OPTIONS });
+    this.retry = typeof retry === 'number' ? { deadlineMs: retry } : retry;
   }
 
-  private async call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
-    const until = Date.now() + this.retryForMs;
-    let delay = 200;
-    for (;;) {
-      try {
-        return await new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
-      } catch (err) {
-        const wait = retryDelay(err, delay);
-        if (wait === undefined || Date.now() + wait > until) throw err;
-        await new Promise((r) => setTimeout(r, wait));
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+  private withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retry(fn, { initialDelayMs: 200, maxDelayMs: 5000, deadlineMs: 120_000, ...this.retry, retryable: coordinatorRetryable, what });
   }
 
-  startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> => this.call((r: StartAttemptRequest, cb) => this.client.startAttempt(r, cb), req);
-  reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> => this.call((r: ReportEpochRequest, cb) => this.client.reportEpoch(r, cb), { attempt, metrics });
-  finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call((r: FinishFoldRequest, cb) => this.client.finishFold(r, cb), req);
-  failFold = (req: FailFoldRequest): Promise<unknown> => this.call((r: FailFoldRequest, cb) => this.client.failFold(r, cb), req);
+  private call<Req, Res>(what: string, fn: Unary<Req, Res>, req: Req): Promise<Res> {
+    return this.withRetry(what, () => new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res)))));
+  }
 
+  startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> => this.call('StartAttempt', (r: StartAttemptRequest, cb) => this.client.startAttempt(r, cb), req);
+  reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> => this.call('ReportEpoch', (r: ReportEpochRequest, cb) => this.client.reportEpoch(r, cb), { attempt, metrics });
   /**
    * One try with a 10 s deadline, no retries: progress is for display and
    * the next report (a few seconds later) supersedes a lost one.
    */
   reportProgress = (attempt: AttemptRef, progress: FoldProgress): Promise<unknown> =>
-    new Promise((resolve, reject) => this.client.reportProgress({ attempt, progress }, new Metadata(), { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res))));
+    new Promise((resolve, reject) => this.client.reportProgress({ attempt, progress } satisfies ReportProgressRequest, new Metadata(), { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res))));
+  finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call('FinishFold', (r: FinishFoldRequest, cb) => this.client.finishFold(r, cb), req);
+  failFold = (req: FailFoldRequest): Promise<unknown> => this.call('FailFold', (r: FailFoldRequest, cb) => this.client.failFold(r, cb), req);
 
-  /** Streams a checkpoint in 1 MiB chunks, the sha256 in the last message (retried as a whole). */
-  async uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
-    const until = Date.now() + this.retryForMs;
-    let delay = 200;
-    for (;;) {
-      try {
-        return await new Promise((resolve, reject) => {
+  /** Streams a checkpoint in `CHECKPOINT_CHUNK_BYTES` chunks, the sha256 in the last message (retried as a whole). */
+  uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const sha256 = createHash('sha256').update(buf).digest('hex');
+    return this.withRetry(
+      'UploadCheckpoint',
+      () =>
+        new Promise((resolve, reject) => {
           const stream = this.client.uploadCheckpoint((err, res) => (err ? reject(err) : resolve(res)));
-          const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
           stream.write({ header: { attempt, epoch, kind, size: bytes.length }, data: Buffer.alloc(0), sha256: '' });
-          for (let i = 0; i < buf.length; i += 1 << 20) stream.write({ data: buf.subarray(i, i + (1 << 20)), sha256: '' });
-          stream.write({ data: Buffer.alloc(0), sha256: createHash('sha256').update(buf).digest('hex') });
+          for (let i = 0; i < buf.length; i += CHECKPOINT_CHUNK_BYTES) stream.write({ data: buf.subarray(i, i + CHECKPOINT_CHUNK_BYTES), sha256: '' });
+          stream.write({ data: Buffer.alloc(0), sha256 });
           stream.end();
-        });
-      } catch (err) {
-        const wait = retryDelay(err, delay);
-        if (wait === undefined || Date.now() + wait > until) throw err;
-        await new Promise((r) => setTimeout(r, wait));
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+        }),
+    );
   }
 
   /**
@@ -109,7 +120,10 @@ export class CoordinatorClient implements CoordinatorApi {
     try {
       await this.startAttempt({ runId: '', fold: 0, worker, delivery: 0 });
     } catch (err) {
-      if (isAuthError(err)) throw new CvcError('AUTH', `the coordinator refused this worker's credentials: ${(err as ServiceError).details}`);
+      if (isAuthError(err)) throw new WorkerError('AUTH', `the coordinator refused this worker's credentials: ${(err as ServiceError).details}`);
+      // INVALID_ARGUMENT is the expected answer (authenticated). Anything else (the
+      // coordinator unreachable past the retry budget) says nothing about the
+      // credentials: the pull loop meets it again, per task, with its own retries.
     }
   }
 

@@ -6,3 +6,5 @@ export { ProgressReporter, foldEtaSeconds, toFoldProgress, type ProgressReporter
 export { ShardCache } from './shards.js';
 export { workerConfigFromEnv, type WorkerConfig } from './config.js';
 export { main } from './main.js';
+export { coordinatorRetryable, RETRYABLE_CODES, isAuthError, type CoordinatorRetryOptions } from './client.js';
+export { WorkerError, type WorkerErrorCode } from './errors.js';

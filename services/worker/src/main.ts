@@ -1,4 +1,4 @@
-import { createJsonLogger } from '@cvc/core';
+import { createJsonLogger, describeError } from '@cvc/core';
 import { connectNats, natsAuthFromEnv, createTaskQueue } from '@cvc/messaging';
 import { createObjectStore, logStoreRetries, storeOptionsFromEnv } from '@cvc/storage';
 import { clientSecurityFromEnv, grpcClientSetup } from '@cvc/security';
@@ -19,7 +19,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...natsAuthFromEnv(cfg) });
   const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS });
-  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security));
+  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
+    onRetry: (e) => logger.warn('coordinator call failed; retrying', { call: e.what, error: describeError(e.error), retryInMs: Math.round(e.delayMs), failures: e.failures }),
+  });
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
   const worker = new Worker({

@@ -27,6 +27,8 @@ export class ShardCache {
       bytes = await readFile(cached);
       if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) bytes = undefined;
     } catch {
+      // Best effort: a cache entry that is missing or unreadable is downloaded again; a
+      // broken cache directory then fails at the write below, with its real error.
       bytes = undefined;
     }
     if (!bytes) {

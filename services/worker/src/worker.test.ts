@@ -266,7 +266,7 @@ function setup(opts: { coordinator?: FakeCoordinator; maxDeliver?: number; deps?
   const outcomes: string[] = [];
   // The closure runs only once run() pulls, after `worker` is initialised.
   const spy = spyQueue(queue, () => worker.stop());
-  const worker = new Worker({ id: 'w1', queue: spy.queue, store, coordinator, cacheDir, logger, trainers, pollMs: 5, pullRetryMs: 1, onAttempt: (o) => outcomes.push(o), ...opts.deps });
+  const worker = new Worker({ id: 'w1', queue: spy.queue, store, coordinator, cacheDir, logger, trainers, pollMs: 5, pullRetryMs: 1, random: () => 1, onAttempt: (o) => outcomes.push(o), ...opts.deps });
   return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, logger, outcomes };
 }
 

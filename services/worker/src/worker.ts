@@ -1,6 +1,6 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { CancelledError, CvcError, describeError, silentLogger, type Logger } from '@cvc/core';
+import { backoffDelay, CancelledError, createBackoff, CvcError, describeError, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type AttemptRef } from '@cvc/proto';
 import { ModelError, type EpochRecord } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
@@ -24,9 +24,11 @@ export interface WorkerDeps {
   readonly progressIntervalMs?: number;
   /** Clock in milliseconds for the progress reports (default Date.now). */
   readonly now?: () => number;
+  /** Uniform [0, 1) source for the backoff jitter (default Math.random; tests pin it). */
+  readonly random?: () => number;
   /** How long one pull waits for a task, in ms (default 2000); `stop()` takes effect within it. */
   readonly pollMs?: number;
-  /** Wait before pulling again after a pull failed (NATS unreachable), in ms (default 1000). */
+  /** First wait before pulling again after a pull failed (NATS unreachable), in ms (default 500; it doubles with jitter up to 10 s while pulls keep failing). */
   readonly pullRetryMs?: number;
   /** Observers for metrics. */
   readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
@@ -76,7 +78,7 @@ export class Worker {
     this.progressIntervalMs = deps.progressIntervalMs ?? 3000;
     this.now = deps.now ?? Date.now;
     this.pollMs = deps.pollMs ?? 2000;
-    this.pullRetryMs = deps.pullRetryMs ?? 1000;
+    this.pullRetryMs = deps.pullRetryMs ?? 500;
   }
 
   /**
@@ -85,14 +87,18 @@ export class Worker {
    * worker's credentials (the task is handed back, not failed).
    */
   async run(): Promise<void> {
+    // @cvc/core's backoff (jittered, 500 ms growing to 10 s), reset by every successful pull.
+    const pullBackoff = createBackoff({ initialDelayMs: this.pullRetryMs, maxDelayMs: Math.max(this.pullRetryMs, 10_000), ...(this.deps.random ? { random: this.deps.random } : {}) });
     while (!this.stopping) {
       let d: TaskDelivery | undefined;
       try {
         d = await this.deps.queue.next(this.pollMs);
+        pullBackoff.reset();
       } catch (err) {
         if (this.stopping) break;
-        this.logger.warn('pulling a task failed; retrying', { error: describeError(err) });
-        await new Promise((r) => setTimeout(r, this.pullRetryMs));
+        const wait = pullBackoff.next();
+        this.logger.warn('pulling a task failed; retrying', { error: describeError(err), retryInMs: Math.round(wait) });
+        await new Promise((r) => setTimeout(r, wait));
         continue;
       }
       if (d) await this.handle(d);
@@ -208,13 +214,10 @@ export class Worker {
         const final = d.delivery >= d.maxDeliver;
         this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
         this.deps.onAttempt?.(err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' ? 'nan_loss' : 'failed');
-        if (attempt) {
-          await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch((e: unknown) => {
-            this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) });
-          });
-        }
+        // The task is handed back below either way; a lost FailFold only loses the error text, so it is logged, not thrown.
+        if (attempt) await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch((e: unknown) => this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) }));
         if (final) d.term(describeError(err));
-        else d.nak(Math.min(30_000, 1000 * 2 ** d.delivery));
+        else d.nak(backoffDelay(d.delivery, { initialDelayMs: 2000, maxDelayMs: 30_000 }, (this.deps.random ?? Math.random)()));
       }
     } finally {
       clearInterval(heartbeat);
