@@ -4,7 +4,7 @@ import { decodeShard, parseManifest, selectImages, type ImageSet } from '@cvc/da
 import { imageGrid, lossCurves } from '@cvc/report';
 import { tf } from '@cvc/tfjs-runtime';
 import { FoldState, Run, RunState, CheckpointKind, type RunSummary, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
-import { batchTensor, FoldTrainer, MODEL_SHAPES, type ModelName } from '@cvc/model';
+import { batchTensor, FoldTrainer, MODEL_SHAPES } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import type { DocStore, FoldTask, TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
@@ -102,7 +102,7 @@ export class Coordinator {
       }
       throw err;
     }
-    const shape = MODEL_SHAPES[spec.model as ModelName];
+    const shape = MODEL_SHAPES[spec.model];
     if (imp.height !== shape.height || imp.width !== shape.width || imp.channels !== shape.channels) {
       throw new CoordinatorError('INVALID_ARGUMENT', `model ${spec.model} takes ${shape.height}x${shape.width}x${shape.channels} images; dataset ${spec.dataset} has ${imp.height}x${imp.width}x${imp.channels}`);
     }
