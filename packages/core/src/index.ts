@@ -3,4 +3,5 @@ export { createRng, deriveSeed, shuffleInPlace, permutation, type Rng } from './
 export { meanStd, type MeanStd } from './stats.js';
 export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
 export { resolveOptions } from './options.js';
+export { describeIssue } from './zod-issue.js';
 export { pathExists } from './fs.js';

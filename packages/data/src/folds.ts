@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createRng, permutation, shuffleInPlace, ConfigError } from '@cvc/core';
+import { createRng, describeIssue, permutation, shuffleInPlace, ConfigError } from '@cvc/core';
 
 /** `stratified` (default): class-balanced seeded folds. `seed`: the seed project's scheme. */
 export type FoldScheme = 'stratified' | 'seed';
@@ -16,7 +16,7 @@ export const foldCountSchema = z.number().int().min(2).max(100);
 
 function checkK(k: number, n: number): void {
   const r = foldCountSchema.safeParse(k);
-  if (!r.success) throw new ConfigError('folds', `${r.error.issues[0]?.message ?? 'must be an integer 2..100'}, got ${k}`);
+  if (!r.success) throw new ConfigError('folds', `${r.error.issues[0] ? describeIssue(r.error.issues[0]) : 'must be an integer 2..100'}, got ${k}`);
   if (k > n) throw new ConfigError('folds', `${k} folds need at least ${k} images, the dataset has ${n}`);
 }
 

@@ -77,7 +77,7 @@ const INT32_MAX = 2 ** 31 - 1;
  */
 export const runSpecSchema = trainConfigObject.pick({ model: true, epochs: true, batchSize: true, learningRate: true, upsample: true, seed: true }).extend({
   folds: foldCountSchema.default(DEFAULT_FOLDS),
-  seed: trainConfigObject.shape.seed.refine((s) => s <= INT32_MAX, { message: `Too big: expected number to be <=${INT32_MAX} (a seed is an int32 on the wire)` }),
+  seed: trainConfigObject.shape.seed.refine((s) => s <= INT32_MAX, { message: `must be <= ${INT32_MAX} (a seed is an int32 on the wire)` }),
 });
 
 export type RunSpecInput = z.input<typeof runSpecSchema>;

@@ -72,7 +72,7 @@ test('0 is refused where 0 is invalid (folds, epochs, batch size, learning rate)
 
 test('out-of-range and fractional values are refused', () => {
   refused({ folds: 1 }, 'folds');
-  refused({ folds: 101 }, 'folds', /<=100/);
+  refused({ folds: 101 }, 'folds', /must be <= 100, got 101/);
   refused({ epochs: 100_001 }, 'epochs');
   refused({ epochs: 1.5 }, 'epochs', /int/);
   refused({ batchSize: 65_537 }, 'batch_size');

@@ -1,4 +1,5 @@
 import { FoldState, Run, RunState, type RunSpec } from '@cvc/proto';
+import { describeIssue } from '@cvc/core';
 import { runSpecSchema, type RunSpecFields } from '@cvc/model';
 import { StorageError, validateSegment } from '@cvc/storage';
 import { CoordinatorError } from './errors.js';
@@ -86,9 +87,8 @@ export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
     const issue = parsed.error.issues[0];
     const key = issue?.path[0] as keyof RunSpecFields | undefined;
     const field = key !== undefined ? (PROTO_FIELDS[key] ?? String(key)) : 'spec';
-    const message = issue?.message ?? 'invalid value';
-    // zod's type errors already say what was received ("received NaN").
-    return bad(field, /received/.test(message) ? message : `${message}, got ${shown(key !== undefined ? input[key] : undefined)}`);
+    const rule = issue ? describeIssue(issue) : 'invalid value';
+    return bad(field, `${rule}, got ${shown(key !== undefined ? input[key] : undefined)}`);
   }
   return { ...spec, ...parsed.data };
 }
