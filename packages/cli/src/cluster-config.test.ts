@@ -31,6 +31,7 @@ test('a cluster.json is validated: malformed JSON, a missing field or a wrong ty
   assert.equal(parseClusterFile(JSON.stringify(good), 'f').s3.port, 9000);
   assert.equal(parseClusterFile(JSON.stringify({ ...good, futureField: 1 }), 'f').coordinator, good.coordinator);
   bad('{"coordinator": ', /is not valid JSON/);
+  bad('sk-secret-value', /is not valid JSON: Unexpected token/);
   bad('[]', /\(top level\)/);
   bad({ ...good, coordinator: undefined }, /: coordinator: is missing$/);
   bad({ ...good, coordinator: 5 }, /: coordinator: /);

@@ -50,7 +50,8 @@ export function parseClusterFile(text: string, file: string): ClusterEndpoints {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`cluster file ${file} is not valid JSON: ${(err as Error).message}`);
+    // V8 may quote a piece of the text ("abc..." is not valid JSON): leave it out, it could be a key.
+    throw new UsageError(`cluster file ${file} is not valid JSON: ${(err as Error).message.replace(/, ".*" is not valid JSON$/s, '')}`);
   }
   const r = clusterFileSchema.safeParse(json);
   if (r.success) return r.data;
