@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { CHECKPOINT_CHUNK_BYTES, CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
-import { startLocalCluster } from '@cvc/cli';
+import { captureEnv, main, startLocalCluster } from '@cvc/cli';
 import { channel, getRun, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;
@@ -38,6 +38,25 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     health.close();
 
     await importFashion(cluster, 2, 40);
+
+    // A run spec is checked with the trainer's own schema: a bad number is INVALID_ARGUMENT naming
+    // the proto field, never silently the default, and a seed of 0 is kept (not replaced by 42).
+    const spec = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '' };
+    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, learningRate: Number.NaN } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.learning_rate: must be a finite number, got NaN$/));
+    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, learningRate: Number.POSITIVE_INFINITY } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.learning_rate: /));
+    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, epochs: -1 } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.epochs: must be >= 1, got -1$/));
+    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, folds: 0 } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.folds: must be >= 2, got 0$/));
+    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, batchSize: 0 } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.batch_size: must be >= 1, got 0$/));
+    assert.equal((await call<{ runs: unknown[] }>((cb) => rc.listRuns({}, cb))).runs.length, 0, 'no refused spec was recorded');
+    // Through the CLI: `--seed 0` sends 0, and the recorded run's spec has it, with every other field filled in.
+    const seedEnv = captureEnv(dir);
+    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '1', '--seed', '0', '--cluster', join(dir, 'cluster.json')], seedEnv), 0, seedEnv.err());
+    const seedRunId = seedEnv.out().trim();
+    const seedRun = await getRun(rc, seedRunId);
+    assert.equal(seedRun.spec?.seed, 0);
+    assert.deepEqual([seedRun.spec?.folds, seedRun.spec?.epochs, seedRun.spec?.batchSize, seedRun.spec?.learningRate, seedRun.spec?.upsample], [2, 1, 32, 1e-4, 'nearest']);
+    await call((cb) => rc.cancelRun({ runId: seedRunId }, cb));
+
     const runId = await submitFashionRun(cluster, 2, 3);
 
     await assert.rejects(call((cb) => w.startAttempt({ runId: 'no-such-run', fold: 0, worker: 't', delivery: 1 }, cb)), code(status.NOT_FOUND, /run no-such-run does not exist/));

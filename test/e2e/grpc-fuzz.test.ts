@@ -57,14 +57,14 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
 
     const str = (): string => pick(['', 'a', runId, '../../etc/passwd', 'runs/../x', 'x'.repeat(5000), '\u0000\u0001', 'sp ace', '💥'.repeat(10), 'fashion-mnist', 'seed-mnist', 'seed-cifar', 'nearest', String(rng.int(1e9))]);
     const u32 = (): number => pick([0, 1, 2, 3, 5, 100, 65_536, 100_001, 2 ** 31, 2 ** 32 - 1]);
-    // RunSpec's optional numbers are int32 on the wire: negative and huge values, never more than int32 holds.
-    const i32 = (): number => pick([0, 1, 2, 3, 5, 100, 65_536, 100_001, -1, -(2 ** 31), 2 ** 31 - 1]);
+    // RunSpec's numeric fields are optional int32s: unset, negatives and both ends of the range.
+    const i32 = (): number | undefined => pick([undefined, 0, 1, 2, 3, 5, -1, 100, 65_536, 100_001, -(2 ** 31), 2 ** 31 - 1]);
     const dbl = (): number => pick([0, -1, 0.5, 1e-9, 1, 2, NaN, Infinity, -Infinity, 1e308, -0]);
     const attempt = (): AttemptRef => pick([live, { ...live, token: str() }, { runId: str(), fold: u32(), token: str() }, { ...live, fold: u32() }]);
     const evalm = () => pick([undefined, { loss: dbl(), mse: dbl(), count: u32() }, { loss: dbl(), mse: dbl(), cosine: dbl(), count: u32() }]);
     const header = () => pick([undefined, { attempt: attempt(), epoch: u32(), kind: pick([0, 1, 2, 7]), size: pick([0, 1, 100, 2 ** 40, 2 ** 53 - 1]) }]);
     const structured: Record<string, () => Uint8Array[]> = {
-      submitRun: () => [SubmitRunRequest.encode(SubmitRunRequest.fromPartial({ spec: pick([undefined, { name: str(), dataset: str(), model: str(), folds: i32(), epochs: i32(), batchSize: i32(), learningRate: dbl(), seed: i32(), upsample: str(), datasetVersion: str() }]) })).finish()],
+      submitRun: () => [SubmitRunRequest.encode(SubmitRunRequest.fromPartial({ spec: pick([undefined, { name: str(), dataset: str(), model: str(), folds: i32(), epochs: i32(), batchSize: i32(), learningRate: pick([undefined, dbl()]), seed: i32(), upsample: str(), datasetVersion: str() }]) })).finish()],
       getRun: () => [GetRunRequest.encode({ runId: str() }).finish()],
       listRuns: () => [new Uint8Array(0)],
       cancelRun: () => [CancelRunRequest.encode({ runId: pick(['', 'nope', '../x', 'x'.repeat(300)]) }).finish()],

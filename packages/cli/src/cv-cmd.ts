@@ -1,9 +1,10 @@
 import { createJsonLogger, silentLogger } from '@cvc/core';
 import { FOLD_SCHEMES } from '@cvc/data';
-import { MODEL_NAMES, type CvSummary } from '@cvc/model';
+import { MODEL_NAMES, runSpecSchema, type CvSummary } from '@cvc/model';
 import { BACKEND_CHOICES } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
-import { choiceOpt, floatOpt, intOpt, parse } from './args.js';
+import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
+import { trainingFlags } from './run-spec-flags.js';
 import { UsageError } from './errors.js';
 import { num, pm, table } from './format.js';
 import { runLocalCv } from './cv-local.js';
@@ -88,29 +89,25 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
   if (typeof dataset !== 'string') throw new UsageError('cv needs --dataset NAME|PATH');
   if (values['model'] === undefined) throw new UsageError(`cv needs --model (${MODEL_NAMES.join(' or ')})`);
   const model = choiceOpt(values, 'model', MODEL_NAMES, 'seed-mnist');
-  const limit = intOpt(values, 'limit', undefined);
-  const lr = floatOpt(values, 'learning-rate');
+  const limit = intOpt(values, 'limit', undefined, positiveInt);
+  // Unset flags take the run-spec schema's defaults: the trainer's own.
+  const spec = runSpecSchema.parse({ model, ...trainingFlags(values) });
   const out = typeof values['out'] === 'string' ? values['out'] : `runs/${model}-${dataset.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
-  const folds = intOpt(values, 'folds', 5) as number;
-  const epochs = intOpt(values, 'epochs', 100) as number;
-  const batchSize = intOpt(values, 'batch-size', 32) as number;
-  if (epochs < 1) throw new UsageError(`--epochs must be >= 1, got ${epochs}`);
-  if (batchSize < 1) throw new UsageError(`--batch-size must be >= 1, got ${batchSize}`);
   const logger = values['verbose'] ? createJsonLogger('debug') : silentLogger;
   const result = await runLocalCv(
     {
       dataset,
       model,
-      folds,
-      epochs,
-      batchSize,
-      seed: intOpt(values, 'seed', 42) as number,
+      folds: spec.folds,
+      epochs: spec.epochs,
+      batchSize: spec.batchSize,
+      seed: spec.seed,
       scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'),
       ...(limit !== undefined ? { limit } : {}),
-      ...(lr !== undefined ? { learningRate: lr } : {}),
+      learningRate: spec.learningRate,
       out,
       backend: choiceOpt(values, 'backend', BACKEND_CHOICES, 'auto'),
-      wasmThreads: intOpt(values, 'threads', 1),
+      wasmThreads: intOpt(values, 'threads', 1, positiveInt),
       upsample: choiceOpt(values, 'upsample', ['nearest', 'bilinear'] as const, 'nearest'),
       ...(signal ? { signal } : {}),
     },

@@ -1,6 +1,7 @@
-import { classHistogram, downloadDataset, loadDataset, importDataset, directorySink, writeManifest, FOLD_SCHEMES, type ImageSet } from '@cvc/data';
+import { classHistogram, downloadDataset, loadDataset, importDataset, directorySink, writeManifest, DEFAULT_FOLDS, FOLD_SCHEMES, foldCountSchema, type ImageSet } from '@cvc/data';
+import { seedSchema } from '@cvc/model';
 import type { CliEnv } from './env.js';
-import { choiceOpt, intOpt, parse } from './args.js';
+import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { UsageError } from './errors.js';
 import { table } from './format.js';
 import { resolveCluster } from './cluster-config.js';
@@ -48,8 +49,8 @@ export async function datasetCommand(argv: string[], env: CliEnv): Promise<numbe
     );
     const target = positionals[0];
     if (!target) throw new UsageError('dataset import needs a dataset name or PATH');
-    const limit = intOpt(values, 'limit', undefined);
-    const opts = { folds: intOpt(values, 'folds', 5) as number, seed: intOpt(values, 'seed', 42) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) };
+    const limit = intOpt(values, 'limit', undefined, positiveInt);
+    const opts = { folds: intOpt(values, 'folds', DEFAULT_FOLDS, foldCountSchema) as number, seed: intOpt(values, 'seed', 42, seedSchema) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) };
     const out = values['out'];
     if (typeof out === 'string') {
       const ds = await loadDataset(target, env);

@@ -10,7 +10,7 @@ import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/pro
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
-import { choiceOpt, intOpt, parse } from './args.js';
+import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { remoteError, RemoteError, UsageError } from './errors.js';
 import { resolveCluster, runServiceClient, type ClusterEndpoints } from './cluster-config.js';
 import { encodeNpy } from './npy.js';
@@ -157,9 +157,9 @@ async function embedCommand(args: string[], env: CliEnv): Promise<number> {
   if (!/\.(npy|csv)$/.test(out)) throw new UsageError(`--out must end in .npy or .csv, got ${out}`);
   await initBackend('auto');
   await checkEncoderMeta(dir);
-  const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined));
+  const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined, positiveInt));
   const encoder = await loadEncoder(dir);
-  const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256));
+  const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256, positiveInt));
   if (out.endsWith('.npy')) {
     await writeFile(out, encodeNpy(codes.data, codes.n, codes.d));
     await writeFile(out.replace(/\.npy$/, '.labels.npy'), encodeNpy(Float32Array.from(set.labels), codes.n, 1));
@@ -177,15 +177,15 @@ async function clusterCommand(args: string[], env: CliEnv): Promise<number> {
   const dir = values['encoder'];
   const dataset = values['dataset'];
   if (typeof dir !== 'string' || typeof dataset !== 'string') throw new UsageError('cluster needs --encoder DIR --dataset NAME|PATH');
-  const k = intOpt(values, 'k', 10) as number;
-  const nInit = intOpt(values, 'n-init', 10) as number;
+  const k = intOpt(values, 'k', 10, positiveInt) as number;
+  const nInit = intOpt(values, 'n-init', 10, positiveInt) as number;
   const seed = intOpt(values, 'seed', 0) as number;
   if (k < 2) throw new UsageError(`--k must be >= 2, got ${k}`);
   await initBackend('auto');
   await checkEncoderMeta(dir);
-  const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined));
+  const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined, positiveInt));
   const encoder = await loadEncoder(dir);
-  const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256));
+  const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256, positiveInt));
   const results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number; seconds: number }> = {};
   let t0 = performance.now();
   const km = kmeans(codes, { k, nInit, seed });

@@ -1,7 +1,8 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
-import { floatOpt, intOpt, parse } from './args.js';
+import { parse } from './args.js';
+import { runSpecFromFlags } from './run-spec-flags.js';
 import { remoteError, RemoteError, UsageError } from './errors.js';
 import { num, table } from './format.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
@@ -103,6 +104,8 @@ export async function runCommand(argv: string[], env: CliEnv): Promise<number> {
     },
     `run ${sub ?? ''}`,
   );
+  // Flags are checked before any connection is made.
+  const spec = sub === 'submit' ? runSpecFromFlags(values) : undefined;
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   const c = await runServiceClient(cluster);
   const print = (run: Run): void => {
@@ -111,24 +114,7 @@ export async function runCommand(argv: string[], env: CliEnv): Promise<number> {
   try {
     switch (sub) {
       case 'submit': {
-        if (typeof values['dataset'] !== 'string') throw new UsageError('run submit needs --dataset NAME');
-        if (typeof values['model'] !== 'string') throw new UsageError('run submit needs --model seed-mnist|seed-cifar');
-        const lr = floatOpt(values, 'learning-rate');
-        const req = {
-          spec: {
-            name: typeof values['name'] === 'string' ? values['name'] : '',
-            dataset: values['dataset'],
-            model: values['model'],
-            folds: intOpt(values, 'folds', 5) as number,
-            epochs: intOpt(values, 'epochs', 100) as number,
-            batchSize: intOpt(values, 'batch-size', 32) as number,
-            learningRate: lr ?? 0,
-            seed: intOpt(values, 'seed', 42) as number,
-            upsample: typeof values['upsample'] === 'string' ? values['upsample'] : '',
-            datasetVersion: typeof values['dataset-version'] === 'string' ? values['dataset-version'] : '',
-          },
-        };
-        const run = await unary<Run>((cb) => c.submitRun(req, cb));
+        const run = await unary<Run>((cb) => c.submitRun({ spec }, cb));
         env.stderr.write(`submitted run ${run.id} (${run.folds.length} folds)\n`);
         if (!values['watch']) {
           env.stdout.write(values['json'] ? JSON.stringify(Run.toJSON(run), null, 2) + '\n' : `${run.id}\n`);

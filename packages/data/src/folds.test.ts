@@ -36,6 +36,9 @@ test('impossible fold counts are refused', () => {
   assert.throws(() => stratifiedKFold(new Uint8Array(10), 1, 0), ConfigError);
   assert.throws(() => stratifiedKFold(new Uint8Array(3), 4, 0), (e: unknown) => e instanceof ConfigError && /4 folds need at least 4 images/.test(e.message));
   assert.throws(() => randomEqualFolds(10, 2.5, 0), ConfigError);
+  // The bounds are foldCountSchema's, the same the coordinator checks a run spec with.
+  assert.throws(() => randomEqualFolds(1000, 101, 0), (e: unknown) => e instanceof ConfigError && e.field === 'folds' && /must be <= 100, got 101/.test(e.message));
+  assert.equal(randomEqualFolds(1000, 100, 0).length, 100);
 });
 
 test('a stratified subset keeps class proportions', () => {

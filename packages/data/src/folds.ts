@@ -1,11 +1,22 @@
-import { createRng, permutation, shuffleInPlace, ConfigError } from '@cvc/core';
+import { z } from 'zod';
+import { createRng, describeIssue, permutation, shuffleInPlace, ConfigError } from '@cvc/core';
 
 /** `stratified` (default): class-balanced seeded folds. `seed`: the seed project's scheme. */
 export type FoldScheme = 'stratified' | 'seed';
 export const FOLD_SCHEMES: readonly FoldScheme[] = ['stratified', 'seed'];
 
+/** The fold count K when none is given (dataset import, local CV, a run spec). */
+export const DEFAULT_FOLDS = 5;
+/**
+ * What a fold count K may be: an integer 2..100. The one definition of its
+ * bounds, used by the dataset import (`--folds`), local CV and the
+ * coordinator's run-spec validation.
+ */
+export const foldCountSchema = z.number().int().min(2).max(100);
+
 function checkK(k: number, n: number): void {
-  if (!Number.isInteger(k) || k < 2) throw new ConfigError('folds', `must be an integer >= 2, got ${k}`);
+  const r = foldCountSchema.safeParse(k);
+  if (!r.success) throw new ConfigError('folds', `${r.error.issues[0] ? describeIssue(r.error.issues[0]) : 'must be an integer 2..100'}, got ${k}`);
   if (k > n) throw new ConfigError('folds', `${k} folds need at least ${k} images, the dataset has ${n}`);
 }
 

@@ -6,7 +6,7 @@ export { DATASETS, datasetInfo, IDX_FILES, CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH
 export { readTar, type TarEntry } from './tar.js';
 export { downloadFiles, downloadDataset, sha256File, type DownloadOptions } from './download.js';
 export { loadDataset, locateDataset, type Dataset, type LocateOptions } from './load.js';
-export { stratifiedKFold, randomEqualFolds, partFolds, stratifiedSubset, FOLD_SCHEMES, type FoldScheme } from './folds.js';
+export { stratifiedKFold, randomEqualFolds, partFolds, stratifiedSubset, FOLD_SCHEMES, DEFAULT_FOLDS, foldCountSchema, type FoldScheme } from './folds.js';
 export { shardChunks, encodeShard, decodeShard, streamShardRecords, readShardStream, SHARD_VERSION, type Shard, type ShardHeader } from './shard.js';
 export { importDataset, computeFolds, parseManifest, type DatasetManifest, type ShardEntry, type ImportOptions, type ShardSink } from './manifest.js';
 export { directorySink, writeManifest, readManifestFile, readShardFile } from './fs-sink.js';

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createBackoff, CvcError, describeError, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
 import { FoldState, Run, RunState, CheckpointKind, type FoldStatus, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
-import { MODEL_SHAPES, type ModelName } from '@cvc/model';
+import { MODEL_SHAPES } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
@@ -144,7 +144,7 @@ export class Coordinator {
       }
       throw err;
     }
-    const shape = MODEL_SHAPES[spec.model as ModelName];
+    const shape = MODEL_SHAPES[spec.model];
     if (imp.height !== shape.height || imp.width !== shape.width || imp.channels !== shape.channels) {
       throw new CoordinatorError('INVALID_ARGUMENT', `model ${spec.model} takes ${shape.height}x${shape.width}x${shape.channels} images; dataset ${spec.dataset} has ${imp.height}x${imp.width}x${imp.channels}`);
     }

@@ -1,10 +1,11 @@
 import { FoldState, Run, RunState, type RunSpec } from '@cvc/proto';
-
-/** A run spec with every default filled in (what the coordinator stores and workers receive). */
-export type ResolvedSpec = RunSpec & { folds: number; epochs: number; batchSize: number; learningRate: number; seed: number };
-import { MODEL_NAMES } from '@cvc/model';
-import { validateSegment } from '@cvc/storage';
+import { describeIssue } from '@cvc/core';
+import { runSpecSchema, type RunSpecFields } from '@cvc/model';
+import { StorageError, validateSegment } from '@cvc/storage';
 import { CoordinatorError } from './errors.js';
+
+/** A run spec with every default filled in and checked (what the coordinator stores and workers receive). */
+export type ResolvedSpec = Omit<RunSpec, keyof RunSpecFields> & RunSpecFields;
 
 /** What the coordinator keeps per run in the KV bucket: the public Run plus each fold's attempt token. */
 export interface RunDoc {
@@ -34,29 +35,60 @@ export function decodeDoc(doc: RunDoc): RunDoc {
   };
 }
 
-/** Fills defaults and checks every field of a run spec; the error names the field. */
+/** The proto field each run-spec schema key is, for error messages (`spec.learning_rate: ...`). */
+const PROTO_FIELDS: Readonly<Record<keyof RunSpecFields, string>> = {
+  model: 'model',
+  folds: 'folds',
+  epochs: 'epochs',
+  batchSize: 'batch_size',
+  learningRate: 'learning_rate',
+  seed: 'seed',
+  upsample: 'upsample',
+};
+
+const shown = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : String(v));
+
+/**
+ * Fills defaults and checks every field of a run spec with the trainer's own
+ * schema (`runSpecSchema`): an unset numeric field takes the default, a set one
+ * is validated as given (0, NaN, +-Infinity and negatives are refused where
+ * the schema refuses them, a seed of 0 is kept). Throws INVALID_ARGUMENT
+ * naming the proto field. The result has every field set, so a worker's
+ * `FoldTrainer.create` sees the same values the coordinator checked.
+ */
 export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
   if (!spec) throw new CoordinatorError('INVALID_ARGUMENT', 'spec is required');
   const bad = (field: string, msg: string): never => {
     throw new CoordinatorError('INVALID_ARGUMENT', `spec.${field}: ${msg}`);
   };
-  if (!(MODEL_NAMES as readonly string[]).includes(spec.model)) bad('model', `unknown model '${spec.model}' (known: ${MODEL_NAMES.join(', ')})`);
-  try {
-    validateSegment(spec.dataset, 'dataset');
-    if (spec.name) validateSegment(spec.name, 'name');
-    if (spec.datasetVersion) validateSegment(spec.datasetVersion, 'dataset version');
-  } catch (err) {
-    bad(spec.dataset === '' ? 'dataset' : 'name', (err as Error).message);
+  const segment = (field: string, value: string, what: string): void => {
+    try {
+      validateSegment(value, what);
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      bad(field, err.message);
+    }
+  };
+  segment('dataset', spec.dataset, 'dataset');
+  if (spec.name) segment('name', spec.name, 'name');
+  if (spec.datasetVersion) segment('dataset_version', spec.datasetVersion, 'dataset version');
+  const input = {
+    model: spec.model,
+    folds: spec.folds,
+    epochs: spec.epochs,
+    batchSize: spec.batchSize,
+    learningRate: spec.learningRate,
+    seed: spec.seed,
+    // A proto3 string is '' when unset.
+    upsample: spec.upsample === '' ? undefined : spec.upsample,
+  };
+  const parsed = runSpecSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = issue?.path[0] as keyof RunSpecFields | undefined;
+    const field = key !== undefined ? (PROTO_FIELDS[key] ?? String(key)) : 'spec';
+    const rule = issue ? describeIssue(issue) : 'invalid value';
+    return bad(field, `${rule}, got ${shown(key !== undefined ? input[key] : undefined)}`);
   }
-  const folds = spec.folds || 5;
-  if (folds < 2 || folds > 100) bad('folds', `must be 2..100, got ${folds}`);
-  const epochs = spec.epochs || 100;
-  if (epochs > 100_000) bad('epochs', `must be 1..100000, got ${epochs}`);
-  const batchSize = spec.batchSize || 32;
-  if (batchSize > 65_536) bad('batch_size', `must be 1..65536, got ${batchSize}`);
-  const learningRate = spec.learningRate || 1e-4;
-  if (!(learningRate > 0 && learningRate <= 1)) bad('learning_rate', `must be in (0, 1], got ${learningRate}`);
-  const upsample = spec.upsample || 'nearest';
-  if (upsample !== 'nearest' && upsample !== 'bilinear') bad('upsample', `must be nearest or bilinear, got '${upsample}'`);
-  return { ...spec, folds, epochs, batchSize, learningRate, upsample, seed: spec.seed ?? 42 };
+  return { ...spec, ...parsed.data };
 }

@@ -51,7 +51,7 @@ after(async () => {
 });
 
 const RUN = 'run-1';
-const spec = (over: Partial<RunSpec> = {}): RunSpec => RunSpec.fromPartial({ dataset: 'tiny', model: 'seed-mnist', folds: 3, epochs: 2, batchSize: 100, seed: 7, upsample: 'nearest', ...over });
+const spec = (over: Partial<RunSpec> = {}): RunSpec => RunSpec.fromPartial({ dataset: 'tiny', model: 'seed-mnist', folds: 3, epochs: 2, batchSize: 100, learningRate: 1e-3, seed: 7, upsample: 'nearest', ...over });
 
 /** A gRPC error as grpc-js rejects with it. */
 function grpcError(code: status, details: string): ServiceError {
@@ -278,7 +278,7 @@ test('a fresh fold: the trainer is created from the run spec, every epoch is rep
   const s = setup();
   await s.queue.enqueue(task);
   await s.worker.run();
-  assert.deepEqual(s.trainers.created, [{ model: 'seed-mnist', epochs: 2, batchSize: 100, upsample: 'nearest', seed: 8 }], 'seed is the spec seed + the fold');
+  assert.deepEqual(s.trainers.created, [{ model: 'seed-mnist', epochs: 2, batchSize: 100, learningRate: 1e-3, upsample: 'nearest', seed: 8 }], 'seed is the spec seed + the fold');
   assert.equal(s.trainers.resumed.length, 0);
   assert.deepEqual(s.coordinator.of('startAttempt').map((c) => c.req), [{ runId: RUN, fold: 1, worker: 'w1', delivery: 1 }]);
   assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => [c.attempt.token, c.metrics.epoch]), [['tok-1', 1], ['tok-1', 2]]);
@@ -314,14 +314,14 @@ test('a redelivered task resumes from the fold checkpoint in the store: resume g
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 2, how: 'ack' }]);
 });
 
-test('a run spec without epochs resumes with the checkpoint\'s own epoch count', async () => {
-  const key = `runs/${RUN}/folds/1/epoch-1b.ckpt`;
-  await store.put(key, new TextEncoder().encode(JSON.stringify({ epochsDone: 1, epochs: 2 })));
-  const s = setup({ coordinator: new FakeCoordinator(() => started({ resumeCheckpoint: key, spec: spec({ epochs: undefined }) })) });
+test('a run spec with an unresolved field (the coordinator resolves every one) fails the attempt, naming it, instead of training on a default', async () => {
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ spec: spec({ seed: undefined }) })) });
   await s.queue.enqueue(task);
   await s.worker.run();
-  assert.deepEqual(s.trainers.resumed[0]?.opts, {});
-  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch), [2]);
+  assert.equal(s.trainers.created.length, 0, 'no trainer was built');
+  const failed = s.coordinator.of('failFold');
+  assert.equal(failed.length, 1);
+  assert.match(failed[0]?.req.error ?? '', /unresolved fields/);
 });
 
 test('stop() mid-fit (SIGTERM) hands the task back at once: nak without delay, not failed, and run() returns', async () => {

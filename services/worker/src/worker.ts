@@ -1,6 +1,6 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { backoffDelay, CancelledError, createBackoff, CvcError, describeError, silentLogger, type Logger } from '@cvc/core';
+import { backoffDelay, CancelledError, createBackoff, describeError, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type AttemptRef } from '@cvc/proto';
 import { ModelError, type EpochRecord } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
@@ -9,6 +9,7 @@ import { isAuthError } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
+import { WorkerError } from './errors.js';
 import { foldTrainerFactory, type TrainerFactory, type WorkerTrainer } from './trainer-factory.js';
 
 export interface WorkerDeps {
@@ -129,21 +130,26 @@ export class Worker {
       attempt = { runId, fold, token: start.token };
       this.deps.onAttempt?.('started');
       const spec = start.spec;
-      if (!spec) throw new Error('coordinator sent no run spec');
+      if (!spec) throw new WorkerError('NO_SPEC', `the coordinator sent no run spec for run ${runId}`);
+      // The coordinator resolves every field at submission (one schema); a spec without them is a coordinator bug, not a default.
+      const { epochs, batchSize, learningRate, seed } = spec;
+      if (epochs === undefined || batchSize === undefined || learningRate === undefined || seed === undefined) {
+        throw new WorkerError('NO_SPEC', `the coordinator sent run ${runId}'s spec with unresolved fields (epochs, batch size, learning rate and seed are all required)`);
+      }
       const data = await this.shards.foldData(start.manifest, fold);
-      if (this.deps.failFold === fold) throw new CvcError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
+      if (this.deps.failFold === fold) throw new WorkerError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
       let trainer: WorkerTrainer;
       if (start.resumeCheckpoint) {
-        trainer = await this.trainers.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, spec.epochs !== undefined ? { epochs: spec.epochs } : {});
+        trainer = await this.trainers.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, { epochs });
         this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: start.resumeCheckpoint });
       } else {
         trainer = this.trainers.create({
           model: spec.model as 'seed-mnist',
-          ...(spec.epochs !== undefined ? { epochs: spec.epochs } : {}),
-          ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
-          ...(spec.learningRate !== undefined ? { learningRate: spec.learningRate } : {}),
+          epochs,
+          batchSize,
+          learningRate,
           upsample: spec.upsample as 'nearest',
-          seed: (spec.seed ?? 42) + fold,
+          seed: seed + fold,
         });
         this.logger.info('training fold', log);
       }

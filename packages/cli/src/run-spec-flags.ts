@@ -1,0 +1,57 @@
+import type { RunSpec } from '@cvc/proto';
+import { runSpecSchema } from '@cvc/model';
+import { floatOpt, intOpt } from './args.js';
+import { UsageError } from './errors.js';
+
+/** The training flags of `cvc run submit` and `cvc cv --local`; an unset flag is undefined. */
+export interface TrainingFlags {
+  readonly folds?: number | undefined;
+  readonly epochs?: number | undefined;
+  readonly batchSize?: number | undefined;
+  readonly learningRate?: number | undefined;
+  readonly seed?: number | undefined;
+}
+
+const field = runSpecSchema.shape;
+
+/**
+ * `--folds`, `--epochs`, `--batch-size`, `--learning-rate` and `--seed`, each
+ * parsed strictly and checked with the run-spec schema's own field (the
+ * coordinator's and the trainer's bounds), so `--epochs -3` or
+ * `--learning-rate abc` is a usage error naming the flag. Unset flags stay
+ * undefined: the schema's defaults apply where the spec is resolved.
+ */
+export function trainingFlags(values: Record<string, unknown>): TrainingFlags {
+  return {
+    folds: intOpt(values, 'folds', undefined, field.folds),
+    epochs: intOpt(values, 'epochs', undefined, field.epochs),
+    batchSize: intOpt(values, 'batch-size', undefined, field.batchSize),
+    learningRate: floatOpt(values, 'learning-rate', field.learningRate),
+    seed: intOpt(values, 'seed', undefined, field.seed),
+  };
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/**
+ * The RunSpec of `cvc run submit` from its flags. Numeric fields the user did
+ * not set are left unset (the coordinator fills the defaults); a set one is
+ * sent as given, so `--seed 0` sends 0.
+ */
+export function runSpecFromFlags(values: Record<string, unknown>): RunSpec {
+  if (typeof values['dataset'] !== 'string') throw new UsageError('run submit needs --dataset NAME');
+  if (typeof values['model'] !== 'string') throw new UsageError('run submit needs --model seed-mnist|seed-cifar');
+  const t = trainingFlags(values);
+  return {
+    name: str(values['name']),
+    dataset: values['dataset'],
+    model: values['model'],
+    ...(t.folds !== undefined ? { folds: t.folds } : {}),
+    ...(t.epochs !== undefined ? { epochs: t.epochs } : {}),
+    ...(t.batchSize !== undefined ? { batchSize: t.batchSize } : {}),
+    ...(t.learningRate !== undefined ? { learningRate: t.learningRate } : {}),
+    ...(t.seed !== undefined ? { seed: t.seed } : {}),
+    upsample: str(values['upsample']),
+    datasetVersion: str(values['dataset-version']),
+  };
+}
