@@ -15,6 +15,29 @@ test('the fold ETA counts the rest of this epoch and every later epoch at the cu
   assert.equal(foldEtaSeconds(sample({ imagesPerSec: Infinity })), undefined);
 });
 
+test('the ETA adds the measured time an epoch spends outside training, for this epoch and each later one', () => {
+  assert.equal(foldEtaSeconds(sample(), 2), (400 + 3000) / 200 + 2 * 4);
+  assert.equal(foldEtaSeconds(sample({ epoch: 5, images: 1000 }), 2), 2, 'the last epoch still has its validation to run');
+  assert.equal(foldEtaSeconds(sample(), -1), (400 + 3000) / 200);
+});
+
+test('the reporter learns the epoch overhead from the wall time between epoch ends minus the training time', async () => {
+  let clock = 0;
+  const sent: FoldProgress[] = [];
+  const r = new ProgressReporter({ send: (p) => Promise.resolve(void sent.push(p)), intervalMs: 1, now: () => clock, logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
+  r.offer(sample());
+  await r.idle();
+  clock = 10_000;
+  r.epochEnded(8); // 10 s since the reporter was made (training started), 8 s of it training: 2 s elsewhere
+  r.offer(sample());
+  await r.idle();
+  clock = 22_000;
+  r.epochEnded(9); // 12 s since the last epoch end, 9 s of it training: 3 s elsewhere
+  r.offer(sample());
+  await r.idle();
+  assert.deepEqual(sent.map((p) => p.etaSeconds), [17, 17 + 2 * 4, 17 + 3 * 4]);
+});
+
 test('a sample with a non-finite loss or pace has no wire form; a good one carries every field', () => {
   assert.equal(toFoldProgress(sample({ loss: NaN }), 1), undefined);
   assert.equal(toFoldProgress(sample({ imagesPerSec: NaN }), 1), undefined);

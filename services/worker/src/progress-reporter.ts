@@ -5,21 +5,24 @@ import type { FoldProgress } from '@cvc/proto';
 /**
  * Seconds until the fold's last epoch ends at the pace of the epoch so far:
  * the images left in this epoch plus every later epoch's images, over the
- * current images per second. Evaluation is not counted (the validation pass
- * after each epoch and the final train/val/test evaluation are forward passes
- * only, a small part of an epoch's training), so the fold ends somewhat after
- * the ETA. Undefined when there is no pace to go by yet.
+ * current images per second, plus `epochOverheadSeconds` for this epoch and
+ * each later one (the time an epoch takes outside training: its validation
+ * pass, the epoch report and the checkpoint upload, as measured on the last
+ * epoch; 0 before the first epoch ends). The final train/val/test evaluation
+ * after the last epoch is not counted. Undefined when there is no pace to go
+ * by yet.
  */
-export function foldEtaSeconds(p: BatchProgress): number | undefined {
+export function foldEtaSeconds(p: BatchProgress, epochOverheadSeconds = 0): number | undefined {
   if (!(p.imagesPerSec > 0) || !Number.isFinite(p.imagesPerSec)) return undefined;
-  const remaining = Math.max(0, p.totalImages - p.images) + Math.max(0, p.epochs - p.epoch) * p.totalImages;
-  return remaining / p.imagesPerSec;
+  const laterEpochs = Math.max(0, p.epochs - p.epoch);
+  const remaining = Math.max(0, p.totalImages - p.images) + laterEpochs * p.totalImages;
+  return remaining / p.imagesPerSec + Math.max(0, epochOverheadSeconds) * (laterEpochs + 1);
 }
 
 /** The wire form of a batch progress sample taken at `nowMs`, or undefined when it holds a non-finite number. */
-export function toFoldProgress(p: BatchProgress, nowMs: number): FoldProgress | undefined {
-  const eta = foldEtaSeconds(p);
-  if (eta === undefined || !Number.isFinite(p.loss) || p.loss < 0) return undefined;
+export function toFoldProgress(p: BatchProgress, nowMs: number, epochOverheadSeconds = 0): FoldProgress | undefined {
+  const eta = foldEtaSeconds(p, epochOverheadSeconds);
+  if (eta === undefined || !Number.isFinite(eta) || !Number.isFinite(p.loss) || p.loss < 0) return undefined;
   return {
     epoch: p.epoch,
     epochs: p.epochs,
@@ -55,14 +58,19 @@ export interface ProgressReporterOptions {
 export class ProgressReporter {
   private inFlight: Promise<void> | undefined;
   private lastSentAt: number | undefined;
+  private lastEpochEndAt: number;
+  private epochOverheadSeconds = 0;
 
-  constructor(private readonly opts: ProgressReporterOptions) {}
+  /** Make it just before training starts: the first epoch's overhead is measured from then. */
+  constructor(private readonly opts: ProgressReporterOptions) {
+    this.lastEpochEndAt = opts.now();
+  }
 
   /** Offers a sample (the trainer's onBatch); returns at once. */
   offer(p: BatchProgress): void {
     const t = this.opts.now();
     if (this.inFlight || (this.lastSentAt !== undefined && t - this.lastSentAt < this.opts.intervalMs)) return;
-    const progress = toFoldProgress(p, t);
+    const progress = toFoldProgress(p, t, this.epochOverheadSeconds);
     if (!progress) {
       this.opts.logger.debug('progress sample has no finite loss or pace; not reported', { ...this.opts.logFields, epoch: p.epoch, loss: p.loss, imagesPerSec: p.imagesPerSec });
       return;
@@ -77,6 +85,20 @@ export class ProgressReporter {
       .finally(() => {
         this.inFlight = undefined;
       });
+  }
+
+  /**
+   * Marks the end of an epoch (after its validation pass) that trained for
+   * `trainingSeconds`. The wall time since the previous epoch end (or since
+   * the reporter was made) minus the training time is the overhead per
+   * epoch the ETA adds from then on.
+   */
+  epochEnded(trainingSeconds: number): void {
+    const t = this.opts.now();
+    if (Number.isFinite(trainingSeconds)) {
+      this.epochOverheadSeconds = Math.max(0, (t - this.lastEpochEndAt) / 1000 - trainingSeconds);
+    }
+    this.lastEpochEndAt = t;
   }
 
   /** Resolves once the report in flight, if any, has settled (it never rejects). */

@@ -158,7 +158,8 @@ class FakeTrainer implements WorkerTrainer {
       }
       this.epochsDone = epoch;
       this.bestEpoch = { epoch, valLoss: 1 / epoch };
-      const r: EpochRecord = { epoch, loss: 1 / epoch, valLoss: 1 / epoch, valMse: 0.1, seconds: 4, imagesPerSec: 100 };
+      // 3 s of training: with one clock second per batch, 1 s of the epoch went elsewhere (validation, say).
+      const r: EpochRecord = { epoch, loss: 1 / epoch, valLoss: 1 / epoch, valMse: 0.1, seconds: 3, imagesPerSec: 100 };
       await cb.onEpochEnd?.(r);
     }
     return [];
@@ -470,13 +471,14 @@ test('progress inside an epoch: reports go out at most once per interval on the 
   await s.queue.enqueue(task);
   await s.worker.run();
   const reports = s.coordinator.of('reportProgress');
-  // Batches end at t = 1..8 s: sent at 1 s, then 4 s (3 s later), then 7 s.
+  // Batches end at t = 1..8 s: sent at 1 s, then 4 s (3 s later), then 7 s. From epoch 2 on the ETA adds the
+  // 1 s per epoch spent outside training that epoch 1 took (4 s of wall time, 3 s of training).
   assert.deepEqual(
     reports.map((r) => [r.progress.epoch, r.progress.images, r.progress.updatedAtMs - 1_000_000, r.progress.etaSeconds]),
     [
       [1, 100, 1000, (300 + 400) / 100],
       [1, 400, 4000, 400 / 100],
-      [2, 300, 7000, 100 / 100],
+      [2, 300, 7000, 100 / 100 + 1],
     ],
   );
   const first = reports[0]?.progress;

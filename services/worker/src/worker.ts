@@ -166,6 +166,7 @@ export class Worker {
           ...(progress ? { onBatch: (p) => progress.offer(p), progressIntervalMs: Math.max(1, Math.floor(this.progressIntervalMs / 4)) } : {}),
           onEpochEnd: async (r) => {
             d.working();
+            progress?.epochEnded(r.seconds);
             await this.deps.coordinator.reportEpoch(a, {
               epoch: r.epoch,
               loss: r.loss,
