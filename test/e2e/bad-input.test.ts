@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
-import { startLocalCluster } from '@cvc/cli';
+import { startLocalCluster } from '@cvc/cli/testing';
 import { channel, getRun, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;

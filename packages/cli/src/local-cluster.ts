@@ -9,10 +9,11 @@ import { startNatsServer, type NatsServer } from '@cvc/messaging';
 import { startS3Server, type S3Server } from '@cvc/storage';
 import { ensureLocalPki, generateToken, type LocalPki } from '@cvc/security';
 import type { ClusterEndpoints } from './cluster-config.js';
+import { acquireLocalLock, type LocalLock } from './local-lock.js';
 
-const repo = resolve(fileURLToPath(import.meta.url), '../../../..');
-const COORDINATOR_BIN = process.env['CVC_COORDINATOR_BIN'] ?? join(repo, 'services/coordinator/bin/coordinator.js');
-const WORKER_BIN = process.env['CVC_WORKER_BIN'] ?? join(repo, 'services/worker/bin/worker.js');
+// The services' entry points, found through their packages (a checkout or an npm install alike).
+const COORDINATOR_BIN = process.env['CVC_COORDINATOR_BIN'] ?? fileURLToPath(import.meta.resolve('@cvc/coordinator/bin/coordinator.js'));
+const WORKER_BIN = process.env['CVC_WORKER_BIN'] ?? fileURLToPath(import.meta.resolve('@cvc/worker/bin/worker.js'));
 
 export interface LocalClusterOptions {
   readonly dir: string;
@@ -103,6 +104,17 @@ function waitExit(p: ChildProcess, ms: number): Promise<void> {
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
   const dir = resolve(o.dir);
   await mkdir(join(dir, 'logs'), { recursive: true });
+  // One cluster per directory: a second one on the same JetStream store is refused here.
+  const lock = await acquireLocalLock(dir);
+  try {
+    return await startHolding(o, dir, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock): Promise<LocalCluster> {
   const secretsDir = join(dir, 'secrets');
   const creds = await ensureCredentials(secretsDir);
   const pki = await ensureLocalPki(secretsDir);
@@ -283,6 +295,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       await waitExit(coordinatorProcess, 5000);
       await nats.stop();
       await stopS3();
+      await lock.release();
     },
   };
 }
