@@ -1,3 +1,4 @@
+import { CancelledError } from '@cvc/core';
 import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { floatOpt, intOpt, parse } from './args.js';
@@ -13,9 +14,27 @@ export { RemoteError } from './rpc.js';
 const FINAL = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
 const stateName = (s: RunState): string => (RunState[s] ?? 'UNRECOGNIZED').replace('RUN_STATE_', '').toLowerCase();
 
-/** A run as `--json` prints it: proto3 JSON with every field, zero values included (fold 0's `fold`, a fresh fold's `attempts`). */
+/**
+ * A run as `--json` prints it: proto3 JSON with every field, zero values
+ * included (fold 0's `fold`, a fresh fold's `attempts`, ts-proto's
+ * emitDefaultValues) and empty lists as [] (which ts-proto leaves out).
+ */
 export function runJson(run: Run): unknown {
-  return Run.toJSON(run);
+  return withEmptyLists(run, Run.toJSON(run));
+}
+
+/** Adds `[]` to `json` for every list of `message` that toJSON left out, recursively. */
+function withEmptyLists(message: unknown, json: unknown): unknown {
+  if (typeof message !== 'object' || message === null || typeof json !== 'object' || json === null || message instanceof Uint8Array) return json;
+  const m = message as Record<string, unknown>;
+  const j = json as Record<string, unknown>;
+  for (const [k, v] of Object.entries(m)) {
+    if (Array.isArray(v)) {
+      if (j[k] === undefined) j[k] = [];
+      else if (Array.isArray(j[k])) v.forEach((e, i) => withEmptyLists(e, (j[k] as unknown[])[i]));
+    } else withEmptyLists(v, j[k]);
+  }
+  return j;
 }
 
 /** The fold table and summary of a run, as text; running folds show where they are inside their epoch. */
@@ -71,11 +90,15 @@ export async function watchRun(c: RunServiceClient, runId: string, env: CliEnv, 
   let last: Run | undefined;
   const bars = new RunProgress(env.stderr, opts);
   try {
-    await readStream(signal, `watching run ${runId} (the run goes on; cvc run cancel ${runId} stops it)`, c.watchRun({ runId }), (e: RunEvent) => {
+    await readStream(signal, `watching run ${runId}`, c.watchRun({ runId }), (e: RunEvent) => {
       if (!e.run) return;
       last = e.run;
       bars.update(e.run);
     });
+  } catch (err) {
+    bars.stop();
+    if (err instanceof CancelledError) env.stderr.write(`the run goes on on the cluster: cvc run watch ${runId} follows it again, cvc run cancel ${runId} stops it\n`);
+    throw err;
   } finally {
     bars.stop();
   }

@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { FoldState, Run, RunState } from '@cvc/proto';
+import { Progress } from './progress.js';
+import { RunProgress, renderRun, runJson } from './run-cmd.js';
+
+function sink(): { stream: PassThrough; text(): string } {
+  const stream = new PassThrough();
+  let t = '';
+  stream.on('data', (c: Buffer) => (t += c.toString()));
+  return { stream, text: () => t };
+}
+
+/** A run of 3 epochs: fold 0 in epoch 2 at 1600 of 4800 images, fold 1 fresh (pending, no attempt yet). */
+function runningRun(images = 1600): Run {
+  return Run.fromPartial({
+    id: 'r-test',
+    state: RunState.RUN_STATE_RUNNING,
+    spec: { dataset: 'fashion-mnist', model: 'seed-mnist', epochs: 3, folds: 2 },
+    folds: [
+      {
+        fold: 0,
+        state: FoldState.FOLD_STATE_RUNNING,
+        attempts: 1,
+        history: [{ epoch: 1, loss: 0.5, valLoss: 0.25, imagesPerSec: 400, seconds: 12 }],
+        progress: { epoch: 2, epochs: 3, images, totalImages: 4800, imagesPerSec: 400, loss: 0.4, etaSeconds: 20, updatedAtMs: 1 },
+      },
+      { fold: 1, state: FoldState.FOLD_STATE_PENDING },
+    ],
+  });
+}
+
+test('without a terminal, bars are plain lines: one per label change, throttled while only counts change', () => {
+  const out = sink();
+  const p = new Progress(out.stream, { plainIntervalMs: 60_000 });
+  assert.equal(p.interactive, false);
+  p.set('a', { label: 'fold 0 epoch 1/2', value: 0, total: 10, detail: 'images' });
+  p.set('a', { label: 'fold 0 epoch 1/2', value: 5, total: 10, detail: 'images' });
+  p.set('a', { label: 'fold 0 epoch 2/2', value: 0, total: 10, detail: 'images' });
+  p.log('a permanent line');
+  p.stop();
+  assert.equal(out.text(), 'fold 0 epoch 1/2 0/10 images\nfold 0 epoch 2/2 0/10 images\na permanent line\n');
+  assert.doesNotMatch(out.text(), /[\r\x1b]/);
+});
+
+test('without a terminal and no throttle, every change prints and an unchanged bar does not', () => {
+  const out = sink();
+  const p = new Progress(out.stream, { plainIntervalMs: 0 });
+  p.set('a', { label: 'x', value: 1, total: 3 });
+  p.set('a', { label: 'x', value: 1, total: 3 });
+  p.set('a', { label: 'x', value: 2, total: 3 });
+  p.stop();
+  assert.equal(out.text(), 'x 1/3\nx 2/3\n');
+});
+
+test('on a terminal, cli-progress draws the bars in place', () => {
+  const out = sink();
+  const p = new Progress(out.stream, { forceTty: true });
+  assert.equal(p.interactive, true);
+  p.set('a', { label: 'fold 0 epoch 1/2', value: 5, total: 10, detail: 'images' });
+  p.stop();
+  assert.match(out.text(), /fold 0 epoch 1\/2 \[.+\] 5\/10 images/);
+});
+
+test('run watch shows progress inside an epoch: images done/total, images/s and the ETA per fold', () => {
+  const out = sink();
+  const bars = new RunProgress(out.stream, { plainIntervalMs: 0 });
+  bars.update(runningRun(1600));
+  bars.update(runningRun(3200));
+  bars.stop();
+  const lines = out.text().trim().split('\n');
+  assert.deepEqual(lines, [
+    'fold 0 epoch 2/3 1600/4800 images  400 img/s  eta 20.0s  loss 0.40000  val_loss 0.25000',
+    'fold 1 pending 0/3 epochs',
+    'fold 0 epoch 2/3 3200/4800 images  400 img/s  eta 20.0s  loss 0.40000  val_loss 0.25000',
+  ]);
+});
+
+test('run show prints the progress inside the current epoch', () => {
+  const text = renderRun(runningRun());
+  assert.match(text, /in epoch/);
+  assert.match(text, /epoch 2: 1600\/4800 images, 400 img\/s, eta 20\.0s/);
+});
+
+test('--json output carries every field: fold 0 has its fold key, a fresh fold its attempts', () => {
+  const json = JSON.parse(JSON.stringify(runJson(runningRun()))) as { folds: Record<string, unknown>[] };
+  assert.equal(json.folds[0]?.['fold'], 0);
+  assert.equal(json.folds[1]?.['fold'], 1);
+  assert.equal(json.folds[1]?.['attempts'], 0);
+  assert.deepEqual(json.folds[1]?.['history'], []);
+  assert.equal((json.folds[0]?.['progress'] as Record<string, unknown>)['images'], 1600);
+});
