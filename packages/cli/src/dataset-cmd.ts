@@ -65,7 +65,8 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
     const opts = { folds: intOpt(values, 'folds', 5) as number, seed: intOpt(values, 'seed', 42) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) };
     const out = values['out'];
     const shards = opts.folds + 1;
-    const bars = new Progress(env.stderr);
+    // A handful of shards: every one gets its line without a terminal.
+    const bars = new Progress(env.stderr, { plainIntervalMs: 0 });
     let written = 0;
     const onShard = (name: string, bytes: number): void => {
       written++;

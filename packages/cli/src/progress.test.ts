@@ -44,6 +44,17 @@ test('without a terminal, bars are plain lines: one per label change, throttled 
   assert.doesNotMatch(out.text(), /[\r\x1b]/);
 });
 
+test('without a terminal, stop() logs the last state a throttle held back', () => {
+  const out = sink();
+  const p = new Progress(out.stream, { plainIntervalMs: 60_000 });
+  p.set('d', { label: 'checkpoint', value: 0.1, total: 2.4, detail: 'MB' });
+  p.set('d', { label: 'checkpoint', value: 1.2, total: 2.4, detail: 'MB' });
+  p.set('d', { label: 'checkpoint', value: 2.4, total: 2.4, detail: 'MB' });
+  p.stop();
+  p.stop();
+  assert.equal(out.text(), 'checkpoint 0.1/2.4 MB\ncheckpoint 2.4/2.4 MB\n');
+});
+
 test('without a terminal and no throttle, every change prints and an unchanged bar does not', () => {
   const out = sink();
   const p = new Progress(out.stream, { plainIntervalMs: 0 });

@@ -36,7 +36,7 @@ export function plainLine(u: BarUpdate): string {
 export class Progress {
   private readonly multi: cliProgress.MultiBar | undefined;
   private readonly bars = new Map<string, cliProgress.SingleBar>();
-  private readonly plain = new Map<string, { label: string; line: string; at: number }>();
+  private readonly plain = new Map<string, { label: string; line: string; at: number; latest: string }>();
   private readonly interval: number;
   private stopped = false;
 
@@ -87,8 +87,11 @@ export class Progress {
     const line = plainLine(u);
     const prev = this.plain.get(key);
     const now = Date.now();
-    if (prev && (prev.line === line || (prev.label === u.label && now - prev.at < this.interval))) return;
-    this.plain.set(key, { label: u.label, line, at: now });
+    if (prev && (prev.line === line || (prev.label === u.label && now - prev.at < this.interval))) {
+      prev.latest = line;
+      return;
+    }
+    this.plain.set(key, { label: u.label, line, at: now, latest: line });
     this.out.write(`${line}\n`);
   }
 
@@ -110,10 +113,15 @@ export class Progress {
     } else this.out.write(`${line}\n`);
   }
 
-  /** Draws the bars a last time and leaves them on screen; idempotent. */
+  /**
+   * Draws the bars a last time and leaves them on screen (without a
+   * terminal: logs each bar's last state if a throttle held it back); idempotent.
+   */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.multi?.stop();
+    for (const p of this.plain.values()) if (p.latest !== p.line) this.out.write(`${p.latest}\n`);
+    this.plain.clear();
   }
 }
