@@ -53,11 +53,6 @@ export function readStream<T>(signal: AbortSignal | undefined, what: string, str
       finish(new CancelledError(what, { cause: signal?.reason }));
       stream.cancel();
     };
-    if (signal?.aborted) {
-      onAbort();
-      return;
-    }
-    signal?.addEventListener('abort', onAbort, { once: true });
     stream.on('data', (m: T) => {
       if (settled) return;
       try {
@@ -67,7 +62,10 @@ export function readStream<T>(signal: AbortSignal | undefined, what: string, str
         stream.cancel();
       }
     });
+    // Listened to before any cancel: the stream reports its cancellation as an 'error'.
     stream.on('error', (e: ServiceError) => finish(remote(e)));
     stream.on('end', () => finish());
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
