@@ -67,12 +67,32 @@ for _ in $(seq 1 240); do
 done
 cat local-up.log
 
+step "npx cvc local up --dir .cvc/local   (a second one on the same directory)"
+second=0
+npx cvc local up --workers 0 --dir .cvc/local || second=$?
+echo "exit code $second"
+[ "$second" = 1 ] || { echo "pack-install: a second cvc local up on the same directory was not refused" >&2; exit 1; }
+
 step npx cvc dataset import fashion-mnist --folds 2 --limit 500
 npx cvc dataset import fashion-mnist --folds 2 --limit 500
 step npx cvc run submit --dataset fashion-mnist --model seed-mnist --folds 2 --epochs 1 --watch --json
 npx cvc run submit --dataset fashion-mnist --model seed-mnist --folds 2 --epochs 1 --watch --json >run.json
 node -e 'const r = JSON.parse(require("fs").readFileSync("run.json", "utf8")); console.log(`run ${r.id}: ${r.state}; folds ${r.folds.map((f) => `${f.fold}:${f.state}`).join(" ")}`); if (r.state !== "RUN_STATE_SUCCEEDED") process.exit(1)'
 run_id="$(node -p 'JSON.parse(require("fs").readFileSync("run.json", "utf8")).id')"
+
+step "npx cvc run submit ... --epochs 3 (no --watch); npx cvc run watch RUN, Ctrl-C after its first lines"
+run2="$(npx cvc run submit --dataset fashion-mnist --model seed-mnist --folds 2 --epochs 3)"
+node_modules/.bin/cvc run watch "$run2" 2>watch.log &
+watcher=$!
+for _ in $(seq 1 120); do grep -q "^fold 1" watch.log 2>/dev/null && break; sleep 0.5; done
+kill -INT "$watcher"
+wcode=0
+wait "$watcher" || wcode=$?
+cat watch.log
+echo "cvc run watch exited with $wcode"
+[ "$wcode" = 130 ] || { echo "pack-install: expected exit code 130 from run watch" >&2; exit 1; }
+step npx cvc run cancel "$run2"
+npx cvc run cancel "$run2" | head -1
 step npx cvc run show "$run_id"
 npx cvc run show "$run_id"
 step npx cvc encoder fetch "$run_id" --out encoder
