@@ -132,6 +132,8 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
           progress.set(`fold ${k}`, { label: `fold ${k} epoch ${p.epoch}/${p.epochs}`, value: p.images, total: p.totalImages, detail: `images  ${p.imagesPerSec.toFixed(0)} img/s  eta ${Number.isFinite(eta) ? duration(eta) : '-'}  loss ${num(p.loss)}` });
         },
         onEpochEnd: async (r, t) => {
+          // The epoch's line replaces its bar (a new bar starts with the next epoch).
+          progress.remove(`fold ${k}`);
           progress.log(`fold ${k} epoch ${r.epoch}/${config.epochs}  loss ${num(r.loss)}  val_loss ${num(r.valLoss)}  ${r.imagesPerSec.toFixed(1)} img/s  ${r.seconds.toFixed(1)}s`);
           await writeFile(`${lastCkpt}.tmp`, await t.checkpoint());
           await rename(`${lastCkpt}.tmp`, lastCkpt);
