@@ -39,6 +39,8 @@ export class Progress {
   private readonly plain = new Map<string, { label: string; line: string; at: number; latest: string }>();
   private readonly interval: number;
   private stopped = false;
+  /** Whether cli-progress has drawn (and so tracks the cursor); logs go through it from then on. */
+  private drawn = false;
 
   constructor(
     private readonly out: ProgressStream,
@@ -77,7 +79,10 @@ export class Progress {
     const total = Math.max(u.total, 0);
     if (this.multi) {
       const bar = this.bars.get(key);
-      if (!bar) this.bars.set(key, this.multi.create(total, u.value, payload));
+      if (!bar) {
+        this.bars.set(key, this.multi.create(total, u.value, payload));
+        this.drawn = true;
+      }
       else {
         bar.setTotal(total);
         bar.update(u.value, payload);
@@ -106,9 +111,9 @@ export class Progress {
   /** A permanent line above the bars (or a plain line). */
   log(line: string): void {
     if (this.stopped) return;
-    if (this.multi && this.bars.size > 0) {
+    if (this.multi && this.drawn) {
+      // Above the bars (over a removed bar's line); cli-progress writes it on its next redraw: force one.
       this.multi.log(`${line}\n`);
-      // cli-progress writes logged lines on its next redraw; force one.
       this.multi.update();
     } else this.out.write(`${line}\n`);
   }
