@@ -74,6 +74,55 @@ test('on a terminal, cli-progress draws the bars in place', () => {
   assert.match(out.text(), /fold 0 epoch 1\/2 \[.+\] 5\/10 images/);
 });
 
+/** The screen a terminal shows after `raw`: \r, \n and the cursor/erase sequences cli-progress writes. */
+function screen(raw: string): string[] {
+  const lines = [''];
+  let y = 0;
+  let x = 0;
+  for (const m of raw.matchAll(/\x1b\[(\??)(\d*)([A-Za-z])|\r|\n|[^\x1b\r\n]+/g)) {
+    const t = m[0];
+    if (t === '\r') x = 0;
+    else if (t === '\n') {
+      y++;
+      x = 0;
+      while (lines.length <= y) lines.push('');
+    } else if (t.startsWith('\x1b')) {
+      if (m[1]) continue;
+      const n = m[2] ? Number(m[2]) : 1;
+      const line = lines[y] ?? '';
+      if (m[3] === 'A') y = Math.max(0, y - n);
+      else if (m[3] === 'B') y += n;
+      else if (m[3] === 'G') x = n - 1;
+      else if (m[3] === 'K') lines[y] = line.slice(0, x);
+      else if (m[3] === 'J') lines.splice(y, lines.length, line.slice(0, x));
+    } else {
+      const line = (lines[y] ?? '').padEnd(x);
+      lines[y] = line.slice(0, x) + t + line.slice(x + t.length);
+      x += t.length;
+    }
+  }
+  return lines.map((l) => l.trimEnd()).filter((l) => l !== '');
+}
+
+test('on a terminal, logged lines stay on screen above the bars (an epoch line replaces its bar)', async () => {
+  const out = sink();
+  Object.assign(out.stream, { isTTY: true, columns: 120 });
+  const p = new Progress(out.stream);
+  p.log('backend: wasm');
+  p.set('fold 0', { label: 'fold 0 epoch 1/2', value: 50, total: 100, detail: 'images' });
+  p.remove('fold 0');
+  p.log('fold 0 epoch 1/2  loss 0.5');
+  p.set('fold 0', { label: 'fold 0 epoch 2/2', value: 20, total: 100, detail: 'images' });
+  await new Promise((r) => setTimeout(r, 250));
+  p.set('fold 0', { label: 'fold 0 epoch 2/2', value: 60, total: 100, detail: 'images' });
+  p.stop();
+  const shown = screen(out.text());
+  assert.equal(shown[0], 'backend: wasm');
+  assert.equal(shown[1], 'fold 0 epoch 1/2  loss 0.5');
+  assert.match(shown[2] ?? '', /^fold 0 epoch 2\/2 \[.*\] 60\/100 images$/);
+  assert.equal(shown.length, 3, shown.join('\n'));
+});
+
 test('run watch shows progress inside an epoch: images done/total, images/s and the ETA per fold', () => {
   const out = sink();
   const bars = new RunProgress(out.stream, { plainIntervalMs: 0 });
