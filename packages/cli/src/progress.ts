@@ -53,12 +53,14 @@ export class Progress {
           stream: out,
           format: '{label} [{bar}] {value}/{total} {detail}',
           barsize: 20,
-          hideCursor: true,
+          // No terminal state to restore (hidden cursor, wrapping off): a second Ctrl-C ends the
+          // process without running any handler, and the terminal must be left as it was.
+          hideCursor: false,
+          linewrap: true,
           clearOnComplete: false,
-          // main() owns SIGINT; stop() restores the cursor.
+          // main() owns SIGINT.
           gracefulExit: false,
           autopadding: true,
-          linewrap: false,
           noTTYOutput: opts.forceTty === true,
           notTTYSchedule: 60_000,
         },
