@@ -11,9 +11,20 @@ import { ensureLocalPki, generateToken, type LocalPki } from '@cvc/security';
 import type { ClusterEndpoints } from './cluster-config.js';
 import { acquireLocalLock, type LocalLock } from './local-lock.js';
 
-// The services' entry points, found through their packages (a checkout or an npm install alike).
-const COORDINATOR_BIN = process.env['CVC_COORDINATOR_BIN'] ?? fileURLToPath(import.meta.resolve('@cvc/coordinator/bin/coordinator.js'));
-const WORKER_BIN = process.env['CVC_WORKER_BIN'] ?? fileURLToPath(import.meta.resolve('@cvc/worker/bin/worker.js'));
+/**
+ * A service's entry point, found through its package (a checkout or an npm
+ * install alike), or the path in `envVar`; resolved when a cluster starts, so
+ * the other commands work without the services installed.
+ */
+function serviceBin(envVar: string, specifier: string): string {
+  const fromEnv = process.env[envVar];
+  if (fromEnv) return fromEnv;
+  try {
+    return fileURLToPath(import.meta.resolve(specifier));
+  } catch (err) {
+    throw new CvcError('SERVICE_NOT_INSTALLED', `cannot find ${specifier} (${(err as Error).message}); install @cvc/coordinator and @cvc/worker beside @cvc/cli, or set ${envVar}`, { cause: err });
+  }
+}
 
 export interface LocalClusterOptions {
   readonly dir: string;
@@ -115,6 +126,8 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
 }
 
 async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock): Promise<LocalCluster> {
+  const COORDINATOR_BIN = serviceBin('CVC_COORDINATOR_BIN', '@cvc/coordinator/bin/coordinator.js');
+  const WORKER_BIN = serviceBin('CVC_WORKER_BIN', '@cvc/worker/bin/worker.js');
   const secretsDir = join(dir, 'secrets');
   const creds = await ensureCredentials(secretsDir);
   const pki = await ensureLocalPki(secretsDir);
