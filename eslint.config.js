@@ -17,7 +17,7 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       '@typescript-eslint/no-empty-function': 'off',
       'import-x/no-cycle': 'error',
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@cvc/*/*'], message: 'import a package through its front door (src/index.ts)' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['@cvc/*/*', '!@cvc/cli/testing'], message: 'import a package through its front door (src/index.ts; test harnesses: @cvc/cli/testing)' }] }],
     },
   },
   {

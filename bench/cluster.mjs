@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CHECKPOINT_CHUNK_BYTES, CheckpointKind, FoldState, WorkerServiceClient } from '../packages/proto/dist/index.js';
-import { captureEnv, main, resolveCluster, runServiceClient, startLocalCluster } from '../packages/cli/dist/index.js';
+import { main, resolveCluster, runServiceClient } from '../packages/cli/dist/index.js';
+import { captureEnv, startLocalCluster } from '../packages/cli/dist/testing.js';
 import { grpcClientSetup } from '../packages/security/dist/index.js';
 import { createObjectStore } from '../packages/storage/dist/index.js';
 

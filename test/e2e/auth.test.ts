@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { CheckpointKind, RETRY_AFTER_MS_KEY, RunServiceClient, RunSpec, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse, type WorkerServiceClient } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
+import { main } from '@cvc/cli';
+import { captureEnv, startLocalCluster } from '@cvc/cli/testing';
 import { assertNoSecretsInLogs, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { CHECKPOINT_CHUNK_BYTES, CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
+import { main } from '@cvc/cli';
+import { captureEnv, startLocalCluster } from '@cvc/cli/testing';
 import { channel, getRun, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;

@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, Run, RunState } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
+import { main } from '@cvc/cli';
+import { captureEnv, startLocalCluster } from '@cvc/cli/testing';
 import { getRun, importFashion, isFinal, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 test('a run cancelled mid-training: its workers stop and take new work, unfinished folds CANCELLED, checkpoints kept, summary.json records it', async () => {

@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, Run, RunState } from '@cvc/proto';
-import { captureEnv, main, startLocalCluster } from '@cvc/cli';
+import { main } from '@cvc/cli';
+import { captureEnv, startLocalCluster } from '@cvc/cli/testing';
 import { assertNoSecretsInLogs, getRun, importFashion, isFinal, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 2 workers); every fold once', async () => {

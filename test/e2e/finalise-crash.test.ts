@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, Run, RunState } from '@cvc/proto';
-import { startLocalCluster } from '@cvc/cli';
+import { startLocalCluster } from '@cvc/cli/testing';
 import { getRun, importFashion, isFinal, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];

@@ -25,7 +25,7 @@ import {
   type AttemptRef,
   type StartAttemptResponse,
 } from '@cvc/proto';
-import { startLocalCluster } from '@cvc/cli';
+import { startLocalCluster } from '@cvc/cli/testing';
 import { channel, getRun, importFashion, runClient, submitFashionRun, workerClient } from './helpers.js';
 
 const rng = createRng(2026);

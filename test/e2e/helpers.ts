@@ -7,7 +7,8 @@ import { RunServiceClient, WorkerServiceClient } from '@cvc/proto';
 import { bearerInterceptor } from '@cvc/security';
 import { createObjectStore, type ObjectStore } from '@cvc/storage';
 import assert from 'node:assert/strict';
-import { captureEnv, main, type LocalCluster } from '@cvc/cli';
+import { main } from '@cvc/cli';
+import { captureEnv, type LocalCluster } from '@cvc/cli/testing';
 
 /** TLS to the local cluster's coordinator (its generated CA), with `token` (none: no authorization header). */
 export function channel(cluster: LocalCluster, token: string | undefined): { creds: ChannelCredentials; options: ChannelOptions } {

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, RunState, type Run } from '@cvc/proto';
-import { startLocalCluster } from '@cvc/cli';
+import { startLocalCluster } from '@cvc/cli/testing';
 import type { NatsClusterNode } from '@cvc/messaging';
 import { assertNoSecretsInLogs, getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 

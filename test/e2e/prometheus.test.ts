@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunState } from '@cvc/proto';
-import { startLocalCluster } from '@cvc/cli';
+import { startLocalCluster } from '@cvc/cli/testing';
 import { getRun, importFashion, runClient, submitFashionRun, until } from './helpers.js';
 
 function freePort(): Promise<number> {

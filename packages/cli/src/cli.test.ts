@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomImageSet, writeIdxDataset } from '@cvc/data';
-import { main, captureEnv } from './index.js';
+import { main } from './index.js';
+import { captureEnv } from './testing.js';
 
 async function tinyDataset(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-cli-'));

@@ -9,27 +9,6 @@ import { UsageError } from './errors.js';
 import { num, pm, table } from './format.js';
 import { runLocalCv } from './cv-local.js';
 
-export const CV_HELP = `cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar [options]
-
-Runs a whole K-fold cross-validation in this process, folds one after another.
-
-  --dataset NAME|PATH   mnist, fashion-mnist, cifar-10, or a directory of IDX files / CIFAR-10 batches
-  --model NAME          seed-mnist (28x28x1, 10-unit code) or seed-cifar (32x32x3, 128-unit code)
-  --folds K             number of folds (default 5)
-  --epochs N            epochs per fold (default 100)
-  --batch-size N        batch size (default 32)
-  --limit N             use N training images (seeded, stratified) and at most N test images
-  --fold-scheme S       stratified (default) or seed (the seed's: random equal folds; CIFAR-10 batches)
-  --seed S              seed for folds, initialisation and batch order (default 42)
-  --upsample M          nearest (default) or bilinear
-  --learning-rate LR    Adam learning rate (default 1e-4)
-  --backend B           auto (default), tensorflow, wasm or cpu
-  --threads N           threads of the wasm backend (default 1)
-  --out DIR             output directory (default runs/MODEL-DATASET); re-running resumes
-  --json                print the summary as JSON on stdout
-  --verbose             debug logs on stderr
-`;
-
 export function renderSummary(s: CvSummary): string {
   const hasCos = s.cosine !== undefined;
   const rows = s.folds.map((f) => [
@@ -76,14 +55,9 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
       out: { type: 'string' },
       json: { type: 'boolean' },
       verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
     'cv',
   );
-  if (values['help']) {
-    env.stdout.write(CV_HELP);
-    return 0;
-  }
   if (!values['local']) throw new UsageError('cv runs in one process with --local; cluster runs are submitted with `cvc run submit` (coming with the coordinator)');
   const dataset = values['dataset'];
   if (typeof dataset !== 'string') throw new UsageError('cv needs --dataset NAME|PATH');

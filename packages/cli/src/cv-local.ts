@@ -1,12 +1,12 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, pathExists, type Logger } from '@cvc/core';
-import { concatImages, directorySink, importDataset, loadDataset, readManifestFile, readShardFile, writeManifest, type DatasetManifest, type FoldScheme, type ImageSet } from '@cvc/data';
+import { concatImages, directorySink, type Dataset, importDataset, loadDataset, readManifestFile, readShardFile, writeManifest, type DatasetManifest, type FoldScheme, type ImageSet } from '@cvc/data';
 import { FoldTrainer, MODEL_SHAPES, resolveTrainConfig, runFold, summarizeFolds, type CvSummary, type FoldSummary, type ModelName, type TrainConfig, type Upsample } from '@cvc/model';
 import { initBackend, type BackendChoice, type BackendInfo } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
-import { ProgressBar } from './progress.js';
-import { num } from './format.js';
+import { Progress } from './progress.js';
+import { duration, num } from './format.js';
 
 export interface LocalCvOptions {
   readonly dataset: string;
@@ -76,7 +76,16 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
     throw new ConfigError('model', `${o.model} takes ${shape.height}x${shape.width}x${shape.channels} images but ${ds.name} has ${ds.train.height}x${ds.train.width}x${ds.train.channels}`);
   }
   const backend = await initBackend(o.backend, logger, { wasmThreads: o.wasmThreads ?? 1 });
-  const progress = new ProgressBar(env.stderr);
+  const progress = new Progress(env.stderr);
+  try {
+    return await crossValidate(o, config, ds, backend, progress);
+  } finally {
+    progress.stop();
+  }
+}
+
+/** The folds of runLocalCv, one after another, drawing on `progress`. */
+async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset, backend: BackendInfo, progress: Progress): Promise<LocalCvResult> {
   progress.log(`backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''}${backend.conv ? `, ${backend.conv} convolutions` : ''})`);
 
   const dataDir = join(o.out, 'dataset');
@@ -120,22 +129,25 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
         ...(o.signal ? { signal: o.signal } : {}),
         onBatch: (p) => {
           const eta = (p.totalImages - p.images) / Math.max(p.imagesPerSec, 1e-9);
-          progress.update(`fold ${k} epoch ${p.epoch}/${p.epochs}`, p.images, p.totalImages, `${p.imagesPerSec.toFixed(0)} img/s loss ${num(p.loss)}`, eta);
+          progress.set(`fold ${k}`, { label: `fold ${k} epoch ${p.epoch}/${p.epochs}`, value: p.images, total: p.totalImages, detail: `images  ${p.imagesPerSec.toFixed(0)} img/s  eta ${Number.isFinite(eta) ? duration(eta) : '-'}  loss ${num(p.loss)}` });
         },
         onEpochEnd: async (r, t) => {
-          progress.done(`fold ${k} epoch ${r.epoch}/${config.epochs}  loss ${num(r.loss)}  val_loss ${num(r.valLoss)}  ${r.imagesPerSec.toFixed(1)} img/s  ${r.seconds.toFixed(1)}s`);
+          // The epoch's line replaces its bar (a new bar starts with the next epoch).
+          progress.remove(`fold ${k}`);
+          progress.log(`fold ${k} epoch ${r.epoch}/${config.epochs}  loss ${num(r.loss)}  val_loss ${num(r.valLoss)}  ${r.imagesPerSec.toFixed(1)} img/s  ${r.seconds.toFixed(1)}s`);
           await writeFile(`${lastCkpt}.tmp`, await t.checkpoint());
           await rename(`${lastCkpt}.tmp`, lastCkpt);
           await writeJson(join(foldDir, 'history.json'), t.epochHistory);
         },
-        onEvaluate: (split) => progress.update(`fold ${k} evaluating`, 0, 0, split),
+        onEvaluate: (split) => progress.set(`fold ${k}`, { label: `fold ${k} evaluating`, value: 0, total: 0, detail: split }),
       });
       await writeFile(join(foldDir, 'best.ckpt'), result.bestCheckpoint);
       await writeJson(join(foldDir, 'history.json'), result.history);
       const summary: FoldSummary = { fold: k, bestEpoch: result.bestEpoch, metrics: result.metrics };
       await writeJson(resultFile, summary);
       const m = result.metrics;
-      progress.done(`fold ${k} done: best epoch ${result.bestEpoch}  train ${num(m.train.loss)}  val ${num(m.val.loss)}  test ${num(m.test.loss)}`);
+      progress.remove(`fold ${k}`);
+      progress.log(`fold ${k} done: best epoch ${result.bestEpoch}  train ${num(m.train.loss)}  val ${num(m.val.loss)}  test ${num(m.test.loss)}`);
       results.push(summary);
     } finally {
       trainer.dispose();

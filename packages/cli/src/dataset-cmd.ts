@@ -1,4 +1,5 @@
-import { classHistogram, downloadDataset, loadDataset, importDataset, directorySink, writeManifest, DEFAULT_FOLDS, FOLD_SCHEMES, foldCountSchema, type ImageSet } from '@cvc/data';
+import { CancelledError, throwIfAborted } from '@cvc/core';
+import { classHistogram, downloadDataset, loadDataset, importDataset, directorySink, writeManifest, DEFAULT_FOLDS, FOLD_SCHEMES, foldCountSchema, type ImageSet, type ShardSink } from '@cvc/data';
 import { seedSchema } from '@cvc/model';
 import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
@@ -6,6 +7,7 @@ import { UsageError } from './errors.js';
 import { table } from './format.js';
 import { resolveCluster } from './cluster-config.js';
 import { importToStore } from './s3-import.js';
+import { Progress } from './progress.js';
 
 function describeSet(name: string, set: ImageSet, classNames: readonly string[]): string {
   const h = classHistogram(set.labels, classNames.length);
@@ -14,7 +16,7 @@ function describeSet(name: string, set: ImageSet, classNames: readonly string[])
 }
 
 /** `cvc dataset inspect|download|import ...` */
-export async function datasetCommand(argv: string[], env: CliEnv): Promise<number> {
+export async function datasetCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'inspect') {
     const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, 'dataset inspect');
@@ -35,9 +37,20 @@ export async function datasetCommand(argv: string[], env: CliEnv): Promise<numbe
     const { positionals } = parse(rest, {}, 'dataset download');
     const name = positionals[0];
     if (!name) throw new UsageError('dataset download needs a name: mnist, fashion-mnist or cifar-10');
-    const dir = await downloadDataset(name, env.cacheDir, {
-      onProgress: (file, got, total) => env.stderr.isTTY && env.stderr.write(`\r${file} ${(got / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB`),
-    });
+    const bars = new Progress(env.stderr);
+    let dir: string;
+    try {
+      dir = await downloadDataset(name, env.cacheDir, {
+        ...(signal ? { signal } : {}),
+        onProgress: (file, got, total) => bars.set(file, { label: file, value: Math.round(got / 1e5) / 10, total: Math.round(total / 1e5) / 10, detail: 'MB' }),
+      });
+    } catch (err) {
+      // A stopped download surfaces as a failed fetch; say what happened.
+      if (signal?.aborted && !(err instanceof CancelledError)) throw new CancelledError(`downloading ${name}`, { cause: err });
+      throw err;
+    } finally {
+      bars.stop();
+    }
     env.stdout.write(`${name} is in ${dir}\n`);
     return 0;
   }
@@ -52,20 +65,44 @@ export async function datasetCommand(argv: string[], env: CliEnv): Promise<numbe
     const limit = intOpt(values, 'limit', undefined, positiveInt);
     const opts = { folds: intOpt(values, 'folds', DEFAULT_FOLDS, foldCountSchema) as number, seed: intOpt(values, 'seed', 42, seedSchema) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) };
     const out = values['out'];
-    if (typeof out === 'string') {
+    const shards = opts.folds + 1;
+    // A handful of shards: every one gets its line without a terminal.
+    const bars = new Progress(env.stderr, { plainIntervalMs: 0 });
+    let written = 0;
+    const onShard = (name: string, bytes: number): void => {
+      written++;
+      bars.set('import', { label: `importing ${target}`, value: written, total: shards, detail: `shards (${name}, ${(bytes / 1e6).toFixed(1)} MB)` });
+    };
+    try {
+      if (typeof out === 'string') {
+        const ds = await loadDataset(target, env);
+        throwIfAborted(signal, `importing ${ds.name}`);
+        const sink = directorySink(out);
+        const counted: ShardSink = async (name, chunks) => {
+          throwIfAborted(signal, `importing ${ds.name}`);
+          const r = await sink(name, chunks);
+          onShard(name, r.bytes);
+          return r;
+        };
+        const manifest = await importDataset(ds, opts, counted);
+        throwIfAborted(signal, `importing ${ds.name}`);
+        await writeManifest(out, manifest);
+        bars.stop();
+        env.stdout.write(`${ds.name} version ${manifest.version}: ${manifest.shards.length} shards in ${out}\n`);
+        return 0;
+      }
+      // Into the cluster's object storage.
+      const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
       const ds = await loadDataset(target, env);
-      const manifest = await importDataset(ds, opts, directorySink(out));
-      await writeManifest(out, manifest);
-      env.stdout.write(`${ds.name} version ${manifest.version}: ${manifest.shards.length} shards in ${out}\n`);
+      throwIfAborted(signal, `importing ${ds.name}`);
+      const r = await importToStore(ds, opts, cluster.s3, { ...(signal ? { signal } : {}), onShard });
+      bars.stop();
+      const counts = r.manifest.shards.map((x) => x.count).join('/');
+      env.stdout.write(`${ds.name} version ${r.manifest.version} (${opts.folds} folds, ${counts} images): ${r.added ? 'imported' : 'already imported, nothing changed'} at ${r.key}\n`);
       return 0;
+    } finally {
+      bars.stop();
     }
-    // Into the cluster's object storage.
-    const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
-    const ds = await loadDataset(target, env);
-    const r = await importToStore(ds, opts, cluster.s3);
-    const counts = r.manifest.shards.map((x) => x.count).join('/');
-    env.stdout.write(`${ds.name} version ${r.manifest.version} (${opts.folds} folds, ${counts} images): ${r.added ? 'imported' : 'already imported, nothing changed'} at ${r.key}\n`);
-    return 0;
   }
   throw new UsageError(`unknown 'dataset ${sub ?? ''}' (use inspect, download or import)`);
 }

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
-import { describeError, isFileNotFound } from '@cvc/core';
+import { describeError, isFileNotFound, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
 import { decodeShard, loadDataset, parseManifest, selectImages, stratifiedSubset, type ImageSet } from '@cvc/data';
 import { decRefine, embedImages, FoldTrainer, loadEncoder } from '@cvc/model';
@@ -11,31 +10,42 @@ import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
-import { remoteError, RemoteError, UsageError } from './errors.js';
+import { RemoteError, UsageError } from './errors.js';
 import { resolveCluster, runServiceClient, type ClusterEndpoints } from './cluster-config.js';
+import { readStream, unary } from './rpc.js';
+import { Progress } from './progress.js';
 import { encodeNpy } from './npy.js';
 import { confusionPng } from './confusion-png.js';
 import { num, table } from './format.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-/** Downloads a fold's best checkpoint through the coordinator, checking the sha256 sent last. */
-function downloadCheckpoint(c: RunServiceClient, runId: string, fold: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let expected = '';
-    const s = c.downloadCheckpoint({ runId, fold });
-    s.on('data', (m: Chunk) => {
+/**
+ * Downloads a fold's best checkpoint through the coordinator, checking the
+ * sha256 sent last; a bar shows the bytes received. An abort of `signal`
+ * cancels the stream.
+ */
+async function downloadCheckpoint(c: RunServiceClient, runId: string, fold: number, env: CliEnv, signal: AbortSignal | undefined): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  let expected = '';
+  let size = 0;
+  let got = 0;
+  const bars = new Progress(env.stderr);
+  const mb = (n: number): number => Math.round(n / 1e5) / 10;
+  try {
+    await readStream(signal, `downloading the checkpoint of run ${runId} fold ${fold}`, c.downloadCheckpoint({ runId, fold }), (m: Chunk) => {
+      if (m.size > 0) size = m.size;
       if (m.data.length > 0) parts.push(m.data);
+      got += m.data.length;
       if (m.sha256) expected = m.sha256;
+      bars.set('checkpoint', { label: `fold ${fold} checkpoint`, value: mb(got), total: mb(Math.max(size, got)), detail: 'MB' });
     });
-    s.on('error', (e: ServiceError) => reject(remoteError(e)));
-    s.on('end', () => {
-      const bytes = new Uint8Array(Buffer.concat(parts));
-      if (!expected || sha256(bytes) !== expected) reject(new RemoteError('CHECKSUM', `checkpoint of run ${runId} fold ${fold}: sha256 ${sha256(bytes)} does not match the ${expected || 'missing'} sent by the coordinator`));
-      else resolve(bytes);
-    });
-  });
+  } finally {
+    bars.stop();
+  }
+  const bytes = new Uint8Array(Buffer.concat(parts));
+  if (!expected || sha256(bytes) !== expected) throw new RemoteError('CHECKSUM', `checkpoint of run ${runId} fold ${fold}: sha256 ${sha256(bytes)} does not match the ${expected || 'missing'} sent by the coordinator`);
+  return bytes;
 }
 
 /** The run's test split, from the shards in object storage (verified). */
@@ -57,7 +67,7 @@ async function encoderFromCheckpoint(bytes: Uint8Array): Promise<{ modelJson: st
   return { modelJson, weights, trainer };
 }
 
-async function encoderFetch(args: string[], env: CliEnv): Promise<number> {
+async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
   const { values, positionals } = parse(args, { fold: { type: 'string' }, by: { type: 'string' }, out: { type: 'string' }, cluster: { type: 'string' } }, 'encoder fetch');
   const runId = positionals[0];
   if (!runId) throw new UsageError('encoder fetch needs a RUN id');
@@ -67,7 +77,7 @@ async function encoderFetch(args: string[], env: CliEnv): Promise<number> {
   await initBackend('auto');
   const c = await runServiceClient(cluster);
   try {
-    const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(remoteError(e)) : res(r))));
+    const run = await unary<Run>(signal, `encoder fetch ${runId}`, (cb) => c.getRun({ runId }, cb));
     const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);
     if (done.length === 0) throw new RemoteError('NO_FOLDS', `run ${runId} has no finished fold yet`);
     let fold: number;
@@ -84,7 +94,7 @@ async function encoderFetch(args: string[], env: CliEnv): Promise<number> {
       const k = Math.max(...set.labels) + 1;
       let best = { fold: -1, acc: -1 };
       for (const f of done) {
-        const { trainer } = await encoderFromCheckpoint(await downloadCheckpoint(c, runId, f.fold));
+        const { trainer } = await encoderFromCheckpoint(await downloadCheckpoint(c, runId, f.fold, env, signal));
         const codes = trainer.withInferenceStats(() => embedImages(trainer.net.encoder, set));
         trainer.dispose();
         const acc = hungarianAccuracy(set.labels, kmeans(codes, { k, nInit: 3, seed: 0 }).labels).accuracy;
@@ -94,7 +104,8 @@ async function encoderFetch(args: string[], env: CliEnv): Promise<number> {
       }
       fold = best.fold;
     }
-    const ckpt = await downloadCheckpoint(c, runId, fold);
+    throwIfAborted(signal, `encoder fetch ${runId}`);
+    const ckpt = await downloadCheckpoint(c, runId, fold, env, signal);
     const { modelJson, weights, trainer } = await encoderFromCheckpoint(ckpt);
     const shape = trainer.net.encoder.inputs[0]?.shape.slice(1) ?? [];
     const codeSize = trainer.net.encoder.outputs[0]?.shape[1] ?? 0;
@@ -148,7 +159,7 @@ async function checkEncoderMeta(dir: string): Promise<void> {
 
 const encOpts = { encoder: { type: 'string' }, dataset: { type: 'string' }, split: { type: 'string' }, limit: { type: 'string' }, 'batch-size': { type: 'string' } } as const;
 
-async function embedCommand(args: string[], env: CliEnv): Promise<number> {
+async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
   const { values } = parse(args, { ...encOpts, out: { type: 'string' } }, 'embed');
   const dir = values['encoder'];
   const dataset = values['dataset'];
@@ -158,8 +169,10 @@ async function embedCommand(args: string[], env: CliEnv): Promise<number> {
   await initBackend('auto');
   await checkEncoderMeta(dir);
   const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined, positiveInt));
+  throwIfAborted(signal, 'embed');
   const encoder = await loadEncoder(dir);
   const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256, positiveInt));
+  throwIfAborted(signal, 'embed');
   if (out.endsWith('.npy')) {
     await writeFile(out, encodeNpy(codes.data, codes.n, codes.d));
     await writeFile(out.replace(/\.npy$/, '.labels.npy'), encodeNpy(Float32Array.from(set.labels), codes.n, 1));
@@ -172,7 +185,7 @@ async function embedCommand(args: string[], env: CliEnv): Promise<number> {
   return 0;
 }
 
-async function clusterCommand(args: string[], env: CliEnv): Promise<number> {
+async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
   const { values } = parse(args, { ...encOpts, k: { type: 'string' }, 'n-init': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, baseline: { type: 'boolean' }, dec: { type: 'boolean' }, confusion: { type: 'string' } }, 'cluster');
   const dir = values['encoder'];
   const dataset = values['dataset'];
@@ -184,20 +197,24 @@ async function clusterCommand(args: string[], env: CliEnv): Promise<number> {
   await initBackend('auto');
   await checkEncoderMeta(dir);
   const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined, positiveInt));
+  throwIfAborted(signal, 'cluster');
   const encoder = await loadEncoder(dir);
   const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256, positiveInt));
+  throwIfAborted(signal, 'cluster');
   const results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number; seconds: number }> = {};
   let t0 = performance.now();
   const km = kmeans(codes, { k, nInit, seed });
   results['encoder+kmeans'] = { ...scoreClustering(set.labels, km.labels), seconds: (performance.now() - t0) / 1000 };
   let final = km.labels;
   if (values['dec']) {
+    throwIfAborted(signal, 'cluster');
     t0 = performance.now();
     const dec = decRefine(codes, km.centers, k);
     results['encoder+dec'] = { ...scoreClustering(set.labels, dec.labels), seconds: (performance.now() - t0) / 1000 };
     final = dec.labels;
   }
   if (values['baseline']) {
+    throwIfAborted(signal, 'cluster');
     t0 = performance.now();
     const per = set.height * set.width * set.channels;
     const pixels = Float32Array.from(set.images, (v) => v / 255);
@@ -220,10 +237,10 @@ async function clusterCommand(args: string[], env: CliEnv): Promise<number> {
 }
 
 /** `cvc encoder fetch`, `cvc embed`, `cvc cluster`. */
-export async function encoderCommand(cmd: 'encoder' | 'embed' | 'cluster', argv: string[], env: CliEnv): Promise<number> {
-  if (cmd === 'embed') return embedCommand(argv, env);
-  if (cmd === 'cluster') return clusterCommand(argv, env);
+export async function encoderCommand(cmd: 'encoder' | 'embed' | 'cluster', argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
+  if (cmd === 'embed') return embedCommand(argv, env, signal);
+  if (cmd === 'cluster') return clusterCommand(argv, env, signal);
   const [sub, ...rest] = argv;
   if (sub !== 'fetch') throw new UsageError(`unknown 'encoder ${sub ?? ''}' (use: cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] --out DIR)`);
-  return encoderFetch(rest, env);
+  return encoderFetch(rest, env, signal);
 }

@@ -1,8 +1,8 @@
-export { main, HELP } from './main.js';
+export { main, HELP, type MainOptions } from './main.js';
 export { runLocalCv, type LocalCvOptions, type LocalCvResult } from './cv-local.js';
 export { renderSummary } from './cv-cmd.js';
 export { cliEnvFromProcess, type CliEnv } from './env.js';
-export { captureEnv } from './testing.js';
-export { startLocalCluster, type LocalCluster, type LocalClusterOptions } from './local-cluster.js';
-export { importToStore } from './s3-import.js';
+export { importToStore, type ImportHooks } from './s3-import.js';
 export { resolveCluster, runServiceClient, clusterChannel, type ClusterEndpoints } from './cluster-config.js';
+export { LocalLockError, type LocalLockCode } from './local-lock.js';
+export { RemoteError } from './rpc.js';

@@ -10,10 +10,22 @@ import { startS3Server, type S3Server } from '@cvc/storage';
 import { ensureLocalPki, generateToken, type LocalPki } from '@cvc/security';
 import type { ClusterEndpoints } from './cluster-config.js';
 import { LocalClusterError } from './errors.js';
+import { acquireLocalLock, type LocalLock } from './local-lock.js';
 
-const repo = resolve(fileURLToPath(import.meta.url), '../../../..');
-const COORDINATOR_BIN = process.env['CVC_COORDINATOR_BIN'] ?? join(repo, 'services/coordinator/bin/coordinator.js');
-const WORKER_BIN = process.env['CVC_WORKER_BIN'] ?? join(repo, 'services/worker/bin/worker.js');
+/**
+ * A service's entry point, found through its package (a checkout or an npm
+ * install alike), or the path in `envVar`; resolved when a cluster starts, so
+ * the other commands work without the services installed.
+ */
+function serviceBin(envVar: string, specifier: string): string {
+  const fromEnv = process.env[envVar];
+  if (fromEnv) return fromEnv;
+  try {
+    return fileURLToPath(import.meta.resolve(specifier));
+  } catch (err) {
+    throw new LocalClusterError('SERVICE_NOT_INSTALLED', `cannot find ${specifier} (${(err as Error).message}); install @cvc/coordinator and @cvc/worker beside @cvc/cli, or set ${envVar}`, { cause: err });
+  }
+}
 
 export interface LocalClusterOptions {
   readonly dir: string;
@@ -114,6 +126,19 @@ function waitExit(p: ChildProcess, ms: number): Promise<void> {
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
   const dir = resolve(o.dir);
   await mkdir(join(dir, 'logs'), { recursive: true });
+  // One cluster per directory: a second one on the same JetStream store is refused here.
+  const lock = await acquireLocalLock(dir);
+  try {
+    return await startHolding(o, dir, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock): Promise<LocalCluster> {
+  const COORDINATOR_BIN = serviceBin('CVC_COORDINATOR_BIN', '@cvc/coordinator/bin/coordinator.js');
+  const WORKER_BIN = serviceBin('CVC_WORKER_BIN', '@cvc/worker/bin/worker.js');
   const secretsDir = join(dir, 'secrets');
   const creds = await ensureCredentials(secretsDir);
   const pki = await ensureLocalPki(secretsDir);
@@ -304,6 +329,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       await waitExit(coordinatorProcess, 5000);
       await (natsCluster ?? nats)?.stop();
       await stopS3();
+      await lock.release();
     },
   };
 }

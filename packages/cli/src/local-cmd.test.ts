@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, captureEnv } from './index.js';
+import { main } from './index.js';
+import { captureEnv } from './testing.js';
 
 test('cvc local up --nats-nodes outside 1..5 is a usage error naming the flag, before anything starts', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-local-cmd-'));

@@ -5,7 +5,7 @@ import { UsageError } from './errors.js';
 import { DEFAULT_LOCAL_DIR } from './cluster-config.js';
 import { startLocalCluster } from './local-cluster.js';
 
-/** `cvc local up [--workers N] [--dir DIR] [--nats-nodes N]`: the embedded default, until Ctrl-C. */
+/** `cvc local up [--workers N] [--dir DIR] [--nats-nodes N]`: the embedded default, until Ctrl-C or SIGTERM (main aborts `signal`). */
 export async function localCommand(argv: string[], env: CliEnv, signal: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'up') throw new UsageError(`unknown 'local ${sub ?? ''}' (use: cvc local up [--workers N] [--dir DIR] [--nats-nodes N])`);
@@ -29,6 +29,7 @@ export async function localCommand(argv: string[], env: CliEnv, signal: AbortSig
       `  credentials  ${dir}/secrets (user and worker tokens, NATS password, S3 keys; mode 0600)`,
       `  workers      ${workers} (logs in ${dir}/logs)`,
       `  cluster file ${dir}/cluster.json`,
+      `  lock         ${dir}/local-up.lock (pid ${process.pid}; a second cvc local up here is refused)`,
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
@@ -36,7 +37,6 @@ export async function localCommand(argv: string[], env: CliEnv, signal: AbortSig
   await new Promise<void>((r) => {
     if (signal.aborted) r();
     signal.addEventListener('abort', () => r(), { once: true });
-    process.once('SIGTERM', () => r());
   });
   env.stdout.write('stopping the local cluster...\n');
   await cluster.stop();

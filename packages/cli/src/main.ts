@@ -2,11 +2,12 @@ import { CancelledError, CvcError, ConfigError } from '@cvc/core';
 import { cliEnvFromProcess, type CliEnv } from './env.js';
 import { UsageError } from './errors.js';
 import { datasetCommand } from './dataset-cmd.js';
-import { cvCommand, CV_HELP } from './cv-cmd.js';
+import { cvCommand } from './cv-cmd.js';
 import { localCommand } from './local-cmd.js';
 import { runCommand } from './run-cmd.js';
 import { encoderCommand } from './encoder-cmd.js';
 import { reportCommand } from './report-cmd.js';
+import { helpFor } from './help.js';
 import { secretsCommand } from './secrets-cmd.js';
 
 export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
@@ -33,52 +34,95 @@ The encoder and clustering:
               [--confusion FILE.png] [--limit N] [--json]     k-means on the codes: accuracy (Hungarian), NMI, ARI, purity
   cvc report RUN [--out DIR]     the run's pictures (test images, reconstructions, loss curves) and a Markdown summary
 
+Every subcommand has --help (usage, flags with their defaults, an example): cvc run submit --help.
+Ctrl-C stops any command cleanly (exit code 130); a second Ctrl-C ends it at once.
+
 Environment: CVC_CACHE_DIR (downloaded datasets, default ~/.cache/cvc/datasets),
 CVC_DATA_DIR (extra dataset directories, colon-separated).
+`;
 
-${CV_HELP}`;
+/** What main() takes besides argv and the environment (tests). */
+export interface MainOptions {
+  /** Aborts the command as Ctrl-C would (in-process tests). */
+  readonly signal?: AbortSignal;
+  /** Whether main() handles SIGINT and SIGTERM itself (default true). */
+  readonly handleSignals?: boolean;
+}
 
-/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted). */
-export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): Promise<number> {
+/**
+ * Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 130
+ * interrupted by Ctrl-C, 143 by SIGTERM). One handler for SIGINT and SIGTERM
+ * aborts the signal every command is given (gRPC calls and streams are
+ * cancelled, training stops after its batch, file work stops between files);
+ * it then removes itself, so a second Ctrl-C ends the process at once.
+ */
+export async function main(argv: string[], env: CliEnv = cliEnvFromProcess(), opts: MainOptions = {}): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const help = helpFor(argv);
+  if (help !== undefined) {
+    env.stdout.write(help);
+    return 0;
+  }
+  if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    env.stdout.write(HELP);
+    return 0;
+  }
   const ac = new AbortController();
-  const onSignal = (): void => {
-    if (ac.signal.aborted) process.exit(130);
-    env.stderr.write('\ninterrupted: stopping (Ctrl-C again to exit at once)\n');
-    ac.abort();
+  let interruptedCode = 130;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    interruptedCode = sig === 'SIGTERM' ? 143 : 130;
+    if (cmd !== 'local') env.stderr.write(`\ncvc: stopping (${sig === 'SIGINT' ? 'Ctrl-C' : sig}; Ctrl-C again to force)\n`);
+    ac.abort(new CancelledError(`cvc ${cmd ?? ''}`.trim()));
   };
-  process.on('SIGINT', onSignal);
+  const onExternal = (): void => ac.abort(opts.signal?.reason);
+  if (opts.handleSignals !== false) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  if (opts.signal?.aborted) ac.abort(opts.signal.reason);
+  opts.signal?.addEventListener('abort', onExternal, { once: true });
+  const signal = ac.signal;
   try {
-    const [cmd, ...rest] = argv;
+    let code: number;
     switch (cmd) {
       case 'dataset':
-        return await datasetCommand(rest, env);
+        code = await datasetCommand(rest, env, signal);
+        break;
       case 'cv':
-        return await cvCommand(rest, env, ac.signal);
+        code = await cvCommand(rest, env, signal);
+        break;
       case 'local':
-        return await localCommand(rest, env, ac.signal);
+        code = await localCommand(rest, env, signal);
+        break;
       case 'secrets':
-        return await secretsCommand(rest, env);
+        code = await secretsCommand(rest, env);
+        break;
       case 'run':
-        return await runCommand(rest, env);
+        code = await runCommand(rest, env, signal);
+        break;
       case 'report':
-        return await reportCommand(rest, env);
+        code = await reportCommand(rest, env, signal);
+        break;
       case 'encoder':
       case 'embed':
       case 'cluster':
-        return await encoderCommand(cmd, rest, env);
+        code = await encoderCommand(cmd, rest, env, signal);
+        break;
       case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
         env.stdout.write(HELP);
-        return cmd === undefined ? 2 : 0;
+        return 2;
       default:
         throw new UsageError(`unknown command '${cmd}' (try 'cvc help')`);
     }
+    // A command that stopped on the signal without an error (local up) still says so.
+    return signal.aborted && code === 0 ? interruptedCode : code;
   } catch (err) {
-    if (err instanceof CancelledError) {
-      env.stderr.write(`cvc: ${err.message}; finished epochs are checkpointed, re-run the same command to resume\n`);
-      return 130;
+    if (err instanceof CancelledError || (signal.aborted && isAbort(err))) {
+      const hint = cmd === 'cv' ? '; finished epochs are checkpointed, re-run the same command to resume' : '';
+      env.stderr.write(`cvc: ${(err as Error).message}${hint}\n`);
+      return interruptedCode;
     }
     if (err instanceof UsageError || err instanceof ConfigError) {
       env.stderr.write(`cvc: ${err.message}\n`);
@@ -92,5 +136,12 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess()): P
     return 1;
   } finally {
     process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    opts.signal?.removeEventListener('abort', onExternal);
   }
+}
+
+/** An AbortError from fetch, streams or timers. */
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR');
 }

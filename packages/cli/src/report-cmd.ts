@@ -1,12 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
 import { FoldState, RunState, type Run } from '@cvc/proto';
 import { createObjectStore, layout } from '@cvc/storage';
 import type { CliEnv } from './env.js';
 import { parse } from './args.js';
-import { remoteError, RemoteError, UsageError } from './errors.js';
+import { RemoteError, UsageError } from './errors.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
+import { unary } from './rpc.js';
+import { throwIfAborted } from '@cvc/core';
 import { num } from './format.js';
 
 const PICTURES = ['originals.png', 'reconstructions.png', 'loss-curves.png'];
@@ -49,7 +50,7 @@ export function reportMarkdown(run: Run): string {
 }
 
 /** `cvc report RUN [--out DIR]` */
-export async function reportCommand(argv: string[], env: CliEnv): Promise<number> {
+export async function reportCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
   const { values, positionals } = parse(argv, { out: { type: 'string' }, cluster: { type: 'string' } }, 'report');
   const runId = positionals[0];
   if (!runId) throw new UsageError('report needs a RUN id');
@@ -57,7 +58,7 @@ export async function reportCommand(argv: string[], env: CliEnv): Promise<number
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   const c = await runServiceClient(cluster);
   try {
-    const run = await new Promise<Run>((res, rej) => c.getRun({ runId }, (e: ServiceError | null, r: Run) => (e ? rej(remoteError(e)) : res(r))));
+    const run = await unary<Run>(signal, `report ${runId}`, (cb) => c.getRun({ runId }, cb));
     if (run.state !== RunState.RUN_STATE_SUCCEEDED && run.state !== RunState.RUN_STATE_FAILED) {
       throw new RemoteError('NOT_FINISHED', `run ${runId} is ${RunState[run.state].replace('RUN_STATE_', '').toLowerCase()}; the report is written when it ends`);
     }
@@ -65,6 +66,7 @@ export async function reportCommand(argv: string[], env: CliEnv): Promise<number
     await mkdir(out, { recursive: true });
     let got = 0;
     for (const name of PICTURES) {
+      throwIfAborted(signal, `report ${runId}`);
       const key = `${layout.reportPrefix(runId)}/${name}`;
       if (!(await store.stat(key))) continue;
       await writeFile(join(out, name), await store.getBytes(key));

@@ -1,27 +1,44 @@
-import type { ServiceError } from '@grpc/grpc-js';
+import { CancelledError } from '@cvc/core';
 import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { parse } from './args.js';
 import { runSpecFromFlags } from './run-spec-flags.js';
-import { remoteError, RemoteError, UsageError } from './errors.js';
+import { RemoteError, UsageError } from './errors.js';
 import { num, table } from './format.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
+import { Progress, type ProgressOptions } from './progress.js';
+import { readStream, unary } from './rpc.js';
+import { foldBar, foldName, progressText } from './run-progress.js';
 
 export { RemoteError } from './errors.js';
 
+const FINAL = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+const stateName = (s: RunState): string => (RunState[s] ?? 'UNRECOGNIZED').replace('RUN_STATE_', '').toLowerCase();
 
-/** Promisifies one unary call; a failure becomes a RemoteError with the server's message. */
-function unary<Res>(invoke: (cb: (e: ServiceError | null, r: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    invoke((e, r) => (e ? reject(remoteError(e)) : resolve(r)));
-  });
+/**
+ * A run as `--json` prints it: proto3 JSON with every field, zero values
+ * included (fold 0's `fold`, a fresh fold's `attempts`, ts-proto's
+ * emitDefaultValues) and empty lists as [] (which ts-proto leaves out).
+ */
+export function runJson(run: Run): unknown {
+  return withEmptyLists(run, Run.toJSON(run));
 }
 
-const FINAL = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
-const stateName = (s: RunState): string => RunState[s].replace('RUN_STATE_', '').toLowerCase();
-const foldName = (s: FoldState): string => FoldState[s].replace('FOLD_STATE_', '').toLowerCase();
+/** Adds `[]` to `json` for every list of `message` that toJSON left out, recursively. */
+function withEmptyLists(message: unknown, json: unknown): unknown {
+  if (typeof message !== 'object' || message === null || typeof json !== 'object' || json === null || message instanceof Uint8Array) return json;
+  const m = message as Record<string, unknown>;
+  const j = json as Record<string, unknown>;
+  for (const [k, v] of Object.entries(m)) {
+    if (Array.isArray(v)) {
+      if (j[k] === undefined) j[k] = [];
+      else if (Array.isArray(j[k])) v.forEach((e, i) => withEmptyLists(e, (j[k] as unknown[])[i]));
+    } else withEmptyLists(v, j[k]);
+  }
+  return j;
+}
 
-/** The fold table and summary of a run, as text. */
+/** The fold table and summary of a run, as text; running folds show where they are inside their epoch. */
 export function renderRun(run: Run): string {
   const rows = run.folds.map((f) => {
     const last = f.history[f.history.length - 1];
@@ -29,6 +46,7 @@ export function renderRun(run: Run): string {
       String(f.fold),
       foldName(f.state),
       `${f.history.length}/${run.spec?.epochs ?? '?'}`,
+      progressText(f) || '-',
       last ? num(last.valLoss) : '-',
       f.val ? num(f.val.loss) : '-',
       f.test ? num(f.test.loss) : '-',
@@ -36,7 +54,7 @@ export function renderRun(run: Run): string {
       f.error ? f.error.slice(0, 60) : '',
     ];
   });
-  const lines = [`run ${run.id}: ${stateName(run.state)} (${run.spec?.model} on ${run.spec?.dataset} version ${run.datasetVersion})`, table(['fold', 'state', 'epochs', 'last val', 'best val', 'test', 'attempts', 'error'], rows)];
+  const lines = [`run ${run.id}: ${stateName(run.state)} (${run.spec?.model} on ${run.spec?.dataset} version ${run.datasetVersion})`, table(['fold', 'state', 'epochs', 'in epoch', 'last val', 'best val', 'test', 'attempts', 'error'], rows)];
   const s = run.summary;
   if (s?.valLoss) {
     lines.push('', `mean +- std over folds: train ${num(s.trainLoss?.mean ?? NaN)} +- ${num(s.trainLoss?.std ?? NaN)}  val ${num(s.valLoss.mean)} +- ${num(s.valLoss.std)}  test ${num(s.testLoss?.mean ?? NaN)} +- ${num(s.testLoss?.std ?? NaN)}`);
@@ -46,44 +64,52 @@ export function renderRun(run: Run): string {
   return lines.join('\n') + '\n';
 }
 
-/** Follows a run until it ends: one line per fold, redrawn on a TTY, logged per change elsewhere. */
-export async function watchRun(c: RunServiceClient, runId: string, env: CliEnv): Promise<Run> {
+/** Draws one bar per fold of every run document it is given (run watch, run submit --watch). */
+export class RunProgress {
+  private readonly progress: Progress;
+
+  constructor(out: CliEnv['stderr'], opts: ProgressOptions = {}) {
+    this.progress = new Progress(out, opts);
+  }
+
+  /** Redraws (or logs, without a terminal) the folds of `run`. */
+  update(run: Run): void {
+    for (const f of run.folds) this.progress.set(`fold ${f.fold}`, foldBar(run, f));
+  }
+
+  stop(): void {
+    this.progress.stop();
+  }
+}
+
+/**
+ * Follows a run until it ends: a bar per fold (epochs, and images inside the
+ * current epoch), redrawn on a terminal and logged per change elsewhere.
+ * An abort of `signal` stops watching (the run goes on) with a CancelledError.
+ */
+export async function watchRun(c: RunServiceClient, runId: string, env: CliEnv, signal?: AbortSignal, opts: ProgressOptions = {}): Promise<Run> {
   let last: Run | undefined;
-  let drawn = 0;
-  const seen = new Map<number, string>();
-  await new Promise<void>((resolve, reject) => {
-    const stream = c.watchRun({ runId });
-    stream.on('data', (e: RunEvent) => {
+  const bars = new RunProgress(env.stderr, opts);
+  try {
+    await readStream(signal, `watching run ${runId}`, c.watchRun({ runId }), (e: RunEvent) => {
       if (!e.run) return;
       last = e.run;
-      const epochs = e.run.spec?.epochs ?? 1;
-      const lines = e.run.folds.map((f) => {
-        const done = f.history.length;
-        const bar = '#'.repeat(Math.round((done / epochs) * 20)).padEnd(20, '.');
-        const h = f.history[done - 1];
-        return `fold ${f.fold} [${bar}] ${done}/${epochs} ${foldName(f.state).padEnd(9)} ${h ? `val_loss ${num(h.valLoss)} ${h.imagesPerSec.toFixed(0)} img/s` : ''}${f.attempts > 1 ? ` (attempt ${f.attempts})` : ''}`;
-      });
-      if (env.stderr.isTTY) {
-        if (drawn > 0) env.stderr.write(`\x1b[${drawn}A`);
-        env.stderr.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
-        drawn = lines.length;
-      } else {
-        lines.forEach((l, i) => {
-          if (seen.get(i) !== l) env.stderr.write(`${l}\n`);
-          seen.set(i, l);
-        });
-      }
+      bars.update(e.run);
     });
-    stream.on('error', (e: ServiceError) => reject(remoteError(e)));
-    stream.on('end', () => resolve());
-  });
+  } catch (err) {
+    bars.stop();
+    if (err instanceof CancelledError) env.stderr.write(`the run goes on on the cluster: cvc run watch ${runId} follows it again, cvc run cancel ${runId} stops it\n`);
+    throw err;
+  } finally {
+    bars.stop();
+  }
   if (!last) throw new RemoteError('NO_EVENTS', `no events for run ${runId}`);
-  if (!FINAL.includes(last.state)) return unary<Run>((cb) => c.getRun({ runId }, cb));
+  if (!FINAL.includes(last.state)) return unary<Run>(signal, `run show ${runId}`, (cb) => c.getRun({ runId }, cb));
   return last;
 }
 
 /** `cvc run submit|watch|list|show|cancel` */
-export async function runCommand(argv: string[], env: CliEnv): Promise<number> {
+export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
   const { values, positionals } = parse(
     rest,
@@ -109,43 +135,43 @@ export async function runCommand(argv: string[], env: CliEnv): Promise<number> {
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   const c = await runServiceClient(cluster);
   const print = (run: Run): void => {
-    env.stdout.write(values['json'] ? JSON.stringify(Run.toJSON(run), null, 2) + '\n' : renderRun(run));
+    env.stdout.write(values['json'] ? JSON.stringify(runJson(run), null, 2) + '\n' : renderRun(run));
   };
   try {
     switch (sub) {
       case 'submit': {
-        const run = await unary<Run>((cb) => c.submitRun({ spec }, cb));
+        const run = await unary<Run>(signal, 'run submit', (cb) => c.submitRun({ spec }, cb));
         env.stderr.write(`submitted run ${run.id} (${run.folds.length} folds)\n`);
         if (!values['watch']) {
-          env.stdout.write(values['json'] ? JSON.stringify(Run.toJSON(run), null, 2) + '\n' : `${run.id}\n`);
+          env.stdout.write(values['json'] ? JSON.stringify(runJson(run), null, 2) + '\n' : `${run.id}\n`);
           return 0;
         }
-        const done = await watchRun(c, run.id, env);
+        const done = await watchRun(c, run.id, env, signal);
         print(done);
         return done.state === RunState.RUN_STATE_SUCCEEDED ? 0 : 1;
       }
       case 'watch': {
         const id = positionals[0];
         if (!id) throw new UsageError('run watch needs a RUN id');
-        const done = await watchRun(c, id, env);
+        const done = await watchRun(c, id, env, signal);
         print(done);
         return done.state === RunState.RUN_STATE_SUCCEEDED ? 0 : 1;
       }
       case 'show': {
         const id = positionals[0];
         if (!id) throw new UsageError('run show needs a RUN id');
-        print(await unary<Run>((cb) => c.getRun({ runId: id }, cb)));
+        print(await unary<Run>(signal, `run show ${id}`, (cb) => c.getRun({ runId: id }, cb)));
         return 0;
       }
       case 'cancel': {
         const id = positionals[0];
         if (!id) throw new UsageError('run cancel needs a RUN id');
-        print(await unary<Run>((cb) => c.cancelRun({ runId: id }, cb)));
+        print(await unary<Run>(signal, `run cancel ${id}`, (cb) => c.cancelRun({ runId: id }, cb)));
         return 0;
       }
       case 'list': {
-        const { runs } = await unary<ListRunsResponse>((cb) => c.listRuns({}, cb));
-        if (values['json']) env.stdout.write(JSON.stringify(runs.map((r) => Run.toJSON(r)), null, 2) + '\n');
+        const { runs } = await unary<ListRunsResponse>(signal, 'run list', (cb) => c.listRuns({}, cb));
+        if (values['json']) env.stdout.write(JSON.stringify(runs.map((r) => runJson(r)), null, 2) + '\n');
         else
           env.stdout.write(
             table(

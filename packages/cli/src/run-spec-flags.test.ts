@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { positiveInt, floatOpt, intOpt } from './args.js';
 import { UsageError } from './errors.js';
 import { runSpecFromFlags, trainingFlags } from './run-spec-flags.js';
-import { main, captureEnv } from './index.js';
+import { main } from './index.js';
+import { captureEnv } from './testing.js';
 
 const submit = { dataset: 'fashion-mnist', model: 'seed-mnist' };
 

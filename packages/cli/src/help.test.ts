@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { main } from './index.js';
+import { captureEnv } from './testing.js';
+import { COMMAND_HELP } from './help.js';
+
+const SUBCOMMANDS = ['dataset inspect', 'dataset download', 'dataset import', 'cv', 'local up', 'run submit', 'run watch', 'run show', 'run list', 'run cancel', 'secrets init', 'encoder fetch', 'embed', 'cluster', 'report'];
+
+test('every subcommand has --help: usage, flags with defaults, an example; exit 0', async () => {
+  assert.deepEqual(Object.keys(COMMAND_HELP).sort(), [...SUBCOMMANDS].sort());
+  for (const name of SUBCOMMANDS) {
+    for (const argv of [[...name.split(' '), '--help'], [...name.split(' '), '-h'], ['help', ...name.split(' ')]]) {
+      const env = captureEnv('/nonexistent');
+      assert.equal(await main(argv, env), 0, `${argv.join(' ')}: ${env.err()}`);
+      const out = env.out();
+      assert.match(out, new RegExp(`^Usage: cvc ${name}`), argv.join(' '));
+      assert.match(out, /\nExample:\n {2}cvc /, argv.join(' '));
+      for (const f of COMMAND_HELP[name]?.flags ?? []) assert.ok(out.includes(f.flag), `${name} --help lists ${f.flag}`);
+    }
+  }
+  const submit = captureEnv('/nonexistent');
+  await main(['run', 'submit', '--help'], submit);
+  assert.match(submit.out(), /--epochs N +epochs per fold \(default: 100\)/);
+});
+
+test('a group lists its subcommands; --help beats other flags and never runs the command', async () => {
+  const env = captureEnv('/nonexistent');
+  assert.equal(await main(['run', '--help'], env), 0);
+  for (const s of ['submit', 'watch', 'show', 'list', 'cancel']) assert.match(env.out(), new RegExp(`cvc run ${s}`));
+  const noCluster = captureEnv('/nonexistent');
+  assert.equal(await main(['run', 'watch', 'r-1', '--cluster', '/nonexistent/cluster.json', '--help'], noCluster), 0, noCluster.err());
+  assert.equal(noCluster.err(), '');
+});

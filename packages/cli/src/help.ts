@@ -1,0 +1,209 @@
+/** One flag of a command, as its help shows it. */
+export interface FlagHelp {
+  readonly flag: string;
+  readonly text: string;
+  /** The default, when the flag has one. */
+  readonly default?: string;
+}
+
+/** The help of one subcommand: `cvc <name> --help`. */
+export interface CommandHelp {
+  readonly usage: string;
+  readonly summary: string;
+  readonly flags: readonly FlagHelp[];
+  readonly example: string;
+}
+
+const CLUSTER: FlagHelp = { flag: '--cluster FILE', text: 'the cluster to talk to (or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*)', default: '.cvc/local/cluster.json' };
+const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on stdout (every field, zero values included)' };
+
+/** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
+export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
+  'dataset inspect': {
+    usage: 'cvc dataset inspect NAME|PATH [--json]',
+    summary: 'Counts, image shape and class histogram of a dataset (mnist, fashion-mnist, cifar-10 or a directory).',
+    flags: [JSON_FLAG],
+    example: 'cvc dataset inspect fashion-mnist',
+  },
+  'dataset download': {
+    usage: 'cvc dataset download NAME',
+    summary: 'Downloads mnist, fashion-mnist or cifar-10 into CVC_CACHE_DIR, verifying every sha256.',
+    flags: [],
+    example: 'cvc dataset download fashion-mnist',
+  },
+  'dataset import': {
+    usage: 'cvc dataset import NAME|PATH [--out DIR] [options]',
+    summary: "Splits a dataset into K fold shards plus a test shard and writes them, with a manifest, into the cluster's S3 (or into --out DIR).",
+    flags: [
+      { flag: '--folds K', text: 'number of folds', default: '5' },
+      { flag: '--seed S', text: 'seed of the fold assignment', default: '42' },
+      { flag: '--fold-scheme S', text: 'stratified or seed', default: 'stratified' },
+      { flag: '--limit N', text: 'a seeded, stratified subset of N training images (and at most N test images)' },
+      { flag: '--out DIR', text: "write the shards into DIR instead of the cluster's S3" },
+      CLUSTER,
+    ],
+    example: 'cvc dataset import fashion-mnist --folds 5 --limit 2000',
+  },
+  cv: {
+    usage: 'cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar [options]',
+    summary: 'Runs a whole K-fold cross-validation in this process, folds one after another; re-running resumes.',
+    flags: [
+      { flag: '--local', text: 'train in this process (cluster runs: cvc run submit)' },
+      { flag: '--dataset NAME|PATH', text: 'mnist, fashion-mnist, cifar-10, or a directory of IDX files / CIFAR-10 batches' },
+      { flag: '--model NAME', text: 'seed-mnist (28x28x1, 10-unit code) or seed-cifar (32x32x3, 128-unit code)' },
+      { flag: '--folds K', text: 'number of folds', default: '5' },
+      { flag: '--epochs N', text: 'epochs per fold', default: '100' },
+      { flag: '--batch-size N', text: 'batch size', default: '32' },
+      { flag: '--limit N', text: 'use N training images (seeded, stratified) and at most N test images' },
+      { flag: '--fold-scheme S', text: "stratified or seed (the seed's random equal folds)", default: 'stratified' },
+      { flag: '--seed S', text: 'seed for folds, initialisation and batch order', default: '42' },
+      { flag: '--upsample M', text: 'nearest or bilinear', default: 'nearest' },
+      { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
+      { flag: '--backend B', text: 'auto, tensorflow, wasm or cpu', default: 'auto' },
+      { flag: '--threads N', text: 'threads of the wasm backend', default: '1' },
+      { flag: '--out DIR', text: 'output directory; re-running resumes', default: 'runs/MODEL-DATASET' },
+      JSON_FLAG,
+      { flag: '--verbose', text: 'debug logs on stderr' },
+    ],
+    example: 'cvc cv --local --dataset fashion-mnist --model seed-mnist --folds 5 --epochs 2 --limit 1000',
+  },
+  'local up': {
+    usage: 'cvc local up [--workers N] [--dir DIR] [--nats-nodes N]',
+    summary: 'Starts nats-server, an S3 server, the coordinator and N workers on loopback until Ctrl-C; one cluster per directory.',
+    flags: [
+      { flag: '--workers N', text: 'worker processes (0..256)', default: 'the number of CPU cores' },
+      { flag: '--dir DIR', text: 'state, logs, credentials and cluster.json', default: '.cvc/local' },
+      { flag: '--nats-nodes N', text: 'nats-servers in a JetStream cluster (1..5); with 3 every stream and the run KV keep 3 copies (CVC_NATS_REPLICAS=N), so losing one server loses nothing', default: '1' },
+      { flag: '--backend B', text: "the workers' TensorFlow.js backend: auto, tensorflow, wasm or cpu", default: 'auto' },
+      { flag: '--ack-wait-ms MS', text: 'a fold task is redelivered after this long without a heartbeat', default: '60000' },
+    ],
+    example: 'cvc local up --workers 2',
+  },
+  'run submit': {
+    usage: 'cvc run submit --dataset NAME --model M [options]',
+    summary: 'Submits a K-fold cross-validation run to the cluster; with --watch, follows it to the end.',
+    flags: [
+      { flag: '--dataset NAME', text: 'a dataset imported with cvc dataset import' },
+      { flag: '--model M', text: 'seed-mnist or seed-cifar' },
+      { flag: '--folds K', text: 'number of folds (the dataset must be imported with this K)', default: '5' },
+      { flag: '--epochs N', text: 'epochs per fold', default: '100' },
+      { flag: '--batch-size N', text: 'batch size', default: '32' },
+      { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
+      { flag: '--seed S', text: 'seed of initialisation and batch order', default: '42' },
+      { flag: '--upsample M', text: 'nearest or bilinear', default: 'nearest' },
+      { flag: '--name NAME', text: 'a human name for the run' },
+      { flag: '--dataset-version V', text: 'an imported version of the dataset', default: 'the newest with K folds' },
+      { flag: '--watch', text: 'follow the run: a progress bar per fold, inside epochs too' },
+      JSON_FLAG,
+      CLUSTER,
+    ],
+    example: 'cvc run submit --dataset fashion-mnist --model seed-mnist --folds 5 --epochs 2 --watch',
+  },
+  'run watch': {
+    usage: 'cvc run watch RUN [--json]',
+    summary: 'Follows a run until it ends: per fold, epochs done and, inside the epoch, images done, images/s and ETA. Ctrl-C stops watching, not the run.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc run watch r-20261201-abc123',
+  },
+  'run show': {
+    usage: 'cvc run show RUN [--json]',
+    summary: "A run's folds, their progress inside the current epoch, losses and summary.",
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc run show r-20261201-abc123 --json',
+  },
+  'run list': {
+    usage: 'cvc run list [--json]',
+    summary: 'Every run of the cluster, newest first.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc run list',
+  },
+  'run cancel': {
+    usage: 'cvc run cancel RUN [--json]',
+    summary: 'Cancels a run; its workers stop after the current batch.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc run cancel r-20261201-abc123',
+  },
+  'secrets init': {
+    usage: 'cvc secrets init --out DIR [--names a,b,...]',
+    summary: "A private CA, the coordinator's TLS certificate, user and worker tokens and a NATS password, for a Kubernetes deployment.",
+    flags: [
+      { flag: '--out DIR', text: 'where the files go (refused when it holds credentials already)' },
+      { flag: '--names a,b', text: "DNS names and IP addresses of the coordinator's certificate", default: 'cvc-coordinator, its cluster DNS names, localhost, 127.0.0.1' },
+    ],
+    example: 'cvc secrets init --out deploy/secrets',
+  },
+  'encoder fetch': {
+    usage: 'cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]',
+    summary: "Downloads a finished fold's best checkpoint through the coordinator and writes its encoder as a TensorFlow.js layers model with metadata.",
+    flags: [
+      { flag: '--fold best|K', text: 'which fold', default: 'best' },
+      { flag: '--by val-loss|cluster-acc', text: 'how the best fold is chosen', default: 'val-loss' },
+      { flag: '--out DIR', text: 'output directory', default: 'encoders/RUN' },
+      CLUSTER,
+    ],
+    example: 'cvc encoder fetch r-20261201-abc123 --out encoders/best',
+  },
+  embed: {
+    usage: 'cvc embed --encoder DIR --dataset NAME|PATH --out FILE.npy|FILE.csv [options]',
+    summary: 'The codes of a split of a dataset under an encoder, as .npy (plus FILE.labels.npy) or CSV.',
+    flags: [
+      { flag: '--encoder DIR', text: 'a directory written by cvc encoder fetch' },
+      { flag: '--dataset NAME|PATH', text: 'the images to embed' },
+      { flag: '--split S', text: 'test or train', default: 'test' },
+      { flag: '--limit N', text: 'a seeded, stratified subset of N images' },
+      { flag: '--batch-size N', text: 'images per inference batch', default: '256' },
+      { flag: '--out FILE', text: 'FILE.npy or FILE.csv' },
+    ],
+    example: 'cvc embed --encoder encoders/best --dataset fashion-mnist --out codes.npy',
+  },
+  cluster: {
+    usage: 'cvc cluster --encoder DIR --dataset NAME|PATH [options]',
+    summary: 'k-means on the codes of a split: accuracy (Hungarian matching), NMI, ARI and purity.',
+    flags: [
+      { flag: '--encoder DIR', text: 'a directory written by cvc encoder fetch' },
+      { flag: '--dataset NAME|PATH', text: 'the images to cluster' },
+      { flag: '--split S', text: 'test or train', default: 'test' },
+      { flag: '--k K', text: 'clusters', default: '10' },
+      { flag: '--n-init N', text: 'k-means restarts', default: '10' },
+      { flag: '--seed S', text: 'seed of the restarts', default: '0' },
+      { flag: '--limit N', text: 'a seeded, stratified subset of N images' },
+      { flag: '--batch-size N', text: 'images per inference batch', default: '256' },
+      { flag: '--baseline', text: 'also k-means on the raw pixels' },
+      { flag: '--dec', text: 'also refine the clusters with DEC' },
+      { flag: '--confusion FILE.png', text: 'write the confusion matrix as a picture' },
+      JSON_FLAG,
+    ],
+    example: 'cvc cluster --encoder encoders/best --dataset fashion-mnist --baseline',
+  },
+  report: {
+    usage: 'cvc report RUN [--out DIR]',
+    summary: "A finished run's pictures (test images, reconstructions, loss curves) and a Markdown summary.",
+    flags: [{ flag: '--out DIR', text: 'output directory', default: 'reports/RUN' }, CLUSTER],
+    example: 'cvc report r-20261201-abc123',
+  },
+};
+
+/** The text of `cvc <name> --help`. */
+export function renderCommandHelp(name: string, h: CommandHelp): string {
+  const width = Math.max(...h.flags.map((f) => f.flag.length), 0);
+  const flags = h.flags.map((f) => `  ${f.flag.padEnd(width)}  ${f.text}${f.default !== undefined ? ` (default: ${f.default})` : ''}`);
+  return [`Usage: ${h.usage}`, '', h.summary, '', ...(flags.length ? ['Flags:', ...flags, '  -h, --help'.padEnd(width + 2) + '  this help', ''] : []), 'Example:', `  ${h.example}`, '', `(cvc ${name}: Ctrl-C stops it and exits 130)`, ''].join('\n');
+}
+
+/**
+ * The help `argv` asks for (`cvc run submit --help`, `cvc help run submit`,
+ * `cvc run --help`), or undefined when it asks for none. A group (`run`)
+ * lists its subcommands.
+ */
+export function helpFor(argv: readonly string[]): string | undefined {
+  const asked = argv[0] === 'help' || argv.includes('--help') || argv.includes('-h');
+  if (!asked) return undefined;
+  const words = (argv[0] === 'help' ? argv.slice(1) : argv).filter((a) => !a.startsWith('-'));
+  const two = words.slice(0, 2).join(' ');
+  const one = words[0] ?? '';
+  const cmd = COMMAND_HELP[two] ?? COMMAND_HELP[one];
+  if (cmd) return renderCommandHelp(COMMAND_HELP[two] ? two : one, cmd);
+  const group = Object.entries(COMMAND_HELP).filter(([n]) => n.startsWith(`${one} `));
+  if (one && group.length > 0) return [`cvc ${one} subcommands:`, ...group.map(([, h]) => `  ${h.usage}`), '', `cvc ${one} SUBCOMMAND --help for its flags and an example.`, ''].join('\n');
+  return undefined;
+}

@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { acquireLocalLock, LocalLockError, LOCK_FILE, pidAlive } from './local-lock.js';
+
+async function deadPid(): Promise<number> {
+  const p = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => p.once('exit', r));
+  return p.pid as number;
+}
+
+test('a second lock on a held directory is refused at once, naming the directory and the pid', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  try {
+    const first = await acquireLocalLock(dir, { pid: child.pid as number, host: hostname(), startedAt: '2026-12-01T09:00:00.000Z' });
+    await assert.rejects(acquireLocalLock(dir), (err: unknown) => {
+      assert.ok(err instanceof LocalLockError);
+      assert.equal(err.code, 'LOCAL_CLUSTER_RUNNING');
+      assert.ok(err.message.includes(dir), err.message);
+      assert.ok(err.message.includes(`pid ${child.pid}`), err.message);
+      return true;
+    });
+    await first.release();
+    const again = await acquireLocalLock(dir);
+    assert.equal((JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')) as { pid: number }).pid, process.pid);
+    await again.release();
+    await assert.rejects(readFile(join(dir, LOCK_FILE)), { code: 'ENOENT' });
+  } finally {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a stale lock (its process is gone) or an unreadable one is taken over', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  try {
+    const pid = await deadPid();
+    assert.equal(pidAlive(pid), false);
+    await writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), startedAt: 'earlier' }));
+    const lock = await acquireLocalLock(dir);
+    assert.equal((JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')) as { pid: number }).pid, process.pid);
+    await lock.release();
+    await writeFile(join(dir, LOCK_FILE), '{"pid": 12');
+    const over = await acquireLocalLock(dir);
+    assert.equal(over.owner.pid, process.pid);
+    await over.release();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('releasing does not remove a lock another process has taken since', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  try {
+    const mine = await acquireLocalLock(dir);
+    const other = JSON.stringify({ pid: 1, host: hostname(), startedAt: 'later' });
+    await writeFile(join(dir, LOCK_FILE), other);
+    await mine.release();
+    assert.equal(await readFile(join(dir, LOCK_FILE), 'utf8'), other);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

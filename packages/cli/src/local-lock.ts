@@ -1,0 +1,122 @@
+import { hostname } from 'node:os';
+import { link, open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CvcError } from '@cvc/core';
+
+/** The lock file of a local cluster directory. */
+export const LOCK_FILE = 'local-up.lock';
+
+/** What a lock file records about the process holding the directory. */
+export interface LockOwner {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
+}
+
+/** Codes of LocalLockError. */
+export type LocalLockCode = 'LOCAL_CLUSTER_RUNNING' | 'LOCAL_LOCK_FAILED';
+
+/** A second `cvc local up` on a directory a running one holds, or a lock that cannot be taken. */
+export class LocalLockError extends CvcError {
+  constructor(
+    code: LocalLockCode,
+    message: string,
+    readonly owner?: LockOwner,
+  ) {
+    super(code, message);
+  }
+}
+
+/** A held directory lock; release() removes it (only while it is still ours). */
+export interface LocalLock {
+  readonly file: string;
+  readonly owner: LockOwner;
+  release(): Promise<void>;
+}
+
+/** Whether process `pid` exists on this machine (EPERM: it exists, owned by someone else). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readOwner(file: string): Promise<LockOwner | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const o = JSON.parse(text) as Partial<LockOwner>;
+    if (typeof o.pid === 'number') return { pid: o.pid, host: String(o.host ?? ''), startedAt: String(o.startedAt ?? '') };
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+  }
+  // Unreadable (a write cut short): nobody can be proven to hold it.
+  return { pid: 0, host: '', startedAt: '' };
+}
+
+/**
+ * Takes DIR's lock for `owner` (this process by default): created atomically
+ * (O_EXCL), so of two `cvc local up` on one directory exactly one wins. A
+ * lock whose process is alive is refused at once, naming the directory and
+ * the pid; a stale one (its process is gone, or the file is unreadable) is
+ * moved aside and taken over.
+ */
+export async function acquireLocalLock(dir: string, owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() }): Promise<LocalLock> {
+  const file = join(dir, LOCK_FILE);
+  for (let tries = 0; tries < 5; tries++) {
+    try {
+      const fh = await open(file, 'wx', 0o600);
+      try {
+        await fh.writeFile(JSON.stringify(owner) + '\n');
+      } finally {
+        await fh.close();
+      }
+      return {
+        file,
+        owner,
+        release: async () => {
+          const now = await readOwner(file);
+          if (now?.pid === owner.pid && now.startedAt === owner.startedAt) await rm(file, { force: true });
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LocalLockError('LOCAL_LOCK_FAILED', `cannot create the lock ${file}: ${(err as Error).message}`);
+    }
+    const held = await readOwner(file);
+    if (held === undefined) continue; // released meanwhile: try again
+    const sameHost = held.host === '' || held.host === owner.host;
+    if (held.pid > 0 && (pidAlive(held.pid) || !sameHost)) {
+      throw new LocalLockError(
+        'LOCAL_CLUSTER_RUNNING',
+        `${dir} is held by a running local cluster (pid ${held.pid}${held.host ? ` on ${held.host}` : ''}, started ${held.startedAt || 'at an unknown time'}): stop it (Ctrl-C in its terminal, or kill ${held.pid}) or choose another --dir`,
+        held,
+      );
+    }
+    // Stale: move it aside (atomic, so two takers cannot both win), then retry the exclusive create.
+    const aside = `${file}.stale-${process.pid}-${tries}`;
+    try {
+      await rename(file, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    const moved = await readOwner(aside);
+    if (moved && (moved.pid !== held.pid || moved.startedAt !== held.startedAt)) {
+      // Another taker replaced the stale lock between our read and our rename: put theirs back.
+      await link(aside, file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    }
+    await rm(aside, { force: true });
+  }
+  throw new LocalLockError('LOCAL_LOCK_FAILED', `cannot take the lock ${file}: it keeps changing (another cvc local up starting?)`);
+}
