@@ -11,13 +11,23 @@ export default tseslint.config(
     },
     plugins: { 'import-x': importX },
     rules: {
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] }] },
+      ],
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       '@typescript-eslint/no-empty-function': 'off',
       'import-x/no-cycle': 'error',
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@cvc/*/*', '!@cvc/cli/testing'], message: 'import a package through its front door (src/index.ts; test harnesses: @cvc/cli/testing)' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@cvc/*/*', '!@cvc/cli/testing'], message: 'import a package through its front door (src/index.ts; test harnesses: @cvc/cli/testing)' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { createRng } from '../packages/core/dist/index.js';
 import { kmeans } from '../packages/clustering/dist/index.js';
 
-const n = 70_000, d = 10, k = 10;
+const n = 70_000,
+  d = 10,
+  k = 10;
 const rng = createRng(7);
 const centers = Array.from({ length: k }, () => Array.from({ length: d }, () => rng.next() * 10 - 5));
 const data = new Float64Array(n * d);
@@ -36,7 +38,10 @@ t = time.perf_counter(); km = KMeans(n_clusters=${k}, n_init=10, random_state=0)
 print(f"{s:.4f} {km.inertia_:.1f}")
 `;
 const results = [];
-for (const [name, env] of [['kmeans', {}], ['kmeans_1thread', { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' }]]) {
+for (const [name, env] of [
+  ['kmeans', {}],
+  ['kmeans_1thread', { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' }],
+]) {
   const r = spawnSync('/usr/bin/python3', ['-c', py, join(dir, 'codes.f64')], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) {
     console.log(`scikit-learn unavailable (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); install python3-sklearn for the comparison`);

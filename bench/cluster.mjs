@@ -106,7 +106,9 @@ try {
   const after20 = hwm(pid);
   await upload(w, attempt, 3, Buffer.alloc(200 << 20, 5));
   const after200 = hwm(pid);
-  console.log(`coordinator RSS before uploads ${base.toFixed(0)} MiB; peak after a 20 MB upload ${after20.toFixed(0)} MiB, after a 200 MB upload ${after200.toFixed(0)} MiB`);
+  console.log(
+    `coordinator RSS before uploads ${base.toFixed(0)} MiB; peak after a 20 MB upload ${after20.toFixed(0)} MiB, after a 200 MB upload ${after200.toFixed(0)} MiB`,
+  );
   result('coordinator_peak_rss_20mb', after20.toFixed(0), 'MiB');
   result('coordinator_peak_rss_200mb', after200.toFixed(0), 'MiB');
   await call((cb) => rc.cancelRun({ runId: run2 }, cb));

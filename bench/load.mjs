@@ -76,8 +76,11 @@ const pid = cluster.coordinatorProcess.pid;
 let failed = false;
 try {
   const imp = captureEnv(dir);
-  if ((await main(['dataset', 'import', 'fashion-mnist', '--folds', String(FOLDS), '--limit', '1000', '--cluster', clusterFile], imp)) !== 0) throw new Error(imp.err());
-  console.log(`checkpoint ${(checkpoint.length / 1e6).toFixed(2)} MB; ${WORKERS} simulated workers, ${RUNS} runs x ${FOLDS} folds x ${EPOCHS} epochs of ${EPOCH_MS} ms`);
+  if ((await main(['dataset', 'import', 'fashion-mnist', '--folds', String(FOLDS), '--limit', '1000', '--cluster', clusterFile], imp)) !== 0)
+    throw new Error(imp.err());
+  console.log(
+    `checkpoint ${(checkpoint.length / 1e6).toFixed(2)} MB; ${WORKERS} simulated workers, ${RUNS} runs x ${FOLDS} folds x ${EPOCHS} epochs of ${EPOCH_MS} ms`,
+  );
 
   // The simulated workers: real NATS connections and task queues, real gRPC clients (worker token, TLS).
   const setup = await grpcClientSetup({ ...endpoints.security, token: cluster.credentials.workerToken });
@@ -92,7 +95,10 @@ try {
     conns.push(nc);
     const queue = await createTaskQueue(nc);
     // Its own channel (local subchannel pool): 50 connections, as 50 pods would have.
-    const client = new CoordinatorClient(cluster.endpoints.coordinator, { credentials: setup.credentials, options: { ...setup.options, 'grpc.use_local_subchannel_pool': 1 } });
+    const client = new CoordinatorClient(cluster.endpoints.coordinator, {
+      credentials: setup.credentials,
+      options: { ...setup.options, 'grpc.use_local_subchannel_pool': 1 },
+    });
     sims.push(
       (async () => {
         while (!stop) {
@@ -110,7 +116,14 @@ try {
             d.working();
             const loss = 0.2 / epoch;
             const t0 = performance.now();
-            await client.reportEpoch(attempt, { epoch, loss, valLoss: loss * 1.1, valMse: loss * 1.1, seconds: EPOCH_MS / 1000, imagesPerSec: 800 / (EPOCH_MS / 1000) });
+            await client.reportEpoch(attempt, {
+              epoch,
+              loss,
+              valLoss: loss * 1.1,
+              valMse: loss * 1.1,
+              seconds: EPOCH_MS / 1000,
+              imagesPerSec: 800 / (EPOCH_MS / 1000),
+            });
             latencies.push(performance.now() - t0);
             reports++;
             await client.uploadCheckpoint(attempt, epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, checkpoint);
@@ -132,7 +145,28 @@ try {
   const runIds = [];
   for (let r = 0; r < RUNS; r++) {
     const env = captureEnv(dir);
-    if ((await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', String(FOLDS), '--epochs', String(EPOCHS), '--name', `load-${r}`, '--cluster', clusterFile], env)) !== 0) throw new Error(env.err());
+    if (
+      (await main(
+        [
+          'run',
+          'submit',
+          '--dataset',
+          'fashion-mnist',
+          '--model',
+          'seed-mnist',
+          '--folds',
+          String(FOLDS),
+          '--epochs',
+          String(EPOCHS),
+          '--name',
+          `load-${r}`,
+          '--cluster',
+          clusterFile,
+        ],
+        env,
+      )) !== 0
+    )
+      throw new Error(env.err());
     runIds.push(env.out().trim());
   }
   let lastLine = 0;
@@ -142,7 +176,9 @@ try {
     const finished = runs.filter((r) => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING).length;
     if (performance.now() - lastLine > 5000) {
       lastLine = performance.now();
-      console.log(`  ${((performance.now() - t0) / 1000).toFixed(0)} s: ${reports} reports, ${(uploadedBytes / 1e6).toFixed(0)} MB uploaded, ${finished}/${RUNS} runs finished`);
+      console.log(
+        `  ${((performance.now() - t0) / 1000).toFixed(0)} s: ${reports} reports, ${(uploadedBytes / 1e6).toFixed(0)} MB uploaded, ${finished}/${RUNS} runs finished`,
+      );
     }
     if (finished === RUNS) break;
     if (performance.now() - t0 > 900_000) throw new Error('the runs did not finish within 15 minutes');
@@ -161,8 +197,18 @@ try {
   const metric = (re) => Number(re.exec(metricsText)?.[1] ?? 0);
   const deferred = metric(/cvc_grpc_requests_total\{method="UploadCheckpoint",code="RESOURCE_EXHAUSTED"\} (\d+)/);
   const stored = metric(/cvc_grpc_requests_total\{method="UploadCheckpoint",code="OK"\} (\d+)/);
-  const ok = runs.filter((r) => r.state === RunState.RUN_STATE_SUCCEEDED && r.folds.length === FOLDS && r.folds.every((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.epochReports === EPOCHS && f.attempts === 1) && r.summary?.encoder);
-  for (const r of runs) if (!ok.includes(r)) console.log(`run ${r.id}: ${RunState[r.state]} ${r.error} folds ${r.folds.map((f) => `${FoldState[f.state]}/${f.epochReports}/${f.attempts}`).join(' ')}`);
+  const ok = runs.filter(
+    (r) =>
+      r.state === RunState.RUN_STATE_SUCCEEDED &&
+      r.folds.length === FOLDS &&
+      r.folds.every((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.epochReports === EPOCHS && f.attempts === 1) &&
+      r.summary?.encoder,
+  );
+  for (const r of runs)
+    if (!ok.includes(r))
+      console.log(
+        `run ${r.id}: ${RunState[r.state]} ${r.error} folds ${r.folds.map((f) => `${FoldState[f.state]}/${f.epochReports}/${f.attempts}`).join(' ')}`,
+      );
   failed = ok.length !== RUNS || stored !== RUNS * FOLDS * (EPOCHS + 1);
   if (stored !== RUNS * FOLDS * (EPOCHS + 1)) console.log(`expected ${RUNS * FOLDS * (EPOCHS + 1)} stored checkpoints, the coordinator counted ${stored}`);
   const results = [
@@ -178,7 +224,9 @@ try {
     ['uploads_stored', String(stored), 'calls'],
     ['runs_completed', `${ok.length}/${RUNS}`, 'runs'],
   ];
-  console.log(`\n${reports} epoch reports and ${(uploadedBytes / 1e6).toFixed(0)} MB of checkpoints in ${wall.toFixed(1)} s; ${ok.length} of ${RUNS} runs succeeded with ${FOLDS} folds each`);
+  console.log(
+    `\n${reports} epoch reports and ${(uploadedBytes / 1e6).toFixed(0)} MB of checkpoints in ${wall.toFixed(1)} s; ${ok.length} of ${RUNS} runs succeeded with ${FOLDS} folds each`,
+  );
   for (const [name, value, unit] of results) console.log(`RESULT name=${name} value=${value} unit=${unit}`);
 } finally {
   rc.close();

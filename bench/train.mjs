@@ -57,7 +57,9 @@ if (torchMissing) console.log(`PyTorch reference unavailable: ${torchMissing}; p
 const rss = () => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
 const threads = Number(values.threads);
 const backend = await initBackend(values.backend, undefined, { wasmThreads: threads, wasmConv: values.conv });
-console.log(`backend: ${backend.name} (${backend.provider}), ${images} images per timed epoch, batch 32, ${backend.threads ?? 1} thread(s)${backend.conv ? `, convolutions: ${backend.conv}` : ''}`);
+console.log(
+  `backend: ${backend.name} (${backend.provider}), ${images} images per timed epoch, batch 32, ${backend.threads ?? 1} thread(s)${backend.conv ? `, convolutions: ${backend.conv}` : ''}`,
+);
 
 async function ours(model) {
   const [h, w, c] = shapes[model];
@@ -65,20 +67,26 @@ async function ours(model) {
   const trainer = FoldTrainer.create({ model, epochs: 2, batchSize: 32, seed: 1 });
   const tiny = randomImageSet(32, h, w, c, 2);
   let timed = 0;
-  await trainer.fit({ train: set, val: tiny }, {
-    onEpochEnd: (r) => {
-      console.log(`  ${model} epoch ${r.epoch}: ${r.imagesPerSec.toFixed(1)} img/s  loss ${r.loss.toFixed(5)}  numTensors ${tf.memory().numTensors}  rss ${rss()} MiB`);
-      if (r.epoch === 2) timed = r.imagesPerSec;
+  await trainer.fit(
+    { train: set, val: tiny },
+    {
+      onEpochEnd: (r) => {
+        console.log(
+          `  ${model} epoch ${r.epoch}: ${r.imagesPerSec.toFixed(1)} img/s  loss ${r.loss.toFixed(5)}  numTensors ${tf.memory().numTensors}  rss ${rss()} MiB`,
+        );
+        if (r.epoch === 2) timed = r.imagesPerSec;
+      },
     },
-  });
+  );
   if (values.profile) {
     const vars = trainer.net.model.trainableWeights.map((v) => v.read());
     const opt = tf.train.adam(1e-4);
     const loss = trainer.config.loss;
-    const step = () => tf.tidy(() => {
-      const x = batchTensor(set, undefined, 0, 32);
-      opt.minimize(() => computeLoss(loss, trainer.net.model.apply(x, { training: true }), x).loss, false, vars);
-    });
+    const step = () =>
+      tf.tidy(() => {
+        const x = batchTensor(set, undefined, 0, 32);
+        opt.minimize(() => computeLoss(loss, trainer.net.model.apply(x, { training: true }), x).loss, false, vars);
+      });
     step();
     const prof = await tf.profile(step);
     const by = new Map();
@@ -120,10 +128,15 @@ for (const model of models) {
 if (values.parity) await parity();
 
 console.log('\nmodel       ours img/s  torch img/s  ratio');
-for (const { model, o, t } of rows) console.log(`${model.padEnd(11)} ${o.toFixed(1).padStart(10)}  ${t === null ? '        n/a' : t.toFixed(1).padStart(11)}  ${t === null ? '  n/a' : (o / t).toFixed(3)}`);
+for (const { model, o, t } of rows)
+  console.log(
+    `${model.padEnd(11)} ${o.toFixed(1).padStart(10)}  ${t === null ? '        n/a' : t.toFixed(1).padStart(11)}  ${t === null ? '  n/a' : (o / t).toFixed(3)}`,
+  );
 for (const { model, o, t, t1 } of rows) {
   const extra = threads > 1 ? ` threads=${threads} ratio_vs_torch_1t=${t1 === null ? 'na' : (o / t1).toFixed(3)}` : '';
-  console.log(`RESULT model=${model} batch=32 ours_img_per_s=${o.toFixed(1)} torch_img_per_s=${t === null ? 'na' : t.toFixed(1)} ratio=${t === null ? 'na' : (o / t).toFixed(3)}${extra}`);
+  console.log(
+    `RESULT model=${model} batch=32 ours_img_per_s=${o.toFixed(1)} torch_img_per_s=${t === null ? 'na' : t.toFixed(1)} ratio=${t === null ? 'na' : (o / t).toFixed(3)}${extra}`,
+  );
 }
 
 async function parity() {
@@ -146,7 +159,9 @@ async function parity() {
     const dir = mkdtempSync(join(tmpdir(), 'cvc-parity-'));
     writeFileSync(join(dir, 'train.u8'), train.images);
     writeFileSync(join(dir, 'val.u8'), val.images);
-    const r = spawnSync(python, [join(root, 'bench', 'torch_parity.py'), torchRef, dir, String(train.count), String(val.count), String(epochs)], { encoding: 'utf8' });
+    const r = spawnSync(python, [join(root, 'bench', 'torch_parity.py'), torchRef, dir, String(train.count), String(val.count), String(epochs)], {
+      encoding: 'utf8',
+    });
     rmSync(dir, { recursive: true, force: true });
     if (r.status === 0) results.torch = JSON.parse(r.stdout.trim().split('\n').pop());
     else console.log(`  torch parity run failed: ${r.stderr.trim().split('\n').pop()}`);

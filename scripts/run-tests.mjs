@@ -23,7 +23,8 @@ function find(dir, out = []) {
 }
 
 const files = [];
-if (only !== 'e2e') for (const group of ['packages', 'services']) for (const pkg of readdirSync(join(root, group))) files.push(...find(join(root, group, pkg, 'dist')));
+if (only !== 'e2e')
+  for (const group of ['packages', 'services']) for (const pkg of readdirSync(join(root, group))) files.push(...find(join(root, group, pkg, 'dist')));
 if (only !== 'unit') files.push(...find(join(root, 'test', 'dist', 'e2e')));
 if (files.length === 0) {
   console.error('no compiled tests found: run `npm run build` first');

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 # clang-16 and lld-16 let a test rebuild the committed wasm kernels and compare; it skips where they are missing.
 bash scripts/setup.sh nats-server dataset-fashion-mnist prometheus 'clang-16?' 'lld-16?'
 npm run lint
+# One formatter for everyone: CI fails on code prettier would change ('npm run format' fixes it).
+npm run format:check
 npx buf lint
 if git rev-parse --git-dir >/dev/null 2>&1; then
   npx buf generate

@@ -6,14 +6,26 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { CheckpointKind, RETRY_AFTER_MS_KEY, RunServiceClient, RunSpec, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse, type WorkerServiceClient } from '@cvc/proto';
+import {
+  CheckpointKind,
+  RETRY_AFTER_MS_KEY,
+  RunServiceClient,
+  RunSpec,
+  type AttemptRef,
+  type StartAttemptResponse,
+  type UploadCheckpointResponse,
+  type WorkerServiceClient,
+} from '@cvc/proto';
 import { main } from '@cvc/cli';
 import { captureEnv, startLocalCluster } from '@cvc/cli/testing';
 import { assertNoSecretsInLogs, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;
 const call = <T>(f: (cb: Cb<T>) => unknown): Promise<T> => new Promise((res, rej) => void f((e, r) => (e ? rej(e) : res(r))));
-const code = (c: status, re: RegExp) => (e: unknown): boolean => (e as ServiceError).code === c && re.test((e as ServiceError).details);
+const code =
+  (c: status, re: RegExp) =>
+  (e: unknown): boolean =>
+    (e as ServiceError).code === c && re.test((e as ServiceError).details);
 
 /** Starts an upload and returns its stream, the response promise and a function that finishes it. */
 function startUpload(w: WorkerServiceClient, a: AttemptRef, epoch: number, data: Buffer): { done: Promise<UploadCheckpointResponse>; finish: () => void } {
@@ -50,7 +62,10 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     for (const creds of [credentials.createInsecure(), credentials.createSsl()]) {
       const c = new RunServiceClient(addr, creds, { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' });
       clients.push(c);
-      await assert.rejects(call((cb) => c.listRuns({}, new Metadata(), { deadline: Date.now() + 5000 }, cb)), (e: ServiceError) => e.code === status.UNAVAILABLE || e.code === status.DEADLINE_EXCEEDED);
+      await assert.rejects(
+        call((cb) => c.listRuns({}, new Metadata(), { deadline: Date.now() + 5000 }, cb)),
+        (e: ServiceError) => e.code === status.UNAVAILABLE || e.code === status.DEADLINE_EXCEEDED,
+      );
     }
 
     // No token and a wrong token: UNAUTHENTICATED, on every service and kind of call.
@@ -58,11 +73,26 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     const wrong = runClient(cluster, 'not-a-real-token-0123456789abcdef');
     const anonWorker = workerClient(cluster, '');
     clients.push(anon, wrong, anonWorker);
-    await assert.rejects(call((cb) => anon.listRuns({}, cb)), code(status.UNAUTHENTICATED, /missing bearer token/));
-    await assert.rejects(call((cb) => wrong.listRuns({}, cb)), code(status.UNAUTHENTICATED, /invalid token/));
-    await assert.rejects(call((cb) => wrong.submitRun({ spec: RunSpec.fromPartial({ dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2 }) }, cb)), code(status.UNAUTHENTICATED, /invalid token/));
-    await assert.rejects(call((cb) => anon.getRun({ runId }, cb)), code(status.UNAUTHENTICATED, /missing bearer token/));
-    await assert.rejects(call((cb) => anonWorker.startAttempt({ runId, fold: 0, worker: 'x', delivery: 1 }, cb)), code(status.UNAUTHENTICATED, /missing bearer token/));
+    await assert.rejects(
+      call((cb) => anon.listRuns({}, cb)),
+      code(status.UNAUTHENTICATED, /missing bearer token/),
+    );
+    await assert.rejects(
+      call((cb) => wrong.listRuns({}, cb)),
+      code(status.UNAUTHENTICATED, /invalid token/),
+    );
+    await assert.rejects(
+      call((cb) => wrong.submitRun({ spec: RunSpec.fromPartial({ dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2 }) }, cb)),
+      code(status.UNAUTHENTICATED, /invalid token/),
+    );
+    await assert.rejects(
+      call((cb) => anon.getRun({ runId }, cb)),
+      code(status.UNAUTHENTICATED, /missing bearer token/),
+    );
+    await assert.rejects(
+      call((cb) => anonWorker.startAttempt({ runId, fold: 0, worker: 'x', delivery: 1 }, cb)),
+      code(status.UNAUTHENTICATED, /missing bearer token/),
+    );
     const watch = anon.watchRun({ runId });
     const [watchErr] = (await once(watch, 'error')) as [ServiceError];
     assert.equal(watchErr.code, status.UNAUTHENTICATED);
@@ -74,14 +104,29 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     const workerAsUser = runClient(cluster, cluster.credentials.workerToken);
     const userAsWorker = workerClient(cluster, cluster.credentials.userToken);
     clients.push(workerAsUser, userAsWorker);
-    await assert.rejects(call((cb) => workerAsUser.submitRun({ spec: RunSpec.fromPartial({ dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2 }) }, cb)), code(status.PERMISSION_DENIED, /worker token may not call RunService.SubmitRun/));
-    await assert.rejects(call((cb) => workerAsUser.cancelRun({ runId }, cb)), code(status.PERMISSION_DENIED, /RunService.CancelRun/));
-    await assert.rejects(call((cb) => userAsWorker.startAttempt({ runId, fold: 0, worker: 'x', delivery: 1 }, cb)), code(status.PERMISSION_DENIED, /user token may not call WorkerService.StartAttempt/));
+    await assert.rejects(
+      call((cb) => workerAsUser.submitRun({ spec: RunSpec.fromPartial({ dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2 }) }, cb)),
+      code(status.PERMISSION_DENIED, /worker token may not call RunService.SubmitRun/),
+    );
+    await assert.rejects(
+      call((cb) => workerAsUser.cancelRun({ runId }, cb)),
+      code(status.PERMISSION_DENIED, /RunService.CancelRun/),
+    );
+    await assert.rejects(
+      call((cb) => userAsWorker.startAttempt({ runId, fold: 0, worker: 'x', delivery: 1 }, cb)),
+      code(status.PERMISSION_DENIED, /user token may not call WorkerService.StartAttempt/),
+    );
     const metrics = { epoch: 1, loss: 0.1, valLoss: 0.1, valMse: 0.1, seconds: 1, imagesPerSec: 10 };
-    await assert.rejects(call((cb) => userAsWorker.reportEpoch({ attempt: { runId, fold: 0, token: 'x' }, metrics }, cb)), code(status.PERMISSION_DENIED, /ReportEpoch/));
+    await assert.rejects(
+      call((cb) => userAsWorker.reportEpoch({ attempt: { runId, fold: 0, token: 'x' }, metrics }, cb)),
+      code(status.PERMISSION_DENIED, /ReportEpoch/),
+    );
     // None of that changed the run.
     const run = await call<{ folds: { attempts: number }[] }>((cb) => user.getRun({ runId }, cb));
-    assert.deepEqual(run.folds.map((f) => f.attempts), [0, 0]);
+    assert.deepEqual(
+      run.folds.map((f) => f.attempts),
+      [0, 0],
+    );
 
     // The CLI with a wrong token: a clear error and a non-zero exit code.
     const badFile = join(dir, 'bad-cluster.json');

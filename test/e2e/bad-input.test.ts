@@ -5,16 +5,35 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { CHECKPOINT_CHUNK_BYTES, CheckpointKind, FoldState, HealthClient, HealthCheckResponse_ServingStatus, type WorkerServiceClient, type AttemptRef, type StartAttemptResponse, type UploadCheckpointResponse } from '@cvc/proto';
+import {
+  CHECKPOINT_CHUNK_BYTES,
+  CheckpointKind,
+  FoldState,
+  HealthClient,
+  HealthCheckResponse_ServingStatus,
+  type WorkerServiceClient,
+  type AttemptRef,
+  type StartAttemptResponse,
+  type UploadCheckpointResponse,
+} from '@cvc/proto';
 import { main } from '@cvc/cli';
 import { captureEnv, startLocalCluster } from '@cvc/cli/testing';
 import { channel, getRun, importFashion, runClient, storeOf, submitFashionRun, workerClient } from './helpers.js';
 
 type Cb<T> = (e: ServiceError | null, r: T) => void;
 const call = <T>(f: (cb: Cb<T>) => unknown): Promise<T> => new Promise((res, rej) => void f((e, r) => (e ? rej(e) : res(r))));
-const code = (c: status, re: RegExp) => (e: unknown): boolean => (e as ServiceError).code === c && re.test((e as ServiceError).details);
+const code =
+  (c: status, re: RegExp) =>
+  (e: unknown): boolean =>
+    (e as ServiceError).code === c && re.test((e as ServiceError).details);
 
-function upload(w: WorkerServiceClient, a: AttemptRef, epoch: number, data: Buffer, opts: { sha?: string; chunk?: number; size?: number } = {}): Promise<UploadCheckpointResponse> {
+function upload(
+  w: WorkerServiceClient,
+  a: AttemptRef,
+  epoch: number,
+  data: Buffer,
+  opts: { sha?: string; chunk?: number; size?: number } = {},
+): Promise<UploadCheckpointResponse> {
   return new Promise((resolve, reject) => {
     const s = w.uploadCheckpoint((e, r) => (e ? reject(e) : resolve(r)));
     s.on('error', () => {});
@@ -43,26 +62,75 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     // A run spec is checked with the trainer's own schema: a bad number is INVALID_ARGUMENT naming
     // the proto field, never silently the default, and a seed of 0 is kept (not replaced by 42).
     const spec = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '' };
-    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, learningRate: Number.NaN } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.learning_rate: must be a finite number, got NaN$/));
-    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, learningRate: Number.POSITIVE_INFINITY } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.learning_rate: /));
-    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, epochs: -1 } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.epochs: must be >= 1, got -1$/));
-    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, folds: 0 } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.folds: must be >= 2, got 0$/));
-    await assert.rejects(call((cb) => rc.submitRun({ spec: { ...spec, batchSize: 0 } }, cb)), code(status.INVALID_ARGUMENT, /^spec\.batch_size: must be >= 1, got 0$/));
+    await assert.rejects(
+      call((cb) => rc.submitRun({ spec: { ...spec, learningRate: Number.NaN } }, cb)),
+      code(status.INVALID_ARGUMENT, /^spec\.learning_rate: must be a finite number, got NaN$/),
+    );
+    await assert.rejects(
+      call((cb) => rc.submitRun({ spec: { ...spec, learningRate: Number.POSITIVE_INFINITY } }, cb)),
+      code(status.INVALID_ARGUMENT, /^spec\.learning_rate: /),
+    );
+    await assert.rejects(
+      call((cb) => rc.submitRun({ spec: { ...spec, epochs: -1 } }, cb)),
+      code(status.INVALID_ARGUMENT, /^spec\.epochs: must be >= 1, got -1$/),
+    );
+    await assert.rejects(
+      call((cb) => rc.submitRun({ spec: { ...spec, folds: 0 } }, cb)),
+      code(status.INVALID_ARGUMENT, /^spec\.folds: must be >= 2, got 0$/),
+    );
+    await assert.rejects(
+      call((cb) => rc.submitRun({ spec: { ...spec, batchSize: 0 } }, cb)),
+      code(status.INVALID_ARGUMENT, /^spec\.batch_size: must be >= 1, got 0$/),
+    );
     assert.equal((await call<{ runs: unknown[] }>((cb) => rc.listRuns({}, cb))).runs.length, 0, 'no refused spec was recorded');
     // Through the CLI: `--seed 0` sends 0, and the recorded run's spec has it, with every other field filled in.
     const seedEnv = captureEnv(dir);
-    assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '2', '--epochs', '1', '--seed', '0', '--cluster', join(dir, 'cluster.json')], seedEnv), 0, seedEnv.err());
+    assert.equal(
+      await main(
+        [
+          'run',
+          'submit',
+          '--dataset',
+          'fashion-mnist',
+          '--model',
+          'seed-mnist',
+          '--folds',
+          '2',
+          '--epochs',
+          '1',
+          '--seed',
+          '0',
+          '--cluster',
+          join(dir, 'cluster.json'),
+        ],
+        seedEnv,
+      ),
+      0,
+      seedEnv.err(),
+    );
     const seedRunId = seedEnv.out().trim();
     const seedRun = await getRun(rc, seedRunId);
     assert.equal(seedRun.spec?.seed, 0);
-    assert.deepEqual([seedRun.spec?.folds, seedRun.spec?.epochs, seedRun.spec?.batchSize, seedRun.spec?.learningRate, seedRun.spec?.upsample], [2, 1, 32, 1e-4, 'nearest']);
+    assert.deepEqual(
+      [seedRun.spec?.folds, seedRun.spec?.epochs, seedRun.spec?.batchSize, seedRun.spec?.learningRate, seedRun.spec?.upsample],
+      [2, 1, 32, 1e-4, 'nearest'],
+    );
     await call((cb) => rc.cancelRun({ runId: seedRunId }, cb));
 
     const runId = await submitFashionRun(cluster, 2, 3);
 
-    await assert.rejects(call((cb) => w.startAttempt({ runId: 'no-such-run', fold: 0, worker: 't', delivery: 1 }, cb)), code(status.NOT_FOUND, /run no-such-run does not exist/));
-    await assert.rejects(call((cb) => w.startAttempt({ runId: '../../etc', fold: 0, worker: 't', delivery: 1 }, cb)), code(status.INVALID_ARGUMENT, /malformed/));
-    await assert.rejects(call((cb) => w.startAttempt({ runId, fold: 9, worker: 't', delivery: 1 }, cb)), code(status.INVALID_ARGUMENT, /no fold 9/));
+    await assert.rejects(
+      call((cb) => w.startAttempt({ runId: 'no-such-run', fold: 0, worker: 't', delivery: 1 }, cb)),
+      code(status.NOT_FOUND, /run no-such-run does not exist/),
+    );
+    await assert.rejects(
+      call((cb) => w.startAttempt({ runId: '../../etc', fold: 0, worker: 't', delivery: 1 }, cb)),
+      code(status.INVALID_ARGUMENT, /malformed/),
+    );
+    await assert.rejects(
+      call((cb) => w.startAttempt({ runId, fold: 9, worker: 't', delivery: 1 }, cb)),
+      code(status.INVALID_ARGUMENT, /no fold 9/),
+    );
 
     const first = await call<StartAttemptResponse>((cb) => w.startAttempt({ runId, fold: 0, worker: 't', delivery: 1 }, cb));
     assert.ok(first.proceed && first.token);
@@ -78,11 +146,17 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     const second = await call<StartAttemptResponse>((cb) => w.startAttempt({ runId, fold: 0, worker: 't2', delivery: 2 }, cb));
     assert.equal(second.resumeCheckpoint, stored.key, 'the new attempt resumes from the stored checkpoint');
     const metrics = { epoch: 1, loss: 0.1, valLoss: 0.1, valMse: 0.1, seconds: 1, imagesPerSec: 10 };
-    await assert.rejects(call((cb) => w.reportEpoch({ attempt: a, metrics }, cb)), code(status.FAILED_PRECONDITION, /stale attempt token/));
+    await assert.rejects(
+      call((cb) => w.reportEpoch({ attempt: a, metrics }, cb)),
+      code(status.FAILED_PRECONDITION, /stale attempt token/),
+    );
     await assert.rejects(upload(w, a, 2, good), code(status.FAILED_PRECONDITION, /stale attempt token/));
     const b: AttemptRef = { runId, fold: 0, token: second.token };
     await call((cb) => w.reportEpoch({ attempt: b, metrics }, cb));
-    await assert.rejects(call((cb) => w.reportEpoch({ attempt: b, metrics: { ...metrics, loss: Number.NaN } }, cb)), code(status.INVALID_ARGUMENT, /finite losses/));
+    await assert.rejects(
+      call((cb) => w.reportEpoch({ attempt: b, metrics: { ...metrics, loss: Number.NaN } }, cb)),
+      code(status.INVALID_ARGUMENT, /finite losses/),
+    );
 
     // A checkpoint whose sha256 does not match: refused, and the stored one is untouched.
     const other = Buffer.from(good).fill(7, 0, 1000);

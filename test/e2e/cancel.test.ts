@@ -15,7 +15,12 @@ test('a run cancelled mid-training: its workers stop and take new work, unfinish
   try {
     await importFashion(cluster, 2, 200);
     const runId = await submitFashionRun(cluster, 2, 50);
-    await until('both folds past their first epoch', () => getRun(c, runId), (r) => r.folds.every((f) => f.epochReports >= 1 && f.lastCheckpointEpoch >= 1), 120_000);
+    await until(
+      'both folds past their first epoch',
+      () => getRun(c, runId),
+      (r) => r.folds.every((f) => f.epochReports >= 1 && f.lastCheckpointEpoch >= 1),
+      120_000,
+    );
 
     const env = captureEnv(dir);
     assert.equal(await main(['run', 'cancel', runId, '--json', '--cluster', join(dir, 'cluster.json')], env), 0, env.err());
@@ -23,7 +28,10 @@ test('a run cancelled mid-training: its workers stop and take new work, unfinish
     assert.equal(printed.state, RunState.RUN_STATE_CANCELLED, 'the cancel answers once its clean-up is recorded');
     const run = await getRun(c, runId);
     assert.equal(run.state, RunState.RUN_STATE_CANCELLED);
-    assert.deepEqual(run.folds.map((f) => f.state), [FoldState.FOLD_STATE_CANCELLED, FoldState.FOLD_STATE_CANCELLED]);
+    assert.deepEqual(
+      run.folds.map((f) => f.state),
+      [FoldState.FOLD_STATE_CANCELLED, FoldState.FOLD_STATE_CANCELLED],
+    );
     assert.ok(run.folds.every((f) => f.progress === undefined));
 
     // The workers drop the cancelled folds at their next call and are free for the next run.
@@ -39,7 +47,10 @@ test('a run cancelled mid-training: its workers stop and take new work, unfinish
     for (const f of after.folds) assert.ok((await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`)).length >= 1, `fold ${f.fold} keeps its checkpoints`);
     const summary = Run.fromJSON(JSON.parse(new TextDecoder().decode(await store.getBytes(`runs/${runId}/summary.json`))));
     assert.equal(summary.state, RunState.RUN_STATE_CANCELLED);
-    assert.deepEqual(summary.folds.map((f) => f.state), [FoldState.FOLD_STATE_CANCELLED, FoldState.FOLD_STATE_CANCELLED]);
+    assert.deepEqual(
+      summary.folds.map((f) => f.state),
+      [FoldState.FOLD_STATE_CANCELLED, FoldState.FOLD_STATE_CANCELLED],
+    );
     assert.deepEqual(await store.list(`runs/${runId}/encoder/`), [], 'a cancelled run exports no encoder');
   } finally {
     c.close();

@@ -18,7 +18,10 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     assert.match(imp.out(), /imported at datasets\/fashion-mnist\/[0-9a-f]{16}\/manifest\.json/);
 
     const env = captureEnv(dir);
-    const code = await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '5', '--epochs', '2', '--watch', '--json', '--cluster', clusterFile], env);
+    const code = await main(
+      ['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '5', '--epochs', '2', '--watch', '--json', '--cluster', clusterFile],
+      env,
+    );
     assert.equal(code, 0, env.err());
     const run = Run.fromJSON(JSON.parse(env.out()));
     assert.equal(run.state, RunState.RUN_STATE_SUCCEEDED, run.error);
@@ -28,7 +31,10 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
       assert.equal(f.attempts, 1, `fold ${f.fold} ran once`);
       assert.equal(f.epochReports, 2, `fold ${f.fold}: each epoch reported once`);
-      assert.deepEqual(f.history.map((h) => h.epoch), [1, 2]);
+      assert.deepEqual(
+        f.history.map((h) => h.epoch),
+        [1, 2],
+      );
       assert.equal(f.val?.count, 40);
       assert.equal(f.test?.count, 200);
       const keys = await store.list(`runs/${run.id}/fold-${f.fold}/`);
@@ -50,14 +56,24 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     const encDir = join(dir, 'enc');
     const fetchEnv = captureEnv(dir);
     assert.equal(await main(['encoder', 'fetch', run.id, '--out', encDir, '--cluster', clusterFile], fetchEnv), 0, fetchEnv.err());
-    const meta = JSON.parse(await readFile(join(encDir, 'metadata.json'), 'utf8')) as { fold: number; codeSize: number; inputShape: number[]; datasetVersion: string; losses: { val: number } };
+    const meta = JSON.parse(await readFile(join(encDir, 'metadata.json'), 'utf8')) as {
+      fold: number;
+      codeSize: number;
+      inputShape: number[];
+      datasetVersion: string;
+      losses: { val: number };
+    };
     assert.equal(meta.fold, best.fold);
     assert.equal(meta.codeSize, 10);
     assert.deepEqual(meta.inputShape, [28, 28, 1]);
     assert.equal(meta.datasetVersion, run.datasetVersion);
     assert.equal(meta.losses.val, best.val?.loss);
     const byAcc = captureEnv(dir);
-    assert.equal(await main(['encoder', 'fetch', run.id, '--by', 'cluster-acc', '--out', join(dir, 'enc-acc'), '--cluster', clusterFile], byAcc), 0, byAcc.err());
+    assert.equal(
+      await main(['encoder', 'fetch', run.id, '--by', 'cluster-acc', '--out', join(dir, 'enc-acc'), '--cluster', clusterFile], byAcc),
+      0,
+      byAcc.err(),
+    );
     assert.equal((byAcc.err().match(/k-means accuracy on the test split/g) ?? []).length, 5);
     const badFold = captureEnv(dir);
     assert.equal(await main(['encoder', 'fetch', run.id, '--fold', '9', '--out', join(dir, 'x'), '--cluster', clusterFile], badFold), 2);
@@ -72,7 +88,14 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
 
     const clusterEnv = captureEnv(dir);
     const png = join(dir, 'confusion.png');
-    assert.equal(await main(['cluster', '--encoder', encDir, '--dataset', 'fashion-mnist', '--limit', '500', '--n-init', '3', '--baseline', '--dec', '--confusion', png, '--json'], clusterEnv), 0, clusterEnv.err());
+    assert.equal(
+      await main(
+        ['cluster', '--encoder', encDir, '--dataset', 'fashion-mnist', '--limit', '500', '--n-init', '3', '--baseline', '--dec', '--confusion', png, '--json'],
+        clusterEnv,
+      ),
+      0,
+      clusterEnv.err(),
+    );
     const scores = JSON.parse(clusterEnv.out()) as { images: number; results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number }> };
     assert.equal(scores.images, 500);
     assert.deepEqual(Object.keys(scores.results).sort(), ['encoder+dec', 'encoder+kmeans', 'pixels+kmeans']);
@@ -125,7 +148,11 @@ test('a worker SIGKILLed mid-fold: the task is redelivered and resumes from its 
     await importFashion(cluster, 2, 400);
     const runId = await submitFashionRun(cluster, 2, 3);
     // Wait until some fold has finished its first epoch and is training the next one.
-    const mid = await until('a fold after epoch 1', () => getRun(c, runId), (r) => r.folds.some((f) => f.state === FoldState.FOLD_STATE_RUNNING && f.history.length >= 1 && f.lastCheckpointEpoch >= 1));
+    const mid = await until(
+      'a fold after epoch 1',
+      () => getRun(c, runId),
+      (r) => r.folds.some((f) => f.state === FoldState.FOLD_STATE_RUNNING && f.history.length >= 1 && f.lastCheckpointEpoch >= 1),
+    );
     const victim = mid.folds.find((f) => f.state === FoldState.FOLD_STATE_RUNNING && f.history.length >= 1);
     assert.ok(victim);
     cluster.workers[0]?.kill('SIGKILL');
@@ -136,7 +163,10 @@ test('a worker SIGKILLed mid-fold: the task is redelivered and resumes from its 
     assert.ok(f);
     assert.equal(f.attempts, 2, 'the killed fold was attempted again');
     assert.ok(f.resumedFromEpoch >= 1, `the second attempt resumed after epoch ${f.resumedFromEpoch}`);
-    assert.deepEqual(f.history.map((h) => h.epoch), [1, 2, 3]);
+    assert.deepEqual(
+      f.history.map((h) => h.epoch),
+      [1, 2, 3],
+    );
     // Finished epochs were not trained again: each epoch was reported exactly once overall.
     assert.equal(f.epochReports, 3);
     for (const other of done.folds.filter((x) => x.fold !== victim.fold)) assert.equal(other.state, FoldState.FOLD_STATE_SUCCEEDED);

@@ -23,7 +23,9 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 }
 
 test('the real Fashion-MNIST (Debian dataset-fashion-mnist) is found by name and inspected', async () => {
-  await access(join(FASHION, 'train-images-idx3-ubyte.gz')).catch(() => assert.fail(`${FASHION} is missing: install Debian's dataset-fashion-mnist (the README's test command does)`));
+  await access(join(FASHION, 'train-images-idx3-ubyte.gz')).catch(() =>
+    assert.fail(`${FASHION} is missing: install Debian's dataset-fashion-mnist (the README's test command does)`),
+  );
   const r = await run(['dataset', 'inspect', 'fashion-mnist', '--json'], { CVC_CACHE_DIR: join(tmpdir(), 'cvc-empty-cache') });
   assert.equal(r.code, 0, r.stderr);
   const info = JSON.parse(r.stdout) as { dir: string; train: { count: number; classCounts: number[] }; test: { count: number } };
@@ -36,9 +38,29 @@ test('the real Fashion-MNIST (Debian dataset-fashion-mnist) is found by name and
 test('cvc cv --local trains seed-mnist on real Fashion-MNIST folds end to end', async () => {
   const out = await mkdtemp(join(tmpdir(), 'cvc-e2e-'));
   try {
-    const r = await run(['cv', '--local', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', '3', '--epochs', '2', '--limit', '300', '--out', out, '--json']);
+    const r = await run([
+      'cv',
+      '--local',
+      '--dataset',
+      'fashion-mnist',
+      '--model',
+      'seed-mnist',
+      '--folds',
+      '3',
+      '--epochs',
+      '2',
+      '--limit',
+      '300',
+      '--out',
+      out,
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    const s = JSON.parse(r.stdout) as { folds: { fold: number; bestEpoch: number; metrics: Record<string, { loss: number; count: number }> }[]; loss: Record<string, { mean: number; std: number; n: number }>; bestFold: number };
+    const s = JSON.parse(r.stdout) as {
+      folds: { fold: number; bestEpoch: number; metrics: Record<string, { loss: number; count: number }> }[];
+      loss: Record<string, { mean: number; std: number; n: number }>;
+      bestFold: number;
+    };
     assert.equal(s.folds.length, 3);
     for (const f of s.folds) {
       assert.equal(f.metrics['val']?.count, 100);
@@ -54,7 +76,10 @@ test('cvc cv --local trains seed-mnist on real Fashion-MNIST folds end to end', 
     assert.equal(s.loss['test']?.n, 3);
     const manifest = JSON.parse(await readFile(join(out, 'dataset', 'manifest.json'), 'utf8')) as { dataset: string; shards: { count: number }[] };
     assert.equal(manifest.dataset, 'fashion-mnist');
-    assert.deepEqual(manifest.shards.map((x) => x.count), [100, 100, 100, 300]);
+    assert.deepEqual(
+      manifest.shards.map((x) => x.count),
+      [100, 100, 100, 300],
+    );
     assert.match(r.stderr, /backend: /);
     assert.match(r.stderr, /fold 2 epoch 2\/2/);
   } finally {

@@ -29,7 +29,13 @@ interface PodSpec {
   tolerations?: { key: string }[];
   nodeSelector?: Record<string, string>;
 }
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: { template: { spec: PodSpec } } & Record<string, unknown>; data?: Record<string, string> };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: { template: { spec: PodSpec } } & Record<string, unknown>;
+  data?: Record<string, string>;
+};
 
 // Each kind is checked against its published schema (kubernetes-models validates with JSON Schema).
 const models: Record<string, new (o: never) => { validate(): void }> = {
@@ -89,9 +95,15 @@ for (const overlay of ['k8s/base', 'k8s/overlays/gpu', 'k8s/overlays/cpu', 'k8s/
 }
 
 type Labels = Record<string, string>;
-interface Peer { podSelector?: { matchLabels?: Labels }; namespaceSelector?: { matchLabels?: Labels } }
-interface Policy { spec: { podSelector: { matchLabels?: Labels }; policyTypes: string[]; ingress?: { from?: Peer[]; ports?: { port: number }[] }[] } }
-const matches = (sel: { matchLabels?: Labels } | undefined, labels: Labels): boolean => Object.entries(sel?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+interface Peer {
+  podSelector?: { matchLabels?: Labels };
+  namespaceSelector?: { matchLabels?: Labels };
+}
+interface Policy {
+  spec: { podSelector: { matchLabels?: Labels }; policyTypes: string[]; ingress?: { from?: Peer[]; ports?: { port: number }[] }[] };
+}
+const matches = (sel: { matchLabels?: Labels } | undefined, labels: Labels): boolean =>
+  Object.entries(sel?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
 
 /** Whether the policies let `src` (pod labels, namespace labels) reach `dst` (pod labels in the cvc namespace) on `port`: the NetworkPolicy ingress rules. */
 function allowed(policies: Policy[], src: { pod: Labels; ns: Labels }, dst: Labels, port: number): boolean {
@@ -174,7 +186,10 @@ test('promtool accepts the scrape config and the alert rules, whose unit tests p
 test('the Grafana dashboard is provisioned for the sidecar and only queries metrics the services export', async () => {
   const cm = build('k8s/base').find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'cvc-grafana-dashboard');
   assert.equal(cm?.metadata.labels?.['grafana_dashboard'], '1');
-  const dash = JSON.parse(cm?.data?.['cvc-dashboard.json'] ?? '{}') as { templating: { list: { name: string; type: string }[] }; panels: { title: string; targets: { expr: string; datasource: { uid: string } }[] }[] };
+  const dash = JSON.parse(cm?.data?.['cvc-dashboard.json'] ?? '{}') as {
+    templating: { list: { name: string; type: string }[] };
+    panels: { title: string; targets: { expr: string; datasource: { uid: string } }[] }[];
+  };
   assert.ok(dash.templating.list.some((v) => v.name === 'datasource' && v.type === 'datasource'));
   const exported = new Set<string>();
   for (const reg of [createCoordinatorMetrics().registry, createWorkerMetrics('w').registry]) {
@@ -191,7 +206,8 @@ test('the Grafana dashboard is provisioned for the sidecar and only queries metr
     }
   }
   const titles = dash.panels.map((p) => p.title).join(' | ');
-  for (const want of ['loss per fold', 'Throughput per worker', 'Queue depth', 'Folds by state', 'Failures and redeliveries', 'Checkpoint traffic']) assert.ok(titles.includes(want), want);
+  for (const want of ['loss per fold', 'Throughput per worker', 'Queue depth', 'Folds by state', 'Failures and redeliveries', 'Checkpoint traffic'])
+    assert.ok(titles.includes(want), want);
 });
 
 test('Dockerfiles are multi-stage, run as non-root, and start entry points that exist', () => {
@@ -224,14 +240,30 @@ interface Sts {
     serviceName: string;
     podManagementPolicy?: string;
     volumeClaimTemplates?: unknown[];
-    template: { spec: { affinity?: { podAntiAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { topologyKey: string; labelSelector: { matchLabels: Labels } }[] } }; containers: { name: string; args?: string[]; env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]; envFrom?: { configMapRef?: { name: string } }[] }[] } };
+    template: {
+      spec: {
+        affinity?: { podAntiAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { topologyKey: string; labelSelector: { matchLabels: Labels } }[] } };
+        containers: {
+          name: string;
+          args?: string[];
+          env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+          envFrom?: { configMapRef?: { name: string } }[];
+        }[];
+      };
+    };
   };
 }
-const find = (objs: Obj[], kind: string, name: string): Obj | undefined => objs.find((o) => o.kind === kind && (o.metadata.name === name || o.metadata.name.startsWith(`${name}-`)));
+const find = (objs: Obj[], kind: string, name: string): Obj | undefined =>
+  objs.find((o) => o.kind === kind && (o.metadata.name === name || o.metadata.name.startsWith(`${name}-`)));
 const spreadOverNodes = (s: Sts, app: string): boolean =>
-  (s.spec.template.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).some((t) => t.topologyKey === 'kubernetes.io/hostname' && t.labelSelector.matchLabels['app.kubernetes.io/name'] === app);
+  (s.spec.template.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).some(
+    (t) => t.topologyKey === 'kubernetes.io/hostname' && t.labelSelector.matchLabels['app.kubernetes.io/name'] === app,
+  );
 const pdbAllows = (objs: Obj[], app: string): number | undefined => {
-  const pdb = objs.find((o) => o.kind === 'PodDisruptionBudget' && (o.spec as unknown as { selector: { matchLabels: Labels } }).selector.matchLabels['app.kubernetes.io/name'] === app);
+  const pdb = objs.find(
+    (o) =>
+      o.kind === 'PodDisruptionBudget' && (o.spec as unknown as { selector: { matchLabels: Labels } }).selector.matchLabels['app.kubernetes.io/name'] === app,
+  );
   return (pdb?.spec as { maxUnavailable?: number } | undefined)?.maxUnavailable;
 };
 
@@ -243,7 +275,9 @@ test('base: NATS is a 3-node JetStream cluster (routes by pod DNS name, server_n
   assert.equal(nats.spec.volumeClaimTemplates?.length, 1, 'a PVC per pod');
   assert.ok(spreadOverNodes(nats, 'cvc-nats'), 'one NATS pod per Kubernetes node');
   assert.equal(pdbAllows(objs, 'cvc-nats'), 1, 'drains take one NATS node at a time');
-  const headless = find(objs, 'Service', nats.spec.serviceName) as unknown as { spec: { clusterIP: string; publishNotReadyAddresses: boolean; ports: { port: number }[] } };
+  const headless = find(objs, 'Service', nats.spec.serviceName) as unknown as {
+    spec: { clusterIP: string; publishNotReadyAddresses: boolean; ports: { port: number }[] };
+  };
   assert.equal(headless.spec.clusterIP, 'None');
   assert.equal(headless.spec.publishNotReadyAddresses, true);
   assert.ok(headless.spec.ports.some((p) => p.port === 6222));
@@ -255,13 +289,23 @@ test('base: NATS is a 3-node JetStream cluster (routes by pod DNS name, server_n
   const cluster = /cluster \{([\s\S]*?)\n {0,4}\}/.exec(conf)?.[1] ?? '';
   assert.match(cluster, /port: 6222/);
   const routes = [...cluster.matchAll(/nats:\/\/([a-z0-9-]+)\.([a-z0-9-]+):6222/g)].map((m) => `${m[1]}.${m[2]}`);
-  assert.deepEqual(routes, [0, 1, 2].map((i) => `cvc-nats-${i}.${nats.spec.serviceName}`), 'a route to every pod, by its DNS name');
+  assert.deepEqual(
+    routes,
+    [0, 1, 2].map((i) => `cvc-nats-${i}.${nats.spec.serviceName}`),
+    'a route to every pod, by its DNS name',
+  );
   const config = find(objs, 'ConfigMap', 'cvc-config')?.data ?? {};
   assert.equal(config['CVC_NATS_REPLICAS'], '3');
-  assert.deepEqual(config['CVC_NATS_URL']?.split(','), [0, 1, 2].map((i) => `nats://cvc-nats-${i}.${nats.spec.serviceName}:4222`));
+  assert.deepEqual(
+    config['CVC_NATS_URL']?.split(','),
+    [0, 1, 2].map((i) => `nats://cvc-nats-${i}.${nats.spec.serviceName}:4222`),
+  );
   for (const name of ['cvc-coordinator', 'cvc-worker']) {
     const d = find(objs, 'Deployment', name) as unknown as Sts;
-    assert.ok(d.spec.template.spec.containers[0]?.envFrom?.some((e) => e.configMapRef?.name.startsWith('cvc-config')), `${name} reads cvc-config`);
+    assert.ok(
+      d.spec.template.spec.containers[0]?.envFrom?.some((e) => e.configMapRef?.name.startsWith('cvc-config')),
+      `${name} reads cvc-config`,
+    );
   }
   // The base keeps one MinIO (trial deployments); the ha overlay distributes it.
   const minio = find(objs, 'StatefulSet', 'cvc-minio') as unknown as Sts;

@@ -14,14 +14,21 @@ test('nats-server restarted on its JetStream directory mid-run: tasks and run st
   try {
     await importFashion(cluster, 3, 300);
     const runId = await submitFashionRun(cluster, 3, 3);
-    await until('an epoch reported', () => getRun(c, runId), (r) => r.folds.some((f) => f.history.length >= 1));
+    await until(
+      'an epoch reported',
+      () => getRun(c, runId),
+      (r) => r.folds.some((f) => f.history.length >= 1),
+    );
     await cluster.restartNats(2000);
     const done = await until('the run to finish', () => getRun(c, runId).catch(() => undefined), isFinal, 240_000);
     assert.ok(done);
     assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
     for (const f of done.folds) {
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
-      assert.deepEqual(f.history.map((h) => h.epoch), [1, 2, 3]);
+      assert.deepEqual(
+        f.history.map((h) => h.epoch),
+        [1, 2, 3],
+      );
       // A redelivery (heartbeats could not reach the broker) may redo at most the epoch in flight.
       assert.ok(f.epochReports >= 3 && f.epochReports <= 3 + (f.attempts - 1), `fold ${f.fold}: ${f.epochReports} reports in ${f.attempts} attempts`);
     }
@@ -45,7 +52,12 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
     await cluster.stopS3();
     cluster.addWorker();
     cluster.addWorker();
-    await until('both folds started', () => getRun(c, runId), (r) => r.folds.every((f) => f.attempts === 1), 60_000);
+    await until(
+      'both folds started',
+      () => getRun(c, runId),
+      (r) => r.folds.every((f) => f.attempts === 1),
+      60_000,
+    );
     const downloadOutageStart = Date.now();
     await new Promise((r) => setTimeout(r, 10_000));
     await cluster.startS3();
@@ -82,7 +94,10 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
     // Each fold got at most one report past its stored checkpoints (its upload then waits), and none finished.
     for (const [i, f] of stalled.folds.entries()) {
       assert.equal(f.state, FoldState.FOLD_STATE_RUNNING, `fold ${f.fold} could not finish while its checkpoints could not be stored`);
-      assert.ok(f.epochReports <= (atStop.folds[i]?.epochReports ?? 0) + 1, `fold ${f.fold}: ${f.epochReports} reports, ${atStop.folds[i]?.epochReports} when S3 stopped`);
+      assert.ok(
+        f.epochReports <= (atStop.folds[i]?.epochReports ?? 0) + 1,
+        `fold ${f.fold}: ${f.epochReports} reports, ${atStop.folds[i]?.epochReports} when S3 stopped`,
+      );
     }
 
     const done = await until('the run to finish', () => getRun(c, runId), isFinal, 300_000);
@@ -91,7 +106,10 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
       assert.equal(f.attempts, 1, `fold ${f.fold} needed no second attempt: the outages were retried, not failed`);
       assert.equal(f.epochReports, epochs, `fold ${f.fold}: every epoch reported exactly once`);
-      assert.deepEqual(f.history.map((h) => h.epoch), Array.from({ length: epochs }, (_, i) => i + 1));
+      assert.deepEqual(
+        f.history.map((h) => h.epoch),
+        Array.from({ length: epochs }, (_, i) => i + 1),
+      );
       const keys = (await store.list(`runs/${runId}/fold-${f.fold}/`)).sort();
       const wanted = Array.from({ length: epochs }, (_, i) => `runs/${runId}/fold-${f.fold}/checkpoints/epoch-${String(i + 1).padStart(4, '0')}.ckpt`);
       assert.deepEqual(keys, [`runs/${runId}/fold-${f.fold}/best/model.ckpt`, ...wanted].sort(), `fold ${f.fold}: every checkpoint stored once`);
@@ -99,7 +117,10 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
     // The workers were up (ready, task taken) before S3 came back, retried their shard downloads (logged),
     // and trained only after it; the coordinator retried the checkpoint uploads of the second outage.
     const logOf = async (name: string): Promise<{ time: string; msg: string }[]> =>
-      (await readFile(join(dir, 'logs', `${name}.log`), 'utf8')).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: string; msg: string });
+      (await readFile(join(dir, 'logs', `${name}.log`), 'utf8'))
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { time: string; msg: string });
     const retriedWithin = (lines: { time: string; msg: string }[], from: number, to: number): boolean =>
       lines.some((l) => l.msg === 'object storage unreachable; retrying' && Date.parse(l.time) >= from - 1000 && Date.parse(l.time) <= to + 1000);
     for (const w of ['local-0', 'local-1']) {
@@ -109,7 +130,10 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
       assert.ok(Date.parse(training.time) >= downloadOutageEnd - 1000, `${w} started training only once its shards could be downloaded`);
       assert.ok(retriedWithin(lines, downloadOutageStart, downloadOutageEnd), `${w} logged its download retries during the first outage`);
     }
-    assert.ok(retriedWithin(await logOf('coordinator'), uploadOutageStart, uploadOutageEnd), 'the coordinator logged its upload retries during the second outage');
+    assert.ok(
+      retriedWithin(await logOf('coordinator'), uploadOutageStart, uploadOutageEnd),
+      'the coordinator logged its upload retries during the second outage',
+    );
   } finally {
     c.close();
     await cluster.stop();
@@ -141,7 +165,10 @@ test('a task that always fails: its fold is marked failed with the reason after 
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED, `fold ${f.fold}`);
       assert.equal(f.attempts, 1);
       assert.equal(f.epochReports, 2);
-      assert.deepEqual(f.history.map((h) => h.epoch), [1, 2]);
+      assert.deepEqual(
+        f.history.map((h) => h.epoch),
+        [1, 2],
+      );
       assert.equal((await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`)).length, 2);
       assert.ok(await store.stat(`runs/${runId}/fold-${f.fold}/best/model.ckpt`));
     }
@@ -164,8 +191,16 @@ test('coordinator SIGKILLed mid-run and restarted: workers retry their calls, th
   try {
     await importFashion(cluster, 2, 300);
     const runId = await submitFashionRun(cluster, 2, epochs);
-    const before = await until('both folds reporting', () => getRun(c, runId), (r) => r.folds.every((f) => f.epochReports >= 1), 120_000);
-    assert.ok(before.folds.every((f) => f.epochReports < epochs), 'the kill lands mid-run');
+    const before = await until(
+      'both folds reporting',
+      () => getRun(c, runId),
+      (r) => r.folds.every((f) => f.epochReports >= 1),
+      120_000,
+    );
+    assert.ok(
+      before.folds.every((f) => f.epochReports < epochs),
+      'the kill lands mid-run',
+    );
     c.close();
     await cluster.restartCoordinator();
     c = runClient(cluster);
@@ -176,7 +211,10 @@ test('coordinator SIGKILLed mid-run and restarted: workers retry their calls, th
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
       assert.equal(f.attempts, 1, `fold ${f.fold}: its worker rode out the restart (no new attempt)`);
       assert.equal(f.epochReports, epochs, `fold ${f.fold}: every epoch counted exactly once`);
-      assert.deepEqual(f.history.map((h) => h.epoch), Array.from({ length: epochs }, (_, i) => i + 1));
+      assert.deepEqual(
+        f.history.map((h) => h.epoch),
+        Array.from({ length: epochs }, (_, i) => i + 1),
+      );
       assert.equal((await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`)).length, epochs, `fold ${f.fold}: a checkpoint per epoch`);
     }
     assert.ok(done.summary?.encoder, 'the restarted coordinator finalised the run');

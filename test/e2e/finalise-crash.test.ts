@@ -16,13 +16,25 @@ test('coordinator SIGKILLed inside finalisation: the restarted one finishes the 
   let c = runClient(cluster);
   const coordinatorLog = join(dir, 'logs', 'coordinator.log');
   const logLines = async (): Promise<{ msg: string; run?: string }[]> =>
-    (await readFile(coordinatorLog, 'utf8')).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; run?: string });
+    (await readFile(coordinatorLog, 'utf8'))
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; run?: string });
   try {
     await importFashion(cluster, 2, 200);
     const runId = await submitFashionRun(cluster, 2, 1);
-    const finalizing = await until('the run to be finalising', () => getRun(c, runId), (r) => r.state === RunState.RUN_STATE_FINALIZING || isFinal(r), 240_000);
+    const finalizing = await until(
+      'the run to be finalising',
+      () => getRun(c, runId),
+      (r) => r.state === RunState.RUN_STATE_FINALIZING || isFinal(r),
+      240_000,
+    );
     assert.equal(finalizing.state, RunState.RUN_STATE_FINALIZING, finalizing.error);
-    assert.deepEqual(finalizing.folds.map((f) => f.state), [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_SUCCEEDED], 'FINALIZING is recorded with the last fold');
+    assert.deepEqual(
+      finalizing.folds.map((f) => f.state),
+      [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_SUCCEEDED],
+      'FINALIZING is recorded with the last fold',
+    );
     await until('"finalising run" logged', logLines, (lines) => lines.some((l) => l.msg === 'finalising run' && l.run === runId), 30_000);
     const store = storeOf(cluster);
     assert.deepEqual(await store.list(`runs/${runId}/encoder/`), [], 'the held export has written nothing yet');
@@ -37,16 +49,23 @@ test('coordinator SIGKILLed inside finalisation: the restarted one finishes the 
     assert.equal(done.error, '');
     assert.ok(done.summary, 'a summary');
     assert.ok([0, 1].includes(done.summary.bestFold));
-    for (const m of [done.summary.trainLoss, done.summary.valLoss, done.summary.testLoss]) assert.ok(m && Number.isFinite(m.mean) && m.mean > 0, JSON.stringify(m));
+    for (const m of [done.summary.trainLoss, done.summary.valLoss, done.summary.testLoss])
+      assert.ok(m && Number.isFinite(m.mean) && m.mean > 0, JSON.stringify(m));
     assert.equal(done.summary.encoder, `runs/${runId}/encoder`);
     for (const f of done.folds) {
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED);
       assert.equal(f.attempts, 1, `fold ${f.fold} trained once`);
       assert.equal(f.epochReports, 1, `fold ${f.fold}: its epoch reported once`);
-      assert.deepEqual(f.history.map((h) => h.epoch), [1]);
+      assert.deepEqual(
+        f.history.map((h) => h.epoch),
+        [1],
+      );
     }
     // The encoder, the report pictures and summary.json, from the restarted coordinator.
-    const model = JSON.parse(new TextDecoder().decode(await store.getBytes(`runs/${runId}/encoder/model.json`))) as { modelTopology?: unknown; weightsManifest?: unknown };
+    const model = JSON.parse(new TextDecoder().decode(await store.getBytes(`runs/${runId}/encoder/model.json`))) as {
+      modelTopology?: unknown;
+      weightsManifest?: unknown;
+    };
     assert.ok(model.modelTopology && model.weightsManifest, 'a TensorFlow.js layers model');
     assert.ok(((await store.stat(`runs/${runId}/encoder/weights.bin`))?.size ?? 0) > 0);
     for (const p of ['originals', 'reconstructions', 'loss-curves']) {
@@ -57,7 +76,10 @@ test('coordinator SIGKILLed inside finalisation: the restarted one finishes the 
     assert.equal(summary.state, RunState.RUN_STATE_SUCCEEDED);
     assert.equal(summary.summary?.bestFold, done.summary.bestFold);
     const lines = await logLines();
-    assert.ok(lines.some((l) => l.msg === 'recovering runs'), 'the restarted coordinator took the run up on start');
+    assert.ok(
+      lines.some((l) => l.msg === 'recovering runs'),
+      'the restarted coordinator took the run up on start',
+    );
     assert.equal(lines.filter((l) => l.msg === 'run finished' && l.run === runId).length, 1, 'finished once');
   } finally {
     c.close();

@@ -32,10 +32,25 @@ const rng = createRng(2026);
 const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)] as T;
 
 /** A client whose methods take and return raw bytes, so anything can be sent. */
-function rawClient(svc: Record<string, { path: string; requestStream: boolean; responseStream: boolean }>, address: string, ch: ReturnType<typeof channel>): Client & Record<string, (...a: unknown[]) => unknown> {
+function rawClient(
+  svc: Record<string, { path: string; requestStream: boolean; responseStream: boolean }>,
+  address: string,
+  ch: ReturnType<typeof channel>,
+): Client & Record<string, (...a: unknown[]) => unknown> {
   const id = (b: Buffer): Buffer => b;
   const def: ServiceDefinition = Object.fromEntries(
-    Object.entries(svc).map(([k, m]) => [k, { path: m.path, requestStream: m.requestStream, responseStream: m.responseStream, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id }]),
+    Object.entries(svc).map(([k, m]) => [
+      k,
+      {
+        path: m.path,
+        requestStream: m.requestStream,
+        responseStream: m.responseStream,
+        requestSerialize: id,
+        requestDeserialize: id,
+        responseSerialize: id,
+        responseDeserialize: id,
+      },
+    ]),
   );
   const Ctor = makeGenericClientConstructor(def, 'raw');
   return new Ctor(address, ch.creds, ch.options) as Client & Record<string, (...a: unknown[]) => unknown>;
@@ -52,10 +67,28 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
     await importFashion(cluster, 3, 60);
     const runId = await submitFashionRun(cluster, 3, 2);
     // A live attempt, so worker calls with its token get past the token check into validation.
-    const started = await new Promise<StartAttemptResponse>((res, rej) => wc.startAttempt({ runId, fold: 1, worker: 'fuzz', delivery: 1 }, (e, r) => (e ? rej(e) : res(r))));
+    const started = await new Promise<StartAttemptResponse>((res, rej) =>
+      wc.startAttempt({ runId, fold: 1, worker: 'fuzz', delivery: 1 }, (e, r) => (e ? rej(e) : res(r))),
+    );
     const live = { runId, fold: 1, token: started.token };
 
-    const str = (): string => pick(['', 'a', runId, '../../etc/passwd', 'runs/../x', 'x'.repeat(5000), '\u0000\u0001', 'sp ace', '💥'.repeat(10), 'fashion-mnist', 'seed-mnist', 'seed-cifar', 'nearest', String(rng.int(1e9))]);
+    const str = (): string =>
+      pick([
+        '',
+        'a',
+        runId,
+        '../../etc/passwd',
+        'runs/../x',
+        'x'.repeat(5000),
+        '\u0000\u0001',
+        'sp ace',
+        '💥'.repeat(10),
+        'fashion-mnist',
+        'seed-mnist',
+        'seed-cifar',
+        'nearest',
+        String(rng.int(1e9)),
+      ]);
     const u32 = (): number => pick([0, 1, 2, 3, 5, 100, 65_536, 100_001, 2 ** 31, 2 ** 32 - 1]);
     // RunSpec's numeric fields are optional int32s: unset, negatives and both ends of the range.
     const i32 = (): number | undefined => pick([undefined, 0, 1, 2, 3, 5, -1, 100, 65_536, 100_001, -(2 ** 31), 2 ** 31 - 1]);
@@ -64,18 +97,51 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
     const evalm = () => pick([undefined, { loss: dbl(), mse: dbl(), count: u32() }, { loss: dbl(), mse: dbl(), cosine: dbl(), count: u32() }]);
     const header = () => pick([undefined, { attempt: attempt(), epoch: u32(), kind: pick([0, 1, 2, 7]), size: pick([0, 1, 100, 2 ** 40, 2 ** 53 - 1]) }]);
     const structured: Record<string, () => Uint8Array[]> = {
-      submitRun: () => [SubmitRunRequest.encode(SubmitRunRequest.fromPartial({ spec: pick([undefined, { name: str(), dataset: str(), model: str(), folds: i32(), epochs: i32(), batchSize: i32(), learningRate: pick([undefined, dbl()]), seed: i32(), upsample: str(), datasetVersion: str() }]) })).finish()],
+      submitRun: () => [
+        SubmitRunRequest.encode(
+          SubmitRunRequest.fromPartial({
+            spec: pick([
+              undefined,
+              {
+                name: str(),
+                dataset: str(),
+                model: str(),
+                folds: i32(),
+                epochs: i32(),
+                batchSize: i32(),
+                learningRate: pick([undefined, dbl()]),
+                seed: i32(),
+                upsample: str(),
+                datasetVersion: str(),
+              },
+            ]),
+          }),
+        ).finish(),
+      ],
       getRun: () => [GetRunRequest.encode({ runId: str() }).finish()],
       listRuns: () => [new Uint8Array(0)],
       cancelRun: () => [CancelRunRequest.encode({ runId: pick(['', 'nope', '../x', 'x'.repeat(300)]) }).finish()],
       watchRun: () => [WatchRunRequest.encode({ runId: str() }).finish()],
       downloadCheckpoint: () => [DownloadRequest.encode({ runId: str(), fold: u32() }).finish()],
       startAttempt: () => [StartAttemptRequest.encode({ runId: pick([str(), runId]), fold: pick([u32(), 0, 2]), worker: str(), delivery: u32() }).finish()],
-      reportEpoch: () => [ReportEpochRequest.encode(ReportEpochRequest.fromPartial({ attempt: attempt(), metrics: pick([undefined, { epoch: u32(), loss: dbl(), valLoss: dbl(), valMse: dbl(), seconds: dbl(), imagesPerSec: dbl() }]) })).finish()],
-      finishFold: () => [FinishFoldRequest.encode(FinishFoldRequest.fromPartial({ attempt: attempt(), bestEpoch: u32(), train: evalm(), val: evalm(), test: evalm() })).finish()],
+      reportEpoch: () => [
+        ReportEpochRequest.encode(
+          ReportEpochRequest.fromPartial({
+            attempt: attempt(),
+            metrics: pick([undefined, { epoch: u32(), loss: dbl(), valLoss: dbl(), valMse: dbl(), seconds: dbl(), imagesPerSec: dbl() }]),
+          }),
+        ).finish(),
+      ],
+      finishFold: () => [
+        FinishFoldRequest.encode(FinishFoldRequest.fromPartial({ attempt: attempt(), bestEpoch: u32(), train: evalm(), val: evalm(), test: evalm() })).finish(),
+      ],
       failFold: () => [FailFoldRequest.encode({ attempt: attempt(), error: str(), final: false }).finish()],
       uploadCheckpoint: () =>
-        Array.from({ length: 1 + rng.int(4) }, () => CheckpointChunk.encode(CheckpointChunk.fromPartial({ header: header(), data: Buffer.alloc(rng.int(3000), rng.int(256)), sha256: pick(['', 'ab', 'f'.repeat(64), str()]) })).finish()),
+        Array.from({ length: 1 + rng.int(4) }, () =>
+          CheckpointChunk.encode(
+            CheckpointChunk.fromPartial({ header: header(), data: Buffer.alloc(rng.int(3000), rng.int(256)), sha256: pick(['', 'ab', 'f'.repeat(64), str()]) }),
+          ).finish(),
+        ),
     };
     const mangle = (b: Uint8Array): Buffer => {
       const x = Buffer.from(b);
@@ -91,7 +157,16 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
     };
 
     const seen = new Map<string, Map<string, number>>();
-    const ALLOWED = new Set<number>([status.OK, status.INVALID_ARGUMENT, status.NOT_FOUND, status.FAILED_PRECONDITION, status.RESOURCE_EXHAUSTED, status.DATA_LOSS, status.CANCELLED, status.DEADLINE_EXCEEDED]);
+    const ALLOWED = new Set<number>([
+      status.OK,
+      status.INVALID_ARGUMENT,
+      status.NOT_FOUND,
+      status.FAILED_PRECONDITION,
+      status.RESOURCE_EXHAUSTED,
+      status.DATA_LOSS,
+      status.CANCELLED,
+      status.DEADLINE_EXCEEDED,
+    ]);
     const check = (method: string, code: number, details: string, sample: string): void => {
       const m = seen.get(method) ?? new Map<string, number>();
       seen.set(method, m);
@@ -106,14 +181,19 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
 
     for (const [method, gen] of Object.entries(structured)) {
       const svc = method in RunServiceService ? userRaw : workerRaw;
-      const def = (method in RunServiceService ? RunServiceService : WorkerServiceService) as Record<string, { requestStream: boolean; responseStream: boolean }>;
+      const def = (method in RunServiceService ? RunServiceService : WorkerServiceService) as Record<
+        string,
+        { requestStream: boolean; responseStream: boolean }
+      >;
       for (let i = 0; i < 120; i++) {
         const messages = gen().map((m) => (rng.next() < 0.35 ? mangle(m) : Buffer.from(m)));
         const sample = messages.map((m) => m.subarray(0, 24).toString('hex')).join('|');
         const d = def[method];
         const result = await new Promise<{ code: number; details: string }>((resolve) => {
           if (d?.requestStream) {
-            const call = svc[method]?.(metadata(), deadline(), (e: ServiceError | null) => resolve(e ? { code: e.code, details: e.details } : { code: status.OK, details: '' })) as NodeJS.WritableStream & { on(ev: string, f: () => void): void };
+            const call = svc[method]?.(metadata(), deadline(), (e: ServiceError | null) =>
+              resolve(e ? { code: e.code, details: e.details } : { code: status.OK, details: '' }),
+            ) as NodeJS.WritableStream & { on(ev: string, f: () => void): void };
             call.on('error', () => {});
             for (const m of messages) call.write(m);
             call.end();
@@ -123,7 +203,9 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
             call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details }));
             call.on('end', () => resolve({ code: status.OK, details: '' }));
           } else {
-            svc[method]?.(messages[0], metadata(), deadline(), (e: ServiceError | null) => resolve(e ? { code: e.code, details: e.details } : { code: status.OK, details: '' }));
+            svc[method]?.(messages[0], metadata(), deadline(), (e: ServiceError | null) =>
+              resolve(e ? { code: e.code, details: e.details } : { code: status.OK, details: '' }),
+            );
           }
         });
         check(method, result.code, result.details, sample);

@@ -62,7 +62,13 @@ export async function until<T>(what: string, fn: () => Promise<T>, pred: (v: T) 
 /** Fails when any log file of the local cluster contains one of its generated secrets. */
 export async function assertNoSecretsInLogs(cluster: LocalCluster, extra: readonly string[] = []): Promise<number> {
   const c = cluster.credentials;
-  const secrets = { userToken: c.userToken, workerToken: c.workerToken, natsPass: c.natsPass, s3SecretKey: c.s3SecretKey, ...Object.fromEntries(extra.map((s, i) => [`extra${i}`, s])) };
+  const secrets = {
+    userToken: c.userToken,
+    workerToken: c.workerToken,
+    natsPass: c.natsPass,
+    s3SecretKey: c.s3SecretKey,
+    ...Object.fromEntries(extra.map((s, i) => [`extra${i}`, s])),
+  };
   const dir = join(cluster.dir, 'logs');
   let bytes = 0;
   for (const f of await readdir(dir)) {
@@ -76,13 +82,30 @@ export async function assertNoSecretsInLogs(cluster: LocalCluster, extra: readon
 /** `cvc dataset import fashion-mnist --folds F --limit N` into the local cluster (fails the test on error). */
 export async function importFashion(cluster: LocalCluster, folds: number, limit: number): Promise<void> {
   const env = captureEnv(cluster.dir);
-  assert.equal(await main(['dataset', 'import', 'fashion-mnist', '--folds', String(folds), '--limit', String(limit), '--cluster', join(cluster.dir, 'cluster.json')], env), 0, env.err());
+  assert.equal(
+    await main(['dataset', 'import', 'fashion-mnist', '--folds', String(folds), '--limit', String(limit), '--cluster', join(cluster.dir, 'cluster.json')], env),
+    0,
+    env.err(),
+  );
 }
 
 /** `cvc run submit` of seed-mnist on the imported Fashion-MNIST; returns the run id. */
 export async function submitFashionRun(cluster: LocalCluster, folds: number, epochs: number): Promise<string> {
   const env = captureEnv(cluster.dir);
-  const args = ['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'seed-mnist', '--folds', String(folds), '--epochs', String(epochs), '--cluster', join(cluster.dir, 'cluster.json')];
+  const args = [
+    'run',
+    'submit',
+    '--dataset',
+    'fashion-mnist',
+    '--model',
+    'seed-mnist',
+    '--folds',
+    String(folds),
+    '--epochs',
+    String(epochs),
+    '--cluster',
+    join(cluster.dir, 'cluster.json'),
+  ];
   assert.equal(await main(args, env), 0, env.err());
   return env.out().trim();
 }

@@ -43,20 +43,35 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
     const runId = await submitFashionRun(cluster, folds, epochs);
 
     // The services made the task stream, its consumer and the run bucket with 3 copies (CVC_NATS_REPLICAS=3).
-    const streams = await until('the task stream and the run bucket', () => streamsOn(nats.nodes[0] as NatsClusterNode), (m) => m.has('CVC_TASKS') && m.has('KV_cvc_runs'), 60_000);
+    const streams = await until(
+      'the task stream and the run bucket',
+      () => streamsOn(nats.nodes[0] as NatsClusterNode),
+      (m) => m.has('CVC_TASKS') && m.has('KV_cvc_runs'),
+      60_000,
+    );
     assert.equal(streams.get('CVC_TASKS')?.config.num_replicas, 3);
     assert.equal(streams.get('KV_cvc_runs')?.config.num_replicas, 3);
     assert.equal(streams.get('CVC_TASKS')?.consumer_detail?.find((x) => x.name === 'workers')?.config.num_replicas, 3);
 
     // 1. A node that is not the meta leader dies once epochs are being reported.
-    const first = await until('an epoch reported', () => getRun(c, runId), (r) => totalReports(r) >= 1, 180_000);
+    const first = await until(
+      'an epoch reported',
+      () => getRun(c, runId),
+      (r) => totalReports(r) >= 1,
+      180_000,
+    );
     assert.ok(!ended(first), 'the first kill lands mid-run');
     const leader0 = await nats.metaLeader();
     const follower = nats.nodes.find((n) => n.name !== leader0);
     assert.ok(leader0 && follower);
     await follower.kill();
     // With 2 of 3 up the cluster keeps quorum: training goes on.
-    const withOneDown = await until('another epoch reported with one node down', () => getRun(c, runId), (r) => totalReports(r) > totalReports(first), 180_000);
+    const withOneDown = await until(
+      'another epoch reported with one node down',
+      () => getRun(c, runId),
+      (r) => totalReports(r) > totalReports(first),
+      180_000,
+    );
     // Quorum allows one loss at a time: the follower is back and caught up before the leader goes.
     await follower.start();
     assert.ok(await follower.healthy(), `${follower.name} rejoined and caught up`);
@@ -68,18 +83,33 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
     const atLeaderKill = await getRun(c, runId);
     assert.ok(!ended(atLeaderKill) && totalReports(atLeaderKill) < folds * epochs, 'the second kill lands mid-run, with epochs left to report');
     await leader.kill();
-    t.diagnostic(`epoch reports: ${totalReports(first)} at the follower's kill, ${totalReports(withOneDown)} with it down, ${totalReports(atLeaderKill)} of ${folds * epochs} at the meta leader's kill`);
-    const newLeader = await until('a new meta leader', () => nats.metaLeader(), (l) => l !== undefined && l !== leader.name, 60_000);
+    t.diagnostic(
+      `epoch reports: ${totalReports(first)} at the follower's kill, ${totalReports(withOneDown)} with it down, ${totalReports(atLeaderKill)} of ${folds * epochs} at the meta leader's kill`,
+    );
+    const newLeader = await until(
+      'a new meta leader',
+      () => nats.metaLeader(),
+      (l) => l !== undefined && l !== leader.name,
+      60_000,
+    );
     assert.notEqual(newLeader, leader.name);
 
-    const done = await until('the run to finish', () => getRun(c, runId).catch(() => undefined), (r) => r !== undefined && ended(r), 300_000);
+    const done = await until(
+      'the run to finish',
+      () => getRun(c, runId).catch(() => undefined),
+      (r) => r !== undefined && ended(r),
+      300_000,
+    );
     assert.ok(done);
     assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
     const store = storeOf(cluster);
     for (const f of done.folds) {
       assert.equal(f.state, FoldState.FOLD_STATE_SUCCEEDED, `fold ${f.fold}`);
       assert.equal(f.epochReports, epochs, `fold ${f.fold}: every epoch reported exactly once (${f.attempts} attempts)`);
-      assert.deepEqual(f.history.map((h) => h.epoch), Array.from({ length: epochs }, (_, i) => i + 1));
+      assert.deepEqual(
+        f.history.map((h) => h.epoch),
+        Array.from({ length: epochs }, (_, i) => i + 1),
+      );
       const keys = await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`);
       const wanted = Array.from({ length: epochs }, (_, i) => `runs/${runId}/fold-${f.fold}/checkpoints/epoch-${String(i + 1).padStart(4, '0')}.ckpt`);
       assert.deepEqual(keys.sort(), wanted, `fold ${f.fold}: every checkpoint stored`);
@@ -89,7 +119,7 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
     assert.ok(await store.stat(`runs/${runId}/summary.json`));
     t.diagnostic(`attempts per fold: ${done.folds.map((f) => f.attempts).join(', ')}`);
     // The nats-servers' logs (DIR/logs/nats-n*.log) carry no password either.
-    assert.ok(await assertNoSecretsInLogs(cluster) > 0);
+    assert.ok((await assertNoSecretsInLogs(cluster)) > 0);
   } finally {
     c.close();
     await cluster.stop();

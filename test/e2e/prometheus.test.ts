@@ -31,17 +31,35 @@ test('a real Prometheus scrapes the local cluster: per-fold loss series exist an
     join(dir, 'prometheus.yml'),
     `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: cvc\n    file_sd_configs:\n      - files: ['${join(dir, 'prometheus-targets.json')}']\n        refresh_interval: 1s\n`,
   );
-  const prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+  const prom = spawn(
+    'prometheus',
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'prom-data')}`, `--web.listen-address=127.0.0.1:${promPort}`],
+    { stdio: 'ignore' },
+  );
   const rc = runClient(cluster);
   const q = async (query: string): Promise<PromVector['data']['result']> => {
     const r = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(query)}`);
     return ((await r.json()) as PromVector).data.result;
   };
   try {
-    await until('prometheus ready', () => fetch(`http://127.0.0.1:${promPort}/-/ready`).then((r) => r.ok, () => false), (ok) => ok, 60_000);
+    await until(
+      'prometheus ready',
+      () =>
+        fetch(`http://127.0.0.1:${promPort}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      (ok) => ok,
+      60_000,
+    );
     await importFashion(cluster, 2, 200);
     const runId = await submitFashionRun(cluster, 2, 4);
-    await until('the run to finish', () => getRun(rc, runId), (r) => r.state === RunState.RUN_STATE_SUCCEEDED || r.state === RunState.RUN_STATE_FAILED, 240_000);
+    await until(
+      'the run to finish',
+      () => getRun(rc, runId),
+      (r) => r.state === RunState.RUN_STATE_SUCCEEDED || r.state === RunState.RUN_STATE_FAILED,
+      240_000,
+    );
     // Let two more scrapes happen after the last report.
     await new Promise((r) => setTimeout(r, 2500));
 
@@ -54,12 +72,18 @@ test('a real Prometheus scrapes the local cluster: per-fold loss series exist an
     assert.deepEqual(folds(await q(`changes(cvc_fold_train_loss${sel}[10m]) > 0`)), ['0', '1'], 'each fold’s training loss changed over the run');
     assert.deepEqual(folds(await q(`max by (fold) (cvc_worker_train_loss${sel})`)), ['0', '1'], 'workers: a training-loss series per fold');
     const epochs = await q(`cvc_fold_epochs_done${sel}`);
-    assert.deepEqual(epochs.map((s) => s.value[1]), ['4', '4']);
+    assert.deepEqual(
+      epochs.map((s) => s.value[1]),
+      ['4', '4'],
+    );
     const trained = await q(`sum(cvc_worker_images_trained_total${sel})`);
     assert.equal(Number(trained[0]?.value[1]), 2 * 4 * 100, 'images trained: 2 folds x 4 epochs x 100 images');
     const grpc = await q('sum by (method) (cvc_grpc_requests_total{code="OK"})');
     assert.ok(grpc.some((s) => s.metric['method'] === 'ReportEpoch' && Number(s.value[1]) === 8));
-    assert.deepEqual((await q('cvc_runs{state="succeeded"}')).map((s) => s.value[1]), ['1']);
+    assert.deepEqual(
+      (await q('cvc_runs{state="succeeded"}')).map((s) => s.value[1]),
+      ['1'],
+    );
 
     // promtool lints each service's exposition.
     const targets = JSON.parse(await readFile(join(dir, 'prometheus-targets.json'), 'utf8')) as { targets: string[] }[];

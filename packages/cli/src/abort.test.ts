@@ -20,7 +20,14 @@ test('every command stops on the abort signal with exit 130', async () => {
     await writeIdxDataset(data, randomImageSet(40, 28, 28, 1, 1), randomImageSet(12, 28, 28, 1, 2));
     const clusterFile = join(dir, 'cluster.json');
     // Nothing listens there: a call that was made would fail with exit 1, not 130.
-    await writeFile(clusterFile, JSON.stringify({ coordinator: '127.0.0.1:9', s3: { endPoint: '127.0.0.1', port: 9, accessKey: 'a', secretKey: 'b', bucket: 'cvc' }, security: { insecure: true } }));
+    await writeFile(
+      clusterFile,
+      JSON.stringify({
+        coordinator: '127.0.0.1:9',
+        s3: { endPoint: '127.0.0.1', port: 9, accessKey: 'a', secretKey: 'b', bucket: 'cvc' },
+        security: { insecure: true },
+      }),
+    );
     const c = ['--cluster', clusterFile];
     const commands: [string[], RegExp][] = [
       [['dataset', 'import', data, '--folds', '2', '--out', join(dir, 'shards')], /importing data was cancelled/],
@@ -32,7 +39,10 @@ test('every command stops on the abort signal with exit 130', async () => {
       [['report', 'r-1', ...c], /report r-1 was cancelled/],
       [['embed', '--encoder', join(dir, 'enc'), '--dataset', data, '--out', join(dir, 'codes.npy')], /embed was cancelled/],
       [['cluster', '--encoder', join(dir, 'enc'), '--dataset', data], /cluster was cancelled/],
-      [['cv', '--local', '--dataset', data, '--model', 'seed-mnist', '--folds', '2', '--epochs', '1', '--backend', 'cpu', '--out', join(dir, 'cv')], /was cancelled; finished epochs are checkpointed/],
+      [
+        ['cv', '--local', '--dataset', data, '--model', 'seed-mnist', '--folds', '2', '--epochs', '1', '--backend', 'cpu', '--out', join(dir, 'cv')],
+        /was cancelled; finished epochs are checkpointed/,
+      ],
     ];
     for (const [argv, message] of commands) {
       const env = captureEnv(join(dir, 'cache'));

@@ -27,7 +27,11 @@ function withNegativeNumbers(argv: string[], options: Options): string[] {
 }
 
 /** Parses `argv` strictly; unknown options and missing values become UsageErrors. */
-export function parse<O extends Options>(argv: string[], options: O, command: string): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+export function parse<O extends Options>(
+  argv: string[],
+  options: O,
+  command: string,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     const r = parseArgs({ args: withNegativeNumbers(argv, options), options, strict: true, allowPositionals: true });
     return { values: r.values, positionals: r.positionals };
@@ -68,7 +72,12 @@ function numberOpt(values: Record<string, unknown>, name: string, kind: 'integer
  * An integer option, or `fallback` when absent; checked with `check`
  * (default: a non-negative integer). A bad value names the option.
  */
-export function intOpt(values: Record<string, unknown>, name: string, fallback: number | undefined, check: z.ZodType<number> = nonNegativeInt): number | undefined {
+export function intOpt(
+  values: Record<string, unknown>,
+  name: string,
+  fallback: number | undefined,
+  check: z.ZodType<number> = nonNegativeInt,
+): number | undefined {
   return numberOpt(values, name, 'integer', check) ?? fallback;
 }
 

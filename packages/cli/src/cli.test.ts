@@ -53,10 +53,32 @@ test('cv --local runs every fold, writes results, prints a JSON summary, and res
   const dir = await tinyDataset();
   const out = join(dir, 'run');
   try {
-    const args = ['cv', '--local', '--dataset', join(dir, 'data'), '--model', 'seed-mnist', '--folds', '2', '--epochs', '2', '--batch-size', '8', '--out', out, '--backend', 'wasm'];
+    const args = [
+      'cv',
+      '--local',
+      '--dataset',
+      join(dir, 'data'),
+      '--model',
+      'seed-mnist',
+      '--folds',
+      '2',
+      '--epochs',
+      '2',
+      '--batch-size',
+      '8',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+    ];
     const env = captureEnv(dir);
     assert.equal(await main([...args, '--json'], env), 0, env.err());
-    const summary = JSON.parse(env.out()) as { folds: { fold: number; metrics: { test: { count: number } } }[]; loss: { val: { mean: number; n: number } }; bestFold: number; backend: string };
+    const summary = JSON.parse(env.out()) as {
+      folds: { fold: number; metrics: { test: { count: number } } }[];
+      loss: { val: { mean: number; n: number } };
+      bestFold: number;
+      backend: string;
+    };
     assert.equal(summary.backend, 'wasm');
     assert.equal(summary.folds.length, 2);
     assert.equal(summary.loss.val.n, 2);
@@ -86,7 +108,10 @@ test('cv --local runs every fold, writes results, prints a JSON summary, and res
 
     // Other settings in the same directory are refused rather than mixed.
     const clash = captureEnv(dir);
-    assert.equal(await main(['cv', '--local', '--dataset', join(dir, 'data'), '--model', 'seed-mnist', '--folds', '2', '--epochs', '3', '--out', out], clash), 2);
+    assert.equal(
+      await main(['cv', '--local', '--dataset', join(dir, 'data'), '--model', 'seed-mnist', '--folds', '2', '--epochs', '3', '--out', out], clash),
+      2,
+    );
     assert.match(clash.err(), /holds a run with different settings/);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -97,7 +122,24 @@ test('a corrupted shard in the output directory is re-imported, and a corrupt ch
   const dir = await tinyDataset();
   const out = join(dir, 'run');
   try {
-    const args = ['cv', '--local', '--dataset', join(dir, 'data'), '--model', 'seed-mnist', '--folds', '2', '--epochs', '1', '--batch-size', '8', '--out', out, '--backend', 'wasm'];
+    const args = [
+      'cv',
+      '--local',
+      '--dataset',
+      join(dir, 'data'),
+      '--model',
+      'seed-mnist',
+      '--folds',
+      '2',
+      '--epochs',
+      '1',
+      '--batch-size',
+      '8',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+    ];
     assert.equal(await main(args, captureEnv(dir)), 0);
     await rm(join(out, 'fold-0', 'result.json'));
     await writeFile(join(out, 'fold-0', 'last.ckpt'), 'garbage');

@@ -18,13 +18,16 @@ const good = {
 /** Asserts that parsing `json` fails with a UsageError naming the file and matching `msg`. */
 function bad(json: unknown, msg: RegExp): void {
   const text = typeof json === 'string' ? json : JSON.stringify(json);
-  assert.throws(() => parseClusterFile(text, 'some/cluster.json'), (e: unknown) => {
-    assert.ok(e instanceof UsageError, String(e));
-    assert.match(e.message, /^cluster file some\/cluster\.json/);
-    assert.match(e.message, msg);
-    assert.doesNotMatch(e.message, /sk-secret-value/);
-    return true;
-  });
+  assert.throws(
+    () => parseClusterFile(text, 'some/cluster.json'),
+    (e: unknown) => {
+      assert.ok(e instanceof UsageError, String(e));
+      assert.match(e.message, /^cluster file some\/cluster\.json/);
+      assert.match(e.message, msg);
+      assert.doesNotMatch(e.message, /sk-secret-value/);
+      return true;
+    },
+  );
 }
 
 test('a cluster.json is validated: malformed JSON, a missing field or a wrong type names the file and the field', () => {
@@ -56,7 +59,10 @@ test('resolveCluster reads and checks the file, resolves TLS paths beside it, an
     assert.equal((await resolveCluster(file, { CVC_TOKEN: 'env' })).security?.token, 'env');
     await writeFile(file, JSON.stringify({ ...good, s3: { ...good.s3, port: 'x' } }));
     await assert.rejects(resolveCluster(file, {}), (e: unknown) => e instanceof UsageError && e.message.includes(file) && /s3\.port/.test(e.message));
-    await assert.rejects(resolveCluster(join(dir, 'none.json'), {}), (e: unknown) => e instanceof UsageError && /no cluster found: .*none\.json is missing/.test(e.message));
+    await assert.rejects(
+      resolveCluster(join(dir, 'none.json'), {}),
+      (e: unknown) => e instanceof UsageError && /no cluster found: .*none\.json is missing/.test(e.message),
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -66,11 +72,23 @@ test('S3 settings from the environment are read with the storage schema, naming 
   const env = { CVC_S3_ENDPOINT: 'minio', CVC_S3_PORT: '9000', CVC_S3_ACCESS_KEY: 'a', CVC_S3_SECRET_KEY: 's' };
   assert.deepEqual(s3OptionsFromEnv(env), { endPoint: 'minio', port: 9000, useSSL: false, accessKey: 'a', secretKey: 's', bucket: 'cvc' });
   assert.equal(s3OptionsFromEnv({ ...env, CVC_S3_USE_SSL: 'true' }).useSSL, true);
-  assert.throws(() => s3OptionsFromEnv({ ...env, CVC_S3_PORT: 'ninety' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_PORT');
-  assert.throws(() => s3OptionsFromEnv({ ...env, CVC_S3_SECRET_KEY: undefined }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_SECRET_KEY');
-  assert.throws(() => s3OptionsFromEnv({ ...env, CVC_S3_USE_SSL: 'yes' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_USE_SSL');
+  assert.throws(
+    () => s3OptionsFromEnv({ ...env, CVC_S3_PORT: 'ninety' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_PORT',
+  );
+  assert.throws(
+    () => s3OptionsFromEnv({ ...env, CVC_S3_SECRET_KEY: undefined }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_SECRET_KEY',
+  );
+  assert.throws(
+    () => s3OptionsFromEnv({ ...env, CVC_S3_USE_SSL: 'yes' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_USE_SSL',
+  );
   // The CLI's environment path uses it: a bad port is an error, not NaN.
-  await assert.rejects(resolveCluster(undefined, { ...env, CVC_COORDINATOR: 'c:1', CVC_S3_PORT: 'x', CVC_INSECURE: 'true' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_PORT');
+  await assert.rejects(
+    resolveCluster(undefined, { ...env, CVC_COORDINATOR: 'c:1', CVC_S3_PORT: 'x', CVC_INSECURE: 'true' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_PORT',
+  );
   const c = await resolveCluster(undefined, { ...env, CVC_COORDINATOR: 'c:1', CVC_INSECURE: 'true' });
   assert.equal(c.s3.port, 9000);
 });

@@ -34,7 +34,14 @@ export const clusterFileSchema = z
     natsUrl: optionalText,
     s3: storeOptionsSchema,
     security: z
-      .object({ token: optionalText, caFile: optionalText, certFile: optionalText, keyFile: optionalText, serverName: optionalText, insecure: z.boolean().optional() })
+      .object({
+        token: optionalText,
+        caFile: optionalText,
+        certFile: optionalText,
+        keyFile: optionalText,
+        serverName: optionalText,
+        insecure: z.boolean().optional(),
+      })
       .strict()
       .optional(),
   })
@@ -77,7 +84,9 @@ export async function resolveCluster(clusterFile: string | undefined, env: NodeJ
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot read cluster file ${file}: ${(err as Error).message}`);
-    throw new UsageError(`no cluster found: ${file} is missing. Start one with 'cvc local up', pass --cluster FILE, or set CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_ENDPOINT/PORT/ACCESS_KEY/SECRET_KEY`);
+    throw new UsageError(
+      `no cluster found: ${file} is missing. Start one with 'cvc local up', pass --cluster FILE, or set CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_ENDPOINT/PORT/ACCESS_KEY/SECRET_KEY`,
+    );
   }
   const parsed = parseClusterFile(text, file);
   const s = parsed.security;

@@ -58,7 +58,8 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
     },
     'cv',
   );
-  if (!values['local']) throw new UsageError('cv runs in one process with --local; cluster runs are submitted with `cvc run submit` (coming with the coordinator)');
+  if (!values['local'])
+    throw new UsageError('cv runs in one process with --local; cluster runs are submitted with `cvc run submit` (coming with the coordinator)');
   const dataset = values['dataset'];
   if (typeof dataset !== 'string') throw new UsageError('cv needs --dataset NAME|PATH');
   if (values['model'] === undefined) throw new UsageError(`cv needs --model (${MODEL_NAMES.join(' or ')})`);
@@ -89,7 +90,9 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
     logger,
   );
   if (values['json']) {
-    env.stdout.write(JSON.stringify({ out: result.outDir, backend: result.backend.name, datasetVersion: result.datasetVersion, ...result.summary }, null, 2) + '\n');
+    env.stdout.write(
+      JSON.stringify({ out: result.outDir, backend: result.backend.name, datasetVersion: result.datasetVersion, ...result.summary }, null, 2) + '\n',
+    );
   } else {
     env.stdout.write(`\n${renderSummary(result.summary)}results in ${result.outDir}\n`);
   }

@@ -1,8 +1,31 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, pathExists, type Logger } from '@cvc/core';
-import { concatImages, directorySink, type Dataset, importDataset, loadDataset, readManifestFile, readShardFile, writeManifest, type DatasetManifest, type FoldScheme, type ImageSet } from '@cvc/data';
-import { FoldTrainer, MODEL_SHAPES, resolveTrainConfig, runFold, summarizeFolds, type CvSummary, type FoldSummary, type ModelName, type TrainConfig, type Upsample } from '@cvc/model';
+import {
+  concatImages,
+  directorySink,
+  type Dataset,
+  importDataset,
+  loadDataset,
+  readManifestFile,
+  readShardFile,
+  writeManifest,
+  type DatasetManifest,
+  type FoldScheme,
+  type ImageSet,
+} from '@cvc/data';
+import {
+  FoldTrainer,
+  MODEL_SHAPES,
+  resolveTrainConfig,
+  runFold,
+  summarizeFolds,
+  type CvSummary,
+  type FoldSummary,
+  type ModelName,
+  type TrainConfig,
+  type Upsample,
+} from '@cvc/model';
 import { initBackend, type BackendChoice, type BackendInfo } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
 import { Progress } from './progress.js';
@@ -73,7 +96,10 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   const shape = MODEL_SHAPES[o.model];
   const ds = await loadDataset(o.dataset, env);
   if (ds.train.height !== shape.height || ds.train.width !== shape.width || ds.train.channels !== shape.channels) {
-    throw new ConfigError('model', `${o.model} takes ${shape.height}x${shape.width}x${shape.channels} images but ${ds.name} has ${ds.train.height}x${ds.train.width}x${ds.train.channels}`);
+    throw new ConfigError(
+      'model',
+      `${o.model} takes ${shape.height}x${shape.width}x${shape.channels} images but ${ds.name} has ${ds.train.height}x${ds.train.width}x${ds.train.channels}`,
+    );
   }
   const backend = await initBackend(o.backend, logger, { wasmThreads: o.wasmThreads ?? 1 });
   const progress = new Progress(env.stderr);
@@ -86,15 +112,23 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
 
 /** The folds of runLocalCv, one after another, drawing on `progress`. */
 async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset, backend: BackendInfo, progress: Progress): Promise<LocalCvResult> {
-  progress.log(`backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''}${backend.conv ? `, ${backend.conv} convolutions` : ''})`);
+  progress.log(
+    `backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''}${backend.conv ? `, ${backend.conv} convolutions` : ''})`,
+  );
 
   const dataDir = join(o.out, 'dataset');
   // Deterministic: the same data and settings write the same shards and manifest again.
-  const manifest = await importDataset(ds, { folds: o.folds, scheme: o.scheme, seed: o.seed, ...(o.limit !== undefined ? { limit: o.limit } : {}) }, directorySink(dataDir));
+  const manifest = await importDataset(
+    ds,
+    { folds: o.folds, scheme: o.scheme, seed: o.seed, ...(o.limit !== undefined ? { limit: o.limit } : {}) },
+    directorySink(dataDir),
+  );
   await writeManifest(dataDir, manifest);
   const stored = await readManifestFile(dataDir);
   const { folds, test } = await loadShards(dataDir, stored);
-  progress.log(`dataset: ${ds.name} version ${manifest.version}, ${o.folds} folds (${o.scheme}) of ${folds.map((f) => f.count).join('/')} images, ${test.count} test images`);
+  progress.log(
+    `dataset: ${ds.name} version ${manifest.version}, ${o.folds} folds (${o.scheme}) of ${folds.map((f) => f.count).join('/')} images, ${test.count} test images`,
+  );
 
   const runFile = join(o.out, 'run.json');
   const runSpec = { model: o.model, dataset: ds.name, datasetVersion: manifest.version, folds: o.folds, scheme: o.scheme, config };
@@ -122,25 +156,38 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
     const train = concatImages(folds.filter((_, i) => i !== k));
     const val = folds[k] as ImageSet;
     const lastCkpt = join(foldDir, 'last.ckpt');
-    const trainer = (await pathExists(lastCkpt)) ? await FoldTrainer.resume(await readFile(lastCkpt), lastCkpt) : FoldTrainer.create({ ...config, seed: config.seed + k });
+    const trainer = (await pathExists(lastCkpt))
+      ? await FoldTrainer.resume(await readFile(lastCkpt), lastCkpt)
+      : FoldTrainer.create({ ...config, seed: config.seed + k });
     if (trainer.epochsDone > 0) progress.log(`fold ${k}: resuming after epoch ${trainer.epochsDone} from ${lastCkpt}`);
     try {
-      const result = await runFold(trainer, { train, val, test }, {
-        ...(o.signal ? { signal: o.signal } : {}),
-        onBatch: (p) => {
-          const eta = (p.totalImages - p.images) / Math.max(p.imagesPerSec, 1e-9);
-          progress.set(`fold ${k}`, { label: `fold ${k} epoch ${p.epoch}/${p.epochs}`, value: p.images, total: p.totalImages, detail: `images  ${p.imagesPerSec.toFixed(0)} img/s  eta ${Number.isFinite(eta) ? duration(eta) : '-'}  loss ${num(p.loss)}` });
+      const result = await runFold(
+        trainer,
+        { train, val, test },
+        {
+          ...(o.signal ? { signal: o.signal } : {}),
+          onBatch: (p) => {
+            const eta = (p.totalImages - p.images) / Math.max(p.imagesPerSec, 1e-9);
+            progress.set(`fold ${k}`, {
+              label: `fold ${k} epoch ${p.epoch}/${p.epochs}`,
+              value: p.images,
+              total: p.totalImages,
+              detail: `images  ${p.imagesPerSec.toFixed(0)} img/s  eta ${Number.isFinite(eta) ? duration(eta) : '-'}  loss ${num(p.loss)}`,
+            });
+          },
+          onEpochEnd: async (r, t) => {
+            // The epoch's line replaces its bar (a new bar starts with the next epoch).
+            progress.remove(`fold ${k}`);
+            progress.log(
+              `fold ${k} epoch ${r.epoch}/${config.epochs}  loss ${num(r.loss)}  val_loss ${num(r.valLoss)}  ${r.imagesPerSec.toFixed(1)} img/s  ${r.seconds.toFixed(1)}s`,
+            );
+            await writeFile(`${lastCkpt}.tmp`, await t.checkpoint());
+            await rename(`${lastCkpt}.tmp`, lastCkpt);
+            await writeJson(join(foldDir, 'history.json'), t.epochHistory);
+          },
+          onEvaluate: (split) => progress.set(`fold ${k}`, { label: `fold ${k} evaluating`, value: 0, total: 0, detail: split }),
         },
-        onEpochEnd: async (r, t) => {
-          // The epoch's line replaces its bar (a new bar starts with the next epoch).
-          progress.remove(`fold ${k}`);
-          progress.log(`fold ${k} epoch ${r.epoch}/${config.epochs}  loss ${num(r.loss)}  val_loss ${num(r.valLoss)}  ${r.imagesPerSec.toFixed(1)} img/s  ${r.seconds.toFixed(1)}s`);
-          await writeFile(`${lastCkpt}.tmp`, await t.checkpoint());
-          await rename(`${lastCkpt}.tmp`, lastCkpt);
-          await writeJson(join(foldDir, 'history.json'), t.epochHistory);
-        },
-        onEvaluate: (split) => progress.set(`fold ${k}`, { label: `fold ${k} evaluating`, value: 0, total: 0, detail: split }),
-      });
+      );
       await writeFile(join(foldDir, 'best.ckpt'), result.bestCheckpoint);
       await writeJson(join(foldDir, 'history.json'), result.history);
       const summary: FoldSummary = { fold: k, bestEpoch: result.bestEpoch, metrics: result.metrics };

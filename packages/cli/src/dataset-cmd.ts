@@ -1,5 +1,17 @@
 import { CancelledError, throwIfAborted } from '@cvc/core';
-import { classHistogram, downloadDataset, loadDataset, importDataset, directorySink, writeManifest, DEFAULT_FOLDS, FOLD_SCHEMES, foldCountSchema, type ImageSet, type ShardSink } from '@cvc/data';
+import {
+  classHistogram,
+  downloadDataset,
+  loadDataset,
+  importDataset,
+  directorySink,
+  writeManifest,
+  DEFAULT_FOLDS,
+  FOLD_SCHEMES,
+  foldCountSchema,
+  type ImageSet,
+  type ShardSink,
+} from '@cvc/data';
 import { seedSchema } from '@cvc/model';
 import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
@@ -26,11 +38,25 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
     if (values['json']) {
       const hist = (s: ImageSet): number[] => classHistogram(s.labels, ds.numClasses);
       env.stdout.write(
-        JSON.stringify({ name: ds.name, dir: ds.dir, format: ds.format, shape: [ds.train.height, ds.train.width, ds.train.channels], classNames: ds.classNames, train: { count: ds.train.count, classCounts: hist(ds.train) }, test: { count: ds.test.count, classCounts: hist(ds.test) } }, null, 2) + '\n',
+        JSON.stringify(
+          {
+            name: ds.name,
+            dir: ds.dir,
+            format: ds.format,
+            shape: [ds.train.height, ds.train.width, ds.train.channels],
+            classNames: ds.classNames,
+            train: { count: ds.train.count, classCounts: hist(ds.train) },
+            test: { count: ds.test.count, classCounts: hist(ds.test) },
+          },
+          null,
+          2,
+        ) + '\n',
       );
       return 0;
     }
-    env.stdout.write(`dataset ${ds.name} (${ds.format}) from ${ds.dir}\n\n${describeSet('train', ds.train, ds.classNames)}\n\n${describeSet('test', ds.test, ds.classNames)}\n`);
+    env.stdout.write(
+      `dataset ${ds.name} (${ds.format}) from ${ds.dir}\n\n${describeSet('train', ds.train, ds.classNames)}\n\n${describeSet('test', ds.test, ds.classNames)}\n`,
+    );
     return 0;
   }
   if (sub === 'download') {
@@ -57,13 +83,25 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
   if (sub === 'import') {
     const { values, positionals } = parse(
       rest,
-      { folds: { type: 'string' }, seed: { type: 'string' }, 'fold-scheme': { type: 'string' }, limit: { type: 'string' }, out: { type: 'string' }, cluster: { type: 'string' } },
+      {
+        folds: { type: 'string' },
+        seed: { type: 'string' },
+        'fold-scheme': { type: 'string' },
+        limit: { type: 'string' },
+        out: { type: 'string' },
+        cluster: { type: 'string' },
+      },
       'dataset import',
     );
     const target = positionals[0];
     if (!target) throw new UsageError('dataset import needs a dataset name or PATH');
     const limit = intOpt(values, 'limit', undefined, positiveInt);
-    const opts = { folds: intOpt(values, 'folds', DEFAULT_FOLDS, foldCountSchema) as number, seed: intOpt(values, 'seed', 42, seedSchema) as number, scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'), ...(limit !== undefined ? { limit } : {}) };
+    const opts = {
+      folds: intOpt(values, 'folds', DEFAULT_FOLDS, foldCountSchema) as number,
+      seed: intOpt(values, 'seed', 42, seedSchema) as number,
+      scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'),
+      ...(limit !== undefined ? { limit } : {}),
+    };
     const out = values['out'];
     const shards = opts.folds + 1;
     // A handful of shards: every one gets its line without a terminal.
@@ -98,7 +136,9 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
       const r = await importToStore(ds, opts, cluster.s3, { ...(signal ? { signal } : {}), onShard });
       bars.stop();
       const counts = r.manifest.shards.map((x) => x.count).join('/');
-      env.stdout.write(`${ds.name} version ${r.manifest.version} (${opts.folds} folds, ${counts} images): ${r.added ? 'imported' : 'already imported, nothing changed'} at ${r.key}\n`);
+      env.stdout.write(
+        `${ds.name} version ${r.manifest.version} (${opts.folds} folds, ${counts} images): ${r.added ? 'imported' : 'already imported, nothing changed'} at ${r.key}\n`,
+      );
       return 0;
     } finally {
       bars.stop();

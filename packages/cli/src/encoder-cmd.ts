@@ -44,7 +44,11 @@ async function downloadCheckpoint(c: RunServiceClient, runId: string, fold: numb
     bars.stop();
   }
   const bytes = new Uint8Array(Buffer.concat(parts));
-  if (!expected || sha256(bytes) !== expected) throw new RemoteError('CHECKSUM', `checkpoint of run ${runId} fold ${fold}: sha256 ${sha256(bytes)} does not match the ${expected || 'missing'} sent by the coordinator`);
+  if (!expected || sha256(bytes) !== expected)
+    throw new RemoteError(
+      'CHECKSUM',
+      `checkpoint of run ${runId} fold ${fold}: sha256 ${sha256(bytes)} does not match the ${expected || 'missing'} sent by the coordinator`,
+    );
   return bytes;
 }
 
@@ -68,7 +72,11 @@ async function encoderFromCheckpoint(bytes: Uint8Array): Promise<{ modelJson: st
 }
 
 async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
-  const { values, positionals } = parse(args, { fold: { type: 'string' }, by: { type: 'string' }, out: { type: 'string' }, cluster: { type: 'string' } }, 'encoder fetch');
+  const { values, positionals } = parse(
+    args,
+    { fold: { type: 'string' }, by: { type: 'string' }, out: { type: 'string' }, cluster: { type: 'string' } },
+    'encoder fetch',
+  );
   const runId = positionals[0];
   if (!runId) throw new UsageError('encoder fetch needs a RUN id');
   const out = typeof values['out'] === 'string' ? values['out'] : join('encoders', runId);
@@ -85,7 +93,8 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     const foldOpt = values['fold'];
     if (typeof foldOpt === 'string' && foldOpt !== 'best') {
       fold = intOpt(values, 'fold', 0) as number;
-      if (!done.some((f) => f.fold === fold)) throw new UsageError(`run ${runId} fold ${fold} has not finished (finished: ${done.map((f) => f.fold).join(', ')})`);
+      if (!done.some((f) => f.fold === fold))
+        throw new UsageError(`run ${runId} fold ${fold} has not finished (finished: ${done.map((f) => f.fold).join(', ')})`);
     } else if (by === 'val-loss') {
       fold = done.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b)).fold;
     } else {
@@ -153,18 +162,26 @@ async function checkEncoderMeta(dir: string): Promise<void> {
   }
   for (const f of ['model.json', 'weights.bin']) {
     const want = meta.sha256?.[f];
-    if (want && sha256(await readFile(join(dir, f))) !== want) throw new UsageError(`${join(dir, f)} does not match the sha256 in metadata.json (corrupted?); fetch the encoder again`);
+    if (want && sha256(await readFile(join(dir, f))) !== want)
+      throw new UsageError(`${join(dir, f)} does not match the sha256 in metadata.json (corrupted?); fetch the encoder again`);
   }
 }
 
-const encOpts = { encoder: { type: 'string' }, dataset: { type: 'string' }, split: { type: 'string' }, limit: { type: 'string' }, 'batch-size': { type: 'string' } } as const;
+const encOpts = {
+  encoder: { type: 'string' },
+  dataset: { type: 'string' },
+  split: { type: 'string' },
+  limit: { type: 'string' },
+  'batch-size': { type: 'string' },
+} as const;
 
 async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
   const { values } = parse(args, { ...encOpts, out: { type: 'string' } }, 'embed');
   const dir = values['encoder'];
   const dataset = values['dataset'];
   const out = values['out'];
-  if (typeof dir !== 'string' || typeof dataset !== 'string' || typeof out !== 'string') throw new UsageError('embed needs --encoder DIR --dataset NAME|PATH --out FILE(.npy|.csv)');
+  if (typeof dir !== 'string' || typeof dataset !== 'string' || typeof out !== 'string')
+    throw new UsageError('embed needs --encoder DIR --dataset NAME|PATH --out FILE(.npy|.csv)');
   if (!/\.(npy|csv)$/.test(out)) throw new UsageError(`--out must end in .npy or .csv, got ${out}`);
   await initBackend('auto');
   await checkEncoderMeta(dir);
@@ -178,7 +195,8 @@ async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | u
     await writeFile(out.replace(/\.npy$/, '.labels.npy'), encodeNpy(Float32Array.from(set.labels), codes.n, 1));
   } else {
     const lines = [[...Array.from({ length: codes.d }, (_, j) => `code${j}`), 'label'].join(',')];
-    for (let i = 0; i < codes.n; i++) lines.push([...codes.data.subarray(i * codes.d, (i + 1) * codes.d)].map((v) => v.toPrecision(7)).join(',') + `,${set.labels[i]}`);
+    for (let i = 0; i < codes.n; i++)
+      lines.push([...codes.data.subarray(i * codes.d, (i + 1) * codes.d)].map((v) => v.toPrecision(7)).join(',') + `,${set.labels[i]}`);
     await writeFile(out, lines.join('\n') + '\n');
   }
   env.stdout.write(`${codes.n} codes of size ${codes.d} written to ${out}\n`);
@@ -186,7 +204,20 @@ async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | u
 }
 
 async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
-  const { values } = parse(args, { ...encOpts, k: { type: 'string' }, 'n-init': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, baseline: { type: 'boolean' }, dec: { type: 'boolean' }, confusion: { type: 'string' } }, 'cluster');
+  const { values } = parse(
+    args,
+    {
+      ...encOpts,
+      k: { type: 'string' },
+      'n-init': { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+      baseline: { type: 'boolean' },
+      dec: { type: 'boolean' },
+      confusion: { type: 'string' },
+    },
+    'cluster',
+  );
   const dir = values['encoder'];
   const dataset = values['dataset'];
   if (typeof dir !== 'string' || typeof dataset !== 'string') throw new UsageError('cluster needs --encoder DIR --dataset NAME|PATH');
@@ -230,7 +261,12 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
   if (values['json']) env.stdout.write(JSON.stringify({ images: set.count, k, nInit, seed, codeSize: codes.d, results }, null, 2) + '\n');
   else {
     env.stdout.write(`${set.count} images, ${codes.d}-d codes, k=${k}, ${nInit} restarts\n`);
-    env.stdout.write(table(['method', 'accuracy', 'NMI', 'ARI', 'purity', 'seconds'], Object.entries(results).map(([m, r]) => [m, num(r.accuracy, 4), num(r.nmi, 4), num(r.ari, 4), num(r.purity, 4), r.seconds.toFixed(2)])) + '\n');
+    env.stdout.write(
+      table(
+        ['method', 'accuracy', 'NMI', 'ARI', 'purity', 'seconds'],
+        Object.entries(results).map(([m, r]) => [m, num(r.accuracy, 4), num(r.nmi, 4), num(r.ari, 4), num(r.purity, 4), r.seconds.toFixed(2)]),
+      ) + '\n',
+    );
   }
   tf.disposeVariables();
   return 0;
@@ -241,6 +277,7 @@ export async function encoderCommand(cmd: 'encoder' | 'embed' | 'cluster', argv:
   if (cmd === 'embed') return embedCommand(argv, env, signal);
   if (cmd === 'cluster') return clusterCommand(argv, env, signal);
   const [sub, ...rest] = argv;
-  if (sub !== 'fetch') throw new UsageError(`unknown 'encoder ${sub ?? ''}' (use: cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] --out DIR)`);
+  if (sub !== 'fetch')
+    throw new UsageError(`unknown 'encoder ${sub ?? ''}' (use: cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] --out DIR)`);
   return encoderFetch(rest, env, signal);
 }

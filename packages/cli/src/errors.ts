@@ -27,4 +27,6 @@ export function remoteError(e: ServiceError): RemoteError {
 }
 
 /** `cvc local up` could not start or reach one of its processes. */
-export class LocalClusterError extends CvcError<'COORDINATOR_START' | 'S3_STOPPED' | 'CREDENTIALS_UNREADABLE' | 'NATS_START' | 'NATS_CLUSTERED' | 'SERVICE_NOT_INSTALLED'> {}
+export class LocalClusterError extends CvcError<
+  'COORDINATOR_START' | 'S3_STOPPED' | 'CREDENTIALS_UNREADABLE' | 'NATS_START' | 'NATS_CLUSTERED' | 'SERVICE_NOT_INSTALLED'
+> {}

@@ -4,12 +4,32 @@ import { main } from './index.js';
 import { captureEnv } from './testing.js';
 import { COMMAND_HELP } from './help.js';
 
-const SUBCOMMANDS = ['dataset inspect', 'dataset download', 'dataset import', 'cv', 'local up', 'run submit', 'run watch', 'run show', 'run list', 'run cancel', 'secrets init', 'encoder fetch', 'embed', 'cluster', 'report'];
+const SUBCOMMANDS = [
+  'dataset inspect',
+  'dataset download',
+  'dataset import',
+  'cv',
+  'local up',
+  'run submit',
+  'run watch',
+  'run show',
+  'run list',
+  'run cancel',
+  'secrets init',
+  'encoder fetch',
+  'embed',
+  'cluster',
+  'report',
+];
 
 test('every subcommand has --help: usage, flags with defaults, an example; exit 0', async () => {
   assert.deepEqual(Object.keys(COMMAND_HELP).sort(), [...SUBCOMMANDS].sort());
   for (const name of SUBCOMMANDS) {
-    for (const argv of [[...name.split(' '), '--help'], [...name.split(' '), '-h'], ['help', ...name.split(' ')]]) {
+    for (const argv of [
+      [...name.split(' '), '--help'],
+      [...name.split(' '), '-h'],
+      ['help', ...name.split(' ')],
+    ]) {
       const env = captureEnv('/nonexistent');
       assert.equal(await main(argv, env), 0, `${argv.join(' ')}: ${env.err()}`);
       const out = env.out();

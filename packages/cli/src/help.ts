@@ -14,7 +14,11 @@ export interface CommandHelp {
   readonly example: string;
 }
 
-const CLUSTER: FlagHelp = { flag: '--cluster FILE', text: 'the cluster to talk to (or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*)', default: '.cvc/local/cluster.json' };
+const CLUSTER: FlagHelp = {
+  flag: '--cluster FILE',
+  text: 'the cluster to talk to (or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*)',
+  default: '.cvc/local/cluster.json',
+};
 const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on stdout (every field, zero values included)' };
 
 /** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
@@ -73,7 +77,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     flags: [
       { flag: '--workers N', text: 'worker processes (0..256)', default: 'the number of CPU cores' },
       { flag: '--dir DIR', text: 'state, logs, credentials and cluster.json', default: '.cvc/local' },
-      { flag: '--nats-nodes N', text: 'nats-servers in a JetStream cluster (1..5); with 3 every stream and the run KV keep 3 copies (CVC_NATS_REPLICAS=N), so losing one server loses nothing', default: '1' },
+      {
+        flag: '--nats-nodes N',
+        text: 'nats-servers in a JetStream cluster (1..5); with 3 every stream and the run KV keep 3 copies (CVC_NATS_REPLICAS=N), so losing one server loses nothing',
+        default: '1',
+      },
       { flag: '--backend B', text: "the workers' TensorFlow.js backend: auto, tensorflow, wasm or cpu", default: 'auto' },
       { flag: '--ack-wait-ms MS', text: 'a fold task is redelivered after this long without a heartbeat', default: '60000' },
     ],
@@ -128,7 +136,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     summary: "A private CA, the coordinator's TLS certificate, user and worker tokens and a NATS password, for a Kubernetes deployment.",
     flags: [
       { flag: '--out DIR', text: 'where the files go (refused when it holds credentials already)' },
-      { flag: '--names a,b', text: "DNS names and IP addresses of the coordinator's certificate", default: 'cvc-coordinator, its cluster DNS names, localhost, 127.0.0.1' },
+      {
+        flag: '--names a,b',
+        text: "DNS names and IP addresses of the coordinator's certificate",
+        default: 'cvc-coordinator, its cluster DNS names, localhost, 127.0.0.1',
+      },
     ],
     example: 'cvc secrets init --out deploy/secrets',
   },
@@ -187,7 +199,18 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
 export function renderCommandHelp(name: string, h: CommandHelp): string {
   const width = Math.max(...h.flags.map((f) => f.flag.length), 0);
   const flags = h.flags.map((f) => `  ${f.flag.padEnd(width)}  ${f.text}${f.default !== undefined ? ` (default: ${f.default})` : ''}`);
-  return [`Usage: ${h.usage}`, '', h.summary, '', ...(flags.length ? ['Flags:', ...flags, '  -h, --help'.padEnd(width + 2) + '  this help', ''] : []), 'Example:', `  ${h.example}`, '', `(cvc ${name}: Ctrl-C stops it and exits 130)`, ''].join('\n');
+  return [
+    `Usage: ${h.usage}`,
+    '',
+    h.summary,
+    '',
+    ...(flags.length ? ['Flags:', ...flags, '  -h, --help'.padEnd(width + 2) + '  this help', ''] : []),
+    'Example:',
+    `  ${h.example}`,
+    '',
+    `(cvc ${name}: Ctrl-C stops it and exits 130)`,
+    '',
+  ].join('\n');
 }
 
 /**
@@ -204,6 +227,9 @@ export function helpFor(argv: readonly string[]): string | undefined {
   const cmd = COMMAND_HELP[two] ?? COMMAND_HELP[one];
   if (cmd) return renderCommandHelp(COMMAND_HELP[two] ? two : one, cmd);
   const group = Object.entries(COMMAND_HELP).filter(([n]) => n.startsWith(`${one} `));
-  if (one && group.length > 0) return [`cvc ${one} subcommands:`, ...group.map(([, h]) => `  ${h.usage}`), '', `cvc ${one} SUBCOMMAND --help for its flags and an example.`, ''].join('\n');
+  if (one && group.length > 0)
+    return [`cvc ${one} subcommands:`, ...group.map(([, h]) => `  ${h.usage}`), '', `cvc ${one} SUBCOMMAND --help for its flags and an example.`, ''].join(
+      '\n',
+    );
   return undefined;
 }

@@ -23,7 +23,11 @@ function serviceBin(envVar: string, specifier: string): string {
   try {
     return fileURLToPath(import.meta.resolve(specifier));
   } catch (err) {
-    throw new LocalClusterError('SERVICE_NOT_INSTALLED', `cannot find ${specifier} (${(err as Error).message}); install @cvc/coordinator and @cvc/worker beside @cvc/cli, or set ${envVar}`, { cause: err });
+    throw new LocalClusterError(
+      'SERVICE_NOT_INSTALLED',
+      `cannot find ${specifier} (${(err as Error).message}); install @cvc/coordinator and @cvc/worker beside @cvc/cli, or set ${envVar}`,
+      { cause: err },
+    );
   }
 }
 
@@ -88,7 +92,12 @@ async function ensureCredentials(dir: string): Promise<LocalCredentials> {
     return JSON.parse(await readFile(file, 'utf8')) as LocalCredentials;
   } catch (err) {
     // Only a first start creates credentials: replacing unreadable ones would lock out the data stored with them.
-    if (!isFileNotFound(err)) throw new LocalClusterError('CREDENTIALS_UNREADABLE', `${file} cannot be read (${describeError(err)}); fix or remove it (removing it makes new credentials for the data in ${dir})`, { cause: err });
+    if (!isFileNotFound(err))
+      throw new LocalClusterError(
+        'CREDENTIALS_UNREADABLE',
+        `${file} cannot be read (${describeError(err)}); fix or remove it (removing it makes new credentials for the data in ${dir})`,
+        { cause: err },
+      );
     const c: LocalCredentials = {
       userToken: generateToken(),
       workerToken: generateToken(),
@@ -145,14 +154,17 @@ async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock
   const natsAuth = { user: creds.natsUser, pass: creds.natsPass };
   const natsNodes = o.natsNodes ?? 1;
   if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes > 5) throw new LocalClusterError('NATS_START', `natsNodes must be 1..5, got ${natsNodes}`);
-  const natsCluster = natsNodes > 1 ? await startNatsCluster(join(dir, 'nats-cluster'), { nodes: natsNodes, ...natsAuth, logDir: join(dir, 'logs') }) : undefined;
+  const natsCluster =
+    natsNodes > 1 ? await startNatsCluster(join(dir, 'nats-cluster'), { nodes: natsNodes, ...natsAuth, logDir: join(dir, 'logs') }) : undefined;
   let nats: NatsServer | undefined = natsCluster ? undefined : await startNatsServer(join(dir, 'nats'), natsAuth);
   const natsUrl = natsCluster?.url ?? (nats as NatsServer).url;
   const s3Creds = { accessKey: creds.s3AccessKey, secretKey: creds.s3SecretKey };
   let s3: S3Server | undefined = await startS3Server(join(dir, 's3'), 0, s3Creds);
   const s3Port = s3.port;
   // The caller's own client settings must not leak into the services.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['CVC_TOKEN', 'CVC_INSECURE', 'CVC_TLS_CA', 'CVC_TLS_CERT', 'CVC_TLS_KEY', 'CVC_TLS_SERVER_NAME'].includes(k)));
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !['CVC_TOKEN', 'CVC_INSECURE', 'CVC_TLS_CA', 'CVC_TLS_CERT', 'CVC_TLS_KEY', 'CVC_TLS_SERVER_NAME'].includes(k)),
+  );
   const base: NodeJS.ProcessEnv = {
     ...inherited,
     CVC_NATS_URL: natsUrl,
@@ -225,7 +237,11 @@ async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock
         const m = /CVC_COORDINATOR_PORT=(\d+)/.exec(text);
         if (m) res(Number(m[1]));
       });
-      p.once('exit', (code) => rej(new LocalClusterError('COORDINATOR_START', `the coordinator exited with code ${code} before listening; see ${join(dir, 'logs', 'coordinator.log')}`)));
+      p.once('exit', (code) =>
+        rej(
+          new LocalClusterError('COORDINATOR_START', `the coordinator exited with code ${code} before listening; see ${join(dir, 'logs', 'coordinator.log')}`),
+        ),
+      );
     });
     p.stdout.pipe(out);
     return p;
@@ -310,7 +326,8 @@ async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock
     },
     addWorker,
     restartNats: async (downMs = 0) => {
-      if (!nats) throw new LocalClusterError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: restart them one by one through natsCluster.nodes`);
+      if (!nats)
+        throw new LocalClusterError('NATS_CLUSTERED', `the local cluster runs ${natsNodes} nats-servers: restart them one by one through natsCluster.nodes`);
       const port = nats.port;
       await nats.stop();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));

@@ -9,14 +9,24 @@ import { startLocalCluster } from './local-cluster.js';
 export async function localCommand(argv: string[], env: CliEnv, signal: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'up') throw new UsageError(`unknown 'local ${sub ?? ''}' (use: cvc local up [--workers N] [--dir DIR] [--nats-nodes N])`);
-  const { values } = parse(rest, { workers: { type: 'string' }, dir: { type: 'string' }, backend: { type: 'string' }, 'ack-wait-ms': { type: 'string' }, 'nats-nodes': { type: 'string' } }, 'local up');
+  const { values } = parse(
+    rest,
+    { workers: { type: 'string' }, dir: { type: 'string' }, backend: { type: 'string' }, 'ack-wait-ms': { type: 'string' }, 'nats-nodes': { type: 'string' } },
+    'local up',
+  );
   const workers = intOpt(values, 'workers', availableParallelism()) as number;
   if (workers < 0 || workers > 256) throw new UsageError(`--workers must be 0..256, got ${workers}`);
   const dir = typeof values['dir'] === 'string' ? values['dir'] : DEFAULT_LOCAL_DIR;
   const ackWaitMs = intOpt(values, 'ack-wait-ms', undefined);
   const natsNodes = intOpt(values, 'nats-nodes', 1) as number;
   if (natsNodes < 1 || natsNodes > 5) throw new UsageError(`--nats-nodes must be 1..5 (3 survives losing one), got ${natsNodes}`);
-  const cluster = await startLocalCluster({ dir, workers, ...(typeof values['backend'] === 'string' ? { backend: values['backend'] } : {}), ...(ackWaitMs ? { ackWaitMs } : {}), natsNodes });
+  const cluster = await startLocalCluster({
+    dir,
+    workers,
+    ...(typeof values['backend'] === 'string' ? { backend: values['backend'] } : {}),
+    ...(ackWaitMs ? { ackWaitMs } : {}),
+    natsNodes,
+  });
   const e = cluster.endpoints;
   env.stdout.write(
     [

@@ -70,7 +70,10 @@ async function readOwner(file: string): Promise<LockOwner | undefined> {
  * the pid; a stale one (its process is gone, or the file is unreadable) is
  * moved aside and taken over.
  */
-export async function acquireLocalLock(dir: string, owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() }): Promise<LocalLock> {
+export async function acquireLocalLock(
+  dir: string,
+  owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() },
+): Promise<LocalLock> {
   const file = join(dir, LOCK_FILE);
   for (let tries = 0; tries < 5; tries++) {
     try {
@@ -89,7 +92,8 @@ export async function acquireLocalLock(dir: string, owner: LockOwner = { pid: pr
         },
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LocalLockError('LOCAL_LOCK_FAILED', `cannot create the lock ${file}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new LocalLockError('LOCAL_LOCK_FAILED', `cannot create the lock ${file}: ${(err as Error).message}`);
     }
     const held = await readOwner(file);
     if (held === undefined) continue; // released meanwhile: try again

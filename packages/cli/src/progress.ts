@@ -84,8 +84,7 @@ export class Progress {
       if (!bar) {
         this.bars.set(key, this.multi.create(total, u.value, payload));
         this.drawn = true;
-      }
-      else {
+      } else {
         bar.setTotal(total);
         bar.update(u.value, payload);
       }

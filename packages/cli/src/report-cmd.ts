@@ -22,7 +22,10 @@ export function reportMarkdown(run: Run): string {
     '',
     '| fold | state | best epoch | train loss | val loss | test loss | attempts |',
     '|---|---|---|---|---|---|---|',
-    ...run.folds.map((f) => `| ${f.fold}${f.fold === s?.bestFold ? ' (best)' : ''} | ${FoldState[f.state].replace('FOLD_STATE_', '').toLowerCase()} | ${f.bestEpoch || '-'} | ${f.train ? num(f.train.loss) : '-'} | ${f.val ? num(f.val.loss) : '-'} | ${f.test ? num(f.test.loss) : '-'} | ${f.attempts} |`),
+    ...run.folds.map(
+      (f) =>
+        `| ${f.fold}${f.fold === s?.bestFold ? ' (best)' : ''} | ${FoldState[f.state].replace('FOLD_STATE_', '').toLowerCase()} | ${f.bestEpoch || '-'} | ${f.train ? num(f.train.loss) : '-'} | ${f.val ? num(f.val.loss) : '-'} | ${f.test ? num(f.test.loss) : '-'} | ${f.attempts} |`,
+    ),
     '',
   ];
   if (s?.valLoss) {
@@ -60,7 +63,10 @@ export async function reportCommand(argv: string[], env: CliEnv, signal?: AbortS
   try {
     const run = await unary<Run>(signal, `report ${runId}`, (cb) => c.getRun({ runId }, cb));
     if (run.state !== RunState.RUN_STATE_SUCCEEDED && run.state !== RunState.RUN_STATE_FAILED) {
-      throw new RemoteError('NOT_FINISHED', `run ${runId} is ${RunState[run.state].replace('RUN_STATE_', '').toLowerCase()}; the report is written when it ends`);
+      throw new RemoteError(
+        'NOT_FINISHED',
+        `run ${runId} is ${RunState[run.state].replace('RUN_STATE_', '').toLowerCase()}; the report is written when it ends`,
+      );
     }
     const store = createObjectStore(cluster.s3);
     await mkdir(out, { recursive: true });

@@ -9,7 +9,11 @@ export { RemoteError };
  * server's message. An abort of `signal` cancels the call and rejects with a
  * CancelledError naming `what`.
  */
-export function unary<Res>(signal: AbortSignal | undefined, what: string, invoke: (cb: (e: ServiceError | null, r: Res) => void) => ClientUnaryCall): Promise<Res> {
+export function unary<Res>(
+  signal: AbortSignal | undefined,
+  what: string,
+  invoke: (cb: (e: ServiceError | null, r: Res) => void) => ClientUnaryCall,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(new CancelledError(what, { cause: signal.reason }));

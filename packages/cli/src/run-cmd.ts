@@ -54,10 +54,16 @@ export function renderRun(run: Run): string {
       f.error ? f.error.slice(0, 60) : '',
     ];
   });
-  const lines = [`run ${run.id}: ${stateName(run.state)} (${run.spec?.model} on ${run.spec?.dataset} version ${run.datasetVersion})`, table(['fold', 'state', 'epochs', 'in epoch', 'last val', 'best val', 'test', 'attempts', 'error'], rows)];
+  const lines = [
+    `run ${run.id}: ${stateName(run.state)} (${run.spec?.model} on ${run.spec?.dataset} version ${run.datasetVersion})`,
+    table(['fold', 'state', 'epochs', 'in epoch', 'last val', 'best val', 'test', 'attempts', 'error'], rows),
+  ];
   const s = run.summary;
   if (s?.valLoss) {
-    lines.push('', `mean +- std over folds: train ${num(s.trainLoss?.mean ?? NaN)} +- ${num(s.trainLoss?.std ?? NaN)}  val ${num(s.valLoss.mean)} +- ${num(s.valLoss.std)}  test ${num(s.testLoss?.mean ?? NaN)} +- ${num(s.testLoss?.std ?? NaN)}`);
+    lines.push(
+      '',
+      `mean +- std over folds: train ${num(s.trainLoss?.mean ?? NaN)} +- ${num(s.trainLoss?.std ?? NaN)}  val ${num(s.valLoss.mean)} +- ${num(s.valLoss.std)}  test ${num(s.testLoss?.mean ?? NaN)} +- ${num(s.testLoss?.std ?? NaN)}`,
+    );
     lines.push(`best fold: ${s.bestFold}${s.encoder ? `; encoder at ${s.encoder}/model.json` : ''}`);
   }
   if (run.error) lines.push(`error: ${run.error}`);
@@ -98,7 +104,8 @@ export async function watchRun(c: RunServiceClient, runId: string, env: CliEnv, 
     });
   } catch (err) {
     bars.stop();
-    if (err instanceof CancelledError) env.stderr.write(`the run goes on on the cluster: cvc run watch ${runId} follows it again, cvc run cancel ${runId} stops it\n`);
+    if (err instanceof CancelledError)
+      env.stderr.write(`the run goes on on the cluster: cvc run watch ${runId} follows it again, cvc run cancel ${runId} stops it\n`);
     throw err;
   } finally {
     bars.stop();
@@ -171,12 +178,26 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
       }
       case 'list': {
         const { runs } = await unary<ListRunsResponse>(signal, 'run list', (cb) => c.listRuns({}, cb));
-        if (values['json']) env.stdout.write(JSON.stringify(runs.map((r) => runJson(r)), null, 2) + '\n');
+        if (values['json'])
+          env.stdout.write(
+            JSON.stringify(
+              runs.map((r) => runJson(r)),
+              null,
+              2,
+            ) + '\n',
+          );
         else
           env.stdout.write(
             table(
               ['run', 'state', 'model', 'dataset', 'folds done', 'val loss'],
-              runs.map((r) => [r.id, stateName(r.state), r.spec?.model ?? '', r.spec?.dataset ?? '', `${r.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED).length}/${r.folds.length}`, r.summary?.valLoss ? `${num(r.summary.valLoss.mean)} +- ${num(r.summary.valLoss.std)}` : '-']),
+              runs.map((r) => [
+                r.id,
+                stateName(r.state),
+                r.spec?.model ?? '',
+                r.spec?.dataset ?? '',
+                `${r.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED).length}/${r.folds.length}`,
+                r.summary?.valLoss ? `${num(r.summary.valLoss.mean)} +- ${num(r.summary.valLoss.std)}` : '-',
+              ]),
             ) + '\n',
           );
         return 0;

@@ -39,7 +39,13 @@ test('numeric flags are checked with the run-spec schema: bounds and 0 where 0 i
   usage(() => trainingFlags({ 'learning-rate': '-1e-4' }), 'learning-rate', /must be > 0/);
   usage(() => trainingFlags({ seed: '-1' }), 'seed', /must be >= 0/);
   usage(() => trainingFlags({ seed: '2147483648' }), 'seed', /int32/);
-  assert.deepEqual(trainingFlags({ folds: '2', epochs: '+3', 'batch-size': ' 8 ', 'learning-rate': '1e-3', seed: '0' }), { folds: 2, epochs: 3, batchSize: 8, learningRate: 1e-3, seed: 0 });
+  assert.deepEqual(trainingFlags({ folds: '2', epochs: '+3', 'batch-size': ' 8 ', 'learning-rate': '1e-3', seed: '0' }), {
+    folds: 2,
+    epochs: 3,
+    batchSize: 8,
+    learningRate: 1e-3,
+    seed: 0,
+  });
   assert.equal(floatOpt({ lr: '.5' }, 'lr'), 0.5);
   assert.equal(intOpt({ n: '7' }, 'n', 1, positiveInt), 7);
   assert.equal(intOpt({}, 'n', 1, positiveInt), 1);
@@ -51,8 +57,28 @@ test('run submit: unset flags leave the spec field unset, set ones (0 included) 
   const bare = runSpecFromFlags(submit);
   for (const k of ['folds', 'epochs', 'batchSize', 'learningRate', 'seed'] as const) assert.equal(k in bare, false, `${k} is unset`);
   assert.deepEqual(bare, { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', upsample: '', datasetVersion: '' });
-  const all = runSpecFromFlags({ ...submit, seed: '0', folds: '3', epochs: '2', 'batch-size': '16', 'learning-rate': '0.001', upsample: 'bilinear', name: 'n1' });
-  assert.deepEqual(all, { name: 'n1', dataset: 'fashion-mnist', model: 'seed-mnist', folds: 3, epochs: 2, batchSize: 16, learningRate: 0.001, seed: 0, upsample: 'bilinear', datasetVersion: '' });
+  const all = runSpecFromFlags({
+    ...submit,
+    seed: '0',
+    folds: '3',
+    epochs: '2',
+    'batch-size': '16',
+    'learning-rate': '0.001',
+    upsample: 'bilinear',
+    name: 'n1',
+  });
+  assert.deepEqual(all, {
+    name: 'n1',
+    dataset: 'fashion-mnist',
+    model: 'seed-mnist',
+    folds: 3,
+    epochs: 2,
+    batchSize: 16,
+    learningRate: 0.001,
+    seed: 0,
+    upsample: 'bilinear',
+    datasetVersion: '',
+  });
   assert.throws(() => runSpecFromFlags({ model: 'seed-mnist' }), /needs --dataset/);
 });
 

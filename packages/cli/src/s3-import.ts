@@ -15,7 +15,12 @@ export interface ImportHooks {
  * datasets/NAME/VERSION/, registered in the dataset's index. A version is
  * immutable: importing the same data with the same settings changes nothing.
  */
-export async function importToStore(ds: Dataset, opts: ImportOptions, s3: StoreOptions, hooks: ImportHooks = {}): Promise<{ manifest: DatasetManifest; added: boolean; key: string }> {
+export async function importToStore(
+  ds: Dataset,
+  opts: ImportOptions,
+  s3: StoreOptions,
+  hooks: ImportHooks = {},
+): Promise<{ manifest: DatasetManifest; added: boolean; key: string }> {
   const store = createObjectStore(s3);
   await store.ensureBucket();
   const catalog = createDatasetCatalog(store);

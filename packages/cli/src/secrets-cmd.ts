@@ -21,13 +21,25 @@ export async function secretsCommand(argv: string[], env: CliEnv): Promise<numbe
   const { values } = parse(rest, { out: { type: 'string' }, names: { type: 'string' } }, 'secrets init');
   if (typeof values['out'] !== 'string') throw new UsageError('secrets init: --out DIR is required');
   const out = resolve(values['out']);
-  const names = typeof values['names'] === 'string' ? values['names'].split(',').map((n) => n.trim()).filter(Boolean) : DEFAULT_NAMES;
+  const names =
+    typeof values['names'] === 'string'
+      ? values['names']
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean)
+      : DEFAULT_NAMES;
   if (names.length === 0) throw new UsageError('--names needs at least one DNS name or IP address');
   const tokensFile = join(out, 'auth.env');
   if (await pathExists(tokensFile)) throw new UsageError(`${tokensFile} exists: refusing to replace credentials in use (choose another --out)`);
   const pki = await ensureLocalPki(out, names, 825);
   const worker = generateToken();
-  const lines = [`CVC_USER_TOKENS=${generateToken()}`, `CVC_WORKER_TOKENS=${worker}`, `CVC_WORKER_TOKEN=${worker}`, 'NATS_USER=cvc', `NATS_PASS=${randomBytes(24).toString('base64url')}`];
+  const lines = [
+    `CVC_USER_TOKENS=${generateToken()}`,
+    `CVC_WORKER_TOKENS=${worker}`,
+    `CVC_WORKER_TOKEN=${worker}`,
+    'NATS_USER=cvc',
+    `NATS_PASS=${randomBytes(24).toString('base64url')}`,
+  ];
   await writeFile(tokensFile, lines.join('\n') + '\n', { mode: 0o600 });
   await chmod(tokensFile, 0o600);
   env.stdout.write(

@@ -37,7 +37,12 @@ function run(): Run {
     state: RunState.RUN_STATE_RUNNING,
     spec: { dataset: 'fashion-mnist', model: 'seed-mnist', epochs: 3, folds: 2 },
     folds: [
-      { fold: 0, state: FoldState.FOLD_STATE_RUNNING, attempts: 1, progress: { epoch: 1, epochs: 3, images: 800, totalImages: 4800, imagesPerSec: 200, loss: 0.3, etaSeconds: 70, updatedAtMs: 1 } },
+      {
+        fold: 0,
+        state: FoldState.FOLD_STATE_RUNNING,
+        attempts: 1,
+        progress: { epoch: 1, epochs: 3, images: 800, totalImages: 4800, imagesPerSec: 200, loss: 0.3, etaSeconds: 70, updatedAtMs: 1 },
+      },
       { fold: 1, state: FoldState.FOLD_STATE_PENDING },
     ],
   });
@@ -57,7 +62,14 @@ async function fakeCoordinator(dir: string): Promise<{ file: string; cancelled: 
   server.addService(RunServiceService, impl as RunServiceServer);
   const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   const file = join(dir, 'cluster.json');
-  await writeFile(file, JSON.stringify({ coordinator: `127.0.0.1:${port}`, s3: { endPoint: '127.0.0.1', port: 1, accessKey: 'a', secretKey: 'b', bucket: 'cvc' }, security: { insecure: true } }));
+  await writeFile(
+    file,
+    JSON.stringify({
+      coordinator: `127.0.0.1:${port}`,
+      s3: { endPoint: '127.0.0.1', port: 1, accessKey: 'a', secretKey: 'b', bucket: 'cvc' },
+      security: { insecure: true },
+    }),
+  );
   return { file, cancelled: () => cancelled, close: () => server.forceShutdown() };
 }
 
@@ -92,7 +104,27 @@ test('Ctrl-C stops cv --local after the current batch with exit 130 and a resume
   const dir = await mkdtemp(join(tmpdir(), 'cvc-sig-'));
   try {
     await writeIdxDataset(join(dir, 'data'), randomImageSet(40, 28, 28, 1, 1), randomImageSet(12, 28, 28, 1, 2));
-    const c = cvc(['cv', '--local', '--dataset', join(dir, 'data'), '--model', 'seed-mnist', '--folds', '2', '--epochs', '500', '--batch-size', '8', '--backend', 'wasm', '--out', join(dir, 'run')], { CVC_CACHE_DIR: join(dir, 'cache') });
+    const c = cvc(
+      [
+        'cv',
+        '--local',
+        '--dataset',
+        join(dir, 'data'),
+        '--model',
+        'seed-mnist',
+        '--folds',
+        '2',
+        '--epochs',
+        '500',
+        '--batch-size',
+        '8',
+        '--backend',
+        'wasm',
+        '--out',
+        join(dir, 'run'),
+      ],
+      { CVC_CACHE_DIR: join(dir, 'cache') },
+    );
     await until('the first epoch', () => /fold 0 epoch 1\/500 +loss/.test(c.err()), 120_000);
     c.p.kill('SIGINT');
     assert.equal(await c.exit, 130, c.err());
@@ -111,7 +143,10 @@ test('local up: a second one on the same directory is refused naming it and the 
     assert.ok(up.out().includes('Ctrl-C stops everything.'), up.err());
     const lock = JSON.parse(await readFile(join(local, LOCK_FILE), 'utf8')) as { pid: number };
     assert.equal(lock.pid, up.p.pid);
-    const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(up.p.pid)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+    const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(up.p.pid)], { encoding: 'utf8' })
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     assert.ok(children.length >= 2, `nats-server and the coordinator run under ${up.p.pid}: ${children.join(',')}`);
 
     const second = cvc(['local', 'up', '--workers', '0', '--dir', local]);

@@ -10,7 +10,11 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 test('a hand-made case: accuracy, purity, NMI and ARI', () => {
   const y = [0, 0, 0, 1, 1, 1, 2, 2, 2];
   const c = [1, 1, 0, 2, 2, 2, 0, 0, 0];
-  assert.deepEqual(confusionMatrix(y, c), [[1, 0, 3], [2, 0, 0], [0, 3, 0]]);
+  assert.deepEqual(confusionMatrix(y, c), [
+    [1, 0, 3],
+    [2, 0, 0],
+    [0, 3, 0],
+  ]);
   const h = hungarianAccuracy(y, c);
   close(h.accuracy, 8 / 9);
   assert.deepEqual(h.mapping, [2, 0, 1]);
@@ -47,9 +51,19 @@ test('the Hungarian algorithm finds the minimum-cost assignment', () => {
   assert.deepEqual(a, [1, 0, 2]);
   // Brute force over all permutations agrees on a random 6x6 matrix.
   const m = Array.from({ length: 6 }, (_, r) => Array.from({ length: 6 }, (_, c) => ((r * 7 + c * 13 + r * c) % 17) + 1));
-  const best = (rows: number[], used: Set<number>): number => (rows.length === 0 ? 0 : Math.min(...range(6).filter((c) => !used.has(c)).map((c) => (m[rows[0] as number]?.[c] as number) + best(rows.slice(1), new Set([...used, c])))));
+  const best = (rows: number[], used: Set<number>): number =>
+    rows.length === 0
+      ? 0
+      : Math.min(
+          ...range(6)
+            .filter((c) => !used.has(c))
+            .map((c) => (m[rows[0] as number]?.[c] as number) + best(rows.slice(1), new Set([...used, c]))),
+        );
   const h = hungarian(m);
-  assert.equal(h.reduce((s, c, r) => s + (m[r]?.[c] as number), 0), best(range(6), new Set()));
+  assert.equal(
+    h.reduce((s, c, r) => s + (m[r]?.[c] as number), 0),
+    best(range(6), new Set()),
+  );
 });
 
 test('k-means finds well-separated blobs and matches scikit-learn’s inertia', () => {
@@ -60,7 +74,13 @@ test('k-means finds well-separated blobs and matches scikit-learn’s inertia', 
     data.set([cl * 5 + Math.sin(j * 1.7), (cl % 2) * 7 + Math.cos(j * 2.3), ((j * 7919) % 97) / 97], j * 3);
   }
   const r = kmeans({ data, n, d: 3 }, { k: 4, nInit: 10, seed: 0 });
-  close(ari(range(n).map((j) => j % 4), r.labels), 1);
+  close(
+    ari(
+      range(n).map((j) => j % 4),
+      r.labels,
+    ),
+    1,
+  );
   close(r.inertia, 649.6246668235772, 1e-6);
   assert.deepEqual(kmeans({ data, n, d: 3 }, { k: 4, seed: 0 }).labels, r.labels, 'reproducible from the seed');
   assert.throws(() => kmeans({ data, n, d: 3 }, { k: 0 }), RangeError);

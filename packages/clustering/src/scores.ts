@@ -125,5 +125,10 @@ export function ari(classes: ArrayLike<number>, clusters: ArrayLike<number>): nu
 
 /** All four scores. */
 export function scoreClustering(classes: ArrayLike<number>, clusters: ArrayLike<number>): { accuracy: number; nmi: number; ari: number; purity: number } {
-  return { accuracy: hungarianAccuracy(classes, clusters).accuracy, nmi: nmi(classes, clusters), ari: ari(classes, clusters), purity: purity(classes, clusters) };
+  return {
+    accuracy: hungarianAccuracy(classes, clusters).accuracy,
+    nmi: nmi(classes, clusters),
+    ari: ari(classes, clusters),
+    purity: purity(classes, clusters),
+  };
 }

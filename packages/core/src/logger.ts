@@ -26,7 +26,8 @@ export function createJsonLogger(
   secrets: readonly string[] = [],
 ): Logger {
   const known = secrets.filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
-  const replacer = (key: string, value: unknown): unknown => (key !== '' && SECRET_FIELD.test(key) && value !== undefined && value !== '' ? '[redacted]' : value);
+  const replacer = (key: string, value: unknown): unknown =>
+    key !== '' && SECRET_FIELD.test(key) && value !== undefined && value !== '' ? '[redacted]' : value;
   const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void => {
     if (order[lvl] < order[level]) return;
     let line = JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }, replacer);

@@ -160,8 +160,14 @@ test('an already-aborted signal runs nothing', async () => {
 });
 
 test('invalid policy numbers are refused', async () => {
-  await assert.rejects(retry(() => Promise.resolve(1), { deadlineMs: NaN }), /retry\.deadlineMs/);
-  await assert.rejects(retry(() => Promise.resolve(1), { initialDelayMs: -1 }), /retry\.initialDelayMs/);
+  await assert.rejects(
+    retry(() => Promise.resolve(1), { deadlineMs: NaN }),
+    /retry\.deadlineMs/,
+  );
+  await assert.rejects(
+    retry(() => Promise.resolve(1), { initialDelayMs: -1 }),
+    /retry\.initialDelayMs/,
+  );
 });
 
 test('createBackoff grows, caps and resets', () => {

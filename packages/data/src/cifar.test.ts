@@ -22,11 +22,20 @@ test('CIFAR-10 records are converted from CHW to HWC', () => {
 
 test('a truncated batch or a bad label is refused with the file named', () => {
   const bytes = encodeCifarBatch(randomImageSet(3, 32, 32, 3));
-  assert.throws(() => parseCifarBatch(bytes.subarray(0, bytes.length - 5), 'data_batch_1.bin'), (e: unknown) => e instanceof DataError && e.code === 'CIFAR_TRUNCATED' && /data_batch_1\.bin/.test(e.message));
+  assert.throws(
+    () => parseCifarBatch(bytes.subarray(0, bytes.length - 5), 'data_batch_1.bin'),
+    (e: unknown) => e instanceof DataError && e.code === 'CIFAR_TRUNCATED' && /data_batch_1\.bin/.test(e.message),
+  );
   const bad = bytes.slice();
   bad[3073] = 10;
-  assert.throws(() => parseCifarBatch(bad, 'x.bin'), (e: unknown) => e instanceof DataError && e.code === 'CIFAR_BAD_LABEL' && /record 1 has label 10/.test(e.message));
-  assert.throws(() => parseCifarBatch(new Uint8Array(0), 'x.bin'), (e: unknown) => e instanceof DataError && e.code === 'CIFAR_EMPTY');
+  assert.throws(
+    () => parseCifarBatch(bad, 'x.bin'),
+    (e: unknown) => e instanceof DataError && e.code === 'CIFAR_BAD_LABEL' && /record 1 has label 10/.test(e.message),
+  );
+  assert.throws(
+    () => parseCifarBatch(new Uint8Array(0), 'x.bin'),
+    (e: unknown) => e instanceof DataError && e.code === 'CIFAR_EMPTY',
+  );
 });
 
 test('a CIFAR-10 directory loads with its five official batches', async () => {

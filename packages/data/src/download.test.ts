@@ -72,7 +72,10 @@ test('the CIFAR-10 archive path downloads, verifies and unpacks into loadable ba
   const archive = new Uint8Array(gzipSync(encodeTar(batches)));
   const { server, base } = await serve({ 'cifar-10-binary.tar.gz': archive });
   try {
-    const info: DatasetInfo = { ...(DATASETS['cifar-10'] as DatasetInfo), downloads: [{ file: 'cifar-10-binary.tar.gz', bytes: archive.length, sha256: sha(archive) }] };
+    const info: DatasetInfo = {
+      ...(DATASETS['cifar-10'] as DatasetInfo),
+      downloads: [{ file: 'cifar-10-binary.tar.gz', bytes: archive.length, sha256: sha(archive) }],
+    };
     const out = await downloadDataset('cifar-10', dir, { mirrors: [base], info });
     const ds = await loadDataset('cifar-10', { cacheDir: dir });
     assert.equal(ds.dir, out);

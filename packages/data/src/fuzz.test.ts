@@ -67,7 +67,10 @@ function fuzz(name: string, good: Uint8Array, file: string, seed: number, parse:
       parse(bytes);
     } catch (err) {
       if (!(err instanceof DataError)) assert.fail(`${name}, case ${i} (${what}): ${String((err as Error)?.stack ?? err)}`);
-      assert.ok(err.message.startsWith(`${file}: `) && err.message.length > file.length + 4, `${name}: the message names the file and the problem: ${err.message}`);
+      assert.ok(
+        err.message.startsWith(`${file}: `) && err.message.length > file.length + 4,
+        `${name}: the message names the file and the problem: ${err.message}`,
+      );
       refused++;
     }
   }
@@ -79,7 +82,11 @@ test('IDX reader (raw and gzipped): every malformed input is a DataError, valid 
   const raw = encodeIdx([6, 7, 5], set.images);
   let refused = fuzz('idx raw', raw, 'x-images-idx3-ubyte', 11, (b) => {
     const a = parseIdx(b, 'x-images-idx3-ubyte', 3);
-    assert.equal(a.data.length, a.dims.reduce((p, d) => p * d, 1), 'data length matches the dimensions');
+    assert.equal(
+      a.data.length,
+      a.dims.reduce((p, d) => p * d, 1),
+      'data length matches the dimensions',
+    );
   });
   assert.ok(refused > ITERATIONS / 2, `most mutations are refused (${refused})`);
   refused = fuzz('idx gz', new Uint8Array(gzipSync(raw)), 'x-images-idx3-ubyte.gz', 12, (b) => void parseIdx(b, 'x-images-idx3-ubyte.gz', 3));
@@ -104,7 +111,11 @@ test('CIFAR-10 batch reader: every malformed input is a DataError', () => {
 
 test('shard reader, whole and streamed in random pieces: every corruption is refused, none reaches training', async () => {
   const set = randomImageSet(9, 6, 6, 1, 7);
-  const good = encodeShard(set, Array.from({ length: 9 }, (_, i) => i), { dataset: 'fuzz', fold: 0 });
+  const good = encodeShard(
+    set,
+    Array.from({ length: 9 }, (_, i) => i),
+    { dataset: 'fuzz', fold: 0 },
+  );
   const refused = fuzz('shard', good, 'fold-0.shard', 14, (b) => {
     const s = decodeShard(b, 'fold-0.shard');
     // Anything that decodes is the original: the sha256 trailer makes corruption detectable.
@@ -115,7 +126,7 @@ test('shard reader, whole and streamed in random pieces: every corruption is ref
   for (let i = 0; i < 300; i++) {
     const { bytes, what } = mutate(good, rng);
     async function* pieces(): AsyncGenerator<Uint8Array> {
-      for (let at = 0; at < bytes.length; ) {
+      for (let at = 0; at < bytes.length;) {
         const n = 1 + int(rng, 40);
         yield await Promise.resolve(bytes.subarray(at, at + n));
         at += n;
@@ -140,7 +151,19 @@ test('tar reader and dataset manifest parser: malformed input is a DataError', (
     for (const e of readTar(b, 'cifar.tar')) assert.ok(e.data.length <= b.length);
   });
   const manifest = new TextEncoder().encode(
-    JSON.stringify({ format: 'cvc-dataset/1', dataset: 'fuzz', version: '0123456789abcdef', folds: 2, height: 28, width: 28, channels: 1, numClasses: 10, train: 10, test: 2, shards: [] }),
+    JSON.stringify({
+      format: 'cvc-dataset/1',
+      dataset: 'fuzz',
+      version: '0123456789abcdef',
+      folds: 2,
+      height: 28,
+      width: 28,
+      channels: 1,
+      numClasses: 10,
+      train: 10,
+      test: 2,
+      shards: [],
+    }),
   );
   fuzz('manifest', manifest, 'manifest.json', 17, (b) => void parseManifest(new TextDecoder().decode(b), 'manifest.json'));
 });

@@ -22,12 +22,21 @@ test('parseIdx names the file and the problem', () => {
   const good = encodeIdx([2, 2, 2], new Uint8Array(8));
   const badMagic = good.slice();
   badMagic[0] = 7;
-  assert.throws(() => parseIdx(badMagic, 'm.idx', 3), (e: unknown) => code('IDX_BAD_MAGIC')(e) && /m\.idx/.test((e as Error).message));
+  assert.throws(
+    () => parseIdx(badMagic, 'm.idx', 3),
+    (e: unknown) => code('IDX_BAD_MAGIC')(e) && /m\.idx/.test((e as Error).message),
+  );
   const badType = good.slice();
   badType[2] = 0x0d;
-  assert.throws(() => parseIdx(badType, 't.idx', 3), (e: unknown) => code('IDX_BAD_TYPE')(e) && /float/.test((e as Error).message));
+  assert.throws(
+    () => parseIdx(badType, 't.idx', 3),
+    (e: unknown) => code('IDX_BAD_TYPE')(e) && /float/.test((e as Error).message),
+  );
   assert.throws(() => parseIdx(good, 'd.idx', 1), code('IDX_BAD_DIMS'));
-  assert.throws(() => parseIdx(good.subarray(0, good.length - 1), 'tr.idx', 3), (e: unknown) => code('IDX_TRUNCATED')(e) && /need 8 payload bytes, found 7/.test((e as Error).message));
+  assert.throws(
+    () => parseIdx(good.subarray(0, good.length - 1), 'tr.idx', 3),
+    (e: unknown) => code('IDX_TRUNCATED')(e) && /need 8 payload bytes, found 7/.test((e as Error).message),
+  );
   assert.throws(() => parseIdx(new Uint8Array([...good, 1]), 'x.idx', 3), code('IDX_TRAILING'));
   assert.throws(() => parseIdx(new Uint8Array(gzipSync(good)).subarray(0, 10), 'g.gz', 3), code('GZIP_CORRUPT'));
   assert.throws(() => parseIdx(new Uint8Array(2), 's.idx', 3), code('IDX_TRUNCATED'));
@@ -46,7 +55,10 @@ test('loadDataset validates counts and label ranges of an IDX directory', async 
     assert.deepEqual([...ds.train.images.subarray(0, 784)], [...train.images.subarray(0, 784)]);
 
     await writeFile(join(dir, IDX_FILES.testLabels), encodeIdx([9], new Uint8Array(9)));
-    await assert.rejects(loadDataset(dir, { cacheDir: dir }), (e: unknown) => code('IDX_COUNT_MISMATCH')(e) && /9 labels but .* 10 images/.test((e as Error).message));
+    await assert.rejects(
+      loadDataset(dir, { cacheDir: dir }),
+      (e: unknown) => code('IDX_COUNT_MISMATCH')(e) && /9 labels but .* 10 images/.test((e as Error).message),
+    );
 
     const labels = new Uint8Array(10);
     labels[4] = 12;
@@ -64,7 +76,8 @@ test('an unknown name or an empty directory gets an error that says what to do',
     await assert.rejects(loadDataset(dir, { cacheDir: dir }), code('DATASET_UNRECOGNISED'));
     await assert.rejects(
       loadDataset('mnist', { cacheDir: dir, dataDirs: [] }),
-      (e: unknown) => code('DATASET_NOT_FOUND')(e) && /cvc dataset download mnist/.test((e as Error).message) && /train-images-idx3-ubyte\.gz/.test((e as Error).message),
+      (e: unknown) =>
+        code('DATASET_NOT_FOUND')(e) && /cvc dataset download mnist/.test((e as Error).message) && /train-images-idx3-ubyte\.gz/.test((e as Error).message),
     );
     // A known name found in a data directory.
     await writeIdxDataset(join(dir, 'mnist'), randomImageSet(12, 28, 28, 1), randomImageSet(4, 28, 28, 1));

@@ -9,7 +9,12 @@ export interface IdxArray {
 }
 
 const typeNames: Record<number, string> = {
-  0x08: 'unsigned byte', 0x09: 'signed byte', 0x0b: 'short', 0x0c: 'int', 0x0d: 'float', 0x0e: 'double',
+  0x08: 'unsigned byte',
+  0x09: 'signed byte',
+  0x0b: 'short',
+  0x0c: 'int',
+  0x0d: 'float',
+  0x0e: 'double',
 };
 
 /** Returns the bytes, gunzipped when they start with the gzip magic. */

@@ -48,7 +48,10 @@ async function detect(dir: string): Promise<{ format: 'idx' | 'cifar10'; dir: st
  * cache and its system directories (Debian's dataset-fashion-mnist); anything
  * else is a path. Throws a DataError that says where the files should go.
  */
-export async function locateDataset(nameOrPath: string, opts: LocateOptions): Promise<{ name: string; dir: string; format: 'idx' | 'cifar10'; info?: DatasetInfo }> {
+export async function locateDataset(
+  nameOrPath: string,
+  opts: LocateOptions,
+): Promise<{ name: string; dir: string; format: 'idx' | 'cifar10'; info?: DatasetInfo }> {
   const info = datasetInfo(nameOrPath);
   if (info !== undefined) {
     const candidates = [...(opts.dataDirs ?? []).map((d) => join(d, info.name)), join(opts.cacheDir, info.name), ...info.systemDirs];
@@ -56,7 +59,7 @@ export async function locateDataset(nameOrPath: string, opts: LocateOptions): Pr
       const found = await detect(c);
       if (found) return { name: info.name, ...found, info };
     }
-    const hint = info.name === 'fashion-mnist' ? ' or install Debian\'s dataset-fashion-mnist package,' : '';
+    const hint = info.name === 'fashion-mnist' ? " or install Debian's dataset-fashion-mnist package," : '';
     throw new DataError(
       'DATASET_NOT_FOUND',
       `dataset '${info.name}' was not found in ${candidates.join(', ')}. Run 'cvc dataset download ${info.name}'${hint} or place ${info.downloads.map((d) => d.file).join(', ')} in ${join(opts.cacheDir, info.name)}`,
@@ -67,7 +70,8 @@ export async function locateDataset(nameOrPath: string, opts: LocateOptions): Pr
   try {
     isDir = (await stat(dir)).isDirectory();
   } catch (err) {
-    if (!isFileNotFound(err)) throw new DataError('FILE_UNREADABLE', `cannot read (${(err as NodeJS.ErrnoException).code ?? describeError(err)})`, dir, { cause: err });
+    if (!isFileNotFound(err))
+      throw new DataError('FILE_UNREADABLE', `cannot read (${(err as NodeJS.ErrnoException).code ?? describeError(err)})`, dir, { cause: err });
     throw new DataError('DATASET_UNKNOWN', `'${nameOrPath}' is neither a known dataset (mnist, fashion-mnist, cifar-10) nor an existing directory`);
   }
   if (!isDir) throw new DataError('DATASET_UNKNOWN', `'${nameOrPath}' is not a directory; a dataset path is a directory of IDX files or CIFAR-10 batches`);
@@ -126,7 +130,11 @@ export async function loadDataset(nameOrPath: string, opts: LocateOptions): Prom
     ds = { name: loc.name, dir: loc.dir, format: 'cifar10', numClasses, classNames, train: concatImages(trainBatches), test, trainBatches };
   }
   if (loc.info && (ds.train.height !== loc.info.height || ds.train.width !== loc.info.width || ds.train.channels !== loc.info.channels)) {
-    throw new DataError('SHAPE_MISMATCH', `${loc.info.name} images must be ${loc.info.height}x${loc.info.width}x${loc.info.channels}, found ${ds.train.height}x${ds.train.width}x${ds.train.channels}`, loc.dir);
+    throw new DataError(
+      'SHAPE_MISMATCH',
+      `${loc.info.name} images must be ${loc.info.height}x${loc.info.width}x${loc.info.channels}, found ${ds.train.height}x${ds.train.width}x${ds.train.channels}`,
+      loc.dir,
+    );
   }
   return ds;
 }

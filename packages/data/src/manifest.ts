@@ -65,7 +65,8 @@ function sourceHash(sets: readonly ImageSet[]): string {
 export function computeFolds(ds: Dataset, train: ImageSet, trainIdx: Int32Array | undefined, opts: ImportOptions): Int32Array[] {
   if (opts.scheme === 'stratified') return stratifiedKFold(train.labels, opts.folds, opts.seed);
   if (ds.format === 'cifar10') {
-    if (opts.folds !== 5) throw new ConfigError('folds', `the seed scheme for CIFAR-10 uses the five official batches as folds, so --folds must be 5 (got ${opts.folds})`);
+    if (opts.folds !== 5)
+      throw new ConfigError('folds', `the seed scheme for CIFAR-10 uses the five official batches as folds, so --folds must be 5 (got ${opts.folds})`);
     const sizes = (ds.trainBatches ?? []).map((b) => b.count);
     const parts = partFolds(sizes);
     if (trainIdx === undefined) return parts;

@@ -4,8 +4,19 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  encodeShard, decodeShard, shardChunks, streamShardRecords, readShardStream, randomImageSet, DataError,
-  importDataset, directorySink, writeManifest, readManifestFile, readShardFile, type Dataset,
+  encodeShard,
+  decodeShard,
+  shardChunks,
+  streamShardRecords,
+  readShardStream,
+  randomImageSet,
+  DataError,
+  importDataset,
+  directorySink,
+  writeManifest,
+  readManifestFile,
+  readShardFile,
+  type Dataset,
 } from './index.js';
 
 const code = (c: string) => (err: unknown) => err instanceof DataError && err.code === c;
@@ -34,7 +45,10 @@ test('a shard round-trips images, labels and source indices', async () => {
   // Streamed in odd-sized pieces, with small batches, the result is the same.
   const parts = [];
   for await (const p of streamShardRecords(chunked(bytes, 37), 's', 2)) parts.push(p);
-  assert.deepEqual(parts.map((p) => p.set.count), [2, 2, 1]);
+  assert.deepEqual(
+    parts.map((p) => p.set.count),
+    [2, 2, 1],
+  );
   const whole = await readShardStream(chunked(bytes, 1000), 's');
   assert.deepEqual(whole.set.images, s.set.images);
   assert.deepEqual([...whole.indices], indices);
@@ -44,10 +58,17 @@ test('a shard round-trips images, labels and source indices', async () => {
 });
 
 test('a corrupted, truncated or foreign shard is refused, streamed or not', async () => {
-  const bytes = encodeShard(randomImageSet(20, 4, 4, 1), Array.from({ length: 20 }, (_, i) => i), {});
+  const bytes = encodeShard(
+    randomImageSet(20, 4, 4, 1),
+    Array.from({ length: 20 }, (_, i) => i),
+    {},
+  );
   const flipped = bytes.slice();
   flipped[200] = (flipped[200] as number) ^ 0xff;
-  assert.throws(() => decodeShard(flipped, 'f.cvcs'), (e: unknown) => code('SHARD_CHECKSUM')(e) && /f\.cvcs/.test((e as Error).message));
+  assert.throws(
+    () => decodeShard(flipped, 'f.cvcs'),
+    (e: unknown) => code('SHARD_CHECKSUM')(e) && /f\.cvcs/.test((e as Error).message),
+  );
   await assert.rejects(readShardStream(chunked(flipped, 64), 'f.cvcs'), code('SHARD_CHECKSUM'));
   // Streaming yields records before the end, then throws: nothing after the error is trusted.
   const seen: number[] = [];
@@ -66,11 +87,22 @@ test('a corrupted, truncated or foreign shard is refused, streamed or not', asyn
   assert.throws(() => decodeShard(foreign, 'x'), code('SHARD_BAD_MAGIC'));
   const future = bytes.slice();
   future[8] = 9;
-  assert.throws(() => decodeShard(future, 'x'), (e: unknown) => code('SHARD_BAD_VERSION')(e) && /version 9/.test((e as Error).message));
+  assert.throws(
+    () => decodeShard(future, 'x'),
+    (e: unknown) => code('SHARD_BAD_VERSION')(e) && /version 9/.test((e as Error).message),
+  );
 });
 
 function tinyDataset(): Dataset {
-  return { name: 'tiny', dir: '/nowhere', format: 'idx', numClasses: 10, classNames: [...'0123456789'], train: randomImageSet(100, 28, 28, 1, 5), test: randomImageSet(30, 28, 28, 1, 6) };
+  return {
+    name: 'tiny',
+    dir: '/nowhere',
+    format: 'idx',
+    numClasses: 10,
+    classNames: [...'0123456789'],
+    train: randomImageSet(100, 28, 28, 1, 5),
+    test: randomImageSet(30, 28, 28, 1, 6),
+  };
 }
 
 test('importing writes fold shards and a manifest; the same data gives the same version', async () => {

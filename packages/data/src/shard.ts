@@ -107,7 +107,8 @@ function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; re
   if (magic !== SHARD_MAGIC) throw new DataError('SHARD_BAD_MAGIC', `not a cvc shard (magic ${JSON.stringify(magic)})`, name);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = dv.getUint32(8, true);
-  if (version !== SHARD_VERSION) throw new DataError('SHARD_BAD_VERSION', `shard format version ${version} is not supported (this cvc reads version ${SHARD_VERSION})`, name);
+  if (version !== SHARD_VERSION)
+    throw new DataError('SHARD_BAD_VERSION', `shard format version ${version} is not supported (this cvc reads version ${SHARD_VERSION})`, name);
   const len = dv.getUint32(12, true);
   if (len > MAX_HEADER) throw new DataError('SHARD_CORRUPT', `header length ${len} exceeds ${MAX_HEADER}`, name);
   if (bytes.length < 16 + len) throw new DataError('SHARD_TRUNCATED', `header truncated (${bytes.length - 16} of ${len} bytes)`, name);
@@ -119,7 +120,11 @@ function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; re
   }
   const dims = [header.height, header.width, header.channels, header.count];
   if (header.dtype !== 'uint8' || !dims.every((d) => Number.isInteger(d) && d >= 0) || header.height * header.width * header.channels === 0) {
-    throw new DataError('SHARD_CORRUPT', `header has an invalid shape or dtype: ${JSON.stringify({ dtype: header.dtype, height: header.height, width: header.width, channels: header.channels, count: header.count })}`, name);
+    throw new DataError(
+      'SHARD_CORRUPT',
+      `header has an invalid shape or dtype: ${JSON.stringify({ dtype: header.dtype, height: header.height, width: header.width, channels: header.channels, count: header.count })}`,
+      name,
+    );
   }
   return { header, recordsAt: 16 + len };
 }
@@ -136,7 +141,11 @@ export function decodeShard(bytes: Uint8Array, name: string): Shard {
   if (new TextDecoder().decode(bytes.subarray(endAt, endAt + 8)) !== SHARD_END) throw new DataError('SHARD_CORRUPT', 'trailer magic missing', name);
   const digest = createHash('sha256').update(bytes.subarray(0, endAt)).digest();
   if (!digest.equals(bytes.subarray(endAt + 8, endAt + 40))) {
-    throw new DataError('SHARD_CHECKSUM', `payload sha256 ${digest.toString('hex')} does not match the recorded ${Buffer.from(bytes.subarray(endAt + 8, endAt + 40)).toString('hex')}`, name);
+    throw new DataError(
+      'SHARD_CHECKSUM',
+      `payload sha256 ${digest.toString('hex')} does not match the recorded ${Buffer.from(bytes.subarray(endAt + 8, endAt + 40)).toString('hex')}`,
+      name,
+    );
   }
   const images = new Uint8Array(header.count * per);
   const labels = new Uint8Array(header.count);
@@ -159,7 +168,11 @@ export function decodeShard(bytes: Uint8Array, name: string): Shard {
  * unverified data (training) collect everything before using it, as
  * `readShardStream` does.
  */
-export async function* streamShardRecords(source: AsyncIterable<Uint8Array>, name: string, batch = 1024): AsyncGenerator<{ header: ShardHeader; set: ImageSet; indices: Uint32Array }> {
+export async function* streamShardRecords(
+  source: AsyncIterable<Uint8Array>,
+  name: string,
+  batch = 1024,
+): AsyncGenerator<{ header: ShardHeader; set: ImageSet; indices: Uint32Array }> {
   const hash = createHash('sha256');
   let buf = new Uint8Array(0);
   let header: ShardHeader | undefined;
@@ -217,7 +230,11 @@ export async function* streamShardRecords(source: AsyncIterable<Uint8Array>, nam
   if (new TextDecoder().decode(trailer.subarray(0, 8)) !== SHARD_END) throw new DataError('SHARD_CORRUPT', 'trailer magic missing', name);
   const digest = hash.digest();
   if (!digest.equals(trailer.subarray(8, 40))) {
-    throw new DataError('SHARD_CHECKSUM', `payload sha256 ${digest.toString('hex')} does not match the recorded ${Buffer.from(trailer.subarray(8, 40)).toString('hex')}`, name);
+    throw new DataError(
+      'SHARD_CHECKSUM',
+      `payload sha256 ${digest.toString('hex')} does not match the recorded ${Buffer.from(trailer.subarray(8, 40)).toString('hex')}`,
+      name,
+    );
   }
 }
 

@@ -10,7 +10,10 @@ export type { NatsConnection };
  */
 export async function connectNats(url: string, opts: { name?: string; user?: string; pass?: string } = {}): Promise<NatsConnection> {
   return connect({
-    servers: url.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+    servers: url
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
     name: opts.name ?? 'cvc',
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,

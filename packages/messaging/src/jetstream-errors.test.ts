@@ -43,7 +43,7 @@ test('NATS unavailability is recognised by type and JetStream code, following ca
   assert.equal(isNatsUnavailable(undefined), false);
 });
 
-test('a real server\'s CAS conflict, existing key and missing stream/consumer arrive as the typed errors recognised here', async () => {
+test("a real server's CAS conflict, existing key and missing stream/consumer arrive as the typed errors recognised here", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-nats-errors-'));
   const server = await startNatsServer(join(dir, 'js'));
   const nc = await connectNats(server.url);
@@ -57,7 +57,10 @@ test('a real server\'s CAS conflict, existing key and missing stream/consumer ar
     const docs = await createDocStore<{ n: number }>(nc, 'cvc_err_docs');
     await docs.create('a', { n: 1 });
     await assert.rejects(docs.create('a', { n: 2 }), (err: unknown) => err instanceof MessagingError && err.code === 'ALREADY_EXISTS');
-    await assert.rejects(docs.update('missing', (d) => d), (err: unknown) => err instanceof MessagingError && err.code === 'NOT_FOUND');
+    await assert.rejects(
+      docs.update('missing', (d) => d),
+      (err: unknown) => err instanceof MessagingError && err.code === 'NOT_FOUND',
+    );
     const jsm = await jetstreamManager(nc);
     await assert.rejects(jsm.streams.info('NO_SUCH_STREAM'), (err: unknown) => isStreamNotFound(err));
     // A fresh stream and consumer are created on the not-found path; opening them again finds both.

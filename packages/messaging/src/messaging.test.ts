@@ -68,7 +68,10 @@ test('documents update with compare-and-set; concurrent updates are all applied'
   assert.equal(new Set(v?.value.by).size, 8);
   assert.deepEqual(await store.keys(), ['run.a']);
   assert.equal(await store.get('run.none'), undefined);
-  await assert.rejects(store.update('run.none', (d) => d), /does not exist/);
+  await assert.rejects(
+    store.update('run.none', (d) => d),
+    /does not exist/,
+  );
   const seen: number[] = [];
   const stop = await store.watch('run.a', (d) => seen.push(d.n));
   await store.update('run.a', (d) => ({ ...d, n: 100 }));

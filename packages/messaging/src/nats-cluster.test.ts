@@ -5,7 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connectNats, createDocStore, createTaskQueue, isNatsUnavailable, NatsReplicasError, startNatsCluster, startNatsServer, type NatsCluster, type NatsConnection } from './index.js';
+import {
+  connectNats,
+  createDocStore,
+  createTaskQueue,
+  isNatsUnavailable,
+  NatsReplicasError,
+  startNatsCluster,
+  startNatsServer,
+  type NatsCluster,
+  type NatsConnection,
+} from './index.js';
 
 let dir: string;
 let cluster: NatsCluster;
@@ -36,7 +46,10 @@ async function retrying<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 test('3 routed nodes elect a JetStream meta leader; the client URL lists all of them', async () => {
-  assert.deepEqual(cluster.nodes.map((n) => n.name), ['n0', 'n1', 'n2']);
+  assert.deepEqual(
+    cluster.nodes.map((n) => n.name),
+    ['n0', 'n1', 'n2'],
+  );
   assert.equal(cluster.url.split(',').length, 3);
   const leader = await cluster.metaLeader();
   assert.ok(leader && ['n0', 'n1', 'n2'].includes(leader), `meta leader ${leader}`);
@@ -72,7 +85,10 @@ test('a task stream created with 1 copy is raised to the setting; more copies th
   assert.equal((await jsm.consumers.info('HA_T1', 'workers')).config.num_replicas, 3);
   await q.enqueue({ runId: 'r', fold: 0 });
   assert.deepEqual((await q.next())?.task, { runId: 'r', fold: 0 });
-  await assert.rejects(createTaskQueue(nc, { stream: 'HA_T2', replicas: 5 }), (e: unknown) => e instanceof NatsReplicasError && e.replicas === 5 && /HA_T2/.test(e.message));
+  await assert.rejects(
+    createTaskQueue(nc, { stream: 'HA_T2', replicas: 5 }),
+    (e: unknown) => e instanceof NatsReplicasError && e.replicas === 5 && /HA_T2/.test(e.message),
+  );
   const single = await startNatsServer(join(dir, 'single'));
   const c = await connectNats(single.url);
   try {

@@ -49,7 +49,13 @@ export async function spawnNats(bin: string, args: readonly string[], log?: Node
     child.stderr?.on('data', onData);
     child.stdout?.on('data', onData);
     child.once('error', (err) =>
-      reject(new MessagingError('NATS_START', `could not start ${bin} (${(err as NodeJS.ErrnoException).code ?? err.message}); install Debian's nats-server package or set CVC_NATS_SERVER`, { cause: err })),
+      reject(
+        new MessagingError(
+          'NATS_START',
+          `could not start ${bin} (${(err as NodeJS.ErrnoException).code ?? err.message}); install Debian's nats-server package or set CVC_NATS_SERVER`,
+          { cause: err },
+        ),
+      ),
     );
     child.once('exit', (code) => reject(new MessagingError('NATS_START', `${bin} exited with code ${code} before it was ready:\n${text.slice(-2000)}`)));
   });

@@ -29,7 +29,11 @@ export class NatsReplicasError extends MessagingError {
  */
 export function assertReplicasPossible(nc: NatsConnection, stream: string, replicas: number): void {
   if (replicas > 1 && !nc.info?.cluster) {
-    throw new NatsReplicasError(stream, replicas, `the NATS server ${nc.getServer()} is not clustered (a single server keeps 1 copy); set CVC_NATS_REPLICAS=1 or connect to a JetStream cluster of at least ${replicas} servers`);
+    throw new NatsReplicasError(
+      stream,
+      replicas,
+      `the NATS server ${nc.getServer()} is not clustered (a single server keeps 1 copy); set CVC_NATS_REPLICAS=1 or connect to a JetStream cluster of at least ${replicas} servers`,
+    );
   }
 }
 
@@ -39,7 +43,12 @@ export async function placingReplicas<T>(stream: string, replicas: number, fn: (
     return await fn();
   } catch (err) {
     if (err instanceof JetStreamApiError && PLACEMENT_CODES.has(err.code)) {
-      throw new NatsReplicasError(stream, replicas, `the NATS cluster cannot place them (${err.message}); CVC_NATS_REPLICAS must not exceed the JetStream servers in the cluster, and a majority of them must be up`, { cause: err });
+      throw new NatsReplicasError(
+        stream,
+        replicas,
+        `the NATS cluster cannot place them (${err.message}); CVC_NATS_REPLICAS must not exceed the JetStream servers in the cluster, and a majority of them must be up`,
+        { cause: err },
+      );
     }
     throw err;
   }

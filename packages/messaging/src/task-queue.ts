@@ -83,13 +83,31 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
     await jsm.streams.info(stream);
   } catch (err) {
     if (!isStreamNotFound(err)) throw err;
-    await placingReplicas(stream, replicas, () => jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Workqueue, duplicate_window: nanos(24 * 3600 * 1000), num_replicas: replicas }));
+    await placingReplicas(stream, replicas, () =>
+      jsm.streams.add({
+        name: stream,
+        subjects: [subject],
+        retention: RetentionPolicy.Workqueue,
+        duplicate_window: nanos(24 * 3600 * 1000),
+        num_replicas: replicas,
+      }),
+    );
   }
   await ensureStreamReplicas(jsm, stream, replicas);
-  const consumerConfig = { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: nanos(ackWaitMs), max_deliver: maxDeliver, deliver_policy: DeliverPolicy.All, filter_subject: subject, num_replicas: replicas };
+  const consumerConfig = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(ackWaitMs),
+    max_deliver: maxDeliver,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: subject,
+    num_replicas: replicas,
+  };
   try {
     await jsm.consumers.info(stream, durable);
-    await placingReplicas(stream, replicas, () => jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver, num_replicas: replicas }));
+    await placingReplicas(stream, replicas, () =>
+      jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver, num_replicas: replicas }),
+    );
   } catch (err) {
     if (!isConsumerNotFound(err)) throw err;
     await placingReplicas(stream, replicas, () => jsm.consumers.add(stream, consumerConfig));

@@ -10,8 +10,18 @@ export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ 
     registry,
     runs: new Gauge({ name: 'cvc_runs', help: 'Runs by state.', labelNames: ['state'], registers: [registry] }),
     folds: new Gauge({ name: 'cvc_folds', help: 'Folds by state, over all runs.', labelNames: ['state'], registers: [registry] }),
-    foldTrainLoss: new Gauge({ name: 'cvc_fold_train_loss', help: 'Latest reported training loss of a fold.', labelNames: ['run', 'fold'], registers: [registry] }),
-    foldValLoss: new Gauge({ name: 'cvc_fold_val_loss', help: 'Latest reported validation loss of a fold.', labelNames: ['run', 'fold'], registers: [registry] }),
+    foldTrainLoss: new Gauge({
+      name: 'cvc_fold_train_loss',
+      help: 'Latest reported training loss of a fold.',
+      labelNames: ['run', 'fold'],
+      registers: [registry],
+    }),
+    foldValLoss: new Gauge({
+      name: 'cvc_fold_val_loss',
+      help: 'Latest reported validation loss of a fold.',
+      labelNames: ['run', 'fold'],
+      registers: [registry],
+    }),
     foldEpoch: new Gauge({ name: 'cvc_fold_epochs_done', help: 'Epochs reported for a fold.', labelNames: ['run', 'fold'], registers: [registry] }),
     foldLastProgress: new Gauge({
       name: 'cvc_fold_last_progress_timestamp_seconds',
@@ -22,7 +32,12 @@ export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ 
     redeliveries: new Counter({ name: 'cvc_redeliveries_total', help: 'Fold attempts started from a redelivered task.', registers: [registry] }),
     foldsFailed: new Counter({ name: 'cvc_folds_failed_total', help: 'Folds marked failed (after max_deliver or a final failure).', registers: [registry] }),
     checkpointBytes: new Counter({ name: 'cvc_checkpoint_bytes_total', help: 'Checkpoint bytes stored.', registers: [registry] }),
-    grpcRequests: new Counter({ name: 'cvc_grpc_requests_total', help: 'gRPC calls by method and status code.', labelNames: ['method', 'code'], registers: [registry] }),
+    grpcRequests: new Counter({
+      name: 'cvc_grpc_requests_total',
+      help: 'gRPC calls by method and status code.',
+      labelNames: ['method', 'code'],
+      registers: [registry],
+    }),
     grpcDuration: new Histogram({
       name: 'cvc_grpc_request_duration_seconds',
       help: 'gRPC call latency.',

@@ -8,10 +8,30 @@ export function createWorkerMetrics(worker: string) {
   registerProcessMetrics(registry, 'cvc_worker_');
   return {
     registry,
-    trainLoss: new Gauge({ name: 'cvc_worker_train_loss', help: 'Training loss of the last finished epoch.', labelNames: ['run', 'fold'], registers: [registry] }),
-    valLoss: new Gauge({ name: 'cvc_worker_val_loss', help: 'Validation loss of the last finished epoch.', labelNames: ['run', 'fold'], registers: [registry] }),
-    imagesTrained: new Counter({ name: 'cvc_worker_images_trained_total', help: 'Training images processed.', labelNames: ['run', 'fold'], registers: [registry] }),
-    imagesPerSecond: new Gauge({ name: 'cvc_worker_images_per_second', help: 'Training throughput of the last finished epoch.', labelNames: ['run', 'fold'], registers: [registry] }),
+    trainLoss: new Gauge({
+      name: 'cvc_worker_train_loss',
+      help: 'Training loss of the last finished epoch.',
+      labelNames: ['run', 'fold'],
+      registers: [registry],
+    }),
+    valLoss: new Gauge({
+      name: 'cvc_worker_val_loss',
+      help: 'Validation loss of the last finished epoch.',
+      labelNames: ['run', 'fold'],
+      registers: [registry],
+    }),
+    imagesTrained: new Counter({
+      name: 'cvc_worker_images_trained_total',
+      help: 'Training images processed.',
+      labelNames: ['run', 'fold'],
+      registers: [registry],
+    }),
+    imagesPerSecond: new Gauge({
+      name: 'cvc_worker_images_per_second',
+      help: 'Training throughput of the last finished epoch.',
+      labelNames: ['run', 'fold'],
+      registers: [registry],
+    }),
     stepDuration: new Histogram({
       name: 'cvc_worker_step_duration_seconds',
       help: 'Wall time of one training step (one batch).',
@@ -26,7 +46,12 @@ export function createWorkerMetrics(worker: string) {
     }),
     downloadBytes: new Counter({ name: 'cvc_worker_shard_download_bytes_total', help: 'Shard bytes downloaded from object storage.', registers: [registry] }),
     downloadSeconds: new Counter({ name: 'cvc_worker_shard_download_seconds_total', help: 'Time spent downloading shards.', registers: [registry] }),
-    attempts: new Counter({ name: 'cvc_worker_attempts_total', help: 'Fold attempts started by this worker, by outcome.', labelNames: ['state'], registers: [registry] }),
+    attempts: new Counter({
+      name: 'cvc_worker_attempts_total',
+      help: 'Fold attempts started by this worker, by outcome.',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

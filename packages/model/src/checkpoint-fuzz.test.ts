@@ -44,7 +44,11 @@ function withHeader(edit: (h: Record<string, unknown>) => unknown): Uint8Array {
 test('checkpoint decoding: the good one round-trips; random damage is always a ModelError', () => {
   const back = decodeCheckpoint(good, 'ok.ckpt');
   assert.deepEqual(Array.from(back.weights[0]?.values ?? []), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(withHeader((h) => h), good, 'the re-encoder is faithful');
+  assert.deepEqual(
+    withHeader((h) => h),
+    good,
+    'the re-encoder is faithful',
+  );
   const rng = createRng(21);
   for (let i = 0; i < 2000; i++) {
     const b = Uint8Array.from(good);
@@ -55,7 +59,11 @@ test('checkpoint decoding: the good one round-trips; random damage is always a M
       const j = rng.int(b.length);
       b[j] = (b[j] ?? 0) ^ (1 + rng.int(255));
     } else bytes = Uint8Array.from({ length: rng.int(400) }, () => rng.int(256));
-    assert.throws(() => decodeCheckpoint(bytes, 'x.ckpt'), (e: unknown) => e instanceof ModelError && e.message.startsWith('x.ckpt: '), `case ${i}`);
+    assert.throws(
+      () => decodeCheckpoint(bytes, 'x.ckpt'),
+      (e: unknown) => e instanceof ModelError && e.message.startsWith('x.ckpt: '),
+      `case ${i}`,
+    );
   }
 });
 
@@ -77,7 +85,11 @@ test('checkpoint decoding: a valid checksum over a malformed header is still ref
     ['null header', () => null, /malformed header/],
   ];
   for (const [what, edit, re] of cases) {
-    assert.throws(() => decodeCheckpoint(withHeader(edit), 'bad.ckpt'), (e: unknown) => e instanceof ModelError && re.test(e.message), what);
+    assert.throws(
+      () => decodeCheckpoint(withHeader(edit), 'bad.ckpt'),
+      (e: unknown) => e instanceof ModelError && re.test(e.message),
+      what,
+    );
   }
   // A header length field that points past the end.
   const b = Uint8Array.from(good);

@@ -53,15 +53,29 @@ interface Header {
   tensors: TensorEntry[];
 }
 
-const count = z.number().int().min(0).max(2 ** 31);
+const count = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31);
 /** What a header must be, even behind a valid checksum: a buggy or hostile writer can hash anything. */
 const headerSchema = z.object({
   config: trainConfigSchema,
   epochsDone: count,
   bnSteps: count,
-  history: z.array(
-    z.object({ epoch: count, loss: z.number(), valLoss: z.number(), valMse: z.number(), valCosine: z.number().optional(), seconds: z.number(), imagesPerSec: z.number() }),
-  ).max(1_000_000),
+  history: z
+    .array(
+      z.object({
+        epoch: count,
+        loss: z.number(),
+        valLoss: z.number(),
+        valMse: z.number(),
+        valCosine: z.number().optional(),
+        seconds: z.number(),
+        imagesPerSec: z.number(),
+      }),
+    )
+    .max(1_000_000),
   best: z.object({ epoch: count, valLoss: z.number(), bnSteps: count }).nullable(),
   tensors: z
     .array(

@@ -13,7 +13,11 @@ export async function loadEncoder(dir: string): Promise<tf.LayersModel> {
     json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as typeof json;
     weights = await readFile(join(dir, 'weights.bin'));
   } catch (err) {
-    throw new ModelError('ENCODER_UNREADABLE', `${dir}: cannot read model.json and weights.bin (${(err as Error).message}); fetch one with 'cvc encoder fetch RUN --out ${dir}'`, { cause: err });
+    throw new ModelError(
+      'ENCODER_UNREADABLE',
+      `${dir}: cannot read model.json and weights.bin (${(err as Error).message}); fetch one with 'cvc encoder fetch RUN --out ${dir}'`,
+      { cause: err },
+    );
   }
   const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
@@ -43,7 +47,12 @@ export function embedImages(encoder: tf.LayersModel, set: ImageSet, batchSize = 
  * sharpened target p_ij ∝ q_ij² / Σ_i q_ij by minimising KL(P‖Q), the target
  * refreshed every epoch. Starts from k-means centers; returns hard labels.
  */
-export function decRefine(codes: { data: Float32Array; n: number; d: number }, centers: Float64Array, k: number, opts: { epochs?: number; learningRate?: number; tol?: number } = {}): { labels: Int32Array; changed: number } {
+export function decRefine(
+  codes: { data: Float32Array; n: number; d: number },
+  centers: Float64Array,
+  k: number,
+  opts: { epochs?: number; learningRate?: number; tol?: number } = {},
+): { labels: Int32Array; changed: number } {
   const z = tf.tensor2d(codes.data, [codes.n, codes.d]);
   const mu = tf.variable(tf.tensor2d(Float32Array.from(centers), [k, codes.d]));
   const opt = tf.train.adam(opts.learningRate ?? 0.01);

@@ -1,5 +1,20 @@
 export { ModelError, type ModelErrorCode } from './errors.js';
-export { MODEL_NAMES, MODEL_SHAPES, trainConfigSchema, resolveTrainConfig, runSpecSchema, seedSchema, type ModelName, type LossName, type Upsample, type TrainConfig, type TrainConfigInput, type RunSpecInput, type RunSpecFields, type ModelShape } from './spec.js';
+export {
+  MODEL_NAMES,
+  MODEL_SHAPES,
+  trainConfigSchema,
+  resolveTrainConfig,
+  runSpecSchema,
+  seedSchema,
+  type ModelName,
+  type LossName,
+  type Upsample,
+  type TrainConfig,
+  type TrainConfigInput,
+  type RunSpecInput,
+  type RunSpecFields,
+  type ModelShape,
+} from './spec.js';
 export { buildAutoencoder, countParams, type Autoencoder } from './build.js';
 export { computeLoss, type LossParts } from './losses.js';
 export { batchTensor } from './batches.js';

@@ -18,10 +18,27 @@ test('zod refuses NaN and +-Infinity in every numeric train-config field (no .fi
 test('the run-spec schema is the trainer schema: same defaults, same bounds, plus the fold count', () => {
   const d = runSpecSchema.parse({ model: 'seed-mnist' });
   const t = resolveTrainConfig({ model: 'seed-mnist' });
-  assert.deepEqual(d, { model: 'seed-mnist', epochs: t.epochs, batchSize: t.batchSize, learningRate: t.learningRate, upsample: t.upsample, seed: t.seed, folds: 5 });
+  assert.deepEqual(d, {
+    model: 'seed-mnist',
+    epochs: t.epochs,
+    batchSize: t.batchSize,
+    learningRate: t.learningRate,
+    upsample: t.upsample,
+    seed: t.seed,
+    folds: 5,
+  });
   assert.equal(runSpecSchema.parse({ model: 'seed-mnist', seed: 0 }).seed, 0);
   // A bound changed in the trainer's schema is a bound of the run spec.
-  for (const bad of [{ epochs: 0 }, { epochs: 100_001 }, { batchSize: 65_537 }, { learningRate: 0 }, { learningRate: 1.01 }, { seed: -1 }, { folds: 1 }, { folds: 101 }]) {
+  for (const bad of [
+    { epochs: 0 },
+    { epochs: 100_001 },
+    { batchSize: 65_537 },
+    { learningRate: 0 },
+    { learningRate: 1.01 },
+    { seed: -1 },
+    { folds: 1 },
+    { folds: 101 },
+  ]) {
     assert.equal(runSpecSchema.safeParse({ model: 'seed-mnist', ...bad }).success, false, JSON.stringify(bad));
     const trainerToo = !('folds' in bad);
     if (trainerToo) assert.throws(() => resolveTrainConfig({ model: 'seed-mnist', ...bad }), ConfigError, JSON.stringify(bad));

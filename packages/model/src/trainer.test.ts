@@ -35,7 +35,10 @@ test('2 epochs straight equal 1 epoch + checkpoint/restore + 1 epoch', async () 
   assert.equal(resumed.epochsDone, 2);
   const b = resumed.getWeights();
   assert.equal(a.length, b.length);
-  assert.ok(a.some((w) => w.name.includes('moving_mean')), 'batch-norm statistics are part of the weights');
+  assert.ok(
+    a.some((w) => w.name.includes('moving_mean')),
+    'batch-norm statistics are part of the weights',
+  );
   const d = maxDiff(a, b);
   assert.ok(d < 1e-5, `weights differ by ${d}`);
   // A trainer that skipped the restore of Adam's state would differ: make sure the test can tell.
@@ -68,14 +71,26 @@ test('runFold keeps the best validation weights and evaluates them on every spli
 });
 
 test('bad configs, data and checkpoints are refused clearly', async () => {
-  assert.throws(() => FoldTrainer.create({ ...cfg, epochs: 0 }), (e: unknown) => e instanceof ConfigError && e.field === 'epochs');
-  assert.throws(() => FoldTrainer.create({ ...cfg, model: 'resnet' as never }), (e: unknown) => e instanceof ConfigError && e.field === 'model');
+  assert.throws(
+    () => FoldTrainer.create({ ...cfg, epochs: 0 }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'epochs',
+  );
+  assert.throws(
+    () => FoldTrainer.create({ ...cfg, model: 'resnet' as never }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'model',
+  );
   const t = FoldTrainer.create(cfg);
-  await assert.rejects(t.fit({ train: randomImageSet(8, 32, 32, 3), val }), (e: unknown) => e instanceof ModelError && /takes 28x28x1 images, the training images are 32x32x3/.test(e.message));
+  await assert.rejects(
+    t.fit({ train: randomImageSet(8, 32, 32, 3), val }),
+    (e: unknown) => e instanceof ModelError && /takes 28x28x1 images, the training images are 32x32x3/.test(e.message),
+  );
   const bytes = await t.checkpoint();
   const bad = bytes.slice();
   bad[bad.length - 100] = (bad[bad.length - 100] as number) ^ 1;
-  await assert.rejects(FoldTrainer.resume(bad, 'fold-0/last.ckpt'), (e: unknown) => e instanceof ModelError && e.code === 'CHECKPOINT_CHECKSUM' && /fold-0\/last\.ckpt/.test(e.message));
+  await assert.rejects(
+    FoldTrainer.resume(bad, 'fold-0/last.ckpt'),
+    (e: unknown) => e instanceof ModelError && e.code === 'CHECKPOINT_CHECKSUM' && /fold-0\/last\.ckpt/.test(e.message),
+  );
   await assert.rejects(FoldTrainer.resume(bytes.subarray(0, 20)), (e: unknown) => e instanceof ModelError);
   const ac = new AbortController();
   ac.abort();
@@ -110,7 +125,10 @@ test('the exported encoder loads with plain tf.loadLayersModel and gives the tra
   try {
     const port = (server.address() as { port: number }).port;
     const loaded = await tf.loadLayersModel(`http://127.0.0.1:${port}/enc/model.json`);
-    const x = tf.tensor4d(Float32Array.from(val.images.subarray(0, 4 * 784), (v) => v / 255), [4, 28, 28, 1]);
+    const x = tf.tensor4d(
+      Float32Array.from(val.images.subarray(0, 4 * 784), (v) => v / 255),
+      [4, 28, 28, 1],
+    );
     const got = loaded.predict(x) as tf.Tensor;
     const want = t.withInferenceStats(() => t.net.encoder.predict(x) as tf.Tensor);
     assert.deepEqual(got.shape, [4, 10]);
@@ -123,7 +141,7 @@ test('the exported encoder loads with plain tf.loadLayersModel and gives the tra
   }
 });
 
-test('training and evaluation give the event loop a turn after every batch (a worker\'s task heartbeat keeps running)', async () => {
+test("training and evaluation give the event loop a turn after every batch (a worker's task heartbeat keeps running)", async () => {
   // A counter that needs one event-loop turn per increment: it only advances when the trainer yields.
   let turns = 0;
   let running = true;

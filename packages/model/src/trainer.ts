@@ -114,7 +114,10 @@ export class FoldTrainer {
       const a = byName.get(w.originalName);
       if (!a) throw new ModelError('CHECKPOINT_MISMATCH', `${source}: no value for weight ${w.originalName}`);
       if (a.shape.length !== w.shape.length || a.shape.some((d, i) => d !== w.shape[i])) {
-        throw new ModelError('CHECKPOINT_MISMATCH', `${source}: weight ${w.originalName} has shape [${a.shape.join(',')}], the model needs [${w.shape.join(',')}]`);
+        throw new ModelError(
+          'CHECKPOINT_MISMATCH',
+          `${source}: weight ${w.originalName} has shape [${a.shape.join(',')}], the model needs [${w.shape.join(',')}]`,
+        );
       }
       w.write(tf.tensor(a.values, [...a.shape], 'float32'));
     }
@@ -181,7 +184,14 @@ export class FoldTrainer {
         if (cb.onBatch && (t - lastReport >= interval || seen === data.train.count)) {
           lastReport = t;
           const secs = Math.max((t - t0) / 1000, 1e-9);
-          cb.onBatch({ epoch, epochs, images: seen, totalImages: data.train.count, loss: (await lossSum.data())[0] as number / seen, imagesPerSec: seen / secs });
+          cb.onBatch({
+            epoch,
+            epochs,
+            images: seen,
+            totalImages: data.train.count,
+            loss: ((await lossSum.data())[0] as number) / seen,
+            imagesPerSec: seen / secs,
+          });
         }
         // Let timers (the task heartbeat), signals and I/O run between batches.
         await yieldToEventLoop();

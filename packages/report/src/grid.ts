@@ -4,7 +4,14 @@ import { Canvas } from './canvas.js';
  * A rows x cols grid of images (HWC, values in [0, 1] or uint8), each scaled
  * up `scale` times with a 2-pixel white gutter, like the seed's figures.
  */
-export function imageGrid(images: Float32Array | Uint8Array, count: number, h: number, w: number, channels: number, opts: { rows?: number; cols?: number; scale?: number } = {}): Buffer {
+export function imageGrid(
+  images: Float32Array | Uint8Array,
+  count: number,
+  h: number,
+  w: number,
+  channels: number,
+  opts: { rows?: number; cols?: number; scale?: number } = {},
+): Buffer {
   const rows = opts.rows ?? 5;
   const cols = opts.cols ?? 5;
   const scale = opts.scale ?? 3;

@@ -58,7 +58,10 @@ export async function grpcServerSecurity(cfg: GrpcServerSecurityEnv): Promise<Gr
   }
   const missing = (['CVC_TLS_CERT', 'CVC_TLS_KEY', 'CVC_USER_TOKENS', 'CVC_WORKER_TOKENS'] as const).filter((k) => !cfg[k]);
   if (missing.length > 0) {
-    throw new ConfigError(missing.join(', '), 'required (TLS certificate and key files, user and worker tokens); set CVC_INSECURE=true only for a development setup without them');
+    throw new ConfigError(
+      missing.join(', '),
+      'required (TLS certificate and key files, user and worker tokens); set CVC_INSECURE=true only for a development setup without them',
+    );
   }
   const cert = await pem(cfg.CVC_TLS_CERT ?? '', 'CVC_TLS_CERT');
   const key = await pem(cfg.CVC_TLS_KEY ?? '', 'CVC_TLS_KEY');
@@ -125,7 +128,8 @@ export async function grpcClientSetup(o: GrpcClientSecurityOptions): Promise<{ c
   const options: ChannelOptions = {};
   if (o.token) options['interceptors'] = [bearerInterceptor(o.token)];
   if (o.insecure) return { credentials: credentials.createInsecure(), options };
-  if ((o.certFile === undefined) !== (o.keyFile === undefined)) throw new ConfigError('CVC_TLS_CERT', 'a client certificate needs its key (CVC_TLS_KEY) and the other way round');
+  if ((o.certFile === undefined) !== (o.keyFile === undefined))
+    throw new ConfigError('CVC_TLS_CERT', 'a client certificate needs its key (CVC_TLS_KEY) and the other way round');
   const ca = o.caFile ? await pem(o.caFile, 'CVC_TLS_CA') : null;
   const cert = o.certFile ? await pem(o.certFile, 'CVC_TLS_CERT') : null;
   const key = o.keyFile ? await pem(o.keyFile, 'CVC_TLS_KEY') : null;

@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Metadata, Server, makeGenericClientConstructor, status, type sendUnaryData, type ServerUnaryCall, type ServiceError, type ServiceDefinition } from '@grpc/grpc-js';
+import {
+  Metadata,
+  Server,
+  makeGenericClientConstructor,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceError,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
 import { ConfigError, createJsonLogger } from '@cvc/core';
 import { AuthError, createTokenAuthenticator, ensureLocalPki, generateToken, grpcClientSetup, grpcServerSecurity, parseTokens } from './index.js';
 
@@ -19,18 +28,33 @@ test('tokens: roles, missing, malformed and unknown tokens, weak configuration r
   assert.throws(() => auth.authenticate(undefined), kind('UNAUTHENTICATED', /missing bearer token/));
   assert.throws(() => auth.authenticate(user), kind('UNAUTHENTICATED', /malformed/));
   assert.throws(() => auth.authenticate(`Bearer ${user}x`), kind('UNAUTHENTICATED', /invalid token/));
-  assert.throws(() => auth.authorize(`Bearer ${worker}`, 'user', 'RunService.SubmitRun'), kind('PERMISSION_DENIED', /worker token may not call RunService.SubmitRun/));
+  assert.throws(
+    () => auth.authorize(`Bearer ${worker}`, 'user', 'RunService.SubmitRun'),
+    kind('PERMISSION_DENIED', /worker token may not call RunService.SubmitRun/),
+  );
   assert.throws(() => auth.authorize(`Bearer ${user}`, 'worker', 'WorkerService.ReportEpoch'), kind('PERMISSION_DENIED', /user token/));
-  assert.throws(() => parseTokens('short', 'CVC_USER_TOKENS'), (e: unknown) => e instanceof ConfigError && /CVC_USER_TOKENS: token #1 is 5 characters/.test(e.message) && !e.message.includes('short'));
+  assert.throws(
+    () => parseTokens('short', 'CVC_USER_TOKENS'),
+    (e: unknown) => e instanceof ConfigError && /CVC_USER_TOKENS: token #1 is 5 characters/.test(e.message) && !e.message.includes('short'),
+  );
   assert.deepEqual(parseTokens(` ${user} ,, ${worker} `, 'X'), [user, worker]);
   assert.throws(() => createTokenAuthenticator({ userTokens: [user], workerTokens: [user] }), /must not also be a user token/);
   assert.throws(() => createTokenAuthenticator({ userTokens: [], workerTokens: [worker] }), /CVC_USER_TOKENS/);
 });
 
 test('the server refuses to start without TLS and tokens unless CVC_INSECURE=true', async () => {
-  await assert.rejects(grpcServerSecurity({ CVC_INSECURE: 'false' }), (e: unknown) => e instanceof ConfigError && /CVC_TLS_CERT, CVC_TLS_KEY, CVC_USER_TOKENS, CVC_WORKER_TOKENS: required/.test(e.message));
   await assert.rejects(
-    grpcServerSecurity({ CVC_INSECURE: 'false', CVC_TLS_CERT: '/nonexistent.pem', CVC_TLS_KEY: '/nonexistent.pem', CVC_USER_TOKENS: user, CVC_WORKER_TOKENS: worker }),
+    grpcServerSecurity({ CVC_INSECURE: 'false' }),
+    (e: unknown) => e instanceof ConfigError && /CVC_TLS_CERT, CVC_TLS_KEY, CVC_USER_TOKENS, CVC_WORKER_TOKENS: required/.test(e.message),
+  );
+  await assert.rejects(
+    grpcServerSecurity({
+      CVC_INSECURE: 'false',
+      CVC_TLS_CERT: '/nonexistent.pem',
+      CVC_TLS_KEY: '/nonexistent.pem',
+      CVC_USER_TOKENS: user,
+      CVC_WORKER_TOKENS: worker,
+    }),
     /CVC_TLS_CERT: cannot read \/nonexistent.pem: ENOENT/,
   );
   const dev = await grpcServerSecurity({ CVC_INSECURE: 'true' });
@@ -74,7 +98,14 @@ test('TLS and mutual TLS with the generated CA: plaintext, unknown CAs and clien
     assert.equal((await stat(pki.keyFile)).mode & 0o077, 0, 'private keys are 0600');
     const again = await ensureLocalPki(join(dir, 'pki'));
     assert.deepEqual(again, pki, 'an existing PKI is kept');
-    const sec = await grpcServerSecurity({ CVC_INSECURE: 'false', CVC_TLS_CERT: pki.certFile, CVC_TLS_KEY: pki.keyFile, CVC_TLS_CLIENT_CA: pki.caFile, CVC_USER_TOKENS: user, CVC_WORKER_TOKENS: worker });
+    const sec = await grpcServerSecurity({
+      CVC_INSECURE: 'false',
+      CVC_TLS_CERT: pki.certFile,
+      CVC_TLS_KEY: pki.keyFile,
+      CVC_TLS_CLIENT_CA: pki.caFile,
+      CVC_USER_TOKENS: user,
+      CVC_WORKER_TOKENS: worker,
+    });
     assert.ok(sec.tls && sec.mutualTls);
     const server = new Server();
     server.addService(echo, {
@@ -93,7 +124,12 @@ test('TLS and mutual TLS with the generated CA: plaintext, unknown CAs and clien
       const c = new Client(`127.0.0.1:${port}`, setup.credentials, setup.options);
       try {
         return await new Promise<string>((res, rej) =>
-          (c as unknown as { echo: (r: Buffer, m: Metadata, o: object, cb: (e: ServiceError | null, r: Buffer) => void) => void }).echo(Buffer.from('hi'), new Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? rej(e) : res(r.toString()))),
+          (c as unknown as { echo: (r: Buffer, m: Metadata, o: object, cb: (e: ServiceError | null, r: Buffer) => void) => void }).echo(
+            Buffer.from('hi'),
+            new Metadata(),
+            { deadline: Date.now() + 5000 },
+            (e, r) => (e ? rej(e) : res(r.toString())),
+          ),
         );
       } finally {
         c.close();

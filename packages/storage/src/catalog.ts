@@ -59,8 +59,13 @@ export function createDatasetCatalog(store: ObjectStore): DatasetCatalog {
       }
       if (want.version) {
         const v = imports.find((i) => i.version === want.version);
-        if (!v) throw new StorageError('DATASET_NOT_IMPORTED', `dataset '${dataset}' has no version ${want.version} (have ${imports.map((i) => i.version).join(', ')})`);
-        if (v.folds !== want.folds) throw new StorageError('FOLDS_MISMATCH', `dataset '${dataset}' version ${v.version} has ${v.folds} folds, not ${want.folds}`);
+        if (!v)
+          throw new StorageError(
+            'DATASET_NOT_IMPORTED',
+            `dataset '${dataset}' has no version ${want.version} (have ${imports.map((i) => i.version).join(', ')})`,
+          );
+        if (v.folds !== want.folds)
+          throw new StorageError('FOLDS_MISMATCH', `dataset '${dataset}' version ${v.version} has ${v.folds} folds, not ${want.folds}`);
         return v;
       }
       const match = imports.filter((i) => i.folds === want.folds);

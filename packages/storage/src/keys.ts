@@ -25,7 +25,10 @@ export function validateKey(key: string): string {
 /** Validates one path segment taken from user input (a run id, a dataset name). */
 export function validateSegment(value: string, what: string, max = 63): string {
   if (value.length === 0 || value.length > max || !SEGMENT.test(value) || value.includes('..')) {
-    throw new StorageError('NAME_INVALID', `${what} ${JSON.stringify(value)} must be 1..${max} letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    throw new StorageError(
+      'NAME_INVALID',
+      `${what} ${JSON.stringify(value)} must be 1..${max} letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
   }
   return value;
 }
@@ -34,7 +37,8 @@ export function validateSegment(value: string, what: string, max = 63): string {
 export const layout = {
   datasetPrefix: (name: string, version: string) => `datasets/${validateSegment(name, 'dataset')}/${validateSegment(version, 'dataset version')}`,
   datasetIndex: (name: string) => `datasets/${validateSegment(name, 'dataset')}/index.json`,
-  foldCheckpoint: (run: string, fold: number, epoch: number) => `runs/${validateSegment(run, 'run id')}/fold-${fold}/checkpoints/epoch-${String(epoch).padStart(4, '0')}.ckpt`,
+  foldCheckpoint: (run: string, fold: number, epoch: number) =>
+    `runs/${validateSegment(run, 'run id')}/fold-${fold}/checkpoints/epoch-${String(epoch).padStart(4, '0')}.ckpt`,
   foldBest: (run: string, fold: number) => `runs/${validateSegment(run, 'run id')}/fold-${fold}/best/model.ckpt`,
   encoderPrefix: (run: string) => `runs/${validateSegment(run, 'run id')}/encoder`,
   reportPrefix: (run: string) => `runs/${validateSegment(run, 'run id')}/report`,

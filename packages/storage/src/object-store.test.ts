@@ -14,7 +14,14 @@ let store: ObjectStore;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cvc-s3-'));
   s3 = await startS3Server(dir);
-  store = createObjectStore({ endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'cvc-test', partSize: 5 * 1024 * 1024 });
+  store = createObjectStore({
+    endPoint: s3.endPoint,
+    port: s3.port,
+    accessKey: s3.accessKey,
+    secretKey: s3.secretKey,
+    bucket: 'cvc-test',
+    partSize: 5 * 1024 * 1024,
+  });
   await store.ensureBucket();
   await store.ensureBucket();
 });
@@ -48,10 +55,16 @@ test('small and multipart objects round-trip with their sha256 (real S3 server)'
 test('a checksum mismatch stores nothing and keeps what was there', async () => {
   const original = new Uint8Array([1, 2, 3]);
   await store.put('b/obj.bin', original);
-  await assert.rejects(store.put('b/obj.bin', new Uint8Array([9, 9]), { expectSha256: sha(original) }), (e: unknown) => e instanceof StorageError && e.code === 'CHECKSUM_MISMATCH');
+  await assert.rejects(
+    store.put('b/obj.bin', new Uint8Array([9, 9]), { expectSha256: sha(original) }),
+    (e: unknown) => e instanceof StorageError && e.code === 'CHECKSUM_MISMATCH',
+  );
   assert.deepEqual(await store.getBytes('b/obj.bin'), original);
   const big = new Uint8Array(11 * 1024 * 1024);
-  await assert.rejects(store.put('b/big.bin', big, { expectSha256: '0'.repeat(64) }), (e: unknown) => e instanceof StorageError && e.code === 'CHECKSUM_MISMATCH');
+  await assert.rejects(
+    store.put('b/big.bin', big, { expectSha256: '0'.repeat(64) }),
+    (e: unknown) => e instanceof StorageError && e.code === 'CHECKSUM_MISMATCH',
+  );
   assert.equal(await store.stat('b/big.bin'), undefined);
 });
 
@@ -72,7 +85,10 @@ test('S3 unavailable for a few seconds: reads and multipart uploads retry with b
   const port = server.port;
   const warnings: Record<string, unknown>[] = [];
   const logger = { ...silentLogger, warn: (msg: string, fields?: Record<string, unknown>) => warnings.push({ msg, ...fields }) };
-  const s = createObjectStore({ endPoint: server.endPoint, port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'outage', partSize: 5 * 1024 * 1024 }, logStoreRetries(logger));
+  const s = createObjectStore(
+    { endPoint: server.endPoint, port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'outage', partSize: 5 * 1024 * 1024 },
+    logStoreRetries(logger),
+  );
   try {
     await s.ensureBucket();
     assert.equal(warnings.length, 0, 'no retry while the server is up');
@@ -122,7 +138,11 @@ test('the S3 server refuses unsigned requests and unknown access keys', async ()
     ] as const) {
       const bad = createObjectStore({ endPoint: server.endPoint, port: server.port, accessKey, secretKey, bucket: 'auth', retryForMs: 0 });
       // Refused, not unreachable: S3_ERROR (never UNAVAILABLE, which tells callers to retry).
-      await assert.rejects(bad.getBytes('a/b.bin'), (err: Error) => err instanceof StorageError && err.code === 'S3_ERROR' && /access key/i.test(err.message), accessKey);
+      await assert.rejects(
+        bad.getBytes('a/b.bin'),
+        (err: Error) => err instanceof StorageError && err.code === 'S3_ERROR' && /access key/i.test(err.message),
+        accessKey,
+      );
     }
   } finally {
     await server.close();
@@ -136,9 +156,15 @@ test('S3 unreachable past the retry deadline: StorageError UNAVAILABLE naming th
   const server = await startS3Server(d);
   await server.close();
   const retries: number[] = [];
-  const s = createObjectStore({ endPoint: server.endPoint, port: server.port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'down', retryForMs: 400 }, { onRetry: (_e, ms) => retries.push(ms) });
+  const s = createObjectStore(
+    { endPoint: server.endPoint, port: server.port, accessKey: server.accessKey, secretKey: server.secretKey, bucket: 'down', retryForMs: 400 },
+    { onRetry: (_e, ms) => retries.push(ms) },
+  );
   try {
-    await assert.rejects(s.getBytes('x/y.bin'), (err: unknown) => err instanceof StorageError && err.code === 'UNAVAILABLE' && err.key === 'x/y.bin' && /unreachable/.test(err.message));
+    await assert.rejects(
+      s.getBytes('x/y.bin'),
+      (err: unknown) => err instanceof StorageError && err.code === 'UNAVAILABLE' && err.key === 'x/y.bin' && /unreachable/.test(err.message),
+    );
     assert.ok(retries.length >= 1, 'retried before giving up');
   } finally {
     await rm(d, { recursive: true, force: true });

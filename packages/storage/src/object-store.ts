@@ -13,9 +13,16 @@ export const storeOptionsSchema = z
     useSSL: z.boolean().default(false),
     accessKey: z.string().min(1),
     secretKey: z.string().min(1),
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)').default('cvc'),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)')
+      .default('cvc'),
     /** Multipart part size in bytes (default 8 MiB; S3's minimum is 5 MiB). */
-    partSize: z.number().int().min(5 * 1024 * 1024).default(8 * 1024 * 1024),
+    partSize: z
+      .number()
+      .int()
+      .min(5 * 1024 * 1024)
+      .default(8 * 1024 * 1024),
     region: z.string().default('us-east-1'),
     /** How long one S3 request is retried on connection errors and 5xx answers, in ms (default 30 000). */
     retryForMs: z.number().int().min(0).default(30_000),
@@ -58,7 +65,19 @@ export interface ObjectStore {
   ping(): Promise<boolean>;
 }
 
-const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout']);
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'SlowDown',
+  'InternalError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+]);
 
 /**
  * Connection failures and server-side (5xx) answers are worth retrying; a 4xx
@@ -160,7 +179,9 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
           pendingBytes = 0;
           const id = (uploadId ??= await retry(() => client.initiateNewMultipartUpload(bucket, key, headers)));
           // Each part is held in memory until it is stored, so it can be sent again.
-          const r = await retry(() => client.uploadPart({ bucketName: bucket, objectName: key, uploadID: id, partNumber: parts.length + 1, headers: {} }, body));
+          const r = await retry(() =>
+            client.uploadPart({ bucketName: bucket, objectName: key, uploadID: id, partNumber: parts.length + 1, headers: {} }, body),
+          );
           parts.push({ part: r.part, etag: r.etag });
         };
         try {

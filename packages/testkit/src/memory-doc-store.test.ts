@@ -8,8 +8,14 @@ type Doc = { n: number; by: string[] };
 test('create fails ALREADY_EXISTS; update on a missing key is NOT_FOUND; revisions increase', async () => {
   const s = createMemoryDocStore<Doc>();
   const r1 = await s.create('run.a', { n: 0, by: [] });
-  await assert.rejects(s.create('run.a', { n: 1, by: [] }), (e: unknown) => e instanceof CvcError && e.code === 'ALREADY_EXISTS' && /run\.a already exists/.test(e.message));
-  await assert.rejects(s.update('run.none', (d) => d), (e: unknown) => e instanceof CvcError && e.code === 'NOT_FOUND');
+  await assert.rejects(
+    s.create('run.a', { n: 1, by: [] }),
+    (e: unknown) => e instanceof CvcError && e.code === 'ALREADY_EXISTS' && /run\.a already exists/.test(e.message),
+  );
+  await assert.rejects(
+    s.update('run.none', (d) => d),
+    (e: unknown) => e instanceof CvcError && e.code === 'NOT_FOUND',
+  );
   const { revision } = await s.update('run.a', (d) => ({ ...d, n: 1 }));
   assert.ok(revision > r1);
   assert.deepEqual(await s.get('run.a'), { value: { n: 1, by: [] }, revision });

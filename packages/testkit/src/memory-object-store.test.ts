@@ -19,7 +19,13 @@ test('put/get/stat/list/remove with the real store keys and errors', async () =>
   assert.deepEqual(new Uint8Array(Buffer.concat(chunks)), data);
   assert.deepEqual(await s.stat('runs/a/x.bin'), { size: data.length });
   assert.equal(await s.stat('runs/a/none'), undefined);
-  await s.put('runs/b/y.json', (function* () { yield new TextEncoder().encode('{}'); })(), { contentType: 'application/json' });
+  await s.put(
+    'runs/b/y.json',
+    (function* () {
+      yield new TextEncoder().encode('{}');
+    })(),
+    { contentType: 'application/json' },
+  );
   assert.deepEqual(await s.list('runs/'), ['runs/a/x.bin', 'runs/b/y.json']);
   assert.equal(s.object('runs/b/y.json')?.contentType, 'application/json');
   await s.remove('runs/a/x.bin');
@@ -40,14 +46,20 @@ test('a checksum mismatch (also from the function form, read after the data) sto
   }
   assert.equal((await s.put('k/ok', stream(), { expectSha256: () => sent })).sha256, sha(data));
   await assert.rejects(s.put('k/bad', data, { expectSha256: 'f'.repeat(64) }), code('CHECKSUM_MISMATCH'));
-  await assert.rejects(s.put('k/none', data, { expectSha256: () => undefined }), (e: unknown) => code('CHECKSUM_MISMATCH')(e) && /\(none sent\)/.test((e as Error).message));
+  await assert.rejects(
+    s.put('k/none', data, { expectSha256: () => undefined }),
+    (e: unknown) => code('CHECKSUM_MISMATCH')(e) && /\(none sent\)/.test((e as Error).message),
+  );
   assert.deepEqual(s.keys(), ['k/ok']);
 });
 
 test('failNext fails the next call as S3_ERROR; a failing input stream is S3_ERROR and stores nothing; ping answers false', async () => {
   const s = createMemoryObjectStore();
   s.failNext('put');
-  await assert.rejects(s.put('k/a', new Uint8Array(1)), (e: unknown) => code('S3_ERROR')(e) && /k\/a: put failed: connect ECONNREFUSED/.test((e as Error).message));
+  await assert.rejects(
+    s.put('k/a', new Uint8Array(1)),
+    (e: unknown) => code('S3_ERROR')(e) && /k\/a: put failed: connect ECONNREFUSED/.test((e as Error).message),
+  );
   await s.put('k/a', new Uint8Array(1));
   s.failNext('getBytes', new StorageError('NOT_FOUND', 'gone', 'k/a'));
   await assert.rejects(s.getBytes('k/a'), code('NOT_FOUND'));

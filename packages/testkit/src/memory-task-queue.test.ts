@@ -66,5 +66,8 @@ test('term() ends a task without redelivery or give-up; a stopped onGivenUp hand
   await q.settled();
   assert.equal(calls, 0);
   assert.equal(await q.next(1), undefined);
-  assert.deepEqual(q.records().map((r) => r.state), ['termed', 'given-up']);
+  assert.deepEqual(
+    q.records().map((r) => r.state),
+    ['termed', 'given-up'],
+  );
 });

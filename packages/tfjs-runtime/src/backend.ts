@@ -66,7 +66,8 @@ async function useWasm(threads: number, conv: string | undefined): Promise<Backe
   } finally {
     restore();
   }
-  const wasm = (tf.backend() as unknown as { wasm?: { tfjs?: { getThreadsCount?: () => number }; PThread?: { runningWorkers?: { unref?: () => void }[] } } }).wasm;
+  const wasm = (tf.backend() as unknown as { wasm?: { tfjs?: { getThreadsCount?: () => number }; PThread?: { runningWorkers?: { unref?: () => void }[] } } })
+    .wasm;
   // The pool's threads wait for work forever; they must not keep the process alive.
   for (const w of wasm?.PThread?.runningWorkers ?? []) w.unref?.();
   const n = wasm?.tfjs?.getThreadsCount?.() ?? 1;

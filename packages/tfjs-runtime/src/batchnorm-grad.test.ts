@@ -6,12 +6,21 @@ import { relErr } from './test-utils.js';
 
 await initBackend('wasm');
 const rng = createRng(99);
-const rand = (shape: number[], lo = -1, hi = 1): tf.Tensor => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => lo + rng.next() * (hi - lo)), shape);
+const rand = (shape: number[], lo = -1, hi = 1): tf.Tensor =>
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => lo + rng.next() * (hi - lo)),
+    shape,
+  );
 
 const tensorErr = (a: tf.Tensor, b: tf.Tensor): number => relErr(a.dataSync(), b.dataSync());
 
 test('the FusedBatchNorm gradient matches an elementary-op formulation for every input', () => {
-  for (const shape of [[4, 5, 6, 3], [2, 7, 7, 8], [3, 1, 1, 5], [6, 4]]) {
+  for (const shape of [
+    [4, 5, 6, 3],
+    [2, 7, 7, 8],
+    [3, 1, 1, 5],
+    [6, 4],
+  ]) {
     const c = shape[shape.length - 1] as number;
     const x = rand(shape);
     const mean = rand([c]);
@@ -37,13 +46,15 @@ test('batch normalisation in training mode (gradient through the batch moments) 
   const x = rand([8, 5, 5, 4]);
   const dy = rand([8, 5, 5, 4]);
   const scale = rand([4]);
-  const layerLike = (useFused: boolean) => (a: tf.Tensor): tf.Tensor => {
-    const { mean, variance } = tf.moments(a, [0, 1, 2]);
-    const y = useFused
-      ? tf.batchNorm(a, mean, variance, tf.zeros([4]), scale, 1e-3)
-      : tf.mul(tf.mul(tf.sub(a, mean), tf.rsqrt(tf.add(variance, 1e-3))), scale);
-    return tf.sum(tf.mul(y, dy));
-  };
+  const layerLike =
+    (useFused: boolean) =>
+    (a: tf.Tensor): tf.Tensor => {
+      const { mean, variance } = tf.moments(a, [0, 1, 2]);
+      const y = useFused
+        ? tf.batchNorm(a, mean, variance, tf.zeros([4]), scale, 1e-3)
+        : tf.mul(tf.mul(tf.sub(a, mean), tf.rsqrt(tf.add(variance, 1e-3))), scale);
+      return tf.sum(tf.mul(y, dy));
+    };
   const e = tensorErr(tf.grad(layerLike(true))(x), tf.grad(layerLike(false))(x));
   assert.ok(e < 1e-4, `dx rel err ${e}`);
 });

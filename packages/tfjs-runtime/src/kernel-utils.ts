@@ -16,13 +16,7 @@ export interface KernelArgs {
 }
 
 /** Runs another kernel registered for `backend` directly (no engine bookkeeping). */
-export function callKernel(
-  name: string,
-  backend: KernelBackend,
-  inputs: Record<string, TensorInfo>,
-  attrs: NamedAttrMap,
-  backendName: string,
-): TensorInfo {
+export function callKernel(name: string, backend: KernelBackend, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap, backendName: string): TensorInfo {
   const k = getKernel(name, backendName);
   if (k === undefined) throw new Error(`kernel ${name} is not registered for ${backendName}`);
   const out = k.kernelFunc({ inputs, backend, attrs });

@@ -8,12 +8,20 @@ import { fileURLToPath } from 'node:url';
 import { convModuleBytes, selectWasmConv } from './wasm-conv.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const W = (globalThis as unknown as { WebAssembly: {
-  Module: new (b: Uint8Array) => object & { exports?: never };
-  Instance: new (m: object, i: object) => { exports: Record<string, (...a: number[]) => unknown> };
-  Memory: new (d: { initial: number }) => { buffer: ArrayBuffer };
-} }).WebAssembly;
-const wasmModuleApi = (globalThis as unknown as { WebAssembly: { Module: { imports(m: object): { module: string; name: string; kind: string }[]; exports(m: object): { name: string }[] } } }).WebAssembly.Module;
+const W = (
+  globalThis as unknown as {
+    WebAssembly: {
+      Module: new (b: Uint8Array) => object & { exports?: never };
+      Instance: new (m: object, i: object) => { exports: Record<string, (...a: number[]) => unknown> };
+      Memory: new (d: { initial: number }) => { buffer: ArrayBuffer };
+    };
+  }
+).WebAssembly;
+const wasmModuleApi = (
+  globalThis as unknown as {
+    WebAssembly: { Module: { imports(m: object): { module: string; name: string; kind: string }[]; exports(m: object): { name: string }[] } };
+  }
+).WebAssembly.Module;
 
 /** Section ids of a wasm binary (0 custom, 1 type, 2 import, ..., 11 data, 12 data count). */
 function sections(b: Uint8Array): number[] {
@@ -43,7 +51,25 @@ for (const impl of ['simd', 'relaxed-simd'] as const) {
     assert.ok(!ids.includes(11) && !ids.includes(12), `no data section (sections ${ids.join(',')})`);
     const m = new W.Module(bytes);
     assert.deepEqual(wasmModuleApi.imports(m), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-    assert.deepEqual(wasmModuleApi.exports(m).map((e) => e.name).sort(), ['batch_norm', 'conv2d', 'conv2d_filter', 'conv2d_filter_narrow', 'conv2d_narrow', 'copy_rows', 'max_pool_grad', 'pad_nhwc', 'sum_rows', 'transpose2d', 'upsample_nearest_grad']);
+    assert.deepEqual(
+      wasmModuleApi
+        .exports(m)
+        .map((e) => e.name)
+        .sort(),
+      [
+        'batch_norm',
+        'conv2d',
+        'conv2d_filter',
+        'conv2d_filter_narrow',
+        'conv2d_narrow',
+        'copy_rows',
+        'max_pool_grad',
+        'pad_nhwc',
+        'sum_rows',
+        'transpose2d',
+        'upsample_nearest_grad',
+      ],
+    );
   });
 
   test(`${impl} module: writes only its output buffers (it shares tfjs-backend-wasm's heap)`, () => {
@@ -78,7 +104,10 @@ for (const impl of ['simd', 'relaxed-simd'] as const) {
     k['batch_norm']!(xp, 20, ci, wt, wt, wt, Y);
     k['max_pool_grad']!(xp, n, hp, wp, ci, wt, 3, 3, 2, 2, 2, 2, 0, 0, Y);
     const low = heap.subarray(0, X);
-    assert.ok(low.every((b) => b === 0xab), `byte ${low.findIndex((b) => b !== 0xab)} below the buffers was written`);
+    assert.ok(
+      low.every((b) => b === 0xab),
+      `byte ${low.findIndex((b) => b !== 0xab)} below the buffers was written`,
+    );
   });
 }
 

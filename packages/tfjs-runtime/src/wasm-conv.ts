@@ -21,17 +21,97 @@ export const WASM_CONV_CHOICES: readonly WasmConvChoice[] = ['auto', 'relaxed-si
 export type WasmConvImpl = Exclude<WasmConvChoice, 'auto'>;
 
 interface ConvExports {
-  conv2d: (xp: number, n: number, hp: number, wp: number, ci: number, w: number, kh: number, kw: number, co: number, sh: number, sw: number, y: number, oh: number, ow: number) => void;
-  conv2d_narrow: (xp: number, n: number, hp: number, wp: number, ci: number, wt: number, kh: number, kw: number, co: number, sh: number, sw: number, y: number, oh: number, ow: number) => void;
-  conv2d_filter: (xp: number, n: number, hp: number, wp: number, ci: number, dy: number, oh: number, ow: number, co: number, sh: number, sw: number, dw: number, kh: number, kw: number, rows: number, group: number) => void;
-  conv2d_filter_narrow: (xp: number, n: number, hp: number, wp: number, ci: number, dy: number, oh: number, ow: number, co: number, sh: number, sw: number, dwt: number, kh: number, kw: number, rows: number, group: number) => void;
+  conv2d: (
+    xp: number,
+    n: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    w: number,
+    kh: number,
+    kw: number,
+    co: number,
+    sh: number,
+    sw: number,
+    y: number,
+    oh: number,
+    ow: number,
+  ) => void;
+  conv2d_narrow: (
+    xp: number,
+    n: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    wt: number,
+    kh: number,
+    kw: number,
+    co: number,
+    sh: number,
+    sw: number,
+    y: number,
+    oh: number,
+    ow: number,
+  ) => void;
+  conv2d_filter: (
+    xp: number,
+    n: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    dy: number,
+    oh: number,
+    ow: number,
+    co: number,
+    sh: number,
+    sw: number,
+    dw: number,
+    kh: number,
+    kw: number,
+    rows: number,
+    group: number,
+  ) => void;
+  conv2d_filter_narrow: (
+    xp: number,
+    n: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    dy: number,
+    oh: number,
+    ow: number,
+    co: number,
+    sh: number,
+    sw: number,
+    dwt: number,
+    kh: number,
+    kw: number,
+    rows: number,
+    group: number,
+  ) => void;
   pad_nhwc: (x: number, n: number, h: number, w: number, c: number, xp: number, hp: number, wp: number, pt: number, pl: number) => void;
   copy_rows: (src: number, rows: number, c: number, dst: number, c2: number) => void;
   transpose2d: (src: number, rows: number, c: number, dst: number) => void;
   sum_rows: (x: number, rows: number, cols: number, out: number, acc: number, scale: number) => void;
   upsample_nearest_grad: (dy: number, n: number, oh: number, ow: number, c: number, fh: number, fw: number, dx: number) => void;
   batch_norm: (x: number, rows: number, c: number, mean: number, a: number, b: number, y: number) => void;
-  max_pool_grad: (x: number, n: number, h: number, w: number, c: number, dy: number, oh: number, ow: number, fh: number, fw: number, sh: number, sw: number, pt: number, pl: number, dx: number) => void;
+  max_pool_grad: (
+    x: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    dy: number,
+    oh: number,
+    ow: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+    dx: number,
+  ) => void;
 }
 
 /** The parts of the emscripten module behind tfjs-backend-wasm that these kernels use. */
@@ -97,14 +177,16 @@ export function selectWasmConv(choice: string = process.env['CVC_WASM_CONV'] ?? 
       active = { impl: 'relaxed-simd', module: new WebAssembly.Module(bytes) };
       return active.impl;
     }
-    if (choice === 'relaxed-simd') throw new RuntimeError('WASM_CONV', `this Node.js (V8 ${process.versions.v8}) cannot compile relaxed-SIMD WebAssembly; use CVC_WASM_CONV=simd`);
+    if (choice === 'relaxed-simd')
+      throw new RuntimeError('WASM_CONV', `this Node.js (V8 ${process.versions.v8}) cannot compile relaxed-SIMD WebAssembly; use CVC_WASM_CONV=simd`);
   }
   const bytes = convModuleBytes('simd');
   if (WebAssembly.validate(bytes)) {
     active = { impl: 'simd', module: new WebAssembly.Module(bytes) };
     return active.impl;
   }
-  if (choice === 'simd') throw new RuntimeError('WASM_CONV', `this Node.js (V8 ${process.versions.v8}) cannot compile WebAssembly SIMD; use CVC_WASM_CONV=xnnpack`);
+  if (choice === 'simd')
+    throw new RuntimeError('WASM_CONV', `this Node.js (V8 ${process.versions.v8}) cannot compile WebAssembly SIMD; use CVC_WASM_CONV=xnnpack`);
   active = { impl: 'xnnpack' };
   return active.impl;
 }
@@ -208,8 +290,15 @@ function supported(info: backend_util.Conv2DInfo, ...tensors: TensorInfo[]): boo
     info.dilationHeight === 1 &&
     info.dilationWidth === 1 &&
     tensors.every((t) => t.dtype === 'float32') &&
-    top >= 0 && bottom >= 0 && left >= 0 && right >= 0 &&
-    info.batchSize > 0 && info.inChannels > 0 && info.outChannels > 0 && info.outHeight > 0 && info.outWidth > 0 &&
+    top >= 0 &&
+    bottom >= 0 &&
+    left >= 0 &&
+    right >= 0 &&
+    info.batchSize > 0 &&
+    info.inChannels > 0 &&
+    info.outChannels > 0 &&
+    info.outHeight > 0 &&
+    info.outWidth > 0 &&
     (info.outHeight - 1) * info.strideHeight + info.filterHeight <= info.inHeight + top + bottom &&
     (info.outWidth - 1) * info.strideWidth + info.filterWidth <= info.inWidth + left + right
   );

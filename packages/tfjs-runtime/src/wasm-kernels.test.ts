@@ -15,8 +15,16 @@ function useBackend(name: string): void {
   assert.equal(tf.getBackend(), name);
 }
 
-
-interface Case { k: number; ci: number; co: number; batch: number; h: number; w: number; stride: number; pad: 'same' | 'valid' }
+interface Case {
+  k: number;
+  ci: number;
+  co: number;
+  batch: number;
+  h: number;
+  w: number;
+  stride: number;
+  pad: 'same' | 'valid';
+}
 
 /** Gradients of sum(conv(x, W) * G) w.r.t. x and W on one backend (G fixed random weights). */
 function convGrads(backend: string, c: Case, xv: Float32Array, wv: Float32Array, gv: Float32Array): { dx: Float32Array; dw: Float32Array } {
@@ -25,7 +33,13 @@ function convGrads(backend: string, c: Case, xv: Float32Array, wv: Float32Array,
     const x = tf.tensor4d(xv, [c.batch, c.h, c.w, c.ci]);
     const w = tf.tensor4d(wv, [c.k, c.k, c.ci, c.co]);
     const outShape = tf.conv2d(x, w, c.stride, c.pad).shape;
-    const g = tf.tensor(gv.subarray(0, outShape.reduce((a, b) => a * b, 1)), outShape);
+    const g = tf.tensor(
+      gv.subarray(
+        0,
+        outShape.reduce((a, b) => a * b, 1),
+      ),
+      outShape,
+    );
     const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad), g)))([x, w]);
     return { dx: (dx as tf.Tensor).dataSync() as Float32Array, dw: (dw as tf.Tensor).dataSync() as Float32Array };
   });
@@ -57,7 +71,9 @@ const IMPLS: WasmConvImpl[] = ['relaxed-simd', 'simd', 'xnnpack'];
 
 function forward(backend: string, c: Case, xv: Float32Array, wv: Float32Array): Float32Array {
   useBackend(backend);
-  return tf.tidy(() => tf.conv2d(tf.tensor4d(xv, [c.batch, c.h, c.w, c.ci]), tf.tensor4d(wv, [c.k, c.k, c.ci, c.co]), c.stride, c.pad).dataSync() as Float32Array);
+  return tf.tidy(
+    () => tf.conv2d(tf.tensor4d(xv, [c.batch, c.h, c.w, c.ci]), tf.tensor4d(wv, [c.k, c.k, c.ci, c.co]), c.stride, c.pad).dataSync() as Float32Array,
+  );
 }
 
 function checkForward(c: Case): void {
@@ -67,7 +83,7 @@ function checkForward(c: Case): void {
   assert.ok(e < 1e-4, `conv2d rel err ${e} for ${JSON.stringify(c)}`);
 }
 
-test('the default convolution kernels are cvc\'s relaxed-SIMD ones on this Node.js', () => {
+test("the default convolution kernels are cvc's relaxed-SIMD ones on this Node.js", () => {
   assert.deepEqual(WASM_CONV_CHOICES, ['auto', 'relaxed-simd', 'simd', 'xnnpack']);
   assert.equal(selectWasmConv('auto'), 'relaxed-simd');
   assert.throws(() => selectWasmConv('fast'), /CVC_WASM_CONV.*unknown convolution kernels 'fast'.*auto, relaxed-simd, simd, xnnpack/);
@@ -229,5 +245,5 @@ test('BatchMatMul runs on the convolution kernel and matches the cpu backend (tr
       }
     });
   }
-  assert.equal(convPathCounts.matMul - before.matMul, 2 * cases.length, 'every product ran on cvc\'s kernel');
+  assert.equal(convPathCounts.matMul - before.matMul, 2 * cases.length, "every product ran on cvc's kernel");
 });

@@ -29,7 +29,14 @@ import {
 import { callKernel, runOnCpu, type KernelArgs, type WasmBackend } from './kernel-utils.js';
 import { maxPoolGradKernel } from './wasm-maxpool-grad.js';
 import { filterGradInfo, makeBatchMatMulKernel, makeConv2DBackpropFilterKernel, makeConv2DKernel } from './wasm-conv.js';
-import { makeBatchNormKernel, makeCastKernel, makeIdentityKernel, makeLeadingReduceKernel, makeResizeNearestGradKernel, makeTileKernel } from './wasm-small-kernels.js';
+import {
+  makeBatchNormKernel,
+  makeCastKernel,
+  makeIdentityKernel,
+  makeLeadingReduceKernel,
+  makeResizeNearestGradKernel,
+  makeTileKernel,
+} from './wasm-small-kernels.js';
 
 const WASM = 'wasm';
 
@@ -77,7 +84,12 @@ function conv2DBackpropFilterWasm(args: KernelArgs): TensorInfo {
     const conv = keep(
       call(backend, Conv2D, { x: xt, filter: dyt }, {
         strides: [1, 1],
-        pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+        pad: [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ],
         dataFormat: 'NHWC',
         dilations: [info.strideHeight, info.strideWidth],
         dimRoundingMode: undefined,
@@ -130,7 +142,12 @@ function makeConv2DBackpropInputWasm(original: KernelFunc) {
       const w = keep(call(backend, Transpose, { x: rev }, { perm: [0, 1, 3, 2] }));
       return call(backend, Conv2D, { x: dy, filter: w }, {
         strides: [1, 1],
-        pad: [[0, 0], [pt, pb], [pl, pr], [0, 0]],
+        pad: [
+          [0, 0],
+          [pt, pb],
+          [pl, pr],
+          [0, 0],
+        ],
         dataFormat: 'NHWC',
         dilations: [1, 1],
         dimRoundingMode: undefined,

@@ -17,16 +17,34 @@ function on<T>(backend: string, fn: () => T): T {
   return fn();
 }
 
-interface PoolCase { h: number; w: number; c: number; batch: number; size: number; stride: number; pad: 'same' | 'valid' }
+interface PoolCase {
+  h: number;
+  w: number;
+  c: number;
+  batch: number;
+  size: number;
+  stride: number;
+  pad: 'same' | 'valid';
+}
 
 /** d/dx of sum(maxPool(x) * G) on one backend. */
 function poolGrad(backend: string, p: PoolCase, xv: Float32Array, gv: Float32Array): Float32Array {
-  return on(backend, () => tf.tidy(() => {
-    const x = tf.tensor4d(xv, [p.batch, p.h, p.w, p.c]);
-    const outShape = tf.maxPool(x, p.size, p.stride, p.pad).shape;
-    const g = tf.tensor(gv.subarray(0, outShape.reduce((a, b) => a * b, 1)), outShape);
-    return tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, p.size, p.stride, p.pad), g)))(x).dataSync() as Float32Array;
-  }));
+  return on(backend, () =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(xv, [p.batch, p.h, p.w, p.c]);
+      const outShape = tf.maxPool(x, p.size, p.stride, p.pad).shape;
+      const g = tf.tensor(
+        gv.subarray(
+          0,
+          outShape.reduce((a, b) => a * b, 1),
+        ),
+        outShape,
+      );
+      return tf
+        .grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, p.size, p.stride, p.pad), g)))(x)
+        .dataSync() as Float32Array;
+    }),
+  );
 }
 
 for (const impl of ['relaxed-simd', 'xnnpack'] as const) {
@@ -40,7 +58,11 @@ for (const impl of ['relaxed-simd', 'xnnpack'] as const) {
       for (const size of [2, 3]) {
         for (const stride of [1, 2, 3]) {
           for (const pad of ['same', 'valid'] as const) {
-            for (const [h, w, c] of [[8, 8, 4], [7, 9, 5], [6, 5, 3]] as const) {
+            for (const [h, w, c] of [
+              [8, 8, 4],
+              [7, 9, 5],
+              [6, 5, 3],
+            ] as const) {
               const p: PoolCase = { h, w, c, batch: 2, size, stride, pad };
               const n = p.batch * h * w * p.c;
               for (const values of [rand(n), coarse(n)]) {
@@ -53,7 +75,7 @@ for (const impl of ['relaxed-simd', 'xnnpack'] as const) {
           }
         }
       }
-      assert.equal(poolPathCounts.maxPoolGrad - before.maxPoolGrad, cases, 'every case ran cvc\'s kernel');
+      assert.equal(poolPathCounts.maxPoolGrad - before.maxPoolGrad, cases, "every case ran cvc's kernel");
       assert.equal(poolPathCounts.maxPoolGradSimd - before.maxPoolGradSimd, impl === 'xnnpack' ? 0 : cases);
     } finally {
       selectWasmConv('auto');
@@ -68,7 +90,15 @@ test('a window of only -Infinity or NaN passes no gradient; NaN never wins a win
   const run = (impl: 'relaxed-simd' | 'xnnpack') => {
     selectWasmConv(impl);
     try {
-      return on('wasm', () => tf.tidy(() => Array.from(tf.grad((a: tf.Tensor) => tf.sum(tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid')))(tf.tensor4d(x, [1, 2, 2, 4])).dataSync())));
+      return on('wasm', () =>
+        tf.tidy(() =>
+          Array.from(
+            tf
+              .grad((a: tf.Tensor) => tf.sum(tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid')))(tf.tensor4d(x, [1, 2, 2, 4]))
+              .dataSync(),
+          ),
+        ),
+      );
     } finally {
       selectWasmConv('auto');
     }

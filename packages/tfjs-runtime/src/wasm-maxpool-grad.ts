@@ -21,15 +21,37 @@ function maxPoolGradWasm(args: KernelArgs): TensorInfo {
   const dy = args.inputs['dy'] as TensorInfo;
   const input = args.inputs['input'] as TensorInfo;
   const attrs = args.attrs as unknown as MaxPoolGradAttrs;
-  const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  const info = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
   poolPathCounts.maxPoolGrad++;
   const dx = backend.makeOutput(input.shape.slice(), 'float32');
   const k = kernelsFor(backend as ConvBackend);
   if (k !== undefined && input.dtype === 'float32' && info.dilationHeight === 1 && info.dilationWidth === 1) {
     poolPathCounts.maxPoolGradSimd++;
     const cb = backend as ConvBackend;
-    k.max_pool_grad(ptr(cb, input), info.batchSize, info.inHeight, info.inWidth, info.inChannels, ptr(cb, dy), info.outHeight, info.outWidth,
-      info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, ptr(cb, dx));
+    k.max_pool_grad(
+      ptr(cb, input),
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      info.inChannels,
+      ptr(cb, dy),
+      info.outHeight,
+      info.outWidth,
+      info.filterHeight,
+      info.filterWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.padInfo.top,
+      info.padInfo.left,
+      ptr(cb, dx),
+    );
     return dx;
   }
   // Views are taken after the allocation above (which may grow, and so replace, the heap).

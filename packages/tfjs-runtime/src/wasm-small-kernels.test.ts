@@ -46,15 +46,33 @@ test('Identity and same-dtype Cast share the buffer; the copy outlives the origi
 test('Sum and Mean over leading axes match the cpu backend (keepDims, odd sizes, every kernel path)', () => {
   const shapes: [number[], number[]][] = [
     [[5, 7, 3], [0]],
-    [[5, 7, 3], [0, 1]],
-    [[4, 6, 6, 32], [0, 1, 2]],
-    [[3, 5, 5, 16], [0, 1, 2]],
-    [[2, 3, 4, 21], [0, 1, 2]],
+    [
+      [5, 7, 3],
+      [0, 1],
+    ],
+    [
+      [4, 6, 6, 32],
+      [0, 1, 2],
+    ],
+    [
+      [3, 5, 5, 16],
+      [0, 1, 2],
+    ],
+    [
+      [2, 3, 4, 21],
+      [0, 1, 2],
+    ],
     [[9, 13], [0]],
-    [[9, 13], [0, 1]],
+    [
+      [9, 13],
+      [0, 1],
+    ],
     [[17], [0]],
     [[3, 4, 5], [1]], // not leading: tfjs-backend-wasm's own kernel
-    [[3, 4, 5], [0, 2]],
+    [
+      [3, 4, 5],
+      [0, 2],
+    ],
   ];
   for (const impl of ['relaxed-simd', 'xnnpack'] as const) {
     selectWasmConv(impl); // xnnpack: the JavaScript loop instead of cvc's SIMD kernel
@@ -62,10 +80,13 @@ test('Sum and Mean over leading axes match the cpu backend (keepDims, odd sizes,
       const v = rand(shape.reduce((a, b) => a * b, 1));
       for (const keepDims of [false, true]) {
         for (const op of ['sum', 'mean'] as const) {
-          const run = (b: string) => on(b, () => tf.tidy(() => {
-            const r = tf[op](tf.tensor(v, shape), axes, keepDims);
-            return { shape: r.shape, v: r.dataSync() as Float32Array };
-          }));
+          const run = (b: string) =>
+            on(b, () =>
+              tf.tidy(() => {
+                const r = tf[op](tf.tensor(v, shape), axes, keepDims);
+                return { shape: r.shape, v: r.dataSync() as Float32Array };
+              }),
+            );
           const got = run('wasm');
           const ref = run('cpu');
           assert.deepEqual(got.shape, ref.shape, `${op} ${shape.join('x')} axes ${axes.join(',')} keepDims=${keepDims}`);
@@ -87,31 +108,65 @@ test('a long leading-axis sum keeps float32 accuracy (float64 past every 64 rows
     return s;
   });
   const got = on('wasm', () => tf.tidy(() => tf.sum(tf.tensor(v, [rows, 4]), 0).dataSync()));
-  for (let c = 0; c < 4; c++) assert.ok(Math.abs((got[c] as number) - (exact[c] as number)) / (exact[c] as number) < 1e-6, `column ${c}: ${got[c]} vs ${exact[c]}`);
+  for (let c = 0; c < 4; c++)
+    assert.ok(Math.abs((got[c] as number) - (exact[c] as number)) / (exact[c] as number) < 1e-6, `column ${c}: ${got[c]} vs ${exact[c]}`);
 });
 
 test('Tile matches the cpu backend for broadcasts, general repetitions, int32 and bool', () => {
   const cases: [number[], number[]][] = [
-    [[1, 1, 1, 5], [3, 4, 2, 1]],
-    [[32, 1], [1, 300]],
-    [[1, 7], [9, 1]],
-    [[1, 1, 3], [2, 5, 1]],
-    [[2, 3], [1, 1]],
-    [[2, 3], [2, 2]],
-    [[1, 2, 3], [2, 1, 2]],
-    [[3, 1, 2], [2, 4, 3]],
+    [
+      [1, 1, 1, 5],
+      [3, 4, 2, 1],
+    ],
+    [
+      [32, 1],
+      [1, 300],
+    ],
+    [
+      [1, 7],
+      [9, 1],
+    ],
+    [
+      [1, 1, 3],
+      [2, 5, 1],
+    ],
+    [
+      [2, 3],
+      [1, 1],
+    ],
+    [
+      [2, 3],
+      [2, 2],
+    ],
+    [
+      [1, 2, 3],
+      [2, 1, 2],
+    ],
+    [
+      [3, 1, 2],
+      [2, 4, 3],
+    ],
     [[5], [4]],
-    [[2, 2, 2, 2], [1, 3, 1, 2]],
-    [[3, 0], [2, 2]],
+    [
+      [2, 2, 2, 2],
+      [1, 3, 1, 2],
+    ],
+    [
+      [3, 0],
+      [2, 2],
+    ],
   ];
   const before = smallKernelCounts.blockTile;
   for (const [shape, reps] of cases) {
     const v = rand(shape.reduce((a, b) => a * b, 1));
     for (const dtype of ['float32', 'int32', 'bool'] as const) {
-      const run = (b: string) => on(b, () => tf.tidy(() => {
-        const t = tf.tile(tf.cast(tf.mul(tf.tensor(v, shape), 100), dtype), reps);
-        return { shape: t.shape, v: Array.from(t.dataSync()) };
-      }));
+      const run = (b: string) =>
+        on(b, () =>
+          tf.tidy(() => {
+            const t = tf.tile(tf.cast(tf.mul(tf.tensor(v, shape), 100), dtype), reps);
+            return { shape: t.shape, v: Array.from(t.dataSync()) };
+          }),
+        );
       assert.deepEqual(run('wasm'), run('cpu'), `tile ${dtype} ${shape.join('x')} by ${reps.join(',')}`);
     }
   }
@@ -119,14 +174,30 @@ test('Tile matches the cpu backend for broadcasts, general repetitions, int32 an
 });
 
 test('the Sum and Mean gradients match the cpu backend and build no tensor of ones', async () => {
-  for (const [shape, axes] of [[[4, 5, 5, 6], [0, 1, 2]], [[3, 4, 5], [1]], [[6, 2], [0, 1]], [[7], [0]]] as [number[], number[]][]) {
+  for (const [shape, axes] of [
+    [
+      [4, 5, 5, 6],
+      [0, 1, 2],
+    ],
+    [[3, 4, 5], [1]],
+    [
+      [6, 2],
+      [0, 1],
+    ],
+    [[7], [0]],
+  ] as [number[], number[]][]) {
     const v = rand(shape.reduce((a, b) => a * b, 1));
-    const run = (b: string) => on(b, () => tf.tidy(() => {
-      const weights = tf.range(1, 1 + shape.filter((_, i) => !axes.includes(i)).reduce((a, b) => a * b, 1)).reshape(shape.map((d, i) => (axes.includes(i) ? 1 : d)));
-      const gm = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.mean(x, axes, true), weights)))(tf.tensor(v, shape));
-      const gs = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.sum(x, axes, true), weights)))(tf.tensor(v, shape));
-      return Float32Array.from([...gm.dataSync(), ...gs.dataSync()]);
-    }));
+    const run = (b: string) =>
+      on(b, () =>
+        tf.tidy(() => {
+          const weights = tf
+            .range(1, 1 + shape.filter((_, i) => !axes.includes(i)).reduce((a, b) => a * b, 1))
+            .reshape(shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+          const gm = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.mean(x, axes, true), weights)))(tf.tensor(v, shape));
+          const gs = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.sum(x, axes, true), weights)))(tf.tensor(v, shape));
+          return Float32Array.from([...gm.dataSync(), ...gs.dataSync()]);
+        }),
+      );
     assert.ok(relErr(run('wasm'), run('cpu')) < 1e-6, `mean and sum grads ${shape.join('x')} axes ${axes.join(',')}`);
   }
   // tfjs-core's gradient multiplies by ones(x.shape); this one divides dy and tiles it.
@@ -149,9 +220,28 @@ test('FusedBatchNorm with per-channel parameters matches the cpu backend (odd ch
     const v = Float32Array.from(rand(c), (t) => Math.abs(t) + 0.1);
     const off = rand(c);
     const sc = rand(c);
-    for (const [withOffset, withScale] of [[true, true], [false, true], [true, false], [false, false]]) {
-      const run = (b: string) => on(b, () => tf.tidy(() => tf.batchNorm(tf.tensor(xv, shape), tf.tensor1d(m), tf.tensor1d(v),
-        withOffset ? tf.tensor1d(off) : undefined, withScale ? tf.tensor1d(sc) : undefined, 1e-3).dataSync() as Float32Array));
+    for (const [withOffset, withScale] of [
+      [true, true],
+      [false, true],
+      [true, false],
+      [false, false],
+    ]) {
+      const run = (b: string) =>
+        on(b, () =>
+          tf.tidy(
+            () =>
+              tf
+                .batchNorm(
+                  tf.tensor(xv, shape),
+                  tf.tensor1d(m),
+                  tf.tensor1d(v),
+                  withOffset ? tf.tensor1d(off) : undefined,
+                  withScale ? tf.tensor1d(sc) : undefined,
+                  1e-3,
+                )
+                .dataSync() as Float32Array,
+          ),
+        );
       assert.ok(relErr(run('wasm'), run('cpu')) < 1e-5, `batchNorm c=${c} offset=${withOffset} scale=${withScale}`);
     }
   }
@@ -177,10 +267,15 @@ function resizeGradReference(shape: number[], size: [number, number], dy: Float3
 
 test('ResizeNearestNeighborGrad for whole up-sampling factors is exact (batches, odd channels); other resizes match the cpu backend', () => {
   const before = smallKernelCounts.upsampleGrad;
-  const grad = (b: string, shape: number[], size: [number, number], gv: Float32Array, alignCorners = false, halfPixel = false) => on(b, () => tf.tidy(() => {
-    const g = tf.tensor(gv, [shape[0] as number, size[0], size[1], shape[3] as number]);
-    return tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x as tf.Tensor4D, size, alignCorners, halfPixel), g)))(tf.zeros(shape)).dataSync() as Float32Array;
-  }));
+  const grad = (b: string, shape: number[], size: [number, number], gv: Float32Array, alignCorners = false, halfPixel = false) =>
+    on(b, () =>
+      tf.tidy(() => {
+        const g = tf.tensor(gv, [shape[0] as number, size[0], size[1], shape[3] as number]);
+        return tf
+          .grad((x: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x as tf.Tensor4D, size, alignCorners, halfPixel), g)))(tf.zeros(shape))
+          .dataSync() as Float32Array;
+      }),
+    );
   const whole: [number[], [number, number], boolean][] = [
     [[2, 4, 4, 16], [8, 8], false],
     [[3, 3, 5, 3], [6, 10], false],
@@ -195,7 +290,10 @@ test('ResizeNearestNeighborGrad for whole up-sampling factors is exact (batches,
   assert.equal(smallKernelCounts.upsampleGrad - before, whole.length);
   // Not whole factors, or alignCorners: tfjs-backend-wasm's own kernel. (Batch 1: tfjs-backend-cpu's
   // kernel misplaces every batch after the first, so it is no reference there.)
-  for (const [size, alignCorners] of [[[6, 6], false], [[8, 8], true]] as [[number, number], boolean][]) {
+  for (const [size, alignCorners] of [
+    [[6, 6], false],
+    [[8, 8], true],
+  ] as [[number, number], boolean][]) {
     const gv = rand(size[0] * size[1] * 4);
     assert.ok(relErr(grad('wasm', [1, 4, 4, 4], size, gv, alignCorners), grad('cpu', [1, 4, 4, 4], size, gv, alignCorners)) < 1e-5);
   }

@@ -177,8 +177,15 @@ export function makeBatchNormKernel(original: KernelFunc): KernelFunc {
     const kernels = kernelsFor(backend);
     const channels = x?.shape[x.shape.length - 1] ?? 0;
     const perChannel = (t: TensorInfo | undefined) => t === undefined || (t.dtype === 'float32' && util.sizeFromShape(t.shape) === channels);
-    if (kernels === undefined || x === undefined || mean === undefined || variance === undefined || x.dtype !== 'float32' || channels === 0 ||
-      ![mean, variance, offset, scale].every(perChannel)) {
+    if (
+      kernels === undefined ||
+      x === undefined ||
+      mean === undefined ||
+      variance === undefined ||
+      x.dtype !== 'float32' ||
+      channels === 0 ||
+      ![mean, variance, offset, scale].every(perChannel)
+    ) {
       return original(args);
     }
     const eps = (args.attrs['varianceEpsilon'] as number | undefined) ?? 0.001;

@@ -9,7 +9,11 @@ import { relErr } from './test-utils.js';
 await initBackend('cpu');
 const info = await initBackend('wasm', undefined, { wasmThreads: 2 });
 const rng = createRng(99);
-const rand = (shape: number[]): tf.Tensor => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1), shape);
+const rand = (shape: number[]): tf.Tensor =>
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1),
+    shape,
+  );
 
 test('the wasm backend runs a pool of 2 threads in Node', () => {
   assert.equal(info.name, 'wasm');

@@ -47,7 +47,8 @@ export async function prepareWasmThreads(threads: number): Promise<() => void> {
   await writeFile(tmp, prelude + wasmWorkerContents.replace(/\n/g, '\\n'));
   await rename(tmp, workerFile);
   const original = URL.createObjectURL.bind(URL);
-  URL.createObjectURL = (obj: Parameters<typeof URL.createObjectURL>[0]): string => (obj instanceof Blob && obj.type === 'application/javascript' ? workerFile : original(obj));
+  URL.createObjectURL = (obj: Parameters<typeof URL.createObjectURL>[0]): string =>
+    obj instanceof Blob && obj.type === 'application/javascript' ? workerFile : original(obj);
   const cpus = os.cpus.bind(os);
   os.cpus = (): os.CpuInfo[] => {
     const real = cpus();

@@ -17,10 +17,22 @@ test('configuration comes from the environment with defaults', () => {
 });
 
 test('a missing or wrong variable is named in the error, and no secret is echoed', () => {
-  assert.throws(() => coordinatorConfigFromEnv({ ...good, CVC_S3_PORT: 'ninety' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_PORT');
-  assert.throws(() => coordinatorConfigFromEnv({ ...good, CVC_NATS_URL: undefined }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_NATS_URL');
-  assert.throws(() => coordinatorConfigFromEnv({ ...good, CVC_MAX_DELIVER: '0' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_MAX_DELIVER');
-  assert.throws(() => coordinatorConfigFromEnv({ ...good, CVC_FAULT_HOLD_FINALIZE_MS: '-1' }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_FAULT_HOLD_FINALIZE_MS');
+  assert.throws(
+    () => coordinatorConfigFromEnv({ ...good, CVC_S3_PORT: 'ninety' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_PORT',
+  );
+  assert.throws(
+    () => coordinatorConfigFromEnv({ ...good, CVC_NATS_URL: undefined }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_NATS_URL',
+  );
+  assert.throws(
+    () => coordinatorConfigFromEnv({ ...good, CVC_MAX_DELIVER: '0' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_MAX_DELIVER',
+  );
+  assert.throws(
+    () => coordinatorConfigFromEnv({ ...good, CVC_FAULT_HOLD_FINALIZE_MS: '-1' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_FAULT_HOLD_FINALIZE_MS',
+  );
   assert.throws(
     () => coordinatorConfigFromEnv({ ...good, CVC_S3_SECRET_KEY: '' }),
     (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_SECRET_KEY' && !e.message.includes('super-secret'),

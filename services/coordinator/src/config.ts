@@ -7,26 +7,29 @@ import { grpcServerSecurityEnvSchema } from '@cvc/security';
 const int = (d: number) => z.coerce.number().int().default(d);
 
 /** Coordinator settings, from the environment (Kubernetes passes Secrets as env). */
-export const coordinatorConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend(grpcServerSecurityEnvSchema.shape).extend({
-  /** gRPC listen address; port 0 picks a free one (printed on start). */
-  CVC_GRPC_HOST: z.string().default('0.0.0.0'),
-  CVC_GRPC_PORT: int(50051),
-  CVC_MAX_CHECKPOINT_BYTES: int(512 * 1024 * 1024),
-  /** Checkpoint uploads streamed at once; more are refused with RESOURCE_EXHAUSTED and a retry hint. */
-  CVC_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).default(8),
-  /** How long an upload over that limit waits for a slot before it is refused (ms; 0: refuse at once). */
-  CVC_UPLOAD_QUEUE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
-  /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
-  CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
-  CVC_METRICS_HOST: z.string().default('0.0.0.0'),
-  CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  /**
-   * Test-only fault injection: hold each run's artifact export this long
-   * (ms) after logging "finalising run", so an e2e test can kill the
-   * coordinator inside finalisation. 0 (the default): no hold.
-   */
-  CVC_FAULT_HOLD_FINALIZE_MS: z.coerce.number().int().min(0).max(3_600_000).default(0),
-});
+export const coordinatorConfigSchema = natsEnvSchema
+  .extend(s3EnvSchema.shape)
+  .extend(grpcServerSecurityEnvSchema.shape)
+  .extend({
+    /** gRPC listen address; port 0 picks a free one (printed on start). */
+    CVC_GRPC_HOST: z.string().default('0.0.0.0'),
+    CVC_GRPC_PORT: int(50051),
+    CVC_MAX_CHECKPOINT_BYTES: int(512 * 1024 * 1024),
+    /** Checkpoint uploads streamed at once; more are refused with RESOURCE_EXHAUSTED and a retry hint. */
+    CVC_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).default(8),
+    /** How long an upload over that limit waits for a slot before it is refused (ms; 0: refuse at once). */
+    CVC_UPLOAD_QUEUE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
+    CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+    CVC_METRICS_HOST: z.string().default('0.0.0.0'),
+    CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    /**
+     * Test-only fault injection: hold each run's artifact export this long
+     * (ms) after logging "finalising run", so an e2e test can kill the
+     * coordinator inside finalisation. 0 (the default): no hold.
+     */
+    CVC_FAULT_HOLD_FINALIZE_MS: z.coerce.number().int().min(0).max(3_600_000).default(0),
+  });
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
 
 export function coordinatorConfigFromEnv(env: NodeJS.ProcessEnv): CoordinatorConfig {

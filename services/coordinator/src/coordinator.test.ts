@@ -6,7 +6,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { CheckpointKind, EpochMetrics, EvalMetrics, FoldState, Run, RunState, type AttemptRef, type RunEvent, type RunSpec } from '@cvc/proto';
 import { createDatasetCatalog, StorageError } from '@cvc/storage';
-import { createMemoryDocStore, createMemoryObjectStore, createMemoryTaskQueue, type MemoryDocStore, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
+import {
+  createMemoryDocStore,
+  createMemoryObjectStore,
+  createMemoryTaskQueue,
+  type MemoryDocStore,
+  type MemoryObjectStore,
+  type MemoryTaskQueue,
+} from '@cvc/testkit';
 import { Coordinator } from './coordinator.js';
 import { CoordinatorError, FinalizeError } from './errors.js';
 import type { ArtifactExporter } from './export-artifacts.js';
@@ -31,7 +38,17 @@ async function world(opts: { maxDeliver?: number } = {}): Promise<World> {
   const store = createMemoryObjectStore();
   const queue = createMemoryTaskQueue({ maxDeliver: opts.maxDeliver ?? 3 });
   const runs = createMemoryDocStore<RunDoc>();
-  await createDatasetCatalog(store).register(DATASET, { version: 'v1', folds: 2, scheme: 'stratified', seed: 42, limit: 200, manifest: MANIFEST, height: 28, width: 28, channels: 1 });
+  await createDatasetCatalog(store).register(DATASET, {
+    version: 'v1',
+    folds: 2,
+    scheme: 'stratified',
+    seed: 42,
+    limit: 200,
+    manifest: MANIFEST,
+    height: 28,
+    width: 28,
+    channels: 1,
+  });
   const exported: string[] = [];
   // Writes the same keys as the real export, with stand-in bytes.
   const fakeExport: ArtifactExporter = async ({ run, store: s }) => {
@@ -47,12 +64,23 @@ async function world(opts: { maxDeliver?: number } = {}): Promise<World> {
     queue,
     runs,
     exported,
-    coordinator: (exportArtifacts = fakeExport) => new Coordinator({ store, queue, runs, exportArtifacts, finalizeRetry: { initialMs: 1, maxMs: 4 }, now: () => (clock += 1000) }),
+    coordinator: (exportArtifacts = fakeExport) =>
+      new Coordinator({ store, queue, runs, exportArtifacts, finalizeRetry: { initialMs: 1, maxMs: 4 }, now: () => (clock += 1000) }),
   };
 }
 
-const spec = (over: Partial<RunSpec> = {}): RunSpec => ({ name: '', dataset: DATASET, model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '', ...over });
-const epoch = (n: number, valLoss = 0.5): EpochMetrics => EpochMetrics.fromPartial({ epoch: n, loss: valLoss + 0.1, valLoss, valMse: valLoss, seconds: 1, imagesPerSec: 100 });
+const spec = (over: Partial<RunSpec> = {}): RunSpec => ({
+  name: '',
+  dataset: DATASET,
+  model: 'seed-mnist',
+  folds: 2,
+  epochs: 1,
+  upsample: '',
+  datasetVersion: '',
+  ...over,
+});
+const epoch = (n: number, valLoss = 0.5): EpochMetrics =>
+  EpochMetrics.fromPartial({ epoch: n, loss: valLoss + 0.1, valLoss, valMse: valLoss, seconds: 1, imagesPerSec: 100 });
 const evalOf = (loss: number): EvalMetrics => EvalMetrics.fromPartial({ loss, mse: loss, count: 10 });
 /** A hang (say, a finalisation awaited inside FinishFold behind a held export) fails the test instead of blocking the run. */
 const T = { timeout: 10_000 };
@@ -85,7 +113,8 @@ async function trainFold(c: Coordinator, runId: string, fold: number, val: numbe
   return a;
 }
 
-const summaryJson = async (w: World, runId: string): Promise<Run> => Run.fromJSON(JSON.parse(new TextDecoder().decode(await w.store.getBytes(`runs/${runId}/summary.json`))));
+const summaryJson = async (w: World, runId: string): Promise<Run> =>
+  Run.fromJSON(JSON.parse(new TextDecoder().decode(await w.store.getBytes(`runs/${runId}/summary.json`))));
 
 test('submit validates the spec against the catalog, records the run and enqueues one task per fold', T, async () => {
   const w = await world();
@@ -93,7 +122,10 @@ test('submit validates the spec against the catalog, records the run and enqueue
   await assert.rejects(c.submitRun(spec({ dataset: 'cifar-10' })), outcome('NOT_FOUND'));
   await assert.rejects(c.submitRun(spec({ folds: 3 })), (e: unknown) => outcome('FAILED_PRECONDITION')(e) && /2 folds, not 3/.test((e as Error).message));
   await assert.rejects(c.submitRun(spec({ datasetVersion: 'v9' })), outcome('NOT_FOUND'));
-  await assert.rejects(c.submitRun(spec({ model: 'seed-cifar' })), (e: unknown) => outcome('INVALID_ARGUMENT')(e) && /32x32x3 images; dataset fashion-mnist has 28x28x1/.test((e as Error).message));
+  await assert.rejects(
+    c.submitRun(spec({ model: 'seed-cifar' })),
+    (e: unknown) => outcome('INVALID_ARGUMENT')(e) && /32x32x3 images; dataset fashion-mnist has 28x28x1/.test((e as Error).message),
+  );
   await assert.rejects(c.submitRun(spec({ model: 'resnet' })), outcome('INVALID_ARGUMENT'));
   await assert.rejects(c.submitRun(undefined), outcome('INVALID_ARGUMENT'));
   assert.deepEqual(await w.runs.keys(), [], 'nothing recorded for a refused spec');
@@ -103,12 +135,24 @@ test('submit validates the spec against the catalog, records the run and enqueue
   assert.match(run.id, /^demo-20260102-0304\d\d-[0-9a-f]{6}$/);
   assert.equal(run.state, RunState.RUN_STATE_PENDING);
   assert.equal(run.datasetVersion, 'v1');
-  assert.deepEqual(run.folds.map((f) => f.state), [FoldState.FOLD_STATE_PENDING, FoldState.FOLD_STATE_PENDING]);
-  assert.deepEqual(w.queue.records().map((r) => r.task), [{ runId: run.id, fold: 0 }, { runId: run.id, fold: 1 }]);
+  assert.deepEqual(
+    run.folds.map((f) => f.state),
+    [FoldState.FOLD_STATE_PENDING, FoldState.FOLD_STATE_PENDING],
+  );
+  assert.deepEqual(
+    w.queue.records().map((r) => r.task),
+    [
+      { runId: run.id, fold: 0 },
+      { runId: run.id, fold: 1 },
+    ],
+  );
   const doc = (await w.runs.get(runKey(run.id)))?.value;
   assert.equal(doc?.manifest, MANIFEST);
   assert.deepEqual(doc?.tokens, ['', '']);
-  assert.deepEqual((await c.listRuns()).map((r) => r.id), [run.id]);
+  assert.deepEqual(
+    (await c.listRuns()).map((r) => r.id),
+    [run.id],
+  );
   await assert.rejects(c.getRun('no-such-run'), outcome('NOT_FOUND'));
   await assert.rejects(c.getRun('../etc'), outcome('INVALID_ARGUMENT'));
 });
@@ -134,7 +178,11 @@ test('each attempt gets a new token; a stale token is refused; the new attempt r
   await assert.rejects(upload(c, first, CheckpointKind.CHECKPOINT_KIND_EPOCH, 2), outcome('FAILED_PRECONDITION'));
   await assert.rejects(c.finishFold({ attempt: first, bestEpoch: 1 }), outcome('FAILED_PRECONDITION'));
   await assert.rejects(c.reportEpoch({ ...a1, token: '' }, epoch(2)), outcome('FAILED_PRECONDITION'));
-  assert.deepEqual(w.store.keys().filter((k) => k.includes('fold-0')), [key], 'the stale upload stored nothing');
+  assert.deepEqual(
+    w.store.keys().filter((k) => k.includes('fold-0')),
+    [key],
+    'the stale upload stored nothing',
+  );
 
   const third = await c.startAttempt({ runId: id, fold: 0, worker: 'w9', delivery: 2 });
   assert.ok(third.proceed);
@@ -156,10 +204,16 @@ test('a repeated epoch report is counted once; progress is kept while running an
   await assert.rejects(c.reportEpoch(a, epoch(0)), outcome('INVALID_ARGUMENT'));
   await assert.rejects(c.reportEpoch(a, { ...epoch(2), loss: NaN }), outcome('INVALID_ARGUMENT'));
   await c.reportProgress(a, { epoch: 2, epochs: 2, images: 50, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 });
-  await assert.rejects(c.reportProgress(a, { epoch: 2, epochs: 2, images: 500, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 }), outcome('INVALID_ARGUMENT'));
+  await assert.rejects(
+    c.reportProgress(a, { epoch: 2, epochs: 2, images: 500, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 }),
+    outcome('INVALID_ARGUMENT'),
+  );
   let f = (await c.getRun(id)).folds[0];
   assert.equal(f?.epochReports, 1);
-  assert.deepEqual(f?.history.map((h) => h.epoch), [1]);
+  assert.deepEqual(
+    f?.history.map((h) => h.epoch),
+    [1],
+  );
   assert.equal(f?.progress?.images, 50);
   assert.ok((f?.progress?.updatedAtMs ?? 0) > 0, 'stamped with the coordinator clock');
   await c.reportEpoch(a, epoch(2, 0.3));
@@ -168,7 +222,10 @@ test('a repeated epoch report is counted once; progress is kept while running an
   assert.equal(f?.state, FoldState.FOLD_STATE_PENDING);
   assert.equal(f?.progress, undefined, 'no progress once the fold left RUNNING');
   assert.equal(f?.epochReports, 2);
-  await assert.rejects(c.reportProgress(a, { epoch: 2, epochs: 2, images: 60, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 }), outcome('FAILED_PRECONDITION'));
+  await assert.rejects(
+    c.reportProgress(a, { epoch: 2, epochs: 2, images: 60, totalImages: 100, imagesPerSec: 10, loss: 0.3, etaSeconds: 5, updatedAtMs: 0 }),
+    outcome('FAILED_PRECONDITION'),
+  );
 });
 
 test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previous checkpoint in place', T, async () => {
@@ -178,47 +235,57 @@ test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previ
   const a = await start(c, id, 1);
   const good = await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
   const data = new Uint8Array([9, 9, 9]);
-  await assert.rejects(c.uploadCheckpoint({ attempt: a, epoch: 2, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size: 3 }, bytes(data), () => 'ab'.repeat(32)), outcome('DATA_LOSS'));
+  await assert.rejects(
+    c.uploadCheckpoint({ attempt: a, epoch: 2, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size: 3 }, bytes(data), () => 'ab'.repeat(32)),
+    outcome('DATA_LOSS'),
+  );
   assert.equal((await c.getRun(id)).folds[1]?.lastCheckpoint, good);
   assert.equal(w.store.object(`runs/${id}/fold-1/checkpoints/epoch-0002.ckpt`), undefined);
 });
 
-test('the last fold to finish moves the run to FINALIZING; finalisation runs afterwards, outside the call, and ends SUCCEEDED with summary, encoder and report', T, async () => {
-  const w = await world();
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const c = w.coordinator(async (input) => {
-    await gate;
-    return `runs/${input.run.id}/encoder`;
-  });
-  const { id } = await c.submitRun(spec());
-  await trainFold(c, id, 0, 0.30);
-  assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_RUNNING);
-  await trainFold(c, id, 1, 0.20);
-  // FinishFold answered with the fold recorded and the export still held.
-  const finalizing = await c.getRun(id);
-  assert.equal(finalizing.state, RunState.RUN_STATE_FINALIZING);
-  assert.deepEqual(finalizing.folds.map((f) => f.state), [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_SUCCEEDED]);
-  const attempt = await c.startAttempt({ runId: id, fold: 1, worker: 'late', delivery: 2 });
-  assert.equal(attempt.proceed, false);
-  assert.match(attempt.reason, /FINALIZING/);
-  const events: RunEvent[] = [];
-  const watching = c.watchRun(id, (e) => events.push(e), new AbortController().signal);
-  release();
-  await c.idle();
-  await watching;
-  const done = await c.getRun(id);
-  assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
-  assert.equal(done.error, '');
-  assert.equal(done.summary?.bestFold, 1);
-  assert.equal(done.summary?.encoder, `runs/${id}/encoder`);
-  assert.ok(Math.abs((done.summary?.valLoss?.mean ?? 0) - 0.25) < 1e-9);
-  assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_SUCCEEDED);
-  // The watch goes on through FINALIZING and ends with the final state.
-  const states = events.map((e) => e.run?.state);
-  assert.equal(states.at(-1), RunState.RUN_STATE_SUCCEEDED);
-  assert.ok(states.length >= 2 && states.slice(0, -1).every((st) => st === RunState.RUN_STATE_FINALIZING), `watched states ${states.join(', ')}`);
-});
+test(
+  'the last fold to finish moves the run to FINALIZING; finalisation runs afterwards, outside the call, and ends SUCCEEDED with summary, encoder and report',
+  T,
+  async () => {
+    const w = await world();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const c = w.coordinator(async (input) => {
+      await gate;
+      return `runs/${input.run.id}/encoder`;
+    });
+    const { id } = await c.submitRun(spec());
+    await trainFold(c, id, 0, 0.3);
+    assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_RUNNING);
+    await trainFold(c, id, 1, 0.2);
+    // FinishFold answered with the fold recorded and the export still held.
+    const finalizing = await c.getRun(id);
+    assert.equal(finalizing.state, RunState.RUN_STATE_FINALIZING);
+    assert.deepEqual(
+      finalizing.folds.map((f) => f.state),
+      [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_SUCCEEDED],
+    );
+    const attempt = await c.startAttempt({ runId: id, fold: 1, worker: 'late', delivery: 2 });
+    assert.equal(attempt.proceed, false);
+    assert.match(attempt.reason, /FINALIZING/);
+    const events: RunEvent[] = [];
+    const watching = c.watchRun(id, (e) => events.push(e), new AbortController().signal);
+    release();
+    await c.idle();
+    await watching;
+    const done = await c.getRun(id);
+    assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
+    assert.equal(done.error, '');
+    assert.equal(done.summary?.bestFold, 1);
+    assert.equal(done.summary?.encoder, `runs/${id}/encoder`);
+    assert.ok(Math.abs((done.summary?.valLoss?.mean ?? 0) - 0.25) < 1e-9);
+    assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_SUCCEEDED);
+    // The watch goes on through FINALIZING and ends with the final state.
+    const states = events.map((e) => e.run?.state);
+    assert.equal(states.at(-1), RunState.RUN_STATE_SUCCEEDED);
+    assert.ok(states.length >= 2 && states.slice(0, -1).every((st) => st === RunState.RUN_STATE_FINALIZING), `watched states ${states.join(', ')}`);
+  },
+);
 
 test('the default exporter: a best fold without a best checkpoint ends the run FAILED with the reason (no retry)', T, async () => {
   const w = await world();
@@ -303,14 +370,17 @@ test('a coordinator that dies inside the export: a new one over the same stores 
   assert.equal(done.state, RunState.RUN_STATE_SUCCEEDED, done.error);
   assert.equal(done.summary?.bestFold, 1);
   assert.deepEqual(w.exported, [id]);
-  assert.deepEqual(w.store.keys().filter((k) => k.startsWith(`runs/${id}/encoder/`) || k.startsWith(`runs/${id}/report/`) || k.endsWith('summary.json')), [
-    `runs/${id}/encoder/model.json`,
-    `runs/${id}/encoder/weights.bin`,
-    `runs/${id}/report/loss-curves.png`,
-    `runs/${id}/report/originals.png`,
-    `runs/${id}/report/reconstructions.png`,
-    `runs/${id}/summary.json`,
-  ]);
+  assert.deepEqual(
+    w.store.keys().filter((k) => k.startsWith(`runs/${id}/encoder/`) || k.startsWith(`runs/${id}/report/`) || k.endsWith('summary.json')),
+    [
+      `runs/${id}/encoder/model.json`,
+      `runs/${id}/encoder/weights.bin`,
+      `runs/${id}/report/loss-curves.png`,
+      `runs/${id}/report/originals.png`,
+      `runs/${id}/report/reconstructions.png`,
+      `runs/${id}/summary.json`,
+    ],
+  );
   assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_SUCCEEDED, 'the killed export wrote nothing after it was stopped');
   // Workers of the finished run are told so; their old tokens are stale.
   assert.equal((await restarted.startAttempt({ runId: id, fold: 0, worker: 'w', delivery: 2 })).proceed, false);
@@ -352,7 +422,14 @@ test('recover() finalises a run the old code left RUNNING with every fold ended,
   // As the old code left it: both folds ended, the run still RUNNING (its finalisation died with the coordinator).
   const doc = (await w.runs.get(runKey(id)))?.value;
   assert.ok(doc);
-  w.runs.put(runKey(id), { ...doc, run: { ...doc.run, state: RunState.RUN_STATE_RUNNING, folds: doc.run.folds.map((f) => (f.fold === 1 ? { ...f, state: FoldState.FOLD_STATE_FAILED, error: 'boom' } : f)) } });
+  w.runs.put(runKey(id), {
+    ...doc,
+    run: {
+      ...doc.run,
+      state: RunState.RUN_STATE_RUNNING,
+      folds: doc.run.folds.map((f) => (f.fold === 1 ? { ...f, state: FoldState.FOLD_STATE_FAILED, error: 'boom' } : f)),
+    },
+  });
   const restarted = w.coordinator();
   assert.deepEqual(await restarted.recover(), { finalizing: [id], cancelling: [] });
   await restarted.idle();
@@ -372,7 +449,10 @@ test('cancel: unfinished folds CANCELLED, workers told CANCELLED, finished folds
   await c.reportProgress(running, { epoch: 1, epochs: 1, images: 5, totalImages: 10, imagesPerSec: 1, loss: 1, etaSeconds: 5, updatedAtMs: 0 });
   const run = await c.cancelRun(id);
   assert.equal(run.state, RunState.RUN_STATE_CANCELLED);
-  assert.deepEqual(run.folds.map((f) => f.state), [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_CANCELLED]);
+  assert.deepEqual(
+    run.folds.map((f) => f.state),
+    [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_CANCELLED],
+  );
   assert.equal(run.folds[1]?.progress, undefined);
   assert.equal(run.summary?.bestFold, 0);
   assert.equal(run.summary?.encoder, '', 'a cancel exports no encoder');
@@ -382,7 +462,10 @@ test('cancel: unfinished folds CANCELLED, workers told CANCELLED, finished folds
   assert.equal((await c.startAttempt({ runId: id, fold: 1, worker: 'w', delivery: 2 })).proceed, false);
   const saved = await summaryJson(w, id);
   assert.equal(saved.state, RunState.RUN_STATE_CANCELLED);
-  assert.deepEqual(saved.folds.map((f) => f.state), [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_CANCELLED]);
+  assert.deepEqual(
+    saved.folds.map((f) => f.state),
+    [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_CANCELLED],
+  );
   assert.ok(w.store.object(`runs/${id}/fold-0/best/model.ckpt`), 'the finished fold keeps its checkpoint');
   assert.equal((await c.openBestCheckpoint(id, 0)).key, `runs/${id}/fold-0/best/model.ckpt`);
   assert.equal((await c.cancelRun(id)).state, RunState.RUN_STATE_CANCELLED, 'a second cancel changes nothing');
@@ -394,7 +477,10 @@ test('a cancel arriving while an attempt is being started wins: the attempt is r
   const w = await world();
   const c = w.coordinator();
   const { id } = await c.submitRun(spec());
-  w.runs.conflictOnce(runKey(id), (d) => ({ ...d, run: { ...d.run, state: RunState.RUN_STATE_CANCELLING, folds: d.run.folds.map((f) => ({ ...f, state: FoldState.FOLD_STATE_CANCELLED })) } }));
+  w.runs.conflictOnce(runKey(id), (d) => ({
+    ...d,
+    run: { ...d.run, state: RunState.RUN_STATE_CANCELLING, folds: d.run.folds.map((f) => ({ ...f, state: FoldState.FOLD_STATE_CANCELLED })) },
+  }));
   const s = await c.startAttempt({ runId: id, fold: 0, worker: 'w', delivery: 1 });
   assert.equal(s.proceed, false);
   assert.match(s.reason, /CANCELLING/);
@@ -418,7 +504,10 @@ test('an interrupted cancel (clean-up failed, coordinator gone) is completed by 
   await restarted.idle();
   const done = await restarted.getRun(id);
   assert.equal(done.state, RunState.RUN_STATE_CANCELLED);
-  assert.deepEqual(done.folds.map((f) => f.state), [FoldState.FOLD_STATE_CANCELLED, FoldState.FOLD_STATE_CANCELLED]);
+  assert.deepEqual(
+    done.folds.map((f) => f.state),
+    [FoldState.FOLD_STATE_CANCELLED, FoldState.FOLD_STATE_CANCELLED],
+  );
   assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_CANCELLED);
 });
 

@@ -1,6 +1,22 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createBackoff, CvcError, describeError, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
-import { FoldState, Run, RunState, CheckpointKind, type FoldStatus, type AttemptRef, type CheckpointChunk_Header, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type RunEvent, type RunSpec, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import {
+  FoldState,
+  Run,
+  RunState,
+  CheckpointKind,
+  type FoldStatus,
+  type AttemptRef,
+  type CheckpointChunk_Header,
+  type EpochMetrics,
+  type FailFoldRequest,
+  type FinishFoldRequest,
+  type FoldProgress,
+  type RunEvent,
+  type RunSpec,
+  type StartAttemptRequest,
+  type StartAttemptResponse,
+} from '@cvc/proto';
 import { MODEL_SHAPES } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
@@ -146,7 +162,10 @@ export class Coordinator {
     }
     const shape = MODEL_SHAPES[spec.model];
     if (imp.height !== shape.height || imp.width !== shape.width || imp.channels !== shape.channels) {
-      throw new CoordinatorError('INVALID_ARGUMENT', `model ${spec.model} takes ${shape.height}x${shape.width}x${shape.channels} images; dataset ${spec.dataset} has ${imp.height}x${imp.width}x${imp.channels}`);
+      throw new CoordinatorError(
+        'INVALID_ARGUMENT',
+        `model ${spec.model} takes ${shape.height}x${shape.width}x${shape.channels} images; dataset ${spec.dataset} has ${imp.height}x${imp.width}x${imp.channels}`,
+      );
     }
     const t = new Date(this.now());
     const stamp = t.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -283,17 +302,36 @@ export class Coordinator {
           ...d.run,
           state: RunState.RUN_STATE_RUNNING,
           folds: d.run.folds.map((x) =>
-            x.fold === req.fold ? { ...x, state: FoldState.FOLD_STATE_RUNNING, attempts: x.attempts + 1, worker: req.worker, error: '', resumedFromEpoch: x.lastCheckpoint ? x.lastCheckpointEpoch : 0 } : x,
+            x.fold === req.fold
+              ? {
+                  ...x,
+                  state: FoldState.FOLD_STATE_RUNNING,
+                  attempts: x.attempts + 1,
+                  worker: req.worker,
+                  error: '',
+                  resumedFromEpoch: x.lastCheckpoint ? x.lastCheckpointEpoch : 0,
+                }
+              : x,
           ),
         },
       };
     });
     const fold = doc.run.folds[req.fold];
-    if (doc.tokens[req.fold] !== token) return skip(fold ? (refusal(doc.run, fold) ?? 'another attempt owns this fold') : `run ${req.runId} has no fold ${req.fold}`);
+    if (doc.tokens[req.fold] !== token)
+      return skip(fold ? (refusal(doc.run, fold) ?? 'another attempt owns this fold') : `run ${req.runId} has no fold ${req.fold}`);
     // Runs submitted before the manifest was kept in the run document look it up in the catalog.
-    const manifest = doc.manifest ?? (await this.catalog.find(doc.run.spec?.dataset ?? '', { folds: doc.run.folds.length, version: doc.run.datasetVersion })).manifest;
+    const manifest =
+      doc.manifest ?? (await this.catalog.find(doc.run.spec?.dataset ?? '', { folds: doc.run.folds.length, version: doc.run.datasetVersion })).manifest;
     this.logger.info('attempt started', { run: req.runId, fold: req.fold, worker: req.worker, delivery: req.delivery, resume: fold?.lastCheckpointEpoch ?? 0 });
-    return { proceed: true, token, ...(doc.run.spec ? { spec: doc.run.spec } : {}), datasetVersion: doc.run.datasetVersion, manifest, resumeCheckpoint: fold?.lastCheckpoint ?? '', reason: '' };
+    return {
+      proceed: true,
+      token,
+      ...(doc.run.spec ? { spec: doc.run.spec } : {}),
+      datasetVersion: doc.run.datasetVersion,
+      manifest,
+      resumeCheckpoint: fold?.lastCheckpoint ?? '',
+      reason: '',
+    };
   }
 
   /** Throws unless `a` is the fold's current attempt (and the run still wants it). */
@@ -301,7 +339,8 @@ export class Coordinator {
     if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
     const f = doc.run.folds[a.fold];
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${a.runId} has no fold ${a.fold}`);
-    if (doc.run.state === RunState.RUN_STATE_CANCELLED || doc.run.state === RunState.RUN_STATE_CANCELLING) throw new CoordinatorError('CANCELLED', `run ${a.runId} was cancelled`);
+    if (doc.run.state === RunState.RUN_STATE_CANCELLED || doc.run.state === RunState.RUN_STATE_CANCELLING)
+      throw new CoordinatorError('CANCELLED', `run ${a.runId} was cancelled`);
     if (!a.token || doc.tokens[a.fold] !== a.token) {
       throw new CoordinatorError('FAILED_PRECONDITION', `stale attempt token for run ${a.runId} fold ${a.fold}: another attempt owns this fold`);
     }
@@ -311,7 +350,10 @@ export class Coordinator {
   async reportEpoch(a: AttemptRef | undefined, m: EpochMetrics | undefined): Promise<void> {
     if (!a || !m) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt and metrics are required');
     if (!Number.isFinite(m.loss) || !Number.isFinite(m.valLoss) || m.epoch < 1) {
-      throw new CoordinatorError('INVALID_ARGUMENT', `epoch report must have a positive epoch and finite losses (epoch ${m.epoch}, loss ${m.loss}, val_loss ${m.valLoss})`);
+      throw new CoordinatorError(
+        'INVALID_ARGUMENT',
+        `epoch report must have a positive epoch and finite losses (epoch ${m.epoch}, loss ${m.loss}, val_loss ${m.valLoss})`,
+      );
     }
     await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
       const fold = this.checkToken(d, a);
@@ -326,7 +368,9 @@ export class Coordinator {
         run: {
           ...d.run,
           folds: d.run.folds.map((x) =>
-            x.fold === fold ? { ...x, epochReports: x.epochReports + 1, history: [...x.history.filter((h) => h.epoch !== m.epoch), m].sort((p, q) => p.epoch - q.epoch) } : x,
+            x.fold === fold
+              ? { ...x, epochReports: x.epochReports + 1, history: [...x.history.filter((h) => h.epoch !== m.epoch), m].sort((p, q) => p.epoch - q.epoch) }
+              : x,
           ),
         },
       };
@@ -340,10 +384,18 @@ export class Coordinator {
    */
   async reportProgress(a: AttemptRef | undefined, p: FoldProgress | undefined): Promise<void> {
     if (!a || !p) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt and progress are required');
-    for (const [field, v] of [['images_per_sec', p.imagesPerSec], ['loss', p.loss], ['eta_seconds', p.etaSeconds]] as const) {
+    for (const [field, v] of [
+      ['images_per_sec', p.imagesPerSec],
+      ['loss', p.loss],
+      ['eta_seconds', p.etaSeconds],
+    ] as const) {
       if (!Number.isFinite(v) || v < 0) throw new CoordinatorError('INVALID_ARGUMENT', `progress.${field} must be a finite number >= 0, got ${v}`);
     }
-    if (p.images > p.totalImages || p.epoch < 1) throw new CoordinatorError('INVALID_ARGUMENT', `progress must have epoch >= 1 and images <= total_images (epoch ${p.epoch}, ${p.images}/${p.totalImages})`);
+    if (p.images > p.totalImages || p.epoch < 1)
+      throw new CoordinatorError(
+        'INVALID_ARGUMENT',
+        `progress must have epoch >= 1 and images <= total_images (epoch ${p.epoch}, ${p.images}/${p.totalImages})`,
+      );
     await this.mutate(a.runId, `fold ${a.fold} progress`, (d) => {
       const fold = this.checkToken(d, a);
       const progress = { ...p, updatedAtMs: this.now() };
@@ -356,7 +408,11 @@ export class Coordinator {
    * the size cap and the sha256 sent at the end. On a mismatch nothing is
    * stored and the fold keeps its previous checkpoint.
    */
-  async uploadCheckpoint(header: CheckpointChunk_Header | undefined, data: AsyncIterable<Uint8Array>, sha256: () => string | undefined): Promise<{ key: string; size: number }> {
+  async uploadCheckpoint(
+    header: CheckpointChunk_Header | undefined,
+    data: AsyncIterable<Uint8Array>,
+    sha256: () => string | undefined,
+  ): Promise<{ key: string; size: number }> {
     if (!header?.attempt) throw new CoordinatorError('INVALID_ARGUMENT', 'the first message of a checkpoint upload must carry a header with the attempt');
     const a = header.attempt;
     this.checkToken(await this.load(a.runId), a);
@@ -377,7 +433,8 @@ export class Coordinator {
     try {
       put = await this.store.put(key, capped(), { expectSha256: sha256 });
     } catch (err) {
-      if (err instanceof StorageError && err.code === 'CHECKSUM_MISMATCH') throw new CoordinatorError('DATA_LOSS', `checkpoint for run ${a.runId} fold ${a.fold}: ${err.message}`);
+      if (err instanceof StorageError && err.code === 'CHECKSUM_MISMATCH')
+        throw new CoordinatorError('DATA_LOSS', `checkpoint for run ${a.runId} fold ${a.fold}: ${err.message}`);
       throw err;
     }
     if (header.size > 0 && put.bytes !== header.size) {
@@ -410,8 +467,17 @@ export class Coordinator {
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
       tokens[fold] = '';
-      const result = { bestEpoch: req.bestEpoch, ...(req.train ? { train: req.train } : {}), ...(req.val ? { val: req.val } : {}), ...(req.test ? { test: req.test } : {}) };
-      return { ...d, tokens, run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, FoldState.FOLD_STATE_SUCCEEDED, result) : x)) }) };
+      const result = {
+        bestEpoch: req.bestEpoch,
+        ...(req.train ? { train: req.train } : {}),
+        ...(req.val ? { val: req.val } : {}),
+        ...(req.test ? { test: req.test } : {}),
+      };
+      return {
+        ...d,
+        tokens,
+        run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, FoldState.FOLD_STATE_SUCCEEDED, result) : x)) }),
+      };
     });
     this.finalizeIfReady(doc);
   }
@@ -425,7 +491,11 @@ export class Coordinator {
       const tokens = [...d.tokens];
       tokens[fold] = '';
       const state = req.final ? FoldState.FOLD_STATE_FAILED : FoldState.FOLD_STATE_PENDING;
-      return { ...d, tokens, run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, state, { error: req.error }) : x)) }) };
+      return {
+        ...d,
+        tokens,
+        run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, state, { error: req.error }) : x)) }),
+      };
     });
     if (req.final) {
       this.observer.foldFailed?.();
@@ -443,7 +513,11 @@ export class Coordinator {
       const tokens = [...d.tokens];
       tokens[task.fold] = '';
       const error = f.error ? `${f.error} (gave up after ${deliveries} deliveries)` : `gave up after ${deliveries} deliveries without a result (worker lost?)`;
-      return { ...d, tokens, run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === task.fold ? endAttempt(x, FoldState.FOLD_STATE_FAILED, { error }) : x)) }) };
+      return {
+        ...d,
+        tokens,
+        run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === task.fold ? endAttempt(x, FoldState.FOLD_STATE_FAILED, { error }) : x)) }),
+      };
     });
     this.observer.foldFailed?.();
     this.finalizeIfReady(doc);
@@ -485,7 +559,9 @@ export class Coordinator {
     const summary = best ? summarize(ok, best, encoder) : undefined;
     await this.writeSummary({ ...run, state, error, ...(summary ? { summary } : {}) });
     throwIfAborted(signal, `finalising run ${runId}`);
-    const done = await this.mutate(runId, 'finished', (d) => (d.run.state !== RunState.RUN_STATE_FINALIZING ? d : { ...d, run: { ...d.run, state, error, ...(summary ? { summary } : {}) } }));
+    const done = await this.mutate(runId, 'finished', (d) =>
+      d.run.state !== RunState.RUN_STATE_FINALIZING ? d : { ...d, run: { ...d.run, state, error, ...(summary ? { summary } : {}) } },
+    );
     this.logger.info('run finished', { run: runId, state: RunState[done.run.state], failedFolds: failed.length });
     return done.run;
   }
@@ -512,7 +588,13 @@ export class Coordinator {
       } catch (err) {
         if (signal.aborted) return;
         const wait = Math.round(backoff.next());
-        this.logger.warn(kind === 'finalize' ? 'finalising run failed; retrying' : 'cancel clean-up failed; retrying', { run: runId, error: describeError(err), failures, retryInMs: wait, transient: isTransient(err) });
+        this.logger.warn(kind === 'finalize' ? 'finalising run failed; retrying' : 'cancel clean-up failed; retrying', {
+          run: runId,
+          error: describeError(err),
+          failures,
+          retryInMs: wait,
+          transient: isTransient(err),
+        });
         await pause(wait, signal);
       }
     }
@@ -536,7 +618,10 @@ export class Coordinator {
           this.schedule(run.id, 'cancel');
           continue;
         }
-        if ((run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) && finalizingIfDone(run).state === RunState.RUN_STATE_FINALIZING) {
+        if (
+          (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) &&
+          finalizingIfDone(run).state === RunState.RUN_STATE_FINALIZING
+        ) {
           run = (await this.mutate(run.id, 'finalising (recovered)', (d) => ({ ...d, run: finalizingIfDone(d.run) }))).run;
         }
         if (run.state === RunState.RUN_STATE_FINALIZING) {
@@ -568,7 +653,8 @@ export class Coordinator {
     const doc = await this.load(runId);
     const f = doc.run.folds[fold];
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${runId} has no fold ${fold}`);
-    if (!f.bestCheckpoint) throw new CoordinatorError('FAILED_PRECONDITION', `run ${runId} fold ${fold} has no best checkpoint yet (state ${FoldState[f.state]})`);
+    if (!f.bestCheckpoint)
+      throw new CoordinatorError('FAILED_PRECONDITION', `run ${runId} fold ${fold} has no best checkpoint yet (state ${FoldState[f.state]})`);
     const st = await this.store.stat(f.bestCheckpoint);
     if (!st) throw new CoordinatorError('DATA_LOSS', `checkpoint ${f.bestCheckpoint} is missing from storage`);
     return { key: f.bestCheckpoint, size: st.size, stream: await this.store.getStream(f.bestCheckpoint) };

@@ -44,7 +44,9 @@ export const exportRunArtifacts: ArtifactExporter = async ({ run, bestCheckpoint
 
     const report = layout.reportPrefix(run.id);
     const test = await testImages(store, catalog, run, 25);
-    const recon = trainer.withInferenceStats(() => tf.tidy(() => (trainer.net.model.predict(batchTensor(test, undefined, 0, test.count)) as tf.Tensor).dataSync() as Float32Array));
+    const recon = trainer.withInferenceStats(() =>
+      tf.tidy(() => (trainer.net.model.predict(batchTensor(test, undefined, 0, test.count)) as tf.Tensor).dataSync() as Float32Array),
+    );
     const png = { contentType: 'image/png' };
     await store.put(`${report}/originals.png`, imageGrid(test.images, test.count, test.height, test.width, test.channels), png);
     await store.put(`${report}/reconstructions.png`, imageGrid(recon, test.count, test.height, test.width, test.channels), png);

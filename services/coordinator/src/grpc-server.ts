@@ -1,4 +1,13 @@
-import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type Metadata,
+  type sendUnaryData,
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+} from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import type { Logger } from '@cvc/core';
 import {
@@ -174,22 +183,46 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
 
   const workerService: WorkerServiceServer = {
     startAttempt: unary('StartAttempt', 'worker', guard, (r) => c.startAttempt(r), observe),
-    reportEpoch: unary('ReportEpoch', 'worker', guard, async (r) => {
-      await c.reportEpoch(r.attempt, r.metrics);
-      return {};
-    }, observe),
-    reportProgress: unary('ReportProgress', 'worker', guard, async (r) => {
-      await c.reportProgress(r.attempt, r.progress);
-      return {};
-    }, observe),
-    finishFold: unary('FinishFold', 'worker', guard, async (r) => {
-      await c.finishFold(r);
-      return {};
-    }, observe),
-    failFold: unary('FailFold', 'worker', guard, async (r) => {
-      await c.failFold(r);
-      return {};
-    }, observe),
+    reportEpoch: unary(
+      'ReportEpoch',
+      'worker',
+      guard,
+      async (r) => {
+        await c.reportEpoch(r.attempt, r.metrics);
+        return {};
+      },
+      observe,
+    ),
+    reportProgress: unary(
+      'ReportProgress',
+      'worker',
+      guard,
+      async (r) => {
+        await c.reportProgress(r.attempt, r.progress);
+        return {};
+      },
+      observe,
+    ),
+    finishFold: unary(
+      'FinishFold',
+      'worker',
+      guard,
+      async (r) => {
+        await c.finishFold(r);
+        return {};
+      },
+      observe,
+    ),
+    failFold: unary(
+      'FailFold',
+      'worker',
+      guard,
+      async (r) => {
+        await c.failFold(r);
+        return {};
+      },
+      observe,
+    ),
     uploadCheckpoint: (call: ServerReadableStream<CheckpointChunk, { key: string; size: number }>, callback) => {
       const t0 = performance.now();
       const refuse = (err: unknown): void => {

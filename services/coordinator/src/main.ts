@@ -18,7 +18,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const security = await grpcServerSecurity(cfg);
   const secrets = [...security.secrets, cfg.CVC_S3_SECRET_KEY, ...(cfg.CVC_NATS_PASS ? [cfg.CVC_NATS_PASS] : [])];
   const logger = createJsonLogger(cfg.CVC_LOG_LEVEL, undefined, { service: 'coordinator' }, secrets);
-  if (!security.tls) logger.warn('CVC_INSECURE=true: gRPC is plaintext' + (security.auth ? '' : ' and unauthenticated; anyone who can reach the port can submit runs and push checkpoints'));
+  if (!security.tls)
+    logger.warn(
+      'CVC_INSECURE=true: gRPC is plaintext' +
+        (security.auth ? '' : ' and unauthenticated; anyone who can reach the port can submit runs and push checkpoints'),
+    );
   // The encoder export builds the model: the wasm backend is enough for that.
   await initBackend('wasm');
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: 'cvc-coordinator', ...natsAuthFromEnv(cfg) });
@@ -98,7 +102,14 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   });
   const metricsServer = await startMetricsServer(metrics.registry, { host: cfg.CVC_METRICS_HOST, port: cfg.CVC_METRICS_PORT, ready });
   const port = await bindServer(server, cfg.CVC_GRPC_HOST, cfg.CVC_GRPC_PORT, security.credentials);
-  logger.info('coordinator listening', { grpc: `${cfg.CVC_GRPC_HOST}:${port}`, tls: security.tls, mutualTls: security.mutualTls, auth: security.auth ? 'tokens' : 'none', nats: cfg.CVC_NATS_URL, s3: `${cfg.CVC_S3_ENDPOINT}:${cfg.CVC_S3_PORT}` });
+  logger.info('coordinator listening', {
+    grpc: `${cfg.CVC_GRPC_HOST}:${port}`,
+    tls: security.tls,
+    mutualTls: security.mutualTls,
+    auth: security.auth ? 'tokens' : 'none',
+    nats: cfg.CVC_NATS_URL,
+    s3: `${cfg.CVC_S3_ENDPOINT}:${cfg.CVC_S3_PORT}`,
+  });
   // A line for parents that started us with port 0.
   process.stdout.write(`CVC_COORDINATOR_PORT=${port}\nCVC_METRICS_PORT=${metricsServer.port}\n`);
   const shutdown = (sig: string): void => {

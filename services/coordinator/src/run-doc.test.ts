@@ -89,5 +89,8 @@ test('unknown model or upsample, and bad names, are refused naming the field', (
   refused({ dataset: '../etc' }, 'dataset');
   refused({ name: 'a b' }, 'name');
   refused({ datasetVersion: 'x/y' }, 'dataset_version');
-  assert.throws(() => resolveSpec(undefined), (e: unknown) => e instanceof CoordinatorError && e.outcome === 'INVALID_ARGUMENT' && /spec is required/.test(e.message));
+  assert.throws(
+    () => resolveSpec(undefined),
+    (e: unknown) => e instanceof CoordinatorError && e.outcome === 'INVALID_ARGUMENT' && /spec is required/.test(e.message),
+  );
 });

@@ -17,7 +17,13 @@ export function summarize(ok: readonly FoldStatus[], best: FoldStatus, encoder: 
     const m = meanStd(ok.map(pick));
     return { mean: m.mean, std: m.std };
   };
-  return { trainLoss: ms((f) => f.train?.loss ?? NaN), valLoss: ms((f) => f.val?.loss ?? NaN), testLoss: ms((f) => f.test?.loss ?? NaN), bestFold: best.fold, encoder };
+  return {
+    trainLoss: ms((f) => f.train?.loss ?? NaN),
+    valLoss: ms((f) => f.val?.loss ?? NaN),
+    testLoss: ms((f) => f.test?.loss ?? NaN),
+    bestFold: best.fold,
+    encoder,
+  };
 }
 
 /** A fold left RUNNING: it has no progress inside an epoch any more. */

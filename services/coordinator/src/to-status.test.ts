@@ -80,9 +80,20 @@ test('toStatus: every storage, model, messaging and coordinator code maps to its
 });
 
 test('toStatus: data codes: corruption is DATA_LOSS, absence NOT_FOUND, and none is UNAVAILABLE', () => {
-  const corrupt = ['GZIP_CORRUPT', 'IDX_TRUNCATED', 'IDX_BAD_MAGIC', 'MANIFEST_CORRUPT', 'SHARD_CORRUPT', 'SHARD_CHECKSUM', 'SHARD_TRUNCATED', 'CHECKSUM_MISMATCH', 'TAR_CORRUPT'] as const;
+  const corrupt = [
+    'GZIP_CORRUPT',
+    'IDX_TRUNCATED',
+    'IDX_BAD_MAGIC',
+    'MANIFEST_CORRUPT',
+    'SHARD_CORRUPT',
+    'SHARD_CHECKSUM',
+    'SHARD_TRUNCATED',
+    'CHECKSUM_MISMATCH',
+    'TAR_CORRUPT',
+  ] as const;
   for (const code of corrupt) assert.equal(name(toStatus(new DataError(code, 'x', 'f')).code), 'DATA_LOSS', code);
-  for (const code of ['FILE_MISSING', 'MANIFEST_MISSING', 'SHARD_MISSING'] as const) assert.equal(name(toStatus(new DataError(code, 'x')).code), 'NOT_FOUND', code);
+  for (const code of ['FILE_MISSING', 'MANIFEST_MISSING', 'SHARD_MISSING'] as const)
+    assert.equal(name(toStatus(new DataError(code, 'x')).code), 'NOT_FOUND', code);
   for (const code of Object.keys(dataStatus) as (keyof typeof dataStatus)[]) {
     const s = toStatus(new DataError(code, 'x')).code;
     assert.notEqual(s, status.UNAVAILABLE, `${code} must not tell clients to retry`);

@@ -80,7 +80,9 @@ const fake: WorkerServiceServer = {
 before(async () => {
   server = new Server();
   server.addService(WorkerServiceService, fake);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
   address = `127.0.0.1:${port}`;
 });
 after(() => {
@@ -88,8 +90,10 @@ after(() => {
 });
 
 /** A client with millisecond backoff; the deadline is generous unless a test shortens it. */
-const client = (deadlineMs = 10_000): CoordinatorClient => new CoordinatorClient(address, { credentials: credentials.createInsecure() }, { deadlineMs, initialDelayMs: 1, maxDelayMs: 5 });
-const start = (c: CoordinatorClient, runId: string): ReturnType<CoordinatorClient['startAttempt']> => c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
+const client = (deadlineMs = 10_000): CoordinatorClient =>
+  new CoordinatorClient(address, { credentials: credentials.createInsecure() }, { deadlineMs, initialDelayMs: 1, maxDelayMs: 5 });
+const start = (c: CoordinatorClient, runId: string): ReturnType<CoordinatorClient['startAttempt']> =>
+  c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
 
 test('UNAVAILABLE is retried until the call succeeds', async () => {
   script.set('flaky', [fail(status.UNAVAILABLE), fail(status.UNAVAILABLE), fail(status.UNAVAILABLE)]);
@@ -106,7 +110,15 @@ test('UNAVAILABLE is retried until the call succeeds', async () => {
 test('INVALID_ARGUMENT, FAILED_PRECONDITION, DATA_LOSS, UNKNOWN and auth refusals are not retried', async () => {
   const c = client();
   try {
-    for (const code of [status.INVALID_ARGUMENT, status.FAILED_PRECONDITION, status.DATA_LOSS, status.UNKNOWN, status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.INTERNAL]) {
+    for (const code of [
+      status.INVALID_ARGUMENT,
+      status.FAILED_PRECONDITION,
+      status.DATA_LOSS,
+      status.UNKNOWN,
+      status.UNAUTHENTICATED,
+      status.PERMISSION_DENIED,
+      status.INTERNAL,
+    ]) {
       const runId = `final-${status[code]}`;
       script.set(runId, [fail(code)]);
       await assert.rejects(start(c, runId), (e: unknown) => (e as ServiceError).code === code, status[code]);
@@ -117,7 +129,7 @@ test('INVALID_ARGUMENT, FAILED_PRECONDITION, DATA_LOSS, UNKNOWN and auth refusal
   }
 });
 
-test('RESOURCE_EXHAUSTED is retried only with the coordinator\'s retry-after hint', async () => {
+test("RESOURCE_EXHAUSTED is retried only with the coordinator's retry-after hint", async () => {
   const c = client();
   try {
     script.set('busy', [fail(status.RESOURCE_EXHAUSTED, 20), fail(status.RESOURCE_EXHAUSTED, 20)]);
@@ -132,7 +144,10 @@ test('RESOURCE_EXHAUSTED is retried only with the coordinator\'s retry-after hin
 });
 
 test('the retry deadline ends the retries with the last UNAVAILABLE', async () => {
-  script.set('down', Array.from({ length: 10_000 }, () => fail(status.UNAVAILABLE)));
+  script.set(
+    'down',
+    Array.from({ length: 10_000 }, () => fail(status.UNAVAILABLE)),
+  );
   const c = client(100);
   try {
     await assert.rejects(start(c, 'down'), (e: unknown) => (e as ServiceError).code === status.UNAVAILABLE);
@@ -154,7 +169,10 @@ test('a checkpoint upload is chunked, carries its sha256, and is retried whole a
     assert.equal(uploadRefusals.length, 0, 'both refusals were met');
     assert.deepEqual(uploads, [{ chunks: 3, bytes: bytes.length, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }]);
     uploadRefusals = [fail(status.DATA_LOSS)];
-    await assert.rejects(c.uploadCheckpoint({ runId: 'r', fold: 0, token: 't' }, 2, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes), (e: unknown) => (e as ServiceError).code === status.DATA_LOSS);
+    await assert.rejects(
+      c.uploadCheckpoint({ runId: 'r', fold: 0, token: 't' }, 2, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes),
+      (e: unknown) => (e as ServiceError).code === status.DATA_LOSS,
+    );
     assert.equal(uploads.length, 1, 'DATA_LOSS is not retried');
   } finally {
     c.close();

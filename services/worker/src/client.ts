@@ -82,14 +82,20 @@ export class CoordinatorClient implements CoordinatorApi {
     return this.withRetry(what, () => new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res)))));
   }
 
-  startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> => this.call('StartAttempt', (r: StartAttemptRequest, cb) => this.client.startAttempt(r, cb), req);
-  reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> => this.call('ReportEpoch', (r: ReportEpochRequest, cb) => this.client.reportEpoch(r, cb), { attempt, metrics });
+  startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> =>
+    this.call('StartAttempt', (r: StartAttemptRequest, cb) => this.client.startAttempt(r, cb), req);
+  reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> =>
+    this.call('ReportEpoch', (r: ReportEpochRequest, cb) => this.client.reportEpoch(r, cb), { attempt, metrics });
   /**
    * One try with a 10 s deadline, no retries: progress is for display and
    * the next report (a few seconds later) supersedes a lost one.
    */
   reportProgress = (attempt: AttemptRef, progress: FoldProgress): Promise<unknown> =>
-    new Promise((resolve, reject) => this.client.reportProgress({ attempt, progress } satisfies ReportProgressRequest, new Metadata(), { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res))));
+    new Promise((resolve, reject) =>
+      this.client.reportProgress({ attempt, progress } satisfies ReportProgressRequest, new Metadata(), { deadline: Date.now() + 10_000 }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      ),
+    );
   finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call('FinishFold', (r: FinishFoldRequest, cb) => this.client.finishFold(r, cb), req);
   failFold = (req: FailFoldRequest): Promise<unknown> => this.call('FailFold', (r: FailFoldRequest, cb) => this.client.failFold(r, cb), req);
 

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { ConfigError } from '@cvc/core';
 import { workerConfigFromEnv } from './config.js';
 
-const good = { CVC_NATS_URL: 'nats://127.0.0.1:4222', CVC_S3_ENDPOINT: 'minio', CVC_S3_PORT: '9000', CVC_S3_ACCESS_KEY: 'a', CVC_S3_SECRET_KEY: 's', CVC_COORDINATOR: '127.0.0.1:50051' };
+const good = {
+  CVC_NATS_URL: 'nats://127.0.0.1:4222',
+  CVC_S3_ENDPOINT: 'minio',
+  CVC_S3_PORT: '9000',
+  CVC_S3_ACCESS_KEY: 'a',
+  CVC_S3_SECRET_KEY: 's',
+  CVC_COORDINATOR: '127.0.0.1:50051',
+};
 
 test('CVC_PROGRESS_INTERVAL_MS defaults to 3000 ms; 0 turns progress reports off', () => {
   assert.equal(workerConfigFromEnv(good).CVC_PROGRESS_INTERVAL_MS, 3000);
@@ -13,6 +20,10 @@ test('CVC_PROGRESS_INTERVAL_MS defaults to 3000 ms; 0 turns progress reports off
 
 test('a CVC_PROGRESS_INTERVAL_MS below 500, above 10 minutes, negative or not an integer is refused, naming the variable', () => {
   for (const v of ['100', '-1', '1.5', 'often', '600001']) {
-    assert.throws(() => workerConfigFromEnv({ ...good, CVC_PROGRESS_INTERVAL_MS: v }), (e: unknown) => e instanceof ConfigError && e.field === 'CVC_PROGRESS_INTERVAL_MS', v);
+    assert.throws(
+      () => workerConfigFromEnv({ ...good, CVC_PROGRESS_INTERVAL_MS: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === 'CVC_PROGRESS_INTERVAL_MS',
+      v,
+    );
   }
 });

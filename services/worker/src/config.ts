@@ -7,39 +7,42 @@ import { s3EnvSchema } from '@cvc/storage';
 import { grpcClientSecurityEnvSchema } from '@cvc/security';
 
 /** Worker settings, from the environment. */
-export const workerConfigSchema = natsEnvSchema.extend(s3EnvSchema.shape).extend(grpcClientSecurityEnvSchema.shape).extend({
-  /** host:port of the coordinator's gRPC API. */
-  CVC_COORDINATOR: z.string().min(1),
-  CVC_WORKER_ID: z.string().default(`${hostname()}-${process.pid}`),
-  /** Verified shards are cached here, named by their sha256. */
-  CVC_CACHE_DIR: z.string().default(join(tmpdir(), 'cvc-worker-cache')),
-  CVC_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
-  /** Threads of the wasm backend (its XNNPACK pool on worker_threads); the native backends use their own. */
-  CVC_WASM_THREADS: z.coerce.number().int().min(1).max(64).default(1),
-  /** The wasm backend's convolution kernels: cvc's (relaxed) SIMD ones, or tfjs-backend-wasm's XNNPACK ones. */
-  CVC_WASM_CONV: z.enum(['auto', 'relaxed-simd', 'simd', 'xnnpack']).default('auto'),
-  /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
-  CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
-  CVC_METRICS_HOST: z.string().default('0.0.0.0'),
-  CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  /**
-   * Milliseconds between progress reports inside an epoch (images done,
-   * images/s, ETA), default 3000; 0 sends none. Each report is a write of the
-   * run document, so less than 500 ms is refused.
-   */
-  CVC_PROGRESS_INTERVAL_MS: z.coerce
-    .number()
-    .int()
-    .max(600_000)
-    .refine((v) => v === 0 || v >= 500, 'must be 0 (no progress reports) or at least 500 ms')
-    .default(3000),
-  /**
-   * Fault injection, for reliability tests only: every attempt at this fold
-   * number (of any run) fails after its shards are downloaded, as a task that
-   * can never succeed would.
-   */
-  CVC_FAULT_FAIL_FOLD: z.coerce.number().int().min(0).optional(),
-});
+export const workerConfigSchema = natsEnvSchema
+  .extend(s3EnvSchema.shape)
+  .extend(grpcClientSecurityEnvSchema.shape)
+  .extend({
+    /** host:port of the coordinator's gRPC API. */
+    CVC_COORDINATOR: z.string().min(1),
+    CVC_WORKER_ID: z.string().default(`${hostname()}-${process.pid}`),
+    /** Verified shards are cached here, named by their sha256. */
+    CVC_CACHE_DIR: z.string().default(join(tmpdir(), 'cvc-worker-cache')),
+    CVC_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    /** Threads of the wasm backend (its XNNPACK pool on worker_threads); the native backends use their own. */
+    CVC_WASM_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+    /** The wasm backend's convolution kernels: cvc's (relaxed) SIMD ones, or tfjs-backend-wasm's XNNPACK ones. */
+    CVC_WASM_CONV: z.enum(['auto', 'relaxed-simd', 'simd', 'xnnpack']).default('auto'),
+    /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
+    CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
+    CVC_METRICS_HOST: z.string().default('0.0.0.0'),
+    CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    /**
+     * Milliseconds between progress reports inside an epoch (images done,
+     * images/s, ETA), default 3000; 0 sends none. Each report is a write of the
+     * run document, so less than 500 ms is refused.
+     */
+    CVC_PROGRESS_INTERVAL_MS: z.coerce
+      .number()
+      .int()
+      .max(600_000)
+      .refine((v) => v === 0 || v >= 500, 'must be 0 (no progress reports) or at least 500 ms')
+      .default(3000),
+    /**
+     * Fault injection, for reliability tests only: every attempt at this fold
+     * number (of any run) fails after its shards are downloaded, as a task that
+     * can never succeed would.
+     */
+    CVC_FAULT_FAIL_FOLD: z.coerce.number().int().min(0).optional(),
+  });
 export type WorkerConfig = z.output<typeof workerConfigSchema>;
 
 export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {

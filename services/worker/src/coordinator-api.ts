@@ -1,4 +1,13 @@
-import type { AttemptRef, CheckpointKind, EpochMetrics, FailFoldRequest, FinishFoldRequest, FoldProgress, StartAttemptRequest, StartAttemptResponse } from '@cvc/proto';
+import type {
+  AttemptRef,
+  CheckpointKind,
+  EpochMetrics,
+  FailFoldRequest,
+  FinishFoldRequest,
+  FoldProgress,
+  StartAttemptRequest,
+  StartAttemptResponse,
+} from '@cvc/proto';
 
 /**
  * What the worker loop needs of the coordinator's WorkerService.

@@ -20,7 +20,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS });
   const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
-    onRetry: (e) => logger.warn('coordinator call failed; retrying', { call: e.what, error: describeError(e.error), retryInMs: Math.round(e.delayMs), failures: e.failures }),
+    onRetry: (e) =>
+      logger.warn('coordinator call failed; retrying', { call: e.what, error: describeError(e.error), retryInMs: Math.round(e.delayMs), failures: e.failures }),
   });
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
@@ -49,7 +50,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     failFold: cfg.CVC_FAULT_FAIL_FOLD,
   });
   if (cfg.CVC_FAULT_FAIL_FOLD !== undefined) logger.warn('fault injection on: every attempt at this fold fails', { fold: cfg.CVC_FAULT_FAIL_FOLD });
-  const metricsServer = await startMetricsServer(metrics.registry, { host: cfg.CVC_METRICS_HOST, port: cfg.CVC_METRICS_PORT, ready: async () => !nc.isClosed() && (await store.ping()) });
+  const metricsServer = await startMetricsServer(metrics.registry, {
+    host: cfg.CVC_METRICS_HOST,
+    port: cfg.CVC_METRICS_PORT,
+    ready: async () => !nc.isClosed() && (await store.ping()),
+  });
   process.stdout.write(`CVC_METRICS_PORT=${metricsServer.port}\n`);
   logger.info('worker ready', { backend: backend.name, threads: backend.threads, conv: backend.conv, coordinator: cfg.CVC_COORDINATOR });
   const shutdown = (): void => worker.stop();

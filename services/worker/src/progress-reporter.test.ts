@@ -5,7 +5,15 @@ import type { BatchProgress } from '@cvc/model';
 import type { FoldProgress } from '@cvc/proto';
 import { ProgressReporter, foldEtaSeconds, toFoldProgress } from './progress-reporter.js';
 
-const sample = (over: Partial<BatchProgress> = {}): BatchProgress => ({ epoch: 2, epochs: 5, images: 600, totalImages: 1000, loss: 0.03, imagesPerSec: 200, ...over });
+const sample = (over: Partial<BatchProgress> = {}): BatchProgress => ({
+  epoch: 2,
+  epochs: 5,
+  images: 600,
+  totalImages: 1000,
+  loss: 0.03,
+  imagesPerSec: 200,
+  ...over,
+});
 
 test('the fold ETA counts the rest of this epoch and every later epoch at the current pace', () => {
   // 400 images left now + 3 epochs of 1000, at 200 images/s.
@@ -24,7 +32,12 @@ test('the ETA adds the measured time an epoch spends outside training, for this 
 test('the reporter learns the epoch overhead from the wall time between epoch ends minus the training time', async () => {
   let clock = 0;
   const sent: FoldProgress[] = [];
-  const r = new ProgressReporter({ send: (p) => Promise.resolve(void sent.push(p)), intervalMs: 1, now: () => clock, logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
+  const r = new ProgressReporter({
+    send: (p) => Promise.resolve(void sent.push(p)),
+    intervalMs: 1,
+    now: () => clock,
+    logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+  });
   r.offer(sample());
   await r.idle();
   clock = 10_000;
@@ -35,13 +48,25 @@ test('the reporter learns the epoch overhead from the wall time between epoch en
   r.epochEnded(9); // 12 s since the last epoch end, 9 s of it training: 3 s elsewhere
   r.offer(sample());
   await r.idle();
-  assert.deepEqual(sent.map((p) => p.etaSeconds), [17, 17 + 2 * 4, 17 + 3 * 4]);
+  assert.deepEqual(
+    sent.map((p) => p.etaSeconds),
+    [17, 17 + 2 * 4, 17 + 3 * 4],
+  );
 });
 
 test('a sample with a non-finite loss or pace has no wire form; a good one carries every field', () => {
   assert.equal(toFoldProgress(sample({ loss: NaN }), 1), undefined);
   assert.equal(toFoldProgress(sample({ imagesPerSec: NaN }), 1), undefined);
-  assert.deepEqual(toFoldProgress(sample(), 1234.6), { epoch: 2, epochs: 5, images: 600, totalImages: 1000, imagesPerSec: 200, loss: 0.03, etaSeconds: 17, updatedAtMs: 1235 });
+  assert.deepEqual(toFoldProgress(sample(), 1234.6), {
+    epoch: 2,
+    epochs: 5,
+    images: 600,
+    totalImages: 1000,
+    imagesPerSec: 200,
+    loss: 0.03,
+    etaSeconds: 17,
+    updatedAtMs: 1235,
+  });
 });
 
 test('the reporter sends at most once per interval, skips while one is in flight, and swallows failures at debug', async () => {
@@ -75,6 +100,9 @@ test('the reporter sends at most once per interval, skips while one is in flight
   await r.idle();
   clock = 7000;
   r.offer(sample({ loss: Infinity })); // nothing to send
-  assert.deepEqual(sent.map((p) => p.images), [100, 300, 500]);
+  assert.deepEqual(
+    sent.map((p) => p.images),
+    [100, 300, 500],
+  );
   assert.deepEqual(debug, ['progress report failed; dropped', 'progress sample has no finite loss or pace; not reported']);
 });

@@ -72,7 +72,12 @@ export class ProgressReporter {
     if (this.inFlight || (this.lastSentAt !== undefined && t - this.lastSentAt < this.opts.intervalMs)) return;
     const progress = toFoldProgress(p, t, this.epochOverheadSeconds);
     if (!progress) {
-      this.opts.logger.debug('progress sample has no finite loss or pace; not reported', { ...this.opts.logFields, epoch: p.epoch, loss: p.loss, imagesPerSec: p.imagesPerSec });
+      this.opts.logger.debug('progress sample has no finite loss or pace; not reported', {
+        ...this.opts.logFields,
+        epoch: p.epoch,
+        loss: p.loss,
+        imagesPerSec: p.imagesPerSec,
+      });
       return;
     }
     this.lastSentAt = t;

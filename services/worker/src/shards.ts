@@ -38,7 +38,11 @@ export class ShardCache {
       this.onDownload(bytes.length, (performance.now() - t0) / 1000);
       const got = createHash('sha256').update(bytes).digest('hex');
       if (bytes.length !== entry.bytes || got !== entry.sha256) {
-        throw new DataError('SHARD_CHECKSUM', `downloaded ${bytes.length} bytes with sha256 ${got}; the manifest says ${entry.bytes} bytes, ${entry.sha256}`, key);
+        throw new DataError(
+          'SHARD_CHECKSUM',
+          `downloaded ${bytes.length} bytes with sha256 ${got}; the manifest says ${entry.bytes} bytes, ${entry.sha256}`,
+          key,
+        );
       }
       // Workers may share the cache: a private temp name, then an atomic rename.
       const tmp = `${cached}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -61,7 +65,8 @@ export class ShardCache {
       else if (e.fold === fold) val = set;
       else trainParts.push(set);
     }
-    if (!val || !test || trainParts.length === 0) throw new DataError('MANIFEST_CORRUPT', `manifest has no fold ${fold}, other folds or test shard`, manifestKey);
+    if (!val || !test || trainParts.length === 0)
+      throw new DataError('MANIFEST_CORRUPT', `manifest has no fold ${fold}, other folds or test shard`, manifestKey);
     return { train: concatImages(trainParts), val, test };
   }
 }

@@ -10,7 +10,17 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { throwIfAborted, type Logger } from '@cvc/core';
 import { importDataset, randomImageSet, type Dataset, type ImageSet } from '@cvc/data';
 import type { BatchProgress, EpochRecord, TrainConfigInput } from '@cvc/model';
-import { CheckpointKind, RunSpec, type AttemptRef, type EpochMetrics, type FailFoldRequest, type FinishFoldRequest, type FoldProgress, type StartAttemptRequest, type StartAttemptResponse } from '@cvc/proto';
+import {
+  CheckpointKind,
+  RunSpec,
+  type AttemptRef,
+  type EpochMetrics,
+  type FailFoldRequest,
+  type FinishFoldRequest,
+  type FoldProgress,
+  type StartAttemptRequest,
+  type StartAttemptResponse,
+} from '@cvc/proto';
 import type { FoldTask, TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { createMemoryObjectStore, createMemoryTaskQueue, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
 import type { CoordinatorApi } from './coordinator-api.js';
@@ -51,7 +61,8 @@ after(async () => {
 });
 
 const RUN = 'run-1';
-const spec = (over: Partial<RunSpec> = {}): RunSpec => RunSpec.fromPartial({ dataset: 'tiny', model: 'seed-mnist', folds: 3, epochs: 2, batchSize: 100, learningRate: 1e-3, seed: 7, upsample: 'nearest', ...over });
+const spec = (over: Partial<RunSpec> = {}): RunSpec =>
+  RunSpec.fromPartial({ dataset: 'tiny', model: 'seed-mnist', folds: 3, epochs: 2, batchSize: 100, learningRate: 1e-3, seed: 7, upsample: 'nearest', ...over });
 
 /** A gRPC error as grpc-js rejects with it. */
 function grpcError(code: status, details: string): ServiceError {
@@ -113,7 +124,10 @@ class FakeCoordinator implements CoordinatorApi {
   }
   async uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
     await this.record({ m: 'uploadCheckpoint', attempt, epoch, kind, bytes });
-    return { key: `runs/${attempt.runId}/folds/${attempt.fold}/${kind === CheckpointKind.CHECKPOINT_KIND_BEST ? 'best' : `epoch-${epoch}`}.ckpt`, size: bytes.length };
+    return {
+      key: `runs/${attempt.runId}/folds/${attempt.fold}/${kind === CheckpointKind.CHECKPOINT_KIND_BEST ? 'best' : `epoch-${epoch}`}.ckpt`,
+      size: bytes.length,
+    };
   }
   async finishFold(req: FinishFoldRequest): Promise<unknown> {
     return this.record({ m: 'finishFold', req });
@@ -200,7 +214,10 @@ class FakeTrainers implements TrainerFactory {
 // ---------------------------------------------------------------- harness
 
 /** What the worker did with each delivery it got (a spy over the memory queue's deliveries). */
-type Settled = { fold: number; delivery: number; how: 'ack' } | { fold: number; delivery: number; how: 'nak'; delayMs: number | undefined } | { fold: number; delivery: number; how: 'term'; reason: string };
+type Settled =
+  | { fold: number; delivery: number; how: 'ack' }
+  | { fold: number; delivery: number; how: 'nak'; delayMs: number | undefined }
+  | { fold: number; delivery: number; how: 'term'; reason: string };
 
 /**
  * Wraps the memory queue: records how each delivery was settled, and stops
@@ -267,7 +284,20 @@ function setup(opts: { coordinator?: FakeCoordinator; maxDeliver?: number; deps?
   const outcomes: string[] = [];
   // The closure runs only once run() pulls, after `worker` is initialised.
   const spy = spyQueue(queue, () => worker.stop());
-  const worker = new Worker({ id: 'w1', queue: spy.queue, store, coordinator, cacheDir, logger, trainers, pollMs: 5, pullRetryMs: 1, random: () => 1, onAttempt: (o) => outcomes.push(o), ...opts.deps });
+  const worker = new Worker({
+    id: 'w1',
+    queue: spy.queue,
+    store,
+    coordinator,
+    cacheDir,
+    logger,
+    trainers,
+    pollMs: 5,
+    pullRetryMs: 1,
+    random: () => 1,
+    onAttempt: (o) => outcomes.push(o),
+    ...opts.deps,
+  });
   return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, logger, outcomes };
 }
 
@@ -279,11 +309,31 @@ test('a fresh fold: the trainer is created from the run spec, every epoch is rep
   const s = setup();
   await s.queue.enqueue(task);
   await s.worker.run();
-  assert.deepEqual(s.trainers.created, [{ model: 'seed-mnist', epochs: 2, batchSize: 100, learningRate: 1e-3, upsample: 'nearest', seed: 8 }], 'seed is the spec seed + the fold');
+  assert.deepEqual(
+    s.trainers.created,
+    [{ model: 'seed-mnist', epochs: 2, batchSize: 100, learningRate: 1e-3, upsample: 'nearest', seed: 8 }],
+    'seed is the spec seed + the fold',
+  );
   assert.equal(s.trainers.resumed.length, 0);
-  assert.deepEqual(s.coordinator.of('startAttempt').map((c) => c.req), [{ runId: RUN, fold: 1, worker: 'w1', delivery: 1 }]);
-  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => [c.attempt.token, c.metrics.epoch]), [['tok-1', 1], ['tok-1', 2]]);
-  assert.deepEqual(s.coordinator.of('uploadCheckpoint').map((c) => [c.epoch, c.kind]), [[1, CheckpointKind.CHECKPOINT_KIND_EPOCH], [2, CheckpointKind.CHECKPOINT_KIND_EPOCH], [2, CheckpointKind.CHECKPOINT_KIND_BEST]]);
+  assert.deepEqual(
+    s.coordinator.of('startAttempt').map((c) => c.req),
+    [{ runId: RUN, fold: 1, worker: 'w1', delivery: 1 }],
+  );
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => [c.attempt.token, c.metrics.epoch]),
+    [
+      ['tok-1', 1],
+      ['tok-1', 2],
+    ],
+  );
+  assert.deepEqual(
+    s.coordinator.of('uploadCheckpoint').map((c) => [c.epoch, c.kind]),
+    [
+      [1, CheckpointKind.CHECKPOINT_KIND_EPOCH],
+      [2, CheckpointKind.CHECKPOINT_KIND_EPOCH],
+      [2, CheckpointKind.CHECKPOINT_KIND_BEST],
+    ],
+  );
   const fin = s.coordinator.of('finishFold');
   assert.equal(fin.length, 1);
   assert.equal(fin[0]?.req.bestEpoch, 2);
@@ -294,7 +344,7 @@ test('a fresh fold: the trainer is created from the run spec, every epoch is rep
   assert.ok(s.trainers.trainers[0]?.disposed);
 });
 
-test('a redelivered task resumes from the fold checkpoint in the store: resume gets its bytes and the run\'s epoch count, and only the remaining epochs are trained', async () => {
+test("a redelivered task resumes from the fold checkpoint in the store: resume gets its bytes and the run's epoch count, and only the remaining epochs are trained", async () => {
   const key = `runs/${RUN}/folds/1/epoch-1.ckpt`;
   const bytes = new TextEncoder().encode(JSON.stringify({ epochsDone: 1, epochs: 2 }));
   await store.put(key, bytes);
@@ -310,7 +360,10 @@ test('a redelivered task resumes from the fold checkpoint in the store: resume g
   assert.deepEqual(s.trainers.resumed[0]?.bytes, bytes);
   assert.equal(s.trainers.resumed[0]?.name, key);
   assert.deepEqual(s.trainers.resumed[0]?.opts, { epochs: 3 });
-  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch), [2, 3]);
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch),
+    [2, 3],
+  );
   assert.equal(s.coordinator.of('finishFold')[0]?.req.attempt?.token, 'tok-2');
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 2, how: 'ack' }]);
 });
@@ -334,7 +387,11 @@ test('stop() mid-fit (SIGTERM) hands the task back at once: nak without delay, n
   await s.worker.run();
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
   assert.equal(s.queue.record(task)?.state, 'pending', 'back in the queue for another worker');
-  assert.deepEqual(s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch), [1], 'epoch 1 was reported (and checkpointed) before the stop');
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch),
+    [1],
+    'epoch 1 was reported (and checkpointed) before the stop',
+  );
   assert.equal(s.coordinator.of('failFold').length, 0);
   assert.equal(s.coordinator.of('finishFold').length, 0);
   assert.deepEqual(s.outcomes, ['started', 'interrupted']);
@@ -359,7 +416,7 @@ test('a report refused as a stale token (FAILED_PRECONDITION: another attempt ow
   await s.queue.enqueue(task);
   await s.worker.run();
   assert.deepEqual(s.settled, [], 'the delivery is left to its new owner');
-  assert.equal(s.coordinator.of('failFold').length, 0, 'the new owner\'s fold is not failed');
+  assert.equal(s.coordinator.of('failFold').length, 0, "the new owner's fold is not failed");
   assert.equal(s.coordinator.of('uploadCheckpoint').length, 0);
   assert.equal(s.coordinator.of('finishFold').length, 0);
   assert.deepEqual(s.outcomes, ['started', 'abandoned']);
@@ -384,11 +441,14 @@ test('a failing pull (NATS unreachable) is logged and retried; the task is then 
   s.pullFailures.push(new Error('CONNECTION_REFUSED'), new Error('TIMEOUT'));
   await s.queue.enqueue(task);
   await s.worker.run();
-  assert.deepEqual(s.logger.lines.filter((l) => l.msg === 'pulling a task failed; retrying').map((l) => l.fields?.['error']), ['CONNECTION_REFUSED', 'TIMEOUT']);
+  assert.deepEqual(
+    s.logger.lines.filter((l) => l.msg === 'pulling a task failed; retrying').map((l) => l.fields?.['error']),
+    ['CONNECTION_REFUSED', 'TIMEOUT'],
+  );
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
 });
 
-test('the coordinator unreachable past the client\'s retries (UNAVAILABLE): the task goes back with backoff and the worker keeps serving', async () => {
+test("the coordinator unreachable past the client's retries (UNAVAILABLE): the task goes back with backoff and the worker keeps serving", async () => {
   const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED')) });
   await s.queue.enqueue(task);
   await s.queue.enqueue({ runId: RUN, fold: 2 });
@@ -419,7 +479,10 @@ test('a failed attempt with deliveries left: failFold(final=false) and a nak wit
   assert.ok(await s2.queue.next(1));
   s2.queue.expireInFlight();
   await s2.worker.run();
-  assert.deepEqual(s2.coordinator.of('failFold').map((c) => c.req.final), [false]);
+  assert.deepEqual(
+    s2.coordinator.of('failFold').map((c) => c.req.final),
+    [false],
+  );
   assert.deepEqual(s2.settled, [{ fold: 1, delivery: 2, how: 'nak', delayMs: 4000 }]);
 });
 
@@ -430,17 +493,26 @@ test('a failed attempt on the last delivery: failFold(final=true) and the task i
   };
   await s.queue.enqueue(task);
   await s.worker.run();
-  assert.deepEqual(s.coordinator.of('failFold').map((c) => c.req.final), [true]);
+  assert.deepEqual(
+    s.coordinator.of('failFold').map((c) => c.req.final),
+    [true],
+  );
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'term', reason: 'out of memory' }]);
   assert.equal(s.queue.record(task)?.state, 'termed');
 });
 
 test('a failing failFold is logged, and the task is still handed back', async () => {
-  const s = setup({ coordinator: new FakeCoordinator().fail('finishFold', grpcError(status.INTERNAL, 'disk full')).fail('failFold', grpcError(status.UNAVAILABLE, 'coordinator down')) });
+  const s = setup({
+    coordinator: new FakeCoordinator()
+      .fail('finishFold', grpcError(status.INTERNAL, 'disk full'))
+      .fail('failFold', grpcError(status.UNAVAILABLE, 'coordinator down')),
+  });
   await s.queue.enqueue(task);
   await s.worker.run();
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: 2000 }]);
-  assert.ok(s.logger.lines.some((l) => l.level === 'warn' && /reporting the failed attempt failed/.test(l.msg) && /coordinator down/.test(String(l.fields?.['error']))));
+  assert.ok(
+    s.logger.lines.some((l) => l.level === 'warn' && /reporting the failed attempt failed/.test(l.msg) && /coordinator down/.test(String(l.fields?.['error']))),
+  );
 });
 
 test('a cancelled run (CANCELLED on a report) acks the task without failing the fold', async () => {
@@ -482,7 +554,16 @@ test('progress inside an epoch: reports go out at most once per interval on the 
     ],
   );
   const first = reports[0]?.progress;
-  assert.deepEqual(first, { epoch: 1, epochs: 2, images: 100, totalImages: 400, imagesPerSec: 100, loss: 0.5, etaSeconds: (300 + 400) / 100, updatedAtMs: 1_001_000 });
+  assert.deepEqual(first, {
+    epoch: 1,
+    epochs: 2,
+    images: 100,
+    totalImages: 400,
+    imagesPerSec: 100,
+    loss: 0.5,
+    etaSeconds: (300 + 400) / 100,
+    updatedAtMs: 1_001_000,
+  });
   assert.ok(reports.every((r) => r.attempt.token === 'tok-1'));
   // The trainer samples more often than the worker sends, so a report is never late by a whole interval.
   assert.equal(s.trainers.trainers[0]?.fitCallbacks?.progressIntervalMs, 750);

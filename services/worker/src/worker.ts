@@ -89,7 +89,11 @@ export class Worker {
    */
   async run(): Promise<void> {
     // @cvc/core's backoff (jittered, 500 ms growing to 10 s), reset by every successful pull.
-    const pullBackoff = createBackoff({ initialDelayMs: this.pullRetryMs, maxDelayMs: Math.max(this.pullRetryMs, 10_000), ...(this.deps.random ? { random: this.deps.random } : {}) });
+    const pullBackoff = createBackoff({
+      initialDelayMs: this.pullRetryMs,
+      maxDelayMs: Math.max(this.pullRetryMs, 10_000),
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+    });
     while (!this.stopping) {
       let d: TaskDelivery | undefined;
       try {
@@ -134,7 +138,10 @@ export class Worker {
       // The coordinator resolves every field at submission (one schema); a spec without them is a coordinator bug, not a default.
       const { epochs, batchSize, learningRate, seed } = spec;
       if (epochs === undefined || batchSize === undefined || learningRate === undefined || seed === undefined) {
-        throw new WorkerError('NO_SPEC', `the coordinator sent run ${runId}'s spec with unresolved fields (epochs, batch size, learning rate and seed are all required)`);
+        throw new WorkerError(
+          'NO_SPEC',
+          `the coordinator sent run ${runId}'s spec with unresolved fields (epochs, batch size, learning rate and seed are all required)`,
+        );
       }
       const data = await this.shards.foldData(start.manifest, fold);
       if (this.deps.failFold === fold) throw new WorkerError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
@@ -156,30 +163,39 @@ export class Worker {
       const a = attempt;
       const progress =
         this.progressIntervalMs > 0
-          ? new ProgressReporter({ send: (p) => this.deps.coordinator.reportProgress(a, p), intervalMs: this.progressIntervalMs, now: this.now, logger: this.logger, logFields: log })
+          ? new ProgressReporter({
+              send: (p) => this.deps.coordinator.reportProgress(a, p),
+              intervalMs: this.progressIntervalMs,
+              now: this.now,
+              logger: this.logger,
+              logFields: log,
+            })
           : undefined;
       try {
-        await trainer.fit({ train: data.train, val: data.val }, {
-          signal: ac.signal,
-          ...(this.deps.onStep ? { onStep: this.deps.onStep } : {}),
-          // The trainer samples 4x as often as we send, so a report is due within a quarter interval of its time.
-          ...(progress ? { onBatch: (p) => progress.offer(p), progressIntervalMs: Math.max(1, Math.floor(this.progressIntervalMs / 4)) } : {}),
-          onEpochEnd: async (r) => {
-            d.working();
-            progress?.epochEnded(r.seconds);
-            await this.deps.coordinator.reportEpoch(a, {
-              epoch: r.epoch,
-              loss: r.loss,
-              valLoss: r.valLoss,
-              valMse: r.valMse,
-              ...(r.valCosine !== undefined ? { valCosine: r.valCosine } : {}),
-              seconds: r.seconds,
-              imagesPerSec: r.imagesPerSec,
-            });
-            this.deps.onEpoch?.({ runId, fold }, r);
-            await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await trainer.checkpoint());
+        await trainer.fit(
+          { train: data.train, val: data.val },
+          {
+            signal: ac.signal,
+            ...(this.deps.onStep ? { onStep: this.deps.onStep } : {}),
+            // The trainer samples 4x as often as we send, so a report is due within a quarter interval of its time.
+            ...(progress ? { onBatch: (p) => progress.offer(p), progressIntervalMs: Math.max(1, Math.floor(this.progressIntervalMs / 4)) } : {}),
+            onEpochEnd: async (r) => {
+              d.working();
+              progress?.epochEnded(r.seconds);
+              await this.deps.coordinator.reportEpoch(a, {
+                epoch: r.epoch,
+                loss: r.loss,
+                valLoss: r.valLoss,
+                valMse: r.valMse,
+                ...(r.valCosine !== undefined ? { valCosine: r.valCosine } : {}),
+                seconds: r.seconds,
+                imagesPerSec: r.imagesPerSec,
+              });
+              this.deps.onEpoch?.({ runId, fold }, r);
+              await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await trainer.checkpoint());
+            },
           },
-        });
+        );
         trainer.restoreBest();
         const best = trainer.bestEpoch;
         const train = await trainer.evaluate(data.train);
@@ -196,7 +212,7 @@ export class Worker {
     } catch (err) {
       if (isAuthError(err)) {
         // Our credentials are wrong, not the fold: hand it back for a worker that is let in.
-        this.logger.error('the coordinator refused this worker\'s credentials; handing the task back and stopping', { ...log, error: describeError(err) });
+        this.logger.error("the coordinator refused this worker's credentials; handing the task back and stopping", { ...log, error: describeError(err) });
         d.nak(5000);
         this.fatal = err as Error;
         this.stopping = true;
@@ -222,7 +238,10 @@ export class Worker {
         this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
         this.deps.onAttempt?.(err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' ? 'nan_loss' : 'failed');
         // The task is handed back below either way; a lost FailFold only loses the error text, so it is logged, not thrown.
-        if (attempt) await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).catch((e: unknown) => this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) }));
+        if (attempt)
+          await this.deps.coordinator
+            .failFold({ attempt, error: describeError(err), final })
+            .catch((e: unknown) => this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) }));
         if (final) d.term(describeError(err));
         else d.nak(backoffDelay(d.delivery, { initialDelayMs: 2000, maxDelayMs: 30_000 }, (this.deps.random ?? Math.random)()));
       }
