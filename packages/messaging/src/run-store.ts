@@ -2,6 +2,8 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
+import { retry } from '@cvc/core';
+import { isNatsUnavailable } from './availability.js';
 import { MessagingError } from './errors.js';
 import { isWrongLastSequence } from './jetstream-errors.js';
 
@@ -41,8 +43,15 @@ export async function createDocStore<T>(nc: NatsConnection, bucket: string, opts
   const replicas = opts.replicas ?? 1;
   const stream = `KV_${bucket}`;
   assertReplicasPossible(nc, stream, replicas);
-  const kv: KV = await placingReplicas(stream, replicas, () => new Kvm(nc).create(bucket, { history: 1, replicas }));
-  await ensureStreamReplicas(await jetstreamManager(nc), stream, replicas);
+  // Idempotent, so retried while JetStream cannot answer yet (a stream leader being elected in a cluster, a reconnect).
+  const kv: KV = await retry(
+    async () => {
+      const opened = await placingReplicas(stream, replicas, () => new Kvm(nc).create(bucket, { history: 1, replicas }));
+      await ensureStreamReplicas(await jetstreamManager(nc), stream, replicas);
+      return opened;
+    },
+    { deadlineMs: 15_000, initialDelayMs: 200, maxDelayMs: 2000, retryable: isNatsUnavailable, what: `opening KV bucket ${bucket}` },
+  );
   const dec = (b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
   const get = async (key: string): Promise<Versioned<T> | undefined> => {
     const e = await kv.get(key);

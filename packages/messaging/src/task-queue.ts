@@ -1,6 +1,8 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
+import { retry } from '@cvc/core';
+import { isNatsUnavailable } from './availability.js';
 import { MessagingError } from './errors.js';
 import { isConsumerNotFound, isNoMessageFound, isStreamNotFound } from './jetstream-errors.js';
 import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
@@ -26,6 +28,14 @@ export interface TaskQueueOptions {
    * updated to it.
    */
   readonly replicas?: number;
+  /**
+   * How long opening the stream and a publish are retried while JetStream
+   * cannot answer (no responders or a timeout while a stream leader is
+   * elected after a node loss or a fresh placement, a reconnect), in ms
+   * (default 15 000). Safe: opening is idempotent and the message id
+   * deduplicates a publish that did land.
+   */
+  readonly publishRetryMs?: number;
 }
 
 /** A delivered task: ack when done, nak to hand it back, working() as a heartbeat. */
@@ -79,21 +89,6 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
   assertReplicasPossible(nc, stream, replicas);
   const jsm = await jetstreamManager(nc);
   const subject = `${SUBJECT}.${stream.toLowerCase()}`;
-  try {
-    await jsm.streams.info(stream);
-  } catch (err) {
-    if (!isStreamNotFound(err)) throw err;
-    await placingReplicas(stream, replicas, () =>
-      jsm.streams.add({
-        name: stream,
-        subjects: [subject],
-        retention: RetentionPolicy.Workqueue,
-        duplicate_window: nanos(24 * 3600 * 1000),
-        num_replicas: replicas,
-      }),
-    );
-  }
-  await ensureStreamReplicas(jsm, stream, replicas);
   const consumerConfig = {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
@@ -103,15 +98,40 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
     filter_subject: subject,
     num_replicas: replicas,
   };
-  try {
-    await jsm.consumers.info(stream, durable);
-    await placingReplicas(stream, replicas, () =>
-      jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver, num_replicas: replicas }),
-    );
-  } catch (err) {
-    if (!isConsumerNotFound(err)) throw err;
-    await placingReplicas(stream, replicas, () => jsm.consumers.add(stream, consumerConfig));
-  }
+  // Idempotent, so retried while JetStream cannot answer yet (a stream leader being elected in a cluster, a reconnect).
+  const ensure = async (): Promise<void> => {
+    try {
+      await jsm.streams.info(stream);
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw err;
+      await placingReplicas(stream, replicas, () =>
+        jsm.streams.add({
+          name: stream,
+          subjects: [subject],
+          retention: RetentionPolicy.Workqueue,
+          duplicate_window: nanos(24 * 3600 * 1000),
+          num_replicas: replicas,
+        }),
+      );
+    }
+    await ensureStreamReplicas(jsm, stream, replicas);
+    try {
+      await jsm.consumers.info(stream, durable);
+      await placingReplicas(stream, replicas, () =>
+        jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver, num_replicas: replicas }),
+      );
+    } catch (err) {
+      if (!isConsumerNotFound(err)) throw err;
+      await placingReplicas(stream, replicas, () => jsm.consumers.add(stream, consumerConfig));
+    }
+  };
+  await retry(ensure, {
+    deadlineMs: opts.publishRetryMs ?? 15_000,
+    initialDelayMs: 200,
+    maxDelayMs: 2000,
+    retryable: isNatsUnavailable,
+    what: `opening task stream ${stream}`,
+  });
   const js: JetStreamClient = jetstream(nc);
   let consumer: Consumer | undefined;
   const getConsumer = async (): Promise<Consumer> => (consumer ??= await js.consumers.get(stream, durable));
@@ -141,10 +161,20 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
     maxDeliver,
     ackWaitMs,
     maxDeliveriesSubject: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`,
-    enqueue: async (task) => {
-      const ack = await js.publish(subject, JSON.stringify(task), { msgID: taskMsgId(task) });
-      return { duplicate: ack.duplicate };
-    },
+    enqueue: (task) =>
+      retry(
+        async () => {
+          const ack = await js.publish(subject, JSON.stringify(task), { msgID: taskMsgId(task) });
+          return { duplicate: ack.duplicate };
+        },
+        {
+          deadlineMs: opts.publishRetryMs ?? 15_000,
+          initialDelayMs: 100,
+          maxDelayMs: 2000,
+          retryable: isNatsUnavailable,
+          what: `publishing task ${taskMsgId(task)}`,
+        },
+      ),
     next: async (expiresMs = 5000) => {
       const m = await (await getConsumer()).next({ expires: Math.max(expiresMs, 1000) });
       return m ? wrap(m) : undefined;
