@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { FoldState, RunState, type Run } from '@cvc/proto';
 import { startLocalCluster } from '@cvc/cli/testing';
 import type { NatsClusterNode } from '@cvc/messaging';
-import { assertNoSecretsInLogs, getRun, importFashion, runClient, storeOf, submitFashionRun, until } from './helpers.js';
+import { assertNoSecretsInLogs, getRun, importFashion, isFinal, runClient, storeOf, submitFashionRun, until } from './helpers.js';
 
 interface StreamDetail {
   name: string;
@@ -23,7 +23,8 @@ async function streamsOn(node: NatsClusterNode): Promise<Map<string, StreamDetai
 }
 
 const totalReports = (r: Run): number => r.folds.reduce((n, f) => n + f.epochReports, 0);
-const ended = (r: Run): boolean => r.state !== RunState.RUN_STATE_PENDING && r.state !== RunState.RUN_STATE_RUNNING;
+// Ended: a final state (FINALIZING is not final: the summary and encoder are still being written).
+const ended = (r: Run): boolean => isFinal(r);
 
 test('3 nats-servers with R3 streams and KV: a follower and later the meta leader are SIGKILLed mid-run; the run completes, every epoch reported once, nothing lost', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-nats-ha-'));
