@@ -10,7 +10,8 @@
 // the write pass decodes again into the shards). RSS must not grow with N.
 //
 // Last lines, machine-readable:
-//   RESULT images=N images_per_s=… peak_rss_mib=…
+//   RESULT images=N images_per_s=… peak_rss_mib=… peak_heap_mib=… peak_array_buffers_mib=… seconds=…
+// (peak RSS from the child's getrusage; heap and array buffers sampled every 20 ms)
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -35,10 +36,18 @@ if (values.child) {
   let text = '';
   sink.on('data', (c) => (text += c.toString()));
   const env = { cacheDir: join(tmpdir(), 'cvc-bench-cache'), dataDirs: [], stdout: sink, stderr: process.stderr };
+  // The JS side's share of the peak: heap and array buffers (pixels, chunks), sampled.
+  const peak = { heapUsed: 0, arrayBuffers: 0 };
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peak.heapUsed = Math.max(peak.heapUsed, m.heapUsed);
+    peak.arrayBuffers = Math.max(peak.arrayBuffers, m.arrayBuffers);
+  }, 20);
   const t0 = performance.now();
   const code = await main(['dataset', 'import', values.child, '--name', 'bench', '--folds', values.folds, '--out', values.out], env, { handleSignals: false });
   const s = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ code, seconds: s, maxRssKiB: process.resourceUsage().maxRSS, out: text }) + '\n');
+  clearInterval(sampler);
+  process.stdout.write(JSON.stringify({ code, seconds: s, maxRssKiB: process.resourceUsage().maxRSS, peak, out: text }) + '\n');
   process.exit(code);
 }
 
@@ -63,11 +72,21 @@ try {
     const r = JSON.parse(stdout.trim().split('\n').pop());
     if (r.code !== 0) throw new Error(`import of ${n} images exited ${r.code}`);
     console.error(r.out.trim());
-    results.push({ n, perS: n / r.seconds, rss: r.maxRssKiB / 1024, seconds: r.seconds });
+    results.push({
+      n,
+      perS: n / r.seconds,
+      rss: r.maxRssKiB / 1024,
+      seconds: r.seconds,
+      heap: r.peak.heapUsed / 2 ** 20,
+      buffers: r.peak.arrayBuffers / 2 ** 20,
+    });
     await rm(folder, { recursive: true, force: true });
     await rm(join(work, `out-${n}`), { recursive: true, force: true });
   }
 } finally {
   await rm(work, { recursive: true, force: true });
 }
-for (const r of results) console.log(`RESULT images=${r.n} images_per_s=${r.perS.toFixed(0)} peak_rss_mib=${r.rss.toFixed(0)} seconds=${r.seconds.toFixed(1)}`);
+for (const r of results)
+  console.log(
+    `RESULT images=${r.n} images_per_s=${r.perS.toFixed(0)} peak_rss_mib=${r.rss.toFixed(0)} peak_heap_mib=${r.heap.toFixed(0)} peak_array_buffers_mib=${r.buffers.toFixed(0)} seconds=${r.seconds.toFixed(1)}`,
+  );
