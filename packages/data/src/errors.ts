@@ -42,7 +42,8 @@ export type DataErrorCode =
   | 'SYMLINK_LOOP'
   | 'IMAGE_FOLDER_EMPTY'
   | 'IMAGE_FOLDER_INVALID'
-  | 'SOURCES_CORRUPT';
+  | 'SOURCES_CORRUPT'
+  | 'IMAGE_DECODER_MISSING';
 
 /** A dataset file, shard or manifest is missing, malformed or corrupt. */
 export class DataError extends CvcError<DataErrorCode> {

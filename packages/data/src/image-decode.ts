@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
 import { DataError, type DataErrorCode } from './errors.js';
 
 /** How an image is fitted to the target size: crop to fill, letterbox (black bars), or stretch. */
@@ -25,8 +25,33 @@ export interface ImageInfo {
   readonly format: string;
 }
 
-// libvips keeps no cache between files: memory stays bounded by the decodes in flight.
-sharp.cache(false);
+let loaded: Promise<typeof Sharp> | undefined;
+
+/**
+ * sharp, loaded on first use: only the commands that read image files need
+ * its native libvips binaries (optional npm dependencies of sharp, left out
+ * by `npm install --omit=optional`), so everything else runs without them.
+ * Throws DataError IMAGE_DECODER_MISSING saying how to install them.
+ */
+export function loadSharp(): Promise<typeof Sharp> {
+  loaded ??= import('sharp').then(
+    (m) => {
+      // libvips keeps no cache between files: memory stays bounded by the decodes in flight.
+      m.default.cache(false);
+      return m.default;
+    },
+    (err: unknown) => {
+      loaded = undefined;
+      throw new DataError(
+        'IMAGE_DECODER_MISSING',
+        `the image decoder (sharp and its libvips binaries) cannot be loaded: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}; install it with: npm install --include=optional sharp`,
+        undefined,
+        { cause: err },
+      );
+    },
+  );
+  return loaded;
+}
 
 /** The error code for a libvips failure message. */
 function classify(message: string): DataErrorCode {
@@ -45,9 +70,26 @@ const REASONS: Partial<Record<DataErrorCode, string>> = {
   IMAGE_UNDECODABLE: 'cannot be decoded',
 };
 
-function decodeError(err: unknown, name: string): DataError {
+/**
+ * Whether a JPEG or PNG file stops before its end marker (EOI, IEND). libvips
+ * reports a cut-off file in different words depending on where it is cut
+ * (sometimes only as "warning treated as error"), so a failed decode is
+ * checked against the bytes too.
+ */
+function cutShort(bytes: Uint8Array): boolean {
+  const tail = bytes.subarray(Math.max(0, bytes.length - 64));
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) {
+    for (let i = tail.length - 2; i >= 0; i--) if (tail[i] === 0xff && tail[i + 1] === 0xd9) return false;
+    return true;
+  }
+  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return !Buffer.from(tail).includes('IEND');
+  return false;
+}
+
+function decodeError(err: unknown, name: string, bytes: Uint8Array): DataError {
   const message = err instanceof Error ? err.message : String(err);
-  const code = classify(message);
+  const classified = classify(message);
+  const code = classified === 'IMAGE_UNDECODABLE' && cutShort(bytes) ? 'IMAGE_TRUNCATED' : classified;
   return new DataError(code, `${REASONS[code] ?? 'cannot be decoded'} (${message})`, name, { cause: err });
 }
 
@@ -72,6 +114,7 @@ async function readImageFile(file: string, name: string): Promise<Buffer> {
  */
 export async function probeImage(file: string, name = file): Promise<ImageInfo> {
   const bytes = await readImageFile(file, name);
+  const sharp = await loadSharp();
   try {
     const m = await sharp(bytes, { failOn: 'warning' }).metadata();
     if (!m.width || !m.height) throw new Error('no image size in the header');
@@ -84,7 +127,7 @@ export async function probeImage(file: string, name = file): Promise<ImageInfo> 
       format: m.format ?? 'unknown',
     };
   } catch (err) {
-    throw decodeError(err, name);
+    throw decodeError(err, name, bytes);
   }
 }
 
@@ -103,7 +146,8 @@ export async function decodeImage(file: string, opts: DecodeOptions, name = file
 /** `decodeImage` for bytes already in memory; `name` names the image in errors. */
 export async function decodeImageBytes(bytes: Uint8Array, opts: DecodeOptions, name: string): Promise<Uint8Array> {
   if (bytes.length === 0) throw new DataError('IMAGE_EMPTY', 'is an empty (zero-byte) file', name);
-  let out: { data: Buffer; info: sharp.OutputInfo };
+  const sharp = await loadSharp();
+  let out: { data: Buffer; info: Sharp.OutputInfo };
   try {
     let img = sharp(bytes, { failOn: 'warning', pages: 1 })
       .rotate()
@@ -112,7 +156,7 @@ export async function decodeImageBytes(bytes: Uint8Array, opts: DecodeOptions, n
     img = opts.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
     out = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw decodeError(err, name);
+    throw decodeError(err, name, bytes);
   }
   const { data, info } = out;
   if (info.width !== opts.width || info.height !== opts.height || info.channels !== opts.channels || data.length !== opts.height * opts.width * opts.channels) {

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from './image-decode.js';
 import type { ImageSet } from './image-set.js';
 import { mapOrdered } from './ordered-map.js';
 
@@ -40,6 +40,7 @@ export async function writeImageTree(dir: string, set: ImageSet, count: number, 
       made.add(sub);
     }
   }
+  const sharp = await loadSharp();
   const written = mapOrdered(paths.keys(), opts.concurrency ?? 4, async (i) => {
     const px = Buffer.from(set.images.subarray(i * per, (i + 1) * per));
     let img = sharp(px, { raw: { height: set.height, width: set.width, channels: set.channels as 1 | 3 | 4 } }).resize(opts.width, opts.height, {

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import {
   checkImageFolder,
   decodeImage,
+  decodeImageBytes,
   decodeShard,
   directorySink,
   headImages,
@@ -274,4 +275,21 @@ test('a sources file that does not match its manifest entry is refused', async (
   await writeFile(join(out, 'train.sources.json'), (await readFile(join(out, 'train.sources.json'), 'utf8')).replace('000', '001'));
   await assert.rejects(readSourcePaths(m, 'train', get), { code: 'SOURCES_CORRUPT' });
   assert.equal(await readSourcePaths({}, 'train', get), undefined, 'no sources: not an image-folder dataset');
+});
+
+test('a JPEG or PNG cut anywhere is IMAGE_TRUNCATED, whatever libvips calls it', async () => {
+  const raw = Buffer.alloc(40 * 40 * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) % 251;
+  for (const fmt of ['jpeg', 'png'] as const) {
+    const img = sharp(raw, { raw: { width: 40, height: 40, channels: 3 } });
+    const full = await (fmt === 'jpeg' ? img.jpeg() : img.png()).toBuffer();
+    // A PNG cut only inside its 12-byte IEND chunk still holds every pixel and decodes.
+    for (let cut = 20; cut < full.length - 12; cut += 11) {
+      await assert.rejects(
+        decodeImageBytes(full.subarray(0, cut), { height: 8, width: 8, channels: 1 }, `cut-${cut}.${fmt}`),
+        { code: 'IMAGE_TRUNCATED' },
+        `${fmt} cut at ${cut}`,
+      );
+    }
+  }
 });

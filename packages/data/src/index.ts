@@ -31,7 +31,7 @@ export {
 } from './manifest.js';
 export { directorySink, writeManifest, readManifestFile, readShardFile } from './fs-sink.js';
 export { randomImageSet, encodeIdx, writeIdxDataset, encodeCifarBatch, writeCifarDataset, encodeTar } from './fixtures.js';
-export { decodeImage, decodeImageBytes, probeImage, IMAGE_FITS, type ImageFit, type DecodeOptions, type ImageInfo } from './image-decode.js';
+export { decodeImage, decodeImageBytes, probeImage, loadSharp, IMAGE_FITS, type ImageFit, type DecodeOptions, type ImageInfo } from './image-decode.js';
 export {
   listImageFolder,
   IMAGE_EXTENSIONS,

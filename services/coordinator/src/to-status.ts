@@ -84,6 +84,7 @@ export const dataStatus: Record<DataErrorCode, status> = {
   IMAGE_FOLDER_EMPTY: status.INVALID_ARGUMENT,
   IMAGE_FOLDER_INVALID: status.INVALID_ARGUMENT,
   SOURCES_CORRUPT: status.DATA_LOSS,
+  IMAGE_DECODER_MISSING: status.FAILED_PRECONDITION,
 };
 
 /** Model and checkpoint codes at the edge. */
