@@ -91,6 +91,10 @@ test('image-folder flags are checked: --size, --channels, --fit, --test-fraction
     assert.equal(await main(['dataset', 'import', root, ...flags, '--out', join(dir, 'x')], env), 2, flags.join(' '));
     assert.match(env.err(), message, flags.join(' '));
   }
+  // A folder given without --name is read as a dataset directory; the error says what to add.
+  const env = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', root, '--out', join(dir, 'x')], env), 1);
+  assert.match(env.err(), /no dataset files found.*to import a folder of images give the dataset a name: cvc dataset import .* --name NAME/);
 });
 
 test('a stopped image-folder import exits 130 and writes no manifest', async () => {
