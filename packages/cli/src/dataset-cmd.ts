@@ -9,6 +9,8 @@ import {
   DEFAULT_FOLDS,
   FOLD_SCHEMES,
   foldCountSchema,
+  DataError,
+  type Dataset,
   type ImageSet,
   type ShardSink,
 } from '@cvc/data';
@@ -19,6 +21,7 @@ import { UsageError } from './errors.js';
 import { table } from './format.js';
 import { resolveCluster } from './cluster-config.js';
 import { importToStore } from './s3-import.js';
+import { IMAGE_IMPORT_OPTIONS, importImageFolderCommand } from './image-import-cmd.js';
 import { Progress } from './progress.js';
 
 function describeSet(name: string, set: ImageSet, classNames: readonly string[]): string {
@@ -90,11 +93,34 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
         limit: { type: 'string' },
         out: { type: 'string' },
         cluster: { type: 'string' },
+        ...IMAGE_IMPORT_OPTIONS,
       },
       'dataset import',
     );
     const target = positionals[0];
     if (!target) throw new UsageError('dataset import needs a dataset name or PATH');
+    // An image folder: --name (or any image option) says so.
+    if (Object.keys(IMAGE_IMPORT_OPTIONS).some((k) => values[k] !== undefined)) {
+      for (const k of ['fold-scheme', 'limit']) if (values[k] !== undefined) throw new UsageError(`--${k} is not an option of an image-folder import`);
+      return importImageFolderCommand(target, values, env, signal);
+    }
+    const load = async (): Promise<Dataset> => {
+      try {
+        return await loadDataset(target, env);
+      } catch (err) {
+        // A folder of images without --name lands here: say what to add.
+        if (err instanceof DataError && err.code === 'DATASET_UNRECOGNISED')
+          throw new DataError(
+            err.code,
+            `${err.message}; to import a folder of images give the dataset a name: cvc dataset import ${target} --name NAME`,
+            undefined,
+            {
+              cause: err,
+            },
+          );
+        throw err;
+      }
+    };
     const limit = intOpt(values, 'limit', undefined, positiveInt);
     const opts = {
       folds: intOpt(values, 'folds', DEFAULT_FOLDS, foldCountSchema) as number,
@@ -113,7 +139,7 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
     };
     try {
       if (typeof out === 'string') {
-        const ds = await loadDataset(target, env);
+        const ds = await load();
         throwIfAborted(signal, `importing ${ds.name}`);
         const sink = directorySink(out);
         const counted: ShardSink = async (name, chunks) => {
@@ -131,7 +157,7 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
       }
       // Into the cluster's object storage.
       const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
-      const ds = await loadDataset(target, env);
+      const ds = await load();
       throwIfAborted(signal, `importing ${ds.name}`);
       const r = await importToStore(ds, opts, cluster.s3, { ...(signal ? { signal } : {}), onShard });
       bars.stop();

@@ -5,6 +5,8 @@ import { classHistogram, selectImages, type ImageSet } from './image-set.js';
 import { partFolds, randomEqualFolds, stratifiedKFold, stratifiedSubset, type FoldScheme } from './folds.js';
 import { shardChunks } from './shard.js';
 import { DataError } from './errors.js';
+import type { DatasetSources } from './sources.js';
+import type { ImageFit } from './image-decode.js';
 
 /** One shard as the manifest records it. */
 export interface ShardEntry {
@@ -38,6 +40,24 @@ export interface DatasetManifest {
   readonly classNames: readonly string[];
   readonly folds: { readonly k: number; readonly scheme: FoldScheme; readonly seed: number; readonly limit: number | null };
   readonly shards: readonly ShardEntry[];
+  /**
+   * Per split, the file listing each record's source path (by source index):
+   * present for datasets imported from an image folder, absent otherwise.
+   */
+  readonly sources?: DatasetSources;
+  /** How an image folder was imported; absent for the built-in datasets. */
+  readonly imageFolder?: ImageFolderInfo;
+}
+
+/** The settings and outcome of an image-folder import, as the manifest records them. */
+export interface ImageFolderInfo {
+  /** False for a flat folder: the labels are all 0 and mean nothing (no scores). */
+  readonly labeled: boolean;
+  readonly fit: ImageFit;
+  /** `folder`: a test/ subfolder; `fraction`: a seeded (stratified when labeled) share of the images. */
+  readonly test: { readonly from: 'folder' } | { readonly from: 'fraction'; readonly fraction: number };
+  /** Invalid files skipped with --skip-invalid. */
+  readonly skipped: number;
 }
 
 export interface ImportOptions {
@@ -140,6 +160,14 @@ export function parseManifest(text: string, name: string): DatasetManifest {
   }
   if (m.format !== 'cvc-dataset' || m.formatVersion !== 1 || !Array.isArray(m.shards)) {
     throw new DataError('MANIFEST_CORRUPT', `is not a cvc dataset manifest (format ${String(m.format)}, version ${String(m.formatVersion)})`, name);
+  }
+  // Optional (image-folder imports): each split's sources file.
+  if (m.sources !== undefined) {
+    for (const split of ['train', 'test'] as const) {
+      const e = (m.sources as Partial<DatasetSources>)[split];
+      if (e === undefined || typeof e.name !== 'string' || !Number.isInteger(e.count) || !Number.isInteger(e.bytes) || typeof e.sha256 !== 'string')
+        throw new DataError('MANIFEST_CORRUPT', `sources.${split} must be { name, count, bytes, sha256 }`, name);
+    }
   }
   return m;
 }
