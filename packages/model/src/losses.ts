@@ -26,7 +26,7 @@ export function computeLoss(name: LossName, y: tf.Tensor, x: tf.Tensor): LossPar
   if (name === 'bce') {
     const yc = tf.clipByValue(y, BCE_EPSILON, 1 - BCE_EPSILON);
     const bce = tf.neg(tf.mean<tf.Scalar>(tf.add(tf.mul(x, tf.log(yc)), tf.mul(tf.sub(1, x), tf.log(tf.sub(1, yc))))));
-    return { loss: bce as tf.Scalar, mse };
+    return { loss: bce, mse };
   }
   const batch = x.shape[0];
   const yf = tf.reshape(y, [batch, -1]);

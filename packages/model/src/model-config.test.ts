@@ -68,7 +68,7 @@ function legacyBuild(name: 'seed-mnist' | 'seed-cifar', seed = 42): tf.LayersMod
 }
 
 const layerSummary = (m: tf.LayersModel): string[] =>
-  m.layers.map((l) => `${l.name} ${l.getClassName()} ${JSON.stringify(l.outputShape)} ${String(l.getConfig()['activation'] ?? '')}`);
+  m.layers.map((l) => `${l.name} ${l.getClassName()} ${JSON.stringify(l.outputShape)} ${JSON.stringify(l.getConfig()['activation'] ?? '')}`);
 const weightSummary = (m: tf.LayersModel): string[] => m.weights.map((w) => `${w.originalName} [${w.shape.join(',')}]`);
 
 for (const name of ['seed-mnist', 'seed-cifar'] as const) {
@@ -143,7 +143,7 @@ test('an explicit decoder is built as given', () => {
 test('he initialisation differs from glorot and has He variance', () => {
   const base = caeConfig({ filters: [32, 32], kernel: 3, codeSize: 4 });
   const fit = (init: string): ResolvedModelConfig => {
-    const r = fitModelConfig({ ...base, init } as never, { height: 8, width: 8, channels: 1 });
+    const r = fitModelConfig({ ...base, init }, { height: 8, width: 8, channels: 1 });
     assert.ok(r.ok);
     return r.config;
   };
