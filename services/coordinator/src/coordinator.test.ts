@@ -207,6 +207,7 @@ test('submit checks a model config against the dataset before queueing anything,
   );
   await refused({ model: 'custom', modelConfigJson: '{ nope' }, /^spec\.model_config_json: not JSON/);
   await refused({ model: 'custom' }, /^spec\.model_config_json: required for model custom/);
+  await refused({ model: 'seed-mnist', modelConfigJson: cfg({}) }, /^spec\.model: seed-mnist is a fixed preset/);
   await refused(
     { model: 'custom', modelConfigJson: cfg({ upsample: 'nearest' }), upsample: 'bilinear' },
     /^spec\.upsample: 'bilinear' conflicts with model_config\.upsample 'nearest'/,

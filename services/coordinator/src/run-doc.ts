@@ -56,6 +56,9 @@ const shown = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : String
  * the schema refuses them, a seed of 0 is kept). Throws INVALID_ARGUMENT
  * naming the proto field. The result has every field set, so a worker's
  * `FoldTrainer.create` sees the same values the coordinator checked.
+ * `model_config_json` is parsed and checked field by field
+ * (`spec.model_config.encoder[2].filters: must be >= 1`); its fit to the
+ * dataset is `fitSpecToDataset`'s, once the dataset is known.
  */
 export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
   if (!spec) throw new CoordinatorError('INVALID_ARGUMENT', 'spec is required');
@@ -108,6 +111,9 @@ export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
     return bad(field, `${rule}, got ${shown(key !== undefined ? input[key] : undefined)}`);
   }
   if (parsed.data.model === 'custom' && parsed.data.modelConfig === undefined) bad('model_config_json', 'required for model custom (the config as JSON)');
+  if (parsed.data.modelConfig !== undefined && (parsed.data.model === 'seed-mnist' || parsed.data.model === 'seed-cifar')) {
+    bad('model', `${parsed.data.model} is a fixed preset; a spec with model_config_json names model custom or cae`);
+  }
   return { ...spec, ...parsed.data, upsample: parsed.data.modelConfig?.upsample ?? parsed.data.upsample ?? 'nearest' };
 }
 
