@@ -113,6 +113,7 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
                 seed: i32(),
                 upsample: str(),
                 datasetVersion: str(),
+                modelConfigJson: pick([str(), '{"encoder":[{"filters":0}],"codeSize":2}', '{"encoder":[{"filters":8,"pool":64}],"codeSize":2}', '[]', 'null']),
               },
             ]),
           }),

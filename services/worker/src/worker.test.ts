@@ -368,6 +368,20 @@ test("a redelivered task resumes from the fold checkpoint in the store: resume g
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 2, how: 'ack' }]);
 });
 
+test("the trainer is built from the spec's model config (the coordinator's resolved one); a config that is not JSON fails the attempt", async () => {
+  const config = { input: { height: 8, width: 8, channels: 1 }, encoder: [{ filters: 4, pool: 2 }], codeSize: 3, upsample: 'bilinear' };
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ spec: spec({ model: 'custom', modelConfigJson: JSON.stringify(config) }) })) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.trainers.created, [{ model: 'custom', modelConfig: config, epochs: 2, batchSize: 100, learningRate: 1e-3, seed: 8 }]);
+
+  const bad = setup({ coordinator: new FakeCoordinator(() => started({ spec: spec({ model: 'custom', modelConfigJson: '{ nope' }) })) });
+  await bad.queue.enqueue(task);
+  await bad.worker.run();
+  assert.equal(bad.trainers.created.length, 0, 'no trainer was built');
+  assert.match(bad.coordinator.of('failFold')[0]?.req.error ?? '', /model config that is not JSON/);
+});
+
 test('a run spec with an unresolved field (the coordinator resolves every one) fails the attempt, naming it, instead of training on a default', async () => {
   const s = setup({ coordinator: new FakeCoordinator(() => started({ spec: spec({ seed: undefined }) })) });
   await s.queue.enqueue(task);
