@@ -32,7 +32,17 @@ export type DataErrorCode =
   | 'DOWNLOAD_FAILED'
   | 'DATASET_UNKNOWN'
   | 'DATASET_NOT_FOUND'
-  | 'DATASET_UNRECOGNISED';
+  | 'DATASET_UNRECOGNISED'
+  | 'IMAGE_UNDECODABLE'
+  | 'IMAGE_EMPTY'
+  | 'IMAGE_TRUNCATED'
+  | 'IMAGE_CHANGED'
+  | 'NOT_AN_IMAGE'
+  | 'PATH_ESCAPES'
+  | 'SYMLINK_LOOP'
+  | 'IMAGE_FOLDER_EMPTY'
+  | 'IMAGE_FOLDER_INVALID'
+  | 'SOURCES_CORRUPT';
 
 /** A dataset file, shard or manifest is missing, malformed or corrupt. */
 export class DataError extends CvcError<DataErrorCode> {

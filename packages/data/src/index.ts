@@ -8,6 +8,26 @@ export { downloadFiles, downloadDataset, sha256File, type DownloadOptions } from
 export { loadDataset, locateDataset, type Dataset, type LocateOptions } from './load.js';
 export { stratifiedKFold, randomEqualFolds, partFolds, stratifiedSubset, FOLD_SCHEMES, DEFAULT_FOLDS, foldCountSchema, type FoldScheme } from './folds.js';
 export { shardChunks, encodeShard, decodeShard, streamShardRecords, readShardStream, SHARD_VERSION, type Shard, type ShardHeader } from './shard.js';
-export { importDataset, computeFolds, parseManifest, type DatasetManifest, type ShardEntry, type ImportOptions, type ShardSink } from './manifest.js';
+export {
+  importDataset,
+  computeFolds,
+  parseManifest,
+  type DatasetManifest,
+  type ShardEntry,
+  type ImportOptions,
+  type ShardSink,
+  type ImageFolderInfo,
+} from './manifest.js';
 export { directorySink, writeManifest, readManifestFile, readShardFile } from './fs-sink.js';
 export { randomImageSet, encodeIdx, writeIdxDataset, encodeCifarBatch, writeCifarDataset, encodeTar } from './fixtures.js';
+export { decodeImage, decodeImageBytes, probeImage, IMAGE_FITS, type ImageFit, type DecodeOptions, type ImageInfo } from './image-decode.js';
+export {
+  listImageFolder,
+  IMAGE_EXTENSIONS,
+  MAX_CLASSES,
+  type ImageFolderEntry,
+  type ImageFolderListing,
+  type ImageFolderProblem,
+  type ListOptions,
+} from './image-folder.js';
+export { readSourcePaths, parseSources, encodeSources, sourcesName, type SourcesEntry, type DatasetSources } from './sources.js';

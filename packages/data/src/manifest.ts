@@ -5,6 +5,8 @@ import { classHistogram, selectImages, type ImageSet } from './image-set.js';
 import { partFolds, randomEqualFolds, stratifiedKFold, stratifiedSubset, type FoldScheme } from './folds.js';
 import { shardChunks } from './shard.js';
 import { DataError } from './errors.js';
+import type { DatasetSources } from './sources.js';
+import type { ImageFit } from './image-decode.js';
 
 /** One shard as the manifest records it. */
 export interface ShardEntry {
@@ -38,6 +40,24 @@ export interface DatasetManifest {
   readonly classNames: readonly string[];
   readonly folds: { readonly k: number; readonly scheme: FoldScheme; readonly seed: number; readonly limit: number | null };
   readonly shards: readonly ShardEntry[];
+  /**
+   * Per split, the file listing each record's source path (by source index):
+   * present for datasets imported from an image folder, absent otherwise.
+   */
+  readonly sources?: DatasetSources;
+  /** How an image folder was imported; absent for the built-in datasets. */
+  readonly imageFolder?: ImageFolderInfo;
+}
+
+/** The settings and outcome of an image-folder import, as the manifest records them. */
+export interface ImageFolderInfo {
+  /** False for a flat folder: the labels are all 0 and mean nothing (no scores). */
+  readonly labeled: boolean;
+  readonly fit: ImageFit;
+  /** `folder`: a test/ subfolder; `fraction`: a seeded (stratified when labeled) share of the images. */
+  readonly test: { readonly from: 'folder' } | { readonly from: 'fraction'; readonly fraction: number };
+  /** Invalid files skipped with --skip-invalid. */
+  readonly skipped: number;
 }
 
 export interface ImportOptions {
