@@ -328,7 +328,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     path: input.paths[i] as string,
     cluster: final[i] as number,
     score: measure[i] as number,
-    ...(labelled ? { label: input.labels[i] as number, className: input.classNames[input.labels[i] as number] as string } : {}),
+    ...(labelled ? { label: input.labels[i], className: input.classNames[input.labels[i] as number] } : {}),
   }));
   await mkdir(outDir, { recursive: true });
   const csvFile = join(outDir, 'assignments.csv');
@@ -394,7 +394,11 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     env.stdout.write(`cluster sizes: ${sizes.join(' ')}\n`);
     env.stdout.write(`assignments of ${codes.n} images written to ${csvFile}\n`);
     if (copied) {
-      const how = [copied.linked && `${copied.linked} hard-linked`, copied.copied && `${copied.copied} copied`, copied.written && `${copied.written} written as PNG`];
+      const how = [
+        copied.linked && `${copied.linked} hard-linked`,
+        copied.copied && `${copied.copied} copied`,
+        copied.written && `${copied.written} written as PNG`,
+      ];
       env.stdout.write(`${how.filter(Boolean).join(', ')} into ${copied.folders.length} folders under ${copyTo}\n`);
     }
   }

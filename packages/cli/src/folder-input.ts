@@ -60,7 +60,9 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
     let n = 0;
     for (let i = 0; i < batch.length; i += DECODE_CONCURRENCY) {
       const group = batch.slice(i, i + DECODE_CONCURRENCY);
-      const decoded = await Promise.allSettled(group.map((e) => decodeImage(join(listing.root, e.path), { height, width, channels, fit: opts.fit }, join(opts.dir, e.path))));
+      const decoded = await Promise.allSettled(
+        group.map((e) => decodeImage(join(listing.root, e.path), { height, width, channels, fit: opts.fit }, join(opts.dir, e.path))),
+      );
       decoded.forEach((r, j) => {
         const e = group[j] as (typeof group)[number];
         if (r.status === 'rejected') {
@@ -80,7 +82,12 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
     const set: ImageSet = { images: pixels.subarray(0, n * per), labels: new Uint8Array(n), count: n, height, width, channels };
     if (n > 0) codeParts.push(embedImages(encoder, set, opts.batchSize).data);
     if (opts.keepPixels) pixelParts.push(set.images);
-    opts.progress?.set('images', { label: `embedding ${opts.dir}`, value: Math.min(start + batch.length, entries.length), total: entries.length, detail: 'images' });
+    opts.progress?.set('images', {
+      label: `embedding ${opts.dir}`,
+      value: Math.min(start + batch.length, entries.length),
+      total: entries.length,
+      detail: 'images',
+    });
   }
   const count = paths.length;
   if (count === 0) throw new DataError('IMAGE_FOLDER_EMPTY', `no image could be read (${skipped.length} skipped)`, opts.dir);
