@@ -100,6 +100,23 @@ test('cluster --dataset: assignments.csv with split:index paths, --copy-to write
     const first = PNG.sync.read(await readFile(join(dir, 'by-cluster', files[0] as string)));
     assert.equal(first.width, 8);
 
+    // The same split imported with --out DIR (shards + manifest) clusters the same records, by their source index.
+    const shards = join(dir, 'shards');
+    assert.equal(await main(['dataset', 'import', data, '--folds', '2', '--out', shards], captureEnv(join(dir, 'cache'))), 0);
+    const imp = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['cluster', '--encoder', join(dir, 'enc'), '--dataset', shards, '--k', '3', '--out', join(dir, 'out-imp')], imp), 0, imp.err());
+    const impRows = rowsOf(await readFile(join(dir, 'out-imp', 'assignments.csv'), 'utf8'));
+    assert.deepEqual(
+      impRows
+        .slice(1)
+        .map((r) => r[0])
+        .sort(),
+      rows
+        .slice(1)
+        .map((r) => r[0])
+        .sort(),
+    );
+
     const again = captureEnv(join(dir, 'cache'));
     assert.equal(await main(args, again), 1);
     assert.match(again.err(), /by-cluster is not empty; .* --force/);

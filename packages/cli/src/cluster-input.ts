@@ -73,8 +73,13 @@ export function imagePng(set: ImageSet, i: number): Uint8Array {
   return new Uint8Array(PNG.sync.write(png));
 }
 
-/** Where a record without a source file goes inside its cluster folder: `test:17` becomes `test/00017.png`. */
+/**
+ * Where a record with no file at hand goes inside its cluster folder, as
+ * PNG: `test:17` becomes `test/00017.png`, an imported image's source path
+ * keeps its name (`shirt/7.jpg` becomes `shirt/7.jpg.png`).
+ */
 export function recordDest(path: string): string {
   const m = /^(train|test):(\d+)$/.exec(path);
-  return m ? join(m[1] as string, `${(m[2] as string).padStart(5, '0')}.png`) : path;
+  if (m) return join(m[1] as string, `${(m[2] as string).padStart(5, '0')}.png`);
+  return /\.png$/i.test(path) ? path : `${path}.png`;
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, isFileNotFound, throwIfAborted } from '@cvc/core';
+import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
-import { decodeShard, IMAGE_FITS, parseManifest, type ImageFit, type ImageSet } from '@cvc/data';
+import { datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
 import { decRefine, embedImages, FoldTrainer, loadEncoder } from '@cvc/model';
 import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/proto';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
@@ -21,6 +21,7 @@ import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './
 import { copyToClusters, type CopyToResult } from './copy-to.js';
 import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
 import { embedFolder } from './folder-input.js';
+import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -54,6 +55,13 @@ async function downloadCheckpoint(c: RunServiceClient, runId: string, fold: numb
       `checkpoint of run ${runId} fold ${fold}: sha256 ${sha256(bytes)} does not match the ${expected || 'missing'} sent by the coordinator`,
     );
   return bytes;
+}
+
+/** The manifest of the dataset version a run trained on. */
+async function datasetManifest(cluster: ClusterEndpoints, run: Run): Promise<DatasetManifest> {
+  const store = createObjectStore(cluster.s3);
+  const imp = await createDatasetCatalog(store).find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
+  return parseManifest(new TextDecoder().decode(await store.getBytes(imp.manifest)), imp.manifest);
 }
 
 /** The run's test split, from the shards in object storage (verified). */
@@ -124,6 +132,7 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     const codeSize = trainer.net.encoder.outputs[0]?.shape[1] ?? 0;
     trainer.dispose();
     const status = run.folds[fold];
+    const imageFolder = (await datasetManifest(cluster, run)).imageFolder;
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'model.json'), modelJson);
     await writeFile(join(out, 'weights.bin'), weights);
@@ -136,6 +145,8 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
       dataset: run.spec?.dataset,
       datasetVersion: run.datasetVersion,
       inputShape: shape,
+      // How an image-folder dataset's images were fitted; `cvc cluster --images` resizes the same way.
+      ...(imageFolder ? { fit: imageFolder.fit } : {}),
       codeSize,
       bestEpoch: status?.bestEpoch,
       losses: { train: status?.train?.loss, val: status?.val?.loss, test: status?.test?.loss },
@@ -149,8 +160,17 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
   }
 }
 
-async function checkEncoderMeta(dir: string): Promise<{ fit?: unknown }> {
-  let meta: { sha256?: Record<string, string>; fit?: unknown } = {};
+/** What embed and cluster read from an encoder's metadata.json (all optional: an encoder from elsewhere has none). */
+interface EncoderMeta {
+  readonly sha256?: Record<string, string>;
+  /** How the images of its dataset were fitted at import (image folders). */
+  readonly fit?: unknown;
+  readonly dataset?: unknown;
+  readonly datasetVersion?: unknown;
+}
+
+async function checkEncoderMeta(dir: string): Promise<EncoderMeta> {
+  let meta: EncoderMeta = {};
   try {
     meta = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8')) as typeof meta;
   } catch (err) {
@@ -174,6 +194,7 @@ const encOpts = {
   split: { type: 'string' },
   limit: { type: 'string' },
   'batch-size': { type: 'string' },
+  cluster: { type: 'string' },
 } as const;
 
 /**
@@ -207,7 +228,16 @@ async function embedInput(
   const meta = await checkEncoderMeta(dir);
   throwIfAborted(signal, cmd);
   const encoder = await loadEncoder(dir);
-  if (typeof dataset === 'string') return embedDataset(encoder, { ...env, dataset, split, ...(limit !== undefined ? { limit } : {}), batchSize, signal });
+  if (typeof dataset === 'string') {
+    const lim = limit !== undefined ? { limit } : {};
+    // An import written with --out DIR, a dataset's own files, or a dataset imported into the cluster.
+    const local = await importedFromDirectory(dataset);
+    if (local) return embedImported(encoder, local, { split, ...lim, batchSize, signal });
+    if (datasetInfo(dataset) !== undefined || (await pathExists(dataset))) return embedDataset(encoder, { ...env, dataset, split, ...lim, batchSize, signal });
+    const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
+    const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
+    return embedImported(encoder, await importedFromCluster(cluster, dataset, version), { split, ...lim, batchSize, signal });
+  }
   const fitDefault = IMAGE_FITS.includes(meta.fit as ImageFit) ? (meta.fit as ImageFit) : 'cover';
   const bars = new Progress(env.stderr);
   try {
