@@ -19,6 +19,7 @@ import { UsageError } from './errors.js';
 import { table } from './format.js';
 import { resolveCluster } from './cluster-config.js';
 import { importToStore } from './s3-import.js';
+import { IMAGE_IMPORT_OPTIONS, importImageFolderCommand } from './image-import-cmd.js';
 import { Progress } from './progress.js';
 
 function describeSet(name: string, set: ImageSet, classNames: readonly string[]): string {
@@ -90,11 +91,17 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
         limit: { type: 'string' },
         out: { type: 'string' },
         cluster: { type: 'string' },
+        ...IMAGE_IMPORT_OPTIONS,
       },
       'dataset import',
     );
     const target = positionals[0];
     if (!target) throw new UsageError('dataset import needs a dataset name or PATH');
+    // An image folder: --name (or any image option) says so.
+    if (Object.keys(IMAGE_IMPORT_OPTIONS).some((k) => values[k] !== undefined)) {
+      for (const k of ['fold-scheme', 'limit']) if (values[k] !== undefined) throw new UsageError(`--${k} is not an option of an image-folder import`);
+      return importImageFolderCommand(target, values, env, signal);
+    }
     const limit = intOpt(values, 'limit', undefined, positiveInt);
     const opts = {
       folds: intOpt(values, 'folds', DEFAULT_FOLDS, foldCountSchema) as number,

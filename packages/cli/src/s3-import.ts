@@ -1,5 +1,17 @@
 import { throwIfAborted } from '@cvc/core';
-import { importDataset, type Dataset, type DatasetManifest, type ImportOptions } from '@cvc/data';
+import {
+  checkImageFolder,
+  importDataset,
+  parseManifest,
+  writeImageFolder,
+  type Dataset,
+  type DatasetManifest,
+  type ImageFolderListing,
+  type ImageFolderPlan,
+  type ImageImportHooks,
+  type ImageImportOptions,
+  type ImportOptions,
+} from '@cvc/data';
 import { createDatasetCatalog, createObjectStore, layout, type StoreOptions } from '@cvc/storage';
 
 /** Cancellation and progress of an import. */
@@ -45,8 +57,15 @@ export async function importToStore(
   });
   // Nothing is registered (the version stays invisible) when the import was stopped.
   throwIfAborted(hooks.signal, `importing ${ds.name}`);
+  await registerManifest(store, key, manifest);
+  return { manifest, added: true, key };
+}
+
+/** Stores the manifest (last: a version is visible only once it is complete) and registers it in the catalog. */
+async function registerManifest(store: ReturnType<typeof createObjectStore>, key: string, manifest: DatasetManifest): Promise<void> {
+  const catalog = createDatasetCatalog(store);
   await store.put(key, new TextEncoder().encode(JSON.stringify(manifest, null, 2)), { contentType: 'application/json' });
-  await catalog.register(ds.name, {
+  await catalog.register(manifest.dataset, {
     version: manifest.version,
     folds: manifest.folds.k,
     scheme: manifest.folds.scheme,
@@ -57,5 +76,42 @@ export async function importToStore(
     width: manifest.width,
     channels: manifest.channels,
   });
-  return { manifest, added: true, key };
+}
+
+/**
+ * Imports a listed image folder into object storage, like `importToStore`:
+ * the check pass computes the version (writing nothing, failing on invalid
+ * files unless told to skip them); an existing version is left as it is;
+ * otherwise the shards and sources files go under datasets/NAME/VERSION/ and
+ * the manifest is stored and registered last.
+ */
+export async function importImageFolderToStore(
+  listing: ImageFolderListing,
+  opts: ImageImportOptions,
+  s3: StoreOptions,
+  hooks: ImageImportHooks = {},
+): Promise<{ manifest: DatasetManifest; added: boolean; key: string; plan: ImageFolderPlan }> {
+  const store = createObjectStore(s3);
+  await store.ensureBucket();
+  const catalog = createDatasetCatalog(store);
+  // Listing the catalog first checks the dataset name before any image is decoded.
+  const existing = await catalog.list(opts.name);
+  const plan = await checkImageFolder(listing, opts, hooks);
+  const base = layout.datasetPrefix(opts.name, plan.version);
+  const key = `${base}/manifest.json`;
+  if (existing.some((i) => i.version === plan.version) && (await store.stat(key))) {
+    return { manifest: parseManifest(new TextDecoder().decode(await store.getBytes(key)), key), added: false, key, plan };
+  }
+  const manifest = await writeImageFolder(
+    plan,
+    async (name, chunks) => {
+      throwIfAborted(hooks.signal, `importing ${opts.name}`);
+      const r = await store.put(`${base}/${name}`, chunks);
+      return { bytes: r.bytes, sha256: r.sha256 };
+    },
+    hooks,
+  );
+  throwIfAborted(hooks.signal, `importing ${opts.name}`);
+  await registerManifest(store, key, manifest);
+  return { manifest, added: true, key, plan };
 }

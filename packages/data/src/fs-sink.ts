@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DatasetManifest, ShardSink } from './manifest.js';
+import type { DatasetManifest } from './manifest.js';
+import type { ObjectSink } from './image-import.js';
 import { parseManifest } from './manifest.js';
 import { decodeShard, type Shard } from './shard.js';
 import { DataError } from './errors.js';
 
-/** A ShardSink that writes into a local directory (atomically, via a temp file). */
-export function directorySink(dir: string): ShardSink {
+/** A sink (for shards and sources files) that writes into a local directory, atomically via a temp file. */
+export function directorySink(dir: string): ObjectSink {
   return async (name, chunks) => {
     await mkdir(dir, { recursive: true });
     const dest = join(dir, name);
@@ -16,7 +17,7 @@ export function directorySink(dir: string): ShardSink {
     const hash = createHash('sha256');
     let bytes = 0;
     try {
-      for (const c of chunks) {
+      for await (const c of chunks) {
         hash.update(c);
         bytes += c.length;
         await fh.write(c);

@@ -7,7 +7,18 @@ export { readTar, type TarEntry } from './tar.js';
 export { downloadFiles, downloadDataset, sha256File, type DownloadOptions } from './download.js';
 export { loadDataset, locateDataset, type Dataset, type LocateOptions } from './load.js';
 export { stratifiedKFold, randomEqualFolds, partFolds, stratifiedSubset, FOLD_SCHEMES, DEFAULT_FOLDS, foldCountSchema, type FoldScheme } from './folds.js';
-export { shardChunks, encodeShard, decodeShard, streamShardRecords, readShardStream, SHARD_VERSION, type Shard, type ShardHeader } from './shard.js';
+export {
+  shardChunks,
+  shardChunksFrom,
+  type ShardRecord,
+  encodeShard,
+  decodeShard,
+  streamShardRecords,
+  readShardStream,
+  SHARD_VERSION,
+  type Shard,
+  type ShardHeader,
+} from './shard.js';
 export {
   importDataset,
   computeFolds,
@@ -31,3 +42,14 @@ export {
   type ListOptions,
 } from './image-folder.js';
 export { readSourcePaths, parseSources, encodeSources, sourcesName, type SourcesEntry, type DatasetSources } from './sources.js';
+export {
+  checkImageFolder,
+  writeImageFolder,
+  InvalidImagesError,
+  type ObjectSink,
+  type ImageImportOptions,
+  type ImageImportHooks,
+  type ImageFolderPlan,
+} from './image-import.js';
+export { mapOrdered } from './ordered-map.js';
+export { writeImageTree, type ImageTreeOptions } from './image-fixtures.js';

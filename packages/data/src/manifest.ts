@@ -161,5 +161,13 @@ export function parseManifest(text: string, name: string): DatasetManifest {
   if (m.format !== 'cvc-dataset' || m.formatVersion !== 1 || !Array.isArray(m.shards)) {
     throw new DataError('MANIFEST_CORRUPT', `is not a cvc dataset manifest (format ${String(m.format)}, version ${String(m.formatVersion)})`, name);
   }
+  // Optional (image-folder imports): each split's sources file.
+  if (m.sources !== undefined) {
+    for (const split of ['train', 'test'] as const) {
+      const e = (m.sources as Partial<DatasetSources>)[split];
+      if (e === undefined || typeof e.name !== 'string' || !Number.isInteger(e.count) || !Number.isInteger(e.bytes) || typeof e.sha256 !== 'string')
+        throw new DataError('MANIFEST_CORRUPT', `sources.${split} must be { name, count, bytes, sha256 }`, name);
+    }
+  }
   return m;
 }

@@ -57,14 +57,7 @@ export function* shardChunks(
   chunkRecords = 1024,
 ): Generator<Uint8Array> {
   const hash = createHash('sha256');
-  const header: ShardHeader = { dtype: 'uint8', height: set.height, width: set.width, channels: set.channels, count: indices.length, meta };
-  const json = enc.encode(JSON.stringify(header));
-  const pre = new Uint8Array(16 + json.length);
-  pre.set(enc.encode(SHARD_MAGIC), 0);
-  const dv = new DataView(pre.buffer);
-  dv.setUint32(8, SHARD_VERSION, true);
-  dv.setUint32(12, json.length, true);
-  pre.set(json, 16);
+  const pre = headerBytes({ dtype: 'uint8', height: set.height, width: set.width, channels: set.channels, count: indices.length, meta });
   hash.update(pre);
   yield pre;
   const per = set.height * set.width * set.channels;
@@ -83,10 +76,77 @@ export function* shardChunks(
     hash.update(chunk);
     yield chunk;
   }
+  yield trailerBytes(hash.digest());
+}
+
+/** Magic, version, length and JSON of a shard header. */
+function headerBytes(header: ShardHeader): Uint8Array {
+  const json = enc.encode(JSON.stringify(header));
+  const pre = new Uint8Array(16 + json.length);
+  pre.set(enc.encode(SHARD_MAGIC), 0);
+  const dv = new DataView(pre.buffer);
+  dv.setUint32(8, SHARD_VERSION, true);
+  dv.setUint32(12, json.length, true);
+  pre.set(json, 16);
+  return pre;
+}
+
+function trailerBytes(digest: Uint8Array): Uint8Array {
   const trailer = new Uint8Array(40);
   trailer.set(enc.encode(SHARD_END), 0);
-  trailer.set(hash.digest(), 8);
-  yield trailer;
+  trailer.set(digest, 8);
+  return trailer;
+}
+
+/** One record to stream into a shard. */
+export interface ShardRecord {
+  /** The record's index in its source split. */
+  readonly index: number;
+  readonly label: number;
+  /** `height * width * channels` uint8 pixels. */
+  readonly pixels: Uint8Array;
+}
+
+/**
+ * Encodes a shard from records that arrive one by one (e.g. images being
+ * decoded), yielding a chunk every `chunkRecords` records: memory is one
+ * chunk, whatever the shard's size. Exactly `count` records must come, each
+ * of the header's shape.
+ */
+export async function* shardChunksFrom(
+  shape: { readonly height: number; readonly width: number; readonly channels: number },
+  count: number,
+  meta: ShardHeader['meta'],
+  records: AsyncIterable<ShardRecord>,
+  chunkRecords = 256,
+): AsyncGenerator<Uint8Array> {
+  const hash = createHash('sha256');
+  const pre = headerBytes({ dtype: 'uint8', height: shape.height, width: shape.width, channels: shape.channels, count, meta });
+  hash.update(pre);
+  yield pre;
+  const per = shape.height * shape.width * shape.channels;
+  const rec = 5 + per;
+  let chunk = new Uint8Array(Math.min(chunkRecords, count) * rec);
+  let inChunk = 0;
+  let seen = 0;
+  for await (const r of records) {
+    if (seen >= count) throw new DataError('SHARD_BAD_INDEX', `more than the ${count} records the header promises`);
+    if (r.pixels.length !== per) throw new DataError('SHAPE_MISMATCH', `record ${r.index} has ${r.pixels.length} bytes, the shard's images have ${per}`);
+    const at = inChunk * rec;
+    new DataView(chunk.buffer).setUint32(at, r.index, true);
+    chunk[at + 4] = r.label;
+    chunk.set(r.pixels, at + 5);
+    inChunk++;
+    seen++;
+    if (inChunk * rec === chunk.length) {
+      hash.update(chunk);
+      yield chunk;
+      chunk = new Uint8Array(Math.min(chunkRecords, count - seen) * rec);
+      inChunk = 0;
+    }
+  }
+  if (seen !== count) throw new DataError('SHARD_BAD_INDEX', `${seen} records came, the header promises ${count}`);
+  yield trailerBytes(hash.digest());
 }
 
 /** Encodes a whole shard into one buffer. */

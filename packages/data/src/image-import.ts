@@ -1,0 +1,294 @@
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, throwIfAborted } from '@cvc/core';
+import { DataError } from './errors.js';
+import { stratifiedKFold, stratifiedSubset } from './folds.js';
+import { classHistogram } from './image-set.js';
+import { decodeImage, probeImage, type ImageFit } from './image-decode.js';
+import type { ImageFolderEntry, ImageFolderListing, ImageFolderProblem } from './image-folder.js';
+import type { DatasetManifest, ImageFolderInfo, ShardEntry } from './manifest.js';
+import { mapOrdered } from './ordered-map.js';
+import { shardChunksFrom } from './shard.js';
+import { encodeSources, sourcesName, type DatasetSources, type SourcesEntry } from './sources.js';
+
+/** Writes one object (a shard, a sources file) from chunks and returns its size and hash. */
+export type ObjectSink = (name: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => Promise<{ bytes: number; sha256: string }>;
+
+/** The settings of an image-folder import. */
+export interface ImageImportOptions {
+  /** The dataset's name (its catalog entry). */
+  readonly name: string;
+  /** Target size; default: the first image's size (in path order). */
+  readonly height?: number;
+  readonly width?: number;
+  /** 1 or 3; default: the first image's (1 when it is greyscale, else 3). */
+  readonly channels?: 1 | 3;
+  /** Default `cover`. */
+  readonly fit?: ImageFit;
+  readonly folds: number;
+  readonly seed: number;
+  /** Share of the images held out as the test split when the folder has no test/ subfolder (default 0.1). */
+  readonly testFraction?: number;
+  /** Skip invalid files (each reported) instead of failing. */
+  readonly skipInvalid?: boolean;
+  /** Images decoded at once (default: the CPU count, at most 8). */
+  readonly concurrency?: number;
+}
+
+/** Progress, skip reports and cancellation of an image-folder import. */
+export interface ImageImportHooks {
+  readonly signal?: AbortSignal;
+  /** `check`: decoding every image to validate and hash it; `write`: decoding again into the shards. */
+  readonly onProgress?: (phase: 'check' | 'write', done: number, total: number) => void;
+  /** Each invalid file skipped with `skipInvalid`. */
+  readonly onSkip?: (problem: ImageFolderProblem) => void;
+}
+
+/** Every invalid file of a folder, when the import was not told to skip them. Nothing is written. */
+export class InvalidImagesError extends DataError {
+  readonly problems: readonly ImageFolderProblem[];
+
+  constructor(root: string, problems: readonly ImageFolderProblem[]) {
+    const first = problems[0] as ImageFolderProblem;
+    const shown = problems.slice(0, 20).map((p) => `  ${p.path}: ${p.reason} [${p.code}]`);
+    if (problems.length > shown.length) shown.push(`  ... and ${problems.length - shown.length} more`);
+    super(first.code, `${problems.length} invalid file(s) in ${root}, nothing imported (--skip-invalid skips them):\n${shown.join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+/** What the check pass found: everything the write pass needs, and the version. */
+export interface ImageFolderPlan {
+  readonly listing: ImageFolderListing;
+  readonly name: string;
+  readonly version: string;
+  readonly sourceSha256: string;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: 1 | 3;
+  readonly fit: ImageFit;
+  readonly folds: { readonly k: number; readonly seed: number; readonly indices: readonly Int32Array[] };
+  /** The splits' images in source-index order. */
+  readonly train: readonly ImageFolderEntry[];
+  readonly test: readonly ImageFolderEntry[];
+  readonly testFrom: ImageFolderInfo['test'];
+  readonly skipped: readonly ImageFolderProblem[];
+  readonly concurrency: number;
+  /** SHA-256 of each entry's pixels (by path), to catch a file changed between the passes. */
+  readonly digests: ReadonlyMap<string, string>;
+}
+
+function problemOf(err: unknown, path: string): ImageFolderProblem {
+  if (err instanceof DataError) {
+    const prefix = `${path}: `;
+    return { path, code: err.code, reason: err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message };
+  }
+  throw err;
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The check pass: decodes every listed image at the target size (bounded
+ * concurrency, nothing held but the images in flight), collects the invalid
+ * ones, hashes the pixels, labels and paths into the version, and assigns the
+ * test split (test/ or a seeded stratified fraction) and the stratified folds.
+ * Writes nothing. Throws InvalidImagesError naming every invalid file unless
+ * `skipInvalid`.
+ */
+export async function checkImageFolder(listing: ImageFolderListing, opts: ImageImportOptions, hooks: ImageImportHooks = {}): Promise<ImageFolderPlan> {
+  const what = `importing ${listing.root}`;
+  const concurrency = opts.concurrency ?? Math.min(8, availableParallelism());
+  const fit = opts.fit ?? 'cover';
+  if (listing.testFolder && opts.testFraction !== undefined)
+    throw new ConfigError('test-fraction', `the folder has a test/ subfolder, which is the test split; drop --test-fraction`);
+  const testFraction = opts.testFraction ?? 0.1;
+  if (!listing.testFolder && !(testFraction > 0 && testFraction < 1))
+    throw new ConfigError('test-fraction', `must be between 0 and 1 (exclusive), got ${testFraction}`);
+  for (const [field, v] of [
+    ['height', opts.height],
+    ['width', opts.width],
+  ] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1 && v <= 4096)) throw new ConfigError(field, `must be an integer 1..4096, got ${v}`);
+  }
+
+  const problems: ImageFolderProblem[] = [...listing.problems];
+  const failed = new Set<string>();
+  // The target shape: given, or the first readable image's.
+  let shape = { height: opts.height, width: opts.width, channels: opts.channels };
+  if (shape.height === undefined || shape.width === undefined || shape.channels === undefined) {
+    for (const e of listing.entries) {
+      throwIfAborted(hooks.signal, what);
+      try {
+        const info = await probeImage(join(listing.root, e.path), e.path);
+        shape = { height: shape.height ?? info.height, width: shape.width ?? info.width, channels: shape.channels ?? info.channels };
+        break;
+      } catch (err) {
+        problems.push(problemOf(err, e.path));
+        failed.add(e.path);
+      }
+    }
+  }
+  const { height, width, channels } = shape;
+  if (height === undefined || width === undefined || channels === undefined) {
+    if (problems.length > 0 && !opts.skipInvalid) throw new InvalidImagesError(listing.root, problems);
+    throw new DataError('IMAGE_FOLDER_EMPTY', 'has no readable image', listing.root);
+  }
+  if (height > 4096 || width > 4096) throw new ConfigError('size', `the first image is ${height}x${width}; give --size HxW (at most 4096x4096)`);
+  const decode = { height, width, channels, fit };
+
+  const source = createHash('sha256');
+  source.update(`image-folder;${height}x${width}x${channels};fit=${fit};classes=${JSON.stringify(listing.classNames)};`);
+  const digests = new Map<string, string>();
+  const valid: ImageFolderEntry[] = [];
+  const total = listing.entries.length;
+  let done = 0;
+  const results = mapOrdered(
+    listing.entries,
+    concurrency,
+    async (e) => {
+      if (failed.has(e.path)) return { e, pixels: undefined, problem: undefined };
+      try {
+        return { e, pixels: await decodeImage(join(listing.root, e.path), decode, e.path), problem: undefined };
+      } catch (err) {
+        return { e, pixels: undefined, problem: problemOf(err, e.path) };
+      }
+    },
+    hooks.signal,
+    what,
+  );
+  for await (const { e, pixels, problem } of results) {
+    done++;
+    hooks.onProgress?.('check', done, total);
+    if (problem !== undefined) problems.push(problem);
+    if (pixels === undefined) continue;
+    source.update(`${e.split}\0${e.label}\0${e.path}\0`);
+    source.update(pixels);
+    digests.set(e.path, sha(pixels));
+    valid.push(e);
+  }
+  if (problems.length > 0 && !opts.skipInvalid) throw new InvalidImagesError(listing.root, problems);
+  for (const p of problems) hooks.onSkip?.(p);
+
+  // The splits, each in path order (a record's source index is its place here).
+  let train = valid.filter((e) => e.split === 'train');
+  let test = valid.filter((e) => e.split === 'test');
+  let testFrom: ImageFolderInfo['test'] = { from: 'folder' };
+  if (!listing.testFolder) {
+    const labels = Uint8Array.from(train, (e) => e.label);
+    const want = Math.max(1, Math.round(train.length * testFraction));
+    if (train.length - want < opts.folds)
+      throw new ConfigError(
+        'folds',
+        `${train.length} valid image(s) leave ${train.length - want} for training after the test split, fewer than ${opts.folds} folds`,
+      );
+    const held = new Set(stratifiedSubset(labels, want, opts.seed));
+    test = train.filter((_, i) => held.has(i));
+    train = train.filter((_, i) => !held.has(i));
+    testFrom = { from: 'fraction', fraction: testFraction };
+  }
+  if (test.length === 0) throw new DataError('IMAGE_FOLDER_INVALID', 'test/ holds no valid image', listing.root);
+  if (train.length === 0) throw new DataError('IMAGE_FOLDER_EMPTY', 'has no valid training image (outside test/)', listing.root);
+  // Stratified folds; for an unlabeled folder (one label) this is a seeded random split into equal folds.
+  const indices = stratifiedKFold(
+    Uint8Array.from(train, (e) => e.label),
+    opts.folds,
+    opts.seed,
+  );
+
+  const sourceSha256 = source.digest('hex');
+  const test_ = testFrom.from === 'folder' ? 'folder' : `fraction=${testFrom.fraction}`;
+  const version = createHash('sha256').update(`${sourceSha256}:k=${opts.folds}:scheme=stratified:seed=${opts.seed}:test=${test_}`).digest('hex').slice(0, 16);
+  return {
+    listing,
+    name: opts.name,
+    version,
+    sourceSha256,
+    height,
+    width,
+    channels,
+    fit,
+    folds: { k: opts.folds, seed: opts.seed, indices },
+    train,
+    test,
+    testFrom,
+    skipped: problems,
+    concurrency,
+    digests,
+  };
+}
+
+/**
+ * The write pass: decodes the images again, fold by fold, and streams each
+ * fold's shard, the test shard and the two sources files through `sink`.
+ * Memory is one shard chunk plus the images in flight. A file that changed
+ * since the check pass fails with IMAGE_CHANGED. Returns the manifest (the
+ * caller stores it last, so a stopped import leaves no visible version).
+ */
+export async function writeImageFolder(plan: ImageFolderPlan, sink: ObjectSink, hooks: ImageImportHooks = {}): Promise<DatasetManifest> {
+  const { listing } = plan;
+  const what = `importing ${listing.root}`;
+  const decode = { height: plan.height, width: plan.width, channels: plan.channels, fit: plan.fit };
+  const numClasses = listing.labeled ? listing.classNames.length : 1;
+  const total = plan.train.length + plan.test.length;
+  let done = 0;
+  const records = (list: readonly ImageFolderEntry[], order: ArrayLike<number>) =>
+    mapOrdered(
+      Array.from(order),
+      plan.concurrency,
+      async (i) => {
+        const e = list[i] as ImageFolderEntry;
+        const pixels = await decodeImage(join(listing.root, e.path), decode, e.path);
+        if (sha(pixels) !== plan.digests.get(e.path)) throw new DataError('IMAGE_CHANGED', 'changed while it was being imported; import again', e.path);
+        done++;
+        hooks.onProgress?.('write', done, total);
+        return { index: i, label: e.label, pixels };
+      },
+      hooks.signal,
+      what,
+    );
+  const shards: ShardEntry[] = [];
+  const meta = { dataset: plan.name, version: plan.version };
+  for (let f = 0; f < plan.folds.indices.length; f++) {
+    throwIfAborted(hooks.signal, what);
+    const fold = plan.folds.indices[f] as Int32Array;
+    const name = `fold-${f}.cvcs`;
+    const written = await sink(name, shardChunksFrom(plan, fold.length, { ...meta, split: 'train', fold: f }, records(plan.train, fold)));
+    const labels = Uint8Array.from(fold, (i) => (plan.train[i] as ImageFolderEntry).label);
+    shards.push({ name, split: 'train', fold: f, count: fold.length, ...written, classCounts: classHistogram(labels, numClasses) });
+  }
+  throwIfAborted(hooks.signal, what);
+  const testOrder = Int32Array.from(plan.test.keys());
+  const written = await sink('test.cvcs', shardChunksFrom(plan, plan.test.length, { ...meta, split: 'test' }, records(plan.test, testOrder)));
+  const testLabels = Uint8Array.from(plan.test, (e) => e.label);
+  shards.push({ name: 'test.cvcs', split: 'test', count: plan.test.length, ...written, classCounts: classHistogram(testLabels, numClasses) });
+  const sourcesFile = async (split: 'train' | 'test', list: readonly ImageFolderEntry[]): Promise<SourcesEntry> => {
+    const name = sourcesName(split);
+    const r = await sink(name, [
+      encodeSources(
+        split,
+        list.map((e) => e.path),
+      ),
+    ]);
+    return { name, count: list.length, ...r };
+  };
+  const sources: DatasetSources = { train: await sourcesFile('train', plan.train), test: await sourcesFile('test', plan.test) };
+  throwIfAborted(hooks.signal, what);
+  return {
+    format: 'cvc-dataset',
+    formatVersion: 1,
+    dataset: plan.name,
+    version: plan.version,
+    sourceSha256: plan.sourceSha256,
+    height: plan.height,
+    width: plan.width,
+    channels: plan.channels,
+    numClasses,
+    classNames: listing.labeled ? listing.classNames : ['unlabeled'],
+    folds: { k: plan.folds.k, scheme: 'stratified', seed: plan.folds.seed, limit: null },
+    shards,
+    sources,
+    imageFolder: { labeled: listing.labeled, fit: plan.fit, test: plan.testFrom, skipped: plan.skipped.length },
+  };
+}
