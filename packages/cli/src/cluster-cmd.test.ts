@@ -146,7 +146,8 @@ test('cluster --images: class folders give labels, bad files fail naming them or
 
     const strict = captureEnv(dir);
     assert.equal(await main(base, strict), 1);
-    assert.match(strict.err(), /photos\/cats\/broken\.png: .*--skip-invalid/);
+    assert.match(strict.err(), /1 invalid file\(s\) in .*photos, nothing written \(--skip-invalid skips them\):\n  cats\/broken\.png: .* \[IMAGE_/);
+    assert.equal(await stat(join(dir, 'out')).catch(() => undefined), undefined, 'no output without --skip-invalid');
 
     const env = captureEnv(dir);
     assert.equal(await main([...base, '--skip-invalid', '--copy-to', join(dir, 'sorted'), '--json'], env), 0, env.err());

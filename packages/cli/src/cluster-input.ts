@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { throwIfAborted } from '@cvc/core';
-import { loadDataset, selectImages, stratifiedSubset, imageBytes, type ImageSet, type LocateOptions } from '@cvc/data';
+import { loadDataset, type DataErrorCode, selectImages, stratifiedSubset, imageBytes, type ImageSet, type LocateOptions } from '@cvc/data';
 import { embedImages } from '@cvc/model';
 import type { tf } from '@cvc/tfjs-runtime';
 import { recordPaths } from './assignments.js';
@@ -9,6 +9,7 @@ import { recordPaths } from './assignments.js';
 /** A file left out of `--images --skip-invalid`, with why. */
 export interface SkippedImage {
   readonly path: string;
+  readonly code: DataErrorCode;
   readonly reason: string;
 }
 

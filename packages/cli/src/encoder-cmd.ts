@@ -250,7 +250,7 @@ async function embedInput(
       progress: bars,
       signal,
     });
-    for (const s of input.skipped) bars.log(`skipped ${s.path}: ${s.reason}`);
+    for (const s of input.skipped) bars.log(`skipped ${s.path}: ${s.reason} [${s.code}]`);
     return input;
   } finally {
     bars.stop();

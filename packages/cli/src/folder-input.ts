@@ -24,6 +24,19 @@ export interface FolderOptions {
 /** Images decoded at once (libvips decodes on the libuv thread pool). */
 const DECODE_CONCURRENCY = 8;
 
+/** The bad files of an `--images` folder without `--skip-invalid`: each named with its reason; nothing is written. */
+export class InvalidFolderImagesError extends DataError {
+  readonly problems: readonly SkippedImage[];
+
+  constructor(dir: string, problems: readonly SkippedImage[]) {
+    const first = problems[0] as SkippedImage;
+    const shown = problems.slice(0, 20).map((p) => `  ${p.path}: ${p.reason} [${p.code}]`);
+    if (problems.length > shown.length) shown.push(`  ... and ${problems.length - shown.length} more`);
+    super(first.code, `${problems.length} invalid file(s) in ${dir}, nothing written (--skip-invalid skips them):\n${shown.join('\n')}`);
+    this.problems = problems;
+  }
+}
+
 /** The reason of a DataError without its leading `file: `. */
 const reasonOf = (e: DataError): string => (e.file !== undefined && e.message.startsWith(`${e.file}: `) ? e.message.slice(e.file.length + 2) : e.message);
 
@@ -32,19 +45,17 @@ const reasonOf = (e: DataError): string => (e.file !== undefined && e.message.st
  * `cvc dataset import` reads them, train and test together), decoded and
  * resized to the encoder's input shape and embedded a batch at a time, so
  * memory holds the codes and one batch of pixels (all pixels only with
- * `keepPixels`). A bad file fails with a DataError naming it, or with
- * `skipInvalid` is left out and listed in `skipped`, as the import does.
+ * `keepPixels`). Bad files (undecodable, truncated, empty, a link loop or
+ * out of the folder) fail the whole call with an InvalidFolderImagesError
+ * listing each, or with `skipInvalid` are left out and listed in `skipped`,
+ * as the import does.
  */
 export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions): Promise<EmbeddedImages> {
   const [height, width, channels] = encoderInputShape(encoder);
   if (channels !== 1 && channels !== 3) throw new UsageError(`the encoder takes ${height}x${width}x${channels} images; --images needs 1 or 3 channels`);
   const listing = await listImageFolder(opts.dir, { signal: opts.signal });
-  const skipped: SkippedImage[] = [];
-  const hint = '; pass --skip-invalid to skip bad images';
-  for (const p of listing.problems) {
-    if (!opts.skipInvalid) throw new DataError(p.code, `${p.reason}${hint}`, join(opts.dir, p.path));
-    skipped.push({ path: p.path, reason: p.reason });
-  }
+  // Bad files are all collected: skipped with --skip-invalid, else listed together in one error (as the import does).
+  const skipped: SkippedImage[] = listing.problems.map((p) => ({ path: p.path, code: p.code, reason: p.reason }));
   const per = height * width * channels;
   const d = encoder.outputs[0]?.shape[1] as number;
   const entries = listing.entries;
@@ -68,8 +79,7 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
         if (r.status === 'rejected') {
           const err: unknown = r.reason;
           if (!(err instanceof DataError)) throw err;
-          if (!opts.skipInvalid) throw new DataError(err.code, `${reasonOf(err)}${hint}`, err.file, { cause: err });
-          skipped.push({ path: e.path, reason: reasonOf(err) });
+          skipped.push({ path: e.path, code: err.code, reason: reasonOf(err) });
           return;
         }
         pixels.set(r.value, n * per);
@@ -80,7 +90,8 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
       });
     }
     const set: ImageSet = { images: pixels.subarray(0, n * per), labels: new Uint8Array(n), count: n, height, width, channels };
-    if (n > 0) codeParts.push(embedImages(encoder, set, opts.batchSize).data);
+    // Once a file is bad without --skip-invalid, the rest is only checked.
+    if (n > 0 && (opts.skipInvalid || skipped.length === 0)) codeParts.push(embedImages(encoder, set, opts.batchSize).data);
     if (opts.keepPixels) pixelParts.push(set.images);
     opts.progress?.set('images', {
       label: `embedding ${opts.dir}`,
@@ -89,6 +100,7 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
       detail: 'images',
     });
   }
+  if (!opts.skipInvalid && skipped.length > 0) throw new InvalidFolderImagesError(opts.dir, skipped);
   const count = paths.length;
   if (count === 0) throw new DataError('IMAGE_FOLDER_EMPTY', `no image could be read (${skipped.length} skipped)`, opts.dir);
   const data = new Float32Array(count * d);
