@@ -61,7 +61,7 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
 
     // A run spec is checked with the trainer's own schema: a bad number is INVALID_ARGUMENT naming
     // the proto field, never silently the default, and a seed of 0 is kept (not replaced by 42).
-    const spec = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '' };
+    const spec = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '', modelConfigJson: '' };
     await assert.rejects(
       call((cb) => rc.submitRun({ spec: { ...spec, learningRate: Number.NaN } }, cb)),
       code(status.INVALID_ARGUMENT, /^spec\.learning_rate: must be a finite number, got NaN$/),
@@ -81,6 +81,23 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     await assert.rejects(
       call((cb) => rc.submitRun({ spec: { ...spec, batchSize: 0 } }, cb)),
       code(status.INVALID_ARGUMENT, /^spec\.batch_size: must be >= 1, got 0$/),
+    );
+    // A model config that does not fit the dataset (28x28: a third 2x2 pooling of the 7x7 map) is refused naming the field.
+    const tooDeep = JSON.stringify({
+      encoder: [
+        { filters: 8, pool: 2 },
+        { filters: 8, pool: 2 },
+        { filters: 8, pool: 2 },
+      ],
+      codeSize: 4,
+    });
+    await assert.rejects(
+      call((cb) => rc.submitRun({ spec: { ...spec, model: 'custom', modelConfigJson: tooDeep } }, cb)),
+      code(status.INVALID_ARGUMENT, /^spec\.model_config\.encoder\[2\]\.pool: pool 2 does not divide the 7x7 map/),
+    );
+    await assert.rejects(
+      call((cb) => rc.submitRun({ spec: { ...spec, model: 'custom', modelConfigJson: JSON.stringify({ encoder: [{ filters: 0 }], codeSize: 4 }) } }, cb)),
+      code(status.INVALID_ARGUMENT, /^spec\.model_config\.encoder\[0\]\.filters: must be >= 1$/),
     );
     assert.equal((await call<{ runs: unknown[] }>((cb) => rc.listRuns({}, cb))).runs.length, 0, 'no refused spec was recorded');
     // Through the CLI: `--seed 0` sends 0, and the recorded run's spec has it, with every other field filled in.

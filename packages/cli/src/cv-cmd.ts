@@ -1,10 +1,11 @@
 import { createJsonLogger, silentLogger } from '@cvc/core';
 import { FOLD_SCHEMES } from '@cvc/data';
-import { MODEL_NAMES, runSpecSchema, type CvSummary } from '@cvc/model';
+import { runSpecSchema, type CvSummary } from '@cvc/model';
 import { BACKEND_CHOICES } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { trainingFlags } from './run-spec-flags.js';
+import { MODEL_FLAG_OPTIONS, modelFromFlags } from './model-flags.js';
 import { UsageError } from './errors.js';
 import { num, pm, table } from './format.js';
 import { runLocalCv } from './cv-local.js';
@@ -41,14 +42,13 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
     {
       local: { type: 'boolean' },
       dataset: { type: 'string' },
-      model: { type: 'string' },
+      ...MODEL_FLAG_OPTIONS,
       folds: { type: 'string' },
       epochs: { type: 'string' },
       'batch-size': { type: 'string' },
       limit: { type: 'string' },
       'fold-scheme': { type: 'string' },
       seed: { type: 'string' },
-      upsample: { type: 'string' },
       'learning-rate': { type: 'string' },
       backend: { type: 'string' },
       threads: { type: 'string' },
@@ -62,8 +62,8 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
     throw new UsageError('cv runs in one process with --local; cluster runs are submitted with `cvc run submit` (coming with the coordinator)');
   const dataset = values['dataset'];
   if (typeof dataset !== 'string') throw new UsageError('cv needs --dataset NAME|PATH');
-  if (values['model'] === undefined) throw new UsageError(`cv needs --model (${MODEL_NAMES.join(' or ')})`);
-  const model = choiceOpt(values, 'model', MODEL_NAMES, 'seed-mnist');
+  const choice = await modelFromFlags(values, 'cv');
+  const model = choice.model;
   const limit = intOpt(values, 'limit', undefined, positiveInt);
   // Unset flags take the run-spec schema's defaults: the trainer's own.
   const spec = runSpecSchema.parse({ model, ...trainingFlags(values) });
@@ -73,6 +73,8 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
     {
       dataset,
       model,
+      ...(choice.config ? { modelConfig: choice.config } : {}),
+      ...(choice.upsample ? { upsample: choice.upsample } : {}),
       folds: spec.folds,
       epochs: spec.epochs,
       batchSize: spec.batchSize,
@@ -83,7 +85,6 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
       out,
       backend: choiceOpt(values, 'backend', BACKEND_CHOICES, 'auto'),
       wasmThreads: intOpt(values, 'threads', 1, positiveInt),
-      upsample: choiceOpt(values, 'upsample', ['nearest', 'bilinear'] as const, 'nearest'),
       ...(signal ? { signal } : {}),
     },
     env,

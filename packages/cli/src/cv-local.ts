@@ -16,12 +16,14 @@ import {
 } from '@cvc/data';
 import {
   FoldTrainer,
-  MODEL_SHAPES,
+  fitModelConfig,
+  presetConfig,
   resolveTrainConfig,
   runFold,
   summarizeFolds,
   type CvSummary,
   type FoldSummary,
+  type ModelConfigInput,
   type ModelName,
   type TrainConfig,
   type Upsample,
@@ -34,6 +36,8 @@ import { duration, num } from './format.js';
 export interface LocalCvOptions {
   readonly dataset: string;
   readonly model: ModelName;
+  /** The network (absent: the preset `model` names); its input shape is the dataset's. */
+  readonly modelConfig?: ModelConfigInput;
   readonly folds: number;
   readonly epochs: number;
   readonly batchSize: number;
@@ -44,7 +48,8 @@ export interface LocalCvOptions {
   readonly backend: BackendChoice;
   /** Threads of the wasm backend (default 1). */
   readonly wasmThreads?: number;
-  readonly upsample: Upsample;
+  /** Up-sampling of a seed preset (a config carries its own). */
+  readonly upsample?: Upsample;
   readonly learningRate?: number;
   readonly signal?: AbortSignal;
 }
@@ -85,22 +90,25 @@ async function loadShards(dir: string, manifest: DatasetManifest): Promise<{ fol
  * last per-epoch checkpoint.
  */
 export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger): Promise<LocalCvResult> {
+  const ds = await loadDataset(o.dataset, env);
+  const given = o.modelConfig ?? presetConfig(o.model, o.upsample ? { upsample: o.upsample } : {});
+  if (!given) throw new ConfigError('model', `${o.model} needs a model config (--model-config FILE)`);
+  const shape = { height: ds.train.height, width: ds.train.width, channels: ds.train.channels };
+  const fit = fitModelConfig(given, shape);
+  if (!fit.ok) {
+    throw new ConfigError(
+      fit.field === 'input' && !o.modelConfig ? 'model' : `model_config${fit.field ? `.${fit.field}` : ''}`,
+      `${fit.message}${fit.field === 'input' ? ` (model ${o.model}, dataset ${ds.name})` : ''}`,
+    );
+  }
   const config: TrainConfig = resolveTrainConfig({
     model: o.model,
+    modelConfig: fit.config,
     epochs: o.epochs,
     batchSize: o.batchSize,
     seed: o.seed,
-    upsample: o.upsample,
     ...(o.learningRate !== undefined ? { learningRate: o.learningRate } : {}),
   });
-  const shape = MODEL_SHAPES[o.model];
-  const ds = await loadDataset(o.dataset, env);
-  if (ds.train.height !== shape.height || ds.train.width !== shape.width || ds.train.channels !== shape.channels) {
-    throw new ConfigError(
-      'model',
-      `${o.model} takes ${shape.height}x${shape.width}x${shape.channels} images but ${ds.name} has ${ds.train.height}x${ds.train.width}x${ds.train.channels}`,
-    );
-  }
   const backend = await initBackend(o.backend, logger, { wasmThreads: o.wasmThreads ?? 1 });
   const progress = new Progress(env.stderr);
   try {

@@ -14,6 +14,23 @@ export interface CommandHelp {
   readonly example: string;
 }
 
+/** The model flags of `cvc cv --local` and `cvc run submit` (packages/cli/src/model-flags.ts). */
+const MODEL_FLAGS: FlagHelp[] = [
+  {
+    flag: '--model NAME',
+    text: "seed-mnist (28x28x1, 10-unit code), seed-cifar (32x32x3, 128-unit code) or cae (a convolutional autoencoder on the dataset's shape, see --filters)",
+  },
+  { flag: '--model-config FILE', text: 'the autoencoder as a JSON config (README: autoencoder configurations); checked against the dataset before training' },
+  { flag: '--filters F1,F2,..', text: 'cae: filters of each encoder block; every block but the last max-pools 2x2', default: '32,64,128' },
+  { flag: '--code-size N', text: 'cae: units of the code (the encoder output)', default: '32' },
+  { flag: '--kernel K', text: 'cae: kernel size of every convolution', default: '3' },
+  { flag: '--dense U1,U2,..', text: 'cae: hidden dense layers between the feature map and the code', default: 'none' },
+  { flag: '--init I', text: 'cae: glorot-uniform, he (he-normal) or he-uniform', default: 'glorot-uniform' },
+  { flag: '--loss L', text: 'cae: mse, mse-cosine or bce', default: 'mse' },
+  { flag: '--output-activation A', text: 'cae: relu, sigmoid or linear', default: 'relu' },
+  { flag: '--upsample M', text: 'nearest or bilinear (merged into a config that sets none)', default: 'nearest' },
+];
+
 const CLUSTER: FlagHelp = {
   flag: '--cluster FILE',
   text: 'the cluster to talk to (or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*)',
@@ -56,19 +73,18 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     example: 'cvc dataset import ./photos --name photos --size 32x32 --channels 3 --folds 5',
   },
   cv: {
-    usage: 'cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar [options]',
+    usage: 'cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar|cae [cae flags] | --model-config FILE [options]',
     summary: 'Runs a whole K-fold cross-validation in this process, folds one after another; re-running resumes.',
     flags: [
       { flag: '--local', text: 'train in this process (cluster runs: cvc run submit)' },
       { flag: '--dataset NAME|PATH', text: 'mnist, fashion-mnist, cifar-10, or a directory of IDX files / CIFAR-10 batches' },
-      { flag: '--model NAME', text: 'seed-mnist (28x28x1, 10-unit code) or seed-cifar (32x32x3, 128-unit code)' },
+      ...MODEL_FLAGS,
       { flag: '--folds K', text: 'number of folds', default: '5' },
       { flag: '--epochs N', text: 'epochs per fold', default: '100' },
       { flag: '--batch-size N', text: 'batch size', default: '32' },
       { flag: '--limit N', text: 'use N training images (seeded, stratified) and at most N test images' },
       { flag: '--fold-scheme S', text: "stratified or seed (the seed's random equal folds)", default: 'stratified' },
       { flag: '--seed S', text: 'seed for folds, initialisation and batch order', default: '42' },
-      { flag: '--upsample M', text: 'nearest or bilinear', default: 'nearest' },
       { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
       { flag: '--backend B', text: 'auto, tensorflow, wasm or cpu', default: 'auto' },
       { flag: '--threads N', text: 'threads of the wasm backend', default: '1' },
@@ -95,17 +111,16 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     example: 'cvc local up --workers 2',
   },
   'run submit': {
-    usage: 'cvc run submit --dataset NAME --model M [options]',
+    usage: 'cvc run submit --dataset NAME --model M [cae flags] | --model-config FILE [options]',
     summary: 'Submits a K-fold cross-validation run to the cluster; with --watch, follows it to the end.',
     flags: [
       { flag: '--dataset NAME', text: 'a dataset imported with cvc dataset import' },
-      { flag: '--model M', text: 'seed-mnist or seed-cifar' },
+      ...MODEL_FLAGS,
       { flag: '--folds K', text: 'number of folds (the dataset must be imported with this K)', default: '5' },
       { flag: '--epochs N', text: 'epochs per fold', default: '100' },
       { flag: '--batch-size N', text: 'batch size', default: '32' },
       { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
       { flag: '--seed S', text: 'seed of initialisation and batch order', default: '42' },
-      { flag: '--upsample M', text: 'nearest or bilinear', default: 'nearest' },
       { flag: '--name NAME', text: 'a human name for the run' },
       { flag: '--dataset-version V', text: 'an imported version of the dataset', default: 'the newest with K folds' },
       { flag: '--watch', text: 'follow the run: a progress bar per fold, inside epochs too' },

@@ -3,6 +3,7 @@ import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse,
 import type { CliEnv } from './env.js';
 import { parse } from './args.js';
 import { runSpecFromFlags } from './run-spec-flags.js';
+import { MODEL_FLAG_OPTIONS } from './model-flags.js';
 import { RemoteError, UsageError } from './errors.js';
 import { num, table } from './format.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
@@ -123,13 +124,12 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
     {
       cluster: { type: 'string' },
       dataset: { type: 'string' },
-      model: { type: 'string' },
+      ...MODEL_FLAG_OPTIONS,
       folds: { type: 'string' },
       epochs: { type: 'string' },
       'batch-size': { type: 'string' },
       'learning-rate': { type: 'string' },
       seed: { type: 'string' },
-      upsample: { type: 'string' },
       name: { type: 'string' },
       'dataset-version': { type: 'string' },
       watch: { type: 'boolean' },
@@ -138,7 +138,7 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
     `run ${sub ?? ''}`,
   );
   // Flags are checked before any connection is made.
-  const spec = sub === 'submit' ? runSpecFromFlags(values) : undefined;
+  const spec = sub === 'submit' ? await runSpecFromFlags(values) : undefined;
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   const c = await runServiceClient(cluster);
   const print = (run: Run): void => {

@@ -53,11 +53,11 @@ test('numeric flags are checked with the run-spec schema: bounds and 0 where 0 i
   usage(() => intOpt({ workers: '-2' }, 'workers', 4), 'workers', /must be >= 0/);
 });
 
-test('run submit: unset flags leave the spec field unset, set ones (0 included) are sent as given', () => {
-  const bare = runSpecFromFlags(submit);
+test('run submit: unset flags leave the spec field unset, set ones (0 included) are sent as given', async () => {
+  const bare = await runSpecFromFlags(submit);
   for (const k of ['folds', 'epochs', 'batchSize', 'learningRate', 'seed'] as const) assert.equal(k in bare, false, `${k} is unset`);
-  assert.deepEqual(bare, { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', upsample: '', datasetVersion: '' });
-  const all = runSpecFromFlags({
+  assert.deepEqual(bare, { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', modelConfigJson: '', upsample: '', datasetVersion: '' });
+  const all = await runSpecFromFlags({
     ...submit,
     seed: '0',
     folds: '3',
@@ -71,6 +71,7 @@ test('run submit: unset flags leave the spec field unset, set ones (0 included) 
     name: 'n1',
     dataset: 'fashion-mnist',
     model: 'seed-mnist',
+    modelConfigJson: '',
     folds: 3,
     epochs: 2,
     batchSize: 16,
@@ -79,7 +80,7 @@ test('run submit: unset flags leave the spec field unset, set ones (0 included) 
     upsample: 'bilinear',
     datasetVersion: '',
   });
-  assert.throws(() => runSpecFromFlags({ model: 'seed-mnist' }), /needs --dataset/);
+  await assert.rejects(() => runSpecFromFlags({ model: 'seed-mnist' }), /needs --dataset/);
 });
 
 test('bad numeric flags exit 2 with a message naming the flag, before any cluster is looked for', async () => {

@@ -2,6 +2,7 @@ import type { RunSpec } from '@cvc/proto';
 import { runSpecSchema } from '@cvc/model';
 import { floatOpt, intOpt } from './args.js';
 import { UsageError } from './errors.js';
+import { modelFromFlags } from './model-flags.js';
 
 /** The training flags of `cvc run submit` and `cvc cv --local`; an unset flag is undefined. */
 export interface TrainingFlags {
@@ -36,22 +37,27 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 /**
  * The RunSpec of `cvc run submit` from its flags. Numeric fields the user did
  * not set are left unset (the coordinator fills the defaults); a set one is
- * sent as given, so `--seed 0` sends 0.
+ * sent as given, so `--seed 0` sends 0. The model comes from `--model`,
+ * `--model-config FILE` or the `--model cae` flags (see modelFromFlags); a
+ * config travels as `modelConfigJson`, resolved against the dataset by the
+ * coordinator.
  */
-export function runSpecFromFlags(values: Record<string, unknown>): RunSpec {
+export async function runSpecFromFlags(values: Record<string, unknown>): Promise<RunSpec> {
   if (typeof values['dataset'] !== 'string') throw new UsageError('run submit needs --dataset NAME');
-  if (typeof values['model'] !== 'string') throw new UsageError('run submit needs --model seed-mnist|seed-cifar');
+  const choice = await modelFromFlags(values, 'run submit');
   const t = trainingFlags(values);
   return {
     name: str(values['name']),
     dataset: values['dataset'],
-    model: values['model'],
+    model: choice.model,
+    modelConfigJson: choice.config ? JSON.stringify(choice.config) : '',
     ...(t.folds !== undefined ? { folds: t.folds } : {}),
     ...(t.epochs !== undefined ? { epochs: t.epochs } : {}),
     ...(t.batchSize !== undefined ? { batchSize: t.batchSize } : {}),
     ...(t.learningRate !== undefined ? { learningRate: t.learningRate } : {}),
     ...(t.seed !== undefined ? { seed: t.seed } : {}),
-    upsample: str(values['upsample']),
+    // A config carries its up-sampling (--upsample is merged into it).
+    upsample: choice.config ? '' : (choice.upsample ?? ''),
     datasetVersion: str(values['dataset-version']),
   };
 }

@@ -1,74 +1,92 @@
 import { deriveSeed } from '@cvc/core';
 import { tf } from '@cvc/tfjs-runtime';
-import { MODEL_SHAPES, type ModelName, type Upsample } from './spec.js';
+import { decoderBlocks, decoderDense, type Activation, type BatchNormPlace, type Init, type ResolvedModelConfig } from './model-config.js';
 
 /** The full autoencoder and its encoder, which shares the autoencoder's layers. */
 export interface Autoencoder {
-  readonly name: ModelName;
+  readonly name: string;
+  readonly config: ResolvedModelConfig;
   readonly model: tf.LayersModel;
   readonly encoder: tf.LayersModel;
 }
 
+function initializer(kind: Init, seed: number): tf.serialization.Serializable {
+  if (kind === 'he-normal') return tf.initializers.heNormal({ seed });
+  if (kind === 'he-uniform') return tf.initializers.heUniform({ seed });
+  return tf.initializers.glorotUniform({ seed });
+}
+
 /**
- * Builds `seed-mnist` or `seed-cifar` exactly as SEED-MODELS.md lists them:
- * conv (stride 1, same, glorot-uniform, bias) -> ReLU -> batch-norm blocks,
- * 2x2 max-pooling and up-sampling, dense bottleneck. Layer names are fixed so
- * checkpoints map weights by name. `seed` makes initialisation reproducible.
+ * Builds the autoencoder a (resolved) model config describes. Layer names are
+ * fixed by position so checkpoints map weights by name: `enc_conv{i}`,
+ * `enc_bn{i}`, `enc_act{i}` (batch-norm before the activation), `enc_pool{i}`,
+ * `enc_flatten`, `enc_flatten_{act}`, `enc_dense{i}`, `code`, `dec_dense{i}`
+ * (the last one projects back to the encoder's feature map), `dec_reshape`,
+ * `dec_up{i}` (before decoder block i+1), `dec_conv{i}`, `dec_bn{i}`,
+ * `dec_act{i}`, `reconstruction`. Convolutions are stride-s 'same' with bias.
+ * The seed presets build exactly the seed's layers (SEED-MODELS.md).
+ * `seed` makes initialisation reproducible.
  */
-export function buildAutoencoder(name: ModelName, opts: { upsample?: Upsample; seed?: number } = {}): Autoencoder {
-  const shape = MODEL_SHAPES[name];
-  const upsample = opts.upsample ?? 'nearest';
+export function buildAutoencoder(config: ResolvedModelConfig, opts: { name?: string; seed?: number } = {}): Autoencoder {
+  const name = opts.name ?? 'custom';
   const seed = opts.seed ?? 42;
   let n = 0;
-  const init = (): ReturnType<typeof tf.initializers.glorotUniform> => tf.initializers.glorotUniform({ seed: deriveSeed(seed, n++) });
-  const conv = (id: string, filters: number, k: number, activation: 'relu'): tf.layers.Layer =>
-    tf.layers.conv2d({ name: id, filters, kernelSize: k, strides: 1, padding: 'same', activation, kernelInitializer: init(), useBias: true });
-  const bn = (id: string): tf.layers.Layer => tf.layers.batchNormalization({ name: id, momentum: 0.99, epsilon: 1e-3 });
-  const dense = (id: string, units: number, activation: 'relu' | 'linear'): tf.layers.Layer =>
-    tf.layers.dense({ name: id, units, activation, kernelInitializer: init() });
-  const pool = (id: string): tf.layers.Layer => tf.layers.maxPooling2d({ name: id, poolSize: 2, strides: 2 });
-  const up = (id: string): tf.layers.Layer => tf.layers.upSampling2d({ name: id, size: [2, 2], interpolation: upsample });
-
-  const s = shape.height / 4;
-  const flat = 8 * s * s;
-  const input = tf.input({ name: 'image', shape: [shape.height, shape.width, shape.channels] });
+  const init = (): tf.serialization.Serializable => initializer(config.init, deriveSeed(seed, n++));
+  const { height, width, channels } = config.input;
+  const input = tf.input({ name: 'image', shape: [height, width, channels] });
   let x: tf.SymbolicTensor = input;
   const apply = (l: tf.layers.Layer): void => {
     x = l.apply(x) as tf.SymbolicTensor;
   };
-  // Encoder: three conv blocks, flatten, ReLU, dense bottleneck.
-  apply(conv('enc_conv1', 32, 7, 'relu'));
-  apply(bn('enc_bn1'));
-  apply(pool('enc_pool1'));
-  apply(conv('enc_conv2', 16, 5, 'relu'));
-  apply(bn('enc_bn2'));
-  apply(pool('enc_pool2'));
-  apply(conv('enc_conv3', 8, 3, 'relu'));
-  apply(bn('enc_bn3'));
-  apply(tf.layers.flatten({ name: 'enc_flatten' }));
-  apply(tf.layers.activation({ name: 'enc_flatten_relu', activation: 'relu' }));
-  if (name === 'seed-mnist') {
-    apply(dense('enc_dense1', 128, 'relu'));
-    apply(dense('code', shape.codeSize, 'linear'));
-  } else {
-    apply(dense('code', shape.codeSize, 'linear'));
+  const bn = (id: string): tf.layers.Layer => tf.layers.batchNormalization({ name: id, momentum: 0.99, epsilon: 1e-3 });
+  const conv = (id: string, filters: number, kernel: number, strides: number, activation: Activation): tf.layers.Layer =>
+    tf.layers.conv2d({ name: id, filters, kernelSize: kernel, strides, padding: 'same', activation, kernelInitializer: init() as never, useBias: true });
+  const dense = (id: string, units: number, activation: Activation): tf.layers.Layer =>
+    tf.layers.dense({ name: id, units, activation, kernelInitializer: init() as never });
+  /** conv -> activation -> BN (after), conv -> BN -> activation (before) or conv -> activation (none). */
+  const block = (prefix: 'enc' | 'dec', i: number, filters: number, kernel: number, stride: number, act: Activation, place: BatchNormPlace): void => {
+    if (place === 'before') {
+      apply(conv(`${prefix}_conv${i}`, filters, kernel, stride, 'linear'));
+      apply(bn(`${prefix}_bn${i}`));
+      if (act !== 'linear') apply(tf.layers.activation({ name: `${prefix}_act${i}`, activation: act }));
+      return;
+    }
+    apply(conv(`${prefix}_conv${i}`, filters, kernel, stride, act));
+    if (place === 'after') apply(bn(`${prefix}_bn${i}`));
+  };
+
+  // Encoder: conv blocks, flatten, dense layers, the code.
+  let h = height;
+  let w = width;
+  for (const [i, b] of config.encoder.entries()) {
+    block('enc', i + 1, b.filters, b.kernel, b.stride, b.activation, b.batchNorm);
+    if (b.pool > 1) apply(tf.layers.maxPooling2d({ name: `enc_pool${i + 1}`, poolSize: b.pool, strides: b.pool }));
+    h = h / b.stride / b.pool;
+    w = w / b.stride / b.pool;
   }
+  const last = config.encoder[config.encoder.length - 1]?.filters ?? 1;
+  apply(tf.layers.flatten({ name: 'enc_flatten' }));
+  if (config.flattenActivation !== 'linear')
+    apply(tf.layers.activation({ name: `enc_flatten_${config.flattenActivation}`, activation: config.flattenActivation }));
+  for (const [i, units] of config.dense.entries()) apply(dense(`enc_dense${i + 1}`, units, config.denseActivation));
+  apply(dense('code', config.codeSize, config.codeActivation));
   const code = x;
-  // Decoder: dense back to the 8-channel map, then conv blocks with up-sampling.
-  if (name === 'seed-mnist') apply(dense('dec_dense1', 128, 'relu'));
-  apply(dense('dec_dense2', flat, 'relu'));
-  apply(tf.layers.reshape({ name: 'dec_reshape', targetShape: [s, s, 8] }));
-  apply(conv('dec_conv1', 8, 3, 'relu'));
-  apply(bn('dec_bn1'));
-  apply(up('dec_up1'));
-  apply(conv('dec_conv2', 16, 5, 'relu'));
-  apply(bn('dec_bn2'));
-  apply(up('dec_up2'));
-  apply(conv('dec_conv3', 32, 7, 'relu'));
-  apply(conv('reconstruction', shape.channels, 3, 'relu'));
+
+  // Decoder: dense layers, the projection back to the feature map, blocks with up-sampling, the reconstruction.
+  const hidden = decoderDense(config);
+  for (const [i, units] of hidden.entries()) apply(dense(`dec_dense${i + 1}`, units, config.denseActivation));
+  // seed-cifar named its projection dec_dense2 (it shared seed-mnist's code path); its checkpoints keep that name.
+  const projection = config.naming === 'seed-cifar' ? 'dec_dense2' : `dec_dense${hidden.length + 1}`;
+  apply(dense(projection, h * w * last, config.flattenActivation === 'linear' ? 'linear' : config.flattenActivation));
+  apply(tf.layers.reshape({ name: 'dec_reshape', targetShape: [h, w, last] }));
+  for (const [j, b] of decoderBlocks(config).entries()) {
+    if (b.upsample > 1) apply(tf.layers.upSampling2d({ name: `dec_up${j}`, size: [b.upsample, b.upsample], interpolation: config.upsample }));
+    block('dec', j + 1, b.filters, b.kernel, 1, b.activation, b.batchNorm);
+  }
+  apply(conv('reconstruction', channels, config.outputKernel, 1, config.outputActivation));
   const model = tf.model({ name: `${name}-autoencoder`, inputs: input, outputs: x });
   const encoder = tf.model({ name: `${name}-encoder`, inputs: input, outputs: code });
-  return { name, model, encoder };
+  return { name, config, model, encoder };
 }
 
 /** Parameter counts: trainable, non-trainable and all. */

@@ -4,6 +4,8 @@ import type { ImageSet } from '@cvc/data';
 import { tf } from '@cvc/tfjs-runtime';
 import { batchTensor } from './batches.js';
 import { ModelError } from './errors.js';
+import { modelConfigSchema, describeConfigIssue, type ResolvedModelConfig } from './model-config.js';
+import { MODEL_NAMES, presetConfig, type ModelName } from './model-presets.js';
 
 /** Loads an encoder written by `cvc encoder fetch` (model.json + weights.bin in `dir`). */
 export async function loadEncoder(dir: string): Promise<tf.LayersModel> {
@@ -22,6 +24,37 @@ export async function loadEncoder(dir: string): Promise<tf.LayersModel> {
   const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
   return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+}
+
+/**
+ * The model name and config an encoder's model.json records
+ * (`userDefinedMetadata.cvc`, written by `FoldTrainer.exportEncoder`). An
+ * encoder exported before configs existed has none: its preset is inferred
+ * from its input shape (28x28x1 seed-mnist, 32x32x3 seed-cifar), else null.
+ */
+export async function readEncoderModelConfig(dir: string): Promise<{ model: ModelName; modelConfig: ResolvedModelConfig } | null> {
+  let json: { modelTopology?: unknown; userDefinedMetadata?: { cvc?: { model?: unknown; modelConfig?: unknown } } };
+  try {
+    json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as typeof json;
+  } catch (err) {
+    throw new ModelError('ENCODER_UNREADABLE', `${dir}/model.json: cannot read it (${(err as Error).message})`, { cause: err });
+  }
+  const meta = json.userDefinedMetadata?.cvc;
+  if (meta?.modelConfig !== undefined) {
+    const parsed = modelConfigSchema.safeParse(meta.modelConfig);
+    if (!parsed.success || !parsed.data.input) {
+      const why = parsed.success ? 'modelConfig.input: required' : describeConfigIssue(parsed.error, 'modelConfig');
+      throw new ModelError('ENCODER_UNREADABLE', `${dir}/model.json: userDefinedMetadata.cvc.${why}`);
+    }
+    const model = MODEL_NAMES.find((m) => m === meta.model) ?? 'custom';
+    return { model, modelConfig: parsed.data as ResolvedModelConfig };
+  }
+  const layers = (json.modelTopology as { config?: { layers?: { config?: { batch_input_shape?: unknown } }[] } } | undefined)?.config?.layers;
+  const shape = layers?.[0]?.config?.batch_input_shape;
+  const key = Array.isArray(shape) ? shape.slice(1).join('x') : '';
+  const model: ModelName | undefined = key === '28x28x1' ? 'seed-mnist' : key === '32x32x3' ? 'seed-cifar' : undefined;
+  if (!model) return null;
+  return { model, modelConfig: modelConfigSchema.parse(presetConfig(model)) as ResolvedModelConfig };
 }
 
 /** The codes of every image of `set`, `batchSize` at a time: n x codeSize, row-major. */

@@ -1,20 +1,39 @@
 export { ModelError, type ModelErrorCode } from './errors.js';
 export {
-  MODEL_NAMES,
-  MODEL_SHAPES,
   trainConfigSchema,
   resolveTrainConfig,
   runSpecSchema,
   seedSchema,
-  type ModelName,
-  type LossName,
-  type Upsample,
   type TrainConfig,
   type TrainConfigInput,
   type RunSpecInput,
   type RunSpecFields,
-  type ModelShape,
 } from './spec.js';
+export {
+  ACTIVATIONS,
+  LOSSES,
+  UPSAMPLE_MODES,
+  INITS,
+  BATCH_NORM_PLACES,
+  modelConfigSchema,
+  inputShapeSchema,
+  encoderBlockSchema,
+  decoderBlockSchema,
+  fitModelConfig,
+  formatPath,
+  describeConfigIssue,
+  shapeText,
+  type Activation,
+  type LossName,
+  type Upsample,
+  type Init,
+  type BatchNormPlace,
+  type InputShape,
+  type ModelConfig,
+  type ModelConfigInput,
+  type ResolvedModelConfig,
+} from './model-config.js';
+export { MODEL_NAMES, SEED_MNIST, SEED_CIFAR, CAE_DEFAULTS, caeConfig, presetConfig, seedPreset, type ModelName, type CaeParams } from './model-presets.js';
 export { buildAutoencoder, countParams, type Autoencoder } from './build.js';
 export { computeLoss, type LossParts } from './losses.js';
 export { batchTensor } from './batches.js';
@@ -23,4 +42,4 @@ export { type EpochRecord, type EvalMetrics } from './history.js';
 export { FoldTrainer, type FitCallbacks, type BatchProgress } from './trainer.js';
 export { runFold, type FoldData, type FoldResult } from './fold.js';
 export { summarizeFolds, type CvSummary, type FoldSummary } from './summary.js';
-export { loadEncoder, embedImages, decRefine } from './encoder.js';
+export { loadEncoder, readEncoderModelConfig, embedImages, decRefine } from './encoder.js';

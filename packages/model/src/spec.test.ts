@@ -23,10 +23,12 @@ test('the run-spec schema is the trainer schema: same defaults, same bounds, plu
     epochs: t.epochs,
     batchSize: t.batchSize,
     learningRate: t.learningRate,
-    upsample: t.upsample,
     seed: t.seed,
     folds: 5,
   });
+  // Up-sampling is the model config's (the preset's default when unset).
+  assert.equal(t.upsample, 'nearest');
+  assert.equal(t.modelConfig.upsample, 'nearest');
   assert.equal(runSpecSchema.parse({ model: 'seed-mnist', seed: 0 }).seed, 0);
   // A bound changed in the trainer's schema is a bound of the run spec.
   for (const bad of [

@@ -2,25 +2,8 @@ import { z } from 'zod';
 import { resolveOptions } from '@cvc/core';
 import { DEFAULT_FOLDS, foldCountSchema } from '@cvc/data';
 
-/** The seed's two autoencoders (SEED-MODELS.md). */
-export const MODEL_NAMES = ['seed-mnist', 'seed-cifar'] as const;
-export type ModelName = (typeof MODEL_NAMES)[number];
-export type LossName = 'mse' | 'mse-cosine';
-export type Upsample = 'nearest' | 'bilinear';
-
-export interface ModelShape {
-  readonly height: number;
-  readonly width: number;
-  readonly channels: number;
-  /** Encoder output size. */
-  readonly codeSize: number;
-  readonly defaultLoss: LossName;
-}
-
-export const MODEL_SHAPES: Readonly<Record<ModelName, ModelShape>> = {
-  'seed-mnist': { height: 28, width: 28, channels: 1, codeSize: 10, defaultLoss: 'mse' },
-  'seed-cifar': { height: 32, width: 32, channels: 3, codeSize: 128, defaultLoss: 'mse-cosine' },
-};
+import { LOSSES, UPSAMPLE_MODES, modelConfigSchema, type ResolvedModelConfig } from './model-config.js';
+import { MODEL_NAMES, presetConfig } from './model-presets.js';
 
 /**
  * What a seed may be: an unsigned 32-bit integer (the generators take
@@ -32,15 +15,20 @@ export const seedSchema = z.number().int().min(0).max(0xffff_ffff);
 // holds it to that), so no field needs a separate finiteness check.
 const trainConfigObject = z
   .object({
+    /** A preset name; with `modelConfig` set, only the run's label (`custom` for a config file). */
     model: z.enum(MODEL_NAMES),
+    /** The network; absent: the preset `model` names (old checkpoints and run specs have none). */
+    modelConfig: modelConfigSchema.optional(),
     epochs: z.number().int().min(1).max(100_000).default(100),
     batchSize: z.number().int().min(1).max(65_536).default(32),
     learningRate: z.number().positive().max(1).default(1e-4),
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.999),
     epsilon: z.number().positive().default(1e-7),
-    loss: z.enum(['mse', 'mse-cosine']).optional(),
-    upsample: z.enum(['nearest', 'bilinear']).default('nearest'),
+    /** The preset's loss override (old specs); a model config carries its own. */
+    loss: z.enum(LOSSES).optional(),
+    /** The preset's up-sampling override (old specs); a model config carries its own. */
+    upsample: z.enum(UPSAMPLE_MODES).optional(),
     /** Seeds weight initialisation and the batch order of every epoch. */
     seed: seedSchema.default(42),
     /**
@@ -58,11 +46,36 @@ const trainConfigObject = z
 
 /**
  * Everything that defines one fold's training. Defaults are the seed's:
- * Adam 1e-4 / 0.9 / 0.999 / 1e-7, batch 32, 100 epochs, nearest up-sampling,
- * MSE for seed-mnist and MSE + (1 - cosine) for seed-cifar.
+ * Adam 1e-4 / 0.9 / 0.999 / 1e-7, batch 32, 100 epochs. The output always
+ * has the resolved `modelConfig` (input shape included): the given one, or
+ * the preset `model` names with the `upsample`/`loss` overrides; `loss` and
+ * `upsample` then mirror the config's.
  */
-export const trainConfigSchema = trainConfigObject.transform((c) => ({ ...c, loss: c.loss ?? MODEL_SHAPES[c.model].defaultLoss }));
-
+export const trainConfigSchema = trainConfigObject.transform((c, ctx) => {
+  let config = c.modelConfig;
+  if (config) {
+    for (const key of ['loss', 'upsample'] as const) {
+      if (c[key] !== undefined && c[key] !== config[key]) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `'${c[key]}' conflicts with modelConfig.${key} '${config[key]}'` });
+        return z.NEVER;
+      }
+    }
+  } else {
+    const preset = presetConfig(c.model, { upsample: c.upsample, loss: c.loss });
+    const parsed = preset ? modelConfigSchema.safeParse(preset) : undefined;
+    if (!parsed?.success) {
+      ctx.addIssue({ code: 'custom', path: ['modelConfig'], message: `required for model ${c.model}` });
+      return z.NEVER;
+    }
+    config = parsed.data;
+  }
+  if (!config.input) {
+    ctx.addIssue({ code: 'custom', path: ['modelConfig', 'input'], message: "required: the dataset's image shape" });
+    return z.NEVER;
+  }
+  const modelConfig = config as ResolvedModelConfig;
+  return { ...c, modelConfig, loss: modelConfig.loss, upsample: modelConfig.upsample };
+});
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 
@@ -74,11 +87,15 @@ const INT32_MAX = 2 ** 31 - 1;
  * is an int32 on the wire (the worker trains fold k with seed + k, which the
  * trainer's seed range still holds); the fold count's bounds are the dataset
  * import's (`foldCountSchema`). Unset (undefined) fields take the defaults.
+ * `modelConfig` is checked field by field here; its fit to the dataset (the
+ * input shape and the geometry) is checked once the dataset is known.
  */
-export const runSpecSchema = trainConfigObject.pick({ model: true, epochs: true, batchSize: true, learningRate: true, upsample: true, seed: true }).extend({
-  folds: foldCountSchema.default(DEFAULT_FOLDS),
-  seed: trainConfigObject.shape.seed.refine((s) => s <= INT32_MAX, { message: `must be <= ${INT32_MAX} (a seed is an int32 on the wire)` }),
-});
+export const runSpecSchema = trainConfigObject
+  .pick({ model: true, modelConfig: true, epochs: true, batchSize: true, learningRate: true, upsample: true, seed: true })
+  .extend({
+    folds: foldCountSchema.default(DEFAULT_FOLDS),
+    seed: trainConfigObject.shape.seed.refine((s) => s <= INT32_MAX, { message: `must be <= ${INT32_MAX} (a seed is an int32 on the wire)` }),
+  });
 
 export type RunSpecInput = z.input<typeof runSpecSchema>;
 /** A run spec's training fields and fold count with every default filled in. */

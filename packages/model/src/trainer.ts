@@ -7,7 +7,8 @@ import { decodeCheckpoint, encodeCheckpoint, type NamedArray, type TrainingState
 import { ModelError } from './errors.js';
 import type { EpochRecord, EvalMetrics } from './history.js';
 import { computeLoss } from './losses.js';
-import { MODEL_SHAPES, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './spec.js';
+import { shapeText } from './model-config.js';
+import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './spec.js';
 
 /** Progress inside an epoch, reported at most every `progressIntervalMs`. */
 export interface BatchProgress {
@@ -34,11 +35,11 @@ export interface FitCallbacks {
 }
 
 function checkShape(cfg: TrainConfig, set: ImageSet, what: string): void {
-  const s = MODEL_SHAPES[cfg.model];
+  const s = cfg.modelConfig.input;
   if (set.height !== s.height || set.width !== s.width || set.channels !== s.channels) {
     throw new ModelError(
       'SHAPE_MISMATCH',
-      `model ${cfg.model} takes ${s.height}x${s.width}x${s.channels} images, the ${what} images are ${set.height}x${set.width}x${set.channels}`,
+      `model ${cfg.model} takes ${shapeText(s)} images, the ${what} images are ${set.height}x${set.width}x${set.channels}`,
     );
   }
   if (set.count === 0) throw new ModelError('EMPTY_DATA', `the ${what} set has no images`);
@@ -62,7 +63,7 @@ export class FoldTrainer {
 
   private constructor(config: TrainConfig) {
     this.config = config;
-    this.net = buildAutoencoder(config.model, { upsample: config.upsample, seed: config.seed });
+    this.net = buildAutoencoder(config.modelConfig, { name: config.model, seed: config.seed });
     this.optimizer = tf.train.adam(config.learningRate, config.beta1, config.beta2, config.epsilon);
     this.vars = this.net.model.trainableWeights.map((w) => w.read() as tf.Variable);
   }
@@ -300,7 +301,8 @@ export class FoldTrainer {
   /**
    * The encoder as a TensorFlow.js layers model (model.json + one weights
    * file) that plain `tf.loadLayersModel` loads, with the inference-time
-   * (debiased) batch-norm statistics baked in.
+   * (debiased) batch-norm statistics baked in. Its `userDefinedMetadata.cvc`
+   * records the model name and the full model config.
    */
   async exportEncoder(): Promise<{ modelJson: string; weights: Uint8Array }> {
     let artifacts: tf.io.ModelArtifacts | undefined;
@@ -326,6 +328,8 @@ export class FoldTrainer {
       convertedBy: null,
       modelTopology: artifacts.modelTopology,
       weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+      // tf.loadLayersModel ignores it; readEncoderModelConfig reads it back.
+      userDefinedMetadata: { cvc: { model: this.config.model, modelConfig: this.config.modelConfig } },
     });
     return { modelJson, weights };
   }

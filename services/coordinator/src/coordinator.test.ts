@@ -77,6 +77,7 @@ const spec = (over: Partial<RunSpec> = {}): RunSpec => ({
   epochs: 1,
   upsample: '',
   datasetVersion: '',
+  modelConfigJson: '',
   ...over,
 });
 const epoch = (n: number, valLoss = 0.5): EpochMetrics =>
@@ -155,6 +156,77 @@ test('submit validates the spec against the catalog, records the run and enqueue
   );
   await assert.rejects(c.getRun('no-such-run'), outcome('NOT_FOUND'));
   await assert.rejects(c.getRun('../etc'), outcome('INVALID_ARGUMENT'));
+});
+
+test('submit checks a model config against the dataset before queueing anything, naming the field; the stored spec has it resolved', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const refused = async (over: Partial<RunSpec>, re: RegExp): Promise<void> => {
+    await assert.rejects(c.submitRun(spec(over)), (e: unknown) => outcome('INVALID_ARGUMENT')(e) && re.test((e as Error).message));
+  };
+  const cfg = (o: object): string => JSON.stringify({ encoder: [{ filters: 8, pool: 2 }, { filters: 16, pool: 2 }, { filters: 16 }], codeSize: 4, ...o });
+  // Field-level errors (resolveSpec) and fit errors (the dataset's 28x28x1).
+  await refused({ model: 'custom', modelConfigJson: cfg({ codeSize: 0 }) }, /^spec\.model_config\.codeSize: must be >= 1$/);
+  await refused({ model: 'custom', modelConfigJson: cfg({ loss: 'hinge' }) }, /^spec\.model_config\.loss: must be one of mse, mse-cosine, bce$/);
+  await refused(
+    { model: 'custom', modelConfigJson: cfg({ encoder: [{ filters: 8, activation: 'swish' }] }) },
+    /^spec\.model_config\.encoder\[0\]\.activation: must be one of/,
+  );
+  await refused(
+    {
+      model: 'custom',
+      modelConfigJson: cfg({
+        encoder: [
+          { filters: 8, pool: 2 },
+          { filters: 8, pool: 2 },
+          { filters: 8, pool: 2 },
+        ],
+      }),
+    },
+    /^spec\.model_config\.encoder\[2\]\.pool: pool 2 does not divide the 7x7 map/,
+  );
+  await refused(
+    {
+      model: 'custom',
+      modelConfigJson: cfg({
+        encoder: [
+          { filters: 8, pool: 28 },
+          { filters: 8, kernel: 1, stride: 2 },
+        ],
+      }),
+    },
+    /^spec\.model_config\.encoder\[1\]\.stride: stride 2 takes the 1x1 map below one pixel/,
+  );
+  await refused(
+    { model: 'custom', modelConfigJson: cfg({ encoder: [{ filters: 8, kernel: 31 }] }) },
+    /^spec\.model_config\.encoder\[0\]\.kernel: kernel 31 is larger than the 28x28 map/,
+  );
+  await refused(
+    { model: 'custom', modelConfigJson: cfg({ input: { height: 32, width: 32, channels: 3 } }) },
+    /^spec\.model_config\.input: the model takes 32x32x3 images, the dataset's are 28x28x1/,
+  );
+  await refused({ model: 'custom', modelConfigJson: '{ nope' }, /^spec\.model_config_json: not JSON/);
+  await refused({ model: 'custom' }, /^spec\.model_config_json: required for model custom/);
+  await refused(
+    { model: 'custom', modelConfigJson: cfg({ upsample: 'nearest' }), upsample: 'bilinear' },
+    /^spec\.upsample: 'bilinear' conflicts with model_config\.upsample 'nearest'/,
+  );
+  assert.deepEqual(await w.runs.keys(), [], 'nothing recorded for a refused config');
+  assert.deepEqual(w.queue.records(), []);
+
+  const run = await c.submitRun(spec({ model: 'custom', modelConfigJson: cfg({ init: 'he' }), upsample: 'bilinear' }));
+  const stored = JSON.parse(run.spec?.modelConfigJson ?? '') as Record<string, unknown>;
+  assert.deepEqual(stored['input'], { height: 28, width: 28, channels: 1 }, "the input shape is the dataset's");
+  assert.equal(stored['init'], 'he-normal');
+  assert.equal(stored['upsample'], 'bilinear');
+  assert.equal(stored['loss'], 'mse', 'defaults filled in');
+  assert.equal(run.spec?.upsample, 'bilinear');
+  // A preset is stored resolved too; `cae` takes the dataset's shape.
+  const preset = await c.submitRun(spec());
+  assert.equal((JSON.parse(preset.spec?.modelConfigJson ?? '') as { codeSize: number }).codeSize, 10);
+  const cae = await c.submitRun(spec({ model: 'cae' }));
+  assert.deepEqual((JSON.parse(cae.spec?.modelConfigJson ?? '') as { input: unknown }).input, { height: 28, width: 28, channels: 1 });
+  assert.equal(w.queue.records().length, 6);
 });
 
 test('each attempt gets a new token; a stale token is refused; the new attempt resumes from the last checkpoint', T, async () => {

@@ -17,13 +17,12 @@ import {
   type StartAttemptRequest,
   type StartAttemptResponse,
 } from '@cvc/proto';
-import { MODEL_SHAPES } from '@cvc/model';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
-import { decodeDoc, ENDING_RUN_STATES, FINAL_FOLD_STATES, FINAL_RUN_STATES, resolveSpec, runKey, type RunDoc } from './run-doc.js';
+import { decodeDoc, ENDING_RUN_STATES, FINAL_FOLD_STATES, FINAL_RUN_STATES, fitSpecToDataset, resolveSpec, runKey, wireSpec, type RunDoc } from './run-doc.js';
 
 export interface CoordinatorDeps {
   readonly store: ObjectStore;
@@ -150,7 +149,7 @@ export class Coordinator {
 
   /** Validates a spec against the models and the dataset catalog, records the run and enqueues its folds. */
   async submitRun(input: RunSpec | undefined): Promise<Run> {
-    const spec = resolveSpec(input);
+    let spec = resolveSpec(input);
     let imp;
     try {
       imp = await this.catalog.find(spec.dataset, { folds: spec.folds, ...(spec.datasetVersion ? { version: spec.datasetVersion } : {}) });
@@ -160,19 +159,14 @@ export class Coordinator {
       }
       throw err;
     }
-    const shape = MODEL_SHAPES[spec.model];
-    if (imp.height !== shape.height || imp.width !== shape.width || imp.channels !== shape.channels) {
-      throw new CoordinatorError(
-        'INVALID_ARGUMENT',
-        `model ${spec.model} takes ${shape.height}x${shape.width}x${shape.channels} images; dataset ${spec.dataset} has ${imp.height}x${imp.width}x${imp.channels}`,
-      );
-    }
+    // The network must fit the dataset's images (a preset's fixed shape, a config's geometry); the stored spec carries the resolved config.
+    spec = fitSpecToDataset(spec, spec.dataset, { height: imp.height, width: imp.width, channels: imp.channels });
     const t = new Date(this.now());
     const stamp = t.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     const id = `${spec.name || spec.model}-${stamp}-${randomBytes(3).toString('hex')}`;
     const run = Run.fromPartial({
       id,
-      spec: { ...spec, datasetVersion: imp.version },
+      spec: { ...wireSpec(spec), datasetVersion: imp.version },
       state: RunState.RUN_STATE_PENDING,
       datasetVersion: imp.version,
       createdAtMs: this.now(),

@@ -5,7 +5,7 @@ import { resolveTrainConfig } from '@cvc/model';
 import { CoordinatorError } from './errors.js';
 import { resolveSpec } from './run-doc.js';
 
-const base: RunSpec = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', upsample: '', datasetVersion: '' };
+const base: RunSpec = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', upsample: '', datasetVersion: '', modelConfigJson: '' };
 
 /** Asserts that `spec` is refused as INVALID_ARGUMENT whose message starts with `spec.FIELD:`. */
 function refused(spec: Partial<RunSpec>, field: string, detail?: RegExp): void {

@@ -1,6 +1,6 @@
-import { FoldState, Run, RunState, type RunSpec } from '@cvc/proto';
+import { FoldState, Run, RunSpec, RunState } from '@cvc/proto';
 import { describeIssue } from '@cvc/core';
-import { runSpecSchema, type RunSpecFields } from '@cvc/model';
+import { fitModelConfig, formatPath, presetConfig, runSpecSchema, shapeText, type InputShape, type ModelConfigInput, type RunSpecFields } from '@cvc/model';
 import { StorageError, validateSegment } from '@cvc/storage';
 import { CoordinatorError } from './errors.js';
 
@@ -38,6 +38,7 @@ export function decodeDoc(doc: RunDoc): RunDoc {
 /** The proto field each run-spec schema key is, for error messages (`spec.learning_rate: ...`). */
 const PROTO_FIELDS: Readonly<Record<keyof RunSpecFields, string>> = {
   model: 'model',
+  modelConfig: 'model_config',
   folds: 'folds',
   epochs: 'epochs',
   batchSize: 'batch_size',
@@ -72,8 +73,23 @@ export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
   segment('dataset', spec.dataset, 'dataset');
   if (spec.name) segment('name', spec.name, 'name');
   if (spec.datasetVersion) segment('dataset_version', spec.datasetVersion, 'dataset version');
+  let modelConfig: unknown;
+  if (spec.modelConfigJson) {
+    try {
+      modelConfig = JSON.parse(spec.modelConfigJson);
+    } catch (err) {
+      bad('model_config_json', `not JSON (${(err as Error).message})`);
+    }
+    // The spec's up-sampling applies to a config that sets none; one that sets another conflicts.
+    if (spec.upsample !== '' && typeof modelConfig === 'object' && modelConfig !== null && !Array.isArray(modelConfig)) {
+      const own = (modelConfig as Record<string, unknown>)['upsample'];
+      if (own !== undefined && own !== spec.upsample) bad('upsample', `'${spec.upsample}' conflicts with model_config.upsample ${shown(own)}`);
+      modelConfig = { ...modelConfig, upsample: spec.upsample };
+    }
+  }
   const input = {
-    model: spec.model,
+    model: spec.model === '' && modelConfig !== undefined ? 'custom' : spec.model,
+    modelConfig,
     folds: spec.folds,
     epochs: spec.epochs,
     batchSize: spec.batchSize,
@@ -88,7 +104,40 @@ export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
     const key = issue?.path[0] as keyof RunSpecFields | undefined;
     const field = key !== undefined ? (PROTO_FIELDS[key] ?? String(key)) : 'spec';
     const rule = issue ? describeIssue(issue) : 'invalid value';
+    if (key === 'modelConfig' && issue) return bad(formatPath(['model_config', ...issue.path.slice(1)]), rule);
     return bad(field, `${rule}, got ${shown(key !== undefined ? input[key] : undefined)}`);
   }
-  return { ...spec, ...parsed.data };
+  if (parsed.data.model === 'custom' && parsed.data.modelConfig === undefined) bad('model_config_json', 'required for model custom (the config as JSON)');
+  return { ...spec, ...parsed.data, upsample: parsed.data.modelConfig?.upsample ?? parsed.data.upsample ?? 'nearest' };
+}
+
+/**
+ * The spec's network fitted to its dataset's images: the given config (or the
+ * preset the model names, with the spec's up-sampling) with the dataset's
+ * input shape, its geometry checked. Returns the spec with `modelConfigJson`
+ * the fully resolved config and `upsample` the config's; throws
+ * INVALID_ARGUMENT naming the field (`spec.model_config.encoder[2].pool: ...`).
+ */
+export function fitSpecToDataset(spec: ResolvedSpec, dataset: string, shape: InputShape): ResolvedSpec {
+  const given: ModelConfigInput | undefined = spec.modelConfig ?? presetConfig(spec.model, { upsample: spec.upsample });
+  if (!given) throw new CoordinatorError('INVALID_ARGUMENT', `spec.model_config_json: required for model ${spec.model}`);
+  const fit = fitModelConfig(given, shape);
+  if (!fit.ok) {
+    if (fit.field === 'input' && !spec.modelConfig && given.input) {
+      throw new CoordinatorError(
+        'INVALID_ARGUMENT',
+        `spec.model: ${spec.model} takes ${shapeText(given.input)} images; dataset ${dataset} has ${shapeText(shape)}`,
+      );
+    }
+    const field = fit.field ? `model_config.${fit.field}` : 'model_config';
+    throw new CoordinatorError('INVALID_ARGUMENT', `spec.${field}: ${fit.message}${fit.field === 'input' ? ` (dataset ${dataset})` : ''}`);
+  }
+  return { ...spec, modelConfig: fit.config, modelConfigJson: JSON.stringify(fit.config), upsample: fit.config.upsample };
+}
+
+/** The spec as it goes on the wire and into the run doc: the proto fields only (the config travels as `modelConfigJson`). */
+export function wireSpec(spec: ResolvedSpec): RunSpec {
+  const { modelConfig, ...rest } = spec;
+  void modelConfig;
+  return RunSpec.fromPartial(rest);
 }

@@ -2,7 +2,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { backoffDelay, CancelledError, createBackoff, describeError, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type AttemptRef } from '@cvc/proto';
-import { ModelError, type EpochRecord } from '@cvc/model';
+import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { isAuthError } from './client.js';
@@ -150,12 +150,24 @@ export class Worker {
         trainer = await this.trainers.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, { epochs });
         this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: start.resumeCheckpoint });
       } else {
+        // The coordinator sends the fully resolved network config; the trainer checks it with the same schema. Runs
+        // submitted before configs existed have none: their preset and up-sampling stand for it.
+        let modelConfig: unknown;
+        if (spec.modelConfigJson) {
+          try {
+            modelConfig = JSON.parse(spec.modelConfigJson);
+          } catch (err) {
+            throw new WorkerError('NO_SPEC', `run ${runId}'s spec has a model config that is not JSON (${(err as Error).message})`, { cause: err });
+          }
+        }
         trainer = this.trainers.create({
           model: spec.model as 'seed-mnist',
+          ...(modelConfig !== undefined
+            ? { modelConfig: modelConfig as ModelConfigInput }
+            : { upsample: (spec.upsample || undefined) as 'nearest' | undefined }),
           epochs,
           batchSize,
           learningRate,
-          upsample: spec.upsample as 'nearest',
           seed: seed + fold,
         });
         this.logger.info('training fold', log);

@@ -208,7 +208,11 @@ export interface RunSpec {
   name: string;
   /** A dataset imported with `cvc dataset import`, e.g. "fashion-mnist". */
   dataset: string;
-  /** "seed-mnist" or "seed-cifar". */
+  /**
+   * "seed-mnist", "seed-cifar" (fixed input shapes), "cae" (a generic
+   * convolutional autoencoder; its config comes in model_config_json or takes
+   * the preset's defaults) or "custom" (model_config_json required).
+   */
   model: string;
   /**
    * The numeric fields are `optional`: unset takes the default, while a set
@@ -239,6 +243,13 @@ export interface RunSpec {
   upsample: string;
   /** A specific dataset version; empty: the newest import with `folds` folds. */
   datasetVersion: string;
+  /**
+   * The autoencoder's config as JSON (packages/model model-config.ts schema);
+   * empty: the preset `model` names. The coordinator stores it fully resolved
+   * (defaults and the dataset's input shape filled in), and every worker builds
+   * the network from it.
+   */
+  modelConfigJson: string;
 }
 
 /** One epoch of one fold, as the worker measured it. */
@@ -472,6 +483,7 @@ function createBaseRunSpec(): RunSpec {
     seed: undefined,
     upsample: "",
     datasetVersion: "",
+    modelConfigJson: "",
   };
 }
 
@@ -506,6 +518,9 @@ export const RunSpec: MessageFns<RunSpec> = {
     }
     if (message.datasetVersion !== "") {
       writer.uint32(82).string(message.datasetVersion);
+    }
+    if (message.modelConfigJson !== "") {
+      writer.uint32(90).string(message.modelConfigJson);
     }
     return writer;
   },
@@ -603,6 +618,14 @@ export const RunSpec: MessageFns<RunSpec> = {
             message.datasetVersion = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.modelConfigJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -639,6 +662,11 @@ export const RunSpec: MessageFns<RunSpec> = {
         : isSet(object.dataset_version)
         ? globalThis.String(object.dataset_version)
         : "",
+      modelConfigJson: isSet(object.modelConfigJson)
+        ? globalThis.String(object.modelConfigJson)
+        : isSet(object.model_config_json)
+        ? globalThis.String(object.model_config_json)
+        : "",
     };
   },
 
@@ -674,6 +702,9 @@ export const RunSpec: MessageFns<RunSpec> = {
     if (message.datasetVersion !== undefined) {
       obj.datasetVersion = message.datasetVersion;
     }
+    if (message.modelConfigJson !== undefined) {
+      obj.modelConfigJson = message.modelConfigJson;
+    }
     return obj;
   },
 
@@ -692,6 +723,7 @@ export const RunSpec: MessageFns<RunSpec> = {
     message.seed = object.seed ?? undefined;
     message.upsample = object.upsample ?? "";
     message.datasetVersion = object.datasetVersion ?? "";
+    message.modelConfigJson = object.modelConfigJson ?? "";
     return message;
   },
 };
