@@ -32,7 +32,7 @@ function parseCsv(text: string): string[][] {
   return rows;
 }
 
-test('your images in, clusters out: a folder of PNG/JPEG imported, a custom autoencoder cross-validated on the local cluster, the folder clustered', async () => {
+test('your images in, clusters out: a folder of PNG/JPEG imported, a custom autoencoder cross-validated on the local cluster, the folder clustered', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-images-'));
   const cluster = await startLocalCluster({ dir, workers: 2, backend: 'wasm' });
   try {
@@ -99,8 +99,16 @@ test('your images in, clusters out: a folder of PNG/JPEG imported, a custom auto
     const enc = join(dir, 'encoder');
     const fetch = captureEnv(dir);
     assert.equal(await main(['encoder', 'fetch', run.id, '--out', enc, '--cluster', clusterFile], fetch), 0, fetch.err());
-    const meta = JSON.parse(await readFile(join(enc, 'metadata.json'), 'utf8')) as { inputShape: number[]; fit?: string };
+    const meta = JSON.parse(await readFile(join(enc, 'metadata.json'), 'utf8')) as {
+      inputShape: number[];
+      fit?: string;
+      model: string;
+      modelConfig: { input: { height: number; width: number; channels: number }; codeSize: number };
+    };
     assert.deepEqual(meta.inputShape, [32, 32, 1]);
+    assert.equal(meta.model, 'cae');
+    assert.deepEqual(meta.modelConfig.input, { height: 32, width: 32, channels: 1 });
+    assert.equal(meta.modelConfig.codeSize, 10);
     assert.equal(meta.fit, 'cover');
 
     // The encoder clusters the folder itself: its 40x40 RGB files are resized as the import did.
@@ -134,10 +142,11 @@ test('your images in, clusters out: a folder of PNG/JPEG imported, a custom auto
     assert.deepEqual(await tree(photos), [...valid.keys(), ...bad, 'README.txt'].sort(), 'the folder itself is unchanged');
 
     // Accuracy against the class folders (Hungarian matching), above chance. Chance is not 1/10: the
-    // matching picks the best of 10! cluster-to-class maps, so even a random clustering scores above 0.1
-    // (about 0.16 for 400 images). The sound bound is a permutation test: the same cluster labels shuffled
-    // over the images (same cluster sizes, no relation to the pictures) 200 times; the real clustering
-    // must beat every shuffle (p < 1/200), and 0.2 as well.
+    // matching picks the best of 10! cluster-to-class maps, so a clustering unrelated to the pictures still
+    // scores about 0.17 on 400 images, and the best of 200 such tries reaches about 0.20 (measured here:
+    // 0.2025), so a fixed 0.2 would not be a sound bound. The bound is a permutation test instead: this
+    // run's cluster labels shuffled over the images (same cluster sizes, no relation to the images) 200
+    // times; the real clustering must beat every shuffle (p < 1/200). It scored 0.41 here.
     const classes = rows.map((r) => valid.get(r[0] as string) as number);
     const clusters = rows.map((r) => Number(r[1]));
     const acc = hungarianAccuracy(classes, clusters).accuracy;
@@ -151,7 +160,8 @@ test('your images in, clusters out: a folder of PNG/JPEG imported, a custom auto
       }
       bestShuffled = Math.max(bestShuffled, hungarianAccuracy(classes, s).accuracy);
     }
-    assert.ok(acc > bestShuffled && acc > 0.2, `accuracy ${acc.toFixed(3)}, best of 200 shuffles ${bestShuffled.toFixed(3)}`);
+    t.diagnostic(`k-means accuracy ${acc.toFixed(4)} over ${rows.length} images; best of 200 shuffled labellings ${bestShuffled.toFixed(4)}`);
+    assert.ok(acc > bestShuffled, `accuracy ${acc.toFixed(3)}, best of 200 shuffles ${bestShuffled.toFixed(3)}`);
     assert.equal(summary.results['encoder+kmeans']?.accuracy, acc, 'the CLI scores the same assignment');
 
     // The imported version clusters too, its records named by their source files.

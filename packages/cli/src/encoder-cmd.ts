@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
 import { datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
-import { decRefine, embedImages, FoldTrainer, loadEncoder } from '@cvc/model';
+import { decRefine, embedImages, FoldTrainer, loadEncoder, readEncoderModelConfig } from '@cvc/model';
 import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/proto';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
@@ -136,6 +136,8 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'model.json'), modelJson);
     await writeFile(join(out, 'weights.bin'), weights);
+    // The network's configuration as model.json records it (input shape included): what the codes came from.
+    const config = await readEncoderModelConfig(out);
     const meta = {
       run: runId,
       fold,
@@ -144,6 +146,7 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
       model: run.spec?.model,
       dataset: run.spec?.dataset,
       datasetVersion: run.datasetVersion,
+      ...(config ? { modelConfig: config.modelConfig } : {}),
       inputShape: shape,
       // How an image-folder dataset's images were fitted; `cvc cluster --images` resizes the same way.
       ...(imageFolder ? { fit: imageFolder.fit } : {}),
