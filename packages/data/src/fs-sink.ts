@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatasetManifest } from './manifest.js';
 import type { ObjectSink } from './image-import.js';
@@ -22,9 +22,13 @@ export function directorySink(dir: string): ObjectSink {
         bytes += c.length;
         await fh.write(c);
       }
-    } finally {
+    } catch (err) {
+      // A failed or stopped write leaves no partial file behind.
       await fh.close();
+      await rm(tmp, { force: true });
+      throw err;
     }
+    await fh.close();
     await rename(tmp, dest);
     return { bytes, sha256: hash.digest('hex') };
   };

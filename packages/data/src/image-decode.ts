@@ -110,12 +110,12 @@ export async function decodeImageBytes(bytes: Uint8Array, opts: DecodeOptions, n
       .flatten({ background: '#000000' })
       .resize(opts.width, opts.height, { fit: opts.fit ?? 'cover', position: 'centre', background: '#000000' });
     img = opts.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
-    out = await img.raw().toBuffer({ resolveWithObject: true });
+    out = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw decodeError(err, name);
   }
   const { data, info } = out;
-  if (info.width !== opts.width || info.height !== opts.height || info.channels !== opts.channels) {
+  if (info.width !== opts.width || info.height !== opts.height || info.channels !== opts.channels || data.length !== opts.height * opts.width * opts.channels) {
     throw new DataError(
       'IMAGE_UNDECODABLE',
       `decoded to ${info.height}x${info.width}x${info.channels}, expected ${opts.height}x${opts.width}x${opts.channels}`,

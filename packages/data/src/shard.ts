@@ -109,16 +109,19 @@ export interface ShardRecord {
 
 /**
  * Encodes a shard from records that arrive one by one (e.g. images being
- * decoded), yielding a chunk every `chunkRecords` records: memory is one
- * chunk, whatever the shard's size. Exactly `count` records must come, each
- * of the header's shape.
+ * decoded), yielding a chunk of about `chunkBytes` (at least one record):
+ * memory is one chunk, whatever the shard's size. Small chunks matter: they
+ * die young, where chunks that live across garbage collections are promoted
+ * and pile up until a full collection (measured: peak RSS grew with the
+ * folder at 3 MB chunks, stayed flat at 256 KiB). Exactly `count` records
+ * must come, each of the header's shape.
  */
 export async function* shardChunksFrom(
   shape: { readonly height: number; readonly width: number; readonly channels: number },
   count: number,
   meta: ShardHeader['meta'],
   records: AsyncIterable<ShardRecord>,
-  chunkRecords = 256,
+  chunkBytes = 1 << 18,
 ): AsyncGenerator<Uint8Array> {
   const hash = createHash('sha256');
   const pre = headerBytes({ dtype: 'uint8', height: shape.height, width: shape.width, channels: shape.channels, count, meta });
@@ -126,6 +129,7 @@ export async function* shardChunksFrom(
   yield pre;
   const per = shape.height * shape.width * shape.channels;
   const rec = 5 + per;
+  const chunkRecords = Math.max(1, Math.floor(chunkBytes / rec));
   let chunk = new Uint8Array(Math.min(chunkRecords, count) * rec);
   let inChunk = 0;
   let seen = 0;

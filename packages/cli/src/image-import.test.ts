@@ -1,0 +1,105 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadDataset, parseManifest, readSourcePaths, writeImageTree } from '@cvc/data';
+import { createDatasetCatalog, createObjectStore, startS3Server, type S3Server } from '@cvc/storage';
+import { main } from './index.js';
+import { captureEnv } from './testing.js';
+
+/** `cvc dataset import FOLDER --name NAME` into a real local S3 (s3rver). */
+let dir: string;
+let s3: S3Server;
+let clusterFile: string;
+let root: string;
+const classes = ['Tshirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Boot'];
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cvc-imgimport-'));
+  s3 = await startS3Server(join(dir, 's3'));
+  clusterFile = join(dir, 'cluster.json');
+  await writeFile(
+    clusterFile,
+    JSON.stringify({
+      coordinator: '127.0.0.1:9',
+      s3: { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'cvc' },
+      security: { insecure: true },
+    }),
+  );
+  const ds = await loadDataset('fashion-mnist', { cacheDir: join(dir, 'cache') });
+  root = join(dir, 'photos');
+  const paths = await writeImageTree(root, ds.test, 60, { height: 40, width: 40, channels: 3, classNames: classes });
+  const jpeg = await readFile(join(root, paths.find((p) => p.endsWith('.jpg')) as string));
+  await writeFile(join(root, 'Bag', 'corrupt.jpg'), jpeg.subarray(0, Math.floor(jpeg.length / 2)));
+  await writeFile(join(root, 'Coat', 'empty.png'), new Uint8Array(0));
+  await writeFile(join(root, 'README.txt'), 'my photos\n');
+});
+after(async () => {
+  await s3.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const store = () => createObjectStore({ endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'cvc' });
+const args = ['--name', 'photos', '--size', '32x32', '--channels', '1', '--folds', '3'];
+
+test('an image folder with bad files fails naming them and registers nothing; --skip-invalid lists them and imports the rest', async () => {
+  const failing = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', root, ...args, '--cluster', clusterFile], failing), 1, failing.err());
+  assert.match(failing.err(), /2 invalid file\(s\).*nothing imported/);
+  assert.match(failing.err(), /Bag\/corrupt\.jpg: is truncated/);
+  assert.match(failing.err(), /Coat\/empty\.png: is an empty \(zero-byte\) file/);
+  assert.deepEqual(await createDatasetCatalog(store()).list('photos'), []);
+  assert.deepEqual(await store().list('datasets/photos/'), [], 'no object written');
+
+  const env = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', root, ...args, '--skip-invalid', '--cluster', clusterFile], env), 0, env.err());
+  const out = env.out();
+  assert.match(out, /photos version [0-9a-f]{16} \(3 folds, \d+\/\d+\/\d+\/\d+ images, 32x32x1, fit cover\): imported at datasets\/photos\//);
+  assert.match(out, /60 images, 10 classes .*test fraction 0\.1; ignored 0 hidden and 1 non-image file\(s\); skipped 2 invalid file\(s\)/);
+  assert.match(out, /skipped Bag\/corrupt\.jpg: is truncated .*\[IMAGE_TRUNCATED\]/);
+  assert.match(out, /skipped Coat\/empty\.png: is an empty \(zero-byte\) file \[IMAGE_EMPTY\]/);
+  assert.match(env.err(), /importing photos: writing 60\/60 images/);
+
+  const [imp] = await createDatasetCatalog(store()).list('photos');
+  assert.ok(imp);
+  const m = parseManifest(new TextDecoder().decode(await store().getBytes(imp.manifest)), imp.manifest);
+  const get = (n: string): Promise<Uint8Array> => store().getBytes(imp.manifest.replace(/manifest\.json$/, n));
+  const paths = [...((await readSourcePaths(m, 'train', get)) ?? []), ...((await readSourcePaths(m, 'test', get)) ?? [])];
+  assert.equal(paths.length, 60);
+  assert.ok(!paths.includes('Bag/corrupt.jpg') && !paths.includes('Coat/empty.png'));
+
+  // Importing again changes nothing: the same version.
+  const again = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', root, ...args, '--skip-invalid', '--cluster', clusterFile], again), 0, again.err());
+  assert.match(again.out(), new RegExp(`photos version ${m.version} .*already imported, nothing changed`));
+  assert.equal((await createDatasetCatalog(store()).list('photos')).length, 1);
+});
+
+test('image-folder flags are checked: --size, --channels, --fit, --test-fraction, a missing --name, --limit', async () => {
+  const bad: [string[], RegExp][] = [
+    [['--name', 'p', '--size', '0x3'], /--size must be HxW/],
+    [['--name', 'p', '--size', 'big'], /--size must be HxW/],
+    [['--name', 'p', '--channels', '2'], /--channels must be one of 1, 3/],
+    [['--name', 'p', '--fit', 'crop'], /--fit must be one of cover, contain, fill/],
+    [['--name', 'p', '--test-fraction', '1.5'], /--test-fraction/],
+    [['--size', '32x32'], /needs --name NAME/],
+    [['--name', 'p', '--limit', '10'], /--limit is not an option of an image-folder import/],
+  ];
+  for (const [flags, message] of bad) {
+    const env = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['dataset', 'import', root, ...flags, '--out', join(dir, 'x')], env), 2, flags.join(' '));
+    assert.match(env.err(), message, flags.join(' '));
+  }
+});
+
+test('a stopped image-folder import exits 130 and writes no manifest', async () => {
+  const env = captureEnv(join(dir, 'cache'));
+  const out = join(dir, 'stopped');
+  assert.equal(
+    await main(['dataset', 'import', root, ...args, '--skip-invalid', '--out', out], env, { signal: AbortSignal.abort(), handleSignals: false }),
+    130,
+  );
+  assert.match(env.err(), /was cancelled/);
+  assert.equal((await readdir(out).catch((): string[] => [])).includes('manifest.json'), false);
+});

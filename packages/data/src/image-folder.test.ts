@@ -1,0 +1,277 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import {
+  checkImageFolder,
+  decodeImage,
+  decodeShard,
+  directorySink,
+  headImages,
+  InvalidImagesError,
+  listImageFolder,
+  loadDataset,
+  readSourcePaths,
+  writeImageFolder,
+  writeImageTree,
+  DataError,
+  type Dataset,
+  type DatasetManifest,
+} from './index.js';
+
+/**
+ * Image folders from real Fashion-MNIST test images written as PNG and JPEG
+ * at 40x40 RGB (Debian's dataset-fashion-mnist), with every kind of bad file.
+ */
+let dir: string;
+let ds: Dataset;
+const classes = ['Tshirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Boot'];
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cvc-imgfolder-'));
+  ds = await loadDataset('fashion-mnist', { cacheDir: join(dir, 'cache') });
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A labeled tree of `n` images (+ a test/ folder of `t` when t > 0), optionally with every bad file. */
+async function tree(name: string, n: number, t: number, bad: boolean): Promise<string> {
+  const root = join(dir, name);
+  await writeImageTree(root, ds.test, n, { height: 40, width: 40, channels: 3, classNames: classes });
+  if (t > 0) {
+    const rest = { ...ds.test, images: ds.test.images.subarray(n * 784), labels: ds.test.labels.subarray(n) };
+    await writeImageTree(join(root, 'test'), headImages({ ...rest, count: ds.test.count - n }, t), t, {
+      height: 40,
+      width: 40,
+      channels: 3,
+      classNames: classes,
+    });
+  }
+  if (bad) {
+    for (const c of ['Bag', 'Coat', 'Dress', 'Shirt', 'Sandal']) await mkdir(join(root, c), { recursive: true });
+    const jpeg = await readFile(join(root, (await readdir(join(root, 'Trouser'))).map((f) => `Trouser/${f}`).find((f) => f.endsWith('.jpg')) as string));
+    await writeFile(join(root, 'Bag', 'corrupt.jpg'), jpeg.subarray(0, Math.floor(jpeg.length / 2)));
+    await writeFile(join(root, 'Coat', 'empty.png'), new Uint8Array(0));
+    await writeFile(join(root, 'Dress', 'notes.png'), 'this is text, not a PNG\n');
+    await writeFile(join(root, 'README.txt'), 'my photos\n');
+    await writeFile(join(root, 'Coat', '.DS_Store'), 'x');
+    await symlink('loop.jpg', join(root, 'Shirt', 'loop.jpg'));
+    await symlink('..', join(root, 'Shirt', 'again'));
+    await writeFile(
+      join(dir, 'outside.png'),
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } })
+        .png()
+        .toBuffer(),
+    );
+    await symlink(join(dir, 'outside.png'), join(root, 'Sandal', 'escape.png'));
+  }
+  return root;
+}
+
+const BAD = {
+  'Bag/corrupt.jpg': 'IMAGE_TRUNCATED',
+  'Coat/empty.png': 'IMAGE_EMPTY',
+  'Dress/notes.png': 'NOT_AN_IMAGE',
+  'Shirt/loop.jpg': 'SYMLINK_LOOP',
+  'Shirt/again': 'SYMLINK_LOOP',
+  'Sandal/escape.png': 'PATH_ESCAPES',
+};
+
+test('a class-folder tree lists labels, class names, the test/ split and paths; hidden, non-image and bad files are counted or reported', async () => {
+  const root = await tree('listed', 60, 20, true);
+  const l = await listImageFolder(root);
+  assert.equal(l.labeled, true);
+  assert.equal(l.testFolder, true);
+  assert.deepEqual(l.classNames, [...classes].sort());
+  const train = l.entries.filter((e) => e.split === 'train');
+  const test = l.entries.filter((e) => e.split === 'test');
+  // 60 written + corrupt + empty + notes (the loop and the escape are problems, not entries).
+  assert.equal(train.length, 63);
+  assert.equal(test.length, 20);
+  for (const e of l.entries) {
+    const cls = e.split === 'test' ? e.path.split('/')[1] : e.path.split('/')[0];
+    assert.equal(l.classNames[e.label], cls, e.path);
+  }
+  assert.ok(test.every((e) => e.path.startsWith('test/')));
+  assert.deepEqual(l.ignored, { hidden: 1, notImage: 1 });
+  assert.deepEqual(Object.fromEntries(l.problems.map((p) => [p.path, p.code])), {
+    'Shirt/loop.jpg': 'SYMLINK_LOOP',
+    'Shirt/again': 'SYMLINK_LOOP',
+    'Sandal/escape.png': 'PATH_ESCAPES',
+  });
+  assert.match(l.problems.find((p) => p.code === 'PATH_ESCAPES')?.reason ?? '', /outside the folder/);
+});
+
+test('decodeImage resizes, converts channels and fits (cover, contain, fill); PNG pixels come back exactly', async () => {
+  const root = join(dir, 'decode');
+  await writeImageTree(root, ds.test, 2, { height: 28, width: 28, channels: 1, format: 'png' });
+  const px = await decodeImage(join(root, '000000.png'), { height: 28, width: 28, channels: 1 });
+  assert.deepEqual(px, ds.test.images.subarray(0, 784));
+  const rgb = await decodeImage(join(root, '000000.png'), { height: 14, width: 10, channels: 3 });
+  assert.equal(rgb.length, 14 * 10 * 3);
+  assert.equal(rgb[3 * 77], rgb[3 * 77 + 1]); // grey in, equal channels out
+  // 20 rows x 40 columns: the first 10 columns black, the rest white.
+  const raw = Buffer.alloc(20 * 40, 255);
+  for (let y = 0; y < 20; y++) raw.fill(0, y * 40, y * 40 + 10);
+  const wide = join(dir, 'wide.png');
+  await sharp(raw, { raw: { width: 40, height: 20, channels: 1 } })
+    .png()
+    .toFile(wide);
+  const o = { height: 20, width: 20, channels: 1 } as const;
+  const cover = await decodeImage(wide, { ...o, fit: 'cover' });
+  const fill = await decodeImage(wide, { ...o, fit: 'fill' });
+  const contain = await decodeImage(wide, { ...o, fit: 'contain' });
+  const at = (a: Uint8Array, y: number, x: number): number => a[y * 20 + x] as number;
+  assert.ok(at(cover, 10, 0) > 200, 'cover crops the centre: the black columns are cut off');
+  assert.ok(at(fill, 10, 0) < 50 && at(fill, 10, 19) > 200, 'fill squeezes: the black columns stay');
+  assert.ok(at(contain, 0, 15) < 50 && at(contain, 10, 15) > 200, 'contain letterboxes: black bars above and below');
+});
+
+test('each bad file gets its own error naming the file', async () => {
+  const root = await tree('bad', 10, 0, true);
+  for (const [path, code] of Object.entries(BAD)) {
+    if (code === 'PATH_ESCAPES' || path === 'Shirt/again') continue; // listing-level problems
+    await assert.rejects(decodeImage(join(root, path), { height: 8, width: 8, channels: 1 }, path), (err: unknown) => {
+      assert.ok(err instanceof DataError, String(err));
+      assert.equal(err.code, code, `${path}: ${err.message}`);
+      assert.ok(err.message.startsWith(`${path}: `), err.message);
+      return true;
+    });
+  }
+});
+
+test('importing fails naming every bad file and writes nothing; --skip-invalid lists them and imports the rest with source paths', async () => {
+  const root = await tree('import', 60, 20, true);
+  const l = await listImageFolder(root);
+  const out = join(dir, 'import-out');
+  const opts = { name: 'photos', height: 32, width: 32, channels: 1 as const, folds: 3, seed: 7 };
+  await assert.rejects(checkImageFolder(l, opts), (err: unknown) => {
+    assert.ok(err instanceof InvalidImagesError);
+    assert.deepEqual(Object.fromEntries(err.problems.map((p) => [p.path, p.code])), BAD);
+    for (const p of Object.keys(BAD)) assert.ok(err.message.includes(p), err.message);
+    return true;
+  });
+  assert.deepEqual(await readdir(out).catch(() => []), [], 'nothing written');
+
+  const skipped: string[] = [];
+  const plan = await checkImageFolder(l, { ...opts, skipInvalid: true }, { onSkip: (p) => skipped.push(p.path) });
+  assert.deepEqual(skipped.sort(), Object.keys(BAD).sort());
+  const m = await writeImageFolder(plan, directorySink(out));
+  assert.equal(m.imageFolder?.skipped, 6);
+  assert.deepEqual(m.imageFolder?.test, { from: 'folder' });
+  assert.deepEqual([m.height, m.width, m.channels], [32, 32, 1]);
+  assert.deepEqual(m.classNames, [...classes].sort());
+  assert.deepEqual(
+    m.shards.map((s) => s.count),
+    [20, 20, 20, 20],
+  );
+  const get = (n: string): Promise<Uint8Array> => readFile(join(out, n));
+  const trainPaths = (await readSourcePaths(m, 'train', get)) as string[];
+  const testPaths = (await readSourcePaths(m, 'test', get)) as string[];
+  assert.equal(trainPaths.length, 60);
+  assert.ok(testPaths.every((p) => p.startsWith('test/')));
+  // Every record maps back to its file: label = its folder, pixels = the file decoded.
+  for (const s of m.shards) {
+    const shard = decodeShard(await get(s.name), s.name);
+    const paths = s.split === 'test' ? testPaths : trainPaths;
+    for (let r = 0; r < shard.set.count; r += 7) {
+      const p = paths[shard.indices[r] as number] as string;
+      const cls = s.split === 'test' ? p.split('/')[1] : p.split('/')[0];
+      assert.equal(m.classNames[shard.set.labels[r] as number], cls, p);
+      assert.deepEqual(shard.set.images.subarray(r * 1024, (r + 1) * 1024), await decodeImage(join(root, p), { height: 32, width: 32, channels: 1 }));
+    }
+  }
+  // Stratified folds: each class spread evenly (at most one apart).
+  const trainShards = m.shards.filter((s) => s.split === 'train');
+  for (let c = 0; c < m.numClasses; c++) {
+    const counts = trainShards.map((s) => s.classCounts[c] as number);
+    assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `class ${c}: ${counts.join('/')}`);
+  }
+
+  // The same folder and settings: the same version, byte for byte; other settings: another.
+  const again = await writeImageFolder(await checkImageFolder(await listImageFolder(root), { ...opts, skipInvalid: true }), directorySink(join(dir, 'again')));
+  assert.deepEqual(again, m);
+  const other = await checkImageFolder(l, { ...opts, fit: 'fill', skipInvalid: true });
+  assert.notEqual(other.version, m.version);
+});
+
+test('a flat folder is unlabeled; without test/ a seeded fraction is held out; default size and channels come from the first image', async () => {
+  const root = join(dir, 'flat');
+  await writeImageTree(root, ds.test, 50, { height: 40, width: 40, channels: 3 });
+  const l = await listImageFolder(root);
+  assert.equal(l.labeled, false);
+  assert.deepEqual(l.classNames, []);
+  const plan = await checkImageFolder(l, { name: 'flat', folds: 2, seed: 1, testFraction: 0.2 });
+  const m = await writeImageFolder(plan, directorySink(join(dir, 'flat-out')));
+  assert.deepEqual([m.height, m.width, m.channels], [40, 40, 3]);
+  assert.equal(m.imageFolder?.labeled, false);
+  assert.deepEqual(m.imageFolder?.test, { from: 'fraction', fraction: 0.2 });
+  assert.deepEqual(
+    m.shards.map((s) => s.count),
+    [20, 20, 10],
+  );
+  const all = [...plan.train, ...plan.test].map((e) => e.path).sort();
+  assert.deepEqual(all, l.entries.map((e) => e.path).sort(), 'every file in exactly one split');
+  const again = await checkImageFolder(l, { name: 'flat', folds: 2, seed: 1, testFraction: 0.2 });
+  assert.deepEqual(
+    again.test.map((e) => e.path),
+    plan.test.map((e) => e.path),
+    'seeded',
+  );
+  const reseeded = await checkImageFolder(l, { name: 'flat', folds: 2, seed: 2, testFraction: 0.2 });
+  assert.notDeepEqual(
+    reseeded.test.map((e) => e.path),
+    plan.test.map((e) => e.path),
+  );
+});
+
+test('a folder with class folders and loose images, or with no images, is refused', async () => {
+  const root = join(dir, 'mixed');
+  await writeImageTree(join(root, 'a'), ds.test, 2, { height: 8, width: 8, channels: 1 });
+  await writeImageTree(root, ds.test, 1, { height: 8, width: 8, channels: 1 });
+  await assert.rejects(listImageFolder(root), { code: 'IMAGE_FOLDER_INVALID' });
+  const empty = join(dir, 'empty');
+  await mkdir(empty);
+  await writeFile(join(empty, 'notes.txt'), 'x');
+  await assert.rejects(listImageFolder(empty), { code: 'IMAGE_FOLDER_EMPTY' });
+});
+
+test('an abort stops either pass: nothing is returned, no manifest exists to store', async () => {
+  const root = join(dir, 'abort');
+  await writeImageTree(root, ds.test, 30, { height: 28, width: 28, channels: 1, classNames: classes });
+  const l = await listImageFolder(root);
+  const opts = { name: 'a', folds: 2, seed: 1 };
+  const ac = new AbortController();
+  await assert.rejects(checkImageFolder(l, opts, { signal: ac.signal, onProgress: (_phase, done) => done === 5 && ac.abort() }), { name: 'CancelledError' });
+  const plan = await checkImageFolder(l, opts);
+  const ac2 = new AbortController();
+  const written: string[] = [];
+  const sink = directorySink(join(dir, 'abort-out'));
+  await assert.rejects(
+    writeImageFolder(
+      plan,
+      async (name, chunks) => {
+        written.push(name);
+        return sink(name, chunks);
+      },
+      { signal: ac2.signal, onProgress: (_phase, done) => done === 20 && ac2.abort() },
+    ),
+    { name: 'CancelledError' },
+  );
+  assert.ok(!written.includes('test.cvcs'), written.join(', '));
+});
+
+test('a sources file that does not match its manifest entry is refused', async () => {
+  const root = join(dir, 'sources');
+  await writeImageTree(root, ds.test, 12, { height: 28, width: 28, channels: 1 });
+  const out = join(dir, 'sources-out');
+  const m: DatasetManifest = await writeImageFolder(await checkImageFolder(await listImageFolder(root), { name: 's', folds: 2, seed: 1 }), directorySink(out));
+  const get = (n: string): Promise<Uint8Array> => readFile(join(out, n));
+  assert.equal((await readSourcePaths(m, 'train', get))?.length, m.sources?.train.count);
+  await writeFile(join(out, 'train.sources.json'), (await readFile(join(out, 'train.sources.json'), 'utf8')).replace('000', '001'));
+  await assert.rejects(readSourcePaths(m, 'train', get), { code: 'SOURCES_CORRUPT' });
+  assert.equal(await readSourcePaths({}, 'train', get), undefined, 'no sources: not an image-folder dataset');
+});
