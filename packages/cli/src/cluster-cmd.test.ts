@@ -180,6 +180,29 @@ test('cluster --images: class folders give labels, bad files fail naming them or
     assert.equal((await stat(join(dir, 'sorted', one))).ino, (await stat(join(photos, rel))).ino);
     assert.ok((await stat(join(photos, rel))).isFile());
 
+    // embed --images: the codes with each file's path (CSV), or beside the .npy in FILE.paths.csv.
+    const emb = captureEnv(dir);
+    assert.equal(
+      await main(['embed', '--encoder', join(dir, 'enc'), '--images', photos, '--skip-invalid', '--out', join(dir, 'codes.csv')], emb),
+      0,
+      emb.err(),
+    );
+    assert.match(emb.out(), /12 codes of size 3 written to .*codes\.csv \(1 skipped\)/);
+    const codeLines = (await readFile(join(dir, 'codes.csv'), 'utf8')).trim().split('\n');
+    assert.equal(codeLines[0], 'path,code0,code1,code2,label,class');
+    assert.equal(codeLines.length, 13);
+    assert.match(codeLines[1] as string, /^"cats\/img,\d+\.png",(-?[\d.e+-]+,){3}0,cats$/);
+    assert.equal(
+      await main(['embed', '--encoder', join(dir, 'enc'), '--images', photos, '--skip-invalid', '--out', join(dir, 'codes.npy')], captureEnv(dir)),
+      0,
+    );
+    const pathsCsv = (await readFile(join(dir, 'codes.paths.csv'), 'utf8')).trim().split('\n');
+    assert.deepEqual(pathsCsv.slice(0, 1), ['path,label,class']);
+    assert.deepEqual(
+      pathsCsv.slice(1).map((l) => l.replace(/,[01],(cats|dogs)$/, '')),
+      codeLines.slice(1).map((l) => (/^("[^"]+")/.exec(l) as RegExpExecArray)[1]),
+    );
+
     // An unlabelled (flat) folder: no scores, empty label and class columns.
     const flat = join(dir, 'flat');
     await mkdir(flat);
