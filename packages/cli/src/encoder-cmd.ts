@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, isFileNotFound, throwIfAborted } from '@cvc/core';
+import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
-import { decodeShard, loadDataset, parseManifest, selectImages, stratifiedSubset, type ImageSet } from '@cvc/data';
-import { decRefine, embedImages, FoldTrainer, loadEncoder } from '@cvc/model';
+import { datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
+import { decRefine, embedImages, FoldTrainer, loadEncoder, readEncoderModelConfig } from '@cvc/model';
 import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/proto';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
@@ -17,6 +17,11 @@ import { Progress } from './progress.js';
 import { encodeNpy } from './npy.js';
 import { confusionPng } from './confusion-png.js';
 import { num, table } from './format.js';
+import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './assignments.js';
+import { copyToClusters, type CopyToResult } from './copy-to.js';
+import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
+import { embedFolder } from './folder-input.js';
+import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -50,6 +55,13 @@ async function downloadCheckpoint(c: RunServiceClient, runId: string, fold: numb
       `checkpoint of run ${runId} fold ${fold}: sha256 ${sha256(bytes)} does not match the ${expected || 'missing'} sent by the coordinator`,
     );
   return bytes;
+}
+
+/** The manifest of the dataset version a run trained on. */
+async function datasetManifest(cluster: ClusterEndpoints, run: Run): Promise<DatasetManifest> {
+  const store = createObjectStore(cluster.s3);
+  const imp = await createDatasetCatalog(store).find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
+  return parseManifest(new TextDecoder().decode(await store.getBytes(imp.manifest)), imp.manifest);
 }
 
 /** The run's test split, from the shards in object storage (verified). */
@@ -120,9 +132,12 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     const codeSize = trainer.net.encoder.outputs[0]?.shape[1] ?? 0;
     trainer.dispose();
     const status = run.folds[fold];
+    const imageFolder = (await datasetManifest(cluster, run)).imageFolder;
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'model.json'), modelJson);
     await writeFile(join(out, 'weights.bin'), weights);
+    // The network's configuration as model.json records it (input shape included): what the codes came from.
+    const config = await readEncoderModelConfig(out);
     const meta = {
       run: runId,
       fold,
@@ -131,7 +146,10 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
       model: run.spec?.model,
       dataset: run.spec?.dataset,
       datasetVersion: run.datasetVersion,
+      ...(config ? { modelConfig: config.modelConfig } : {}),
       inputShape: shape,
+      // How an image-folder dataset's images were fitted; `cvc cluster --images` resizes the same way.
+      ...(imageFolder ? { fit: imageFolder.fit } : {}),
       codeSize,
       bestEpoch: status?.bestEpoch,
       losses: { train: status?.train?.loss, val: status?.val?.loss, test: status?.test?.loss },
@@ -145,19 +163,21 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
   }
 }
 
-/** The split of a dataset to embed or cluster, optionally a seeded stratified subset. */
-async function splitOf(env: CliEnv, dataset: string, split: 'test' | 'train', limit: number | undefined): Promise<ImageSet> {
-  const ds = await loadDataset(dataset, env);
-  const set = split === 'train' ? ds.train : ds.test;
-  return limit !== undefined && limit < set.count ? selectImages(set, stratifiedSubset(set.labels, limit, 0)) : set;
+/** What embed and cluster read from an encoder's metadata.json (all optional: an encoder from elsewhere has none). */
+interface EncoderMeta {
+  readonly sha256?: Record<string, string>;
+  /** How the images of its dataset were fitted at import (image folders). */
+  readonly fit?: unknown;
+  readonly dataset?: unknown;
+  readonly datasetVersion?: unknown;
 }
 
-async function checkEncoderMeta(dir: string): Promise<void> {
-  let meta: { sha256?: Record<string, string> } = {};
+async function checkEncoderMeta(dir: string): Promise<EncoderMeta> {
+  let meta: EncoderMeta = {};
   try {
     meta = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8')) as typeof meta;
   } catch (err) {
-    if (isFileNotFound(err)) return; // an encoder from elsewhere: nothing to verify against
+    if (isFileNotFound(err)) return {}; // an encoder from elsewhere: nothing to verify against
     throw new UsageError(`${join(dir, 'metadata.json')} cannot be read (${describeError(err)}); fetch the encoder again`);
   }
   for (const f of ['model.json', 'weights.bin']) {
@@ -165,41 +185,112 @@ async function checkEncoderMeta(dir: string): Promise<void> {
     if (want && sha256(await readFile(join(dir, f))) !== want)
       throw new UsageError(`${join(dir, f)} does not match the sha256 in metadata.json (corrupted?); fetch the encoder again`);
   }
+  return meta;
 }
 
 const encOpts = {
   encoder: { type: 'string' },
   dataset: { type: 'string' },
+  images: { type: 'string' },
+  fit: { type: 'string' },
+  'skip-invalid': { type: 'boolean' },
   split: { type: 'string' },
   limit: { type: 'string' },
   'batch-size': { type: 'string' },
+  cluster: { type: 'string' },
 } as const;
+
+/**
+ * The images of `--dataset NAME|PATH` (a split, `--limit`) or `--images DIR`
+ * (every image of the folder, resized to the encoder's input), embedded by
+ * the encoder in `--encoder DIR`. Skipped files are listed on stderr.
+ */
+async function embedInput(
+  cmd: 'embed' | 'cluster',
+  values: Record<string, string | boolean | undefined>,
+  env: CliEnv,
+  signal: AbortSignal | undefined,
+  keepPixels: boolean,
+): Promise<EmbeddedImages> {
+  const dir = values['encoder'];
+  const dataset = values['dataset'];
+  const images = values['images'];
+  const usage = cmd === 'embed' ? ' --out FILE(.npy|.csv)' : '';
+  if (typeof dir !== 'string' || (typeof dataset === 'string') === (typeof images === 'string'))
+    throw new UsageError(`${cmd} needs --encoder DIR and one of --dataset NAME|PATH or --images DIR${usage}`);
+  if (typeof images === 'string') {
+    for (const f of ['split', 'limit'] as const)
+      if (values[f] !== undefined) throw new UsageError(`--${f} applies to --dataset; --images ${images} reads every image of the folder`);
+  } else {
+    for (const f of ['fit', 'skip-invalid'] as const) if (values[f] !== undefined) throw new UsageError(`--${f} applies to --images, not --dataset`);
+  }
+  const batchSize = intOpt(values, 'batch-size', 256, positiveInt) as number;
+  const split = choiceOpt(values, 'split', ['test', 'train'] as const, 'test');
+  const limit = intOpt(values, 'limit', undefined, positiveInt);
+  await initBackend('auto');
+  const meta = await checkEncoderMeta(dir);
+  throwIfAborted(signal, cmd);
+  const encoder = await loadEncoder(dir);
+  if (typeof dataset === 'string') {
+    const lim = limit !== undefined ? { limit } : {};
+    // An import written with --out DIR, a dataset's own files, or a dataset imported into the cluster.
+    const local = await importedFromDirectory(dataset);
+    if (local) return embedImported(encoder, local, { split, ...lim, batchSize, signal });
+    if (datasetInfo(dataset) !== undefined || (await pathExists(dataset))) return embedDataset(encoder, { ...env, dataset, split, ...lim, batchSize, signal });
+    const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
+    const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
+    return embedImported(encoder, await importedFromCluster(cluster, dataset, version), { split, ...lim, batchSize, signal });
+  }
+  const fitDefault = IMAGE_FITS.includes(meta.fit as ImageFit) ? (meta.fit as ImageFit) : 'cover';
+  const bars = new Progress(env.stderr);
+  try {
+    const input = await embedFolder(encoder, {
+      dir: images as string,
+      fit: choiceOpt(values, 'fit', IMAGE_FITS, fitDefault),
+      skipInvalid: values['skip-invalid'] === true,
+      batchSize,
+      keepPixels,
+      progress: bars,
+      signal,
+    });
+    for (const s of input.skipped) bars.log(`skipped ${s.path}: ${s.reason} [${s.code}]`);
+    return input;
+  } finally {
+    bars.stop();
+  }
+}
+
+/** Writes `text` to `file` through a temporary file, so a reader never sees half of it. */
+async function writeAtomic(file: string, text: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
 
 async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
   const { values } = parse(args, { ...encOpts, out: { type: 'string' } }, 'embed');
-  const dir = values['encoder'];
-  const dataset = values['dataset'];
   const out = values['out'];
-  if (typeof dir !== 'string' || typeof dataset !== 'string' || typeof out !== 'string')
-    throw new UsageError('embed needs --encoder DIR --dataset NAME|PATH --out FILE(.npy|.csv)');
+  if (typeof out !== 'string') throw new UsageError('embed needs --encoder DIR, one of --dataset NAME|PATH or --images DIR, and --out FILE(.npy|.csv)');
   if (!/\.(npy|csv)$/.test(out)) throw new UsageError(`--out must end in .npy or .csv, got ${out}`);
-  await initBackend('auto');
-  await checkEncoderMeta(dir);
-  const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined, positiveInt));
+  const input = await embedInput('embed', values, env, signal, false);
+  const { codes } = input;
   throwIfAborted(signal, 'embed');
-  const encoder = await loadEncoder(dir);
-  const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256, positiveInt));
-  throwIfAborted(signal, 'embed');
+  const label = (i: number): number | undefined => (input.labelled ? input.labels[i] : undefined);
+  const className = (i: number): string | undefined => (input.labelled ? input.classNames[input.labels[i] as number] : undefined);
   if (out.endsWith('.npy')) {
-    await writeFile(out, encodeNpy(codes.data, codes.n, codes.d));
-    await writeFile(out.replace(/\.npy$/, '.labels.npy'), encodeNpy(Float32Array.from(set.labels), codes.n, 1));
+    await writeAtomic(out, encodeNpy(codes.data, codes.n, codes.d));
+    if (input.labelled) await writeAtomic(out.replace(/\.npy$/, '.labels.npy'), encodeNpy(Float32Array.from(input.labels), codes.n, 1));
+    const lines = [csvLine(['path', 'label', 'class'])];
+    for (let i = 0; i < codes.n; i++) lines.push(csvLine([input.paths[i], label(i), className(i)]));
+    await writeAtomic(out.replace(/\.npy$/, '.paths.csv'), lines.join('\n') + '\n');
   } else {
-    const lines = [[...Array.from({ length: codes.d }, (_, j) => `code${j}`), 'label'].join(',')];
+    const lines = [csvLine(['path', ...Array.from({ length: codes.d }, (_, j) => `code${j}`), 'label', 'class'])];
     for (let i = 0; i < codes.n; i++)
-      lines.push([...codes.data.subarray(i * codes.d, (i + 1) * codes.d)].map((v) => v.toPrecision(7)).join(',') + `,${set.labels[i]}`);
-    await writeFile(out, lines.join('\n') + '\n');
+      lines.push(csvLine([input.paths[i], ...[...codes.data.subarray(i * codes.d, (i + 1) * codes.d)].map((v) => v.toPrecision(7)), label(i), className(i)]));
+    await writeAtomic(out, lines.join('\n') + '\n');
   }
-  env.stdout.write(`${codes.n} codes of size ${codes.d} written to ${out}\n`);
+  const skipped = input.skipped.length ? ` (${input.skipped.length} skipped)` : '';
+  env.stdout.write(`${codes.n} codes of size ${codes.d} written to ${out}${skipped}\n`);
   return 0;
 }
 
@@ -215,58 +306,134 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
       baseline: { type: 'boolean' },
       dec: { type: 'boolean' },
       confusion: { type: 'string' },
+      out: { type: 'string' },
+      'copy-to': { type: 'string' },
+      force: { type: 'boolean' },
     },
     'cluster',
   );
-  const dir = values['encoder'];
-  const dataset = values['dataset'];
-  if (typeof dir !== 'string' || typeof dataset !== 'string') throw new UsageError('cluster needs --encoder DIR --dataset NAME|PATH');
   const k = intOpt(values, 'k', 10, positiveInt) as number;
   const nInit = intOpt(values, 'n-init', 10, positiveInt) as number;
   const seed = intOpt(values, 'seed', 0) as number;
   if (k < 2) throw new UsageError(`--k must be >= 2, got ${k}`);
-  await initBackend('auto');
-  await checkEncoderMeta(dir);
-  const set = await splitOf(env, dataset, choiceOpt(values, 'split', ['test', 'train'] as const, 'test'), intOpt(values, 'limit', undefined, positiveInt));
+  const outDir = typeof values['out'] === 'string' ? values['out'] : 'clusters';
+  const copyTo = typeof values['copy-to'] === 'string' ? values['copy-to'] : undefined;
+  if (values['force'] && copyTo === undefined) throw new UsageError('--force applies to --copy-to');
+  const input = await embedInput('cluster', values, env, signal, values['baseline'] === true);
+  const { codes } = input;
+  if (codes.n < k) throw new UsageError(`--k ${k} needs at least ${k} images, got ${codes.n}`);
   throwIfAborted(signal, 'cluster');
-  const encoder = await loadEncoder(dir);
-  const codes = embedImages(encoder, set, intOpt(values, 'batch-size', 256, positiveInt));
-  throwIfAborted(signal, 'cluster');
+  const labelled = input.labelled;
   const results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number; seconds: number }> = {};
+  const score = (name: string, clusters: Int32Array, t0: number): void => {
+    if (labelled) results[name] = { ...scoreClustering(input.labels, clusters), seconds: (performance.now() - t0) / 1000 };
+  };
   let t0 = performance.now();
   const km = kmeans(codes, { k, nInit, seed });
-  results['encoder+kmeans'] = { ...scoreClustering(set.labels, km.labels), seconds: (performance.now() - t0) / 1000 };
+  score('encoder+kmeans', km.labels, t0);
   let final = km.labels;
+  let measure: Float64Array | Float32Array = distancesToCentres(codes, km.centers, km.labels);
   if (values['dec']) {
     throwIfAborted(signal, 'cluster');
     t0 = performance.now();
     const dec = decRefine(codes, km.centers, k);
-    results['encoder+dec'] = { ...scoreClustering(set.labels, dec.labels), seconds: (performance.now() - t0) / 1000 };
+    score('encoder+dec', dec.labels, t0);
     final = dec.labels;
+    measure = dec.confidence;
   }
   if (values['baseline']) {
     throwIfAborted(signal, 'cluster');
+    const set = input.pixels as ImageSet;
     t0 = performance.now();
     const per = set.height * set.width * set.channels;
     const pixels = Float32Array.from(set.images, (v) => v / 255);
     const raw = kmeans({ data: pixels, n: set.count, d: per }, { k, nInit, seed });
-    results['pixels+kmeans'] = { ...scoreClustering(set.labels, raw.labels), seconds: (performance.now() - t0) / 1000 };
+    score('pixels+kmeans', raw.labels, t0);
   }
   if (typeof values['confusion'] === 'string') {
-    const m = confusionMatrix(set.labels, final);
-    const { mapping } = hungarianAccuracy(set.labels, final);
+    if (!labelled) throw new UsageError(`--confusion needs labelled images (class folders); ${values['images']} has none`);
+    const m = confusionMatrix(input.labels, final);
+    const { mapping } = hungarianAccuracy(input.labels, final);
     // Columns in the order the clusters map to, so the matched cells form the diagonal.
     await writeFile(values['confusion'], confusionPng(m, mapping));
   }
-  if (values['json']) env.stdout.write(JSON.stringify({ images: set.count, k, nInit, seed, codeSize: codes.d, results }, null, 2) + '\n');
-  else {
-    env.stdout.write(`${set.count} images, ${codes.d}-d codes, k=${k}, ${nInit} restarts\n`);
+  const rows: Assignment[] = Array.from({ length: codes.n }, (_, i) => ({
+    path: input.paths[i] as string,
+    cluster: final[i] as number,
+    score: measure[i] as number,
+    ...(labelled ? { label: input.labels[i], className: input.classNames[input.labels[i] as number] } : {}),
+  }));
+  await mkdir(outDir, { recursive: true });
+  const csvFile = join(outDir, 'assignments.csv');
+  await writeAtomic(csvFile, assignmentsCsv(rows, values['dec'] ? 'confidence' : 'distance'));
+  let copied: CopyToResult | undefined;
+  if (copyTo !== undefined) {
+    throwIfAborted(signal, 'cluster');
+    const bars = new Progress(env.stderr);
+    try {
+      const files = input.files;
+      const pixels = input.pixels;
+      copied = await copyToClusters(
+        rows.map((r, i) =>
+          files
+            ? { cluster: r.cluster, dest: r.path, file: files[i] as string }
+            : { cluster: r.cluster, dest: recordDest(r.path), png: () => imagePng(pixels as ImageSet, i) },
+        ),
+        k,
+        copyTo,
+        {
+          force: values['force'] === true,
+          ...(input.root !== undefined ? { sourceRoot: input.root } : {}),
+          onImage: (done, total) => bars.set('copy', { label: `arranging into ${copyTo}`, value: done, total, detail: 'images' }),
+        },
+      );
+    } finally {
+      bars.stop();
+    }
+  }
+  const sizes = new Array<number>(k).fill(0);
+  for (const c of final) sizes[c] = (sizes[c] ?? 0) + 1;
+  if (values['json'])
     env.stdout.write(
-      table(
-        ['method', 'accuracy', 'NMI', 'ARI', 'purity', 'seconds'],
-        Object.entries(results).map(([m, r]) => [m, num(r.accuracy, 4), num(r.nmi, 4), num(r.ari, 4), num(r.purity, 4), r.seconds.toFixed(2)]),
+      JSON.stringify(
+        {
+          images: codes.n,
+          k,
+          nInit,
+          seed,
+          codeSize: codes.d,
+          results,
+          clusterSizes: sizes,
+          assignments: csvFile,
+          skipped: input.skipped,
+          ...(input.ignored ? { ignored: input.ignored } : {}),
+          ...(copied ? { copyTo: { dir: copyTo, linked: copied.linked, copied: copied.copied, written: copied.written } } : {}),
+        },
+        null,
+        2,
       ) + '\n',
     );
+  else {
+    const skipped = input.skipped.length ? `, ${input.skipped.length} skipped` : '';
+    env.stdout.write(`${codes.n} images${skipped}, ${codes.d}-d codes, k=${k}, ${nInit} restarts\n`);
+    if (labelled)
+      env.stdout.write(
+        table(
+          ['method', 'accuracy', 'NMI', 'ARI', 'purity', 'seconds'],
+          Object.entries(results).map(([m, r]) => [m, num(r.accuracy, 4), num(r.nmi, 4), num(r.ari, 4), num(r.purity, 4), r.seconds.toFixed(2)]),
+        ) + '\n',
+      );
+    else env.stdout.write('no class folders: no accuracy to score\n');
+    env.stdout.write(`cluster sizes: ${sizes.join(' ')}\n`);
+    env.stdout.write(`assignments of ${codes.n} images written to ${csvFile}\n`);
+    if (copied) {
+      const how = [
+        copied.linked && `${copied.linked} hard-linked`,
+        copied.copied && `${copied.copied} copied`,
+        copied.written && `${copied.written} written as PNG`,
+      ];
+      env.stdout.write(`${how.filter(Boolean).join(', ')} into ${copied.folders.length} folders under ${copyTo}\n`);
+    }
   }
   tf.disposeVariables();
   return 0;

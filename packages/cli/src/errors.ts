@@ -30,3 +30,10 @@ export function remoteError(e: ServiceError): RemoteError {
 export class LocalClusterError extends CvcError<
   'COORDINATOR_START' | 'S3_STOPPED' | 'CREDENTIALS_UNREADABLE' | 'NATS_START' | 'NATS_CLUSTERED' | 'SERVICE_NOT_INSTALLED'
 > {}
+
+/**
+ * Why `--copy-to` or `--out` refused to write: the target is not empty
+ * (without --force), lies inside the image folder, a destination exists and
+ * is not one cvc wrote, or a record's path would leave the target.
+ */
+export class OutputError extends CvcError<'TARGET_NOT_EMPTY' | 'TARGET_NOT_DIRECTORY' | 'TARGET_INSIDE_SOURCE' | 'DEST_EXISTS' | 'BAD_PATH'> {}

@@ -78,14 +78,15 @@ export function embedImages(encoder: tf.LayersModel, set: ImageSet, batchSize = 
  * DEC refinement of cluster centers on fixed codes (Xie et al., 2016): a
  * Student-t soft assignment q_ij ∝ (1 + |z_i − μ_j|²)^-1, trained to match the
  * sharpened target p_ij ∝ q_ij² / Σ_i q_ij by minimising KL(P‖Q), the target
- * refreshed every epoch. Starts from k-means centers; returns hard labels.
+ * refreshed every epoch. Starts from k-means centers; returns hard labels and
+ * each code's confidence (its largest q_ij).
  */
 export function decRefine(
   codes: { data: Float32Array; n: number; d: number },
   centers: Float64Array,
   k: number,
   opts: { epochs?: number; learningRate?: number; tol?: number } = {},
-): { labels: Int32Array; changed: number } {
+): { labels: Int32Array; changed: number; confidence: Float32Array } {
   const z = tf.tensor2d(codes.data, [codes.n, codes.d]);
   const mu = tf.variable(tf.tensor2d(Float32Array.from(centers), [k, codes.d]));
   const opt = tf.train.adam(opts.learningRate ?? 0.01);
@@ -123,8 +124,13 @@ export function decRefine(
   }
   let changed = 0;
   for (let i = 0; i < labels.length; i++) if (labels[i] !== start[i]) changed++;
+  const q = soft();
+  const top = tf.max(q, 1);
+  const confidence = Float32Array.from(top.dataSync());
+  q.dispose();
+  top.dispose();
   z.dispose();
   mu.dispose();
   opt.dispose();
-  return { labels, changed };
+  return { labels, changed, confidence };
 }

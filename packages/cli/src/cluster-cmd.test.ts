@@ -1,0 +1,221 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { randomImageSet, writeIdxDataset, type ImageSet } from '@cvc/data';
+import { initBackend, tf } from '@cvc/tfjs-runtime';
+import { main } from './index.js';
+import { captureEnv } from './testing.js';
+
+/** A tiny encoder (flatten + dense) in the layout `cvc encoder fetch` writes. */
+async function writeEncoder(dir: string, shape: [number, number, number]): Promise<void> {
+  await initBackend('cpu');
+  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: shape }), tf.layers.dense({ units: 3, kernelInitializer: 'glorotUniform' })] });
+  let art: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler((a) => {
+      art = a;
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } });
+    }),
+  );
+  model.dispose();
+  if (!art?.weightSpecs || !art.weightData) throw new Error('no weights saved');
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, 'model.json'),
+    JSON.stringify({ modelTopology: art.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: art.weightSpecs }] }),
+  );
+  await writeFile(join(dir, 'weights.bin'), new Uint8Array(tf.io.CompositeArrayBuffer.join(art.weightData)));
+}
+
+function png(set: ImageSet, i: number): Buffer {
+  const p = new PNG({ width: set.width, height: set.height });
+  const per = set.width * set.height;
+  for (let j = 0; j < per; j++) {
+    const v = set.images[i * per + j] as number;
+    p.data.set([v, v, v, 255], j * 4);
+  }
+  return PNG.sync.write(p);
+}
+
+/** Every file under `dir`, relative, sorted. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name).slice(dir.length + 1));
+  return out.sort();
+}
+
+/** Parses assignments.csv (no quoted fields in these tests). */
+const rowsOf = (csv: string): string[][] =>
+  csv
+    .trim()
+    .split('\n')
+    .map((l) => l.split(','));
+
+test('cluster --dataset: assignments.csv with split:index paths, --copy-to writes each record once as PNG, a second run needs --force', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-cluster-cmd-'));
+  try {
+    const data = join(dir, 'data');
+    await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(15, 8, 8, 1, 2, 3));
+    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    const args = [
+      'cluster',
+      '--encoder',
+      join(dir, 'enc'),
+      '--dataset',
+      data,
+      '--k',
+      '3',
+      '--n-init',
+      '2',
+      '--out',
+      join(dir, 'out'),
+      '--copy-to',
+      join(dir, 'by-cluster'),
+    ];
+    const env = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(args, env), 0, env.err());
+    assert.match(env.out(), /assignments of 15 images written to .*assignments\.csv/);
+    const rows = rowsOf(await readFile(join(dir, 'out', 'assignments.csv'), 'utf8'));
+    assert.deepEqual(rows[0], ['path', 'cluster', 'distance', 'label', 'class']);
+    assert.equal(rows.length, 16);
+    assert.deepEqual(
+      rows.slice(1).map((r) => r[0]),
+      Array.from({ length: 15 }, (_, i) => `test:${i}`),
+    );
+    for (const r of rows.slice(1)) {
+      assert.ok(Number(r[1]) >= 0 && Number(r[1]) < 3 && Number(r[2]) >= 0, r.join(','));
+      assert.equal(r[4], r[3], 'a path dataset names its classes by number');
+    }
+    const files = (await tree(join(dir, 'by-cluster'))).filter((f) => f.endsWith('.png'));
+    assert.deepEqual(
+      files,
+      rows
+        .slice(1)
+        .map((r) => `cluster-0${r[1]}/test/${(r[0] as string).slice(5).padStart(5, '0')}.png`)
+        .sort(),
+    );
+    const first = PNG.sync.read(await readFile(join(dir, 'by-cluster', files[0] as string)));
+    assert.equal(first.width, 8);
+
+    // The same split imported with --out DIR (shards + manifest) clusters the same records, by their source index.
+    const shards = join(dir, 'shards');
+    assert.equal(await main(['dataset', 'import', data, '--folds', '2', '--out', shards], captureEnv(join(dir, 'cache'))), 0);
+    const imp = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['cluster', '--encoder', join(dir, 'enc'), '--dataset', shards, '--k', '3', '--out', join(dir, 'out-imp')], imp), 0, imp.err());
+    const impRows = rowsOf(await readFile(join(dir, 'out-imp', 'assignments.csv'), 'utf8'));
+    assert.deepEqual(
+      impRows
+        .slice(1)
+        .map((r) => r[0])
+        .sort(),
+      rows
+        .slice(1)
+        .map((r) => r[0])
+        .sort(),
+    );
+
+    const again = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(args, again), 1);
+    assert.match(again.err(), /by-cluster is not empty; .* --force/);
+    assert.equal(await main([...args, '--force', '--k', '2'], captureEnv(join(dir, 'cache'))), 0);
+    assert.equal((await tree(join(dir, 'by-cluster'))).filter((f) => f.endsWith('.png')).length, 15, 'the earlier clustering left nothing behind');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('cluster --images: class folders give labels, bad files fail naming them or are skipped with --skip-invalid, --copy-to links the files', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-cluster-images-'));
+  try {
+    const photos = join(dir, 'photos');
+    const set = randomImageSet(12, 10, 10, 1, 3, 2);
+    const want: string[] = [];
+    for (let i = 0; i < set.count; i++) {
+      const cls = set.labels[i] === 0 ? 'cats' : 'dogs';
+      await mkdir(join(photos, cls), { recursive: true });
+      await writeFile(join(photos, cls, `img,${i}.png`), png(set, i));
+      want.push(`${cls}/img,${i}.png`);
+    }
+    await writeFile(join(photos, 'cats', 'broken.png'), png(set, 0).subarray(0, 40));
+    await writeFile(join(photos, 'notes.txt'), 'not an image');
+    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    const base = ['cluster', '--encoder', join(dir, 'enc'), '--images', photos, '--k', '2', '--n-init', '2', '--out', join(dir, 'out')];
+
+    const strict = captureEnv(dir);
+    assert.equal(await main(base, strict), 1);
+    assert.match(strict.err(), /1 invalid file\(s\) in .*photos, nothing written \(--skip-invalid skips them\):\n  cats\/broken\.png: .* \[IMAGE_/);
+    assert.equal(await stat(join(dir, 'out')).catch(() => undefined), undefined, 'no output without --skip-invalid');
+
+    const env = captureEnv(dir);
+    assert.equal(await main([...base, '--skip-invalid', '--copy-to', join(dir, 'sorted'), '--json'], env), 0, env.err());
+    assert.match(env.err(), /skipped cats\/broken\.png: /);
+    const summary = JSON.parse(env.out()) as {
+      images: number;
+      skipped: { path: string }[];
+      ignored: { notImage: number };
+      results: Record<string, { accuracy: number }>;
+    };
+    assert.equal(summary.images, 12);
+    assert.deepEqual(
+      summary.skipped.map((s) => s.path),
+      ['cats/broken.png'],
+    );
+    assert.equal(summary.ignored.notImage, 1);
+    assert.ok(summary.results['encoder+kmeans'], 'class folders are scored');
+    const csv = await readFile(join(dir, 'out', 'assignments.csv'), 'utf8');
+    const lines = csv.trim().split('\n');
+    assert.equal(lines.length, 13);
+    // Paths with a comma are quoted; each row names its class folder.
+    for (const l of lines.slice(1)) assert.match(l, /^"(cats|dogs)\/img,\d+\.png",[01],[\d.e-]+,[01],(cats|dogs)$/);
+    const paths = lines.slice(1).map((l) => (/^"([^"]+)"/.exec(l) as RegExpExecArray)[1] as string);
+    assert.deepEqual([...paths].sort(), [...want].sort());
+    const placed = (await tree(join(dir, 'sorted'))).filter((f) => f.startsWith('cluster-'));
+    assert.deepEqual(placed.map((f) => f.slice('cluster-00/'.length)).sort(), [...want].sort(), 'every valid image exactly once');
+    // Hard links on one file system: the same inode, the original still in place.
+    const [one] = placed as [string];
+    const rel = one.slice('cluster-00/'.length);
+    assert.equal((await stat(join(dir, 'sorted', one))).ino, (await stat(join(photos, rel))).ino);
+    assert.ok((await stat(join(photos, rel))).isFile());
+
+    // embed --images: the codes with each file's path (CSV), or beside the .npy in FILE.paths.csv.
+    const emb = captureEnv(dir);
+    assert.equal(
+      await main(['embed', '--encoder', join(dir, 'enc'), '--images', photos, '--skip-invalid', '--out', join(dir, 'codes.csv')], emb),
+      0,
+      emb.err(),
+    );
+    assert.match(emb.out(), /12 codes of size 3 written to .*codes\.csv \(1 skipped\)/);
+    const codeLines = (await readFile(join(dir, 'codes.csv'), 'utf8')).trim().split('\n');
+    assert.equal(codeLines[0], 'path,code0,code1,code2,label,class');
+    assert.equal(codeLines.length, 13);
+    assert.match(codeLines[1] as string, /^"cats\/img,\d+\.png",(-?[\d.e+-]+,){3}0,cats$/);
+    assert.equal(
+      await main(['embed', '--encoder', join(dir, 'enc'), '--images', photos, '--skip-invalid', '--out', join(dir, 'codes.npy')], captureEnv(dir)),
+      0,
+    );
+    const pathsCsv = (await readFile(join(dir, 'codes.paths.csv'), 'utf8')).trim().split('\n');
+    assert.deepEqual(pathsCsv.slice(0, 1), ['path,label,class']);
+    assert.deepEqual(
+      pathsCsv.slice(1).map((l) => l.replace(/,[01],(cats|dogs)$/, '')),
+      codeLines.slice(1).map((l) => (/^("[^"]+")/.exec(l) as RegExpExecArray)[1]),
+    );
+
+    // An unlabelled (flat) folder: no scores, empty label and class columns.
+    const flat = join(dir, 'flat');
+    await mkdir(flat);
+    for (let i = 0; i < 4; i++) await link(join(photos, want[i] as string), join(flat, `${i}.png`));
+    const f = captureEnv(dir);
+    assert.equal(await main(['cluster', '--encoder', join(dir, 'enc'), '--images', flat, '--k', '2', '--out', join(dir, 'out-flat')], f), 0, f.err());
+    assert.match(f.out(), /no class folders: no accuracy to score/);
+    assert.match(await readFile(join(dir, 'out-flat', 'assignments.csv'), 'utf8'), /^path,cluster,distance,label,class\n0\.png,[01],[\d.e-]+,,\n/);
+
+    const usage = captureEnv(dir);
+    assert.equal(await main([...base, '--dataset', 'mnist'], usage), 2);
+    assert.match(usage.err(), /one of --dataset NAME\|PATH or --images DIR/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
