@@ -24,7 +24,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@cvc/*/*', '!@cvc/cli/testing'], message: 'import a package through its front door (src/index.ts; test harnesses: @cvc/cli/testing)' },
+            {
+              group: ['@cvc/*/*', '!@cvc/cli/testing', '!@cvc/data/testing'],
+              message: 'import a package through its front door (src/index.ts; test kits: @cvc/cli/testing, @cvc/data/testing)',
+            },
           ],
         },
       ],

@@ -51,7 +51,8 @@ if (values.child) {
   process.exit(code);
 }
 
-const { loadDataset, writeImageTree } = await import('../packages/data/dist/index.js');
+const { loadDataset } = await import('../packages/data/dist/index.js');
+const { writeImageTree } = await import('../packages/data/dist/testing.js');
 const ds = await loadDataset('fashion-mnist', { cacheDir: join(tmpdir(), 'cvc-bench-cache') });
 const classes = ds.classNames.map((c) => c.replace(/[^A-Za-z0-9-]+/g, '_'));
 const sizes = values.sizes.split(',').map(Number);

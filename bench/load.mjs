@@ -30,7 +30,7 @@ import { connectNats, createTaskQueue } from '../packages/messaging/dist/index.j
 import { CoordinatorClient } from '../services/worker/dist/index.js';
 import { initBackend } from '../packages/tfjs-runtime/dist/index.js';
 import { FoldTrainer } from '../packages/model/dist/index.js';
-import { randomImageSet } from '../packages/data/dist/index.js';
+import { randomImageSet } from '../packages/data/dist/testing.js';
 
 const { values } = parseArgs({
   options: {

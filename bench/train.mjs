@@ -23,7 +23,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '../packages/tfjs-runtime/dist/index.js';
 import { FoldTrainer, batchTensor, computeLoss } from '../packages/model/dist/index.js';
-import { randomImageSet, loadDataset, selectImages, stratifiedSubset } from '../packages/data/dist/index.js';
+import { loadDataset, selectImages, stratifiedSubset } from '../packages/data/dist/index.js';
+import { randomImageSet } from '../packages/data/dist/testing.js';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..');
 const { values } = parseArgs({

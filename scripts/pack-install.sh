@@ -36,9 +36,11 @@ npm pack --silent --pack-destination "$tarballs" $(printf -- '-w %s ' "${workspa
 ls -l "$tarballs"
 
 cd "$app"
-step "cd $app && npm init -y && npm install --prefer-offline --omit=optional $tarballs/*.tgz"
+step "cd $app && npm init -y && npm install --prefer-offline $tarballs/*.tgz"
 npm init -y >/dev/null
-npm install --no-audit --no-fund --prefer-offline --omit=optional "$tarballs"/*.tgz
+# Optional dependencies included: sharp's libvips binaries are optional packages per platform (TensorFlow's
+# native packages are optional too; their install fails without internet and npm goes on without them).
+npm install --no-audit --no-fund --prefer-offline "$tarballs"/*.tgz
 # Nothing may point back into the checkout.
 if find node_modules -type l -lname "$repo*" | grep -q .; then
   echo "pack-install: links into $repo:" >&2
@@ -75,6 +77,18 @@ echo "exit code $second"
 
 step npx cvc dataset import fashion-mnist --folds 2 --limit 500
 npx cvc dataset import fashion-mnist --folds 2 --limit 500
+step "an image folder (PNG written with the installed sharp): npx cvc dataset import ./photos --name photos --size 28x28 --channels 1"
+node --input-type=module -e '
+import sharp from "sharp";
+import { mkdirSync } from "node:fs";
+for (const cls of ["dark", "light"]) {
+  mkdirSync(`photos/${cls}`, { recursive: true });
+  for (let i = 0; i < 12; i++) {
+    const v = cls === "dark" ? 20 + i : 220 - i;
+    await sharp({ create: { width: 40, height: 32, channels: 3, background: { r: v, g: v, b: v } } }).png().toFile(`photos/${cls}/${i}.png`);
+  }
+}'
+npx cvc dataset import ./photos --name photos --size 28x28 --channels 1 --folds 2
 step npx cvc run submit --dataset fashion-mnist --model seed-mnist --folds 2 --epochs 1 --watch --json
 npx cvc run submit --dataset fashion-mnist --model seed-mnist --folds 2 --epochs 1 --watch --json >run.json
 node -e 'const r = JSON.parse(require("fs").readFileSync("run.json", "utf8")); console.log(`run ${r.id}: ${r.state}; folds ${r.folds.map((f) => `${f.fold}:${f.state}`).join(" ")}`); if (r.state !== "RUN_STATE_SUCCEEDED") process.exit(1)'

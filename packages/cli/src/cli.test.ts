@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomImageSet, writeIdxDataset } from '@cvc/data';
+import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
 import { main } from './index.js';
 import { captureEnv } from './testing.js';
 

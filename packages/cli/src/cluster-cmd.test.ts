@@ -4,7 +4,8 @@ import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { randomImageSet, writeIdxDataset, type ImageSet } from '@cvc/data';
+import { type ImageSet } from '@cvc/data';
+import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
 import { main } from './index.js';
 import { captureEnv } from './testing.js';

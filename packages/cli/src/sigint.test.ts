@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
-import { randomImageSet, writeIdxDataset } from '@cvc/data';
+import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
 import { FoldState, Run, RunServiceService, RunState, type GetRunRequest, RunEvent, type RunServiceServer, type WatchRunRequest } from '@cvc/proto';
 import { LOCK_FILE, pidAlive } from './local-lock.js';
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCifarBatch, encodeCifarBatch, randomImageSet, writeCifarDataset, loadDataset, DataError } from './index.js';
+import { parseCifarBatch, loadDataset, DataError } from './index.js';
+import { encodeCifarBatch, randomImageSet, writeCifarDataset } from './testing.js';
 
 test('CIFAR-10 records are converted from CHW to HWC', () => {
   const rec = new Uint8Array(3073);

@@ -6,7 +6,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { downloadFiles, downloadDataset, encodeCifarBatch, encodeTar, randomImageSet, loadDataset, DataError, DATASETS, type DatasetInfo } from './index.js';
+import { downloadFiles, downloadDataset, loadDataset, DataError, DATASETS, type DatasetInfo } from './index.js';
+import { encodeCifarBatch, encodeTar, randomImageSet } from './testing.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 

@@ -4,7 +4,8 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parseIdx, encodeIdx, randomImageSet, writeIdxDataset, loadDataset, DataError, IDX_FILES } from './index.js';
+import { parseIdx, loadDataset, DataError, IDX_FILES } from './index.js';
+import { encodeIdx, randomImageSet, writeIdxDataset } from './testing.js';
 
 const code = (c: string) => (err: unknown) => err instanceof DataError && err.code === c;
 

@@ -89,7 +89,8 @@ function cutShort(bytes: Uint8Array): boolean {
 function decodeError(err: unknown, name: string, bytes: Uint8Array): DataError {
   const message = err instanceof Error ? err.message : String(err);
   const classified = classify(message);
-  const code = classified === 'IMAGE_UNDECODABLE' && cutShort(bytes) ? 'IMAGE_TRUNCATED' : classified;
+  // The bytes decide first: libvips words the same cut-off file differently from run to run (where its reader stopped).
+  const code = classified !== 'IMAGE_EMPTY' && cutShort(bytes) ? 'IMAGE_TRUNCATED' : classified;
   return new DataError(code, `${REASONS[code] ?? 'cannot be decoded'} (${message})`, name, { cause: err });
 }
 

@@ -16,11 +16,11 @@ import {
   loadDataset,
   readSourcePaths,
   writeImageFolder,
-  writeImageTree,
   DataError,
   type Dataset,
   type DatasetManifest,
 } from './index.js';
+import { writeImageTree } from './testing.js';
 
 /**
  * Image folders from real Fashion-MNIST test images written as PNG and JPEG

@@ -30,7 +30,6 @@ export {
   type ImageFolderInfo,
 } from './manifest.js';
 export { directorySink, writeManifest, readManifestFile, readShardFile } from './fs-sink.js';
-export { randomImageSet, encodeIdx, writeIdxDataset, encodeCifarBatch, writeCifarDataset, encodeTar } from './fixtures.js';
 export { decodeImage, decodeImageBytes, probeImage, loadSharp, IMAGE_FITS, type ImageFit, type DecodeOptions, type ImageInfo } from './image-decode.js';
 export {
   listImageFolder,
@@ -52,4 +51,3 @@ export {
   type ImageFolderPlan,
 } from './image-import.js';
 export { mapOrdered } from './ordered-map.js';
-export { writeImageTree, type ImageTreeOptions } from './image-fixtures.js';

@@ -9,7 +9,6 @@ import {
   shardChunks,
   streamShardRecords,
   readShardStream,
-  randomImageSet,
   DataError,
   importDataset,
   directorySink,
@@ -18,6 +17,7 @@ import {
   readShardFile,
   type Dataset,
 } from './index.js';
+import { randomImageSet } from './testing.js';
 
 const code = (c: string) => (err: unknown) => err instanceof DataError && err.code === c;
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRng } from '@cvc/core';
-import { randomImageSet } from '@cvc/data';
+import { randomImageSet } from '@cvc/data/testing';
 import { convPathCounts, initBackend, kernelPathCounts, tf, wasmConvImpl } from '@cvc/tfjs-runtime';
 import { buildAutoencoder, computeLoss, FoldTrainer, modelConfigSchema, type ResolvedModelConfig } from './index.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '@cvc/core';
-import { randomImageSet } from '@cvc/data';
+import { randomImageSet } from '@cvc/data/testing';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
 import { FoldTrainer, ModelError, decodeCheckpoint, encodeCheckpoint, runFold } from './index.js';
 

@@ -1,6 +1,6 @@
 export { Coordinator, type CoordinatorDeps, type CoordinatorObserver } from './coordinator.js';
 export { CoordinatorError, FinalizeError, UploadsBusyError, type FinalizeCode, type Outcome } from './errors.js';
-export { exportRunArtifacts, holdExport, type ArtifactExporter, type ExportInput } from './export-artifacts.js';
+export { exportRunArtifacts, type ArtifactExporter, type ExportInput } from './export-artifacts.js';
 export { createGrpcServer, bindServer } from './grpc-server.js';
 export { toStatus } from './to-status.js';
 export { coordinatorConfigFromEnv, type CoordinatorConfig } from './config.js';

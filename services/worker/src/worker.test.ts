@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { throwIfAborted, type Logger } from '@cvc/core';
-import { importDataset, randomImageSet, type Dataset, type ImageSet } from '@cvc/data';
+import { importDataset, type Dataset, type ImageSet } from '@cvc/data';
+import { randomImageSet } from '@cvc/data/testing';
 import type { BatchProgress, EpochRecord, TrainConfigInput } from '@cvc/model';
 import {
   CheckpointKind,
