@@ -1,17 +1,13 @@
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { throwIfAborted } from '@cvc/core';
-import { loadDataset, type DataErrorCode, selectImages, stratifiedSubset, imageBytes, type ImageSet, type LocateOptions } from '@cvc/data';
+import { loadDataset, type ImageFolderProblem, selectImages, stratifiedSubset, imageBytes, type ImageSet, type LocateOptions } from '@cvc/data';
 import { embedImages } from '@cvc/model';
 import type { tf } from '@cvc/tfjs-runtime';
 import { recordPaths } from './assignments.js';
 
-/** A file left out of `--images --skip-invalid`, with why. */
-export interface SkippedImage {
-  readonly path: string;
-  readonly code: DataErrorCode;
-  readonly reason: string;
-}
+/** A file left out of `--images --skip-invalid`, with why (the import's own problem record). */
+export type SkippedImage = ImageFolderProblem;
 
 /** The codes of a set of images under an encoder, with where each image came from. */
 export interface EmbeddedImages {

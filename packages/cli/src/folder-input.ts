@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { throwIfAborted } from '@cvc/core';
-import { DataError, decodeImage, listImageFolder, type ImageFit, type ImageSet } from '@cvc/data';
+import { DataError, decodeImage, InvalidImagesError, listImageFolder, type ImageFit, type ImageSet } from '@cvc/data';
 import { embedImages } from '@cvc/model';
 import type { tf } from '@cvc/tfjs-runtime';
 import { UsageError } from './errors.js';
@@ -24,19 +24,6 @@ export interface FolderOptions {
 /** Images decoded at once (libvips decodes on the libuv thread pool). */
 const DECODE_CONCURRENCY = 8;
 
-/** The bad files of an `--images` folder without `--skip-invalid`: each named with its reason; nothing is written. */
-export class InvalidFolderImagesError extends DataError {
-  readonly problems: readonly SkippedImage[];
-
-  constructor(dir: string, problems: readonly SkippedImage[]) {
-    const first = problems[0] as SkippedImage;
-    const shown = problems.slice(0, 20).map((p) => `  ${p.path}: ${p.reason} [${p.code}]`);
-    if (problems.length > shown.length) shown.push(`  ... and ${problems.length - shown.length} more`);
-    super(first.code, `${problems.length} invalid file(s) in ${dir}, nothing written (--skip-invalid skips them):\n${shown.join('\n')}`);
-    this.problems = problems;
-  }
-}
-
 /** The reason of a DataError without its leading `file: `. */
 const reasonOf = (e: DataError): string => (e.file !== undefined && e.message.startsWith(`${e.file}: `) ? e.message.slice(e.file.length + 2) : e.message);
 
@@ -46,7 +33,7 @@ const reasonOf = (e: DataError): string => (e.file !== undefined && e.message.st
  * resized to the encoder's input shape and embedded a batch at a time, so
  * memory holds the codes and one batch of pixels (all pixels only with
  * `keepPixels`). Bad files (undecodable, truncated, empty, a link loop or
- * out of the folder) fail the whole call with an InvalidFolderImagesError
+ * out of the folder) fail the whole call with an InvalidImagesError
  * listing each, or with `skipInvalid` are left out and listed in `skipped`,
  * as the import does.
  */
@@ -100,7 +87,7 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
       detail: 'images',
     });
   }
-  if (!opts.skipInvalid && skipped.length > 0) throw new InvalidFolderImagesError(opts.dir, skipped);
+  if (!opts.skipInvalid && skipped.length > 0) throw new InvalidImagesError(opts.dir, skipped, 'nothing written');
   const count = paths.length;
   if (count === 0) throw new DataError('IMAGE_FOLDER_EMPTY', `no image could be read (${skipped.length} skipped)`, opts.dir);
   const data = new Float32Array(count * d);

@@ -45,15 +45,19 @@ export interface ImageImportHooks {
   readonly onSkip?: (problem: ImageFolderProblem) => void;
 }
 
-/** Every invalid file of a folder, when the import was not told to skip them. Nothing is written. */
+/**
+ * Every invalid file of a folder, when the command (an import, or embed and
+ * cluster of `--images`) was not told to skip them; each is named with its
+ * reason, at most 20 listed. Nothing is written (`outcome` says so).
+ */
 export class InvalidImagesError extends DataError {
   readonly problems: readonly ImageFolderProblem[];
 
-  constructor(root: string, problems: readonly ImageFolderProblem[]) {
+  constructor(root: string, problems: readonly ImageFolderProblem[], outcome = 'nothing imported') {
     const first = problems[0] as ImageFolderProblem;
     const shown = problems.slice(0, 20).map((p) => `  ${p.path}: ${p.reason} [${p.code}]`);
     if (problems.length > shown.length) shown.push(`  ... and ${problems.length - shown.length} more`);
-    super(first.code, `${problems.length} invalid file(s) in ${root}, nothing imported (--skip-invalid skips them):\n${shown.join('\n')}`);
+    super(first.code, `${problems.length} invalid file(s) in ${root}, ${outcome} (--skip-invalid skips them):\n${shown.join('\n')}`);
     this.problems = problems;
   }
 }
