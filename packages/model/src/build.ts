@@ -76,7 +76,8 @@ export function buildAutoencoder(config: ResolvedModelConfig, opts: { name?: str
   const hidden = decoderDense(config);
   for (const [i, units] of hidden.entries()) apply(dense(`dec_dense${i + 1}`, units, config.denseActivation));
   // seed-cifar named its projection dec_dense2 (it shared seed-mnist's code path); its checkpoints keep that name.
-  const projection = config.naming === 'seed-cifar' ? 'dec_dense2' : `dec_dense${hidden.length + 1}`;
+  // With hidden decoder layers that name could clash, so it applies only where seed-cifar had none.
+  const projection = config.naming === 'seed-cifar' && hidden.length === 0 ? 'dec_dense2' : `dec_dense${hidden.length + 1}`;
   apply(dense(projection, h * w * last, config.flattenActivation === 'linear' ? 'linear' : config.flattenActivation));
   apply(tf.layers.reshape({ name: 'dec_reshape', targetShape: [h, w, last] }));
   for (const [j, b] of decoderBlocks(config).entries()) {

@@ -170,7 +170,40 @@ function checkGeometry(c: Resolved, ctx: z.RefinementCtx): void {
   }
   if (c.outputKernel > Math.max(input.height, input.width)) {
     ctx.addIssue({ code: 'custom', path: ['outputKernel'], message: `kernel ${c.outputKernel} is larger than the ${input.height}x${input.width} output` });
+    return;
   }
+  const params = parameterCount(c, input.channels, h * w);
+  if (params > MAX_PARAMETERS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [],
+      message: `the network would have ${params.toExponential(2)} weights, more than the ${MAX_PARAMETERS.toExponential(0)} a worker is given (fewer filters, a smaller code or more pooling)`,
+    });
+  }
+}
+
+/** The most weights a configuration may have (200 M, 800 MB of float32 before Adam's two moments): a larger one would exhaust a worker, attempt after attempt. */
+export const MAX_PARAMETERS = 200_000_000;
+
+/** Trainable weights of the network (convolutions, dense layers and biases; batch-norm's few left out), computed from the config alone. */
+function parameterCount(c: Resolved, channels: number, bottleneckPixels: number): number {
+  let n = 0;
+  let cin = channels;
+  for (const b of c.encoder) {
+    n += b.kernel * b.kernel * cin * b.filters + b.filters;
+    cin = b.filters;
+  }
+  const flat = bottleneckPixels * cin;
+  let units = flat;
+  for (const d of [...c.dense, c.codeSize, ...decoderDense(c), flat]) {
+    n += units * d + d;
+    units = d;
+  }
+  for (const b of decoderBlocks(c)) {
+    n += b.kernel * b.kernel * cin * b.filters + b.filters;
+    cin = b.filters;
+  }
+  return n + c.outputKernel * c.outputKernel * cin * channels + channels;
 }
 
 /**
