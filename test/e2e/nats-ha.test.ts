@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { FoldState, RunState, type Run } from '@cvc/proto';
 import { startLocalCluster } from '@cvc/cli/testing';
 import type { NatsClusterNode } from '@cvc/messaging';
@@ -20,6 +21,19 @@ async function streamsOn(node: NatsClusterNode): Promise<Map<string, StreamDetai
   const res = await fetch(`http://127.0.0.1:${node.monitorPort}/jsz?accounts=true&streams=true&config=true&consumers=true`);
   const body = (await res.json()) as { account_details?: { stream_detail?: StreamDetail[] }[] };
   return new Map((body.account_details ?? []).flatMap((a) => a.stream_detail ?? []).map((s) => [s.name, s]));
+}
+
+/**
+ * The run, or undefined while the coordinator answers UNAVAILABLE: while a node is down or a leader is being
+ * elected, a KV read can time out, and UNAVAILABLE is the coordinator telling clients to retry.
+ */
+async function pollRun(c: ReturnType<typeof runClient>, runId: string): Promise<Run | undefined> {
+  try {
+    return await getRun(c, runId);
+  } catch (err) {
+    if ((err as ServiceError).code === status.UNAVAILABLE) return undefined;
+    throw err;
+  }
 }
 
 const totalReports = (r: Run): number => r.folds.reduce((n, f) => n + f.epochReports, 0);
@@ -57,10 +71,11 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
     // 1. A node that is not the meta leader dies once epochs are being reported.
     const first = await until(
       'an epoch reported',
-      () => getRun(c, runId),
-      (r) => totalReports(r) >= 1,
+      () => pollRun(c, runId),
+      (r): r is Run => r !== undefined && totalReports(r) >= 1,
       180_000,
     );
+    assert.ok(first);
     assert.ok(!ended(first), 'the first kill lands mid-run');
     const leader0 = await nats.metaLeader();
     const follower = nats.nodes.find((n) => n.name !== leader0);
@@ -69,10 +84,11 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
     // With 2 of 3 up the cluster keeps quorum: training goes on.
     const withOneDown = await until(
       'another epoch reported with one node down',
-      () => getRun(c, runId),
-      (r) => totalReports(r) > totalReports(first),
+      () => pollRun(c, runId),
+      (r): r is Run => r !== undefined && totalReports(r) > totalReports(first),
       180_000,
     );
+    assert.ok(withOneDown);
     // Quorum allows one loss at a time: the follower is back and caught up before the leader goes.
     await follower.start();
     assert.ok(await follower.healthy(), `${follower.name} rejoined and caught up`);
@@ -81,7 +97,13 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
     const leaderName = await nats.metaLeader();
     const leader = nats.nodes.find((n) => n.name === leaderName);
     assert.ok(leader, `meta leader ${leaderName} is a node`);
-    const atLeaderKill = await getRun(c, runId);
+    const atLeaderKill = await until(
+      'the run, before the leader is killed',
+      () => pollRun(c, runId),
+      (r): r is Run => r !== undefined,
+      60_000,
+    );
+    assert.ok(atLeaderKill);
     assert.ok(!ended(atLeaderKill) && totalReports(atLeaderKill) < folds * epochs, 'the second kill lands mid-run, with epochs left to report');
     await leader.kill();
     t.diagnostic(
@@ -97,7 +119,7 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
 
     const done = await until(
       'the run to finish',
-      () => getRun(c, runId).catch(() => undefined),
+      () => pollRun(c, runId),
       (r) => r !== undefined && ended(r),
       300_000,
     );
