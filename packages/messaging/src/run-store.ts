@@ -25,8 +25,13 @@ export interface DocStore<T> {
   /** Applies `fn` to the current value with compare-and-set, retrying on conflicts. Returns the new value. */
   update(key: string, fn: (current: T) => T): Promise<Versioned<T>>;
   keys(): Promise<string[]>;
-  /** Calls `onChange` with each new value of `key` until the returned stop() is called. */
-  watch(key: string, onChange: (value: T) => void): Promise<() => void>;
+  /**
+   * Calls `onChange` with each new value of `key` until the returned stop()
+   * is called. `onEnd` is told when the watch ends by itself (the connection
+   * closed, the watch's consumer went with a server, or a value could not be
+   * read or handled): the caller decides whether to watch again.
+   */
+  watch(key: string, onChange: (value: T) => void, onEnd?: (err?: unknown) => void): Promise<() => void>;
 }
 
 /** Options of {@link createDocStore}. */
@@ -89,12 +94,21 @@ export async function createDocStore<T>(nc: NatsConnection, bucket: string, opts
       for await (const k of await kv.keys()) out.push(k);
       return out.sort();
     },
-    watch: async (key, onChange) => {
+    watch: async (key, onChange, onEnd) => {
       const it = await kv.watch({ key });
+      let stopped = false;
       void (async () => {
-        for await (const e of it) if (e.operation === 'PUT' && e.value.length > 0) onChange(dec(e.value));
+        try {
+          for await (const e of it) if (e.operation === 'PUT' && e.value.length > 0) onChange(dec(e.value));
+          if (!stopped) onEnd?.();
+        } catch (err) {
+          if (!stopped) onEnd?.(err);
+        }
       })();
-      return () => it.stop();
+      return () => {
+        stopped = true;
+        it.stop();
+      };
     },
   };
 }

@@ -37,8 +37,10 @@ export function createDatasetCatalog(store: ObjectStore): DatasetCatalog {
   const read = async (dataset: string): Promise<Index> => {
     const key = layout.datasetIndex(dataset);
     if (!(await store.stat(key))) return { dataset, imports: [] };
+    // Read outside the try: an unreachable store (UNAVAILABLE) is not a corrupt index.
+    const bytes = await store.getBytes(key);
     try {
-      return JSON.parse(new TextDecoder().decode(await store.getBytes(key))) as Index;
+      return JSON.parse(new TextDecoder().decode(bytes)) as Index;
     } catch (err) {
       throw new StorageError('CATALOG_CORRUPT', 'dataset index is not valid JSON', key, { cause: err });
     }

@@ -24,6 +24,8 @@ export interface MemoryDocStore<T> extends DocStore<T> {
   put(key: string, value: T): number;
   /** Compare-and-set conflicts seen by `update` so far (each one retried). */
   readonly conflicts: number;
+  /** Ends every live watch of `key` by itself, as a lost connection does: each watcher's `onEnd` gets `err`. */
+  endWatches(key: string, err?: unknown): void;
 }
 
 const MAX_ATTEMPTS = 50;
@@ -32,6 +34,7 @@ const MAX_ATTEMPTS = 50;
 export function createMemoryDocStore<T>(): MemoryDocStore<T> {
   const docs = new Map<string, { json: string; revision: number }>();
   const watchers = new Map<string, Set<(value: T) => void>>();
+  const enders = new Map<string, Set<(err?: unknown) => void>>();
   const interference = new Map<string, ((current: T) => T)[]>();
   const faults: FaultPlan<DocStoreOp> = new Map();
   let revision = 0;
@@ -93,7 +96,7 @@ export function createMemoryDocStore<T>(): MemoryDocStore<T> {
       await Promise.resolve();
       return [...docs.keys()].sort();
     },
-    watch: async (key, onChange) => {
+    watch: async (key, onChange, onEnd) => {
       fault('watch');
       await Promise.resolve();
       let set = watchers.get(key);
@@ -104,12 +107,25 @@ export function createMemoryDocStore<T>(): MemoryDocStore<T> {
         if (live) onChange(v);
       };
       set.add(w);
+      const end = (err?: unknown): void => {
+        if (!live) return;
+        live = false;
+        set.delete(w);
+        onEnd?.(err);
+      };
+      const ends = enders.get(key) ?? new Set();
+      enders.set(key, ends.add(end));
       const first = docs.get(key);
       if (first) queueMicrotask(() => w(JSON.parse(first.json) as T));
       return () => {
         live = false;
         set.delete(w);
+        ends.delete(end);
       };
+    },
+    endWatches: (key, err) => {
+      for (const end of [...(enders.get(key) ?? [])]) end(err);
+      enders.delete(key);
     },
     conflictOnce: (key, w) => {
       const list = interference.get(key) ?? [];

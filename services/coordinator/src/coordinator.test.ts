@@ -267,6 +267,38 @@ test('each attempt gets a new token; a stale token is refused; the new attempt r
   await assert.rejects(c.reportEpoch(a1, epoch(2)), outcome('FAILED_PRECONDITION'));
 });
 
+test('FinishFold with a NaN, infinite or negative metric is INVALID_ARGUMENT naming it, and the fold stays running', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec({ epochs: 1 }));
+  const a = await start(c, id, 0);
+  for (const [bad, field] of [
+    [{ val: evalOf(Number.NaN) }, /val\.loss/],
+    [{ test: EvalMetrics.fromPartial({ loss: 0.1, mse: Number.POSITIVE_INFINITY }) }, /test\.mse/],
+    [{ train: evalOf(-0.5) }, /train: loss and mse must be >= 0/],
+  ] as const) {
+    await assert.rejects(
+      c.finishFold({ attempt: a, bestEpoch: 1, ...bad }),
+      (e: unknown) => outcome('INVALID_ARGUMENT')(e) && field.test((e as Error).message),
+    );
+  }
+  assert.equal((await c.getRun(id)).folds[0]?.state, FoldState.FOLD_STATE_RUNNING);
+  await c.finishFold({ attempt: a, bestEpoch: 1, train: evalOf(0.2), val: evalOf(0.2), test: evalOf(0.2) });
+  assert.equal((await c.getRun(id)).folds[0]?.state, FoldState.FOLD_STATE_SUCCEEDED);
+});
+
+test('a run watch whose KV watch ends under it (NATS gone) fails UNAVAILABLE, so the client watches again, instead of hanging', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  const events: RunEvent[] = [];
+  const watching = c.watchRun(id, (e) => events.push(e), new AbortController().signal);
+  await new Promise((r) => setTimeout(r, 5));
+  w.runs.endWatches(runKey(id), new Error('connection closed'));
+  await assert.rejects(watching, (e: unknown) => outcome('UNAVAILABLE')(e) && /connection closed; watch again/.test((e as Error).message));
+  assert.ok(events.length >= 1, 'the current state was sent first');
+});
+
 test('a repeated epoch report is counted once; progress is kept while running and cleared when the fold ends', T, async () => {
   const w = await world();
   const c = w.coordinator();
@@ -436,7 +468,7 @@ test('a coordinator that dies inside the export: a new one over the same stores 
   assert.equal((await dying.getRun(id)).state, RunState.RUN_STATE_FINALIZING);
 
   const restarted = w.coordinator();
-  assert.deepEqual(await restarted.recover(), { finalizing: [id], cancelling: [] });
+  assert.deepEqual(await restarted.recover(), { finalizing: [id], cancelling: [], requeued: [] });
   await restarted.idle();
   await dying.close();
   const done = await restarted.getRun(id);
@@ -479,10 +511,30 @@ test('finalize() is idempotent: a retry after a failed final write writes the sa
   assert.deepEqual(w.store.object(`runs/${id}/summary.json`)?.bytes, once, 'the same summary both times');
   const puts = w.store.puts;
   assert.equal((await c.finalize(id)).state, RunState.RUN_STATE_SUCCEEDED);
-  assert.deepEqual(await c.recover(), { finalizing: [], cancelling: [] });
+  assert.deepEqual(await c.recover(), { finalizing: [], cancelling: [], requeued: [] });
   await c.idle();
   assert.equal(w.store.puts, puts, 'an ended run is not finalised again');
   assert.deepEqual(w.exported, [id, id]);
+});
+
+test('recover({ requeue }) on start publishes the never-started folds of a submission cut short before its tasks were all queued', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  const a = await start(c, id, 0);
+  assert.ok(a.token);
+  // As a coordinator that died between recording the run and publishing its tasks leaves it: fold 1's task never made it.
+  const lost = createMemoryTaskQueue({ maxDeliver: 3 });
+  const restarted = new Coordinator({ store: w.store, queue: lost, runs: w.runs, finalizeRetry: { initialMs: 1, maxMs: 4 } });
+  assert.deepEqual(
+    await restarted.recover({ requeue: true }),
+    { finalizing: [], cancelling: [], requeued: [`${id}.1`] },
+    'the started fold 0 is not queued again',
+  );
+  assert.deepEqual((await lost.next(1))?.task, { runId: id, fold: 1 });
+  // Published once: a second start finds it deduplicated, and the periodic sweep (no requeue) never publishes.
+  assert.deepEqual((await restarted.recover({ requeue: true })).requeued, []);
+  assert.deepEqual((await restarted.recover()).requeued, []);
 });
 
 test('recover() finalises a run the old code left RUNNING with every fold ended, and leaves running runs alone', T, async () => {
@@ -504,7 +556,7 @@ test('recover() finalises a run the old code left RUNNING with every fold ended,
     },
   });
   const restarted = w.coordinator();
-  assert.deepEqual(await restarted.recover(), { finalizing: [id], cancelling: [] });
+  assert.deepEqual(await restarted.recover(), { finalizing: [id], cancelling: [], requeued: [] });
   await restarted.idle();
   const done = await restarted.getRun(id);
   assert.equal(done.state, RunState.RUN_STATE_FAILED);
@@ -573,7 +625,7 @@ test('an interrupted cancel (clean-up failed, coordinator gone) is completed by 
   assert.equal(w.store.object(`runs/${id}/summary.json`), undefined);
 
   const restarted = w.coordinator();
-  assert.deepEqual(await restarted.recover(), { finalizing: [], cancelling: [id] });
+  assert.deepEqual(await restarted.recover(), { finalizing: [], cancelling: [id], requeued: [] });
   await restarted.idle();
   const done = await restarted.getRun(id);
   assert.equal(done.state, RunState.RUN_STATE_CANCELLED);

@@ -257,11 +257,23 @@ export class Coordinator {
       };
       signal.addEventListener('abort', done, { once: true });
       this.runs
-        .watch(runKey(runId), (value) => {
-          const run = decodeDoc(value).run;
-          send({ run, reason: 'update' });
-          if (FINAL_RUN_STATES.includes(run.state)) done();
-        })
+        .watch(
+          runKey(runId),
+          (value) => {
+            const run = decodeDoc(value).run;
+            send({ run, reason: 'update' });
+            if (FINAL_RUN_STATES.includes(run.state)) done();
+          },
+          // The watch ended under us (NATS went away, a bad value): the client is told to retry, never left hanging.
+          (err) => {
+            stop = undefined;
+            reject(
+              new CoordinatorError('UNAVAILABLE', `watching run ${runId} stopped${err === undefined ? '' : `: ${describeError(err)}`}; watch again`, {
+                cause: err,
+              }),
+            );
+          },
+        )
         .then((s) => {
           stop = s;
           if (signal.aborted) s();
@@ -457,6 +469,22 @@ export class Coordinator {
   async finishFold(req: FinishFoldRequest): Promise<void> {
     const a = req.attempt;
     if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
+    // A NaN would be stored as null and read back as 0: the "best" fold. Refused like an epoch report's.
+    for (const [split, m] of [
+      ['train', req.train],
+      ['val', req.val],
+      ['test', req.test],
+    ] as const) {
+      if (!m) continue;
+      for (const [field, v] of [
+        ['loss', m.loss],
+        ['mse', m.mse],
+        ['cosine', m.cosine ?? 0],
+      ] as const) {
+        if (!Number.isFinite(v)) throw new CoordinatorError('INVALID_ARGUMENT', `${split}.${field} must be a finite number, got ${v}`);
+      }
+      if (m.loss < 0 || m.mse < 0) throw new CoordinatorError('INVALID_ARGUMENT', `${split}: loss and mse must be >= 0 (loss ${m.loss}, mse ${m.mse})`);
+    }
     const doc = await this.mutate(a.runId, `fold ${a.fold} finished`, (d) => {
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
@@ -597,11 +625,14 @@ export class Coordinator {
   /**
    * On start: finalises every FINALIZING run, completes every CANCELLING
    * run, and finalises runs left RUNNING or PENDING with every fold ended
-   * (by a coordinator that stopped in between). Returns the runs taken up;
+   * (by a coordinator that stopped in between). With `requeue` (on start),
+   * the never-started folds of a pending or running run are published again
+   * (deduplicated by message id), so a submission cut short between recording
+   * the run and publishing its tasks still runs. Returns the runs taken up;
    * the work goes on in the background (`idle()` waits for it).
    */
-  async recover(): Promise<{ finalizing: string[]; cancelling: string[] }> {
-    const out = { finalizing: [] as string[], cancelling: [] as string[] };
+  async recover(opts: { requeue?: boolean } = {}): Promise<{ finalizing: string[]; cancelling: string[]; requeued: string[] }> {
+    const out = { finalizing: [] as string[], cancelling: [] as string[], requeued: [] as string[] };
     for (const key of await this.runs.keys()) {
       try {
         const v = await this.runs.get(key);
@@ -621,13 +652,19 @@ export class Coordinator {
         if (run.state === RunState.RUN_STATE_FINALIZING) {
           out.finalizing.push(run.id);
           this.schedule(run.id, 'finalize');
+        } else if (opts.requeue && (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING)) {
+          for (const f of run.folds) {
+            if (f.state !== FoldState.FOLD_STATE_PENDING || f.attempts > 0) continue;
+            const { duplicate } = await this.queue.enqueue({ runId: run.id, fold: f.fold });
+            if (!duplicate) out.requeued.push(`${run.id}.${f.fold}`);
+          }
         }
       } catch (err) {
         // One unreadable document must not keep the others from being recovered.
         this.logger.error('cannot recover run', { key, error: describeError(err) });
       }
     }
-    if (out.finalizing.length + out.cancelling.length > 0) this.logger.info('recovering runs', out);
+    if (out.finalizing.length + out.cancelling.length + out.requeued.length > 0) this.logger.info('recovering runs', out);
     return out;
   }
 

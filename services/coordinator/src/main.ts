@@ -12,6 +12,9 @@ import { exportRunArtifacts, holdExport } from './export-artifacts.js';
 import { bindServer, createGrpcServer } from './grpc-server.js';
 import type { RunDoc } from './run-doc.js';
 
+/** How often the running coordinator looks for runs left finalising or cancelling with nobody finishing them (ms). */
+const RECOVER_SWEEP_MS = 60_000;
+
 /** Starts the coordinator process; stops cleanly on SIGTERM/SIGINT. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const cfg = coordinatorConfigFromEnv(env);
@@ -81,8 +84,15 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
   for (const r of await coordinator.listRuns()) latest.set(r.id, r);
   recount();
-  // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the background.
-  await coordinator.recover();
+  // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the
+  // background, and folds of a submission cut short before their tasks were all published are queued.
+  await coordinator.recover({ requeue: true });
+  // And again every minute while running: a FinishFold whose KV write landed but whose answer was lost (a NATS
+  // leader election) leaves a run FINALIZING with nobody to finish it until the next start otherwise.
+  const sweep = setInterval(() => {
+    coordinator.recover().catch((err: unknown) => logger.warn('recovery sweep failed; next one in a minute', { error: describeError(err) }));
+  }, RECOVER_SWEEP_MS);
+  sweep.unref();
   const stopGivenUp = queue.onGivenUp(
     (task, deliveries) => coordinator.onTaskGivenUp(task, deliveries),
     (err, task) => logger.error('recording a task that exhausted its deliveries failed', { run: task?.runId, fold: task?.fold, error: describeError(err) }),
@@ -115,10 +125,14 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const shutdown = (sig: string): void => {
     logger.info('shutting down', { signal: sig });
     stopGivenUp();
-    void coordinator.close();
+    clearInterval(sweep);
     void metricsServer.close();
+    // Background finalisation is stopped and awaited before NATS closes (it is idempotent: a restart redoes it).
     server.tryShutdown(() => {
-      void nc.close().finally(() => process.exit(0));
+      void coordinator
+        .close()
+        .finally(() => nc.close())
+        .finally(() => process.exit(0));
     });
     setTimeout(() => process.exit(0), 5000).unref();
   };

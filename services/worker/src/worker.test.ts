@@ -516,6 +516,17 @@ test('a failed attempt on the last delivery: failFold(final=true) and the task i
   assert.equal(s.queue.record(task)?.state, 'termed');
 });
 
+test("on the last delivery a FailFold the coordinator never recorded: the task is nak'ed (max_deliver then gives the fold up), not termed", async () => {
+  const s = setup({ maxDeliver: 1, coordinator: new FakeCoordinator().fail('failFold', grpcError(status.UNAVAILABLE, 'coordinator down')) });
+  s.trainers.onBatch = () => {
+    throw new Error('out of memory');
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.settled.length, 1);
+  assert.equal(s.settled[0]?.how, 'nak', 'a term would raise no max-deliveries advisory and leave the fold open');
+});
+
 test('a failing failFold is logged, and the task is still handed back', async () => {
   const s = setup({
     coordinator: new FakeCoordinator()

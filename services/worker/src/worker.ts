@@ -249,12 +249,19 @@ export class Worker {
         const final = d.delivery >= d.maxDeliver;
         this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
         this.deps.onAttempt?.(err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' ? 'nan_loss' : 'failed');
-        // The task is handed back below either way; a lost FailFold only loses the error text, so it is logged, not thrown.
-        if (attempt)
-          await this.deps.coordinator
-            .failFold({ attempt, error: describeError(err), final })
-            .catch((e: unknown) => this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) }));
-        if (final) d.term(describeError(err));
+        // A lost FailFold is logged, not thrown. On the last delivery the task is termed only once the
+        // coordinator has recorded the failure: otherwise it is nak'ed, which exhausts max_deliver, and the
+        // coordinator's given-up handler marks the fold failed (a term raises no advisory: the fold would stay open).
+        const recorded =
+          attempt !== undefined &&
+          (await this.deps.coordinator.failFold({ attempt, error: describeError(err), final }).then(
+            () => true,
+            (e: unknown) => {
+              this.logger.warn('reporting the failed attempt failed', { ...log, error: describeError(e) });
+              return false;
+            },
+          ));
+        if (final && recorded) d.term(describeError(err));
         else d.nak(backoffDelay(d.delivery, { initialDelayMs: 2000, maxDelayMs: 30_000 }, (this.deps.random ?? Math.random)()));
       }
     } finally {
