@@ -609,6 +609,14 @@ export class Coordinator {
         return;
       } catch (err) {
         if (signal.aborted) return;
+        if (err instanceof CoordinatorError && err.outcome === 'NOT_FOUND') {
+          // The run's document is gone: there is nothing left to finish, now or later.
+          this.logger.error(
+            kind === 'finalize' ? 'finalising run abandoned: the run no longer exists' : 'cancel clean-up abandoned: the run no longer exists',
+            { run: runId },
+          );
+          return;
+        }
         const wait = Math.round(backoff.next());
         this.logger.warn(kind === 'finalize' ? 'finalising run failed; retrying' : 'cancel clean-up failed; retrying', {
           run: runId,
