@@ -396,6 +396,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
         {
           force: values['force'] === true,
           ...(input.root !== undefined ? { sourceRoot: input.root } : {}),
+          ...(signal ? { signal } : {}),
           onImage: (done, total) => bars.set('copy', { label: `arranging into ${copyTo}`, value: done, total, detail: 'images' }),
         },
       );
