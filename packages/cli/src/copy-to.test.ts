@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterFolder, copyToClusters, COPY_MARKER } from './copy-to.js';
+import { CancelledError } from '@cvc/core';
 import { OutputError } from './errors.js';
 
 async function tree(dir: string): Promise<string[]> {
@@ -92,6 +94,36 @@ test('copyToClusters writes records without a source file as PNG', async () => {
     const r = await copyToClusters([{ cluster: 1, dest: 'test/00004.png', png: () => Uint8Array.from([1, 2, 3]) }], 2, join(dir, 'o'));
     assert.equal(r.written, 1);
     assert.deepEqual([...(await readFile(join(dir, 'o', 'cluster-01', 'test', '00004.png')))], [1, 2, 3]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('copyToClusters lists every file in the marker before placing any, stops on an abort, and then lists what it placed', async () => {
+  const { dir, src } = await photos();
+  try {
+    const out = join(dir, 'out');
+    const ac = new AbortController();
+    const listedMidway: string[][] = [];
+    await assert.rejects(
+      copyToClusters(placed(src, [0, 1, 1]), 2, out, {
+        signal: ac.signal,
+        onImage: (done) => {
+          if (done === 1) {
+            // What a run killed here (a second Ctrl-C) would leave behind.
+            listedMidway.push((JSON.parse(readFileSync(join(out, COPY_MARKER), 'utf8')) as { files: string[] }).files);
+            ac.abort();
+          }
+        },
+      }),
+      (err: unknown) => err instanceof CancelledError,
+    );
+    assert.deepEqual(listedMidway[0]?.sort(), ['cluster-00/cat/1.png', 'cluster-01/dog/1.png', 'cluster-01/dog/2.png']);
+    assert.deepEqual(await tree(out), [COPY_MARKER, 'cluster-00/cat/1.png']);
+    assert.deepEqual((JSON.parse(await readFile(join(out, COPY_MARKER), 'utf8')) as { files: string[] }).files, ['cluster-00/cat/1.png']);
+    // --force takes over from there.
+    await copyToClusters(placed(src, [0, 1, 1]), 2, out, { force: true });
+    assert.deepEqual(await tree(out), [COPY_MARKER, 'cluster-00/cat/1.png', 'cluster-01/dog/1.png', 'cluster-01/dog/2.png']);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { copyFile, link, lstat, mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
-import { describeError, isFileNotFound } from '@cvc/core';
+import { describeError, isFileNotFound, throwIfAborted } from '@cvc/core';
 import { OutputError } from './errors.js';
 
 /** The file in a `--copy-to` folder that lists what cvc wrote there (so `--force` replaces only its own files). */
@@ -23,6 +23,8 @@ export interface CopyToOptions {
   readonly force?: boolean;
   /** The image folder: a target inside it is refused (a later listing would pick the copies up). */
   readonly sourceRoot?: string;
+  /** Checked before each image: an abort stops the placing (the marker then lists what was placed). */
+  readonly signal?: AbortSignal;
   /** Called after each image (progress). */
   readonly onImage?: (done: number, total: number) => void;
 }
@@ -92,6 +94,13 @@ const exists = async (p: string): Promise<boolean> => {
   }
 };
 
+/** Replaces ROOT's marker (atomically: a temp file renamed over it) with `files`. */
+async function writeMarker(root: string, k: number, files: readonly string[]): Promise<void> {
+  const tmp = join(root, `${COPY_MARKER}.tmp`);
+  await writeFile(tmp, JSON.stringify({ format: 'cvc-clusters', k, files }, null, 1) + '\n');
+  await rename(tmp, join(root, COPY_MARKER));
+}
+
 /** Hard-links `src` to `dest`, or copies it where a link cannot be made; never replaces `dest`. */
 async function linkOrCopy(src: string, dest: string): Promise<'linked' | 'copied'> {
   try {
@@ -111,7 +120,11 @@ async function linkOrCopy(src: string, dest: string): Promise<'linked' | 'copied
  * allows, copies elsewhere. Nothing is moved, and no existing file is ever
  * overwritten: a non-empty target is refused unless `force`, and then only
  * the files a previous run listed in `.cvc-clusters.json` are replaced. Every
- * destination is checked before anything is written.
+ * destination is checked before anything is written, and the marker lists
+ * every file about to be placed before the first one is, so even a run killed
+ * midway (a second Ctrl-C) leaves only files a later `--force` may replace;
+ * at the end (or on an abort through `opts.signal`) it is rewritten with what
+ * was placed.
  */
 export async function copyToClusters(images: readonly PlacedImage[], k: number, target: string, opts: CopyToOptions = {}): Promise<CopyToResult> {
   const root = resolve(target);
@@ -136,6 +149,10 @@ export async function copyToClusters(images: readonly PlacedImage[], k: number, 
         `${join(target, rel)} exists and was not written by cvc; it is never overwritten (choose an empty --copy-to folder)`,
       );
   }
+  throwIfAborted(opts.signal, `--copy-to ${target}`);
+  await mkdir(root, { recursive: true });
+  // Before anything changes: the marker claims the files of the run before and all those about to be placed.
+  await writeMarker(root, k, [...new Set([...previous, ...planned])]);
   // Our own files from the run before: removed, with the folders they leave empty.
   for (const rel of previous) {
     try {
@@ -153,13 +170,13 @@ export async function copyToClusters(images: readonly PlacedImage[], k: number, 
       }
     }
   }
-  await mkdir(root, { recursive: true });
   let linked = 0;
   let copied = 0;
   let written = 0;
   const done: string[] = [];
   try {
     for (let i = 0; i < images.length; i++) {
+      throwIfAborted(opts.signal, `--copy-to ${target}`);
       const im = images[i] as PlacedImage;
       const dest = join(root, planned[i] as string);
       await mkdir(dirname(dest), { recursive: true });
@@ -175,9 +192,7 @@ export async function copyToClusters(images: readonly PlacedImage[], k: number, 
     }
   } finally {
     // What was written is listed even after a failure, so --force can clean it up.
-    const tmp = join(root, `${COPY_MARKER}.tmp`);
-    await writeFile(tmp, JSON.stringify({ format: 'cvc-clusters', k, files: done }, null, 1) + '\n');
-    await rename(tmp, join(root, COPY_MARKER));
+    await writeMarker(root, k, done);
   }
   const folders = [...new Set(images.map((im) => im.cluster))].sort((a, b) => a - b).map((c) => join(root, clusterFolder(c, k)));
   return { linked, copied, written, folders };

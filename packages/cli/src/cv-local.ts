@@ -26,6 +26,7 @@ import {
   type ModelConfigInput,
   type ModelName,
   type TrainConfig,
+  type TrainConfigInput,
   type Upsample,
 } from '@cvc/model';
 import { initBackend, type BackendChoice, type BackendInfo } from '@cvc/tfjs-runtime';
@@ -118,6 +119,45 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   }
 }
 
+/** What `cvc cv --local` records in OUT/run.json. */
+export interface LocalRunSpec {
+  readonly model: string;
+  readonly dataset: string;
+  readonly datasetVersion: string;
+  readonly folds: number;
+  readonly scheme: FoldScheme;
+  readonly config: TrainConfig;
+}
+
+/**
+ * Whether a run.json written earlier (`prev`, parsed) holds the same run as
+ * `next`. Its train config is resolved first, so one written before model
+ * configs existed (no modelConfig, loss/upsample at the top level) still
+ * matches the same settings today; an unresolvable one never matches.
+ */
+export function sameLocalRun(prev: unknown, next: LocalRunSpec): boolean {
+  if (typeof prev !== 'object' || prev === null) return false;
+  const p = prev as Partial<Record<keyof LocalRunSpec, unknown>>;
+  let config: TrainConfig;
+  try {
+    config = resolveTrainConfig(p.config as TrainConfigInput);
+  } catch (err) {
+    if (err instanceof ConfigError) return false;
+    throw err;
+  }
+  const normalised = { model: p.model, dataset: p.dataset, datasetVersion: p.datasetVersion, folds: p.folds, scheme: p.scheme, config };
+  return canonicalJson(normalised) === canonicalJson(next);
+}
+
+/** JSON with every object's keys sorted, so two equal values compare equal whatever order their keys were set in. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : v,
+  );
+}
+
 /** The folds of runLocalCv, one after another, drawing on `progress`. */
 async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset, backend: BackendInfo, progress: Progress): Promise<LocalCvResult> {
   progress.log(
@@ -139,10 +179,9 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
   );
 
   const runFile = join(o.out, 'run.json');
-  const runSpec = { model: o.model, dataset: ds.name, datasetVersion: manifest.version, folds: o.folds, scheme: o.scheme, config };
+  const runSpec: LocalRunSpec = { model: o.model, dataset: ds.name, datasetVersion: manifest.version, folds: o.folds, scheme: o.scheme, config };
   if (await pathExists(runFile)) {
-    const prev = JSON.parse(await readFile(runFile, 'utf8')) as typeof runSpec;
-    if (JSON.stringify(prev) !== JSON.stringify(runSpec)) {
+    if (!sameLocalRun(JSON.parse(await readFile(runFile, 'utf8')) as unknown, runSpec)) {
       throw new ConfigError('out', `${o.out} holds a run with different settings; choose another --out or delete it`);
     }
   } else {

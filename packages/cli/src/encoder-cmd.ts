@@ -65,16 +65,29 @@ async function datasetManifest(cluster: ClusterEndpoints, run: Run): Promise<Dat
 }
 
 /** The run's test split, from the shards in object storage (verified). */
-async function runTestSet(cluster: ClusterEndpoints, run: Run): Promise<{ set: ImageSet }> {
+/**
+ * The k of `encoder fetch --by cluster-acc`: the dataset's class count. An
+ * unlabeled dataset (a flat image folder) has no labels to score against, so
+ * it is a UsageError pointing at --by val-loss.
+ */
+export function clusterAccClasses(manifest: DatasetManifest, where: string): number {
+  if (manifest.imageFolder?.labeled === false || manifest.classNames.length < 2) {
+    throw new UsageError(`--by cluster-acc needs labels (class folders); ${where} is unlabeled: use --by val-loss`);
+  }
+  return manifest.classNames.length;
+}
+
+async function runTestSet(cluster: ClusterEndpoints, run: Run): Promise<{ set: ImageSet; k: number }> {
   const store = createObjectStore(cluster.s3);
   const imp = await createDatasetCatalog(store).find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
   const manifest = parseManifest(new TextDecoder().decode(await store.getBytes(imp.manifest)), imp.manifest);
+  const k = clusterAccClasses(manifest, `dataset ${run.spec?.dataset} version ${run.datasetVersion}`);
   const entry = manifest.shards.find((s) => s.split === 'test');
   if (!entry) throw new RemoteError('NO_TEST_SPLIT', `dataset ${run.spec?.dataset} version ${run.datasetVersion} has no test shard`);
   const key = imp.manifest.replace(/manifest\.json$/, entry.name);
   const bytes = await store.getBytes(key);
   if (sha256(bytes) !== entry.sha256) throw new RemoteError('CHECKSUM', `${key}: sha256 does not match the manifest`);
-  return { set: decodeShard(bytes, key).set };
+  return { set: decodeShard(bytes, key).set, k };
 }
 
 async function encoderFromCheckpoint(bytes: Uint8Array): Promise<{ modelJson: string; weights: Uint8Array; trainer: FoldTrainer }> {
@@ -111,8 +124,7 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
       fold = done.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b)).fold;
     } else {
       // Cluster each fold's codes of the test split; keep the most accurate.
-      const { set } = await runTestSet(cluster, run);
-      const k = Math.max(...set.labels) + 1;
+      const { set, k } = await runTestSet(cluster, run);
       let best = { fold: -1, acc: -1 };
       for (const f of done) {
         const { trainer } = await encoderFromCheckpoint(await downloadCheckpoint(c, runId, f.fold, env, signal));
@@ -384,6 +396,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
         {
           force: values['force'] === true,
           ...(input.root !== undefined ? { sourceRoot: input.root } : {}),
+          ...(signal ? { signal } : {}),
           onImage: (done, total) => bars.set('copy', { label: `arranging into ${copyTo}`, value: done, total, detail: 'images' }),
         },
       );

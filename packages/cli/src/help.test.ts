@@ -51,3 +51,15 @@ test('a group lists its subcommands; --help beats other flags and never runs the
   assert.equal(await main(['run', 'watch', 'r-1', '--cluster', '/nonexistent/cluster.json', '--help'], noCluster), 0, noCluster.err());
   assert.equal(noCluster.err(), '');
 });
+
+test('the top-level help shows every model form and the image-folder import; embed/cluster --fit defaults to the encoder metadata', async () => {
+  const env = captureEnv(process.cwd());
+  assert.equal(await main(['--help'], env), 0);
+  const out = env.out();
+  assert.match(out, /--model seed-mnist\|seed-cifar\|cae \| --model-config FILE/);
+  assert.match(out, /cvc dataset import FOLDER --name NAME/);
+  for (const cmd of ['embed', 'cluster']) {
+    const fit = COMMAND_HELP[cmd]?.flags.find((f) => f.flag.startsWith('--fit'));
+    assert.match(fit?.default ?? '', /metadata\.json, else cover/, cmd);
+  }
+});

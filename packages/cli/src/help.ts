@@ -185,7 +185,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--encoder DIR', text: 'a directory written by cvc encoder fetch' },
       { flag: '--dataset NAME|PATH', text: 'the images to embed: a dataset (mnist, fashion-mnist, cifar-10 or a directory of their files)' },
       { flag: '--images DIR', text: 'or a folder of PNG/JPEG/WebP/TIFF/GIF images (class subfolders give labels), resized to the encoder input' },
-      { flag: '--fit cover|contain|fill', text: '--images: how each image is fitted to the encoder input', default: 'cover' },
+      {
+        flag: '--fit cover|contain|fill',
+        text: '--images: how each image is fitted to the encoder input; cover (crop), contain (letterbox) or fill (stretch)',
+        default: "the fit recorded in the encoder's metadata.json, else cover",
+      },
       { flag: '--skip-invalid', text: '--images: skip undecodable files, listing each with its reason (default: fail naming the file)' },
       { flag: '--split S', text: '--dataset: test or train', default: 'test' },
       { flag: '--limit N', text: '--dataset: a seeded, stratified subset of N images' },
@@ -202,7 +206,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--encoder DIR', text: 'a directory written by cvc encoder fetch' },
       { flag: '--dataset NAME|PATH', text: 'the images to cluster: a dataset (mnist, fashion-mnist, cifar-10 or a directory of their files)' },
       { flag: '--images DIR', text: 'or a folder of PNG/JPEG/WebP/TIFF/GIF images (class subfolders give labels), resized to the encoder input' },
-      { flag: '--fit cover|contain|fill', text: '--images: how each image is fitted to the encoder input', default: 'cover' },
+      {
+        flag: '--fit cover|contain|fill',
+        text: '--images: how each image is fitted to the encoder input; cover (crop), contain (letterbox) or fill (stretch)',
+        default: "the fit recorded in the encoder's metadata.json, else cover",
+      },
       { flag: '--skip-invalid', text: '--images: skip undecodable files, listing each with its reason (default: fail naming the file)' },
       { flag: '--out DIR', text: 'where assignments.csv goes', default: 'clusters' },
       {

@@ -68,7 +68,8 @@ export async function embedImported(
     if (sha256(bytes) !== e.sha256) throw new RemoteError('CHECKSUM', `${v.where}: ${e.name}: sha256 does not match the manifest`);
     const shard = decodeShard(bytes, e.name);
     sets.push(shard.set);
-    indices.push(...shard.indices);
+    // A loop: spreading a large typed array into push() overflows the call stack.
+    for (const i of shard.indices) indices.push(i);
   }
   const whole = concatImages(sets);
   const sources = await readSourcePaths(v.manifest, opts.split, v.getBytes);

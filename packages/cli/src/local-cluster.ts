@@ -137,15 +137,22 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   await mkdir(join(dir, 'logs'), { recursive: true });
   // One cluster per directory: a second one on the same JetStream store is refused here.
   const lock = await acquireLocalLock(dir);
+  // How to stop each piece started so far; a later piece failing stops them (newest first) before the lock goes.
+  const undo: (() => Promise<void>)[] = [];
   try {
-    return await startHolding(o, dir, lock);
+    return await startHolding(o, dir, lock, undo);
   } catch (err) {
+    for (const stop of undo.reverse()) {
+      await stop().catch((stopErr: unknown) => {
+        process.stderr.write(`cvc local up: stopping a started piece after a failed start failed: ${(stopErr as Error).message}\n`);
+      });
+    }
     await lock.release();
     throw err;
   }
 }
 
-async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock): Promise<LocalCluster> {
+async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock, undo: (() => Promise<void>)[]): Promise<LocalCluster> {
   const COORDINATOR_BIN = serviceBin('CVC_COORDINATOR_BIN', '@cvc/coordinator/bin/coordinator.js');
   const WORKER_BIN = serviceBin('CVC_WORKER_BIN', '@cvc/worker/bin/worker.js');
   const secretsDir = join(dir, 'secrets');
@@ -156,10 +163,17 @@ async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock
   if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes > 5) throw new LocalClusterError('NATS_START', `natsNodes must be 1..5, got ${natsNodes}`);
   const natsCluster =
     natsNodes > 1 ? await startNatsCluster(join(dir, 'nats-cluster'), { nodes: natsNodes, ...natsAuth, logDir: join(dir, 'logs') }) : undefined;
+  if (natsCluster) undo.push(() => natsCluster.stop());
   let nats: NatsServer | undefined = natsCluster ? undefined : await startNatsServer(join(dir, 'nats'), natsAuth);
+  if (nats) undo.push(async () => nats?.stop());
   const natsUrl = natsCluster?.url ?? (nats as NatsServer).url;
   const s3Creds = { accessKey: creds.s3AccessKey, secretKey: creds.s3SecretKey };
   let s3: S3Server | undefined = await startS3Server(join(dir, 's3'), 0, s3Creds);
+  undo.push(async () => {
+    const s = s3;
+    s3 = undefined;
+    await s?.close();
+  });
   const s3Port = s3.port;
   // The caller's own client settings must not leak into the services.
   const inherited = Object.fromEntries(
@@ -247,6 +261,10 @@ async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock
     return p;
   };
   let coordinatorProcess = await startCoordinator();
+  undo.push(async () => {
+    coordinatorProcess.kill('SIGTERM');
+    await waitExit(coordinatorProcess, 5000);
+  });
   const coordinator = `127.0.0.1:${coordinatorPort}`;
   const workers: ChildProcess[] = [];
   const addWorker = (extra: NodeJS.ProcessEnv = {}): ChildProcess => {
@@ -279,6 +297,10 @@ async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock
     workers.push(p);
     return p;
   };
+  undo.push(async () => {
+    for (const w of workers) w.kill('SIGTERM');
+    await Promise.all(workers.map((w) => waitExit(w, 10_000)));
+  });
   for (let i = 0; i < o.workers; i++) addWorker();
 
   const endpoints = {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acquireLocalLock, LocalLockError, LOCK_FILE, pidAlive } from './local-lock.js';
@@ -45,6 +45,8 @@ test('a stale lock (its process is gone) or an unreadable one is taken over', as
     assert.equal((JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')) as { pid: number }).pid, process.pid);
     await lock.release();
     await writeFile(join(dir, LOCK_FILE), '{"pid": 12');
+    const old = new Date(Date.now() - 60_000);
+    await utimes(join(dir, LOCK_FILE), old, old);
     const over = await acquireLocalLock(dir);
     assert.equal(over.owner.pid, process.pid);
     await over.release();
@@ -61,6 +63,42 @@ test('releasing does not remove a lock another process has taken since', async (
     await writeFile(join(dir, LOCK_FILE), other);
     await mine.release();
     assert.equal(await readFile(join(dir, LOCK_FILE), 'utf8'), other);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an empty or unparseable lock written moments ago is held (its owner is still writing it), not taken over', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  try {
+    await writeFile(join(dir, LOCK_FILE), '');
+    await assert.rejects(acquireLocalLock(dir), (err: unknown) => err instanceof LocalLockError && err.code === 'LOCAL_CLUSTER_RUNNING');
+    assert.equal(await readFile(join(dir, LOCK_FILE), 'utf8'), '');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the lock file never exists without its owner: it is linked from a complete temp file, which is removed', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  try {
+    const owner = { pid: process.pid, host: hostname(), startedAt: '2026-12-01T10:00:00.000Z' };
+    const takes = await Promise.allSettled([acquireLocalLock(dir, owner), acquireLocalLock(dir, owner), acquireLocalLock(dir, owner)]);
+    assert.equal(takes.filter((t) => t.status === 'fulfilled').length, 1);
+    assert.deepEqual(JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')), owner);
+    assert.deepEqual(await readdir(dir), [LOCK_FILE]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a stale lock naming our own pid with another start time (pid 1 in a container after a crash) is taken over', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  try {
+    await writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, host: hostname(), startedAt: '2026-11-30T08:00:00.000Z' }));
+    const lock = await acquireLocalLock(dir);
+    assert.equal((JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')) as { startedAt: string }).startedAt, lock.owner.startedAt);
+    await lock.release();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
+import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CvcError } from '@cvc/core';
 
@@ -45,10 +45,20 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-async function readOwner(file: string): Promise<LockOwner | undefined> {
+/** How long an unparseable (empty, cut-short) lock counts as being written by a starting owner, not stale. */
+export const UNREADABLE_LOCK_GRACE_MS = 10_000;
+
+/** A lock whose owner cannot be read yet: `pid` 0, `young` while its mtime is within UNREADABLE_LOCK_GRACE_MS. */
+interface HeldLock extends LockOwner {
+  readonly young?: boolean;
+}
+
+async function readOwner(file: string): Promise<HeldLock | undefined> {
   let text: string;
+  let mtimeMs: number;
   try {
     text = await readFile(file, 'utf8');
+    mtimeMs = (await stat(file)).mtimeMs;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -59,30 +69,42 @@ async function readOwner(file: string): Promise<LockOwner | undefined> {
   } catch (err) {
     if (!(err instanceof SyntaxError)) throw err;
   }
-  // Unreadable (a write cut short): nobody can be proven to hold it.
-  return { pid: 0, host: '', startedAt: '' };
+  // Unreadable: a write cut short (stale once old), or an owner still writing it (young).
+  return { pid: 0, host: '', startedAt: '', young: Date.now() - mtimeMs < UNREADABLE_LOCK_GRACE_MS };
 }
 
 /**
- * Takes DIR's lock for `owner` (this process by default): created atomically
- * (O_EXCL), so of two `cvc local up` on one directory exactly one wins. A
- * lock whose process is alive is refused at once, naming the directory and
- * the pid; a stale one (its process is gone, or the file is unreadable) is
- * moved aside and taken over.
+ * Takes DIR's lock for `owner` (this process by default): the owner JSON is
+ * written to a temp file and hard-linked to the lock path, so the lock never
+ * exists without its content and of two `cvc local up` on one directory
+ * exactly one wins. A lock whose process is alive is refused at once, naming
+ * the directory and the pid; an unparseable one younger than
+ * UNREADABLE_LOCK_GRACE_MS counts as held. A stale one (its process is gone,
+ * it names our own pid with another start time - a container's pid 1 after a
+ * crash - or it is unreadable and old) is moved aside and taken over.
  */
 export async function acquireLocalLock(
   dir: string,
   owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() },
 ): Promise<LocalLock> {
   const file = join(dir, LOCK_FILE);
+  const temp = `${file}.new-${process.pid}-${Date.now()}`;
+  try {
+    await writeFile(temp, JSON.stringify(owner) + '\n', { mode: 0o600 });
+  } catch (err) {
+    throw new LocalLockError('LOCAL_LOCK_FAILED', `cannot write the lock ${temp}: ${(err as Error).message}`);
+  }
+  try {
+    return await takeLock(dir, file, temp, owner);
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+async function takeLock(dir: string, file: string, temp: string, owner: LockOwner): Promise<LocalLock> {
   for (let tries = 0; tries < 5; tries++) {
     try {
-      const fh = await open(file, 'wx', 0o600);
-      try {
-        await fh.writeFile(JSON.stringify(owner) + '\n');
-      } finally {
-        await fh.close();
-      }
+      await link(temp, file);
       return {
         file,
         owner,
@@ -97,12 +119,20 @@ export async function acquireLocalLock(
     }
     const held = await readOwner(file);
     if (held === undefined) continue; // released meanwhile: try again
+    if (held.young) {
+      throw new LocalLockError(
+        'LOCAL_CLUSTER_RUNNING',
+        `${dir} is being taken by another cvc local up (its lock ${file} is still being written): stop it or choose another --dir`,
+      );
+    }
     const sameHost = held.host === '' || held.host === owner.host;
-    if (held.pid > 0 && (pidAlive(held.pid) || !sameHost)) {
+    // Our own pid with another start time: a previous life of this pid (pid 1 in a container after a crash).
+    const ourOldSelf = sameHost && held.pid === owner.pid && held.startedAt !== owner.startedAt;
+    if (held.pid > 0 && !ourOldSelf && (pidAlive(held.pid) || !sameHost)) {
       throw new LocalLockError(
         'LOCAL_CLUSTER_RUNNING',
         `${dir} is held by a running local cluster (pid ${held.pid}${held.host ? ` on ${held.host}` : ''}, started ${held.startedAt || 'at an unknown time'}): stop it (Ctrl-C in its terminal, or kill ${held.pid}) or choose another --dir`,
-        held,
+        { pid: held.pid, host: held.host, startedAt: held.startedAt },
       );
     }
     // Stale: move it aside (atomic, so two takers cannot both win), then retry the exclusive create.

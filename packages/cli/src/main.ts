@@ -16,13 +16,14 @@ Usage:
   cvc dataset inspect NAME|PATH [--json]     counts, shapes and class histogram
   cvc dataset download NAME                  mnist, fashion-mnist or cifar-10 (sha256-verified)
   cvc dataset import NAME|PATH --out DIR [--folds K] [--seed S] [--fold-scheme stratified|seed] [--limit N]
-  cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar [--folds 5] [--epochs N] [--limit N] [--out DIR] [--json]
+  cvc dataset import FOLDER --name NAME [--size HxW] [--fit cover|contain|fill] [--out DIR]   an image folder (class subfolders label it)
+  cvc cv --local --dataset NAME|PATH (--model seed-mnist|seed-cifar|cae | --model-config FILE) [--folds 5] [--epochs N] [--limit N] [--out DIR] [--json]
 
 The cluster (embedded default on one machine, or Kubernetes):
   cvc local up [--workers N] [--dir .cvc/local]   nats-server, an S3 server, the coordinator and N workers on loopback
   cvc local up --nats-nodes 3                      the same with a 3-node JetStream cluster (R3 streams and KV): losing one nats-server loses nothing
   cvc dataset import NAME|PATH [--folds K] [--seed S] [--fold-scheme S] [--limit N]   fold shards into the cluster's S3
-  cvc run submit --dataset NAME --model M [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
+  cvc run submit --dataset NAME (--model seed-mnist|seed-cifar|cae | --model-config FILE) [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
   cvc run watch RUN | cvc run show RUN [--json] | cvc run list | cvc run cancel RUN
   (--cluster FILE, or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*, say which cluster; default .cvc/local/cluster.json)
   cvc secrets init --out DIR [--names cvc-coordinator,...]   a CA, the coordinator's TLS certificate, tokens, NATS password
