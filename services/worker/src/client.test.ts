@@ -37,6 +37,8 @@ const fake: WorkerServiceServer = {
   startAttempt: (call, cb) => {
     const r: StartAttemptRequest = call.request;
     calls.set(r.runId, (calls.get(r.runId) ?? 0) + 1);
+    // A coordinator that hangs on its first answer to this run (never calls back).
+    if (r.runId === 'hangs' && calls.get(r.runId) === 1) return;
     const next = script.get(r.runId)?.shift();
     if (next) {
       cb(next);
@@ -102,6 +104,21 @@ test('UNAVAILABLE is retried until the call succeeds', async () => {
     const r = await start(c, 'flaky');
     assert.equal(r.token, 'token-flaky');
     assert.equal(calls.get('flaky'), 4, 'three refusals, then the answer');
+  } finally {
+    c.close();
+  }
+});
+
+test('a try that hangs ends at its per-call deadline (DEADLINE_EXCEEDED) and is retried', async () => {
+  const c = new CoordinatorClient(
+    address,
+    { credentials: credentials.createInsecure() },
+    { deadlineMs: 10_000, initialDelayMs: 1, maxDelayMs: 5, callDeadlineMs: 200 },
+  );
+  try {
+    const r = await start(c, 'hangs');
+    assert.equal(r.token, 'token-hangs');
+    assert.equal(calls.get('hangs'), 2, 'the hung try, then the answer');
   } finally {
     c.close();
   }

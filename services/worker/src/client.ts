@@ -56,7 +56,13 @@ export function coordinatorRetryable(err: unknown): RetryDecision {
 }
 
 /** How the worker retries coordinator calls: @cvc/core's policy, tunable per client (tests shorten it). */
-export type CoordinatorRetryOptions = Pick<RetryOptions, 'deadlineMs' | 'initialDelayMs' | 'maxDelayMs' | 'onRetry' | 'signal' | 'sleep' | 'now' | 'random'>;
+export type CoordinatorRetryOptions = Pick<RetryOptions, 'deadlineMs' | 'initialDelayMs' | 'maxDelayMs' | 'onRetry' | 'signal' | 'sleep' | 'now' | 'random'> & {
+  /** Deadline of one try of a unary call, in ms (default 30 000). */
+  readonly callDeadlineMs?: number;
+};
+
+/** Deadline of one try of a unary call to the coordinator, in ms. */
+const UNARY_DEADLINE_MS = 30_000;
 
 /** The worker's view of the coordinator, with retries across coordinator restarts. */
 export class CoordinatorClient implements CoordinatorApi {
@@ -74,6 +80,17 @@ export class CoordinatorClient implements CoordinatorApi {
     this.retry = typeof retry === 'number' ? { deadlineMs: retry } : retry;
   }
 
+  /**
+   * Each try of a unary call has a deadline (30 s): a coordinator that hangs
+   * (not one that is down, which fails at once) becomes a DEADLINE_EXCEEDED
+   * that is retried, instead of a worker blocked while its heartbeat keeps the
+   * task. Retries are safe: reports are idempotent per attempt, and a finished
+   * fold refuses a second FinishFold as a stale token.
+   */
+  private callOptions(): { deadline: number } {
+    return { deadline: Date.now() + (this.retry.callDeadlineMs ?? UNARY_DEADLINE_MS) };
+  }
+
   private withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return retry(fn, { initialDelayMs: 200, maxDelayMs: 5000, deadlineMs: 120_000, ...this.retry, retryable: coordinatorRetryable, what });
   }
@@ -83,9 +100,9 @@ export class CoordinatorClient implements CoordinatorApi {
   }
 
   startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> =>
-    this.call('StartAttempt', (r: StartAttemptRequest, cb) => this.client.startAttempt(r, cb), req);
+    this.call('StartAttempt', (r: StartAttemptRequest, cb) => this.client.startAttempt(r, new Metadata(), this.callOptions(), cb), req);
   reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> =>
-    this.call('ReportEpoch', (r: ReportEpochRequest, cb) => this.client.reportEpoch(r, cb), { attempt, metrics });
+    this.call('ReportEpoch', (r: ReportEpochRequest, cb) => this.client.reportEpoch(r, new Metadata(), this.callOptions(), cb), { attempt, metrics });
   /**
    * One try with a 10 s deadline, no retries: progress is for display and
    * the next report (a few seconds later) supersedes a lost one.
@@ -96,8 +113,10 @@ export class CoordinatorClient implements CoordinatorApi {
         err ? reject(err) : resolve(res),
       ),
     );
-  finishFold = (req: FinishFoldRequest): Promise<unknown> => this.call('FinishFold', (r: FinishFoldRequest, cb) => this.client.finishFold(r, cb), req);
-  failFold = (req: FailFoldRequest): Promise<unknown> => this.call('FailFold', (r: FailFoldRequest, cb) => this.client.failFold(r, cb), req);
+  finishFold = (req: FinishFoldRequest): Promise<unknown> =>
+    this.call('FinishFold', (r: FinishFoldRequest, cb) => this.client.finishFold(r, new Metadata(), this.callOptions(), cb), req);
+  failFold = (req: FailFoldRequest): Promise<unknown> =>
+    this.call('FailFold', (r: FailFoldRequest, cb) => this.client.failFold(r, new Metadata(), this.callOptions(), cb), req);
 
   /** Streams a checkpoint in `CHECKPOINT_CHUNK_BYTES` chunks, the sha256 in the last message (retried as a whole). */
   uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
