@@ -118,7 +118,7 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     );
     const metrics = { epoch: 1, loss: 0.1, valLoss: 0.1, valMse: 0.1, seconds: 1, imagesPerSec: 10 };
     await assert.rejects(
-      call((cb) => userAsWorker.reportEpoch({ attempt: { runId, fold: 0, token: 'x' }, metrics }, cb)),
+      call((cb) => userAsWorker.reportEpoch({ attempt: { runId, fold: 0, token: 'x', jobId: '' }, metrics }, cb)),
       code(status.PERMISSION_DENIED, /ReportEpoch/),
     );
     // None of that changed the run.
@@ -149,7 +149,7 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     // Bounded concurrent uploads: with a limit of 1 and a 1.5 s queue, a second upload waits for the slot,
     // and is refused with a retry hint when the slot does not come in time.
     const first = await call<StartAttemptResponse>((cb) => worker.startAttempt({ runId, fold: 0, worker: 't', delivery: 1 }, cb));
-    const a: AttemptRef = { runId, fold: 0, token: first.token };
+    const a: AttemptRef = { runId, fold: 0, token: first.token, jobId: '' };
     const data = Buffer.from(new Uint8Array(256 * 1024).map((_, i) => i % 251));
     const up1 = startUpload(worker, a, 1, data);
     await new Promise((r) => setTimeout(r, 300));

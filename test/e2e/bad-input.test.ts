@@ -152,7 +152,7 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
     const first = await call<StartAttemptResponse>((cb) => w.startAttempt({ runId, fold: 0, worker: 't', delivery: 1 }, cb));
     assert.ok(first.proceed && first.token);
     assert.match(first.manifest, /^datasets\/fashion-mnist\/[0-9a-f]{16}\/manifest\.json$/);
-    const a: AttemptRef = { runId, fold: 0, token: first.token };
+    const a: AttemptRef = { runId, fold: 0, token: first.token, jobId: '' };
     const good = Buffer.from(new Uint8Array(3 << 20).map((_, i) => i % 253));
     const stored = await upload(w, a, 1, good);
     assert.equal(stored.size, good.length);
@@ -168,7 +168,7 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
       code(status.FAILED_PRECONDITION, /stale attempt token/),
     );
     await assert.rejects(upload(w, a, 2, good), code(status.FAILED_PRECONDITION, /stale attempt token/));
-    const b: AttemptRef = { runId, fold: 0, token: second.token };
+    const b: AttemptRef = { runId, fold: 0, token: second.token, jobId: '' };
     await call((cb) => w.reportEpoch({ attempt: b, metrics }, cb));
     await assert.rejects(
       call((cb) => w.reportEpoch({ attempt: b, metrics: { ...metrics, loss: Number.NaN } }, cb)),

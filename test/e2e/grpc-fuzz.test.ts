@@ -70,7 +70,7 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
     const started = await new Promise<StartAttemptResponse>((res, rej) =>
       wc.startAttempt({ runId, fold: 1, worker: 'fuzz', delivery: 1 }, (e, r) => (e ? rej(e) : res(r))),
     );
-    const live = { runId, fold: 1, token: started.token };
+    const live = { runId, fold: 1, token: started.token, jobId: '' };
 
     const str = (): string =>
       pick([
@@ -93,7 +93,7 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
     // RunSpec's numeric fields are optional int32s: unset, negatives and both ends of the range.
     const i32 = (): number | undefined => pick([undefined, 0, 1, 2, 3, 5, -1, 100, 65_536, 100_001, -(2 ** 31), 2 ** 31 - 1]);
     const dbl = (): number => pick([0, -1, 0.5, 1e-9, 1, 2, NaN, Infinity, -Infinity, 1e308, -0]);
-    const attempt = (): AttemptRef => pick([live, { ...live, token: str() }, { runId: str(), fold: u32(), token: str() }, { ...live, fold: u32() }]);
+    const attempt = (): AttemptRef => pick([live, { ...live, token: str() }, { runId: str(), fold: u32(), token: str(), jobId: '' }, { ...live, fold: u32() }]);
     const evalm = () => pick([undefined, { loss: dbl(), mse: dbl(), count: u32() }, { loss: dbl(), mse: dbl(), cosine: dbl(), count: u32() }]);
     const header = () => pick([undefined, { attempt: attempt(), epoch: u32(), kind: pick([0, 1, 2, 7]), size: pick([0, 1, 100, 2 ** 40, 2 ** 53 - 1]) }]);
     const structured: Record<string, () => Uint8Array[]> = {

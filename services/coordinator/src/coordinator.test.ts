@@ -90,7 +90,7 @@ const outcome = (o: string) => (e: unknown) => e instanceof CoordinatorError && 
 async function start(c: Coordinator, runId: string, fold: number, delivery = 1): Promise<AttemptRef> {
   const s = await c.startAttempt({ runId, fold, worker: `w${fold}`, delivery });
   assert.ok(s.proceed, s.reason);
-  return { runId, fold, token: s.token };
+  return { runId, fold, token: s.token, jobId: '' };
 }
 
 async function* bytes(b: Uint8Array): AsyncGenerator<Uint8Array> {
@@ -242,7 +242,7 @@ test('each attempt gets a new token; a stale token is refused; the new attempt r
   await assert.rejects(c.startAttempt({ runId: id, fold: 7, worker: 'w', delivery: 1 }), outcome('INVALID_ARGUMENT'));
   assert.equal((await c.getRun(id)).state, RunState.RUN_STATE_RUNNING);
 
-  const a1: AttemptRef = { runId: id, fold: 0, token: s.token };
+  const a1: AttemptRef = { runId: id, fold: 0, token: s.token, jobId: '' };
   await c.reportEpoch(a1, epoch(1));
   const key = await upload(c, a1, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
   assert.equal(key, `runs/${id}/fold-0/checkpoints/epoch-0001.ckpt`);

@@ -189,7 +189,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       guard,
       async (r) => {
         await c.reportEpoch(r.attempt, r.metrics);
-        return {};
+        return { stop: false, reason: '' };
       },
       observe,
     ),
@@ -199,7 +199,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       guard,
       async (r) => {
         await c.reportProgress(r.attempt, r.progress);
-        return {};
+        return { stop: false, reason: '' };
       },
       observe,
     ),
@@ -209,7 +209,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       guard,
       async (r) => {
         await c.finishFold(r);
-        return {};
+        return { stop: false, reason: '' };
       },
       observe,
     ),
@@ -219,7 +219,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       guard,
       async (r) => {
         await c.failFold(r);
-        return {};
+        return { stop: false, reason: '' };
       },
       observe,
     ),

@@ -181,13 +181,13 @@ test('a checkpoint upload is chunked, carries its sha256, and is retried whole a
   const bytes = new Uint8Array(2 * CHECKPOINT_CHUNK_BYTES + 123).map((_, i) => i % 251);
   uploadRefusals = [fail(status.RESOURCE_EXHAUSTED, 10), fail(status.UNAVAILABLE)];
   try {
-    const r = await c.uploadCheckpoint({ runId: 'r', fold: 0, token: 't' }, 1, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes);
+    const r = await c.uploadCheckpoint({ runId: 'r', fold: 0, token: 't', jobId: '' }, 1, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes);
     assert.equal(r.size, bytes.length);
     assert.equal(uploadRefusals.length, 0, 'both refusals were met');
     assert.deepEqual(uploads, [{ chunks: 3, bytes: bytes.length, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }]);
     uploadRefusals = [fail(status.DATA_LOSS)];
     await assert.rejects(
-      c.uploadCheckpoint({ runId: 'r', fold: 0, token: 't' }, 2, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes),
+      c.uploadCheckpoint({ runId: 'r', fold: 0, token: 't', jobId: '' }, 2, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes),
       (e: unknown) => (e as ServiceError).code === status.DATA_LOSS,
     );
     assert.equal(uploads.length, 1, 'DATA_LOSS is not retried');

@@ -131,7 +131,7 @@ export class Worker {
         await d.ack();
         return;
       }
-      attempt = { runId, fold, token: start.token };
+      attempt = { runId, fold, token: start.token, jobId: '' };
       this.deps.onAttempt?.('started');
       const spec = start.spec;
       if (!spec) throw new WorkerError('NO_SPEC', `the coordinator sent no run spec for run ${runId}`);

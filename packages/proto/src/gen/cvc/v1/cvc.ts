@@ -44,6 +44,12 @@ export enum RunState {
    * restarted coordinator if it was interrupted).
    */
   RUN_STATE_CANCELLING = 7,
+  /**
+   * RUN_STATE_STOPPED - Stopped early by its sweep's scheduler (ASHA or median stopping): its
+   * queued folds were skipped, its running folds stopped after their current
+   * batch; checkpoints are kept. Run.stop_reason says at which rung and why.
+   */
+  RUN_STATE_STOPPED = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -73,6 +79,9 @@ export function runStateFromJSON(object: any): RunState {
     case 7:
     case "RUN_STATE_CANCELLING":
       return RunState.RUN_STATE_CANCELLING;
+    case 8:
+    case "RUN_STATE_STOPPED":
+      return RunState.RUN_STATE_STOPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -98,6 +107,8 @@ export function runStateToJSON(object: RunState): string {
       return "RUN_STATE_FINALIZING";
     case RunState.RUN_STATE_CANCELLING:
       return "RUN_STATE_CANCELLING";
+    case RunState.RUN_STATE_STOPPED:
+      return "RUN_STATE_STOPPED";
     case RunState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -111,6 +122,8 @@ export enum FoldState {
   FOLD_STATE_SUCCEEDED = 3,
   FOLD_STATE_FAILED = 4,
   FOLD_STATE_CANCELLED = 5,
+  /** FOLD_STATE_STOPPED - The run was stopped early by its sweep; the fold's checkpoints are kept. */
+  FOLD_STATE_STOPPED = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -134,6 +147,9 @@ export function foldStateFromJSON(object: any): FoldState {
     case 5:
     case "FOLD_STATE_CANCELLED":
       return FoldState.FOLD_STATE_CANCELLED;
+    case 6:
+    case "FOLD_STATE_STOPPED":
+      return FoldState.FOLD_STATE_STOPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -155,6 +171,8 @@ export function foldStateToJSON(object: FoldState): string {
       return "FOLD_STATE_FAILED";
     case FoldState.FOLD_STATE_CANCELLED:
       return "FOLD_STATE_CANCELLED";
+    case FoldState.FOLD_STATE_STOPPED:
+      return "FOLD_STATE_STOPPED";
     case FoldState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -167,6 +185,13 @@ export enum CheckpointKind {
   CHECKPOINT_KIND_EPOCH = 1,
   /** CHECKPOINT_KIND_BEST - The finished fold's state with its best weights loaded. */
   CHECKPOINT_KIND_BEST = 2,
+  /**
+   * CHECKPOINT_KIND_CLUSTER - A clustering job's resume point (fine-tuned weights, optimizer state,
+   * cluster centres, iteration); `epoch` in the header carries the iteration.
+   */
+  CHECKPOINT_KIND_CLUSTER = 3,
+  /** CHECKPOINT_KIND_CLUSTER_FINAL - A finished clustering job's fine-tuned model (its encoder is exported). */
+  CHECKPOINT_KIND_CLUSTER_FINAL = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -181,6 +206,12 @@ export function checkpointKindFromJSON(object: any): CheckpointKind {
     case 2:
     case "CHECKPOINT_KIND_BEST":
       return CheckpointKind.CHECKPOINT_KIND_BEST;
+    case 3:
+    case "CHECKPOINT_KIND_CLUSTER":
+      return CheckpointKind.CHECKPOINT_KIND_CLUSTER;
+    case 4:
+    case "CHECKPOINT_KIND_CLUSTER_FINAL":
+      return CheckpointKind.CHECKPOINT_KIND_CLUSTER_FINAL;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -196,7 +227,126 @@ export function checkpointKindToJSON(object: CheckpointKind): string {
       return "CHECKPOINT_KIND_EPOCH";
     case CheckpointKind.CHECKPOINT_KIND_BEST:
       return "CHECKPOINT_KIND_BEST";
+    case CheckpointKind.CHECKPOINT_KIND_CLUSTER:
+      return "CHECKPOINT_KIND_CLUSTER";
+    case CheckpointKind.CHECKPOINT_KIND_CLUSTER_FINAL:
+      return "CHECKPOINT_KIND_CLUSTER_FINAL";
     case CheckpointKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum ClusterJobState {
+  CLUSTER_JOB_STATE_UNSPECIFIED = 0,
+  CLUSTER_JOB_STATE_PENDING = 1,
+  CLUSTER_JOB_STATE_RUNNING = 2,
+  CLUSTER_JOB_STATE_SUCCEEDED = 3,
+  CLUSTER_JOB_STATE_FAILED = 4,
+  CLUSTER_JOB_STATE_CANCELLED = 5,
+  /** CLUSTER_JOB_STATE_FINALIZING - Fine-tuning ended; the encoder and assignments are being written. */
+  CLUSTER_JOB_STATE_FINALIZING = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function clusterJobStateFromJSON(object: any): ClusterJobState {
+  switch (object) {
+    case 0:
+    case "CLUSTER_JOB_STATE_UNSPECIFIED":
+      return ClusterJobState.CLUSTER_JOB_STATE_UNSPECIFIED;
+    case 1:
+    case "CLUSTER_JOB_STATE_PENDING":
+      return ClusterJobState.CLUSTER_JOB_STATE_PENDING;
+    case 2:
+    case "CLUSTER_JOB_STATE_RUNNING":
+      return ClusterJobState.CLUSTER_JOB_STATE_RUNNING;
+    case 3:
+    case "CLUSTER_JOB_STATE_SUCCEEDED":
+      return ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED;
+    case 4:
+    case "CLUSTER_JOB_STATE_FAILED":
+      return ClusterJobState.CLUSTER_JOB_STATE_FAILED;
+    case 5:
+    case "CLUSTER_JOB_STATE_CANCELLED":
+      return ClusterJobState.CLUSTER_JOB_STATE_CANCELLED;
+    case 6:
+    case "CLUSTER_JOB_STATE_FINALIZING":
+      return ClusterJobState.CLUSTER_JOB_STATE_FINALIZING;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ClusterJobState.UNRECOGNIZED;
+  }
+}
+
+export function clusterJobStateToJSON(object: ClusterJobState): string {
+  switch (object) {
+    case ClusterJobState.CLUSTER_JOB_STATE_UNSPECIFIED:
+      return "CLUSTER_JOB_STATE_UNSPECIFIED";
+    case ClusterJobState.CLUSTER_JOB_STATE_PENDING:
+      return "CLUSTER_JOB_STATE_PENDING";
+    case ClusterJobState.CLUSTER_JOB_STATE_RUNNING:
+      return "CLUSTER_JOB_STATE_RUNNING";
+    case ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED:
+      return "CLUSTER_JOB_STATE_SUCCEEDED";
+    case ClusterJobState.CLUSTER_JOB_STATE_FAILED:
+      return "CLUSTER_JOB_STATE_FAILED";
+    case ClusterJobState.CLUSTER_JOB_STATE_CANCELLED:
+      return "CLUSTER_JOB_STATE_CANCELLED";
+    case ClusterJobState.CLUSTER_JOB_STATE_FINALIZING:
+      return "CLUSTER_JOB_STATE_FINALIZING";
+    case ClusterJobState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum SweepState {
+  SWEEP_STATE_UNSPECIFIED = 0,
+  SWEEP_STATE_RUNNING = 1,
+  SWEEP_STATE_SUCCEEDED = 2,
+  SWEEP_STATE_FAILED = 3,
+  SWEEP_STATE_CANCELLED = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function sweepStateFromJSON(object: any): SweepState {
+  switch (object) {
+    case 0:
+    case "SWEEP_STATE_UNSPECIFIED":
+      return SweepState.SWEEP_STATE_UNSPECIFIED;
+    case 1:
+    case "SWEEP_STATE_RUNNING":
+      return SweepState.SWEEP_STATE_RUNNING;
+    case 2:
+    case "SWEEP_STATE_SUCCEEDED":
+      return SweepState.SWEEP_STATE_SUCCEEDED;
+    case 3:
+    case "SWEEP_STATE_FAILED":
+      return SweepState.SWEEP_STATE_FAILED;
+    case 4:
+    case "SWEEP_STATE_CANCELLED":
+      return SweepState.SWEEP_STATE_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SweepState.UNRECOGNIZED;
+  }
+}
+
+export function sweepStateToJSON(object: SweepState): string {
+  switch (object) {
+    case SweepState.SWEEP_STATE_UNSPECIFIED:
+      return "SWEEP_STATE_UNSPECIFIED";
+    case SweepState.SWEEP_STATE_RUNNING:
+      return "SWEEP_STATE_RUNNING";
+    case SweepState.SWEEP_STATE_SUCCEEDED:
+      return "SWEEP_STATE_SUCCEEDED";
+    case SweepState.SWEEP_STATE_FAILED:
+      return "SWEEP_STATE_FAILED";
+    case SweepState.SWEEP_STATE_CANCELLED:
+      return "SWEEP_STATE_CANCELLED";
+    case SweepState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -346,6 +496,10 @@ export interface Run {
   updatedAtMs: number;
   summary?: RunSummary | undefined;
   error: string;
+  /** The sweep this run belongs to (empty for a run submitted alone). */
+  sweepId: string;
+  /** Why a STOPPED run was stopped, e.g. "asha rung 1: mean val loss 0.31 in the worst 2/3". */
+  stopReason: string;
 }
 
 export interface SubmitRunRequest {
@@ -398,6 +552,11 @@ export interface AttemptRef {
   runId: string;
   fold: number;
   token: string;
+  /**
+   * Set for an attempt at a clustering job (run_id and fold then name the
+   * job's source run and fold).
+   */
+  jobId: string;
 }
 
 export interface StartAttemptRequest {
@@ -446,7 +605,14 @@ export interface FailFoldRequest {
   final: boolean;
 }
 
+/**
+ * The answer to a worker's report. `stop` asks the worker to end the attempt
+ * after its current batch (the run was stopped early or cancelled): it keeps
+ * its checkpoints, acknowledges the task and takes the next one.
+ */
 export interface Ack {
+  stop: boolean;
+  reason: string;
 }
 
 /**
@@ -469,6 +635,298 @@ export interface CheckpointChunk_Header {
 export interface UploadCheckpointResponse {
   key: string;
   size: number;
+}
+
+export interface ClusterJobSpec {
+  /** The run whose encoder is fine-tuned. */
+  runId: string;
+  /** The source fold; unset: the run's best fold. */
+  fold?:
+    | number
+    | undefined;
+  /**
+   * "dcec" (KL + gamma x reconstruction, convolutional AE), "idec" (the same
+   * loss) or "dec" (KL only; the decoder is dropped).
+   */
+  method: string;
+  /** Number of clusters (default: the dataset's class count, else 10). */
+  k?:
+    | number
+    | undefined;
+  /** Weight of the reconstruction loss for idec/dcec (default 0.1). */
+  gamma?:
+    | number
+    | undefined;
+  /** Batches between refreshes of the target distribution P (default 140). */
+  updateInterval?:
+    | number
+    | undefined;
+  /**
+   * Stop when fewer than this share of assignments change between two
+   * refreshes (default 0.001).
+   */
+  tol?:
+    | number
+    | undefined;
+  /** Upper bound on training batches (default 20000). */
+  maxIterations?:
+    | number
+    | undefined;
+  /** The dataset to cluster; empty: the run's dataset. */
+  dataset: string;
+  /** Optional name (letters, digits, '-', '_', '.'). */
+  name: string;
+  batchSize?: number | undefined;
+  learningRate?: number | undefined;
+  seed?:
+    | number
+    | undefined;
+  /** A specific dataset version; empty: the newest. */
+  datasetVersion: string;
+}
+
+/** One refresh of the target distribution, as the worker measured it. */
+export interface ClusterJobProgress {
+  /** Training batches done so far, and the bound. */
+  iteration: number;
+  maxIterations: number;
+  /** Mean losses over the batches since the previous report. */
+  loss: number;
+  clusterLoss: number;
+  reconstructionLoss: number;
+  /** Share of assignments that changed since the previous refresh. */
+  changed: number;
+  /** Scores against the labels, when the dataset has them. */
+  acc?: number | undefined;
+  nmi?: number | undefined;
+  ari?: number | undefined;
+  seconds: number;
+  updatedAtMs: number;
+}
+
+export interface ClusterJobResult {
+  /** Object key prefix of the fine-tuned encoder (TensorFlow.js layers model). */
+  encoder: string;
+  /** Object key of assignments.csv (record, split, cluster, confidence, label, source). */
+  assignments: string;
+  iterations: number;
+  /** Why fine-tuning stopped: "converged" (changed < tol) or "max-iterations". */
+  stopReason: string;
+  /**
+   * Scores of k-means on the source encoder's codes (before), and of the
+   * fine-tuned assignments (after), when labels exist.
+   */
+  initialAcc?: number | undefined;
+  initialNmi?: number | undefined;
+  acc?: number | undefined;
+  nmi?: number | undefined;
+  ari?:
+    | number
+    | undefined;
+  /** Other artifacts (e.g. report pictures) by name -> object key. */
+  artifacts: { [key: string]: string };
+}
+
+export interface ClusterJobResult_ArtifactsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ClusterJob {
+  id: string;
+  spec?: ClusterJobSpec | undefined;
+  state: ClusterJobState;
+  /** The source fold actually used (resolved from "best"). */
+  fold: number;
+  datasetVersion: string;
+  attempts: number;
+  worker: string;
+  history: ClusterJobProgress[];
+  result?: ClusterJobResult | undefined;
+  error: string;
+  lastCheckpoint: string;
+  lastCheckpointIteration: number;
+  /** The iteration the latest attempt resumed after (0: it started fresh). */
+  resumedFromIteration: number;
+  createdAtMs: number;
+  updatedAtMs: number;
+  /** The fully resolved model config of the source run (JSON). */
+  modelConfigJson: string;
+}
+
+export interface SubmitClusterJobRequest {
+  spec?: ClusterJobSpec | undefined;
+}
+
+export interface ClusterJobRef {
+  jobId: string;
+}
+
+export interface ListClusterJobsRequest {
+}
+
+export interface ListClusterJobsResponse {
+  jobs: ClusterJob[];
+}
+
+export interface ClusterJobEvent {
+  job?: ClusterJob | undefined;
+  reason: string;
+}
+
+export interface DownloadClusterArtifactRequest {
+  jobId: string;
+  /** "model.json", "weights.bin", "assignments.csv" or a name of result.artifacts. */
+  name: string;
+}
+
+export interface StartClusterAttemptRequest {
+  jobId: string;
+  worker: string;
+  delivery: number;
+}
+
+export interface StartClusterAttemptResponse {
+  /** False when the job needs no work (cancelled, already done): ack the task. */
+  proceed: boolean;
+  token: string;
+  job?:
+    | ClusterJob
+    | undefined;
+  /** Object key of the dataset manifest to cluster. */
+  manifest: string;
+  /** Object key of the source fold's best checkpoint. */
+  sourceCheckpoint: string;
+  /** Object key of the job checkpoint to resume from; empty: start fresh. */
+  resumeCheckpoint: string;
+  reason: string;
+}
+
+export interface ReportClusterProgressRequest {
+  attempt?: AttemptRef | undefined;
+  progress?: ClusterJobProgress | undefined;
+}
+
+export interface FinishClusterJobRequest {
+  attempt?: AttemptRef | undefined;
+  result?:
+    | ClusterJobResult
+    | undefined;
+  /**
+   * Cluster of each record of the dataset, in manifest order (train then
+   * test), and the soft assignment's confidence (max q).
+   */
+  assignments: number[];
+  confidence: number[];
+}
+
+/**
+ * One swept hyper-parameter and its values, e.g. learning-rate = [1e-3, 3e-4].
+ * Names are the run spec's fields in kebab case (learning-rate, batch-size,
+ * upsample, seed, epochs) or model-config fields (code-size, ...).
+ */
+export interface SweepParam {
+  name: string;
+  values: string[];
+}
+
+export interface SweepSpec {
+  name: string;
+  /** The spec every run starts from (dataset, model, folds, epochs, ...). */
+  base?: RunSpec | undefined;
+  grid: SweepParam[];
+  /**
+   * When set: sample this many configurations from the grid (without
+   * replacement, seeded by random_seed) instead of running all of them.
+   */
+  random?: number | undefined;
+  randomSeed?:
+    | number
+    | undefined;
+  /** "asha" (default), "median" or "none". */
+  earlyStop: string;
+  /** Epoch counts at which runs are judged (default: 1, eta, eta^2, ... below epochs). */
+  rungs: number[];
+  /** ASHA's eta (default 3): the best 1/eta of the runs judged at a rung go on. */
+  reductionFactor?:
+    | number
+    | undefined;
+  /** Runs in flight at once (default: all). */
+  maxParallelRuns?: number | undefined;
+}
+
+export interface SweepTrial {
+  /** Index in the sweep's configuration list. */
+  index: number;
+  params: { [key: string]: string };
+  /** Empty until the run is started (bounded by max_parallel_runs). */
+  runId: string;
+  state: RunState;
+  /** The highest epoch that every fold of the run has reported. */
+  epochsReached: number;
+  /**
+   * Mean and std over folds of the final validation loss (or, for a stopped
+   * run, at its last rung).
+   */
+  valLoss?: MeanStd | undefined;
+  stopReason: string;
+}
+
+export interface SweepTrial_ParamsEntry {
+  key: string;
+  value: string;
+}
+
+/**
+ * One judgement at a rung, recorded in the KV so a restarted coordinator
+ * keeps it.
+ */
+export interface RungDecision {
+  rung: number;
+  trial: number;
+  runId: string;
+  /** The run's mean validation loss over its folds at the rung's epoch. */
+  score: number;
+  stopped: boolean;
+  reason: string;
+  atMs: number;
+}
+
+export interface Sweep {
+  id: string;
+  spec?: SweepSpec | undefined;
+  state: SweepState;
+  trials: SweepTrial[];
+  decisions: RungDecision[];
+  /** The trial with the lowest mean validation loss among the finished runs. */
+  bestTrial?: number | undefined;
+  bestRunId: string;
+  error: string;
+  createdAtMs: number;
+  updatedAtMs: number;
+  /** The resolved rungs and reduction factor. */
+  rungs: number[];
+  reductionFactor: number;
+}
+
+export interface SubmitSweepRequest {
+  spec?: SweepSpec | undefined;
+}
+
+export interface SweepRef {
+  sweepId: string;
+}
+
+export interface ListSweepsRequest {
+}
+
+export interface ListSweepsResponse {
+  sweeps: Sweep[];
+}
+
+export interface SweepEvent {
+  sweep?: Sweep | undefined;
+  reason: string;
 }
 
 function createBaseRunSpec(): RunSpec {
@@ -1832,6 +2290,8 @@ function createBaseRun(): Run {
     updatedAtMs: 0,
     summary: undefined,
     error: "",
+    sweepId: "",
+    stopReason: "",
   };
 }
 
@@ -1863,6 +2323,12 @@ export const Run: MessageFns<Run> = {
     }
     if (message.error !== "") {
       writer.uint32(74).string(message.error);
+    }
+    if (message.sweepId !== "") {
+      writer.uint32(82).string(message.sweepId);
+    }
+    if (message.stopReason !== "") {
+      writer.uint32(90).string(message.stopReason);
     }
     return writer;
   },
@@ -1952,6 +2418,22 @@ export const Run: MessageFns<Run> = {
             message.error = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.sweepId = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1987,6 +2469,16 @@ export const Run: MessageFns<Run> = {
         : 0,
       summary: isSet(object.summary) ? RunSummary.fromJSON(object.summary) : undefined,
       error: isSet(object.error) ? globalThis.String(object.error) : "",
+      sweepId: isSet(object.sweepId)
+        ? globalThis.String(object.sweepId)
+        : isSet(object.sweep_id)
+        ? globalThis.String(object.sweep_id)
+        : "",
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : "",
     };
   },
 
@@ -2019,6 +2511,12 @@ export const Run: MessageFns<Run> = {
     if (message.error !== undefined) {
       obj.error = message.error;
     }
+    if (message.sweepId !== undefined) {
+      obj.sweepId = message.sweepId;
+    }
+    if (message.stopReason !== undefined) {
+      obj.stopReason = message.stopReason;
+    }
     return obj;
   },
 
@@ -2038,6 +2536,8 @@ export const Run: MessageFns<Run> = {
       ? RunSummary.fromPartial(object.summary)
       : undefined;
     message.error = object.error ?? "";
+    message.sweepId = object.sweepId ?? "";
+    message.stopReason = object.stopReason ?? "";
     return message;
   },
 };
@@ -2723,7 +3223,7 @@ export const Chunk: MessageFns<Chunk> = {
 };
 
 function createBaseAttemptRef(): AttemptRef {
-  return { runId: "", fold: 0, token: "" };
+  return { runId: "", fold: 0, token: "", jobId: "" };
 }
 
 export const AttemptRef: MessageFns<AttemptRef> = {
@@ -2736,6 +3236,9 @@ export const AttemptRef: MessageFns<AttemptRef> = {
     }
     if (message.token !== "") {
       writer.uint32(26).string(message.token);
+    }
+    if (message.jobId !== "") {
+      writer.uint32(34).string(message.jobId);
     }
     return writer;
   },
@@ -2777,6 +3280,14 @@ export const AttemptRef: MessageFns<AttemptRef> = {
             message.token = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2798,6 +3309,11 @@ export const AttemptRef: MessageFns<AttemptRef> = {
         : "",
       fold: isSet(object.fold) ? globalThis.Number(object.fold) : 0,
       token: isSet(object.token) ? globalThis.String(object.token) : "",
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
     };
   },
 
@@ -2812,6 +3328,9 @@ export const AttemptRef: MessageFns<AttemptRef> = {
     if (message.token !== undefined) {
       obj.token = message.token;
     }
+    if (message.jobId !== undefined) {
+      obj.jobId = message.jobId;
+    }
     return obj;
   },
 
@@ -2823,6 +3342,7 @@ export const AttemptRef: MessageFns<AttemptRef> = {
     message.runId = object.runId ?? "";
     message.fold = object.fold ?? 0;
     message.token = object.token ?? "";
+    message.jobId = object.jobId ?? "";
     return message;
   },
 };
@@ -3554,11 +4074,17 @@ export const FailFoldRequest: MessageFns<FailFoldRequest> = {
 };
 
 function createBaseAck(): Ack {
-  return {};
+  return { stop: false, reason: "" };
 }
 
 export const Ack: MessageFns<Ack> = {
-  encode(_: Ack, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: Ack, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stop !== false) {
+      writer.uint32(8).bool(message.stop);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
     return writer;
   },
 
@@ -3575,6 +4101,22 @@ export const Ack: MessageFns<Ack> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.stop = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3587,20 +4129,31 @@ export const Ack: MessageFns<Ack> = {
     }
   },
 
-  fromJSON(_: any): Ack {
-    return {};
+  fromJSON(object: any): Ack {
+    return {
+      stop: isSet(object.stop) ? globalThis.Boolean(object.stop) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
   },
 
-  toJSON(_: Ack): unknown {
+  toJSON(message: Ack): unknown {
     const obj: any = {};
+    if (message.stop !== undefined) {
+      obj.stop = message.stop;
+    }
+    if (message.reason !== undefined) {
+      obj.reason = message.reason;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<Ack>, I>>(base?: I): Ack {
     return Ack.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Ack>, I>>(_: I): Ack {
+  fromPartial<I extends Exact<DeepPartial<Ack>, I>>(object: I): Ack {
     const message = createBaseAck();
+    message.stop = object.stop ?? false;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -3908,6 +4461,3690 @@ export const UploadCheckpointResponse: MessageFns<UploadCheckpointResponse> = {
     const message = createBaseUploadCheckpointResponse();
     message.key = object.key ?? "";
     message.size = object.size ?? 0;
+    return message;
+  },
+};
+
+function createBaseClusterJobSpec(): ClusterJobSpec {
+  return {
+    runId: "",
+    fold: undefined,
+    method: "",
+    k: undefined,
+    gamma: undefined,
+    updateInterval: undefined,
+    tol: undefined,
+    maxIterations: undefined,
+    dataset: "",
+    name: "",
+    batchSize: undefined,
+    learningRate: undefined,
+    seed: undefined,
+    datasetVersion: "",
+  };
+}
+
+export const ClusterJobSpec: MessageFns<ClusterJobSpec> = {
+  encode(message: ClusterJobSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.fold !== undefined) {
+      writer.uint32(16).int32(message.fold);
+    }
+    if (message.method !== "") {
+      writer.uint32(26).string(message.method);
+    }
+    if (message.k !== undefined) {
+      writer.uint32(32).int32(message.k);
+    }
+    if (message.gamma !== undefined) {
+      writer.uint32(41).double(message.gamma);
+    }
+    if (message.updateInterval !== undefined) {
+      writer.uint32(48).int32(message.updateInterval);
+    }
+    if (message.tol !== undefined) {
+      writer.uint32(57).double(message.tol);
+    }
+    if (message.maxIterations !== undefined) {
+      writer.uint32(64).int32(message.maxIterations);
+    }
+    if (message.dataset !== "") {
+      writer.uint32(74).string(message.dataset);
+    }
+    if (message.name !== "") {
+      writer.uint32(82).string(message.name);
+    }
+    if (message.batchSize !== undefined) {
+      writer.uint32(88).int32(message.batchSize);
+    }
+    if (message.learningRate !== undefined) {
+      writer.uint32(97).double(message.learningRate);
+    }
+    if (message.seed !== undefined) {
+      writer.uint32(104).int32(message.seed);
+    }
+    if (message.datasetVersion !== "") {
+      writer.uint32(114).string(message.datasetVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterJobSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterJobSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fold = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.k = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.gamma = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.updateInterval = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.tol = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxIterations = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.dataset = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.batchSize = reader.int32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.learningRate = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.seed = reader.int32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.datasetVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterJobSpec {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      fold: isSet(object.fold) ? globalThis.Number(object.fold) : undefined,
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      k: isSet(object.k) ? globalThis.Number(object.k) : undefined,
+      gamma: isSet(object.gamma) ? globalThis.Number(object.gamma) : undefined,
+      updateInterval: isSet(object.updateInterval)
+        ? globalThis.Number(object.updateInterval)
+        : isSet(object.update_interval)
+        ? globalThis.Number(object.update_interval)
+        : undefined,
+      tol: isSet(object.tol) ? globalThis.Number(object.tol) : undefined,
+      maxIterations: isSet(object.maxIterations)
+        ? globalThis.Number(object.maxIterations)
+        : isSet(object.max_iterations)
+        ? globalThis.Number(object.max_iterations)
+        : undefined,
+      dataset: isSet(object.dataset) ? globalThis.String(object.dataset) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : undefined,
+      learningRate: isSet(object.learningRate)
+        ? globalThis.Number(object.learningRate)
+        : isSet(object.learning_rate)
+        ? globalThis.Number(object.learning_rate)
+        : undefined,
+      seed: isSet(object.seed) ? globalThis.Number(object.seed) : undefined,
+      datasetVersion: isSet(object.datasetVersion)
+        ? globalThis.String(object.datasetVersion)
+        : isSet(object.dataset_version)
+        ? globalThis.String(object.dataset_version)
+        : "",
+    };
+  },
+
+  toJSON(message: ClusterJobSpec): unknown {
+    const obj: any = {};
+    if (message.runId !== undefined) {
+      obj.runId = message.runId;
+    }
+    if (message.fold !== undefined) {
+      obj.fold = Math.round(message.fold);
+    }
+    if (message.method !== undefined) {
+      obj.method = message.method;
+    }
+    if (message.k !== undefined) {
+      obj.k = Math.round(message.k);
+    }
+    if (message.gamma !== undefined) {
+      obj.gamma = floatToJson(message.gamma);
+    }
+    if (message.updateInterval !== undefined) {
+      obj.updateInterval = Math.round(message.updateInterval);
+    }
+    if (message.tol !== undefined) {
+      obj.tol = floatToJson(message.tol);
+    }
+    if (message.maxIterations !== undefined) {
+      obj.maxIterations = Math.round(message.maxIterations);
+    }
+    if (message.dataset !== undefined) {
+      obj.dataset = message.dataset;
+    }
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    if (message.batchSize !== undefined) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.learningRate !== undefined) {
+      obj.learningRate = floatToJson(message.learningRate);
+    }
+    if (message.seed !== undefined) {
+      obj.seed = Math.round(message.seed);
+    }
+    if (message.datasetVersion !== undefined) {
+      obj.datasetVersion = message.datasetVersion;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterJobSpec>, I>>(base?: I): ClusterJobSpec {
+    return ClusterJobSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterJobSpec>, I>>(object: I): ClusterJobSpec {
+    const message = createBaseClusterJobSpec();
+    message.runId = object.runId ?? "";
+    message.fold = object.fold ?? undefined;
+    message.method = object.method ?? "";
+    message.k = object.k ?? undefined;
+    message.gamma = object.gamma ?? undefined;
+    message.updateInterval = object.updateInterval ?? undefined;
+    message.tol = object.tol ?? undefined;
+    message.maxIterations = object.maxIterations ?? undefined;
+    message.dataset = object.dataset ?? "";
+    message.name = object.name ?? "";
+    message.batchSize = object.batchSize ?? undefined;
+    message.learningRate = object.learningRate ?? undefined;
+    message.seed = object.seed ?? undefined;
+    message.datasetVersion = object.datasetVersion ?? "";
+    return message;
+  },
+};
+
+function createBaseClusterJobProgress(): ClusterJobProgress {
+  return {
+    iteration: 0,
+    maxIterations: 0,
+    loss: 0,
+    clusterLoss: 0,
+    reconstructionLoss: 0,
+    changed: 0,
+    acc: undefined,
+    nmi: undefined,
+    ari: undefined,
+    seconds: 0,
+    updatedAtMs: 0,
+  };
+}
+
+export const ClusterJobProgress: MessageFns<ClusterJobProgress> = {
+  encode(message: ClusterJobProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.iteration !== 0) {
+      writer.uint32(8).uint32(message.iteration);
+    }
+    if (message.maxIterations !== 0) {
+      writer.uint32(16).uint32(message.maxIterations);
+    }
+    if (message.loss !== 0) {
+      writer.uint32(25).double(message.loss);
+    }
+    if (message.clusterLoss !== 0) {
+      writer.uint32(33).double(message.clusterLoss);
+    }
+    if (message.reconstructionLoss !== 0) {
+      writer.uint32(41).double(message.reconstructionLoss);
+    }
+    if (message.changed !== 0) {
+      writer.uint32(49).double(message.changed);
+    }
+    if (message.acc !== undefined) {
+      writer.uint32(57).double(message.acc);
+    }
+    if (message.nmi !== undefined) {
+      writer.uint32(65).double(message.nmi);
+    }
+    if (message.ari !== undefined) {
+      writer.uint32(73).double(message.ari);
+    }
+    if (message.seconds !== 0) {
+      writer.uint32(81).double(message.seconds);
+    }
+    if (message.updatedAtMs !== 0) {
+      writer.uint32(88).int64(message.updatedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterJobProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterJobProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.iteration = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxIterations = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.loss = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.clusterLoss = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.reconstructionLoss = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.changed = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.acc = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.nmi = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.ari = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.seconds = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.updatedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterJobProgress {
+    return {
+      iteration: isSet(object.iteration) ? globalThis.Number(object.iteration) : 0,
+      maxIterations: isSet(object.maxIterations)
+        ? globalThis.Number(object.maxIterations)
+        : isSet(object.max_iterations)
+        ? globalThis.Number(object.max_iterations)
+        : 0,
+      loss: isSet(object.loss) ? globalThis.Number(object.loss) : 0,
+      clusterLoss: isSet(object.clusterLoss)
+        ? globalThis.Number(object.clusterLoss)
+        : isSet(object.cluster_loss)
+        ? globalThis.Number(object.cluster_loss)
+        : 0,
+      reconstructionLoss: isSet(object.reconstructionLoss)
+        ? globalThis.Number(object.reconstructionLoss)
+        : isSet(object.reconstruction_loss)
+        ? globalThis.Number(object.reconstruction_loss)
+        : 0,
+      changed: isSet(object.changed) ? globalThis.Number(object.changed) : 0,
+      acc: isSet(object.acc) ? globalThis.Number(object.acc) : undefined,
+      nmi: isSet(object.nmi) ? globalThis.Number(object.nmi) : undefined,
+      ari: isSet(object.ari) ? globalThis.Number(object.ari) : undefined,
+      seconds: isSet(object.seconds) ? globalThis.Number(object.seconds) : 0,
+      updatedAtMs: isSet(object.updatedAtMs)
+        ? globalThis.Number(object.updatedAtMs)
+        : isSet(object.updated_at_ms)
+        ? globalThis.Number(object.updated_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ClusterJobProgress): unknown {
+    const obj: any = {};
+    if (message.iteration !== undefined) {
+      obj.iteration = Math.round(message.iteration);
+    }
+    if (message.maxIterations !== undefined) {
+      obj.maxIterations = Math.round(message.maxIterations);
+    }
+    if (message.loss !== undefined) {
+      obj.loss = floatToJson(message.loss);
+    }
+    if (message.clusterLoss !== undefined) {
+      obj.clusterLoss = floatToJson(message.clusterLoss);
+    }
+    if (message.reconstructionLoss !== undefined) {
+      obj.reconstructionLoss = floatToJson(message.reconstructionLoss);
+    }
+    if (message.changed !== undefined) {
+      obj.changed = floatToJson(message.changed);
+    }
+    if (message.acc !== undefined) {
+      obj.acc = floatToJson(message.acc);
+    }
+    if (message.nmi !== undefined) {
+      obj.nmi = floatToJson(message.nmi);
+    }
+    if (message.ari !== undefined) {
+      obj.ari = floatToJson(message.ari);
+    }
+    if (message.seconds !== undefined) {
+      obj.seconds = floatToJson(message.seconds);
+    }
+    if (message.updatedAtMs !== undefined) {
+      obj.updatedAtMs = Math.round(message.updatedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterJobProgress>, I>>(base?: I): ClusterJobProgress {
+    return ClusterJobProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterJobProgress>, I>>(object: I): ClusterJobProgress {
+    const message = createBaseClusterJobProgress();
+    message.iteration = object.iteration ?? 0;
+    message.maxIterations = object.maxIterations ?? 0;
+    message.loss = object.loss ?? 0;
+    message.clusterLoss = object.clusterLoss ?? 0;
+    message.reconstructionLoss = object.reconstructionLoss ?? 0;
+    message.changed = object.changed ?? 0;
+    message.acc = object.acc ?? undefined;
+    message.nmi = object.nmi ?? undefined;
+    message.ari = object.ari ?? undefined;
+    message.seconds = object.seconds ?? 0;
+    message.updatedAtMs = object.updatedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseClusterJobResult(): ClusterJobResult {
+  return {
+    encoder: "",
+    assignments: "",
+    iterations: 0,
+    stopReason: "",
+    initialAcc: undefined,
+    initialNmi: undefined,
+    acc: undefined,
+    nmi: undefined,
+    ari: undefined,
+    artifacts: {},
+  };
+}
+
+export const ClusterJobResult: MessageFns<ClusterJobResult> = {
+  encode(message: ClusterJobResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.encoder !== "") {
+      writer.uint32(10).string(message.encoder);
+    }
+    if (message.assignments !== "") {
+      writer.uint32(18).string(message.assignments);
+    }
+    if (message.iterations !== 0) {
+      writer.uint32(24).uint32(message.iterations);
+    }
+    if (message.stopReason !== "") {
+      writer.uint32(34).string(message.stopReason);
+    }
+    if (message.initialAcc !== undefined) {
+      writer.uint32(41).double(message.initialAcc);
+    }
+    if (message.initialNmi !== undefined) {
+      writer.uint32(49).double(message.initialNmi);
+    }
+    if (message.acc !== undefined) {
+      writer.uint32(57).double(message.acc);
+    }
+    if (message.nmi !== undefined) {
+      writer.uint32(65).double(message.nmi);
+    }
+    if (message.ari !== undefined) {
+      writer.uint32(73).double(message.ari);
+    }
+    globalThis.Object.entries(message.artifacts).forEach(([key, value]: [string, string]) => {
+      ClusterJobResult_ArtifactsEntry.encode({ key: key as any, value }, writer.uint32(82).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterJobResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterJobResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.encoder = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.assignments = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.iterations = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.initialAcc = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.initialNmi = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.acc = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.nmi = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.ari = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            const entry10 = ClusterJobResult_ArtifactsEntry.decode(reader, reader.uint32());
+            if (entry10.value !== undefined) {
+              message.artifacts[entry10.key] = entry10.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterJobResult {
+    return {
+      encoder: isSet(object.encoder) ? globalThis.String(object.encoder) : "",
+      assignments: isSet(object.assignments) ? globalThis.String(object.assignments) : "",
+      iterations: isSet(object.iterations) ? globalThis.Number(object.iterations) : 0,
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : "",
+      initialAcc: isSet(object.initialAcc)
+        ? globalThis.Number(object.initialAcc)
+        : isSet(object.initial_acc)
+        ? globalThis.Number(object.initial_acc)
+        : undefined,
+      initialNmi: isSet(object.initialNmi)
+        ? globalThis.Number(object.initialNmi)
+        : isSet(object.initial_nmi)
+        ? globalThis.Number(object.initial_nmi)
+        : undefined,
+      acc: isSet(object.acc) ? globalThis.Number(object.acc) : undefined,
+      nmi: isSet(object.nmi) ? globalThis.Number(object.nmi) : undefined,
+      ari: isSet(object.ari) ? globalThis.Number(object.ari) : undefined,
+      artifacts: isObject(object.artifacts)
+        ? (globalThis.Object.entries(object.artifacts) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ClusterJobResult): unknown {
+    const obj: any = {};
+    if (message.encoder !== undefined) {
+      obj.encoder = message.encoder;
+    }
+    if (message.assignments !== undefined) {
+      obj.assignments = message.assignments;
+    }
+    if (message.iterations !== undefined) {
+      obj.iterations = Math.round(message.iterations);
+    }
+    if (message.stopReason !== undefined) {
+      obj.stopReason = message.stopReason;
+    }
+    if (message.initialAcc !== undefined) {
+      obj.initialAcc = floatToJson(message.initialAcc);
+    }
+    if (message.initialNmi !== undefined) {
+      obj.initialNmi = floatToJson(message.initialNmi);
+    }
+    if (message.acc !== undefined) {
+      obj.acc = floatToJson(message.acc);
+    }
+    if (message.nmi !== undefined) {
+      obj.nmi = floatToJson(message.nmi);
+    }
+    if (message.ari !== undefined) {
+      obj.ari = floatToJson(message.ari);
+    }
+    if (message.artifacts) {
+      const entries = globalThis.Object.entries(message.artifacts) as [string, string][];
+      if (entries.length > 0) {
+        obj.artifacts = {};
+        entries.forEach(([k, v]) => {
+          obj.artifacts[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterJobResult>, I>>(base?: I): ClusterJobResult {
+    return ClusterJobResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterJobResult>, I>>(object: I): ClusterJobResult {
+    const message = createBaseClusterJobResult();
+    message.encoder = object.encoder ?? "";
+    message.assignments = object.assignments ?? "";
+    message.iterations = object.iterations ?? 0;
+    message.stopReason = object.stopReason ?? "";
+    message.initialAcc = object.initialAcc ?? undefined;
+    message.initialNmi = object.initialNmi ?? undefined;
+    message.acc = object.acc ?? undefined;
+    message.nmi = object.nmi ?? undefined;
+    message.ari = object.ari ?? undefined;
+    message.artifacts = (globalThis.Object.entries(object.artifacts ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseClusterJobResult_ArtifactsEntry(): ClusterJobResult_ArtifactsEntry {
+  return { key: "", value: "" };
+}
+
+export const ClusterJobResult_ArtifactsEntry: MessageFns<ClusterJobResult_ArtifactsEntry> = {
+  encode(message: ClusterJobResult_ArtifactsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterJobResult_ArtifactsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterJobResult_ArtifactsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterJobResult_ArtifactsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ClusterJobResult_ArtifactsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterJobResult_ArtifactsEntry>, I>>(base?: I): ClusterJobResult_ArtifactsEntry {
+    return ClusterJobResult_ArtifactsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterJobResult_ArtifactsEntry>, I>>(
+    object: I,
+  ): ClusterJobResult_ArtifactsEntry {
+    const message = createBaseClusterJobResult_ArtifactsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseClusterJob(): ClusterJob {
+  return {
+    id: "",
+    spec: undefined,
+    state: 0,
+    fold: 0,
+    datasetVersion: "",
+    attempts: 0,
+    worker: "",
+    history: [],
+    result: undefined,
+    error: "",
+    lastCheckpoint: "",
+    lastCheckpointIteration: 0,
+    resumedFromIteration: 0,
+    createdAtMs: 0,
+    updatedAtMs: 0,
+    modelConfigJson: "",
+  };
+}
+
+export const ClusterJob: MessageFns<ClusterJob> = {
+  encode(message: ClusterJob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.spec !== undefined) {
+      ClusterJobSpec.encode(message.spec, writer.uint32(18).fork()).join();
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.fold !== 0) {
+      writer.uint32(32).uint32(message.fold);
+    }
+    if (message.datasetVersion !== "") {
+      writer.uint32(42).string(message.datasetVersion);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(48).uint32(message.attempts);
+    }
+    if (message.worker !== "") {
+      writer.uint32(58).string(message.worker);
+    }
+    for (const v of message.history) {
+      ClusterJobProgress.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.result !== undefined) {
+      ClusterJobResult.encode(message.result, writer.uint32(74).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(82).string(message.error);
+    }
+    if (message.lastCheckpoint !== "") {
+      writer.uint32(90).string(message.lastCheckpoint);
+    }
+    if (message.lastCheckpointIteration !== 0) {
+      writer.uint32(96).uint32(message.lastCheckpointIteration);
+    }
+    if (message.resumedFromIteration !== 0) {
+      writer.uint32(104).uint32(message.resumedFromIteration);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(112).int64(message.createdAtMs);
+    }
+    if (message.updatedAtMs !== 0) {
+      writer.uint32(120).int64(message.updatedAtMs);
+    }
+    if (message.modelConfigJson !== "") {
+      writer.uint32(130).string(message.modelConfigJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterJob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterJob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.spec = ClusterJobSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fold = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.datasetVersion = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.attempts = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.worker = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.history.push(ClusterJobProgress.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.result = ClusterJobResult.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.lastCheckpoint = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.lastCheckpointIteration = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.resumedFromIteration = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.updatedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.modelConfigJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterJob {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      spec: isSet(object.spec) ? ClusterJobSpec.fromJSON(object.spec) : undefined,
+      state: isSet(object.state) ? clusterJobStateFromJSON(object.state) : 0,
+      fold: isSet(object.fold) ? globalThis.Number(object.fold) : 0,
+      datasetVersion: isSet(object.datasetVersion)
+        ? globalThis.String(object.datasetVersion)
+        : isSet(object.dataset_version)
+        ? globalThis.String(object.dataset_version)
+        : "",
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      worker: isSet(object.worker) ? globalThis.String(object.worker) : "",
+      history: globalThis.Array.isArray(object?.history)
+        ? object.history.map((e: any) => ClusterJobProgress.fromJSON(e))
+        : [],
+      result: isSet(object.result) ? ClusterJobResult.fromJSON(object.result) : undefined,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      lastCheckpoint: isSet(object.lastCheckpoint)
+        ? globalThis.String(object.lastCheckpoint)
+        : isSet(object.last_checkpoint)
+        ? globalThis.String(object.last_checkpoint)
+        : "",
+      lastCheckpointIteration: isSet(object.lastCheckpointIteration)
+        ? globalThis.Number(object.lastCheckpointIteration)
+        : isSet(object.last_checkpoint_iteration)
+        ? globalThis.Number(object.last_checkpoint_iteration)
+        : 0,
+      resumedFromIteration: isSet(object.resumedFromIteration)
+        ? globalThis.Number(object.resumedFromIteration)
+        : isSet(object.resumed_from_iteration)
+        ? globalThis.Number(object.resumed_from_iteration)
+        : 0,
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+      updatedAtMs: isSet(object.updatedAtMs)
+        ? globalThis.Number(object.updatedAtMs)
+        : isSet(object.updated_at_ms)
+        ? globalThis.Number(object.updated_at_ms)
+        : 0,
+      modelConfigJson: isSet(object.modelConfigJson)
+        ? globalThis.String(object.modelConfigJson)
+        : isSet(object.model_config_json)
+        ? globalThis.String(object.model_config_json)
+        : "",
+    };
+  },
+
+  toJSON(message: ClusterJob): unknown {
+    const obj: any = {};
+    if (message.id !== undefined) {
+      obj.id = message.id;
+    }
+    if (message.spec !== undefined) {
+      obj.spec = ClusterJobSpec.toJSON(message.spec);
+    }
+    if (message.state !== undefined) {
+      obj.state = clusterJobStateToJSON(message.state);
+    }
+    if (message.fold !== undefined) {
+      obj.fold = Math.round(message.fold);
+    }
+    if (message.datasetVersion !== undefined) {
+      obj.datasetVersion = message.datasetVersion;
+    }
+    if (message.attempts !== undefined) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.worker !== undefined) {
+      obj.worker = message.worker;
+    }
+    if (message.history?.length) {
+      obj.history = message.history.map((e) => ClusterJobProgress.toJSON(e));
+    }
+    if (message.result !== undefined) {
+      obj.result = ClusterJobResult.toJSON(message.result);
+    }
+    if (message.error !== undefined) {
+      obj.error = message.error;
+    }
+    if (message.lastCheckpoint !== undefined) {
+      obj.lastCheckpoint = message.lastCheckpoint;
+    }
+    if (message.lastCheckpointIteration !== undefined) {
+      obj.lastCheckpointIteration = Math.round(message.lastCheckpointIteration);
+    }
+    if (message.resumedFromIteration !== undefined) {
+      obj.resumedFromIteration = Math.round(message.resumedFromIteration);
+    }
+    if (message.createdAtMs !== undefined) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.updatedAtMs !== undefined) {
+      obj.updatedAtMs = Math.round(message.updatedAtMs);
+    }
+    if (message.modelConfigJson !== undefined) {
+      obj.modelConfigJson = message.modelConfigJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterJob>, I>>(base?: I): ClusterJob {
+    return ClusterJob.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterJob>, I>>(object: I): ClusterJob {
+    const message = createBaseClusterJob();
+    message.id = object.id ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null)
+      ? ClusterJobSpec.fromPartial(object.spec)
+      : undefined;
+    message.state = object.state ?? 0;
+    message.fold = object.fold ?? 0;
+    message.datasetVersion = object.datasetVersion ?? "";
+    message.attempts = object.attempts ?? 0;
+    message.worker = object.worker ?? "";
+    message.history = object.history?.map((e) => ClusterJobProgress.fromPartial(e)) || [];
+    message.result = (object.result !== undefined && object.result !== null)
+      ? ClusterJobResult.fromPartial(object.result)
+      : undefined;
+    message.error = object.error ?? "";
+    message.lastCheckpoint = object.lastCheckpoint ?? "";
+    message.lastCheckpointIteration = object.lastCheckpointIteration ?? 0;
+    message.resumedFromIteration = object.resumedFromIteration ?? 0;
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.updatedAtMs = object.updatedAtMs ?? 0;
+    message.modelConfigJson = object.modelConfigJson ?? "";
+    return message;
+  },
+};
+
+function createBaseSubmitClusterJobRequest(): SubmitClusterJobRequest {
+  return { spec: undefined };
+}
+
+export const SubmitClusterJobRequest: MessageFns<SubmitClusterJobRequest> = {
+  encode(message: SubmitClusterJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spec !== undefined) {
+      ClusterJobSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitClusterJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitClusterJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spec = ClusterJobSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubmitClusterJobRequest {
+    return { spec: isSet(object.spec) ? ClusterJobSpec.fromJSON(object.spec) : undefined };
+  },
+
+  toJSON(message: SubmitClusterJobRequest): unknown {
+    const obj: any = {};
+    if (message.spec !== undefined) {
+      obj.spec = ClusterJobSpec.toJSON(message.spec);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SubmitClusterJobRequest>, I>>(base?: I): SubmitClusterJobRequest {
+    return SubmitClusterJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubmitClusterJobRequest>, I>>(object: I): SubmitClusterJobRequest {
+    const message = createBaseSubmitClusterJobRequest();
+    message.spec = (object.spec !== undefined && object.spec !== null)
+      ? ClusterJobSpec.fromPartial(object.spec)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseClusterJobRef(): ClusterJobRef {
+  return { jobId: "" };
+}
+
+export const ClusterJobRef: MessageFns<ClusterJobRef> = {
+  encode(message: ClusterJobRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterJobRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterJobRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterJobRef {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ClusterJobRef): unknown {
+    const obj: any = {};
+    if (message.jobId !== undefined) {
+      obj.jobId = message.jobId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterJobRef>, I>>(base?: I): ClusterJobRef {
+    return ClusterJobRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterJobRef>, I>>(object: I): ClusterJobRef {
+    const message = createBaseClusterJobRef();
+    message.jobId = object.jobId ?? "";
+    return message;
+  },
+};
+
+function createBaseListClusterJobsRequest(): ListClusterJobsRequest {
+  return {};
+}
+
+export const ListClusterJobsRequest: MessageFns<ListClusterJobsRequest> = {
+  encode(_: ListClusterJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListClusterJobsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListClusterJobsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListClusterJobsRequest {
+    return {};
+  },
+
+  toJSON(_: ListClusterJobsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListClusterJobsRequest>, I>>(base?: I): ListClusterJobsRequest {
+    return ListClusterJobsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListClusterJobsRequest>, I>>(_: I): ListClusterJobsRequest {
+    const message = createBaseListClusterJobsRequest();
+    return message;
+  },
+};
+
+function createBaseListClusterJobsResponse(): ListClusterJobsResponse {
+  return { jobs: [] };
+}
+
+export const ListClusterJobsResponse: MessageFns<ListClusterJobsResponse> = {
+  encode(message: ListClusterJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.jobs) {
+      ClusterJob.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListClusterJobsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListClusterJobsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobs.push(ClusterJob.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListClusterJobsResponse {
+    return { jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => ClusterJob.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListClusterJobsResponse): unknown {
+    const obj: any = {};
+    if (message.jobs?.length) {
+      obj.jobs = message.jobs.map((e) => ClusterJob.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListClusterJobsResponse>, I>>(base?: I): ListClusterJobsResponse {
+    return ListClusterJobsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListClusterJobsResponse>, I>>(object: I): ListClusterJobsResponse {
+    const message = createBaseListClusterJobsResponse();
+    message.jobs = object.jobs?.map((e) => ClusterJob.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClusterJobEvent(): ClusterJobEvent {
+  return { job: undefined, reason: "" };
+}
+
+export const ClusterJobEvent: MessageFns<ClusterJobEvent> = {
+  encode(message: ClusterJobEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      ClusterJob.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterJobEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterJobEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = ClusterJob.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterJobEvent {
+    return {
+      job: isSet(object.job) ? ClusterJob.fromJSON(object.job) : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ClusterJobEvent): unknown {
+    const obj: any = {};
+    if (message.job !== undefined) {
+      obj.job = ClusterJob.toJSON(message.job);
+    }
+    if (message.reason !== undefined) {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterJobEvent>, I>>(base?: I): ClusterJobEvent {
+    return ClusterJobEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterJobEvent>, I>>(object: I): ClusterJobEvent {
+    const message = createBaseClusterJobEvent();
+    message.job = (object.job !== undefined && object.job !== null) ? ClusterJob.fromPartial(object.job) : undefined;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseDownloadClusterArtifactRequest(): DownloadClusterArtifactRequest {
+  return { jobId: "", name: "" };
+}
+
+export const DownloadClusterArtifactRequest: MessageFns<DownloadClusterArtifactRequest> = {
+  encode(message: DownloadClusterArtifactRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DownloadClusterArtifactRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDownloadClusterArtifactRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DownloadClusterArtifactRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: DownloadClusterArtifactRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== undefined) {
+      obj.jobId = message.jobId;
+    }
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DownloadClusterArtifactRequest>, I>>(base?: I): DownloadClusterArtifactRequest {
+    return DownloadClusterArtifactRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DownloadClusterArtifactRequest>, I>>(
+    object: I,
+  ): DownloadClusterArtifactRequest {
+    const message = createBaseDownloadClusterArtifactRequest();
+    message.jobId = object.jobId ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseStartClusterAttemptRequest(): StartClusterAttemptRequest {
+  return { jobId: "", worker: "", delivery: 0 };
+}
+
+export const StartClusterAttemptRequest: MessageFns<StartClusterAttemptRequest> = {
+  encode(message: StartClusterAttemptRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.worker !== "") {
+      writer.uint32(18).string(message.worker);
+    }
+    if (message.delivery !== 0) {
+      writer.uint32(24).uint32(message.delivery);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartClusterAttemptRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartClusterAttemptRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.worker = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.delivery = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartClusterAttemptRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      worker: isSet(object.worker) ? globalThis.String(object.worker) : "",
+      delivery: isSet(object.delivery) ? globalThis.Number(object.delivery) : 0,
+    };
+  },
+
+  toJSON(message: StartClusterAttemptRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== undefined) {
+      obj.jobId = message.jobId;
+    }
+    if (message.worker !== undefined) {
+      obj.worker = message.worker;
+    }
+    if (message.delivery !== undefined) {
+      obj.delivery = Math.round(message.delivery);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartClusterAttemptRequest>, I>>(base?: I): StartClusterAttemptRequest {
+    return StartClusterAttemptRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartClusterAttemptRequest>, I>>(object: I): StartClusterAttemptRequest {
+    const message = createBaseStartClusterAttemptRequest();
+    message.jobId = object.jobId ?? "";
+    message.worker = object.worker ?? "";
+    message.delivery = object.delivery ?? 0;
+    return message;
+  },
+};
+
+function createBaseStartClusterAttemptResponse(): StartClusterAttemptResponse {
+  return {
+    proceed: false,
+    token: "",
+    job: undefined,
+    manifest: "",
+    sourceCheckpoint: "",
+    resumeCheckpoint: "",
+    reason: "",
+  };
+}
+
+export const StartClusterAttemptResponse: MessageFns<StartClusterAttemptResponse> = {
+  encode(message: StartClusterAttemptResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.proceed !== false) {
+      writer.uint32(8).bool(message.proceed);
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.job !== undefined) {
+      ClusterJob.encode(message.job, writer.uint32(26).fork()).join();
+    }
+    if (message.manifest !== "") {
+      writer.uint32(34).string(message.manifest);
+    }
+    if (message.sourceCheckpoint !== "") {
+      writer.uint32(42).string(message.sourceCheckpoint);
+    }
+    if (message.resumeCheckpoint !== "") {
+      writer.uint32(50).string(message.resumeCheckpoint);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartClusterAttemptResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartClusterAttemptResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.proceed = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.job = ClusterJob.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.manifest = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.sourceCheckpoint = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.resumeCheckpoint = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartClusterAttemptResponse {
+    return {
+      proceed: isSet(object.proceed) ? globalThis.Boolean(object.proceed) : false,
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      job: isSet(object.job) ? ClusterJob.fromJSON(object.job) : undefined,
+      manifest: isSet(object.manifest) ? globalThis.String(object.manifest) : "",
+      sourceCheckpoint: isSet(object.sourceCheckpoint)
+        ? globalThis.String(object.sourceCheckpoint)
+        : isSet(object.source_checkpoint)
+        ? globalThis.String(object.source_checkpoint)
+        : "",
+      resumeCheckpoint: isSet(object.resumeCheckpoint)
+        ? globalThis.String(object.resumeCheckpoint)
+        : isSet(object.resume_checkpoint)
+        ? globalThis.String(object.resume_checkpoint)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: StartClusterAttemptResponse): unknown {
+    const obj: any = {};
+    if (message.proceed !== undefined) {
+      obj.proceed = message.proceed;
+    }
+    if (message.token !== undefined) {
+      obj.token = message.token;
+    }
+    if (message.job !== undefined) {
+      obj.job = ClusterJob.toJSON(message.job);
+    }
+    if (message.manifest !== undefined) {
+      obj.manifest = message.manifest;
+    }
+    if (message.sourceCheckpoint !== undefined) {
+      obj.sourceCheckpoint = message.sourceCheckpoint;
+    }
+    if (message.resumeCheckpoint !== undefined) {
+      obj.resumeCheckpoint = message.resumeCheckpoint;
+    }
+    if (message.reason !== undefined) {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartClusterAttemptResponse>, I>>(base?: I): StartClusterAttemptResponse {
+    return StartClusterAttemptResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartClusterAttemptResponse>, I>>(object: I): StartClusterAttemptResponse {
+    const message = createBaseStartClusterAttemptResponse();
+    message.proceed = object.proceed ?? false;
+    message.token = object.token ?? "";
+    message.job = (object.job !== undefined && object.job !== null) ? ClusterJob.fromPartial(object.job) : undefined;
+    message.manifest = object.manifest ?? "";
+    message.sourceCheckpoint = object.sourceCheckpoint ?? "";
+    message.resumeCheckpoint = object.resumeCheckpoint ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseReportClusterProgressRequest(): ReportClusterProgressRequest {
+  return { attempt: undefined, progress: undefined };
+}
+
+export const ReportClusterProgressRequest: MessageFns<ReportClusterProgressRequest> = {
+  encode(message: ReportClusterProgressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.attempt !== undefined) {
+      AttemptRef.encode(message.attempt, writer.uint32(10).fork()).join();
+    }
+    if (message.progress !== undefined) {
+      ClusterJobProgress.encode(message.progress, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportClusterProgressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportClusterProgressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.attempt = AttemptRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.progress = ClusterJobProgress.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportClusterProgressRequest {
+    return {
+      attempt: isSet(object.attempt) ? AttemptRef.fromJSON(object.attempt) : undefined,
+      progress: isSet(object.progress) ? ClusterJobProgress.fromJSON(object.progress) : undefined,
+    };
+  },
+
+  toJSON(message: ReportClusterProgressRequest): unknown {
+    const obj: any = {};
+    if (message.attempt !== undefined) {
+      obj.attempt = AttemptRef.toJSON(message.attempt);
+    }
+    if (message.progress !== undefined) {
+      obj.progress = ClusterJobProgress.toJSON(message.progress);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportClusterProgressRequest>, I>>(base?: I): ReportClusterProgressRequest {
+    return ReportClusterProgressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportClusterProgressRequest>, I>>(object: I): ReportClusterProgressRequest {
+    const message = createBaseReportClusterProgressRequest();
+    message.attempt = (object.attempt !== undefined && object.attempt !== null)
+      ? AttemptRef.fromPartial(object.attempt)
+      : undefined;
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? ClusterJobProgress.fromPartial(object.progress)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFinishClusterJobRequest(): FinishClusterJobRequest {
+  return { attempt: undefined, result: undefined, assignments: [], confidence: [] };
+}
+
+export const FinishClusterJobRequest: MessageFns<FinishClusterJobRequest> = {
+  encode(message: FinishClusterJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.attempt !== undefined) {
+      AttemptRef.encode(message.attempt, writer.uint32(10).fork()).join();
+    }
+    if (message.result !== undefined) {
+      ClusterJobResult.encode(message.result, writer.uint32(18).fork()).join();
+    }
+    if (message.assignments.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.assignments) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.confidence.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.confidence) {
+        writer.float(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FinishClusterJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFinishClusterJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.attempt = AttemptRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = ClusterJobResult.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.assignments.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.assignments.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag === 37) {
+              message.confidence.push(reader.float());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.confidence.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FinishClusterJobRequest {
+    return {
+      attempt: isSet(object.attempt) ? AttemptRef.fromJSON(object.attempt) : undefined,
+      result: isSet(object.result) ? ClusterJobResult.fromJSON(object.result) : undefined,
+      assignments: globalThis.Array.isArray(object?.assignments)
+        ? object.assignments.map((e: any) => globalThis.Number(e))
+        : [],
+      confidence: globalThis.Array.isArray(object?.confidence)
+        ? object.confidence.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: FinishClusterJobRequest): unknown {
+    const obj: any = {};
+    if (message.attempt !== undefined) {
+      obj.attempt = AttemptRef.toJSON(message.attempt);
+    }
+    if (message.result !== undefined) {
+      obj.result = ClusterJobResult.toJSON(message.result);
+    }
+    if (message.assignments?.length) {
+      obj.assignments = message.assignments.map((e) => Math.round(e));
+    }
+    if (message.confidence?.length) {
+      obj.confidence = message.confidence.map((e) => floatToJson(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FinishClusterJobRequest>, I>>(base?: I): FinishClusterJobRequest {
+    return FinishClusterJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FinishClusterJobRequest>, I>>(object: I): FinishClusterJobRequest {
+    const message = createBaseFinishClusterJobRequest();
+    message.attempt = (object.attempt !== undefined && object.attempt !== null)
+      ? AttemptRef.fromPartial(object.attempt)
+      : undefined;
+    message.result = (object.result !== undefined && object.result !== null)
+      ? ClusterJobResult.fromPartial(object.result)
+      : undefined;
+    message.assignments = object.assignments?.map((e) => e) || [];
+    message.confidence = object.confidence?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSweepParam(): SweepParam {
+  return { name: "", values: [] };
+}
+
+export const SweepParam: MessageFns<SweepParam> = {
+  encode(message: SweepParam, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.values) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SweepParam {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSweepParam();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.values.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SweepParam {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      values: globalThis.Array.isArray(object?.values) ? object.values.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: SweepParam): unknown {
+    const obj: any = {};
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    if (message.values?.length) {
+      obj.values = message.values;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SweepParam>, I>>(base?: I): SweepParam {
+    return SweepParam.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SweepParam>, I>>(object: I): SweepParam {
+    const message = createBaseSweepParam();
+    message.name = object.name ?? "";
+    message.values = object.values?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSweepSpec(): SweepSpec {
+  return {
+    name: "",
+    base: undefined,
+    grid: [],
+    random: undefined,
+    randomSeed: undefined,
+    earlyStop: "",
+    rungs: [],
+    reductionFactor: undefined,
+    maxParallelRuns: undefined,
+  };
+}
+
+export const SweepSpec: MessageFns<SweepSpec> = {
+  encode(message: SweepSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.base !== undefined) {
+      RunSpec.encode(message.base, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.grid) {
+      SweepParam.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.random !== undefined) {
+      writer.uint32(32).int32(message.random);
+    }
+    if (message.randomSeed !== undefined) {
+      writer.uint32(40).int32(message.randomSeed);
+    }
+    if (message.earlyStop !== "") {
+      writer.uint32(50).string(message.earlyStop);
+    }
+    if (message.rungs.length !== 0) {
+      writer.uint32(58).fork();
+      for (const v of message.rungs) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.reductionFactor !== undefined) {
+      writer.uint32(65).double(message.reductionFactor);
+    }
+    if (message.maxParallelRuns !== undefined) {
+      writer.uint32(72).int32(message.maxParallelRuns);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SweepSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSweepSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.base = RunSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.grid.push(SweepParam.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.random = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.randomSeed = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.earlyStop = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag === 56) {
+              message.rungs.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 58) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.rungs.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.reductionFactor = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxParallelRuns = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SweepSpec {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      base: isSet(object.base) ? RunSpec.fromJSON(object.base) : undefined,
+      grid: globalThis.Array.isArray(object?.grid) ? object.grid.map((e: any) => SweepParam.fromJSON(e)) : [],
+      random: isSet(object.random) ? globalThis.Number(object.random) : undefined,
+      randomSeed: isSet(object.randomSeed)
+        ? globalThis.Number(object.randomSeed)
+        : isSet(object.random_seed)
+        ? globalThis.Number(object.random_seed)
+        : undefined,
+      earlyStop: isSet(object.earlyStop)
+        ? globalThis.String(object.earlyStop)
+        : isSet(object.early_stop)
+        ? globalThis.String(object.early_stop)
+        : "",
+      rungs: globalThis.Array.isArray(object?.rungs) ? object.rungs.map((e: any) => globalThis.Number(e)) : [],
+      reductionFactor: isSet(object.reductionFactor)
+        ? globalThis.Number(object.reductionFactor)
+        : isSet(object.reduction_factor)
+        ? globalThis.Number(object.reduction_factor)
+        : undefined,
+      maxParallelRuns: isSet(object.maxParallelRuns)
+        ? globalThis.Number(object.maxParallelRuns)
+        : isSet(object.max_parallel_runs)
+        ? globalThis.Number(object.max_parallel_runs)
+        : undefined,
+    };
+  },
+
+  toJSON(message: SweepSpec): unknown {
+    const obj: any = {};
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    if (message.base !== undefined) {
+      obj.base = RunSpec.toJSON(message.base);
+    }
+    if (message.grid?.length) {
+      obj.grid = message.grid.map((e) => SweepParam.toJSON(e));
+    }
+    if (message.random !== undefined) {
+      obj.random = Math.round(message.random);
+    }
+    if (message.randomSeed !== undefined) {
+      obj.randomSeed = Math.round(message.randomSeed);
+    }
+    if (message.earlyStop !== undefined) {
+      obj.earlyStop = message.earlyStop;
+    }
+    if (message.rungs?.length) {
+      obj.rungs = message.rungs.map((e) => Math.round(e));
+    }
+    if (message.reductionFactor !== undefined) {
+      obj.reductionFactor = floatToJson(message.reductionFactor);
+    }
+    if (message.maxParallelRuns !== undefined) {
+      obj.maxParallelRuns = Math.round(message.maxParallelRuns);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SweepSpec>, I>>(base?: I): SweepSpec {
+    return SweepSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SweepSpec>, I>>(object: I): SweepSpec {
+    const message = createBaseSweepSpec();
+    message.name = object.name ?? "";
+    message.base = (object.base !== undefined && object.base !== null) ? RunSpec.fromPartial(object.base) : undefined;
+    message.grid = object.grid?.map((e) => SweepParam.fromPartial(e)) || [];
+    message.random = object.random ?? undefined;
+    message.randomSeed = object.randomSeed ?? undefined;
+    message.earlyStop = object.earlyStop ?? "";
+    message.rungs = object.rungs?.map((e) => e) || [];
+    message.reductionFactor = object.reductionFactor ?? undefined;
+    message.maxParallelRuns = object.maxParallelRuns ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSweepTrial(): SweepTrial {
+  return { index: 0, params: {}, runId: "", state: 0, epochsReached: 0, valLoss: undefined, stopReason: "" };
+}
+
+export const SweepTrial: MessageFns<SweepTrial> = {
+  encode(message: SweepTrial, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    globalThis.Object.entries(message.params).forEach(([key, value]: [string, string]) => {
+      SweepTrial_ParamsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.runId !== "") {
+      writer.uint32(26).string(message.runId);
+    }
+    if (message.state !== 0) {
+      writer.uint32(32).int32(message.state);
+    }
+    if (message.epochsReached !== 0) {
+      writer.uint32(40).uint32(message.epochsReached);
+    }
+    if (message.valLoss !== undefined) {
+      MeanStd.encode(message.valLoss, writer.uint32(50).fork()).join();
+    }
+    if (message.stopReason !== "") {
+      writer.uint32(58).string(message.stopReason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SweepTrial {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSweepTrial();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = SweepTrial_ParamsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.params[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.epochsReached = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.valLoss = MeanStd.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SweepTrial {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      params: isObject(object.params)
+        ? (globalThis.Object.entries(object.params) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      state: isSet(object.state) ? runStateFromJSON(object.state) : 0,
+      epochsReached: isSet(object.epochsReached)
+        ? globalThis.Number(object.epochsReached)
+        : isSet(object.epochs_reached)
+        ? globalThis.Number(object.epochs_reached)
+        : 0,
+      valLoss: isSet(object.valLoss)
+        ? MeanStd.fromJSON(object.valLoss)
+        : isSet(object.val_loss)
+        ? MeanStd.fromJSON(object.val_loss)
+        : undefined,
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : "",
+    };
+  },
+
+  toJSON(message: SweepTrial): unknown {
+    const obj: any = {};
+    if (message.index !== undefined) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.params) {
+      const entries = globalThis.Object.entries(message.params) as [string, string][];
+      if (entries.length > 0) {
+        obj.params = {};
+        entries.forEach(([k, v]) => {
+          obj.params[k] = v;
+        });
+      }
+    }
+    if (message.runId !== undefined) {
+      obj.runId = message.runId;
+    }
+    if (message.state !== undefined) {
+      obj.state = runStateToJSON(message.state);
+    }
+    if (message.epochsReached !== undefined) {
+      obj.epochsReached = Math.round(message.epochsReached);
+    }
+    if (message.valLoss !== undefined) {
+      obj.valLoss = MeanStd.toJSON(message.valLoss);
+    }
+    if (message.stopReason !== undefined) {
+      obj.stopReason = message.stopReason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SweepTrial>, I>>(base?: I): SweepTrial {
+    return SweepTrial.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SweepTrial>, I>>(object: I): SweepTrial {
+    const message = createBaseSweepTrial();
+    message.index = object.index ?? 0;
+    message.params = (globalThis.Object.entries(object.params ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.runId = object.runId ?? "";
+    message.state = object.state ?? 0;
+    message.epochsReached = object.epochsReached ?? 0;
+    message.valLoss = (object.valLoss !== undefined && object.valLoss !== null)
+      ? MeanStd.fromPartial(object.valLoss)
+      : undefined;
+    message.stopReason = object.stopReason ?? "";
+    return message;
+  },
+};
+
+function createBaseSweepTrial_ParamsEntry(): SweepTrial_ParamsEntry {
+  return { key: "", value: "" };
+}
+
+export const SweepTrial_ParamsEntry: MessageFns<SweepTrial_ParamsEntry> = {
+  encode(message: SweepTrial_ParamsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SweepTrial_ParamsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSweepTrial_ParamsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SweepTrial_ParamsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SweepTrial_ParamsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SweepTrial_ParamsEntry>, I>>(base?: I): SweepTrial_ParamsEntry {
+    return SweepTrial_ParamsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SweepTrial_ParamsEntry>, I>>(object: I): SweepTrial_ParamsEntry {
+    const message = createBaseSweepTrial_ParamsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRungDecision(): RungDecision {
+  return { rung: 0, trial: 0, runId: "", score: 0, stopped: false, reason: "", atMs: 0 };
+}
+
+export const RungDecision: MessageFns<RungDecision> = {
+  encode(message: RungDecision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rung !== 0) {
+      writer.uint32(8).uint32(message.rung);
+    }
+    if (message.trial !== 0) {
+      writer.uint32(16).uint32(message.trial);
+    }
+    if (message.runId !== "") {
+      writer.uint32(26).string(message.runId);
+    }
+    if (message.score !== 0) {
+      writer.uint32(33).double(message.score);
+    }
+    if (message.stopped !== false) {
+      writer.uint32(40).bool(message.stopped);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(56).int64(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RungDecision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRungDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rung = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.trial = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.score = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.stopped = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.atMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RungDecision {
+    return {
+      rung: isSet(object.rung) ? globalThis.Number(object.rung) : 0,
+      trial: isSet(object.trial) ? globalThis.Number(object.trial) : 0,
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+      stopped: isSet(object.stopped) ? globalThis.Boolean(object.stopped) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: RungDecision): unknown {
+    const obj: any = {};
+    if (message.rung !== undefined) {
+      obj.rung = Math.round(message.rung);
+    }
+    if (message.trial !== undefined) {
+      obj.trial = Math.round(message.trial);
+    }
+    if (message.runId !== undefined) {
+      obj.runId = message.runId;
+    }
+    if (message.score !== undefined) {
+      obj.score = floatToJson(message.score);
+    }
+    if (message.stopped !== undefined) {
+      obj.stopped = message.stopped;
+    }
+    if (message.reason !== undefined) {
+      obj.reason = message.reason;
+    }
+    if (message.atMs !== undefined) {
+      obj.atMs = Math.round(message.atMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RungDecision>, I>>(base?: I): RungDecision {
+    return RungDecision.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RungDecision>, I>>(object: I): RungDecision {
+    const message = createBaseRungDecision();
+    message.rung = object.rung ?? 0;
+    message.trial = object.trial ?? 0;
+    message.runId = object.runId ?? "";
+    message.score = object.score ?? 0;
+    message.stopped = object.stopped ?? false;
+    message.reason = object.reason ?? "";
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseSweep(): Sweep {
+  return {
+    id: "",
+    spec: undefined,
+    state: 0,
+    trials: [],
+    decisions: [],
+    bestTrial: undefined,
+    bestRunId: "",
+    error: "",
+    createdAtMs: 0,
+    updatedAtMs: 0,
+    rungs: [],
+    reductionFactor: 0,
+  };
+}
+
+export const Sweep: MessageFns<Sweep> = {
+  encode(message: Sweep, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.spec !== undefined) {
+      SweepSpec.encode(message.spec, writer.uint32(18).fork()).join();
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    for (const v of message.trials) {
+      SweepTrial.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.decisions) {
+      RungDecision.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.bestTrial !== undefined) {
+      writer.uint32(48).uint32(message.bestTrial);
+    }
+    if (message.bestRunId !== "") {
+      writer.uint32(58).string(message.bestRunId);
+    }
+    if (message.error !== "") {
+      writer.uint32(66).string(message.error);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(72).int64(message.createdAtMs);
+    }
+    if (message.updatedAtMs !== 0) {
+      writer.uint32(80).int64(message.updatedAtMs);
+    }
+    if (message.rungs.length !== 0) {
+      writer.uint32(90).fork();
+      for (const v of message.rungs) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.reductionFactor !== 0) {
+      writer.uint32(97).double(message.reductionFactor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Sweep {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSweep();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.spec = SweepSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.trials.push(SweepTrial.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.decisions.push(RungDecision.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.bestTrial = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.bestRunId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.updatedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag === 88) {
+              message.rungs.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 90) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.rungs.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.reductionFactor = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Sweep {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      spec: isSet(object.spec) ? SweepSpec.fromJSON(object.spec) : undefined,
+      state: isSet(object.state) ? sweepStateFromJSON(object.state) : 0,
+      trials: globalThis.Array.isArray(object?.trials) ? object.trials.map((e: any) => SweepTrial.fromJSON(e)) : [],
+      decisions: globalThis.Array.isArray(object?.decisions)
+        ? object.decisions.map((e: any) => RungDecision.fromJSON(e))
+        : [],
+      bestTrial: isSet(object.bestTrial)
+        ? globalThis.Number(object.bestTrial)
+        : isSet(object.best_trial)
+        ? globalThis.Number(object.best_trial)
+        : undefined,
+      bestRunId: isSet(object.bestRunId)
+        ? globalThis.String(object.bestRunId)
+        : isSet(object.best_run_id)
+        ? globalThis.String(object.best_run_id)
+        : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+      updatedAtMs: isSet(object.updatedAtMs)
+        ? globalThis.Number(object.updatedAtMs)
+        : isSet(object.updated_at_ms)
+        ? globalThis.Number(object.updated_at_ms)
+        : 0,
+      rungs: globalThis.Array.isArray(object?.rungs)
+        ? object.rungs.map((e: any) => globalThis.Number(e))
+        : [],
+      reductionFactor: isSet(object.reductionFactor)
+        ? globalThis.Number(object.reductionFactor)
+        : isSet(object.reduction_factor)
+        ? globalThis.Number(object.reduction_factor)
+        : 0,
+    };
+  },
+
+  toJSON(message: Sweep): unknown {
+    const obj: any = {};
+    if (message.id !== undefined) {
+      obj.id = message.id;
+    }
+    if (message.spec !== undefined) {
+      obj.spec = SweepSpec.toJSON(message.spec);
+    }
+    if (message.state !== undefined) {
+      obj.state = sweepStateToJSON(message.state);
+    }
+    if (message.trials?.length) {
+      obj.trials = message.trials.map((e) => SweepTrial.toJSON(e));
+    }
+    if (message.decisions?.length) {
+      obj.decisions = message.decisions.map((e) => RungDecision.toJSON(e));
+    }
+    if (message.bestTrial !== undefined) {
+      obj.bestTrial = Math.round(message.bestTrial);
+    }
+    if (message.bestRunId !== undefined) {
+      obj.bestRunId = message.bestRunId;
+    }
+    if (message.error !== undefined) {
+      obj.error = message.error;
+    }
+    if (message.createdAtMs !== undefined) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.updatedAtMs !== undefined) {
+      obj.updatedAtMs = Math.round(message.updatedAtMs);
+    }
+    if (message.rungs?.length) {
+      obj.rungs = message.rungs.map((e) => Math.round(e));
+    }
+    if (message.reductionFactor !== undefined) {
+      obj.reductionFactor = floatToJson(message.reductionFactor);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Sweep>, I>>(base?: I): Sweep {
+    return Sweep.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Sweep>, I>>(object: I): Sweep {
+    const message = createBaseSweep();
+    message.id = object.id ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null) ? SweepSpec.fromPartial(object.spec) : undefined;
+    message.state = object.state ?? 0;
+    message.trials = object.trials?.map((e) => SweepTrial.fromPartial(e)) || [];
+    message.decisions = object.decisions?.map((e) => RungDecision.fromPartial(e)) || [];
+    message.bestTrial = object.bestTrial ?? undefined;
+    message.bestRunId = object.bestRunId ?? "";
+    message.error = object.error ?? "";
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.updatedAtMs = object.updatedAtMs ?? 0;
+    message.rungs = object.rungs?.map((e) => e) || [];
+    message.reductionFactor = object.reductionFactor ?? 0;
+    return message;
+  },
+};
+
+function createBaseSubmitSweepRequest(): SubmitSweepRequest {
+  return { spec: undefined };
+}
+
+export const SubmitSweepRequest: MessageFns<SubmitSweepRequest> = {
+  encode(message: SubmitSweepRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spec !== undefined) {
+      SweepSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitSweepRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitSweepRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spec = SweepSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubmitSweepRequest {
+    return { spec: isSet(object.spec) ? SweepSpec.fromJSON(object.spec) : undefined };
+  },
+
+  toJSON(message: SubmitSweepRequest): unknown {
+    const obj: any = {};
+    if (message.spec !== undefined) {
+      obj.spec = SweepSpec.toJSON(message.spec);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SubmitSweepRequest>, I>>(base?: I): SubmitSweepRequest {
+    return SubmitSweepRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubmitSweepRequest>, I>>(object: I): SubmitSweepRequest {
+    const message = createBaseSubmitSweepRequest();
+    message.spec = (object.spec !== undefined && object.spec !== null) ? SweepSpec.fromPartial(object.spec) : undefined;
+    return message;
+  },
+};
+
+function createBaseSweepRef(): SweepRef {
+  return { sweepId: "" };
+}
+
+export const SweepRef: MessageFns<SweepRef> = {
+  encode(message: SweepRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sweepId !== "") {
+      writer.uint32(10).string(message.sweepId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SweepRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSweepRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweepId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SweepRef {
+    return {
+      sweepId: isSet(object.sweepId)
+        ? globalThis.String(object.sweepId)
+        : isSet(object.sweep_id)
+        ? globalThis.String(object.sweep_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SweepRef): unknown {
+    const obj: any = {};
+    if (message.sweepId !== undefined) {
+      obj.sweepId = message.sweepId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SweepRef>, I>>(base?: I): SweepRef {
+    return SweepRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SweepRef>, I>>(object: I): SweepRef {
+    const message = createBaseSweepRef();
+    message.sweepId = object.sweepId ?? "";
+    return message;
+  },
+};
+
+function createBaseListSweepsRequest(): ListSweepsRequest {
+  return {};
+}
+
+export const ListSweepsRequest: MessageFns<ListSweepsRequest> = {
+  encode(_: ListSweepsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSweepsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSweepsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListSweepsRequest {
+    return {};
+  },
+
+  toJSON(_: ListSweepsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSweepsRequest>, I>>(base?: I): ListSweepsRequest {
+    return ListSweepsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSweepsRequest>, I>>(_: I): ListSweepsRequest {
+    const message = createBaseListSweepsRequest();
+    return message;
+  },
+};
+
+function createBaseListSweepsResponse(): ListSweepsResponse {
+  return { sweeps: [] };
+}
+
+export const ListSweepsResponse: MessageFns<ListSweepsResponse> = {
+  encode(message: ListSweepsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sweeps) {
+      Sweep.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSweepsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSweepsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweeps.push(Sweep.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSweepsResponse {
+    return { sweeps: globalThis.Array.isArray(object?.sweeps) ? object.sweeps.map((e: any) => Sweep.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListSweepsResponse): unknown {
+    const obj: any = {};
+    if (message.sweeps?.length) {
+      obj.sweeps = message.sweeps.map((e) => Sweep.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSweepsResponse>, I>>(base?: I): ListSweepsResponse {
+    return ListSweepsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSweepsResponse>, I>>(object: I): ListSweepsResponse {
+    const message = createBaseListSweepsResponse();
+    message.sweeps = object.sweeps?.map((e) => Sweep.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSweepEvent(): SweepEvent {
+  return { sweep: undefined, reason: "" };
+}
+
+export const SweepEvent: MessageFns<SweepEvent> = {
+  encode(message: SweepEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sweep !== undefined) {
+      Sweep.encode(message.sweep, writer.uint32(10).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SweepEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSweepEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweep = Sweep.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SweepEvent {
+    return {
+      sweep: isSet(object.sweep) ? Sweep.fromJSON(object.sweep) : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: SweepEvent): unknown {
+    const obj: any = {};
+    if (message.sweep !== undefined) {
+      obj.sweep = Sweep.toJSON(message.sweep);
+    }
+    if (message.reason !== undefined) {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SweepEvent>, I>>(base?: I): SweepEvent {
+    return SweepEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SweepEvent>, I>>(object: I): SweepEvent {
+    const message = createBaseSweepEvent();
+    message.sweep = (object.sweep !== undefined && object.sweep !== null) ? Sweep.fromPartial(object.sweep) : undefined;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -4227,6 +8464,393 @@ export const WorkerServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+export type ClusterJobServiceService = typeof ClusterJobServiceService;
+export const ClusterJobServiceService = {
+  submitClusterJob: {
+    path: "/cvc.v1.ClusterJobService/SubmitClusterJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SubmitClusterJobRequest): Buffer =>
+      Buffer.from(SubmitClusterJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubmitClusterJobRequest => SubmitClusterJobRequest.decode(value),
+    responseSerialize: (value: ClusterJob): Buffer => Buffer.from(ClusterJob.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClusterJob => ClusterJob.decode(value),
+  },
+  getClusterJob: {
+    path: "/cvc.v1.ClusterJobService/GetClusterJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClusterJobRef): Buffer => Buffer.from(ClusterJobRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClusterJobRef => ClusterJobRef.decode(value),
+    responseSerialize: (value: ClusterJob): Buffer => Buffer.from(ClusterJob.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClusterJob => ClusterJob.decode(value),
+  },
+  listClusterJobs: {
+    path: "/cvc.v1.ClusterJobService/ListClusterJobs" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListClusterJobsRequest): Buffer =>
+      Buffer.from(ListClusterJobsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListClusterJobsRequest => ListClusterJobsRequest.decode(value),
+    responseSerialize: (value: ListClusterJobsResponse): Buffer =>
+      Buffer.from(ListClusterJobsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListClusterJobsResponse => ListClusterJobsResponse.decode(value),
+  },
+  cancelClusterJob: {
+    path: "/cvc.v1.ClusterJobService/CancelClusterJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClusterJobRef): Buffer => Buffer.from(ClusterJobRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClusterJobRef => ClusterJobRef.decode(value),
+    responseSerialize: (value: ClusterJob): Buffer => Buffer.from(ClusterJob.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClusterJob => ClusterJob.decode(value),
+  },
+  watchClusterJob: {
+    path: "/cvc.v1.ClusterJobService/WatchClusterJob" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ClusterJobRef): Buffer => Buffer.from(ClusterJobRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClusterJobRef => ClusterJobRef.decode(value),
+    responseSerialize: (value: ClusterJobEvent): Buffer => Buffer.from(ClusterJobEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClusterJobEvent => ClusterJobEvent.decode(value),
+  },
+  downloadClusterArtifact: {
+    path: "/cvc.v1.ClusterJobService/DownloadClusterArtifact" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: DownloadClusterArtifactRequest): Buffer =>
+      Buffer.from(DownloadClusterArtifactRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DownloadClusterArtifactRequest => DownloadClusterArtifactRequest.decode(value),
+    responseSerialize: (value: Chunk): Buffer => Buffer.from(Chunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Chunk => Chunk.decode(value),
+  },
+} as const;
+
+export interface ClusterJobServiceServer extends UntypedServiceImplementation {
+  submitClusterJob: handleUnaryCall<SubmitClusterJobRequest, ClusterJob>;
+  getClusterJob: handleUnaryCall<ClusterJobRef, ClusterJob>;
+  listClusterJobs: handleUnaryCall<ListClusterJobsRequest, ListClusterJobsResponse>;
+  cancelClusterJob: handleUnaryCall<ClusterJobRef, ClusterJob>;
+  watchClusterJob: handleServerStreamingCall<ClusterJobRef, ClusterJobEvent>;
+  downloadClusterArtifact: handleServerStreamingCall<DownloadClusterArtifactRequest, Chunk>;
+}
+
+export interface ClusterJobServiceClient extends Client {
+  submitClusterJob(
+    request: SubmitClusterJobRequest,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  submitClusterJob(
+    request: SubmitClusterJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  submitClusterJob(
+    request: SubmitClusterJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  getClusterJob(
+    request: ClusterJobRef,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  getClusterJob(
+    request: ClusterJobRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  getClusterJob(
+    request: ClusterJobRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  listClusterJobs(
+    request: ListClusterJobsRequest,
+    callback: (error: ServiceError | null, response: ListClusterJobsResponse) => void,
+  ): ClientUnaryCall;
+  listClusterJobs(
+    request: ListClusterJobsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListClusterJobsResponse) => void,
+  ): ClientUnaryCall;
+  listClusterJobs(
+    request: ListClusterJobsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListClusterJobsResponse) => void,
+  ): ClientUnaryCall;
+  cancelClusterJob(
+    request: ClusterJobRef,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  cancelClusterJob(
+    request: ClusterJobRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  cancelClusterJob(
+    request: ClusterJobRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClusterJob) => void,
+  ): ClientUnaryCall;
+  watchClusterJob(request: ClusterJobRef, options?: Partial<CallOptions>): ClientReadableStream<ClusterJobEvent>;
+  watchClusterJob(
+    request: ClusterJobRef,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ClusterJobEvent>;
+  downloadClusterArtifact(
+    request: DownloadClusterArtifactRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<Chunk>;
+  downloadClusterArtifact(
+    request: DownloadClusterArtifactRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<Chunk>;
+}
+
+export const ClusterJobServiceClient = makeGenericClientConstructor(
+  ClusterJobServiceService,
+  "cvc.v1.ClusterJobService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ClusterJobServiceClient;
+  service: typeof ClusterJobServiceService;
+  serviceName: string;
+};
+
+export type ClusterWorkerServiceService = typeof ClusterWorkerServiceService;
+export const ClusterWorkerServiceService = {
+  startClusterAttempt: {
+    path: "/cvc.v1.ClusterWorkerService/StartClusterAttempt" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StartClusterAttemptRequest): Buffer =>
+      Buffer.from(StartClusterAttemptRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartClusterAttemptRequest => StartClusterAttemptRequest.decode(value),
+    responseSerialize: (value: StartClusterAttemptResponse): Buffer =>
+      Buffer.from(StartClusterAttemptResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StartClusterAttemptResponse => StartClusterAttemptResponse.decode(value),
+  },
+  /** Returns Ack.stop when the job was cancelled. */
+  reportClusterProgress: {
+    path: "/cvc.v1.ClusterWorkerService/ReportClusterProgress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportClusterProgressRequest): Buffer =>
+      Buffer.from(ReportClusterProgressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportClusterProgressRequest => ReportClusterProgressRequest.decode(value),
+    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+  },
+  /** FailFold and UploadCheckpoint of WorkerService serve jobs too (AttemptRef.job_id set). */
+  finishClusterJob: {
+    path: "/cvc.v1.ClusterWorkerService/FinishClusterJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FinishClusterJobRequest): Buffer =>
+      Buffer.from(FinishClusterJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FinishClusterJobRequest => FinishClusterJobRequest.decode(value),
+    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+  },
+} as const;
+
+export interface ClusterWorkerServiceServer extends UntypedServiceImplementation {
+  startClusterAttempt: handleUnaryCall<StartClusterAttemptRequest, StartClusterAttemptResponse>;
+  /** Returns Ack.stop when the job was cancelled. */
+  reportClusterProgress: handleUnaryCall<ReportClusterProgressRequest, Ack>;
+  /** FailFold and UploadCheckpoint of WorkerService serve jobs too (AttemptRef.job_id set). */
+  finishClusterJob: handleUnaryCall<FinishClusterJobRequest, Ack>;
+}
+
+export interface ClusterWorkerServiceClient extends Client {
+  startClusterAttempt(
+    request: StartClusterAttemptRequest,
+    callback: (error: ServiceError | null, response: StartClusterAttemptResponse) => void,
+  ): ClientUnaryCall;
+  startClusterAttempt(
+    request: StartClusterAttemptRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StartClusterAttemptResponse) => void,
+  ): ClientUnaryCall;
+  startClusterAttempt(
+    request: StartClusterAttemptRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StartClusterAttemptResponse) => void,
+  ): ClientUnaryCall;
+  /** Returns Ack.stop when the job was cancelled. */
+  reportClusterProgress(
+    request: ReportClusterProgressRequest,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  reportClusterProgress(
+    request: ReportClusterProgressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  reportClusterProgress(
+    request: ReportClusterProgressRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  /** FailFold and UploadCheckpoint of WorkerService serve jobs too (AttemptRef.job_id set). */
+  finishClusterJob(
+    request: FinishClusterJobRequest,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  finishClusterJob(
+    request: FinishClusterJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  finishClusterJob(
+    request: FinishClusterJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+}
+
+export const ClusterWorkerServiceClient = makeGenericClientConstructor(
+  ClusterWorkerServiceService,
+  "cvc.v1.ClusterWorkerService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ClusterWorkerServiceClient;
+  service: typeof ClusterWorkerServiceService;
+  serviceName: string;
+};
+
+export type SweepServiceService = typeof SweepServiceService;
+export const SweepServiceService = {
+  submitSweep: {
+    path: "/cvc.v1.SweepService/SubmitSweep" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SubmitSweepRequest): Buffer => Buffer.from(SubmitSweepRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubmitSweepRequest => SubmitSweepRequest.decode(value),
+    responseSerialize: (value: Sweep): Buffer => Buffer.from(Sweep.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Sweep => Sweep.decode(value),
+  },
+  getSweep: {
+    path: "/cvc.v1.SweepService/GetSweep" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SweepRef): Buffer => Buffer.from(SweepRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SweepRef => SweepRef.decode(value),
+    responseSerialize: (value: Sweep): Buffer => Buffer.from(Sweep.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Sweep => Sweep.decode(value),
+  },
+  listSweeps: {
+    path: "/cvc.v1.SweepService/ListSweeps" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSweepsRequest): Buffer => Buffer.from(ListSweepsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSweepsRequest => ListSweepsRequest.decode(value),
+    responseSerialize: (value: ListSweepsResponse): Buffer => Buffer.from(ListSweepsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSweepsResponse => ListSweepsResponse.decode(value),
+  },
+  cancelSweep: {
+    path: "/cvc.v1.SweepService/CancelSweep" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SweepRef): Buffer => Buffer.from(SweepRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SweepRef => SweepRef.decode(value),
+    responseSerialize: (value: Sweep): Buffer => Buffer.from(Sweep.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Sweep => Sweep.decode(value),
+  },
+  watchSweep: {
+    path: "/cvc.v1.SweepService/WatchSweep" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: SweepRef): Buffer => Buffer.from(SweepRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SweepRef => SweepRef.decode(value),
+    responseSerialize: (value: SweepEvent): Buffer => Buffer.from(SweepEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SweepEvent => SweepEvent.decode(value),
+  },
+} as const;
+
+export interface SweepServiceServer extends UntypedServiceImplementation {
+  submitSweep: handleUnaryCall<SubmitSweepRequest, Sweep>;
+  getSweep: handleUnaryCall<SweepRef, Sweep>;
+  listSweeps: handleUnaryCall<ListSweepsRequest, ListSweepsResponse>;
+  cancelSweep: handleUnaryCall<SweepRef, Sweep>;
+  watchSweep: handleServerStreamingCall<SweepRef, SweepEvent>;
+}
+
+export interface SweepServiceClient extends Client {
+  submitSweep(
+    request: SubmitSweepRequest,
+    callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  submitSweep(
+    request: SubmitSweepRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  submitSweep(
+    request: SubmitSweepRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  getSweep(request: SweepRef, callback: (error: ServiceError | null, response: Sweep) => void): ClientUnaryCall;
+  getSweep(
+    request: SweepRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  getSweep(
+    request: SweepRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  listSweeps(
+    request: ListSweepsRequest,
+    callback: (error: ServiceError | null, response: ListSweepsResponse) => void,
+  ): ClientUnaryCall;
+  listSweeps(
+    request: ListSweepsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSweepsResponse) => void,
+  ): ClientUnaryCall;
+  listSweeps(
+    request: ListSweepsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSweepsResponse) => void,
+  ): ClientUnaryCall;
+  cancelSweep(request: SweepRef, callback: (error: ServiceError | null, response: Sweep) => void): ClientUnaryCall;
+  cancelSweep(
+    request: SweepRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  cancelSweep(
+    request: SweepRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  watchSweep(request: SweepRef, options?: Partial<CallOptions>): ClientReadableStream<SweepEvent>;
+  watchSweep(request: SweepRef, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<SweepEvent>;
+}
+
+export const SweepServiceClient = makeGenericClientConstructor(
+  SweepServiceService,
+  "cvc.v1.SweepService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SweepServiceClient;
+  service: typeof SweepServiceService;
+  serviceName: string;
+};
+
 function bytesFromBase64(b64: string): Uint8Array {
   return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
 }
@@ -4261,6 +8885,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
