@@ -484,7 +484,7 @@ test('a failed attempt with deliveries left: failFold(final=false) and a nak wit
   await s.worker.run();
   const failed = s.coordinator.of('failFold');
   assert.equal(failed.length, 1);
-  assert.deepEqual(failed[0]?.req, { attempt: { runId: RUN, fold: 1, token: 'tok-1' }, error: 'kernel exploded', final: false });
+  assert.deepEqual(failed[0]?.req, { attempt: { runId: RUN, fold: 1, token: 'tok-1', jobId: '' }, error: 'kernel exploded', final: false });
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: 2000 }]);
   assert.deepEqual(s.outcomes, ['started', 'failed']);
   // On the second delivery the wait doubles.
