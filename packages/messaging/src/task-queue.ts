@@ -7,10 +7,15 @@ import { MessagingError } from './errors.js';
 import { isConsumerNotFound, isNoMessageFound, isStreamNotFound } from './jetstream-errors.js';
 import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
 
-/** One fold of one run: the unit of work a worker pulls. */
+/**
+ * The unit of work a worker pulls: one fold of one run, or (with `jobId`) one
+ * clustering job, whose runId and fold then name its source run and fold.
+ */
 export interface FoldTask {
   readonly runId: string;
   readonly fold: number;
+  /** Set for a clustering job's task. */
+  readonly jobId?: string;
 }
 
 export interface TaskQueueOptions {
@@ -74,7 +79,7 @@ export interface TaskQueue {
 const SUBJECT = 'cvc.tasks';
 
 /** Encodes a task id for JetStream's message-id deduplication. */
-export const taskMsgId = (t: FoldTask): string => `${t.runId}.${t.fold}`;
+export const taskMsgId = (t: FoldTask): string => (t.jobId ? `job.${t.jobId}` : `${t.runId}.${t.fold}`);
 
 /**
  * Creates (or opens) the work-queue stream and its durable pull consumer with

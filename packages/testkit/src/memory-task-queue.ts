@@ -184,7 +184,7 @@ export function createMemoryTaskQueue(opts: MemoryTaskQueueOptions = {}): Memory
     },
     records: () => msgs.map(toRecord),
     record: (task) => {
-      const m = msgs.find((x) => x.task.runId === task.runId && x.task.fold === task.fold);
+      const m = msgs.find((x) => taskMsgId(x.task) === taskMsgId(task));
       return m ? toRecord(m) : undefined;
     },
     settled: async () => {
