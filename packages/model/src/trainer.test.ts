@@ -58,6 +58,23 @@ test('tensor count stays flat across epochs', async () => {
   t.dispose();
 });
 
+test('checkpoint, setWeights and resume leave no tensor behind', async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 1 });
+  await t.fit({ train, val });
+  const before = tf.memory().numTensors;
+  const bytes = await t.checkpoint();
+  await t.checkpoint();
+  t.setWeights(t.getWeights());
+  assert.equal(tf.memory().numTensors, before, 'checkpoint() and setWeights() release their temporary tensors');
+  const resumed = await FoldTrainer.resume(bytes, 'leak.ckpt');
+  const withResumed = tf.memory().numTensors;
+  resumed.dispose();
+  const again = await FoldTrainer.resume(bytes, 'leak.ckpt');
+  assert.equal(tf.memory().numTensors, withResumed, 'a second resume holds as many tensors as the first');
+  again.dispose();
+  t.dispose();
+});
+
 test('runFold keeps the best validation weights and evaluates them on every split', async () => {
   const t = FoldTrainer.create({ ...cfg, epochs: 3 });
   const r = await runFold(t, { train, val, test: test_ });

@@ -81,7 +81,13 @@ export class FoldTrainer {
     const t = new FoldTrainer(resolveTrainConfig({ ...state.config, ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}) }));
     t.setWeights(state.weights, name);
     if (state.optimizer.length > 0) {
-      await t.optimizer.setWeights(state.optimizer.map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) })));
+      const values = state.optimizer.map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) }));
+      try {
+        await t.optimizer.setWeights(values);
+      } finally {
+        // Adam's variables were made from these (sharing their data); the handles themselves are ours to release.
+        for (const v of values) v.tensor.dispose();
+      }
     }
     t.history = [...state.history];
     t.bnSteps = state.bnSteps;
@@ -120,7 +126,9 @@ export class FoldTrainer {
           `${source}: weight ${w.originalName} has shape [${a.shape.join(',')}], the model needs [${w.shape.join(',')}]`,
         );
       }
-      w.write(tf.tensor(a.values, [...a.shape], 'float32'));
+      const value = tf.tensor(a.values, [...a.shape], 'float32');
+      w.write(value);
+      value.dispose(); // the variable keeps the data; this handle would otherwise be counted forever
     }
   }
 
@@ -133,6 +141,8 @@ export class FoldTrainer {
       dtype: o.tensor.dtype === 'int32' ? 'int32' : 'float32',
       values: o.tensor.dataSync() as Float32Array | Int32Array,
     }));
+    // getWeights() makes a fresh scalar for the iteration count ('iter'); the rest are the optimizer's own variables.
+    for (const o of opt) if (o.name === 'iter') o.tensor.dispose();
     const state: TrainingState = {
       config: this.config,
       epochsDone: this.epochsDone,
