@@ -80,8 +80,9 @@ export interface FineTuneProgress {
   readonly maxIterations: number;
   /**
    * Mean training losses over the batches since the previous report; at
-   * iteration 0 (no batch yet) the losses of the whole set under the initial
-   * target. reconstructionLoss is 0 for dec (not part of its loss).
+   * iteration 0 (no batch yet) the cluster loss of the whole set under the
+   * initial target and the reconstruction loss of the set's first
+   * `evalBatchSize` images. reconstructionLoss is 0 for dec (not part of its loss).
    */
   readonly loss: number;
   readonly clusterLoss: number;
@@ -403,7 +404,7 @@ class Run {
     const { s, p } = this;
     const n = p.images.count;
     const withRecon = s.method !== 'dec';
-    const pass = await this.forward(withRecon);
+    const pass = await this.forward(withRecon ? Math.min(n, s.evalBatchSize) : 0);
     const km = kmeans({ data: pass.codes, n, d: p.d }, { k: s.k, nInit: s.kmeansInit, seed: deriveSeed(s.seed, 0xc1a5) });
     writeTensor(p.mu, tf.tensor2d(Float32Array.from(km.centers), [s.k, p.d]));
     const q = softAssignment(pass.codes, km.centers, n, p.d, s.k);
@@ -446,7 +447,7 @@ class Run {
   private async refresh(): Promise<{ refresh: Refresh; stop: StopReason | null }> {
     const { s, p } = this;
     const n = p.images.count;
-    const pass = await this.forward(false);
+    const pass = await this.forward(0);
     const centres = p.mu.dataSync() as Float32Array;
     const q = softAssignment(pass.codes, centres, n, p.d, s.k);
     const { labels, confidence } = argmaxRows(q, n, s.k);
@@ -544,15 +545,21 @@ class Run {
     }
   }
 
-  /** Codes of the whole set in inference mode (and the mean reconstruction loss when asked), yielding between batches. */
-  private async forward(withRecon: boolean): Promise<{ codes: Float32Array; recon: number }> {
+  /**
+   * Codes of the whole set in inference mode, yielding between batches, and
+   * the mean reconstruction loss of its first batches covering `reconImages`
+   * images (a decoder pass costs several encoder passes, so only a sample).
+   */
+  private async forward(reconImages: number): Promise<{ codes: Float32Array; recon: number }> {
     const { p, s } = this;
     const n = p.images.count;
     const codes = new Float32Array(n * p.d);
     let recon = 0;
+    let reconSeen = 0;
     for (let start = 0; start < n; start += s.evalBatchSize) {
       this.abortCheck();
       const size = Math.min(s.evalBatchSize, n - start);
+      const withRecon = start < reconImages;
       const [z, r] = tf.tidy((): tf.Tensor[] => {
         const x = batchTensor(p.images, undefined, start, size);
         if (!withRecon) return [p.net.encoder.apply(x, { training: false }) as tf.Tensor];
@@ -564,11 +571,12 @@ class Run {
       z.dispose();
       if (r) {
         recon += (r.dataSync()[0] as number) * size;
+        reconSeen += size;
         r.dispose();
       }
       await yieldToEventLoop();
     }
-    return { codes, recon: recon / n };
+    return { codes, recon: reconSeen > 0 ? recon / reconSeen : 0 };
   }
 
   /** The batch order of pass `pass` over the set. */
