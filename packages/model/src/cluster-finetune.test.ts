@@ -173,6 +173,21 @@ test('DEC trains the encoder only; the stop rule ends a run at a refresh', async
   assert.deepEqual(progress, [0, 3]);
 });
 
+test('checkpoints come after every checkpointEvery-th refresh, never after the last one', async () => {
+  const at: number[] = [];
+  const r = await tune({
+    method: 'dec',
+    maxIterations: 8,
+    updateInterval: 2,
+    tol: 0,
+    checkpointEvery: 2,
+    onCheckpoint: (_s, it) => (at.push(it), Promise.resolve()),
+  });
+  assert.equal(r.iterations, 8);
+  // Refreshes at 0, 2, 4, 6, 8: the 1st, 3rd (and 5th, the final one: nothing left to resume).
+  assert.deepEqual(at, [0, 4]);
+});
+
 test('an abort stops after the current batch with ModelError ABORTED and leaves no tensors', async () => {
   const before = tf.memory().numTensors;
   const ac = new AbortController();
