@@ -6,6 +6,7 @@ import { clusterReportMarkdown, type MethodScore } from './cluster-report-md.js'
 import { confusionMatrixPng } from './confusion.js';
 import { ReportError } from './errors.js';
 import { pca2d, type Rows } from './pca.js';
+import { categoryColor } from './palette.js';
 import { scatterMapPng, type ScatterPanel } from './scatter.js';
 import type { ImageStack } from './tiles.js';
 
@@ -125,22 +126,32 @@ export async function writeClusterReport(dir: string, input: ClusterReportInput)
 
   const coordsName = input.coordsName ?? (input.coords ? 'UMAP' : 'PCA');
   const xy = input.coords ?? pca2d(input.codes ?? { data: images.images, n, d: images.height * images.width * images.channels });
-  const clusterNames = Array.from({ length: k }, (_, c) => `cluster ${c}`);
-  const panels: ScatterPanel[] = [{ title: 'coloured by cluster', category: assignments, names: clusterNames }];
-  if (labels && classNames) panels.push({ title: 'coloured by true class', category: labels, names: classNames });
+  const matched = clusters.map((s) => s.matchedClass);
+  // Clusters (map legend, confusion rows) in the order of the classes they are matched to: the matched cells form the diagonal.
+  const byClass = (c: number): number => ((matched[c] as number) < 0 ? Infinity : (matched[c] as number));
+  const rowOrder = [...clusters.keys()].sort((a, b) => byClass(a) - byClass(b) || a - b);
+  const panels: ScatterPanel[] = [];
+  if (labels && classNames) {
+    // A cluster takes the colour of the class it is matched to, so the two panels compare at a glance.
+    const count = Math.max(k, classes);
+    let spare = classes;
+    const colors = matched.map((c) => categoryColor(c >= 0 ? c : spare++, count));
+    const names = matched.map((c, r) => `cluster ${r}${c >= 0 ? ` ~ ${classNames[c]}` : ''}`);
+    panels.push({ title: 'coloured by cluster', category: assignments, names, colors, legendOrder: rowOrder });
+    panels.push({ title: 'coloured by true class', category: labels, names: classNames, colors: classNames.map((_, c) => categoryColor(c, count)) });
+  } else panels.push({ title: 'coloured by cluster', category: assignments, names: Array.from({ length: k }, (_, c) => `cluster ${c}`) });
   const what = input.codes || input.coords ? 'codes' : 'pixels';
   await put(
     join(dir, 'map.png'),
-    scatterMapPng(xy, panels, { title: `${coordsName} of the ${what}, ${n} images`, xTitle: `${coordsName} 1`, yTitle: `${coordsName} 2` }),
+    scatterMapPng(xy, panels, {
+      title: `${coordsName} of the ${input.codes ? `${input.codes.d}-d ` : ''}${what}, ${n} images`,
+      xTitle: `${coordsName} 1`,
+      yTitle: `${coordsName} 2`,
+    }),
   );
 
   let confusion: string | undefined;
   if (counts && classNames) {
-    const matched = clusters.map((s) => s.matchedClass);
-    // Rows in the order of the classes they are matched to, so the matched cells form the diagonal.
-    const rowOrder = [...clusters.keys()].sort(
-      (a, b) => ((matched[a] as number) < 0 ? 1e9 : (matched[a] as number)) - ((matched[b] as number) < 0 ? 1e9 : (matched[b] as number)) || a - b,
-    );
     confusion = 'confusion.png';
     await put(
       join(dir, confusion),

@@ -1,7 +1,7 @@
 import { categoryColor } from './palette.js';
 import { svgToPng, textWidth } from './render.js';
 import { fitText } from './fit-text.js';
-import { css, Svg } from './svg.js';
+import { css, Svg, type Rgb } from './svg.js';
 
 /** One panel of a scatter map: the same points coloured by one categorical variable. */
 export interface ScatterPanel {
@@ -10,6 +10,10 @@ export interface ScatterPanel {
   readonly category: ArrayLike<number>;
   /** Legend text of each category. */
   readonly names: readonly string[];
+  /** Colour of each category (default the categorical palette in category order). */
+  readonly colors?: readonly Rgb[];
+  /** The order of the legend's entries, as category indices (default 0, 1, ...). */
+  readonly legendOrder?: readonly number[];
 }
 
 /** Layout of a scatter map: panel side in pixels (default 460), title, axis titles (default `dimension 1/2`). */
@@ -91,7 +95,7 @@ export function scatterMapSvg(xy: ArrayLike<number>, panels: readonly ScatterPan
     const left = lefts[pi] as number;
     svg.text(left + S / 2, top - 10, fitText(p.title, S, 14, true), { size: 14, anchor: 'middle', bold: true });
     svg.rect(left, top, S, S, '#fbfbfb', '#999');
-    const colors = p.names.map((_, k) => css(categoryColor(k, p.names.length)));
+    const colors = p.names.map((_, k) => css(p.colors?.[k] ?? categoryColor(k, p.names.length)));
     for (const i of order) {
       const k = p.category[i] as number;
       const x = xy[2 * i] as number;
@@ -101,8 +105,8 @@ export function scatterMapSvg(xy: ArrayLike<number>, panels: readonly ScatterPan
     svg.text(left + S / 2, top + S + 20, opts.xTitle ?? 'dimension 1', { size: 12, anchor: 'middle', fill: '#555' });
     svg.text(left - 12, top + S / 2, opts.yTitle ?? 'dimension 2', { size: 12, anchor: 'middle', fill: '#555', rotate: -90 });
     const lx = left + S + 14;
-    p.names.forEach((_, k) => {
-      const ly = top + 10 + k * rowH;
+    (p.legendOrder ?? p.names.map((_, k) => k)).forEach((k, row) => {
+      const ly = top + 10 + row * rowH;
       svg.circle(lx + 7, ly - 4, 5.5, colors[k] as string);
       svg.text(lx + 20, ly, legendText(pi, k), { size: legendSize });
     });
