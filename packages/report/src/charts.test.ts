@@ -118,7 +118,16 @@ test('scatter map: one circle per point per panel, a legend with names and count
 });
 
 test('scatter map: categories take the colours given, the legend lists them in the order given', () => {
-  const panel = { title: 'p', category: [0, 1], names: ['first', 'second'], colors: [[1, 2, 3], [4, 5, 6]] as const, legendOrder: [1, 0] };
+  const panel = {
+    title: 'p',
+    category: [0, 1],
+    names: ['first', 'second'],
+    colors: [
+      [1, 2, 3],
+      [4, 5, 6],
+    ] as const,
+    legendOrder: [1, 0],
+  };
   const svg = scatterMapSvg([0, 0, 1, 1], [panel]);
   assert.ok(svg.indexOf('>second (1)<') < svg.indexOf('>first (1)<'), 'legend order');
   assert.equal(svg.match(/fill="rgb\(1,2,3\)"/g)?.length, 2, 'a point and its legend marker');
