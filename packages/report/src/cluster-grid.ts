@@ -15,7 +15,7 @@ export interface ClusterGridOptions {
   readonly scale?: number;
   /** Caption of member i (e.g. its true class), or none. */
   readonly caption?: (i: number) => string;
-  /** Captions of members of another class than the cluster's are drawn red: the true class of member i, or undefined. */
+  /** The true class of member i (or undefined); captions of members of another class than the cluster's most frequent are drawn red. */
   readonly classOf?: (i: number) => number | undefined;
   /** Names of the classes, for the heading. */
   readonly classNames?: readonly string[];
@@ -56,8 +56,8 @@ export function clusterGridSvg(set: ImageStack, s: ClusterSummary, opts: Cluster
   const colors = (idx: readonly number[]): string[] =>
     idx.map((i) => {
       const c = opts.classOf?.(i);
-      const own = s.matchedClass >= 0 ? s.matchedClass : s.majorityClass;
-      return c !== undefined && own >= 0 && c !== own ? '#c62828' : '#222';
+      // Against the class the cluster mostly holds (the matched class can be a minority of it).
+      return c !== undefined && s.majorityClass >= 0 && c !== s.majorityClass ? '#c62828' : '#222';
     });
   let y = 34;
   if (most.length === 0) {

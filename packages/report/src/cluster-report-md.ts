@@ -89,7 +89,7 @@ export function clusterReportMarkdown(t: ClusterReportText): string {
   });
   out.push('');
   out.push(
-    `Each picture shows a cluster's most confident members, then a row of its least confident${labelled ? ", captioned with their true class (red: not the cluster's class)" : ''}.`,
+    `Each picture shows a cluster's most confident members, then a row of its least confident${labelled ? ", captioned with their true class (red: not the class most of the cluster's images have)" : ''}.`,
     '',
   );
   t.clusters.forEach((s, i) => {

@@ -68,7 +68,7 @@ async function put(file: string, bytes: string | Uint8Array): Promise<void> {
  * Writes a clustering's pictures and report.md into `dir` (created): one
  * `cluster-NN.png` per cluster (its most confident members and a row of its
  * least confident, captioned with the true class where known, red when it is
- * not the cluster's), `map.png` (the 2-D map coloured by cluster, and by true
+ * not the cluster's most frequent class), `map.png` (the 2-D map coloured by cluster, and by true
  * class in a second panel when labels exist), `confusion.png` (clusters x
  * classes in the Hungarian-matched order; labels only) and `report.md` (the
  * scores of every method side by side, and the pictures).
