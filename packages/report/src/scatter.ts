@@ -44,7 +44,8 @@ function drawOrder(n: number, max: number): number[] {
 /**
  * 2-D points (`xy`: x0, y0, x1, y1, ...) drawn once per panel, side by side,
  * each coloured by its own categories with a legend (name and count) to its
- * right. Axes are unit-free (a PCA or UMAP map), so they carry titles, not ticks.
+ * right. Axes are unit-free (a PCA or UMAP map), so they carry titles, not ticks;
+ * each fills the panel, stretched at most 2:1 against the other.
  */
 export function scatterMapSvg(xy: ArrayLike<number>, panels: readonly ScatterPanel[], opts: ScatterOptions = {}): string {
   const n = Math.floor(xy.length / 2);
@@ -61,7 +62,10 @@ export function scatterMapSvg(xy: ArrayLike<number>, panels: readonly ScatterPan
     [x0, x1, y0, y1] = [Math.min(x0, x), Math.max(x1, x), Math.min(y0, y), Math.max(y1, y)];
   }
   if (!Number.isFinite(x0)) [x0, x1, y0, y1] = [0, 1, 0, 1];
-  const span = Math.max(x1 - x0, y1 - y0) || 1;
+  // Each axis fills the panel, but one unit on an axis is never drawn more than twice as long as on the other.
+  const big = Math.max(x1 - x0, y1 - y0) || 1;
+  const spanX = Math.max(x1 - x0, big / 2);
+  const spanY = Math.max(y1 - y0, big / 2);
   const cx = (x0 + x1) / 2;
   const cy = (y0 + y1) / 2;
   const r = order.length <= 2000 ? 2.6 : order.length <= 10_000 ? 1.7 : 1.2;
@@ -89,8 +93,8 @@ export function scatterMapSvg(xy: ArrayLike<number>, panels: readonly ScatterPan
   const svg = new Svg(Math.ceil(Math.max(W, 300)), H);
   if (opts.title) svg.text(12, 26, fitText(opts.title, W - 24, 16, true), { size: 16, bold: true });
   const pad = S * 0.03;
-  const px = (x: number, left: number): number => left + pad + ((x - cx) / span + 0.5) * (S - 2 * pad);
-  const py = (y: number): number => top + pad + (0.5 - (y - cy) / span) * (S - 2 * pad);
+  const px = (x: number, left: number): number => left + pad + ((x - cx) / spanX + 0.5) * (S - 2 * pad);
+  const py = (y: number): number => top + pad + (0.5 - (y - cy) / spanY) * (S - 2 * pad);
   panels.forEach((p, pi) => {
     const left = lefts[pi] as number;
     svg.text(left + S / 2, top - 10, fitText(p.title, S, 14, true), { size: 14, anchor: 'middle', bold: true });
