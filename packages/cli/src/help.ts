@@ -227,6 +227,10 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--baseline', text: 'also k-means on the raw pixels' },
       { flag: '--dec', text: 'also refine the clusters with DEC (the CSV then holds its confidence)' },
       { flag: '--confusion FILE.png', text: 'write the confusion matrix as a picture' },
+      {
+        flag: '--report DIR',
+        text: 'write pictures of the clusters into DIR: a grid per cluster (most and least confident members), a 2-D map of the codes, the confusion matrix, and report.md with the scores of every method',
+      },
       JSON_FLAG,
     ],
     example: 'cvc cluster --encoder encoders/best --images ./photos --k 10 --copy-to ./sorted',
