@@ -3,7 +3,7 @@ import { connectNats, createDocStore, createTaskQueue, natsAuthFromEnv } from '@
 import { createObjectStore, logStoreRetries, storeOptionsFromEnv } from '@cvc/storage';
 import { grpcServerSecurity } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
-import { createCoordinatorMetrics, createSweepMetrics, startMetricsServer } from '@cvc/metrics';
+import { createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
 import { FoldState, RunState, type Run } from '@cvc/proto';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Coordinator } from './coordinator.js';
@@ -84,12 +84,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     },
   });
   // Sweeps: their documents in a bucket of their own; the manager hooks into the coordinator's reports.
-  const sweepMetrics = createSweepMetrics(metrics.registry);
   const sweeps = new SweepManager({
     coordinator,
     sweeps: await createDocStore<SweepDoc>(nc, 'cvc_sweeps', { replicas: cfg.CVC_NATS_REPLICAS }),
     logger,
-    onChange: (s) => sweepMetrics.update(sweepMetricsView(s)),
+    onChange: (s) => metrics.sweeps.update(sweepMetricsView(s)),
   });
   // Before the first worker report: pausing folds at rungs needs every sweep loaded.
   await sweeps.recover();
