@@ -162,7 +162,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       ...MODEL_FLAGS,
       {
         flag: '--grid NAME=V1,V2,..',
-        text: 'a swept parameter and its values (repeatable; the grid is every combination): learning-rate, batch-size, epochs, seed, upsample, or with --model cae / --model-config a model-config field (code-size, kernel, init, loss, output-activation, ...)',
+        text: 'a swept parameter and its values (repeatable; the grid is every combination): learning-rate, batch-size, epochs, seed, upsample, model, or a model-config field: code-size, kernel, filters (32x64x128), dense (128x64 or none), init, loss, output-activation, output-kernel, flatten/dense/code-activation',
       },
       { flag: '--random N', text: 'run N configurations sampled from the grid (without replacement) instead of all' },
       { flag: '--seed S', text: "the runs' training seed and, with --random, the sampling's", default: '42' },

@@ -79,7 +79,7 @@ test('sweep submit refuses a bad grid or early-stopping flag with a usage error 
   const cases: [string[], RegExp][] = [
     [['--grid', 'learning-rate'], /--grid takes NAME=V1,V2/],
     [['--grid', 'Learning_Rate=1'], /kebab case/],
-    [['--grid', 'momentum=0.9'], /--grid momentum: not a sweepable parameter \(one of learning-rate, batch-size/],
+    [['--grid', 'momentum=0.9'], /--grid momentum: not a sweepable parameter \(one of learning-rate, batch-size, epochs, seed, upsample, model, code-size/],
     [['--grid', 'learning-rate=1e-3,,1e-4'], /--grid learning-rate: value 2 is empty/],
     [['--grid', 'learning-rate=abc'], /--grid learning-rate: 'abc' must be a number/],
     [['--grid', 'learning-rate=2'], /--grid learning-rate: '2' /],
@@ -102,9 +102,9 @@ test('sweep submit refuses a bad grid or early-stopping flag with a usage error 
     assert.equal(await main(['sweep', 'submit', ...BASE, ...extra, '--cluster', '/nonexistent/cluster.json'], env), 2, extra.join(' '));
     assert.match(env.err(), want, extra.join(' '));
   }
-  const seed = captureEnv('/nonexistent');
-  assert.equal(await main(['sweep', 'submit', '--dataset', 'd', '--model', 'seed-mnist', '--grid', 'code-size=8,16'], seed), 2);
-  assert.match(seed.err(), /--grid code-size is a model-config field: it needs --model cae or --model-config FILE, not --model seed-mnist/);
+  const model = captureEnv('/nonexistent');
+  assert.equal(await main(['sweep', 'submit', '--dataset', 'd', '--model', 'seed-mnist', '--grid', 'model=seed-mnist,vgg'], model), 2);
+  assert.match(model.err(), /--grid model: 'vgg' must be one of seed-mnist/);
   const noDataset = captureEnv('/nonexistent');
   assert.equal(await main(['sweep', 'submit', '--model', 'cae', '--grid', 'seed=1'], noDataset), 2);
   assert.match(noDataset.err(), /sweep submit needs --dataset NAME/);

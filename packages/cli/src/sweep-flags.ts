@@ -1,5 +1,5 @@
 import type { SweepParam, SweepSpec } from '@cvc/proto';
-import { runSpecSchema, UPSAMPLE_MODES } from '@cvc/model';
+import { MODEL_NAMES, runSpecSchema, UPSAMPLE_MODES } from '@cvc/model';
 import type { z } from 'zod';
 import { choiceOpt, floatOpt, intOpt, positiveInt } from './args.js';
 import { UsageError } from './errors.js';
@@ -23,24 +23,29 @@ const RUN_SPEC_PARAMS: Readonly<Record<string, { kind: 'integer' | 'number'; che
   epochs: { kind: 'integer', check: field.epochs },
   seed: { kind: 'integer', check: field.seed },
   upsample: { kind: 'choice', choices: UPSAMPLE_MODES },
+  model: { kind: 'choice', choices: MODEL_NAMES },
 };
 
 /**
- * The model-config fields a sweep can vary (a `--model cae` or
- * `--model-config` base only): the config's scalar fields, in kebab case,
- * plus `kernel` (every convolution of a `--model cae` base). Their values
- * are checked by the coordinator, which rebuilds and validates each config.
+ * The model-config fields a sweep can vary, in kebab case: the config's
+ * scalar fields, `kernel` (every encoder block's), `filters` (every encoder
+ * block's, e.g. `32x64x128`) and `dense` (the hidden dense layers, `128x64`
+ * or `none`). With a seed preset as the base, a changed config trains as a
+ * custom model. Their values are checked by the coordinator, which rebuilds
+ * and validates each configuration.
  */
 export const MODEL_CONFIG_PARAMS = [
   'code-size',
-  'kernel',
-  'init',
-  'loss',
-  'output-activation',
   'output-kernel',
   'flatten-activation',
   'dense-activation',
   'code-activation',
+  'output-activation',
+  'init',
+  'loss',
+  'kernel',
+  'filters',
+  'dense',
 ] as const;
 
 /** Every name `--grid` accepts, for messages. */
@@ -125,14 +130,11 @@ export async function sweepSpecFromFlags(values: Record<string, unknown>): Promi
   if (texts.length === 0) throw new UsageError('sweep submit needs at least one --grid NAME=V1,V2,... (e.g. --grid learning-rate=1e-3,3e-4)');
   const grid = texts.map(parseGridParam);
   const seen = new Set<string>();
-  const custom = base.model === 'cae' || base.model === 'custom';
   for (const p of grid) {
     if (seen.has(p.name)) throw new UsageError(`--grid ${p.name} is given twice; list all its values in one --grid`);
     seen.add(p.name);
     const flag = BASE_FLAG[p.name];
     if (flag && values[flag] !== undefined) throw new UsageError(`--grid ${p.name} and --${flag} both set ${p.name}; give one`);
-    if (!custom && (MODEL_CONFIG_PARAMS as readonly string[]).includes(p.name))
-      throw new UsageError(`--grid ${p.name} is a model-config field: it needs --model cae or --model-config FILE, not --model ${base.model}`);
   }
   const earlyStop = choiceOpt(values, 'early-stop', EARLY_STOPS, 'asha');
   const random = intOpt(values, 'random', undefined, positiveInt);
