@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { RunState, type Run } from '@cvc/proto';
-import { RunServiceClient, WorkerServiceClient } from '@cvc/proto';
+import { RunServiceClient, SweepServiceClient, WorkerServiceClient, type Sweep } from '@cvc/proto';
 import { bearerInterceptor } from '@cvc/security';
 import { createObjectStore, type ObjectStore } from '@cvc/storage';
 import assert from 'node:assert/strict';
@@ -26,6 +26,16 @@ export function channel(cluster: LocalCluster, token: string | undefined): { cre
 export function runClient(cluster: LocalCluster, token: string | undefined = cluster.credentials.userToken): RunServiceClient {
   const ch = channel(cluster, token);
   return new RunServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
+}
+
+/** A SweepService client with the user token (or `token`; '' for none). */
+export function sweepClient(cluster: LocalCluster, token: string | undefined = cluster.credentials.userToken): SweepServiceClient {
+  const ch = channel(cluster, token);
+  return new SweepServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
+}
+
+export function getSweep(c: SweepServiceClient, sweepId: string): Promise<Sweep> {
+  return new Promise((resolve, reject) => c.getSweep({ sweepId }, (e: ServiceError | null, s: Sweep) => (e ? reject(e) : resolve(s))));
 }
 
 /** A WorkerService client with the worker token (or `token`). */
