@@ -207,8 +207,13 @@ interface Fake {
   close(): void;
 }
 
-/** A coordinator with a SweepService over `sweep()` (WatchSweep: a running snapshot, then `final`) and a RunService that knows runs r-*. */
-async function fakeCoordinator(dir: string, final: SweepState): Promise<Fake> {
+/**
+ * A coordinator with a SweepService over `sweep()` (WatchSweep: a running
+ * snapshot, then `final`; with `final` undefined the stream stays open after
+ * the first) and a RunService that knows runs r-*.
+ */
+async function fakeCoordinator(dir: string, final: SweepState | undefined): Promise<Fake & { watchCancelled: () => number }> {
+  let watchCancelled = 0;
   const submitted: SubmitSweepRequest[] = [];
   const cancelled: string[] = [];
   const notFound = (what: string): { code: number; details: string } => ({ code: status.NOT_FOUND, details: `${what} does not exist` });
@@ -232,6 +237,10 @@ async function fakeCoordinator(dir: string, final: SweepState): Promise<Fake> {
       const running = sweep(SweepState.SWEEP_STATE_RUNNING);
       running.decisions = running.decisions.slice(0, 4);
       call.write(SweepEvent.fromPartial({ sweep: running, reason: 'rung 1' }));
+      if (final === undefined) {
+        call.on('cancelled', () => watchCancelled++);
+        return;
+      }
       call.write(SweepEvent.fromPartial({ sweep: sweep(final), reason: 'done' }));
       call.end();
     },
@@ -264,6 +273,7 @@ async function fakeCoordinator(dir: string, final: SweepState): Promise<Fake> {
     cancelled,
     runs,
     sweeps,
+    watchCancelled: () => watchCancelled,
     close: () => {
       runs.close();
       sweeps.close();
@@ -332,6 +342,27 @@ test('sweep submit --watch, watch, show --json, list and cancel against a fake c
     assert.match(watch.out(), /^sweep s-lr \(lr\): failed$/m);
   } finally {
     failed.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('Ctrl-C stops sweep watch: the stream is cancelled, the sweep goes on, exit 130', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-sweep-'));
+  const open = await fakeCoordinator(dir, undefined);
+  try {
+    const env = captureEnv(dir);
+    const ac = new AbortController();
+    const code = main(['sweep', 'watch', 's-lr', '--cluster', open.file], env, { signal: ac.signal, handleSignals: false });
+    const end = Date.now() + 30_000;
+    while (!env.err().includes('trial 3') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    ac.abort();
+    assert.equal(await code, 130, env.err());
+    assert.match(env.err(), /the sweep goes on on the cluster: cvc sweep watch s-lr follows it again, cvc sweep cancel s-lr stops it/);
+    const until = Date.now() + 10_000;
+    while (open.watchCancelled() === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(open.watchCancelled(), 1, 'the server saw the stream cancelled');
+  } finally {
+    open.close();
     await rm(dir, { recursive: true, force: true });
   }
 });
