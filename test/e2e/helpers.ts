@@ -44,8 +44,13 @@ export function workerClient(cluster: LocalCluster, token: string | undefined = 
   return new WorkerServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
 }
 
-/** The states a run ends in (FINALIZING and CANCELLING come before them). */
-export const FINAL_RUN_STATES: readonly RunState[] = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+/** The states a run ends in (FINALIZING and CANCELLING come before them; STOPPED: stopped early by its sweep). */
+export const FINAL_RUN_STATES: readonly RunState[] = [
+  RunState.RUN_STATE_SUCCEEDED,
+  RunState.RUN_STATE_FAILED,
+  RunState.RUN_STATE_CANCELLED,
+  RunState.RUN_STATE_STOPPED,
+];
 
 /** Whether `r` has ended (its summary, encoder and report are written by then). */
 export const isFinal = (r: Run | undefined): r is Run => r !== undefined && FINAL_RUN_STATES.includes(r.state);

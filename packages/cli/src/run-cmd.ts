@@ -13,7 +13,8 @@ import { foldBar, foldName, progressText } from './run-progress.js';
 
 export { RemoteError } from './errors.js';
 
-const FINAL = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+// A sweep's run may end STOPPED (stopped early at a rung).
+const FINAL = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED, RunState.RUN_STATE_STOPPED];
 const stateName = (s: RunState): string => (RunState[s] ?? 'UNRECOGNIZED').replace('RUN_STATE_', '').toLowerCase();
 
 /**
@@ -67,6 +68,7 @@ export function renderRun(run: Run): string {
     );
     lines.push(`best fold: ${s.bestFold}${s.encoder ? `; encoder at ${s.encoder}/model.json` : ''}`);
   }
+  if (run.stopReason) lines.push(`stopped early by sweep ${run.sweepId}: ${run.stopReason}`);
   if (run.error) lines.push(`error: ${run.error}`);
   return lines.join('\n') + '\n';
 }
