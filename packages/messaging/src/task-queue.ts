@@ -16,6 +16,12 @@ export interface FoldTask {
   readonly fold: number;
   /** Set for a clustering job's task. */
   readonly jobId?: string;
+  /**
+   * Set when a fold paused at a sweep's rung (this epoch) is queued again to
+   * go on past it: the message gets its own id, so the deduplication of the
+   * fold's first task does not swallow it.
+   */
+  readonly resumeAt?: number;
 }
 
 export interface TaskQueueOptions {
@@ -79,7 +85,8 @@ export interface TaskQueue {
 const SUBJECT = 'cvc.tasks';
 
 /** Encodes a task id for JetStream's message-id deduplication. */
-export const taskMsgId = (t: FoldTask): string => (t.jobId ? `job.${t.jobId}` : `${t.runId}.${t.fold}`);
+export const taskMsgId = (t: FoldTask): string =>
+  t.jobId ? `job.${t.jobId}` : t.resumeAt !== undefined && t.resumeAt > 0 ? `${t.runId}.${t.fold}.r${t.resumeAt}` : `${t.runId}.${t.fold}`;
 
 /**
  * Creates (or opens) the work-queue stream and its durable pull consumer with

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics } from './defaults.js';
+import { createSweepMetrics } from './sweep-metrics.js';
 
 /** The coordinator's metrics (base units, `_total` counters, labels run/fold/method/code/state only). */
 export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ pending: number; inFlight: number }> } = {}) {
@@ -8,6 +9,8 @@ export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ 
   const pending = opts.pendingTasks;
   return {
     registry,
+    /** Per-sweep gauges (trials by state, best score so far, decisions). */
+    sweeps: createSweepMetrics(registry),
     runs: new Gauge({ name: 'cvc_runs', help: 'Runs by state.', labelNames: ['state'], registers: [registry] }),
     folds: new Gauge({ name: 'cvc_folds', help: 'Folds by state, over all runs.', labelNames: ['state'], registers: [registry] }),
     foldTrainLoss: new Gauge({

@@ -3,6 +3,7 @@ import { createBackoff, CvcError, describeError, silentLogger, throwIfAborted, t
 import {
   FoldState,
   Run,
+  type Ack,
   RunState,
   CheckpointKind,
   type FoldStatus,
@@ -18,7 +19,7 @@ import {
   type StartAttemptResponse,
 } from '@cvc/proto';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
-import { isNatsUnavailable, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
+import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
@@ -66,6 +67,19 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * What a sweep scheduler hooks into the coordinator (see sweeps.ts): whether a
+ * fold pauses at a rung, and every change of a run.
+ */
+export interface RunHooks {
+  /** True when a fold of `run` (its history already holding `epoch`) is to pause at `epoch` until its sweep judges the run. Must be pure. */
+  pauseAt(run: Run, epoch: number): boolean;
+  /** Told after every recorded change of a run. */
+  runChanged(run: Run, reason: string): void;
+}
+
+const GO_ON: Ack = { stop: false, reason: '' };
+
 /** Hooks for metrics; every method is optional. */
 export interface CoordinatorObserver {
   runChanged?(run: Run, reason: string): void;
@@ -101,6 +115,7 @@ export class Coordinator {
   private readonly background = new Map<string, Promise<void>>();
   /** Aborted by close(): background work stops (a restarted coordinator resumes it). */
   private readonly shutdown = new AbortController();
+  private hooks: RunHooks | undefined;
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -113,6 +128,11 @@ export class Coordinator {
     this.observer = deps.observer ?? {};
     this.exportArtifacts = deps.exportArtifacts ?? realExport;
     this.retry = deps.finalizeRetry ?? { initialMs: 1000, maxMs: 30_000 };
+  }
+
+  /** Installs the sweep scheduler's hooks (one set; a second call replaces the first). */
+  attachHooks(hooks: RunHooks): void {
+    this.hooks = hooks;
   }
 
   private checkRunId(runId: string): void {
@@ -136,7 +156,14 @@ export class Coordinator {
         const next = fn(doc);
         const reported = next.reported ?? doc.reported;
         const manifest = next.manifest ?? doc.manifest;
-        return { run: { ...next.run, updatedAtMs: this.now() }, tokens: next.tokens, ...(reported ? { reported } : {}), ...(manifest ? { manifest } : {}) };
+        const paused = next.paused ?? doc.paused;
+        return {
+          run: { ...next.run, updatedAtMs: this.now() },
+          tokens: next.tokens,
+          ...(reported ? { reported } : {}),
+          ...(manifest ? { manifest } : {}),
+          ...(paused ? { paused } : {}),
+        };
       }));
     } catch (err) {
       if (err instanceof CvcError && err.code === 'NOT_FOUND') throw new CoordinatorError('NOT_FOUND', `run ${runId} does not exist`);
@@ -144,11 +171,12 @@ export class Coordinator {
     }
     const doc = decodeDoc(value);
     this.observer.runChanged?.(doc.run, reason);
+    this.hooks?.runChanged(doc.run, reason);
     return doc;
   }
 
-  /** Validates a spec against the models and the dataset catalog, records the run and enqueues its folds. */
-  async submitRun(input: RunSpec | undefined): Promise<Run> {
+  /** The spec resolved and fitted to its dataset (the newest import with its fold count, or the version it names). */
+  private async prepareRun(input: RunSpec | undefined) {
     let spec = resolveSpec(input);
     let imp;
     try {
@@ -161,11 +189,29 @@ export class Coordinator {
     }
     // The network must fit the dataset's images (a preset's fixed shape, a config's geometry); the stored spec carries the resolved config.
     spec = fitSpecToDataset(spec, spec.dataset, { height: imp.height, width: imp.width, channels: imp.channels });
+    return { spec, imp };
+  }
+
+  /** Checks a spec as submitRun does (the schema, the dataset and the network's fit to it) without recording anything; returns the resolved spec. */
+  async checkRunSpec(input: RunSpec | undefined): Promise<RunSpec> {
+    const { spec, imp } = await this.prepareRun(input);
+    return { ...wireSpec(spec), datasetVersion: imp.version };
+  }
+
+  /**
+   * Validates a spec against the models and the dataset catalog, records the run and enqueues its folds.
+   * With `id` (a sweep's trial), the run gets that id, and a second submission of it returns the recorded run
+   * (its never-started folds queued again, deduplicated), so a restarted sweep scheduler cannot start a trial twice.
+   */
+  async submitRun(input: RunSpec | undefined, opts: { id?: string; sweepId?: string } = {}): Promise<Run> {
+    const { spec, imp } = await this.prepareRun(input);
     const t = new Date(this.now());
     const stamp = t.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-    const id = `${spec.name || spec.model}-${stamp}-${randomBytes(3).toString('hex')}`;
+    const id = opts.id ?? `${spec.name || spec.model}-${stamp}-${randomBytes(3).toString('hex')}`;
+    this.checkRunId(id);
     const run = Run.fromPartial({
       id,
+      sweepId: opts.sweepId ?? '',
       spec: { ...wireSpec(spec), datasetVersion: imp.version },
       state: RunState.RUN_STATE_PENDING,
       datasetVersion: imp.version,
@@ -173,10 +219,18 @@ export class Coordinator {
       updatedAtMs: this.now(),
       folds: Array.from({ length: spec.folds }, (_, fold) => ({ fold, state: FoldState.FOLD_STATE_PENDING })),
     });
-    await this.runs.create(runKey(id), { run, tokens: new Array<string>(spec.folds).fill(''), manifest: imp.manifest });
+    try {
+      await this.runs.create(runKey(id), { run, tokens: new Array<string>(spec.folds).fill(''), manifest: imp.manifest });
+    } catch (err) {
+      if (!(opts.id && err instanceof MessagingError && err.code === 'ALREADY_EXISTS')) throw err;
+      const existing = (await this.load(id)).run;
+      for (const f of existing.folds) if (f.state === FoldState.FOLD_STATE_PENDING && f.attempts === 0) await this.queue.enqueue({ runId: id, fold: f.fold });
+      return existing;
+    }
     for (let fold = 0; fold < spec.folds; fold++) await this.queue.enqueue({ runId: id, fold });
     this.logger.info('run submitted', { run: id, dataset: spec.dataset, version: imp.version, folds: spec.folds });
     this.observer.runChanged?.(run, 'submitted');
+    this.hooks?.runChanged(run, 'submitted');
     return run;
   }
 
@@ -287,19 +341,21 @@ export class Coordinator {
     const f = cur.run.folds[req.fold];
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${req.runId} has no fold ${req.fold}`);
     const skip = (reason: string): StartAttemptResponse => ({ proceed: false, token: '', datasetVersion: '', manifest: '', resumeCheckpoint: '', reason });
-    const refusal = (run: Run, fold: FoldStatus): string | undefined => {
-      if (ENDING_RUN_STATES.includes(run.state)) return `run is ${RunState[run.state]}`;
+    const refusal = (d: RunDoc, fold: FoldStatus): string | undefined => {
+      if (ENDING_RUN_STATES.includes(d.run.state)) return `run is ${RunState[d.run.state]}`;
       if (FINAL_FOLD_STATES.includes(fold.state)) return `fold ${req.fold} is ${FoldState[fold.state]}`;
+      const rung = d.paused?.[req.fold] ?? 0;
+      if (rung > 0) return `fold ${req.fold} is paused at epoch ${rung} until its sweep judges the run`;
       return undefined;
     };
-    const early = refusal(cur.run, f);
+    const early = refusal(cur, f);
     if (early) return skip(early);
     const token = randomUUID();
     if (req.delivery > 1) this.observer.redelivery?.();
     const doc = await this.mutate(req.runId, `fold ${req.fold} started`, (d) => {
       // The run may have ended (a cancel, say) since it was read: then this attempt is not started.
       const now = d.run.folds[req.fold];
-      if (!now || refusal(d.run, now)) return d;
+      if (!now || refusal(d, now)) return d;
       const tokens = [...d.tokens];
       tokens[req.fold] = token;
       return {
@@ -324,7 +380,7 @@ export class Coordinator {
     });
     const fold = doc.run.folds[req.fold];
     if (doc.tokens[req.fold] !== token)
-      return skip(fold ? (refusal(doc.run, fold) ?? 'another attempt owns this fold') : `run ${req.runId} has no fold ${req.fold}`);
+      return skip(fold ? (refusal(doc, fold) ?? 'another attempt owns this fold') : `run ${req.runId} has no fold ${req.fold}`);
     // Runs submitted before the manifest was kept in the run document look it up in the catalog.
     const manifest =
       doc.manifest ?? (await this.catalog.find(doc.run.spec?.dataset ?? '', { folds: doc.run.folds.length, version: doc.run.datasetVersion })).manifest;
@@ -353,7 +409,22 @@ export class Coordinator {
     return a.fold;
   }
 
-  async reportEpoch(a: AttemptRef | undefined, m: EpochMetrics | undefined): Promise<void> {
+  /** The answer to a report of fold `fold`: stop when the run was stopped early or the fold is paused at a rung. */
+  private ackFor(d: RunDoc, fold: number): Ack {
+    if (d.run.state === RunState.RUN_STATE_STOPPED) return { stop: true, reason: `run stopped early: ${d.run.stopReason}` };
+    const rung = d.paused?.[fold] ?? 0;
+    if (rung > 0) return { stop: true, reason: `paused at epoch ${rung}: the sweep judges the run once every fold has reported it` };
+    return GO_ON;
+  }
+
+  /**
+   * Records a finished epoch. Answers `stop` when the run was stopped early
+   * (nothing is recorded), or when its sweep pauses the fold at this epoch (a
+   * rung): the fold then waits, PENDING, until the sweep judges the run and
+   * queues it again (`resumePaused`), or stops the run. The attempt keeps its
+   * token so that it can still upload this epoch's checkpoint.
+   */
+  async reportEpoch(a: AttemptRef | undefined, m: EpochMetrics | undefined): Promise<Ack> {
     if (!a || !m) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt and metrics are required');
     if (!Number.isFinite(m.loss) || !Number.isFinite(m.valLoss) || m.epoch < 1) {
       throw new CoordinatorError(
@@ -361,26 +432,89 @@ export class Coordinator {
         `epoch report must have a positive epoch and finite losses (epoch ${m.epoch}, loss ${m.loss}, val_loss ${m.valLoss})`,
       );
     }
-    await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
+    const before = await this.load(a.runId);
+    if (before.run.state === RunState.RUN_STATE_STOPPED) return this.ackFor(before, a.fold);
+    const doc = await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
+      if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
       const fold = this.checkToken(d, a);
       // A retry of a report this attempt already made (its answer was lost in a coordinator restart): nothing to count again.
       const key = `${a.token}:${m.epoch}`;
       if (d.reported?.[fold] === key) return d;
       const reported = [...(d.reported ?? [])];
       reported[fold] = key;
+      const run = {
+        ...d.run,
+        folds: d.run.folds.map((x) =>
+          x.fold === fold
+            ? { ...x, epochReports: x.epochReports + 1, history: [...x.history.filter((h) => h.epoch !== m.epoch), m].sort((p, q) => p.epoch - q.epoch) }
+            : x,
+        ),
+      };
+      if (!this.hooks?.pauseAt(run, m.epoch)) return { reported, tokens: d.tokens, run };
+      const paused = run.folds.map((x) => d.paused?.[x.fold] ?? 0);
+      paused[fold] = m.epoch;
       return {
         reported,
         tokens: d.tokens,
+        paused,
+        run: { ...run, folds: run.folds.map((x) => (x.fold === fold ? endAttempt(x, FoldState.FOLD_STATE_PENDING) : x)) },
+      };
+    });
+    return this.ackFor(doc, a.fold);
+  }
+
+  /**
+   * Stops a run early (a sweep's decision): its unfinished folds become
+   * STOPPED in one update, so queued tasks are skipped at StartAttempt and
+   * running attempts are told to stop at their next report (their tokens stay
+   * valid, so they can still store checkpoints, which are all kept). Writes
+   * runs/RUN/summary.json with the stopped run. A run that has ended is left
+   * as it is. Idempotent.
+   */
+  async stopRun(runId: string, reason: string): Promise<Run> {
+    const doc = await this.mutate(runId, 'stopped', (d) => {
+      if (ENDING_RUN_STATES.includes(d.run.state)) return d;
+      return {
+        ...d,
+        paused: d.run.folds.map(() => 0),
         run: {
           ...d.run,
-          folds: d.run.folds.map((x) =>
-            x.fold === fold
-              ? { ...x, epochReports: x.epochReports + 1, history: [...x.history.filter((h) => h.epoch !== m.epoch), m].sort((p, q) => p.epoch - q.epoch) }
-              : x,
-          ),
+          state: RunState.RUN_STATE_STOPPED,
+          stopReason: reason,
+          folds: d.run.folds.map((f) => (FINAL_FOLD_STATES.includes(f.state) ? f : endAttempt(f, FoldState.FOLD_STATE_STOPPED))),
         },
       };
     });
+    if (doc.run.state === RunState.RUN_STATE_STOPPED) {
+      this.logger.info('run stopped early', { run: runId, reason });
+      await this.writeSummary(doc.run).catch((err: unknown) =>
+        this.logger.warn('writing the summary of a stopped run failed', { run: runId, error: describeError(err) }),
+      );
+    }
+    return doc.run;
+  }
+
+  /**
+   * Lets a run's folds paused at `rung` go on: clears their pause and queues
+   * each again (message id RUN.FOLD.rRUNG, so a repeated call, after a
+   * coordinator restart say, queues nothing twice). Does nothing for a run
+   * that has ended.
+   */
+  async resumePaused(runId: string, rung: number): Promise<number[]> {
+    let doc = await this.load(runId);
+    if (ENDING_RUN_STATES.includes(doc.run.state)) return [];
+    if ((doc.paused ?? []).some((p) => p === rung)) {
+      doc = await this.mutate(runId, `resumed after epoch ${rung}`, (d) =>
+        ENDING_RUN_STATES.includes(d.run.state) ? d : { ...d, paused: d.run.folds.map((f) => (d.paused?.[f.fold] === rung ? 0 : (d.paused?.[f.fold] ?? 0))) },
+      );
+      if (ENDING_RUN_STATES.includes(doc.run.state)) return [];
+    }
+    // A fold whose pause was cleared by a call cut short before it queued the fold is queued here (deduplicated).
+    const folds = doc.run.folds.filter((f) => f.state === FoldState.FOLD_STATE_PENDING && f.attempts > 0 && (doc.paused?.[f.fold] ?? 0) === 0);
+    const queued: number[] = [];
+    for (const f of folds) if (!(await this.queue.enqueue({ runId, fold: f.fold, resumeAt: rung })).duplicate) queued.push(f.fold);
+    if (queued.length > 0) this.logger.info('folds go on past a rung', { run: runId, rung, folds: queued });
+    return queued;
   }
 
   /**
@@ -388,7 +522,7 @@ export class Coordinator {
    * history), so watchers see images done, images/s and an ETA between epoch
    * reports. The coordinator stamps the time with its own clock.
    */
-  async reportProgress(a: AttemptRef | undefined, p: FoldProgress | undefined): Promise<void> {
+  async reportProgress(a: AttemptRef | undefined, p: FoldProgress | undefined): Promise<Ack> {
     if (!a || !p) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt and progress are required');
     for (const [field, v] of [
       ['images_per_sec', p.imagesPerSec],
@@ -402,11 +536,15 @@ export class Coordinator {
         'INVALID_ARGUMENT',
         `progress must have epoch >= 1 and images <= total_images (epoch ${p.epoch}, ${p.images}/${p.totalImages})`,
       );
-    await this.mutate(a.runId, `fold ${a.fold} progress`, (d) => {
+    const before = await this.load(a.runId);
+    if (before.run.state === RunState.RUN_STATE_STOPPED || (before.paused?.[a.fold] ?? 0) > 0) return this.ackFor(before, a.fold);
+    const doc = await this.mutate(a.runId, `fold ${a.fold} progress`, (d) => {
+      if (d.run.state === RunState.RUN_STATE_STOPPED || (d.paused?.[a.fold] ?? 0) > 0) return d;
       const fold = this.checkToken(d, a);
       const progress = { ...p, updatedAtMs: this.now() };
       return { ...d, run: { ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? { ...x, progress } : x)) } };
     });
+    return this.ackFor(doc, a.fold);
   }
 
   /**
@@ -486,6 +624,8 @@ export class Coordinator {
       if (m.loss < 0 || m.mse < 0) throw new CoordinatorError('INVALID_ARGUMENT', `${split}: loss and mse must be >= 0 (loss ${m.loss}, mse ${m.mse})`);
     }
     const doc = await this.mutate(a.runId, `fold ${a.fold} finished`, (d) => {
+      // A run stopped early keeps its folds STOPPED: a result that comes after the stop is not recorded.
+      if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
       tokens[fold] = '';
@@ -509,6 +649,7 @@ export class Coordinator {
     const a = req.attempt;
     if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
     const doc = await this.mutate(a.runId, `fold ${a.fold} failed`, (d) => {
+      if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
       const fold = this.checkToken(d, a);
       const tokens = [...d.tokens];
       tokens[fold] = '';

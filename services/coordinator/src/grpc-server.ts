@@ -16,17 +16,20 @@ import {
   MESSAGE_SIZE_OPTIONS,
   HealthService,
   RunServiceService,
+  SweepServiceService,
   WorkerServiceService,
   type CheckpointChunk,
   type Chunk,
   type CheckpointChunk_Header,
   type HealthServer,
   type RunServiceServer,
+  type SweepServiceServer,
   type WorkerServiceServer,
 } from '@cvc/proto';
 import type { Authenticator, Role } from '@cvc/security';
 import type { Coordinator } from './coordinator.js';
 import { UploadsBusyError } from './errors.js';
+import type { SweepManager } from './sweeps.js';
 import { toStatus } from './to-status.js';
 
 /**
@@ -114,6 +117,8 @@ function unary<Req, Res>(method: string, role: Role, guard: Guard, fn: (req: Req
 
 export interface GrpcServerOptions {
   readonly coordinator: Coordinator;
+  /** Serves SweepService when given. */
+  readonly sweeps?: SweepManager;
   readonly logger: Logger;
   readonly healthy: () => Promise<boolean>;
   readonly observe?: GrpcCallObserver;
@@ -183,26 +188,8 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
 
   const workerService: WorkerServiceServer = {
     startAttempt: unary('StartAttempt', 'worker', guard, (r) => c.startAttempt(r), observe),
-    reportEpoch: unary(
-      'ReportEpoch',
-      'worker',
-      guard,
-      async (r) => {
-        await c.reportEpoch(r.attempt, r.metrics);
-        return { stop: false, reason: '' };
-      },
-      observe,
-    ),
-    reportProgress: unary(
-      'ReportProgress',
-      'worker',
-      guard,
-      async (r) => {
-        await c.reportProgress(r.attempt, r.progress);
-        return { stop: false, reason: '' };
-      },
-      observe,
-    ),
+    reportEpoch: unary('ReportEpoch', 'worker', guard, (r) => c.reportEpoch(r.attempt, r.metrics), observe),
+    reportProgress: unary('ReportProgress', 'worker', guard, (r) => c.reportProgress(r.attempt, r.progress), observe),
     finishFold: unary(
       'FinishFold',
       'worker',
@@ -294,6 +281,30 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
   };
 
   server.addService(RunServiceService, runService);
+  const sw = o.sweeps;
+  if (sw) {
+    const sweepService: SweepServiceServer = {
+      submitSweep: unary('SubmitSweep', 'user', guard, (r) => sw.submitSweep(r.spec), observe),
+      getSweep: unary('GetSweep', 'user', guard, (r) => sw.getSweep(r.sweepId), observe),
+      listSweeps: unary('ListSweeps', 'user', guard, async () => ({ sweeps: await sw.listSweeps() }), observe),
+      cancelSweep: unary('CancelSweep', 'user', guard, (r) => sw.cancelSweep(r.sweepId), observe),
+      watchSweep: (call) => {
+        try {
+          guard(call.metadata, 'user', 'WatchSweep');
+        } catch (err) {
+          fail(call, err);
+          return;
+        }
+        const ac = new AbortController();
+        call.on('cancelled', () => ac.abort());
+        sw.watchSweep(call.request.sweepId, (e) => call.write(e), ac.signal).then(
+          () => call.end(),
+          (err: unknown) => fail(call, err),
+        );
+      },
+    };
+    server.addService(SweepServiceService, sweepService);
+  }
   server.addService(WorkerServiceService, workerService);
   server.addService(HealthService, health);
   return server;

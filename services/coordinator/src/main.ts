@@ -11,6 +11,8 @@ import { coordinatorConfigFromEnv } from './config.js';
 import { exportRunArtifacts, holdExport } from './export-artifacts.js';
 import { bindServer, createGrpcServer } from './grpc-server.js';
 import type { RunDoc } from './run-doc.js';
+import { sweepMetricsView, type SweepDoc } from './sweep-doc.js';
+import { SweepManager } from './sweeps.js';
 
 /** How often the running coordinator looks for runs left finalising or cancelling with nobody finishing them (ms). */
 const RECOVER_SWEEP_MS = 60_000;
@@ -81,6 +83,15 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       foldFailed: () => metrics.foldsFailed.inc(),
     },
   });
+  // Sweeps: their documents in a bucket of their own; the manager hooks into the coordinator's reports.
+  const sweeps = new SweepManager({
+    coordinator,
+    sweeps: await createDocStore<SweepDoc>(nc, 'cvc_sweeps', { replicas: cfg.CVC_NATS_REPLICAS }),
+    logger,
+    onChange: (s) => metrics.sweeps.update(sweepMetricsView(s)),
+  });
+  // Before the first worker report: pausing folds at rungs needs every sweep loaded.
+  await sweeps.recover();
   if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
   for (const r of await coordinator.listRuns()) latest.set(r.id, r);
   recount();
@@ -91,6 +102,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   // leader election) leaves a run FINALIZING with nobody to finish it until the next start otherwise.
   const sweep = setInterval(() => {
     coordinator.recover().catch((err: unknown) => logger.warn('recovery sweep failed; next one in a minute', { error: describeError(err) }));
+    sweeps.recover().catch((err: unknown) => logger.warn('recovering sweeps failed; next try in a minute', { error: describeError(err) }));
   }, RECOVER_SWEEP_MS);
   sweep.unref();
   const stopGivenUp = queue.onGivenUp(
@@ -100,6 +112,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const ready = async (): Promise<boolean> => !nc.isClosed() && (await store.ping());
   const server = createGrpcServer({
     coordinator,
+    sweeps,
     logger,
     healthy: ready,
     auth: security.auth,
@@ -129,8 +142,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     void metricsServer.close();
     // Background finalisation is stopped and awaited before NATS closes (it is idempotent: a restart redoes it).
     server.tryShutdown(() => {
-      void coordinator
+      void sweeps
         .close()
+        .then(() => coordinator.close())
         .finally(() => nc.close())
         .finally(() => process.exit(0));
     });

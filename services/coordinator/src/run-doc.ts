@@ -16,14 +16,30 @@ export interface RunDoc {
   readonly reported?: string[];
   /** Object key of the dataset manifest, fixed at submission, so starting an attempt needs no object-storage call. */
   readonly manifest?: string;
+  /**
+   * Per fold, the rung epoch at which it waits for its sweep to judge the run
+   * (0 or absent: not paused). A paused fold's task was acknowledged; it is
+   * queued again once the run goes on past the rung.
+   */
+  readonly paused?: number[];
 }
 
 export const runKey = (id: string): string => `run.${id}`;
 
-export const FINAL_RUN_STATES: readonly RunState[] = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+export const FINAL_RUN_STATES: readonly RunState[] = [
+  RunState.RUN_STATE_SUCCEEDED,
+  RunState.RUN_STATE_FAILED,
+  RunState.RUN_STATE_CANCELLED,
+  RunState.RUN_STATE_STOPPED,
+];
 /** States in which the run takes no more attempts or reports (final, or finishing). */
 export const ENDING_RUN_STATES: readonly RunState[] = [...FINAL_RUN_STATES, RunState.RUN_STATE_FINALIZING, RunState.RUN_STATE_CANCELLING];
-export const FINAL_FOLD_STATES: readonly FoldState[] = [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_FAILED, FoldState.FOLD_STATE_CANCELLED];
+export const FINAL_FOLD_STATES: readonly FoldState[] = [
+  FoldState.FOLD_STATE_SUCCEEDED,
+  FoldState.FOLD_STATE_FAILED,
+  FoldState.FOLD_STATE_CANCELLED,
+  FoldState.FOLD_STATE_STOPPED,
+];
 
 /** Restores proto defaults after a JSON round trip. */
 export function decodeDoc(doc: RunDoc): RunDoc {
@@ -32,6 +48,7 @@ export function decodeDoc(doc: RunDoc): RunDoc {
     tokens: [...doc.tokens],
     ...(doc.reported ? { reported: [...doc.reported] } : {}),
     ...(typeof doc.manifest === 'string' ? { manifest: doc.manifest } : {}),
+    ...(doc.paused ? { paused: [...doc.paused] } : {}),
   };
 }
 

@@ -86,6 +86,10 @@ class FakeCoordinator implements CoordinatorApi {
   readonly calls: Call[] = [];
   private readonly failures = new Map<Method, ServiceError[]>();
   holdProgress = false;
+  /** reportEpoch answers Ack.stop for this epoch (a fold paused at a sweep's rung, or its run stopped early). */
+  stopAtEpoch: number | undefined;
+  /** reportProgress answers Ack.stop from this report on (1-based). */
+  stopAtProgress: number | undefined;
   private readonly held: (() => void)[] = [];
 
   constructor(private readonly answer: (req: StartAttemptRequest) => StartAttemptResponse = () => started()) {}
@@ -116,11 +120,14 @@ class FakeCoordinator implements CoordinatorApi {
     return this.answer(req);
   }
   async reportEpoch(attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> {
-    return this.record({ m: 'reportEpoch', attempt, metrics });
+    await this.record({ m: 'reportEpoch', attempt, metrics });
+    return metrics.epoch === this.stopAtEpoch ? { stop: true, reason: `paused at epoch ${metrics.epoch}` } : { stop: false, reason: '' };
   }
   async reportProgress(attempt: AttemptRef, progress: FoldProgress): Promise<unknown> {
     await this.record({ m: 'reportProgress', attempt, progress });
     if (this.holdProgress) await new Promise<void>((r) => this.held.push(r));
+    if (this.stopAtProgress !== undefined && this.of('reportProgress').length >= this.stopAtProgress)
+      return { stop: true, reason: 'run stopped early: asha rung 1' };
     return {};
   }
   async uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
@@ -651,4 +658,53 @@ test('a stale token on a progress report is dropped too: the epoch reports decid
   await s.worker.run();
   assert.equal(s.coordinator.of('finishFold').length, 1);
   assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+});
+
+test('Ack.stop on an epoch report: the epoch checkpoint is still uploaded, no evaluation or FinishFold, the task is acked (no retry)', async () => {
+  const coordinator = new FakeCoordinator();
+  coordinator.stopAtEpoch = 1;
+  const s = setup({ coordinator });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch),
+    [1],
+    'training stopped after the epoch that was answered stop',
+  );
+  assert.deepEqual(
+    s.coordinator.of('uploadCheckpoint').map((c) => [c.kind, c.epoch]),
+    [[CheckpointKind.CHECKPOINT_KIND_EPOCH, 1]],
+  );
+  assert.equal(s.coordinator.of('finishFold').length, 0);
+  assert.equal(s.coordinator.of('failFold').length, 0);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+  assert.deepEqual(s.outcomes, ['started', 'stopped']);
+  assert.equal(s.trainers.trainers[0]?.disposed, true);
+});
+
+test('Ack.stop on a progress report: training stops after the current batch, the task is acked and the next one taken', async () => {
+  let clock = 0;
+  const coordinator = new FakeCoordinator();
+  coordinator.stopAtProgress = 1;
+  const s = setup({ coordinator, deps: { progressIntervalMs: 1000, now: () => clock } });
+  let batches = 0;
+  s.trainers.onBatch = () => {
+    clock += 1000;
+    batches++;
+  };
+  await s.queue.enqueue(task);
+  await s.queue.enqueue({ ...task, fold: 0 });
+  await s.worker.run();
+  // The first fold stops within its first epoch; the second fold is then taken (and stopped the same way).
+  assert.deepEqual(
+    s.settled.map((x) => [x.fold, x.how]),
+    [
+      [1, 'ack'],
+      [0, 'ack'],
+    ],
+  );
+  assert.equal(s.coordinator.of('reportEpoch').length, 0, 'no epoch was finished');
+  assert.ok(batches < 2 * BATCHES, `stopped within the first epoch of each fold (${batches} batches)`);
+  assert.equal(s.coordinator.of('finishFold').length + s.coordinator.of('failFold').length, 0);
+  assert.deepEqual(s.outcomes, ['started', 'stopped', 'started', 'stopped']);
 });

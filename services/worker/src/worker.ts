@@ -1,7 +1,7 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { backoffDelay, CancelledError, createBackoff, describeError, silentLogger, type Logger } from '@cvc/core';
-import { CheckpointKind, type AttemptRef } from '@cvc/proto';
+import { CheckpointKind, type Ack, type AttemptRef } from '@cvc/proto';
 import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
@@ -35,12 +35,18 @@ export interface WorkerDeps {
   readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
   readonly onStep?: (seconds: number) => void;
   readonly onDownload?: (bytes: number, seconds: number) => void;
-  readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped' | 'abandoned') => void;
+  readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped' | 'abandoned' | 'stopped') => void;
   /** Fault injection for reliability tests: attempts at this fold always fail. */
   readonly failFold?: number | undefined;
 }
 
 const isCancelled = (err: unknown): boolean => (err as ServiceError).code === status.CANCELLED;
+
+/** The reason of a report's answer that asks the attempt to stop (Ack.stop: the run was stopped early, or the fold paused at a sweep's rung). */
+export function ackStopReason(res: unknown): string | undefined {
+  if (typeof res !== 'object' || res === null || (res as Partial<Ack>).stop !== true) return undefined;
+  return (res as Partial<Ack>).reason || 'the coordinator asked the attempt to stop';
+}
 
 /** A report of this attempt was refused because another attempt owns the fold now (or it has ended). */
 const isStaleAttempt = (err: unknown): boolean => (err as ServiceError).code === status.FAILED_PRECONDITION;
@@ -123,6 +129,13 @@ export class Worker {
     const ac = new AbortController();
     this.current = ac;
     let attempt: AttemptRef | undefined;
+    // Set when a report's answer asks the attempt to stop (its run was stopped early, or the fold paused at a sweep's rung).
+    let stopReason: string | undefined;
+    const stopWith = (reason: string | undefined): void => {
+      if (reason === undefined || stopReason !== undefined) return;
+      stopReason = reason;
+      ac.abort(new Error(reason));
+    };
     try {
       const start = await this.deps.coordinator.startAttempt({ runId, fold, worker: this.deps.id, delivery: d.delivery });
       if (!start.proceed) {
@@ -176,7 +189,7 @@ export class Worker {
       const progress =
         this.progressIntervalMs > 0
           ? new ProgressReporter({
-              send: (p) => this.deps.coordinator.reportProgress(a, p),
+              send: (p) => this.deps.coordinator.reportProgress(a, p).then((res) => stopWith(ackStopReason(res))),
               intervalMs: this.progressIntervalMs,
               now: this.now,
               logger: this.logger,
@@ -194,7 +207,7 @@ export class Worker {
             onEpochEnd: async (r) => {
               d.working();
               progress?.epochEnded(r.seconds);
-              await this.deps.coordinator.reportEpoch(a, {
+              const ack = await this.deps.coordinator.reportEpoch(a, {
                 epoch: r.epoch,
                 loss: r.loss,
                 valLoss: r.valLoss,
@@ -204,23 +217,32 @@ export class Worker {
                 imagesPerSec: r.imagesPerSec,
               });
               this.deps.onEpoch?.({ runId, fold }, r);
+              // Even when told to stop: the epoch's checkpoint is kept (a paused fold resumes from it).
               await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await trainer.checkpoint());
+              stopWith(ackStopReason(ack));
             },
           },
         );
-        trainer.restoreBest();
-        const best = trainer.bestEpoch;
-        const train = await trainer.evaluate(data.train);
-        const val = await trainer.evaluate(data.val);
-        const test = await trainer.evaluate(data.test);
-        await this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, await trainer.checkpoint());
-        await this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test });
+        if (stopReason === undefined) {
+          trainer.restoreBest();
+          const best = trainer.bestEpoch;
+          const train = await trainer.evaluate(data.train);
+          const val = await trainer.evaluate(data.val);
+          const test = await trainer.evaluate(data.test);
+          await this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, await trainer.checkpoint());
+          await this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test });
+        }
       } finally {
         trainer.dispose();
       }
       await d.ack();
-      this.deps.onAttempt?.('succeeded');
-      this.logger.info('fold done', log);
+      if (stopReason !== undefined) {
+        this.deps.onAttempt?.('stopped');
+        this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason });
+      } else {
+        this.deps.onAttempt?.('succeeded');
+        this.logger.info('fold done', log);
+      }
     } catch (err) {
       if (isAuthError(err)) {
         // Our credentials are wrong, not the fold: hand it back for a worker that is let in.
@@ -228,6 +250,11 @@ export class Worker {
         d.nak(5000);
         this.fatal = err as Error;
         this.stopping = true;
+      } else if (stopReason !== undefined && !this.stopping) {
+        // Told to stop (stopped early, or paused at a rung): the coordinator wants nothing more of this task; no retry.
+        this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason, error: describeError(err) });
+        this.deps.onAttempt?.('stopped');
+        await d.ack();
       } else if (isCancelled(err)) {
         this.logger.info('run cancelled; dropping the task', log);
         await d.ack();

@@ -1,0 +1,288 @@
+// The sweep manager over the in-memory queue and stores (@cvc/testkit), with
+// a scripted worker that trains nothing: each epoch's validation loss is a
+// function of the trial's learning rate, so the expected decisions are known.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { CheckpointKind, EpochMetrics, EvalMetrics, FoldState, RunSpec, RunState, SweepState, type AttemptRef, type SweepSpec } from '@cvc/proto';
+import { createDatasetCatalog } from '@cvc/storage';
+import { createMemoryDocStore, createMemoryObjectStore, createMemoryTaskQueue, type MemoryTaskQueue } from '@cvc/testkit';
+import { Coordinator } from './coordinator.js';
+import type { RunDoc } from './run-doc.js';
+import { sweepKey, type SweepDoc } from './sweep-doc.js';
+import { SweepManager } from './sweeps.js';
+
+const T = { timeout: 20_000 };
+const DATASET = 'fashion-mnist';
+
+async function world() {
+  const store = createMemoryObjectStore();
+  const queue = createMemoryTaskQueue({ maxDeliver: 3 });
+  const runs = createMemoryDocStore<RunDoc>();
+  const sweepDocs = createMemoryDocStore<SweepDoc>();
+  await createDatasetCatalog(store).register(DATASET, {
+    version: 'v1',
+    folds: 2,
+    scheme: 'stratified',
+    seed: 42,
+    limit: 200,
+    manifest: `datasets/${DATASET}/v1/manifest.json`,
+    height: 28,
+    width: 28,
+    channels: 1,
+  });
+  let clock = Date.UTC(2026, 0, 2, 3, 4, 5);
+  const now = (): number => (clock += 1000);
+  /** A coordinator with its sweep manager (a new pair is a restarted coordinator). */
+  const start = () => {
+    const c = new Coordinator({
+      store,
+      queue,
+      runs,
+      now,
+      exportArtifacts: ({ run }) => Promise.resolve(`runs/${run.id}/encoder`),
+      finalizeRetry: { initialMs: 1, maxMs: 4 },
+    });
+    const m = new SweepManager({ coordinator: c, sweeps: sweepDocs, now, retryMs: 5 });
+    return { c, m };
+  };
+  return { store, queue, runs, sweepDocs, start };
+}
+
+/** Validation loss of a trial at an epoch: by learning rate, falling a little each epoch. */
+const LOSS: Record<number, number> = { 1e-7: 0.9, 1e-4: 0.35, 1e-3: 0.2, 3e-4: 0.3 };
+const lossAt = (lr: number, epoch: number, fold: number): number => (LOSS[lr] ?? 0.5) * (1 - 0.05 * epoch) + 0.001 * fold;
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+async function upload(c: Coordinator, a: AttemptRef, kind: CheckpointKind, epoch: number): Promise<void> {
+  const data = new Uint8Array([epoch, 1, 2]);
+  await c.uploadCheckpoint(
+    { attempt: a, epoch, kind, size: data.length },
+    (async function* () {
+      yield await Promise.resolve(data);
+    })(),
+    () => sha(data),
+  );
+}
+
+/**
+ * One worker taking tasks until the queue is empty (and the sweeps idle):
+ * resumes from the fold's last checkpoint, reports each epoch, stops when an
+ * answer says stop. Returns the fold-epochs trained.
+ */
+async function work(c: Coordinator, m: SweepManager, queue: MemoryTaskQueue, o: { maxTasks?: number } = {}): Promise<number> {
+  let trained = 0;
+  for (let tasks = 0; tasks < (o.maxTasks ?? Infinity); tasks++) {
+    await m.idle();
+    await c.idle();
+    const d = await queue.next(1);
+    if (!d) break;
+    const { runId, fold } = d.task;
+    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: d.delivery });
+    if (!s.proceed) {
+      await d.ack();
+      continue;
+    }
+    const a: AttemptRef = { runId, fold, token: s.token, jobId: '' };
+    const from = (await c.getRun(runId)).folds[fold]?.lastCheckpointEpoch ?? 0;
+    const epochs = s.spec?.epochs ?? 0;
+    const lr = s.spec?.learningRate ?? 0;
+    let stopped = false;
+    for (let e = from + 1; e <= epochs; e++) {
+      const v = lossAt(lr, e, fold);
+      const ack = await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: e, loss: v, valLoss: v, valMse: v, seconds: 1, imagesPerSec: 10 }));
+      trained++;
+      await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, e);
+      if (ack.stop) {
+        stopped = true;
+        break;
+      }
+    }
+    if (!stopped) {
+      await upload(c, a, CheckpointKind.CHECKPOINT_KIND_BEST, epochs);
+      const v = lossAt(lr, epochs, fold);
+      const ev = EvalMetrics.fromPartial({ loss: v, mse: v, count: 10 });
+      await c.finishFold({ attempt: a, bestEpoch: epochs, train: ev, val: ev, test: ev });
+    }
+    await d.ack();
+  }
+  await m.idle();
+  await c.idle();
+  await m.idle();
+  return trained;
+}
+
+const base = RunSpec.fromPartial({ dataset: DATASET, model: 'seed-mnist', folds: 2, epochs: 4 });
+const fourConfigs = (over: Partial<SweepSpec> = {}): SweepSpec => ({
+  name: 'lr',
+  base,
+  // The clearly worse learning rate first: it reaches the first rung before any other run.
+  grid: [{ name: 'learning-rate', values: ['1e-7', '1e-4', '1e-3', '3e-4'] }],
+  earlyStop: 'asha',
+  rungs: [],
+  ...over,
+});
+const summary = (decisions: readonly { trial: number; rung: number; stopped: boolean }[]) =>
+  decisions.map((d) => `${d.trial}@${d.rung}:${d.stopped ? 'stop' : 'go'}`);
+
+test('ASHA over 4 configs x 2 folds x 4 epochs: the worse runs stop at rung 1, the best one finishes and is the sweep best', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs());
+  assert.equal(s0.state, SweepState.SWEEP_STATE_RUNNING);
+  assert.deepEqual(s0.rungs, [1, 3]);
+  assert.deepEqual(
+    s0.trials.map((t) => t.runId),
+    [0, 1, 2, 3].map((i) => `${s0.id}-t${i}`),
+  );
+  const trained = await work(c, m, w.queue);
+  const s = await m.getSweep(s0.id);
+  assert.equal(s.state, SweepState.SWEEP_STATE_SUCCEEDED);
+  assert.equal(s.bestTrial, 2, 'learning rate 1e-3');
+  assert.equal(s.bestRunId, `${s0.id}-t2`);
+  assert.deepEqual(
+    s.trials.map((t) => RunState[t.state]),
+    ['RUN_STATE_STOPPED', 'RUN_STATE_STOPPED', 'RUN_STATE_SUCCEEDED', 'RUN_STATE_STOPPED'],
+  );
+  assert.deepEqual(summary(s.decisions), ['0@1:go', '1@1:go', '2@1:go', '0@1:stop', '1@1:stop', '3@1:stop', '2@3:go']);
+  const bad = await c.getRun(`${s0.id}-t0`);
+  assert.equal(bad.sweepId, s0.id);
+  assert.match(bad.stopReason, /^asha rung 1: mean val loss 0\.85\d* is in the worst 2 of 3 runs at this rung/);
+  assert.deepEqual(
+    bad.folds.map((f) => [FoldState[f.state], Math.max(...f.history.map((h) => h.epoch))]),
+    [
+      ['FOLD_STATE_STOPPED', 1],
+      ['FOLD_STATE_STOPPED', 1],
+    ],
+  );
+  assert.ok(
+    bad.folds.every((f) => f.lastCheckpointEpoch === 1),
+    'the rung checkpoint of a stopped run is kept',
+  );
+  assert.equal(s.trials[0]?.epochsReached, 1);
+  assert.ok(Math.abs((s.trials[0]?.valLoss?.mean ?? 0) - 0.8555) < 1e-9, 'a stopped trial shows its score at its last rung');
+  // 3 stopped runs x 2 folds x 1 epoch + the best run's 2 folds x 4 epochs.
+  assert.equal(trained, 3 * 2 + 2 * 4);
+});
+
+test('without early stopping every run trains every epoch; max_parallel_runs bounds the runs in flight', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ earlyStop: 'none', maxParallelRuns: 1 }));
+  assert.deepEqual(s0.rungs, []);
+  assert.deepEqual(
+    s0.trials.map((t) => t.runId !== ''),
+    [true, false, false, false],
+  );
+  assert.deepEqual(
+    w.queue.records().map((r) => r.task.runId),
+    [`${s0.id}-t0`, `${s0.id}-t0`],
+    'only the first run was started',
+  );
+  // One fold of run 0, then the other: run 1 starts only once run 0 has ended.
+  await work(c, m, w.queue, { maxTasks: 1 });
+  assert.equal((await m.getSweep(s0.id)).trials[1]?.runId, '');
+  await work(c, m, w.queue, { maxTasks: 1 });
+  assert.notEqual((await m.getSweep(s0.id)).trials[1]?.runId, '');
+  const trained = await work(c, m, w.queue);
+  const s = await m.getSweep(s0.id);
+  assert.equal(s.state, SweepState.SWEEP_STATE_SUCCEEDED);
+  assert.equal(trained + 2 * 4, 4 * 2 * 4);
+  assert.equal(s.bestTrial, 2);
+  assert.deepEqual(s.decisions, []);
+});
+
+test('a stopped run: queued tasks are skipped, a running attempt is told to stop, its checkpoints are kept, a late result is ignored', T, async () => {
+  const w = await world();
+  const { c } = w.start();
+  const run = await c.submitRun(base, { id: 'solo-t0', sweepId: 'solo' });
+  const s = await c.startAttempt({ runId: run.id, fold: 0, worker: 'w', delivery: 1 });
+  const a: AttemptRef = { runId: run.id, fold: 0, token: s.token, jobId: '' };
+  const progress = { epoch: 1, epochs: 4, images: 5, totalImages: 10, imagesPerSec: 5, loss: 0.5, etaSeconds: 7, updatedAtMs: 0 };
+  assert.deepEqual(await c.reportProgress(a, progress), { stop: false, reason: '' });
+  const stopped = await c.stopRun(run.id, 'asha rung 1: test');
+  assert.equal(stopped.state, RunState.RUN_STATE_STOPPED);
+  assert.deepEqual(
+    stopped.folds.map((f) => f.state),
+    [FoldState.FOLD_STATE_STOPPED, FoldState.FOLD_STATE_STOPPED],
+  );
+  assert.deepEqual(await c.reportProgress(a, progress), { stop: true, reason: 'run stopped early: asha rung 1: test' });
+  const ack = await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.5, valLoss: 0.5, valMse: 0.5, seconds: 1, imagesPerSec: 5 }));
+  assert.equal(ack.stop, true);
+  await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  assert.equal((await c.getRun(run.id)).folds[0]?.lastCheckpointEpoch, 1, 'the checkpoint is stored');
+  await c.finishFold({ attempt: a, bestEpoch: 1 });
+  assert.equal((await c.getRun(run.id)).folds[0]?.state, FoldState.FOLD_STATE_STOPPED);
+  const queued = await c.startAttempt({ runId: run.id, fold: 1, worker: 'w', delivery: 1 });
+  assert.equal(queued.proceed, false);
+  assert.match(queued.reason, /RUN_STATE_STOPPED/);
+  assert.ok(await w.store.stat(`runs/${run.id}/summary.json`), 'a summary of the stopped run is written');
+  assert.equal((await c.stopRun(run.id, 'again')).stopReason, 'asha rung 1: test', 'idempotent');
+});
+
+test('a restarted coordinator keeps the recorded decisions and ends the sweep as an uninterrupted one', T, async () => {
+  const ref = await world();
+  const r = ref.start();
+  const refId = (await r.m.submitSweep(fourConfigs())).id;
+  const refTrained = await work(r.c, r.m, ref.queue);
+  const expected = await r.m.getSweep(refId);
+
+  const w = await world();
+  const first = w.start();
+  const id = (await first.m.submitSweep(fourConfigs())).id;
+  // Six tasks: every fold of trials 0-2 reaches rung 1 (the first three decisions).
+  let trained = await work(first.c, first.m, w.queue, { maxTasks: 6 });
+  const before = await first.m.getSweep(id);
+  assert.deepEqual(summary(before.decisions), ['0@1:go', '1@1:go', '2@1:go', '0@1:stop', '1@1:stop']);
+  // The coordinator dies; a new one over the same KV, queue and storage carries on.
+  const second = w.start();
+  assert.deepEqual(await second.m.recover(), [id]);
+  trained += await work(second.c, second.m, w.queue);
+  const after = await second.m.getSweep(id);
+  assert.deepEqual(summary(after.decisions).slice(0, before.decisions.length), summary(before.decisions), 'recorded decisions are kept');
+  assert.deepEqual(summary(after.decisions), summary(expected.decisions));
+  assert.equal(after.state, SweepState.SWEEP_STATE_SUCCEEDED);
+  assert.equal(after.bestTrial, expected.bestTrial);
+  assert.equal(trained, refTrained);
+});
+
+test('recover() applies a decision recorded before the coordinator could act on it', T, async () => {
+  const w = await world();
+  const first = w.start();
+  const id = (await first.m.submitSweep(fourConfigs({ earlyStop: 'median' }))).id;
+  // As if a coordinator recorded a stop and died before stopping the run.
+  await w.sweepDocs.update(sweepKey(id), (d) => ({
+    ...d,
+    sweep: { ...d.sweep, decisions: [{ rung: 1, trial: 3, runId: `${id}-t3`, score: 0.3, stopped: true, reason: 'median rung 1: recorded', atMs: 0 }] },
+  }));
+  const second = w.start();
+  await second.m.recover();
+  await second.m.idle();
+  const run = await second.c.getRun(`${id}-t3`);
+  assert.equal(run.state, RunState.RUN_STATE_STOPPED);
+  assert.equal(run.stopReason, 'median rung 1: recorded');
+});
+
+test('cancelling a sweep cancels its runs and starts no more; watch ends with the final sweep', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ maxParallelRuns: 2 }));
+  const events: SweepState[] = [];
+  const ac = new AbortController();
+  const watching = m.watchSweep(s0.id, (e) => events.push(e.sweep?.state ?? SweepState.SWEEP_STATE_UNSPECIFIED), ac.signal);
+  const s = await m.cancelSweep(s0.id);
+  await watching;
+  assert.equal(s.state, SweepState.SWEEP_STATE_CANCELLED);
+  assert.equal(events.at(-1), SweepState.SWEEP_STATE_CANCELLED);
+  assert.deepEqual(
+    s.trials.map((t) => RunState[t.state]),
+    ['RUN_STATE_CANCELLED', 'RUN_STATE_CANCELLED', 'RUN_STATE_CANCELLED', 'RUN_STATE_CANCELLED'],
+  );
+  assert.deepEqual(
+    s.trials.map((t) => t.runId !== ''),
+    [true, true, false, false],
+  );
+  assert.equal((await c.getRun(`${s0.id}-t0`)).state, RunState.RUN_STATE_CANCELLED);
+  assert.equal(await work(c, m, w.queue), 0);
+  assert.equal((await m.listSweeps()).length, 1);
+});
