@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench:sweep [-- --workers 2 --epochs 9 --limit 300 --rungs 1,3]
+// npm run bench:sweep [-- --workers 2 --epochs 6 --limit 300 --rungs 1,3]
 //
 // Fold-aware ASHA against no early stopping, on the local cluster (what
 // `cvc local up` starts: nats-server, the S3 server, the coordinator and 2
@@ -27,7 +27,7 @@ import { captureEnv, startLocalCluster } from '../packages/cli/dist/testing.js';
 const { values } = parseArgs({
   options: {
     workers: { type: 'string', default: '2' },
-    epochs: { type: 'string', default: '9' },
+    epochs: { type: 'string', default: '6' },
     limit: { type: 'string', default: '300' },
     rungs: { type: 'string', default: '1,3' },
   },

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FoldState, RunState, SweepState, type RungDecision, type Sweep } from '@cvc/proto';
@@ -158,6 +158,15 @@ test('a sweep of 4 learning rates x 2 folds x 4 epochs with fold-aware ASHA on 2
     assert.match(rows.find((l) => l.startsWith('*')) ?? '', /^\* +1 +0 +3e-3 +succeeded +4\/4 /);
     assert.match(rows.find((l) => / 1e-7 /.test(l)) ?? '', /stopped +1\/4 +.*rung 1: /);
     assert.match(show.out, new RegExp(`best: trial 0 \\(learning-rate=3e-3\\), run ${best.runId}`));
+
+    // encoder fetch SWEEP: the best run's best fold.
+    const encDir = join(dir, 'enc');
+    const fetched = await cli(['encoder', 'fetch', id, '--out', encDir]);
+    assert.equal(fetched.code, 0, fetched.err);
+    const meta = JSON.parse(await readFile(join(encDir, 'metadata.json'), 'utf8')) as { run: string; sweep: string; fold: number; losses: { val: number } };
+    const bestFold = bestRun.folds.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b));
+    assert.deepEqual([meta.run, meta.sweep, meta.fold], [best.runId, id, bestFold.fold]);
+    assert.equal(meta.losses.val, bestFold.val?.loss);
   } finally {
     sweeps.close();
     runs.close();
