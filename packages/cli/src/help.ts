@@ -188,14 +188,14 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     summary:
       'Follows a sweep until it ends: per configuration, its state, the epochs all its folds reached and its current score; each rung decision as it is made. Exit 0 when the sweep succeeded. Ctrl-C stops watching, not the sweep.',
     flags: [JSON_FLAG, CLUSTER],
-    example: 'cvc sweep watch s-20261201-abc123',
+    example: 'cvc sweep watch lr-20261201-122735-268107',
   },
   'sweep show': {
     usage: 'cvc sweep show SWEEP [--json]',
     summary:
       "A sweep's runs ranked by mean +- std validation loss over folds (finished runs first, the best marked *), with state, epochs reached and the rung and score that stopped a stopped run; then the rung decisions.",
     flags: [JSON_FLAG, CLUSTER],
-    example: 'cvc sweep show s-20261201-abc123',
+    example: 'cvc sweep show lr-20261201-122735-268107',
   },
   'sweep list': {
     usage: 'cvc sweep list [--json]',
@@ -207,7 +207,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     usage: 'cvc sweep cancel SWEEP [--json]',
     summary: "Cancels a sweep: its queued runs never start, its running runs' workers stop after the current batch.",
     flags: [JSON_FLAG, CLUSTER],
-    example: 'cvc sweep cancel s-20261201-abc123',
+    example: 'cvc sweep cancel lr-20261201-122735-268107',
   },
   'secrets init': {
     usage: 'cvc secrets init --out DIR [--names a,b,...]',
