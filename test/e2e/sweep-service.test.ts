@@ -99,3 +99,48 @@ test('SweepService end to end: ASHA over 4 configurations keeps the best at rung
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a coordinator SIGKILLed mid-sweep: the restarted one keeps the recorded decisions and ends the sweep the same way', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-sweep-kill-'));
+  const cluster = await startLocalCluster({ dir, workers: 2, backend: 'wasm', ackWaitMs: 20_000 });
+  const ch = channel(cluster, cluster.credentials.userToken);
+  let sweeps = new SweepServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
+  const get = (sweepId: string): Promise<Sweep> => new Promise((resolve, reject) => sweeps.getSweep({ sweepId }, (e, r) => (e ? reject(e) : resolve(r))));
+  try {
+    await importFashion(cluster, 2, 200);
+    const base = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2, epochs: 3, upsample: '', datasetVersion: '', modelConfigJson: '' };
+    const spec: SweepSpec = { name: 'kill', base, grid: [{ name: 'learning-rate', values: ['1e-7', '3e-3', '1e-3', '2e-3'] }], earlyStop: 'asha', rungs: [1] };
+    const s0 = await new Promise<Sweep>((resolve, reject) => sweeps.submitSweep({ spec }, (e, r) => (e ? reject(e) : resolve(r))));
+    const before = await until(
+      'two runs judged at rung 1',
+      () => get(s0.id),
+      (s) => s.decisions.length >= 2,
+      300_000,
+    );
+    await cluster.restartCoordinator();
+    sweeps.close();
+    sweeps = new SweepServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
+    const done = await until(
+      'the sweep to end',
+      () => get(s0.id).catch(() => before),
+      (s) => s.state !== SweepState.SWEEP_STATE_RUNNING,
+      400_000,
+    );
+    assert.equal(done.state, SweepState.SWEEP_STATE_SUCCEEDED, done.error);
+    const key = (d: { trial: number; rung: number; stopped: boolean; score: number }): string => `${d.trial}@${d.rung}:${d.stopped}:${d.score}`;
+    assert.deepEqual(done.decisions.slice(0, before.decisions.length).map(key), before.decisions.map(key), 'decisions recorded before the kill are kept');
+    const rung1 = new Map(done.decisions.filter((d) => d.rung === 1).map((d) => [d.trial, d.score]));
+    assert.equal(rung1.size, 4);
+    const bestAtRung1 = [...rung1].sort((a, b) => a[1] - b[1])[0]?.[0];
+    assert.equal(done.bestTrial, bestAtRung1);
+    assert.deepEqual(
+      done.trials.map((t) => (t.index === bestAtRung1 ? t.state === RunState.RUN_STATE_SUCCEEDED : t.state === RunState.RUN_STATE_STOPPED)),
+      [true, true, true, true],
+      JSON.stringify(done.trials.map((t) => [t.index, RunState[t.state], t.stopReason])),
+    );
+  } finally {
+    sweeps.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

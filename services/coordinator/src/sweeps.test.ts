@@ -286,3 +286,60 @@ test('cancelling a sweep cancels its runs and starts no more; watch ends with th
   assert.equal(await work(c, m, w.queue), 0);
   assert.equal((await m.listSweeps()).length, 1);
 });
+
+test('a fold paused at a rung: its old task is skipped at StartAttempt, progress is answered stop, and it goes on once the run is judged', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const s = await c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
+  const a: AttemptRef = { runId, fold: 0, token: s.token, jobId: '' };
+  const ack = await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }));
+  assert.deepEqual(ack, { stop: true, reason: 'paused at epoch 1: the sweep judges the run once every fold has reported it' });
+  await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  const progress = { epoch: 2, epochs: 4, images: 5, totalImages: 10, imagesPerSec: 5, loss: 0.5, etaSeconds: 7, updatedAtMs: 0 };
+  assert.equal((await c.reportProgress(a, progress)).stop, true);
+  const run = await c.getRun(runId);
+  assert.equal(run.folds[0]?.state, FoldState.FOLD_STATE_PENDING);
+  assert.equal(run.folds[0]?.lastCheckpointEpoch, 1);
+  // The first task delivered again (its worker died before acknowledging it): nothing to train until the run is judged.
+  const again = await c.startAttempt({ runId, fold: 0, worker: 'w2', delivery: 2 });
+  assert.equal(again.proceed, false);
+  assert.match(again.reason, /fold 0 is paused at epoch 1 until its sweep judges the run/);
+  await m.idle();
+  assert.deepEqual((await m.getSweep(s0.id)).decisions, [], 'fold 1 has not reported epoch 1 yet');
+  // Fold 1 reaches the rung: the run is judged (alone: it goes on) and both folds are queued again.
+  const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
+  await c.reportEpoch(
+    { runId, fold: 1, token: b.token, jobId: '' },
+    EpochMetrics.fromPartial({ epoch: 1, loss: 0.3, valLoss: 0.3, valMse: 0.3, seconds: 1, imagesPerSec: 10 }),
+  );
+  await m.idle();
+  assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go']);
+  assert.deepEqual(
+    w.queue
+      .records()
+      .filter((r) => r.task.resumeAt === 1)
+      .map((r) => r.task.fold),
+    [0, 1],
+  );
+  const resumed = await c.startAttempt({ runId, fold: 0, worker: 'w3', delivery: 1 });
+  assert.equal(resumed.proceed, true);
+  assert.match(resumed.resumeCheckpoint, /epoch/);
+});
+
+test('median stopping over 4 configs: runs worse than the median of the others at a rung are stopped', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ earlyStop: 'median' }));
+  await work(c, m, w.queue);
+  const s = await m.getSweep(s0.id);
+  assert.equal(s.state, SweepState.SWEEP_STATE_SUCCEEDED);
+  assert.equal(s.bestTrial, 2);
+  // Rung 1 scores: 0.855 (1e-7), 0.3325 (1e-4), 0.19 (1e-3), 0.285 (3e-4), +0.0005 fold noise.
+  assert.deepEqual(
+    s.trials.map((t) => RunState[t.state]),
+    ['RUN_STATE_STOPPED', 'RUN_STATE_STOPPED', 'RUN_STATE_SUCCEEDED', 'RUN_STATE_SUCCEEDED'],
+  );
+  assert.match(s.trials[0]?.stopReason ?? '', /^median rung 1: mean val loss 0\.8555 is worse than the median/);
+});
