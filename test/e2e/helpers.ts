@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { RunState, type Run } from '@cvc/proto';
-import { RunServiceClient, WorkerServiceClient } from '@cvc/proto';
+import { RunServiceClient, SweepServiceClient, WorkerServiceClient, type Sweep } from '@cvc/proto';
 import { bearerInterceptor } from '@cvc/security';
 import { createObjectStore, type ObjectStore } from '@cvc/storage';
 import assert from 'node:assert/strict';
@@ -28,14 +28,29 @@ export function runClient(cluster: LocalCluster, token: string | undefined = clu
   return new RunServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
 }
 
+/** A SweepService client with the user token (or `token`; '' for none). */
+export function sweepClient(cluster: LocalCluster, token: string | undefined = cluster.credentials.userToken): SweepServiceClient {
+  const ch = channel(cluster, token);
+  return new SweepServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
+}
+
+export function getSweep(c: SweepServiceClient, sweepId: string): Promise<Sweep> {
+  return new Promise((resolve, reject) => c.getSweep({ sweepId }, (e: ServiceError | null, s: Sweep) => (e ? reject(e) : resolve(s))));
+}
+
 /** A WorkerService client with the worker token (or `token`). */
 export function workerClient(cluster: LocalCluster, token: string | undefined = cluster.credentials.workerToken): WorkerServiceClient {
   const ch = channel(cluster, token);
   return new WorkerServiceClient(cluster.endpoints.coordinator, ch.creds, ch.options);
 }
 
-/** The states a run ends in (FINALIZING and CANCELLING come before them). */
-export const FINAL_RUN_STATES: readonly RunState[] = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+/** The states a run ends in (FINALIZING and CANCELLING come before them; STOPPED: stopped early by its sweep). */
+export const FINAL_RUN_STATES: readonly RunState[] = [
+  RunState.RUN_STATE_SUCCEEDED,
+  RunState.RUN_STATE_FAILED,
+  RunState.RUN_STATE_CANCELLED,
+  RunState.RUN_STATE_STOPPED,
+];
 
 /** Whether `r` has ended (its summary, encoder and report are written by then). */
 export const isFinal = (r: Run | undefined): r is Run => r !== undefined && FINAL_RUN_STATES.includes(r.state);

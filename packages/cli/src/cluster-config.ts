@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
-import { RunServiceClient } from '@cvc/proto';
+import { RunServiceClient, SweepServiceClient } from '@cvc/proto';
 import { z } from 'zod';
 import { describeIssue } from '@cvc/core';
 import { clientSecurityFromEnv, grpcClientSetup, type GrpcClientSecurityOptions } from '@cvc/security';
@@ -105,4 +105,10 @@ export function clusterChannel(cluster: ClusterEndpoints): Promise<{ credentials
 export async function runServiceClient(cluster: ClusterEndpoints, options: ChannelOptions = {}): Promise<RunServiceClient> {
   const ch = await clusterChannel(cluster);
   return new RunServiceClient(cluster.coordinator, ch.credentials, { ...ch.options, ...options });
+}
+
+/** A SweepService client with the cluster's TLS settings and user token. */
+export async function sweepServiceClient(cluster: ClusterEndpoints, options: ChannelOptions = {}): Promise<SweepServiceClient> {
+  const ch = await clusterChannel(cluster);
+  return new SweepServiceClient(cluster.coordinator, ch.credentials, { ...ch.options, ...options });
 }

@@ -11,8 +11,9 @@ import { initBackend, tf } from '@cvc/tfjs-runtime';
 import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { RemoteError, UsageError } from './errors.js';
-import { resolveCluster, runServiceClient, type ClusterEndpoints } from './cluster-config.js';
-import { readStream, unary } from './rpc.js';
+import { resolveCluster, runServiceClient, sweepServiceClient, type ClusterEndpoints } from './cluster-config.js';
+import { resolveRunOrSweep } from './sweep-best.js';
+import { readStream } from './rpc.js';
 import { Progress } from './progress.js';
 import { encodeNpy } from './npy.js';
 import { confusionPng } from './confusion-png.js';
@@ -103,15 +104,19 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     { fold: { type: 'string' }, by: { type: 'string' }, out: { type: 'string' }, cluster: { type: 'string' } },
     'encoder fetch',
   );
-  const runId = positionals[0];
-  if (!runId) throw new UsageError('encoder fetch needs a RUN id');
-  const out = typeof values['out'] === 'string' ? values['out'] : join('encoders', runId);
+  const id = positionals[0];
+  if (!id) throw new UsageError('encoder fetch needs a RUN or SWEEP id');
+  const out = typeof values['out'] === 'string' ? values['out'] : join('encoders', id);
   const by = choiceOpt(values, 'by', ['val-loss', 'cluster-acc'] as const, 'val-loss');
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   await initBackend('auto');
   const c = await runServiceClient(cluster);
+  const sweeps = await sweepServiceClient(cluster);
   try {
-    const run = await unary<Run>(signal, `encoder fetch ${runId}`, (cb) => c.getRun({ runId }, cb));
+    // A sweep id stands for the sweep's best run.
+    const { run, sweepId } = await resolveRunOrSweep(c, sweeps, id, signal);
+    const runId = run.id;
+    if (sweepId) env.stderr.write(`sweep ${sweepId}: its best run is ${runId}\n`);
     const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);
     if (done.length === 0) throw new RemoteError('NO_FOLDS', `run ${runId} has no finished fold yet`);
     let fold: number;
@@ -153,6 +158,7 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     const config = await readEncoderModelConfig(out);
     const meta = {
       run: runId,
+      ...(sweepId ? { sweep: sweepId } : {}),
       fold,
       selectedBy: typeof foldOpt === 'string' && foldOpt !== 'best' ? 'fold' : by,
       ...(Object.keys(selection).length ? { clusterAccuracy: selection } : {}),
@@ -173,6 +179,7 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     return 0;
   } finally {
     c.close();
+    sweeps.close();
   }
 }
 

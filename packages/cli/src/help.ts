@@ -153,6 +153,62 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     flags: [JSON_FLAG, CLUSTER],
     example: 'cvc run cancel r-20261201-abc123',
   },
+  'sweep submit': {
+    usage: 'cvc sweep submit --dataset NAME (--model M | --model-config FILE) --grid NAME=V1,V2,.. [--grid ..] [options]',
+    summary:
+      'Submits a sweep: one K-fold cross-validation run per configuration of the grid, sharing the workers; fold-aware ASHA (or median stopping) stops the runs whose mean validation loss over all their folds is among the worst at a rung.',
+    flags: [
+      { flag: '--dataset NAME', text: 'a dataset imported with cvc dataset import' },
+      ...MODEL_FLAGS,
+      {
+        flag: '--grid NAME=V1,V2,..',
+        text: 'a swept parameter and its values (repeatable; the grid is every combination): learning-rate, batch-size, epochs, seed, upsample, model, or a model-config field: code-size, kernel, filters (32x64x128), dense (128x64 or none), init, loss, output-activation, output-kernel, flatten/dense/code-activation',
+      },
+      { flag: '--random N', text: 'run N configurations sampled from the grid (without replacement) instead of all' },
+      { flag: '--seed S', text: "the runs' training seed and, with --random, the sampling's", default: '42' },
+      { flag: '--folds K', text: 'folds of every run (the dataset must be imported with this K)', default: '5' },
+      { flag: '--epochs N', text: 'epochs per fold', default: '100' },
+      { flag: '--batch-size N', text: 'batch size (unless swept)', default: '32' },
+      { flag: '--learning-rate LR', text: 'Adam learning rate (unless swept)', default: '1e-4' },
+      { flag: '--early-stop M', text: 'asha, median or none', default: 'asha' },
+      { flag: '--rungs E1,E2,..', text: 'epoch counts at which runs are judged (each below --epochs)', default: '1, eta, eta^2, ... below --epochs' },
+      { flag: '--reduction-factor ETA', text: 'ASHA: the best 1/ETA of the runs judged at a rung go on', default: '3' },
+      { flag: '--max-parallel-runs N', text: 'runs in flight at once', default: 'all' },
+      { flag: '--name NAME', text: 'a human name for the sweep (and its runs)' },
+      { flag: '--dataset-version V', text: 'an imported version of the dataset', default: 'the newest with K folds' },
+      { flag: '--watch', text: 'follow the sweep to its end, then print the ranked table' },
+      JSON_FLAG,
+      CLUSTER,
+    ],
+    example:
+      'cvc sweep submit --dataset fashion-mnist --model cae --grid learning-rate=1e-3,3e-4,1e-4 --grid code-size=10,32 --folds 5 --epochs 9 --rungs 1,3 --watch',
+  },
+  'sweep watch': {
+    usage: 'cvc sweep watch SWEEP [--json]',
+    summary:
+      'Follows a sweep until it ends: per configuration, its state, the epochs all its folds reached and its current score; each rung decision as it is made. Exit 0 when the sweep succeeded. Ctrl-C stops watching, not the sweep.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc sweep watch lr-20261201-122735-268107',
+  },
+  'sweep show': {
+    usage: 'cvc sweep show SWEEP [--json]',
+    summary:
+      "A sweep's runs ranked by mean +- std validation loss over folds (finished runs first, the best marked *), with state, epochs reached and the rung and score that stopped a stopped run; then the rung decisions.",
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc sweep show lr-20261201-122735-268107',
+  },
+  'sweep list': {
+    usage: 'cvc sweep list [--json]',
+    summary: 'Every sweep of the cluster with its state, trial counts and best score.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc sweep list',
+  },
+  'sweep cancel': {
+    usage: 'cvc sweep cancel SWEEP [--json]',
+    summary: "Cancels a sweep: its queued runs never start, its running runs' workers stop after the current batch.",
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc sweep cancel lr-20261201-122735-268107',
+  },
   'secrets init': {
     usage: 'cvc secrets init --out DIR [--names a,b,...]',
     summary: "A private CA, the coordinator's TLS certificate, user and worker tokens and a NATS password, for a Kubernetes deployment.",
@@ -167,12 +223,13 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     example: 'cvc secrets init --out deploy/secrets',
   },
   'encoder fetch': {
-    usage: 'cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]',
-    summary: "Downloads a finished fold's best checkpoint through the coordinator and writes its encoder as a TensorFlow.js layers model with metadata.",
+    usage: 'cvc encoder fetch RUN|SWEEP [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]',
+    summary:
+      "Downloads a finished fold's best checkpoint through the coordinator and writes its encoder as a TensorFlow.js layers model with metadata. A sweep id fetches from the sweep's best run.",
     flags: [
       { flag: '--fold best|K', text: 'which fold', default: 'best' },
       { flag: '--by val-loss|cluster-acc', text: 'how the best fold is chosen', default: 'val-loss' },
-      { flag: '--out DIR', text: 'output directory', default: 'encoders/RUN' },
+      { flag: '--out DIR', text: 'output directory', default: 'encoders/RUN (or encoders/SWEEP)' },
       CLUSTER,
     ],
     example: 'cvc encoder fetch r-20261201-abc123 --out encoders/best',

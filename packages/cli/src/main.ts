@@ -5,6 +5,7 @@ import { datasetCommand } from './dataset-cmd.js';
 import { cvCommand } from './cv-cmd.js';
 import { localCommand } from './local-cmd.js';
 import { runCommand } from './run-cmd.js';
+import { sweepCommand } from './sweep-cmd.js';
 import { encoderCommand } from './encoder-cmd.js';
 import { reportCommand } from './report-cmd.js';
 import { helpFor } from './help.js';
@@ -25,11 +26,14 @@ The cluster (embedded default on one machine, or Kubernetes):
   cvc dataset import NAME|PATH [--folds K] [--seed S] [--fold-scheme S] [--limit N]   fold shards into the cluster's S3
   cvc run submit --dataset NAME (--model seed-mnist|seed-cifar|cae | --model-config FILE) [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
   cvc run watch RUN | cvc run show RUN [--json] | cvc run list | cvc run cancel RUN
+  cvc sweep submit --dataset NAME (--model M | --model-config FILE) --grid learning-rate=1e-3,3e-4 [--grid code-size=10,32] [--random N --seed S]
+              [--folds 5] [--epochs N] [--early-stop asha|median|none] [--rungs 1,3,9] [--reduction-factor 3] [--max-parallel-runs N] [--watch] [--json]
+  cvc sweep watch SWEEP | cvc sweep show SWEEP [--json] | cvc sweep list | cvc sweep cancel SWEEP   runs ranked by mean +- std val loss over folds
   (--cluster FILE, or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*, say which cluster; default .cvc/local/cluster.json)
   cvc secrets init --out DIR [--names cvc-coordinator,...]   a CA, the coordinator's TLS certificate, tokens, NATS password
 
 The encoder and clustering:
-  cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]   a TensorFlow.js layers model + metadata
+  cvc encoder fetch RUN|SWEEP [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]   a TensorFlow.js layers model + metadata
   cvc embed --encoder DIR (--dataset NAME|PATH [--split test|train] [--limit N] | --images DIR) --out FILE.npy|FILE.csv
   cvc cluster --encoder DIR (--dataset NAME|PATH | --images DIR [--skip-invalid]) [--k 10] [--out DIR] [--copy-to DIR]
               [--dec] [--baseline] [--confusion FILE.png] [--json]     a cluster per image (assignments.csv); scores when labelled
@@ -102,6 +106,9 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess(), op
         break;
       case 'run':
         code = await runCommand(rest, env, signal);
+        break;
+      case 'sweep':
+        code = await sweepCommand(rest, env, signal);
         break;
       case 'report':
         code = await reportCommand(rest, env, signal);

@@ -13,7 +13,8 @@ import { foldBar, foldName, progressText } from './run-progress.js';
 
 export { RemoteError } from './errors.js';
 
-const FINAL = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED];
+// A sweep's run may end STOPPED (stopped early at a rung).
+const FINAL = [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED, RunState.RUN_STATE_STOPPED];
 const stateName = (s: RunState): string => (RunState[s] ?? 'UNRECOGNIZED').replace('RUN_STATE_', '').toLowerCase();
 
 /**
@@ -26,7 +27,7 @@ export function runJson(run: Run): unknown {
 }
 
 /** Adds `[]` to `json` for every list of `message` that toJSON left out, recursively. */
-function withEmptyLists(message: unknown, json: unknown): unknown {
+export function withEmptyLists(message: unknown, json: unknown): unknown {
   if (typeof message !== 'object' || message === null || typeof json !== 'object' || json === null || message instanceof Uint8Array) return json;
   const m = message as Record<string, unknown>;
   const j = json as Record<string, unknown>;
@@ -67,6 +68,7 @@ export function renderRun(run: Run): string {
     );
     lines.push(`best fold: ${s.bestFold}${s.encoder ? `; encoder at ${s.encoder}/model.json` : ''}`);
   }
+  if (run.stopReason) lines.push(`stopped early by sweep ${run.sweepId}: ${run.stopReason}`);
   if (run.error) lines.push(`error: ${run.error}`);
   return lines.join('\n') + '\n';
 }

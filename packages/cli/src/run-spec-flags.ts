@@ -40,11 +40,12 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
  * sent as given, so `--seed 0` sends 0. The model comes from `--model`,
  * `--model-config FILE` or the `--model cae` flags (see modelFromFlags); a
  * config travels as `modelConfigJson`, resolved against the dataset by the
- * coordinator.
+ * coordinator. `command` names the command in messages (`sweep submit` for a
+ * sweep's base spec).
  */
-export async function runSpecFromFlags(values: Record<string, unknown>): Promise<RunSpec> {
-  if (typeof values['dataset'] !== 'string') throw new UsageError('run submit needs --dataset NAME');
-  const choice = await modelFromFlags(values, 'run submit');
+export async function runSpecFromFlags(values: Record<string, unknown>, command = 'run submit'): Promise<RunSpec> {
+  if (typeof values['dataset'] !== 'string') throw new UsageError(`${command} needs --dataset NAME`);
+  const choice = await modelFromFlags(values, command);
   const t = trainingFlags(values);
   return {
     name: str(values['name']),
