@@ -201,7 +201,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   cluster: {
     usage: 'cvc cluster --encoder DIR (--dataset NAME|PATH | --images DIR) [options]',
     summary:
-      'k-means on the codes: a cluster for each image in OUT/assignments.csv (path, cluster, distance or confidence, label, class); with labels, accuracy (Hungarian matching), NMI, ARI and purity.',
+      'k-means (or UMAP + a Gaussian mixture, ...) on the codes: a cluster for each image in OUT/assignments.csv (path, cluster, distance or confidence, label, class); with labels, accuracy (Hungarian matching), NMI, ARI and purity.',
     flags: [
       { flag: '--encoder DIR', text: 'a directory written by cvc encoder fetch' },
       { flag: '--dataset NAME|PATH', text: 'the images to cluster: a dataset (mnist, fashion-mnist, cifar-10 or a directory of their files)' },
@@ -225,7 +225,21 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--limit N', text: '--dataset: a seeded, stratified subset of N images' },
       { flag: '--batch-size N', text: 'images per inference batch', default: '256' },
       { flag: '--baseline', text: 'also k-means on the raw pixels' },
-      { flag: '--dec', text: 'also refine the clusters with DEC (the CSV then holds its confidence)' },
+      {
+        flag: '--manifold umap',
+        text: 'UMAP the codes (umap-js, seeded) before the assignment, as N2D does; with --baseline the pixels go through it too',
+        default: 'none',
+      },
+      { flag: '--umap-dims N', text: '--manifold umap: dimensions of the embedding', default: '10' },
+      { flag: '--neighbors N', text: '--manifold umap: neighbours per point in its graph', default: '20' },
+      { flag: '--min-dist D', text: '--manifold umap: minimum distance in the layout (0 packs clusters tight)', default: '0' },
+      { flag: '--umap-sample N', text: '--manifold umap: fit on a seeded sample of N images and transform the rest (faster for large sets)', default: 'all' },
+      { flag: '--assign kmeans|gmm', text: 'k-means, or a Gaussian mixture (EM; the CSV then holds its probability)', default: 'kmeans' },
+      { flag: '--covariance full|diag', text: '--assign gmm: covariance of each component', default: 'full' },
+      {
+        flag: '--dec-centres',
+        text: 'refine the k-means centres with DEC: centres only, the encoder is not fine-tuned (for DEC/IDEC/DCEC fine-tuning submit `cvc cluster-job submit`); the CSV then holds its confidence',
+      },
       { flag: '--confusion FILE.png', text: 'write the confusion matrix as a picture' },
       JSON_FLAG,
     ],

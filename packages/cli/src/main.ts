@@ -32,7 +32,8 @@ The encoder and clustering:
   cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]   a TensorFlow.js layers model + metadata
   cvc embed --encoder DIR (--dataset NAME|PATH [--split test|train] [--limit N] | --images DIR) --out FILE.npy|FILE.csv
   cvc cluster --encoder DIR (--dataset NAME|PATH | --images DIR [--skip-invalid]) [--k 10] [--out DIR] [--copy-to DIR]
-              [--dec] [--baseline] [--confusion FILE.png] [--json]     a cluster per image (assignments.csv); scores when labelled
+              [--manifold umap [--umap-dims 10] [--neighbors 20] [--min-dist 0] [--umap-sample N]] [--assign kmeans|gmm]
+              [--dec-centres] [--baseline] [--confusion FILE.png] [--json]     a cluster per image (assignments.csv); scores when labelled
   cvc report RUN [--out DIR]     the run's pictures (test images, reconstructions, loss curves) and a Markdown summary
 
 Every subcommand has --help (usage, flags with their defaults, an example): cvc run submit --help.
