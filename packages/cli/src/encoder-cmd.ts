@@ -339,9 +339,6 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
   throwIfAborted(signal, 'cluster');
   const labelled = input.labelled;
   const results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number; seconds: number }> = {};
-  const score = (name: string, clusters: Int32Array, t0: number): void => {
-    if (labelled) results[name] = { ...scoreClustering(input.labels, clusters), seconds: (performance.now() - t0) / 1000 };
-  };
   const record = (o: { name: string; labels: Int32Array; seconds: number }): void => {
     if (labelled) results[o.name] = { ...scoreClustering(input.labels, o.labels), seconds: o.seconds };
   };
