@@ -16,6 +16,7 @@ import { readStream, unary } from './rpc.js';
 import { Progress } from './progress.js';
 import { encodeNpy } from './npy.js';
 import { confusionPng } from './confusion-png.js';
+import { writeClusterCommandReport } from './cluster-report-cmd.js';
 import { num, table } from './format.js';
 import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './assignments.js';
 import { copyToClusters, type CopyToResult } from './copy-to.js';
@@ -322,6 +323,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
       out: { type: 'string' },
       'copy-to': { type: 'string' },
       force: { type: 'boolean' },
+      report: { type: 'string' },
     },
     'cluster',
   );
@@ -333,7 +335,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
   const copyTo = typeof values['copy-to'] === 'string' ? values['copy-to'] : undefined;
   if (values['force'] && copyTo === undefined) throw new UsageError('--force applies to --copy-to');
   const method = clusterMethodFromFlags(values, k, nInit, seed);
-  const input = await embedInput('cluster', values, env, signal, values['baseline'] === true);
+  const input = await embedInput('cluster', values, env, signal, values['baseline'] === true || typeof values['report'] === 'string');
   const { codes } = input;
   if (codes.n < k) throw new UsageError(`--k ${k} needs at least ${k} images, got ${codes.n}`);
   throwIfAborted(signal, 'cluster');
@@ -381,7 +383,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     const m = confusionMatrix(input.labels, final);
     const { mapping } = hungarianAccuracy(input.labels, final);
     // Columns in the order the clusters map to, so the matched cells form the diagonal.
-    await writeFile(values['confusion'], confusionPng(m, mapping));
+    await writeFile(values['confusion'], confusionPng(m, mapping, input.classNames));
   }
   const rows: Assignment[] = Array.from({ length: codes.n }, (_, i) => ({
     path: input.paths[i] as string,
@@ -462,6 +464,22 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
       ];
       env.stdout.write(`${how.filter(Boolean).join(', ')} into ${copied.folders.length} folders under ${copyTo}\n`);
     }
+  }
+  if (typeof values['report'] === 'string') {
+    await writeClusterCommandReport(
+      {
+        dir: values['report'],
+        input,
+        assignments: final,
+        measure,
+        measureKind: chosen.scoreColumn,
+        results,
+        k,
+        method: chosen.name,
+        json: values['json'] === true,
+      },
+      env,
+    );
   }
   tf.disposeVariables();
   return 0;

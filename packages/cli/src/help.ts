@@ -241,6 +241,10 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
         text: 'refine the k-means centres with DEC: centres only, the encoder is not fine-tuned (for DEC/IDEC/DCEC fine-tuning submit `cvc cluster-job submit`); the CSV then holds its confidence',
       },
       { flag: '--confusion FILE.png', text: 'write the confusion matrix as a picture' },
+      {
+        flag: '--report DIR',
+        text: 'write pictures of the clusters into DIR: a grid per cluster (most and least confident members), a 2-D map of the codes, the confusion matrix, and report.md with the scores of every method',
+      },
       JSON_FLAG,
     ],
     example: 'cvc cluster --encoder encoders/best --images ./photos --k 10 --copy-to ./sorted',

@@ -1,8 +1,7 @@
 import { PNG } from 'pngjs';
+import type { Rgb } from './svg.js';
 
-export type Rgb = readonly [number, number, number];
-
-/** A tiny RGB raster with the few drawing operations the report needs. */
+/** A tiny RGB raster for pixel pictures (image tiles), encoded as PNG. */
 export class Canvas {
   readonly png: PNG;
 
@@ -28,18 +27,6 @@ export class Canvas {
 
   fillRect(x: number, y: number, w: number, h: number, c: Rgb): void {
     for (let yy = y; yy < y + h; yy++) for (let xx = x; xx < x + w; xx++) this.set(xx, yy, c);
-  }
-
-  /** A line `width` pixels thick; `dash` draws on/off segments of that many pixels. */
-  line(x0: number, y0: number, x1: number, y1: number, c: Rgb, width = 1, dash = 0): void {
-    const steps = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0)));
-    for (let s = 0; s <= steps; s++) {
-      if (dash > 0 && Math.floor(s / dash) % 2 === 1) continue;
-      const x = x0 + ((x1 - x0) * s) / steps;
-      const y = y0 + ((y1 - y0) * s) / steps;
-      const r = Math.floor(width / 2);
-      for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) this.set(x + dx, y + dy, c);
-    }
   }
 
   encode(): Buffer {

@@ -1,47 +1,33 @@
-import { Canvas, type Rgb } from './canvas.js';
-import { drawText, textWidth } from './font.js';
+import { categoryColor } from './palette.js';
+import { svgToPng, textWidth } from './render.js';
+import { fitText } from './fit-text.js';
+import { css, Svg } from './svg.js';
+import { niceTicks, tickLabel } from './ticks.js';
 
+/** One fold's loss per epoch. */
 export interface FoldCurve {
   readonly fold: number;
   readonly train: readonly number[];
   readonly val: readonly number[];
 }
 
-const PALETTE: Rgb[] = [
-  [31, 119, 180],
-  [255, 127, 14],
-  [44, 160, 44],
-  [214, 39, 40],
-  [148, 103, 189],
-  [140, 86, 75],
-  [227, 119, 194],
-  [127, 127, 127],
-  [188, 189, 34],
-  [23, 190, 207],
-];
-
-function niceTicks(lo: number, hi: number, n = 5): number[] {
-  const span = hi - lo || Math.abs(hi) || 1;
-  const step0 = span / n;
-  const mag = 10 ** Math.floor(Math.log10(step0));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= step0) ?? step0;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(6));
-  return out;
+/** Chart size in pixels (default 900 x 520) and an optional title. */
+export interface CurveOptions {
+  readonly width?: number;
+  readonly height?: number;
+  readonly title?: string;
 }
 
-/**
- * Each fold's training (solid) and validation (dashed) loss per epoch on one
- * chart, one colour per fold, with axes, ticks and a legend.
- */
-export function lossCurves(folds: readonly FoldCurve[], opts: { width?: number; height?: number; title?: string } = {}): Buffer {
+/** The SVG of `lossCurves`. */
+export function lossCurvesSvg(folds: readonly FoldCurve[], opts: CurveOptions = {}): string {
   const W = opts.width ?? 900;
   const H = opts.height ?? 520;
-  const c = new Canvas(W, H);
-  const left = 90;
-  const right = 170;
-  const top = 40;
-  const bottom = 60;
+  const svg = new Svg(W, H);
+  const legendW = Math.max(...['validation', ...folds.map((f) => `fold ${f.fold}`)].map((s) => textWidth(s, 13) + 50));
+  const left = 80;
+  const right = legendW + 20;
+  const top = opts.title ? 48 : 24;
+  const bottom = 56;
   const all = folds.flatMap((f) => [...f.train, ...f.val]).filter((v) => Number.isFinite(v));
   const epochs = Math.max(1, ...folds.map((f) => Math.max(f.train.length, f.val.length)));
   let lo = Math.min(...all);
@@ -50,40 +36,49 @@ export function lossCurves(folds: readonly FoldCurve[], opts: { width?: number; 
   const pad = (hi - lo) * 0.05 || 0.01;
   lo = Math.max(0, lo - pad);
   hi += pad;
-  const px = (e: number): number => left + ((e - 1) / Math.max(1, epochs - 1)) * (W - left - right);
+  const px = (e: number): number => left + (epochs === 1 ? 0.5 : (e - 1) / (epochs - 1)) * (W - left - right);
   const py = (v: number): number => top + (1 - (v - lo) / (hi - lo)) * (H - top - bottom);
-  const ink: Rgb = [40, 40, 40];
-  const grid: Rgb = [225, 225, 225];
+  const ink = '#333';
   for (const t of niceTicks(lo, hi)) {
-    c.line(left, py(t), W - right, py(t), grid);
-    const label = t.toPrecision(3).replace(/0+$/, '').replace(/\.$/, '');
-    drawText(c, label, left - 8 - textWidth(label), py(t) - 5, ink);
+    if (t < lo || t > hi) continue;
+    svg.line(left, py(t), W - right, py(t), '#e2e2e2');
+    svg.text(left - 8, py(t) + 4, tickLabel(t), { size: 12, anchor: 'end', fill: ink });
   }
-  for (const e of niceTicks(1, epochs).filter((e) => Number.isInteger(e) && e >= 1)) {
-    c.line(px(e), H - bottom, px(e), H - bottom + 5, ink);
-    drawText(c, String(e), px(e) - textWidth(String(e)) / 2, H - bottom + 10, ink);
+  for (const e of niceTicks(1, epochs, Math.min(10, epochs)).filter((e) => Number.isInteger(e) && e >= 1)) {
+    svg.line(px(e), H - bottom, px(e), H - bottom + 5, ink);
+    svg.text(px(e), H - bottom + 20, String(e), { size: 12, anchor: 'middle', fill: ink });
   }
-  c.line(left, top, left, H - bottom, ink, 2);
-  c.line(left, H - bottom, W - right, H - bottom, ink, 2);
-  drawText(c, 'epoch', (left + W - right) / 2 - textWidth('epoch') / 2, H - 25, ink);
-  drawText(c, 'loss', 10, top - 25, ink);
-  if (opts.title) drawText(c, opts.title, left, 10, ink);
+  svg.line(left, top, left, H - bottom, ink, 1.5);
+  svg.line(left, H - bottom, W - right, H - bottom, ink, 1.5);
+  svg.text((left + W - right) / 2, H - 14, 'epoch', { size: 13, anchor: 'middle', fill: ink });
+  svg.text(22, (top + H - bottom) / 2, 'loss', { size: 13, anchor: 'middle', fill: ink, rotate: -90 });
+  if (opts.title) svg.text(left, 28, fitText(opts.title, W - left - 10, 16, true), { size: 16, bold: true });
+  const lx = W - right + 16;
   folds.forEach((f, i) => {
-    const color = PALETTE[i % PALETTE.length] as Rgb;
-    const draw = (ys: readonly number[], dash: number): void => {
-      for (let e = 1; e < ys.length; e++) c.line(px(e), py(ys[e - 1] as number), px(e + 1), py(ys[e] as number), color, 2, dash);
-      if (ys.length === 1) c.fillRect(px(1) - 2, py(ys[0] as number) - 2, 5, 5, color);
+    const color = css(categoryColor(i, folds.length));
+    const line = (ys: readonly number[], dash: number): void => {
+      const pts = ys.map((v, e) => [px(e + 1), py(v)] as [number, number]).filter(([, y]) => Number.isFinite(y));
+      if (pts.length > 1) svg.polyline(pts, color, 2, dash);
+      else if (pts[0]) svg.circle(pts[0][0], pts[0][1], 3.5, color);
     };
-    draw(f.train, 0);
-    draw(f.val, 6);
-    const ly = top + i * 22;
-    c.line(W - right + 15, ly + 5, W - right + 45, ly + 5, color, 2);
-    drawText(c, `fold ${f.fold}`, W - right + 55, ly, ink);
+    line(f.train, 0);
+    line(f.val, 6);
+    const ly = top + 8 + i * 22;
+    svg.line(lx, ly, lx + 30, ly, color, 2.5);
+    svg.text(lx + 38, ly + 4.5, `fold ${f.fold}`, { size: 13 });
   });
-  const ly = top + folds.length * 22 + 10;
-  c.line(W - right + 15, ly + 5, W - right + 45, ly + 5, ink, 2);
-  drawText(c, 'train', W - right + 55, ly, ink);
-  c.line(W - right + 15, ly + 27, W - right + 45, ly + 27, ink, 2, 6);
-  drawText(c, 'val', W - right + 55, ly + 22, ink);
-  return c.encode();
+  const ly = top + 8 + folds.length * 22 + 12;
+  svg.line(lx, ly, lx + 30, ly, ink, 2);
+  svg.text(lx + 38, ly + 4.5, 'train', { size: 13 });
+  svg.line(lx, ly + 22, lx + 30, ly + 22, ink, 2, 6);
+  svg.text(lx + 38, ly + 26.5, 'validation', { size: 13 });
+  return svg.toString();
+}
+
+/**
+ * Each fold's training (solid) and validation (dashed) loss per epoch on one
+ * chart as a PNG, one colour per fold, with axes, ticks and a legend.
+ */
+export function lossCurves(folds: readonly FoldCurve[], opts: CurveOptions = {}): Buffer {
+  return svgToPng(lossCurvesSvg(folds, opts));
 }

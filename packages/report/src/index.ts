@@ -1,4 +1,11 @@
-export { Canvas, type Rgb } from './canvas.js';
-export { drawText, textWidth } from './font.js';
-export { imageGrid } from './grid.js';
-export { lossCurves, type FoldCurve } from './curves.js';
+export { Canvas } from './canvas.js';
+export { type Rgb, Svg, type TextStyle } from './svg.js';
+export { svgToPng, textWidth, FONT_FAMILY } from './render.js';
+export { ReportError, type ReportErrorCode } from './errors.js';
+export { imageGrid, imageGridSvg, type GridOptions } from './grid.js';
+export { lossCurves, lossCurvesSvg, type FoldCurve, type CurveOptions } from './curves.js';
+export { confusionMatrixPng, confusionMatrixSvg, type ConfusionOptions } from './confusion.js';
+export { scatterMapPng, scatterMapSvg, type ScatterPanel, type ScatterOptions } from './scatter.js';
+export { pca2d, type Rows } from './pca.js';
+export type { ImageStack } from './tiles.js';
+export { writeClusterReport, type ClusterReportInput, type ClusterReportFiles, type MethodScore } from './cluster-report.js';
