@@ -2,13 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledError } from '@cvc/core';
 import { ClusterJob, ClusterJobState, type ClusterJobProgress, type ClusterJobServiceClient, type ClusterJobSpec } from '@cvc/proto';
 import { clusterJobCommand, clusterJobSpecFromFlags, renderClusterJob, renderClusterJobList, type ClusterJobDeps } from './cluster-job-cmd.js';
 import { RemoteError, UsageError } from './errors.js';
+import { parseJobAssignments } from './cluster-job-report.js';
+import { importedFromDirectory, type ImportedVersion } from './imported-input.js';
+import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
+import { initBackend, tf } from '@cvc/tfjs-runtime';
+import { main } from './index.js';
 import { captureEnv } from './testing.js';
 
 const progress = (i: number, extra: Partial<ClusterJobProgress> = {}): ClusterJobProgress => ({
@@ -300,3 +305,90 @@ test('fetch downloads model.json, weights.bin and assignments.csv with their sha
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('parseJobAssignments reads record/path, split, cluster and confidence or distance columns, quoted fields included', () => {
+  const a = parseJobAssignments('record,split,cluster,confidence,label\n3,test,1,0.9,2\n"7",test,0,0.4,1\n', 'a.csv');
+  assert.deepEqual(a.paths, ['test:3', 'test:7']);
+  assert.deepEqual([...a.clusters], [1, 0]);
+  assert.deepEqual([...a.confidence], [0.9, 0.4]);
+  const b = parseJobAssignments('path,cluster,distance\n"shirts/a, b.png",2,1.5\n', 'b.csv');
+  assert.deepEqual(b.paths, ['shirts/a, b.png']);
+  assert.deepEqual([...b.confidence], [-1.5]);
+  assert.throws(() => parseJobAssignments('record,confidence\n1,0.5\n', 'c.csv'), /c\.csv: the header 'record,confidence' lacks/);
+  assert.throws(() => parseJobAssignments('record,cluster,confidence\ntest:1,x,0.5\n', 'd.csv'), /d\.csv line 2: bad cluster/);
+});
+
+test('fetch --report draws the job: a picture per cluster, the map, the confusion matrix and report.md with the scores before and after', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-cjob-report-'));
+  try {
+    const data = join(dir, 'data');
+    await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(24, 8, 8, 1, 2, 3));
+    const shards = join(dir, 'shards');
+    assert.equal(await main(['dataset', 'import', data, '--folds', '2', '--out', shards], captureEnv(join(dir, 'cache'))), 0);
+    const enc = await tinyEncoderFiles([8, 8, 1]);
+    const rows = Array.from({ length: 24 }, (_, i) => `test:${i},${i % 3},${(0.5 + (i % 5) / 10).toFixed(2)},${i % 3}`);
+    const files = {
+      'model.json': { data: enc.modelJson },
+      'weights.bin': { data: enc.weights },
+      'assignments.csv': { data: Buffer.from(['record,cluster,confidence,label', ...rows].join('\n') + '\n') },
+    };
+    const done = job(ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED, {
+      spec: { runId: 'r-1', method: 'dcec', k: 3, dataset: 'd', name: '', datasetVersion: '' },
+      history: [progress(1)],
+      result: {
+        encoder: 'e',
+        assignments: 'a',
+        iterations: 140,
+        stopReason: 'converged',
+        initialAcc: 0.4,
+        initialNmi: 0.3,
+        acc: 0.6,
+        nmi: 0.5,
+        ari: 0.4,
+        artifacts: {},
+      },
+    });
+    const fake = fakeClient([done], files);
+    const imported = await importedFromDirectory(shards);
+    const deps: ClusterJobDeps = { ...fake.deps, imported: () => Promise.resolve(imported as ImportedVersion) };
+    const env = captureEnv(join(dir, 'cache'));
+    const rep = join(dir, 'rep');
+    assert.equal(await clusterJobCommand(['fetch', 'j-1', '--out', join(dir, 'enc'), '--report', rep], env, undefined, deps), 0, env.err());
+    assert.match(env.out(), /cluster report written to .*rep: report\.md, map\.png, confusion\.png, 3 cluster pictures/);
+    assert.deepEqual((await readdir(rep)).sort(), ['cluster-00.png', 'cluster-01.png', 'cluster-02.png', 'confusion.png', 'map.png', 'report.md']);
+    const md = await readFile(join(rep, 'report.md'), 'utf8');
+    assert.match(md, /^# Clusters of 24 images \(k=3, dcec job j-1\)/);
+    assert.match(md, /^\| kmeans \(source encoder\) \| 0\.4000 \|/m);
+    assert.match(md, /^\| dcec \| \*\*0\.6000\*\* \|/m);
+    // A record the dataset does not have is named.
+    const bad = fakeClient([done], { ...files, 'assignments.csv': { data: Buffer.from('record,cluster,confidence\ntest:99,0,0.5\n') } });
+    await assert.rejects(
+      clusterJobCommand(['fetch', 'j-1', '--out', join(dir, 'enc2'), '--report', join(dir, 'rep2')], captureEnv(join(dir, 'cache')), undefined, {
+        ...bad.deps,
+        imported: () => Promise.resolve(imported as ImportedVersion),
+      }),
+      /record test:99 of the job's assignments\.csv is not in /,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** A tiny encoder (flatten + dense), as model.json and weights.bin bytes. */
+async function tinyEncoderFiles(shape: [number, number, number]): Promise<{ modelJson: Buffer; weights: Buffer }> {
+  await initBackend('cpu');
+  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: shape }), tf.layers.dense({ units: 3, kernelInitializer: 'glorotUniform' })] });
+  let art: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler((a) => {
+      art = a;
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } });
+    }),
+  );
+  model.dispose();
+  if (!art?.weightSpecs || !art.weightData) throw new Error('no weights saved');
+  return {
+    modelJson: Buffer.from(JSON.stringify({ modelTopology: art.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: art.weightSpecs }] })),
+    weights: Buffer.from(tf.io.CompositeArrayBuffer.join(art.weightData)),
+  };
+}

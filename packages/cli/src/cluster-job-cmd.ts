@@ -3,6 +3,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CancelledError, throwIfAborted } from '@cvc/core';
+import { initBackend } from '@cvc/tfjs-runtime';
 import {
   ClusterJob,
   ClusterJobServiceClient,
@@ -12,12 +13,15 @@ import {
   type ClusterJobProgress,
   type ClusterJobSpec,
   type ListClusterJobsResponse,
+  type Run,
 } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { choiceOpt, floatOpt, intOpt, parse, positiveInt } from './args.js';
 import { RemoteError, UsageError } from './errors.js';
 import { duration, num, table } from './format.js';
-import { clusterChannel, resolveCluster } from './cluster-config.js';
+import { clusterChannel, resolveCluster, runServiceClient } from './cluster-config.js';
+import { importedFromCluster, type ImportedVersion } from './imported-input.js';
+import { writeClusterJobReport } from './cluster-job-report.js';
 import { Progress, type BarUpdate, type ProgressOptions } from './progress.js';
 import { readStream, unary } from './rpc.js';
 import { withEmptyLists } from './run-cmd.js';
@@ -312,9 +316,27 @@ export async function fetchClusterJob(
   return [...Object.keys(files), 'metadata.json'];
 }
 
-/** How the command reaches the coordinator (tests pass a fake). */
+/** How the command reaches the coordinator and the job's dataset (tests pass fakes). */
 export interface ClusterJobDeps {
   readonly connect: (clusterFile: string | undefined) => Promise<ClusterJobServiceClient>;
+  /** The imported dataset version a job clustered (`fetch --report`); default: from the cluster's object store. */
+  readonly imported?: (job: ClusterJob, clusterFile: string | undefined, signal: AbortSignal | undefined) => Promise<ImportedVersion>;
+}
+
+/** The dataset version a job clustered, from the cluster: its spec's dataset, else its run's. */
+async function jobDataset(job: ClusterJob, clusterFile: string | undefined, signal: AbortSignal | undefined): Promise<ImportedVersion> {
+  const cluster = await resolveCluster(clusterFile);
+  let dataset = job.spec?.dataset ?? '';
+  if (!dataset) {
+    const runs = await runServiceClient(cluster);
+    try {
+      const runId = job.spec?.runId ?? '';
+      dataset = (await unary<Run>(signal, `run show ${runId}`, (cb) => runs.getRun({ runId }, cb))).spec?.dataset ?? '';
+    } finally {
+      runs.close();
+    }
+  }
+  return importedFromCluster(cluster, dataset, job.datasetVersion || undefined);
 }
 
 /** A ClusterJobService client with the cluster's TLS settings and user token (cluster.json or CVC_* variables). */
@@ -354,6 +376,7 @@ export async function clusterJobCommand(
       watch: { type: 'boolean' },
       json: { type: 'boolean' },
       out: { type: 'string' },
+      report: { type: 'string' },
     },
     `cluster-job ${sub ?? ''}`,
   );
@@ -376,7 +399,7 @@ export async function clusterJobCommand(
     'watch',
   ];
   if (sub !== 'submit') for (const f of submitOnly) if (values[f] !== undefined) throw new UsageError(`--${f} applies to cluster-job submit`);
-  if (sub !== 'fetch' && values['out'] !== undefined) throw new UsageError('--out applies to cluster-job fetch');
+  for (const f of ['out', 'report']) if (sub !== 'fetch' && values[f] !== undefined) throw new UsageError(`--${f} applies to cluster-job fetch`);
   const spec = sub === 'submit' ? clusterJobSpecFromFlags(values, positionals) : undefined;
   const id = positionals[0];
   if (sub !== 'submit' && sub !== 'list' && !id) throw new UsageError(`cluster-job ${sub} needs a JOB id`);
@@ -419,6 +442,13 @@ export async function clusterJobCommand(
         const out = typeof values['out'] === 'string' ? values['out'] : join('cluster-jobs', job.id);
         const files = await fetchClusterJob(c, job, out, env, signal);
         env.stdout.write(`cluster job ${job.id} (${job.spec?.method} on run ${job.spec?.runId} fold ${job.fold}) written to ${out}: ${files.join(', ')}\n`);
+        const report = values['report'];
+        if (typeof report === 'string') {
+          const clusterFile = typeof values['cluster'] === 'string' ? values['cluster'] : undefined;
+          const imported = await (deps.imported ?? jobDataset)(job, clusterFile, signal);
+          await initBackend('auto');
+          await writeClusterJobReport(report, out, job, imported, env, signal);
+        }
         return 0;
       }
     }

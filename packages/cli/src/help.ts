@@ -299,11 +299,18 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     example: 'cvc cluster-job cancel j-20261201-abc123',
   },
   'cluster-job fetch': {
-    usage: 'cvc cluster-job fetch JOB [--out DIR]',
+    usage: 'cvc cluster-job fetch JOB [--out DIR] [--report DIR]',
     summary:
       "Downloads a succeeded job's fine-tuned encoder (model.json, weights.bin: cvc cluster --encoder DIR reads it) and assignments.csv, each sha256-checked, plus metadata.json.",
-    flags: [{ flag: '--out DIR', text: 'output directory', default: 'cluster-jobs/JOB' }, CLUSTER],
-    example: 'cvc cluster-job fetch j-20261201-abc123 --out encoders/dcec',
+    flags: [
+      { flag: '--out DIR', text: 'output directory', default: 'cluster-jobs/JOB' },
+      {
+        flag: '--report DIR',
+        text: "also draw the job's clusters: a picture per cluster, a 2-D map of the fine-tuned codes, the confusion matrix, report.md with the scores before and after",
+      },
+      CLUSTER,
+    ],
+    example: 'cvc cluster-job fetch j-20261201-abc123 --out encoders/dcec --report reports/dcec',
   },
   report: {
     usage: 'cvc report RUN [--out DIR]',

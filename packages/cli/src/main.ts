@@ -37,7 +37,7 @@ The encoder and clustering:
               [--dec-centres] [--baseline] [--confusion FILE.png] [--json]     a cluster per image (assignments.csv); scores when labelled
   cvc cluster-job submit RUN --method dcec|idec|dec [--fold best|K] [--k 10] [--gamma 0.1] [--update-interval 140] [--tol 0.001]
               [--max-iterations N] [--dataset NAME] [--watch]     fine-tune the encoder with a clustering loss, on a worker
-  cvc cluster-job watch JOB | show JOB [--json] | list | cancel JOB | fetch JOB [--out DIR]
+  cvc cluster-job watch JOB | show JOB [--json] | list | cancel JOB | fetch JOB [--out DIR] [--report DIR]
   cvc report RUN [--out DIR]     the run's pictures (test images, reconstructions, loss curves) and a Markdown summary
 
 Every subcommand has --help (usage, flags with their defaults, an example): cvc run submit --help.
