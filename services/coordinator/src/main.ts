@@ -3,7 +3,7 @@ import { connectNats, createDocStore, createTaskQueue, natsAuthFromEnv } from '@
 import { createObjectStore, logStoreRetries, storeOptionsFromEnv } from '@cvc/storage';
 import { grpcServerSecurity } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
-import { createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
+import { createClusterJobMetrics, createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
 import { FoldState, RunState, type Run } from '@cvc/proto';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Coordinator } from './coordinator.js';
@@ -11,6 +11,7 @@ import { coordinatorConfigFromEnv } from './config.js';
 import { exportRunArtifacts, holdExport } from './export-artifacts.js';
 import { bindServer, createGrpcServer } from './grpc-server.js';
 import type { RunDoc } from './run-doc.js';
+import { createClusterJobs } from './cluster-jobs-setup.js';
 
 /** How often the running coordinator looks for runs left finalising or cancelling with nobody finishing them (ms). */
 const RECOVER_SWEEP_MS = 60_000;
@@ -81,25 +82,38 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       foldFailed: () => metrics.foldsFailed.inc(),
     },
   });
+  const clusterJobs = await createClusterJobs({
+    nc,
+    store,
+    queue,
+    logger,
+    coordinator,
+    replicas: cfg.CVC_NATS_REPLICAS,
+    maxCheckpointBytes: cfg.CVC_MAX_CHECKPOINT_BYTES,
+    metrics: createClusterJobMetrics(metrics.registry),
+  });
   if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
   for (const r of await coordinator.listRuns()) latest.set(r.id, r);
   recount();
   // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the
   // background, and folds of a submission cut short before their tasks were all published are queued.
   await coordinator.recover({ requeue: true });
+  await clusterJobs.recover({ requeue: true });
   // And again every minute while running: a FinishFold whose KV write landed but whose answer was lost (a NATS
   // leader election) leaves a run FINALIZING with nobody to finish it until the next start otherwise.
   const sweep = setInterval(() => {
+    clusterJobs.recover().catch((err: unknown) => logger.warn('clustering-job recovery sweep failed; next one in a minute', { error: describeError(err) }));
     coordinator.recover().catch((err: unknown) => logger.warn('recovery sweep failed; next one in a minute', { error: describeError(err) }));
   }, RECOVER_SWEEP_MS);
   sweep.unref();
   const stopGivenUp = queue.onGivenUp(
-    (task, deliveries) => coordinator.onTaskGivenUp(task, deliveries),
+    (task, deliveries) => (task.jobId ? clusterJobs.onTaskGivenUp(task, deliveries) : coordinator.onTaskGivenUp(task, deliveries)),
     (err, task) => logger.error('recording a task that exhausted its deliveries failed', { run: task?.runId, fold: task?.fold, error: describeError(err) }),
   );
   const ready = async (): Promise<boolean> => !nc.isClosed() && (await store.ping());
   const server = createGrpcServer({
     coordinator,
+    clusterJobs,
     logger,
     healthy: ready,
     auth: security.auth,
@@ -129,8 +143,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     void metricsServer.close();
     // Background finalisation is stopped and awaited before NATS closes (it is idempotent: a restart redoes it).
     server.tryShutdown(() => {
-      void coordinator
-        .close()
+      void Promise.all([coordinator.close(), clusterJobs.close()])
         .finally(() => nc.close())
         .finally(() => process.exit(0));
     });
