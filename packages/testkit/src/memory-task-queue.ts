@@ -149,7 +149,14 @@ export function createMemoryTaskQueue(opts: MemoryTaskQueueOptions = {}): Memory
       const id = taskMsgId(task);
       if (seen.has(id)) return Promise.resolve({ duplicate: true });
       seen.add(id);
-      msgs.push({ task: { runId: task.runId, fold: task.fold }, seq: ++seq, deliveries: 0, heartbeats: 0, state: 'pending', generation: 0 });
+      msgs.push({
+        task: { runId: task.runId, fold: task.fold, ...(task.jobId ? { jobId: task.jobId } : {}) },
+        seq: ++seq,
+        deliveries: 0,
+        heartbeats: 0,
+        state: 'pending',
+        generation: 0,
+      });
       wake();
       return Promise.resolve({ duplicate: false });
     },

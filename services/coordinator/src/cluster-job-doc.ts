@@ -11,6 +11,8 @@ export interface ClusterJobDoc {
   readonly manifest: string;
   /** Object key of the source fold's best checkpoint. */
   readonly sourceCheckpoint: string;
+  /** Records in the dataset version (the assignments a finish must carry). */
+  readonly records: number;
   /** Object key of the latest CLUSTER_FINAL checkpoint ('' until the worker uploaded it). */
   readonly finalCheckpoint: string;
   /** Per attempt, `TOKEN:ITERATION` of the last progress applied, so a retried report is not added twice. */
@@ -38,6 +40,7 @@ export function decodeJobDoc(doc: ClusterJobDoc): ClusterJobDoc {
     token: doc.token ?? '',
     manifest: doc.manifest ?? '',
     sourceCheckpoint: doc.sourceCheckpoint ?? '',
+    records: doc.records ?? 0,
     finalCheckpoint: doc.finalCheckpoint ?? '',
     ...(typeof doc.reported === 'string' ? { reported: doc.reported } : {}),
   };

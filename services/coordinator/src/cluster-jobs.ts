@@ -202,7 +202,7 @@ export class ClusterJobs {
       updatedAtMs: this.now(),
       modelConfigJson: run.spec?.modelConfigJson ?? '',
     });
-    await this.jobs.create(jobKey(id), { job, token: '', manifest: imp.manifest, sourceCheckpoint: fold.bestCheckpoint, finalCheckpoint: '' });
+    await this.jobs.create(jobKey(id), { job, token: '', manifest: imp.manifest, sourceCheckpoint: fold.bestCheckpoint, records, finalCheckpoint: '' });
     await this.queue.enqueue({ runId: run.id, fold: foldNo, jobId: id });
     this.logger.info('clustering job submitted', { job: id, run: run.id, fold: foldNo, method: resolved.method, k: resolved.k, dataset, version: imp.version });
     this.observer.jobChanged?.(job, 'submitted');
@@ -417,10 +417,10 @@ export class ClusterJobs {
     if (!cur.finalCheckpoint)
       throw new CoordinatorError('FAILED_PRECONDITION', `clustering job ${a.jobId}: upload the CLUSTER_FINAL checkpoint before finishing`);
     const k = cur.job.spec?.k ?? 0;
-    if (req.assignments.length === 0 || req.assignments.length !== req.confidence.length)
+    if (req.assignments.length !== cur.records || req.confidence.length !== cur.records)
       throw new CoordinatorError(
         'INVALID_ARGUMENT',
-        `assignments (${req.assignments.length}) and confidence (${req.confidence.length}) must be non-empty and of the same length`,
+        `assignments (${req.assignments.length}) and confidence (${req.confidence.length}) must have one entry per record of the dataset (${cur.records})`,
       );
     const badA = req.assignments.findIndex((c) => !Number.isInteger(c) || c < 0 || c >= k);
     if (badA >= 0) throw new CoordinatorError('INVALID_ARGUMENT', `assignments[${badA}] is ${req.assignments[badA]}; clusters are 0..${k - 1}`);
