@@ -99,7 +99,7 @@ async function world(): Promise<World> {
     runs,
     now,
     finalizeRetry: { initialMs: 1, maxMs: 4 },
-    exportArtifacts: async ({ run }) => `runs/${run.id}/encoder`,
+    exportArtifacts: ({ run }) => Promise.resolve(`runs/${run.id}/encoder`),
   });
   const spec: RunSpec = { name: '', dataset: DATASET, model: 'seed-mnist', folds: 2, epochs: 1, upsample: '', datasetVersion: '', modelConfigJson: '' };
   const run = await coordinator.submitRun(spec);

@@ -1,6 +1,6 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { backoffDelay, CancelledError, describeError, type Logger } from '@cvc/core';
-import { decodeCheckpoint, encodeCheckpoint, type ResolvedModelConfig } from '@cvc/model';
+import { decodeCheckpoint, encodeCheckpoint } from '@cvc/model';
 import { CheckpointKind, type AttemptRef, type ClusterJobProgress, type ClusterJobSpec } from '@cvc/proto';
 import type { TaskDelivery } from '@cvc/messaging';
 import type { ObjectStore } from '@cvc/storage';
@@ -8,7 +8,7 @@ import type { ClusterCoordinatorApi } from './cluster-api.js';
 import { isAuthError } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { WorkerError } from './errors.js';
-import type { FineTuneFn, FineTuneProgress } from './fine-tune.js';
+import type { FineTuneFn, FineTuneOptions, FineTuneProgress } from './fine-tune.js';
 import type { ShardCache } from './shards.js';
 
 /** What a clustering attempt uses of its worker. */
@@ -40,20 +40,21 @@ class AttemptEnded extends Error {
 }
 
 /** The spec fields a fine-tune needs, all of which the coordinator fills at submission. */
-function resolvedSpec(jobId: string, s: ClusterJobSpec | undefined) {
+function resolvedSpec(
+  jobId: string,
+  s: ClusterJobSpec | undefined,
+): Pick<FineTuneOptions, 'method' | 'k' | 'gamma' | 'updateInterval' | 'tol' | 'maxIterations' | 'batchSize' | 'learningRate' | 'seed'> {
   const { k, gamma, updateInterval, tol, maxIterations, batchSize, learningRate, seed } = s ?? {};
   const method = s?.method;
-  if (
-    s === undefined ||
-    (method !== 'dcec' && method !== 'idec' && method !== 'dec') ||
-    [k, gamma, updateInterval, tol, maxIterations, batchSize, learningRate, seed].some((v) => v === undefined)
-  )
+  if (method !== 'dcec' && method !== 'idec' && method !== 'dec')
+    throw new WorkerError('NO_SPEC', `the coordinator sent clustering job ${jobId} with method ${JSON.stringify(method ?? '')}, not dcec, idec or dec`);
+  if ([k, gamma, updateInterval, tol, maxIterations, batchSize, learningRate, seed].some((v) => v === undefined))
     throw new WorkerError(
       'NO_SPEC',
       `the coordinator sent clustering job ${jobId} without a fully resolved spec (method, k, gamma, intervals, batch size, ...)`,
     );
   return {
-    method: method as 'dcec' | 'idec' | 'dec',
+    method,
     k: k as number,
     gamma: gamma as number,
     updateInterval: updateInterval as number,
@@ -147,7 +148,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
       });
     };
     const result = await deps.fineTune(
-      { modelConfig: source.config.modelConfig as ResolvedModelConfig, source, images: set },
+      { modelConfig: source.config.modelConfig, source, images: set },
       {
         ...spec,
         ...(labelled ? { labels: set.labels } : {}),
