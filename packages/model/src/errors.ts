@@ -10,7 +10,8 @@ export type ModelErrorCode =
   | 'EMPTY_DATA'
   | 'NO_EPOCHS'
   | 'LOSS_NOT_FINITE'
-  | 'EXPORT_FAILED';
+  | 'EXPORT_FAILED'
+  | 'ABORTED';
 
 /** A model, checkpoint or training problem. */
 export class ModelError extends CvcError<ModelErrorCode> {}

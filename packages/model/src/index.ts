@@ -43,3 +43,20 @@ export { FoldTrainer, type FitCallbacks, type BatchProgress } from './trainer.js
 export { runFold, type FoldData, type FoldResult } from './fold.js';
 export { summarizeFolds, type CvSummary, type FoldSummary } from './summary.js';
 export { loadEncoder, readEncoderModelConfig, embedImages, decRefine } from './encoder.js';
+export {
+  fineTuneClustering,
+  softAssignmentTensor,
+  klDivergenceTensor,
+  type FineTuneOptions,
+  type FineTuneProgress,
+  type FineTuneResult,
+} from './cluster-finetune.js';
+export {
+  encodeClusterState,
+  decodeClusterState,
+  FINE_TUNE_METHODS,
+  type FineTuneMethod,
+  type ClusterScores,
+  type ClusterState,
+  type ClusterStateMeta,
+} from './cluster-state.js';
