@@ -101,7 +101,7 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
           '--n-init',
           '3',
           '--baseline',
-          '--dec',
+          '--dec-centres',
           '--confusion',
           png,
           '--json',
@@ -115,7 +115,7 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     );
     const scores = JSON.parse(clusterEnv.out()) as { images: number; results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number }> };
     assert.equal(scores.images, 500);
-    assert.deepEqual(Object.keys(scores.results).sort(), ['encoder+dec', 'encoder+kmeans', 'pixels+kmeans']);
+    assert.deepEqual(Object.keys(scores.results).sort(), ['encoder+dec-centres', 'encoder+kmeans', 'pixels+dec-centres', 'pixels+kmeans']);
     for (const r of Object.values(scores.results)) {
       assert.ok(r.accuracy > 0.1 && r.accuracy <= 1 && r.nmi >= 0 && r.nmi <= 1 && r.ari <= 1 && r.purity >= r.accuracy - 1e-12, JSON.stringify(r));
     }

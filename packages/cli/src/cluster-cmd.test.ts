@@ -220,3 +220,66 @@ test('cluster --images: class folders give labels, bad files fail naming them or
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('cluster --manifold umap --assign gmm: UMAP + a Gaussian mixture on the codes and (--baseline) on the pixels, reproducible from --seed', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-cluster-umap-'));
+  try {
+    const data = join(dir, 'data');
+    await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(60, 8, 8, 1, 2, 3));
+    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    const base = ['cluster', '--encoder', join(dir, 'enc'), '--dataset', data, '--k', '3', '--n-init', '2', '--manifold', 'umap', '--umap-dims', '2'];
+    const args = (out: string, seed: string): string[] => [
+      ...base,
+      '--neighbors',
+      '5',
+      '--umap-sample',
+      '40',
+      '--assign',
+      'gmm',
+      '--baseline',
+      '--json',
+      '--seed',
+      seed,
+      '--out',
+      join(dir, out),
+    ];
+    const env = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(args('a', '1'), env), 0, env.err());
+    const json = JSON.parse(env.out()) as { method: string; results: Record<string, { accuracy: number }> };
+    assert.equal(json.method, 'encoder+umap+gmm');
+    assert.deepEqual(Object.keys(json.results).sort(), ['encoder+kmeans', 'encoder+umap+gmm', 'pixels+kmeans', 'pixels+umap+gmm']);
+    const csv = await readFile(join(dir, 'a', 'assignments.csv'), 'utf8');
+    const rows = rowsOf(csv);
+    assert.deepEqual(rows[0], ['path', 'cluster', 'confidence', 'label', 'class']);
+    assert.equal(rows.length, 61);
+    for (const r of rows.slice(1)) assert.ok(Number(r[2]) > 0 && Number(r[2]) <= 1 + 1e-9, r.join(','));
+    assert.equal(await main(args('b', '1'), captureEnv(join(dir, 'cache'))), 0);
+    assert.equal(await readFile(join(dir, 'b', 'assignments.csv'), 'utf8'), csv, 'the same seed gives the same assignments');
+    assert.equal(await main(args('c', '2'), captureEnv(join(dir, 'cache'))), 0);
+    assert.notEqual(await readFile(join(dir, 'c', 'assignments.csv'), 'utf8'), csv, 'another seed gives other confidences');
+
+    // Bad values name the flag; --neighbors above the images is the library's typed error.
+    const bad = async (extra: string[], re: RegExp, code: number): Promise<void> => {
+      const e = captureEnv(join(dir, 'cache'));
+      assert.equal(await main([...base, ...extra, '--out', join(dir, 'bad')], e), code, e.err());
+      assert.match(e.err(), re);
+    };
+    await bad(['--umap-dims', '0'], /--umap-dims must be >= 1, got '0'/, 2);
+    await bad(['--neighbors', '80'], /neighbors: 80 neighbours need more than 80 fitted points, got 60/, 1);
+    await bad(['--min-dist', '-1'], /--min-dist must be in 0\.\.1/, 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('cluster --dec is gone: the message names --dec-centres and cvc cluster-job submit; UMAP flags need --manifold umap', async () => {
+  const env = captureEnv(tmpdir());
+  assert.equal(await main(['cluster', '--encoder', 'x', '--dataset', 'y', '--dec'], env), 2);
+  assert.match(env.err(), /--dec is gone.*--dec-centres .*centres.*the encoder is not fine-tuned.*cvc cluster-job submit RUN --method dec\|idec\|dcec/);
+  const e2 = captureEnv(tmpdir());
+  assert.equal(await main(['cluster', '--encoder', 'x', '--dataset', 'y', '--neighbors', '5'], e2), 2);
+  assert.match(e2.err(), /--neighbors applies to --manifold umap/);
+  const e3 = captureEnv(tmpdir());
+  assert.equal(await main(['cluster', '--encoder', 'x', '--dataset', 'y', '--assign', 'gmm', '--dec-centres'], e3), 2);
+  assert.match(e3.err(), /--dec-centres .* does not combine with --assign gmm/);
+});

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
 import { datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
-import { decRefine, embedImages, FoldTrainer, loadEncoder, readEncoderModelConfig } from '@cvc/model';
+import { embedImages, FoldTrainer, loadEncoder, readEncoderModelConfig } from '@cvc/model';
 import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/proto';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
@@ -21,6 +21,7 @@ import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './
 import { copyToClusters, type CopyToResult } from './copy-to.js';
 import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
 import { embedFolder } from './folder-input.js';
+import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, runClusterMethod, type ClusterOutcome } from './cluster-methods.js';
 import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -316,7 +317,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
       seed: { type: 'string' },
       json: { type: 'boolean' },
       baseline: { type: 'boolean' },
-      dec: { type: 'boolean' },
+      ...CLUSTER_METHOD_OPTIONS,
       confusion: { type: 'string' },
       out: { type: 'string' },
       'copy-to': { type: 'string' },
@@ -331,36 +332,49 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
   const outDir = typeof values['out'] === 'string' ? values['out'] : 'clusters';
   const copyTo = typeof values['copy-to'] === 'string' ? values['copy-to'] : undefined;
   if (values['force'] && copyTo === undefined) throw new UsageError('--force applies to --copy-to');
+  const method = clusterMethodFromFlags(values, k, nInit, seed);
   const input = await embedInput('cluster', values, env, signal, values['baseline'] === true);
   const { codes } = input;
   if (codes.n < k) throw new UsageError(`--k ${k} needs at least ${k} images, got ${codes.n}`);
   throwIfAborted(signal, 'cluster');
   const labelled = input.labelled;
   const results: Record<string, { accuracy: number; nmi: number; ari: number; purity: number; seconds: number }> = {};
-  const score = (name: string, clusters: Int32Array, t0: number): void => {
-    if (labelled) results[name] = { ...scoreClustering(input.labels, clusters), seconds: (performance.now() - t0) / 1000 };
+  const record = (o: { name: string; labels: Int32Array; seconds: number }): void => {
+    if (labelled) results[o.name] = { ...scoreClustering(input.labels, o.labels), seconds: o.seconds };
   };
-  let t0 = performance.now();
+  // k-means on the codes is the reference every other method is compared with.
+  const t0 = performance.now();
   const km = kmeans(codes, { k, nInit, seed });
-  score('encoder+kmeans', km.labels, t0);
-  let final = km.labels;
-  let measure: Float64Array | Float32Array = distancesToCentres(codes, km.centers, km.labels);
-  if (values['dec']) {
-    throwIfAborted(signal, 'cluster');
-    t0 = performance.now();
-    const dec = decRefine(codes, km.centers, k);
-    score('encoder+dec', dec.labels, t0);
-    final = dec.labels;
-    measure = dec.confidence;
-  }
+  const plain = method.umap === undefined && method.assign === 'kmeans';
+  if (!plain || method.decCentres) record({ name: 'encoder+kmeans', labels: km.labels, seconds: (performance.now() - t0) / 1000 });
+  const chosen: ClusterOutcome =
+    plain && !method.decCentres
+      ? {
+          name: 'encoder+kmeans',
+          labels: km.labels,
+          score: distancesToCentres(codes, km.centers, km.labels),
+          scoreColumn: 'distance',
+          seconds: (performance.now() - t0) / 1000,
+          steps: [],
+        }
+      : await runClusterMethod('encoder', codes, method, env.stderr, signal);
+  for (const s of chosen.steps) if (s.name !== 'encoder+kmeans') record(s);
+  record(chosen);
+  const final = chosen.labels;
+  const measure = chosen.score;
   if (values['baseline']) {
     throwIfAborted(signal, 'cluster');
     const set = input.pixels as ImageSet;
-    t0 = performance.now();
     const per = set.height * set.width * set.channels;
-    const pixels = Float32Array.from(set.images, (v) => v / 255);
-    const raw = kmeans({ data: pixels, n: set.count, d: per }, { k, nInit, seed });
-    score('pixels+kmeans', raw.labels, t0);
+    const pixels = { data: Float32Array.from(set.images, (v) => v / 255), n: set.count, d: per };
+    const t1 = performance.now();
+    record({ name: 'pixels+kmeans', labels: kmeans(pixels, { k, nInit, seed }).labels, seconds: (performance.now() - t1) / 1000 });
+    // The same method on the raw pixels, so each encoder method has its raw-pixel counterpart.
+    if (!plain || method.decCentres) {
+      const raw = await runClusterMethod('pixels', pixels, method, env.stderr, signal);
+      for (const s of raw.steps) if (s.name !== 'pixels+kmeans') record(s);
+      record(raw);
+    }
   }
   if (typeof values['confusion'] === 'string') {
     if (!labelled) throw new UsageError(`--confusion needs labelled images (class folders); ${values['images']} has none`);
@@ -377,7 +391,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
   }));
   await mkdir(outDir, { recursive: true });
   const csvFile = join(outDir, 'assignments.csv');
-  await writeAtomic(csvFile, assignmentsCsv(rows, values['dec'] ? 'confidence' : 'distance'));
+  await writeAtomic(csvFile, assignmentsCsv(rows, chosen.scoreColumn));
   let copied: CopyToResult | undefined;
   if (copyTo !== undefined) {
     throwIfAborted(signal, 'cluster');
@@ -415,6 +429,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
           nInit,
           seed,
           codeSize: codes.d,
+          method: chosen.name,
           results,
           clusterSizes: sizes,
           assignments: csvFile,
@@ -428,7 +443,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     );
   else {
     const skipped = input.skipped.length ? `, ${input.skipped.length} skipped` : '';
-    env.stdout.write(`${codes.n} images${skipped}, ${codes.d}-d codes, k=${k}, ${nInit} restarts\n`);
+    env.stdout.write(`${codes.n} images${skipped}, ${codes.d}-d codes, k=${k}, ${nInit} restarts; assignments from ${chosen.name}\n`);
     if (labelled)
       env.stdout.write(
         table(

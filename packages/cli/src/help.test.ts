@@ -19,6 +19,12 @@ const SUBCOMMANDS = [
   'encoder fetch',
   'embed',
   'cluster',
+  'cluster-job submit',
+  'cluster-job watch',
+  'cluster-job show',
+  'cluster-job list',
+  'cluster-job cancel',
+  'cluster-job fetch',
   'report',
 ];
 

@@ -201,7 +201,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   cluster: {
     usage: 'cvc cluster --encoder DIR (--dataset NAME|PATH | --images DIR) [options]',
     summary:
-      'k-means on the codes: a cluster for each image in OUT/assignments.csv (path, cluster, distance or confidence, label, class); with labels, accuracy (Hungarian matching), NMI, ARI and purity.',
+      'k-means (or UMAP + a Gaussian mixture, ...) on the codes: a cluster for each image in OUT/assignments.csv (path, cluster, distance or confidence, label, class); with labels, accuracy (Hungarian matching), NMI, ARI and purity.',
     flags: [
       { flag: '--encoder DIR', text: 'a directory written by cvc encoder fetch' },
       { flag: '--dataset NAME|PATH', text: 'the images to cluster: a dataset (mnist, fashion-mnist, cifar-10 or a directory of their files)' },
@@ -225,11 +225,81 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--limit N', text: '--dataset: a seeded, stratified subset of N images' },
       { flag: '--batch-size N', text: 'images per inference batch', default: '256' },
       { flag: '--baseline', text: 'also k-means on the raw pixels' },
-      { flag: '--dec', text: 'also refine the clusters with DEC (the CSV then holds its confidence)' },
+      {
+        flag: '--manifold umap',
+        text: 'UMAP the codes (umap-js, seeded) before the assignment, as N2D does; with --baseline the pixels go through it too',
+        default: 'none',
+      },
+      { flag: '--umap-dims N', text: '--manifold umap: dimensions of the embedding', default: '10' },
+      { flag: '--neighbors N', text: '--manifold umap: neighbours per point in its graph', default: '20' },
+      { flag: '--min-dist D', text: '--manifold umap: minimum distance in the layout (0 packs clusters tight)', default: '0' },
+      { flag: '--umap-sample N', text: '--manifold umap: fit on a seeded sample of N images and transform the rest (faster for large sets)', default: 'all' },
+      { flag: '--assign kmeans|gmm', text: 'k-means, or a Gaussian mixture (EM; the CSV then holds its probability)', default: 'kmeans' },
+      { flag: '--covariance full|diag', text: '--assign gmm: covariance of each component', default: 'full' },
+      {
+        flag: '--dec-centres',
+        text: 'refine the k-means centres with DEC: centres only, the encoder is not fine-tuned (for DEC/IDEC/DCEC fine-tuning submit `cvc cluster-job submit`); the CSV then holds its confidence',
+      },
       { flag: '--confusion FILE.png', text: 'write the confusion matrix as a picture' },
       JSON_FLAG,
     ],
     example: 'cvc cluster --encoder encoders/best --images ./photos --k 10 --copy-to ./sorted',
+  },
+  'cluster-job submit': {
+    usage: 'cvc cluster-job submit RUN --method dcec|idec|dec [--fold best|K] [options]',
+    summary:
+      "Fine-tunes a run's encoder with a clustering loss on a worker: DEC (KL only), IDEC or DCEC (KL + gamma x reconstruction), centres from k-means on the codes, the target refreshed every --update-interval batches, stopping when fewer than --tol of the assignments change. With --watch, follows it to the end.",
+    flags: [
+      { flag: '--method M', text: 'dcec, idec or dec' },
+      { flag: '--fold best|K', text: 'the source fold', default: 'best (lowest validation loss)' },
+      { flag: '--k K', text: 'clusters', default: "the dataset's class count, else 10" },
+      { flag: '--gamma G', text: 'idec/dcec: weight of the reconstruction loss', default: '0.1' },
+      { flag: '--update-interval N', text: 'batches between refreshes of the target distribution', default: '140' },
+      { flag: '--tol T', text: 'stop when fewer than this share of assignments change between refreshes', default: '0.001' },
+      { flag: '--max-iterations N', text: 'bound on training batches', default: '20000' },
+      { flag: '--batch-size N', text: 'batch size', default: "the worker's (256)" },
+      { flag: '--learning-rate LR', text: 'Adam learning rate', default: "the worker's" },
+      { flag: '--seed S', text: 'seed of the k-means start and batch order' },
+      { flag: '--dataset NAME', text: 'the imported dataset to cluster', default: "the run's" },
+      { flag: '--dataset-version V', text: 'an imported version of it', default: 'the newest' },
+      { flag: '--name NAME', text: 'a human name for the job' },
+      { flag: '--watch', text: 'follow the job (exit 0 when it succeeds, 1 otherwise)' },
+      JSON_FLAG,
+      CLUSTER,
+    ],
+    example: 'cvc cluster-job submit r-20261201-abc123 --method dcec --k 10 --watch',
+  },
+  'cluster-job watch': {
+    usage: 'cvc cluster-job watch JOB [--json]',
+    summary:
+      'Follows a clustering job until it ends: iterations done of the bound, loss, share of assignments changed, accuracy/NMI when labels exist. Exit 0 when it succeeds, 1 when it fails or is cancelled; Ctrl-C stops watching, not the job (exit 130).',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc cluster-job watch j-20261201-abc123',
+  },
+  'cluster-job show': {
+    usage: 'cvc cluster-job show JOB [--json]',
+    summary: 'A clustering job: its spec, state, attempts, the latest progress reports, its result (scores before and after) and how it resumed.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc cluster-job show j-20261201-abc123',
+  },
+  'cluster-job list': {
+    usage: 'cvc cluster-job list [--json]',
+    summary: 'Every clustering job with its state, method, source run and fold, progress and accuracy.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc cluster-job list',
+  },
+  'cluster-job cancel': {
+    usage: 'cvc cluster-job cancel JOB [--json]',
+    summary: 'Cancels a clustering job; its worker stops after the current batch.',
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc cluster-job cancel j-20261201-abc123',
+  },
+  'cluster-job fetch': {
+    usage: 'cvc cluster-job fetch JOB [--out DIR]',
+    summary:
+      "Downloads a succeeded job's fine-tuned encoder (model.json, weights.bin: cvc cluster --encoder DIR reads it) and assignments.csv, each sha256-checked, plus metadata.json.",
+    flags: [{ flag: '--out DIR', text: 'output directory', default: 'cluster-jobs/JOB' }, CLUSTER],
+    example: 'cvc cluster-job fetch j-20261201-abc123 --out encoders/dcec',
   },
   report: {
     usage: 'cvc report RUN [--out DIR]',

@@ -7,6 +7,7 @@ import { localCommand } from './local-cmd.js';
 import { runCommand } from './run-cmd.js';
 import { encoderCommand } from './encoder-cmd.js';
 import { reportCommand } from './report-cmd.js';
+import { clusterJobCommand } from './cluster-job-cmd.js';
 import { helpFor } from './help.js';
 import { secretsCommand } from './secrets-cmd.js';
 
@@ -32,7 +33,11 @@ The encoder and clustering:
   cvc encoder fetch RUN [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]   a TensorFlow.js layers model + metadata
   cvc embed --encoder DIR (--dataset NAME|PATH [--split test|train] [--limit N] | --images DIR) --out FILE.npy|FILE.csv
   cvc cluster --encoder DIR (--dataset NAME|PATH | --images DIR [--skip-invalid]) [--k 10] [--out DIR] [--copy-to DIR]
-              [--dec] [--baseline] [--confusion FILE.png] [--json]     a cluster per image (assignments.csv); scores when labelled
+              [--manifold umap [--umap-dims 10] [--neighbors 20] [--min-dist 0] [--umap-sample N]] [--assign kmeans|gmm]
+              [--dec-centres] [--baseline] [--confusion FILE.png] [--json]     a cluster per image (assignments.csv); scores when labelled
+  cvc cluster-job submit RUN --method dcec|idec|dec [--fold best|K] [--k 10] [--gamma 0.1] [--update-interval 140] [--tol 0.001]
+              [--max-iterations N] [--dataset NAME] [--watch]     fine-tune the encoder with a clustering loss, on a worker
+  cvc cluster-job watch JOB | show JOB [--json] | list | cancel JOB | fetch JOB [--out DIR]
   cvc report RUN [--out DIR]     the run's pictures (test images, reconstructions, loss curves) and a Markdown summary
 
 Every subcommand has --help (usage, flags with their defaults, an example): cvc run submit --help.
@@ -105,6 +110,9 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess(), op
         break;
       case 'report':
         code = await reportCommand(rest, env, signal);
+        break;
+      case 'cluster-job':
+        code = await clusterJobCommand(rest, env, signal);
         break;
       case 'encoder':
       case 'embed':

@@ -26,7 +26,7 @@ export function runJson(run: Run): unknown {
 }
 
 /** Adds `[]` to `json` for every list of `message` that toJSON left out, recursively. */
-function withEmptyLists(message: unknown, json: unknown): unknown {
+export function withEmptyLists(message: unknown, json: unknown): unknown {
   if (typeof message !== 'object' || message === null || typeof json !== 'object' || json === null || message instanceof Uint8Array) return json;
   const m = message as Record<string, unknown>;
   const j = json as Record<string, unknown>;

@@ -1,0 +1,142 @@
+import { throwIfAborted } from '@cvc/core';
+import { gmm, kmeans, umapEmbed, type Covariance, type Points, type UmapOptions } from '@cvc/clustering';
+import { decRefine } from '@cvc/model';
+import { choiceOpt, floatOpt, intOpt, positiveInt } from './args.js';
+import { distancesToCentres, type ScoreColumn } from './assignments.js';
+import { UsageError } from './errors.js';
+import { Progress, type ProgressStream } from './progress.js';
+
+/** The options of `cvc cluster` that choose how the codes are clustered. */
+export const CLUSTER_METHOD_OPTIONS = {
+  manifold: { type: 'string' },
+  'umap-dims': { type: 'string' },
+  neighbors: { type: 'string' },
+  'min-dist': { type: 'string' },
+  'umap-sample': { type: 'string' },
+  assign: { type: 'string' },
+  covariance: { type: 'string' },
+  'dec-centres': { type: 'boolean' },
+  dec: { type: 'boolean' },
+} as const;
+
+/** What `--dec` says now that it is gone. */
+export const DEC_GONE =
+  '--dec is gone, its name promised more than it did: --dec-centres is the same refinement (it moves only the centres over the fixed codes; the encoder is not fine-tuned); ' +
+  'to fine-tune the encoder with DEC, IDEC or DCEC submit a clustering job: cvc cluster-job submit RUN --method dec|idec|dcec';
+
+/** A parsed, validated clustering method: an optional UMAP step, then k-means (optionally DEC-refined centres) or a Gaussian mixture. */
+export interface ClusterMethod {
+  readonly k: number;
+  readonly nInit: number;
+  readonly seed: number;
+  /** UMAP before the assignment (undefined: cluster the codes themselves). */
+  readonly umap?: Required<Pick<UmapOptions, 'dims' | 'neighbors' | 'minDist' | 'seed'>> & { readonly sample?: number };
+  readonly assign: 'kmeans' | 'gmm';
+  readonly covariance: Covariance;
+  readonly decCentres: boolean;
+}
+
+/**
+ * The clustering method from `cvc cluster`'s flags; a bad value or
+ * combination is a UsageError naming the flag (checked before any work).
+ */
+export function clusterMethodFromFlags(values: Record<string, unknown>, k: number, nInit: number, seed: number): ClusterMethod {
+  if (values['dec'] !== undefined) throw new UsageError(DEC_GONE);
+  const manifold = choiceOpt(values, 'manifold', ['none', 'umap'] as const, 'none');
+  const assign = choiceOpt(values, 'assign', ['kmeans', 'gmm'] as const, 'kmeans');
+  const covariance = choiceOpt(values, 'covariance', ['full', 'diag'] as const, 'full');
+  const decCentres = values['dec-centres'] === true;
+  if (manifold !== 'umap')
+    for (const f of ['umap-dims', 'neighbors', 'min-dist', 'umap-sample'] as const)
+      if (values[f] !== undefined) throw new UsageError(`--${f} applies to --manifold umap`);
+  if (assign !== 'gmm' && values['covariance'] !== undefined) throw new UsageError('--covariance applies to --assign gmm');
+  if (decCentres && assign === 'gmm') throw new UsageError('--dec-centres refines k-means centres; it does not combine with --assign gmm');
+  const dims = intOpt(values, 'umap-dims', 10, positiveInt) as number;
+  const neighbors = intOpt(values, 'neighbors', 20, positiveInt) as number;
+  if (neighbors < 2) throw new UsageError(`--neighbors must be >= 2, got ${neighbors}`);
+  const minDist = floatOpt(values, 'min-dist') ?? 0;
+  if (minDist < 0 || minDist > 1) throw new UsageError(`--min-dist must be in 0..1, got ${minDist}`);
+  const sample = intOpt(values, 'umap-sample', undefined, positiveInt);
+  return {
+    k,
+    nInit,
+    seed,
+    ...(manifold === 'umap' ? { umap: { dims, neighbors, minDist, seed, ...(sample !== undefined ? { sample } : {}) } } : {}),
+    assign,
+    covariance,
+    decCentres,
+  };
+}
+
+/** The result of one pipeline over one set of points. */
+export interface ClusterOutcome {
+  /** The method's name in the scores table: `encoder+umap+gmm`, `pixels+kmeans`, ... */
+  readonly name: string;
+  readonly labels: Int32Array;
+  /** Per point: distance to its centre (k-means) or the probability / DEC confidence of its cluster. */
+  readonly score: Float64Array | Float32Array;
+  readonly scoreColumn: ScoreColumn;
+  readonly seconds: number;
+  /** Intermediate results worth scoring too (k-means before the DEC refinement). */
+  readonly steps: readonly { readonly name: string; readonly labels: Int32Array; readonly seconds: number }[];
+}
+
+/**
+ * Clusters `points` with `m`: UMAP (with a progress bar on `stderr`) when
+ * asked, then k-means (refined by DEC's centres-only step with
+ * --dec-centres) or a Gaussian mixture. `source` prefixes the name.
+ */
+export async function runClusterMethod(
+  source: 'encoder' | 'pixels',
+  points: Points,
+  m: ClusterMethod,
+  stderr: ProgressStream,
+  signal: AbortSignal | undefined,
+): Promise<ClusterOutcome> {
+  const t0 = performance.now();
+  const secs = (): number => (performance.now() - t0) / 1000;
+  let space: Points = points;
+  let name: string = source;
+  if (m.umap) {
+    const bars = new Progress(stderr);
+    try {
+      const label = `${source} UMAP to ${m.umap.dims}-d`;
+      const r = await umapEmbed(points, {
+        ...m.umap,
+        ...(signal ? { signal } : {}),
+        onProgress: (p) =>
+          bars.set('umap', {
+            label: `${label}: ${p.phase === 'neighbors' ? 'neighbour graph' : p.phase === 'layout' ? 'layout epochs' : 'transforming the rest'}`,
+            value: p.done,
+            total: p.total,
+          }),
+      });
+      space = r.embedding;
+    } finally {
+      bars.stop();
+    }
+    name += '+umap';
+  }
+  throwIfAborted(signal, 'cluster');
+  if (m.assign === 'gmm') {
+    const g = gmm(space, { k: m.k, seed: m.seed, covariance: m.covariance, kmeansNInit: m.nInit });
+    const conf = new Float64Array(space.n);
+    for (let i = 0; i < space.n; i++) conf[i] = g.probabilities[i * m.k + (g.labels[i] as number)] as number;
+    return { name: `${name}+gmm`, labels: g.labels, score: conf, scoreColumn: 'confidence', seconds: secs(), steps: [] };
+  }
+  const km = kmeans(space, { k: m.k, nInit: m.nInit, seed: m.seed });
+  if (!m.decCentres)
+    return {
+      name: `${name}+kmeans`,
+      labels: km.labels,
+      score: distancesToCentres(space, km.centers, km.labels),
+      scoreColumn: 'distance',
+      seconds: secs(),
+      steps: [],
+    };
+  const steps = [{ name: `${name}+kmeans`, labels: km.labels, seconds: secs() }];
+  throwIfAborted(signal, 'cluster');
+  const data = space.data instanceof Float32Array ? space.data : Float32Array.from(space.data);
+  const dec = decRefine({ data, n: space.n, d: space.d }, km.centers, m.k);
+  return { name: `${name}+dec-centres`, labels: dec.labels, score: dec.confidence, scoreColumn: 'confidence', seconds: secs(), steps };
+}

@@ -1,0 +1,43 @@
+import { CvcError } from '@cvc/core';
+
+/**
+ * Why a clustering step refused its input: an option out of range
+ * (`INVALID_OPTION`, naming the option), points that are not finite numbers
+ * (`INVALID_POINTS`, naming the first bad row), fewer points than the step
+ * needs (`TOO_FEW_POINTS`), or a covariance that is not positive definite even
+ * after regularisation (`SINGULAR_COVARIANCE`).
+ */
+export type ClusteringErrorCode = 'INVALID_OPTION' | 'INVALID_POINTS' | 'TOO_FEW_POINTS' | 'SINGULAR_COVARIANCE';
+
+/** A typed error of @cvc/clustering; `field` names the option or input it is about. */
+export class ClusteringError extends CvcError<ClusteringErrorCode> {
+  readonly field: string;
+
+  constructor(code: ClusteringErrorCode, field: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${field}: ${message}`, options);
+    this.field = field;
+  }
+}
+
+/** Throws INVALID_OPTION unless `v` is an integer in [min, max]. */
+export function checkInt(field: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new ClusteringError('INVALID_OPTION', field, `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`}, got ${v}`);
+}
+
+/** Throws INVALID_OPTION unless `v` is a finite number in [min, max]. */
+export function checkNumber(field: string, v: number, min: number, max = Infinity): void {
+  if (!Number.isFinite(v) || v < min || v > max)
+    throw new ClusteringError('INVALID_OPTION', field, `must be a number ${max === Infinity ? `>= ${min}` : `in ${min}..${max}`}, got ${v}`);
+}
+
+/** Throws INVALID_POINTS when the shape is wrong or a value is NaN or infinite (naming the row). */
+export function checkPoints(field: string, p: { readonly data: ArrayLike<number>; readonly n: number; readonly d: number }): void {
+  if (!Number.isInteger(p.n) || !Number.isInteger(p.d) || p.n < 0 || p.d < 1 || p.data.length !== p.n * p.d)
+    throw new ClusteringError('INVALID_POINTS', field, `${p.data.length} values do not make ${p.n} rows of ${p.d}`);
+  for (let i = 0; i < p.data.length; i++) {
+    const v = p.data[i] as number;
+    if (!Number.isFinite(v))
+      throw new ClusteringError('INVALID_POINTS', field, `row ${Math.floor(i / p.d)} column ${i % p.d} is ${v}; every value must be a finite number`);
+  }
+}
