@@ -98,6 +98,8 @@ export const modelStatus: Record<ModelErrorCode, status> = {
   NO_EPOCHS: status.FAILED_PRECONDITION,
   LOSS_NOT_FINITE: status.FAILED_PRECONDITION,
   EXPORT_FAILED: status.INTERNAL,
+  // A fine-tune stopped by its signal (a cancelled clustering job, a stopping worker).
+  ABORTED: status.CANCELLED,
 };
 
 /** Messaging codes at the edge (NATS being unreachable is recognised separately, by type). */

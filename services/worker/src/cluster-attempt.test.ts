@@ -169,8 +169,8 @@ function fakeFineTune(seen: Seen, o: { throwAt?: number; onBatch?: (i: number) =
       seen.batches++;
       o.onBatch?.(i);
       if (i === o.throwAt) throw new Error(`boom at batch ${i}`);
-      if (i % opts.updateInterval === 0) {
-        opts.onProgress?.({
+      if (i % (opts.updateInterval ?? 140) === 0) {
+        await opts.onProgress?.({
           iteration: i,
           maxIterations: opts.maxIterations,
           loss: 1 / i,
@@ -187,6 +187,9 @@ function fakeFineTune(seen: Seen, o: { throwAt?: number; onBatch?: (i: number) =
     return {
       assignments: Int32Array.from({ length: input.images.count }, (_, i) => i % opts.k),
       confidence: Float32Array.from({ length: input.images.count }, () => 0.75),
+      codes: new Float32Array(input.images.count * 2),
+      d: 2,
+      centres: new Float32Array(opts.k * 2),
       iterations: opts.maxIterations,
       stopReason: 'max-iterations',
       initial: { acc: 0.3, nmi: 0.2, ari: 0.1 },

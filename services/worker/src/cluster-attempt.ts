@@ -56,12 +56,12 @@ function resolvedSpec(
   return {
     method,
     k: k as number,
-    gamma: gamma as number,
-    updateInterval: updateInterval as number,
-    tol: tol as number,
+    gamma: gamma,
+    updateInterval: updateInterval,
+    tol: tol,
     maxIterations: maxIterations as number,
-    batchSize: batchSize as number,
-    learningRate: learningRate as number,
+    batchSize: batchSize,
+    learningRate: learningRate,
     seed: seed as number,
   };
 }
@@ -126,9 +126,10 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
       ...(resume ? { fromIteration: job?.lastCheckpointIteration ?? 0, checkpoint: start.resumeCheckpoint } : {}),
     });
     const labelled = manifest.imageFolder?.labeled !== false;
-    // Reports and uploads go one at a time, in order; a refusal ends the attempt.
+    // Reports and uploads go one at a time, in order, and the fine-tune waits for each (so a stop answer is seen before
+    // its next batch, and a checkpoint is stored before training goes on); a refusal ends the attempt.
     let chain: Promise<void> = Promise.resolve();
-    const enqueue = (what: string, fn: () => Promise<void>): void => {
+    const enqueue = (what: string, fn: () => Promise<void>): Promise<void> => {
       chain = chain.then(async () => {
         if (ended) return;
         try {
@@ -146,6 +147,10 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
         chainError ??= err;
         ac.abort(new Error(`${what} failed`));
       });
+      return chain.then(
+        () => undefined,
+        () => undefined,
+      );
     };
     const result = await deps.fineTune(
       { modelConfig: source.config.modelConfig, source, images: set },
@@ -170,14 +175,14 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
             seconds: p.seconds,
             updatedAtMs: 0,
           };
-          enqueue('progress', async () => {
+          return enqueue('progress', async () => {
             const ack = await deps.cluster.reportClusterProgress(a, progress);
             if (ack.stop) end(new AttemptEnded('cancelled', ack.reason || `clustering job ${jobId} was stopped`));
           });
         },
         onCheckpoint: (state, iteration) => {
           d.working();
-          enqueue('checkpoint upload', async () => {
+          return enqueue('checkpoint upload', async () => {
             await deps.coordinator.uploadCheckpoint(a, iteration, CheckpointKind.CHECKPOINT_KIND_CLUSTER, state);
           });
         },

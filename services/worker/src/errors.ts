@@ -4,10 +4,9 @@ import { CvcError } from '@cvc/core';
  * Why the worker stopped or an attempt failed on the worker's side:
  * `AUTH`: the coordinator refused this worker's credentials;
  * `FAULT_INJECTED`: a test-only fault (CVC_FAULT_FAIL_FOLD);
- * `NO_SPEC`: the coordinator started an attempt without a run spec (or a job without a resolved spec);
- * `NO_FINE_TUNE`: this build's @cvc/model cannot fine-tune a clustering job.
+ * `NO_SPEC`: the coordinator started an attempt without a run spec (or a clustering job without a resolved spec).
  */
-export type WorkerErrorCode = 'AUTH' | 'FAULT_INJECTED' | 'NO_SPEC' | 'NO_FINE_TUNE';
+export type WorkerErrorCode = 'AUTH' | 'FAULT_INJECTED' | 'NO_SPEC';
 
 /** A worker-side failure with a closed code. */
 export class WorkerError extends CvcError<WorkerErrorCode> {}
