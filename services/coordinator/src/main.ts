@@ -3,7 +3,7 @@ import { connectNats, createDocStore, createTaskQueue, natsAuthFromEnv } from '@
 import { createObjectStore, logStoreRetries, storeOptionsFromEnv } from '@cvc/storage';
 import { grpcServerSecurity } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
-import { createClusterJobMetrics, createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
+import { createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
 import { FoldState, RunState, type Run } from '@cvc/proto';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Coordinator } from './coordinator.js';
@@ -90,7 +90,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     coordinator,
     replicas: cfg.CVC_NATS_REPLICAS,
     maxCheckpointBytes: cfg.CVC_MAX_CHECKPOINT_BYTES,
-    metrics: createClusterJobMetrics(metrics.registry),
+    metrics: metrics.clusterJobs,
   });
   if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
   for (const r of await coordinator.listRuns()) latest.set(r.id, r);
