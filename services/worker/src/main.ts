@@ -53,6 +53,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       metrics.downloadSeconds.inc(seconds);
     },
     onAttempt: (state) => metrics.attempts.inc({ state }),
+    onClusterProgress: (job, method, p) => {
+      metrics.clusterIteration.set({ job, method }, p.iteration);
+      metrics.clusterLoss.set({ job, method }, p.loss);
+    },
     failFold: cfg.CVC_FAULT_FAIL_FOLD,
   });
   if (cfg.CVC_FAULT_FAIL_FOLD !== undefined) logger.warn('fault injection on: every attempt at this fold fails', { fold: cfg.CVC_FAULT_FAIL_FOLD });
