@@ -206,7 +206,16 @@ test('the Grafana dashboard is provisioned for the sidecar and only queries metr
     }
   }
   const titles = dash.panels.map((p) => p.title).join(' | ');
-  for (const want of ['loss per fold', 'Throughput per worker', 'Queue depth', 'Folds by state', 'Failures and redeliveries', 'Checkpoint traffic'])
+  for (const want of [
+    'loss per fold',
+    'Throughput per worker',
+    'Queue depth',
+    'Folds by state',
+    'Failures and redeliveries',
+    'Checkpoint traffic',
+    'Clustering jobs by state',
+    'Clustering job loss',
+  ])
     assert.ok(titles.includes(want), want);
 });
 

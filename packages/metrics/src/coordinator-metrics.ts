@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics } from './defaults.js';
 import { createSweepMetrics } from './sweep-metrics.js';
+import { createClusterJobMetrics } from './cluster-job-metrics.js';
 
 /** The coordinator's metrics (base units, `_total` counters, labels run/fold/method/code/state only). */
 export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ pending: number; inFlight: number }> } = {}) {
@@ -64,6 +65,8 @@ export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ 
         }
       },
     }),
+    /** Clustering jobs (cluster-job-metrics.ts). */
+    clusterJobs: createClusterJobMetrics(registry),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;

@@ -52,6 +52,18 @@ export function createWorkerMetrics(worker: string) {
       labelNames: ['state'],
       registers: [registry],
     }),
+    clusterIteration: new Gauge({
+      name: 'cvc_worker_cluster_job_iteration',
+      help: 'Training batches of the clustering job this worker fine-tunes, at its latest refresh.',
+      labelNames: ['job', 'method'],
+      registers: [registry],
+    }),
+    clusterLoss: new Gauge({
+      name: 'cvc_worker_cluster_job_loss',
+      help: 'Mean loss of the clustering job this worker fine-tunes, since its previous refresh.',
+      labelNames: ['job', 'method'],
+      registers: [registry],
+    }),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

@@ -71,3 +71,12 @@ test('term() ends a task without redelivery or give-up; a stopped onGivenUp hand
     ['termed', 'given-up'],
   );
 });
+
+test("a clustering job's task keeps its jobId and is deduplicated by job, apart from its source fold's task", async () => {
+  const q = createMemoryTaskQueue();
+  assert.deepEqual(await q.enqueue({ runId: 'r', fold: 1 }), { duplicate: false });
+  assert.deepEqual(await q.enqueue({ runId: 'r', fold: 1, jobId: 'j1' }), { duplicate: false });
+  assert.deepEqual(await q.enqueue({ runId: 'r', fold: 1, jobId: 'j1' }), { duplicate: true });
+  await (await q.next(1))?.ack();
+  assert.deepEqual((await q.next(1))?.task, { runId: 'r', fold: 1, jobId: 'j1' });
+});

@@ -49,13 +49,13 @@ export interface CoordinatorDeps {
 const realExport: ArtifactExporter = async (input) => (await import('./export-artifacts.js')).exportRunArtifacts(input);
 
 /** Failures worth another try: object storage or NATS unreachable. Anything else will fail the same way again. */
-function isTransient(err: unknown): boolean {
+export function isTransient(err: unknown): boolean {
   // UNAVAILABLE: S3 stayed unreachable past the store's own retries; S3_ERROR: a refusal (credentials, policy) an operator can fix.
   return (err instanceof StorageError && (err.code === 'UNAVAILABLE' || err.code === 'S3_ERROR')) || isNatsUnavailable(err);
 }
 
 /** Waits `ms`, or less when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);

@@ -15,7 +15,7 @@ export class CoordinatorError extends CvcError<Outcome> {
 }
 
 /** Why a run's finalisation cannot succeed however often it is retried (the run ends FAILED with the message). */
-export type FinalizeCode = 'NO_BEST_CHECKPOINT' | 'NO_TEST_SHARD';
+export type FinalizeCode = 'NO_BEST_CHECKPOINT' | 'NO_TEST_SHARD' | 'NO_FINAL_CHECKPOINT' | 'ASSIGNMENTS_MISMATCH';
 
 /** A permanent finalisation failure: retrying cannot help. */
 export class FinalizeError extends CvcError<FinalizeCode> {

@@ -28,6 +28,8 @@ import {
 } from '@cvc/proto';
 import type { Authenticator, Role } from '@cvc/security';
 import type { Coordinator } from './coordinator.js';
+import { addClusterServices } from './cluster-grpc.js';
+import type { ClusterJobs } from './cluster-jobs.js';
 import { UploadsBusyError } from './errors.js';
 import type { SweepManager } from './sweeps.js';
 import { toStatus } from './to-status.js';
@@ -85,9 +87,9 @@ export interface GrpcCallObserver {
 }
 
 /** Checks the call's bearer token for `role`; a no-op without an authenticator (insecure development mode). */
-type Guard = (metadata: Metadata, role: Role, method: string) => void;
+export type Guard = (metadata: Metadata, role: Role, method: string) => void;
 
-function guardFor(auth: Authenticator | undefined): Guard {
+export function guardFor(auth: Authenticator | undefined): Guard {
   if (!auth) return () => {};
   return (metadata, role, method) => {
     const v = metadata.get('authorization')[0];
@@ -95,7 +97,7 @@ function guardFor(auth: Authenticator | undefined): Guard {
   };
 }
 
-function unary<Req, Res>(method: string, role: Role, guard: Guard, fn: (req: Req) => Promise<Res>, observe: GrpcCallObserver) {
+export function unary<Req, Res>(method: string, role: Role, guard: Guard, fn: (req: Req) => Promise<Res>, observe: GrpcCallObserver) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const t0 = performance.now();
     Promise.resolve()
@@ -128,6 +130,8 @@ export interface GrpcServerOptions {
   readonly maxConcurrentUploads?: number;
   /** How long an upload waits for a slot (ms, default 10 000; 0: refuse at once). */
   readonly uploadQueueMs?: number;
+  /** Clustering jobs: serves ClusterJobService and ClusterWorkerService, and job attempts' FailFold and UploadCheckpoint. */
+  readonly clusterJobs?: ClusterJobs;
 }
 
 /** Builds the gRPC server with the run, worker and health services. */
@@ -205,7 +209,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       'worker',
       guard,
       async (r) => {
-        await c.failFold(r);
+        await (r.attempt?.jobId && o.clusterJobs ? o.clusterJobs.fail(r) : c.failFold(r));
         return { stop: false, reason: '' };
       },
       observe,
@@ -254,7 +258,9 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
             if (!first.done && first.value.length > 0) yield first.value;
             yield* it;
           }
-          const r = await c.uploadCheckpoint(h, rest(), () => sha);
+          const r = await (h?.attempt?.jobId && o.clusterJobs
+            ? o.clusterJobs.uploadCheckpoint(h, rest(), () => sha)
+            : c.uploadCheckpoint(h, rest(), () => sha));
           observe('UploadCheckpoint', status.OK, (performance.now() - t0) / 1000);
           callback(null, r);
         } catch (err) {
@@ -307,6 +313,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
   }
   server.addService(WorkerServiceService, workerService);
   server.addService(HealthService, health);
+  if (o.clusterJobs) addClusterServices(server, o.clusterJobs, guard, observe, fail);
   return server;
 }
 

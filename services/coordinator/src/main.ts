@@ -13,6 +13,7 @@ import { bindServer, createGrpcServer } from './grpc-server.js';
 import type { RunDoc } from './run-doc.js';
 import { sweepMetricsView, type SweepDoc } from './sweep-doc.js';
 import { SweepManager } from './sweeps.js';
+import { createClusterJobs } from './cluster-jobs-setup.js';
 
 /** How often the running coordinator looks for runs left finalising or cancelling with nobody finishing them (ms). */
 const RECOVER_SWEEP_MS = 60_000;
@@ -92,27 +93,40 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   });
   // Before the first worker report: pausing folds at rungs needs every sweep loaded.
   await sweeps.recover();
+  const clusterJobs = await createClusterJobs({
+    nc,
+    store,
+    queue,
+    logger,
+    coordinator,
+    replicas: cfg.CVC_NATS_REPLICAS,
+    maxCheckpointBytes: cfg.CVC_MAX_CHECKPOINT_BYTES,
+    metrics: metrics.clusterJobs,
+  });
   if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
   for (const r of await coordinator.listRuns()) latest.set(r.id, r);
   recount();
   // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the
   // background, and folds of a submission cut short before their tasks were all published are queued.
   await coordinator.recover({ requeue: true });
+  await clusterJobs.recover({ requeue: true });
   // And again every minute while running: a FinishFold whose KV write landed but whose answer was lost (a NATS
   // leader election) leaves a run FINALIZING with nobody to finish it until the next start otherwise.
   const sweep = setInterval(() => {
+    clusterJobs.recover().catch((err: unknown) => logger.warn('clustering-job recovery sweep failed; next one in a minute', { error: describeError(err) }));
     coordinator.recover().catch((err: unknown) => logger.warn('recovery sweep failed; next one in a minute', { error: describeError(err) }));
     sweeps.recover().catch((err: unknown) => logger.warn('recovering sweeps failed; next try in a minute', { error: describeError(err) }));
   }, RECOVER_SWEEP_MS);
   sweep.unref();
   const stopGivenUp = queue.onGivenUp(
-    (task, deliveries) => coordinator.onTaskGivenUp(task, deliveries),
+    (task, deliveries) => (task.jobId ? clusterJobs.onTaskGivenUp(task, deliveries) : coordinator.onTaskGivenUp(task, deliveries)),
     (err, task) => logger.error('recording a task that exhausted its deliveries failed', { run: task?.runId, fold: task?.fold, error: describeError(err) }),
   );
   const ready = async (): Promise<boolean> => !nc.isClosed() && (await store.ping());
   const server = createGrpcServer({
     coordinator,
     sweeps,
+    clusterJobs,
     logger,
     healthy: ready,
     auth: security.auth,
@@ -142,9 +156,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     void metricsServer.close();
     // Background finalisation is stopped and awaited before NATS closes (it is idempotent: a restart redoes it).
     server.tryShutdown(() => {
-      void sweeps
-        .close()
-        .then(() => coordinator.close())
+      void Promise.all([sweeps.close().then(() => coordinator.close()), clusterJobs.close()])
         .finally(() => nc.close())
         .finally(() => process.exit(0));
     });

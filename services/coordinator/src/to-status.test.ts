@@ -38,6 +38,7 @@ const expected = {
     NO_EPOCHS: status.FAILED_PRECONDITION,
     LOSS_NOT_FINITE: status.FAILED_PRECONDITION,
     EXPORT_FAILED: status.INTERNAL,
+    ABORTED: status.CANCELLED,
   },
   messaging: {
     NOT_FOUND: status.NOT_FOUND,

@@ -4,7 +4,7 @@ import { CvcError } from '@cvc/core';
  * Why the worker stopped or an attempt failed on the worker's side:
  * `AUTH`: the coordinator refused this worker's credentials;
  * `FAULT_INJECTED`: a test-only fault (CVC_FAULT_FAIL_FOLD);
- * `NO_SPEC`: the coordinator started an attempt without a run spec.
+ * `NO_SPEC`: the coordinator started an attempt without a run spec (or a clustering job without a resolved spec).
  */
 export type WorkerErrorCode = 'AUTH' | 'FAULT_INJECTED' | 'NO_SPEC';
 

@@ -5,6 +5,7 @@ import { clientSecurityFromEnv, grpcClientSetup } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
 import { createWorkerMetrics, startMetricsServer } from '@cvc/metrics';
 import { CoordinatorClient } from './client.js';
+import { ClusterCoordinatorClient } from './cluster-client.js';
 import { workerConfigFromEnv } from './config.js';
 import { Worker } from './worker.js';
 
@@ -24,12 +25,17 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       logger.warn('coordinator call failed; retrying', { call: e.what, error: describeError(e.error), retryInMs: Math.round(e.delayMs), failures: e.failures }),
   });
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
+  const cluster = new ClusterCoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
+    onRetry: (e) =>
+      logger.warn('coordinator call failed; retrying', { call: e.what, error: describeError(e.error), retryInMs: Math.round(e.delayMs), failures: e.failures }),
+  });
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
   const worker = new Worker({
     id: cfg.CVC_WORKER_ID,
     queue,
     store,
     coordinator,
+    cluster,
     cacheDir: cfg.CVC_CACHE_DIR,
     logger,
     progressIntervalMs: cfg.CVC_PROGRESS_INTERVAL_MS,
@@ -47,6 +53,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       metrics.downloadSeconds.inc(seconds);
     },
     onAttempt: (state) => metrics.attempts.inc({ state }),
+    onClusterProgress: (job, method, p) => {
+      metrics.clusterIteration.set({ job, method }, p.iteration);
+      metrics.clusterLoss.set({ job, method }, p.loss);
+    },
     failFold: cfg.CVC_FAULT_FAIL_FOLD,
   });
   if (cfg.CVC_FAULT_FAIL_FOLD !== undefined) logger.warn('fault injection on: every attempt at this fold fails', { fold: cfg.CVC_FAULT_FAIL_FOLD });
@@ -63,6 +73,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   await worker.run();
   await metricsServer.close();
   coordinator.close();
+  cluster.close();
   await nc.close();
   logger.info('worker stopped');
 }

@@ -52,6 +52,19 @@ export class ShardCache {
     return decodeShard(bytes, entry.name).set;
   }
 
+  /**
+   * Every record of the dataset in manifest order (its shards in turn: the
+   * order of a clustering job's assignments), with the manifest.
+   */
+  async allRecords(manifestKey: string): Promise<{ manifest: DatasetManifest; set: ImageSet }> {
+    const manifest = await this.manifest(manifestKey);
+    const prefix = manifestKey.replace(/\/manifest\.json$/, '');
+    const parts: ImageSet[] = [];
+    for (const e of manifest.shards) parts.push(await this.shard(prefix, e));
+    if (parts.length === 0) throw new DataError('MANIFEST_CORRUPT', 'manifest lists no shards', manifestKey);
+    return { manifest, set: concatImages(parts) };
+  }
+
   /** Training (all folds but `fold`), validation (`fold`) and test sets. */
   async foldData(manifestKey: string, fold: number): Promise<{ train: ImageSet; val: ImageSet; test: ImageSet }> {
     const m = await this.manifest(manifestKey);

@@ -11,6 +11,9 @@ import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
 import { WorkerError } from './errors.js';
 import { foldTrainerFactory, type TrainerFactory, type WorkerTrainer } from './trainer-factory.js';
+import type { ClusterCoordinatorApi } from './cluster-api.js';
+import { runClusterAttempt, type ClusterAttemptDeps } from './cluster-attempt.js';
+import { defaultFineTune, type FineTuneFn } from './fine-tune.js';
 
 export interface WorkerDeps {
   readonly id: string;
@@ -36,6 +39,12 @@ export interface WorkerDeps {
   readonly onStep?: (seconds: number) => void;
   readonly onDownload?: (bytes: number, seconds: number) => void;
   readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped' | 'abandoned' | 'stopped') => void;
+  /** The coordinator's ClusterWorkerService: without it, clustering-job tasks are handed back. */
+  readonly cluster?: ClusterCoordinatorApi;
+  /** The clustering fine-tune (default: @cvc/model's fineTuneClustering). */
+  readonly fineTune?: FineTuneFn;
+  /** Told about every refresh of a clustering job (metrics). */
+  readonly onClusterProgress?: ClusterAttemptDeps['onProgress'];
   /** Fault injection for reliability tests: attempts at this fold always fail. */
   readonly failFold?: number | undefined;
 }
@@ -122,7 +131,46 @@ export class Worker {
     this.current?.abort(new Error('worker stopping'));
   }
 
+  /** A clustering job's task: cluster-attempt.ts does the work; here the heartbeat and the stop. */
+  private async handleJob(d: TaskDelivery): Promise<void> {
+    const cluster = this.deps.cluster;
+    if (!cluster) {
+      this.logger.warn('this worker takes no clustering jobs; handing the task back', { job: d.task.jobId, worker: this.deps.id });
+      d.nak(30_000);
+      return;
+    }
+    const heartbeat = setInterval(() => d.working(), Math.max(1000, Math.floor(this.deps.queue.ackWaitMs / 3)));
+    const ac = new AbortController();
+    this.current = ac;
+    try {
+      const fatal = await runClusterAttempt(
+        {
+          worker: this.deps.id,
+          store: this.deps.store,
+          shards: this.shards,
+          coordinator: this.deps.coordinator,
+          cluster,
+          fineTune: this.deps.fineTune ?? defaultFineTune,
+          logger: this.logger,
+          random: this.deps.random ?? Math.random,
+          ...(this.deps.onClusterProgress ? { onProgress: this.deps.onClusterProgress } : {}),
+          ...(this.deps.onAttempt ? { onAttempt: (o) => this.deps.onAttempt?.(o === 'cancelled' ? 'skipped' : o) } : {}),
+        },
+        d,
+        ac.signal,
+      );
+      if (fatal) {
+        this.fatal = fatal;
+        this.stopping = true;
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.current = undefined;
+    }
+  }
+
   private async handle(d: TaskDelivery): Promise<void> {
+    if (d.task.jobId) return this.handleJob(d);
     const { runId, fold } = d.task;
     const log = { run: runId, fold, delivery: d.delivery, worker: this.deps.id };
     const heartbeat = setInterval(() => d.working(), Math.max(1000, Math.floor(this.deps.queue.ackWaitMs / 3)));

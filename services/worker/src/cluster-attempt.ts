@@ -1,0 +1,264 @@
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { backoffDelay, CancelledError, describeError, type Logger } from '@cvc/core';
+import { decodeCheckpoint, encodeCheckpoint } from '@cvc/model';
+import { CheckpointKind, type AttemptRef, type ClusterJobProgress, type ClusterJobSpec } from '@cvc/proto';
+import type { TaskDelivery } from '@cvc/messaging';
+import type { ObjectStore } from '@cvc/storage';
+import type { ClusterCoordinatorApi } from './cluster-api.js';
+import { isAuthError } from './client.js';
+import type { CoordinatorApi } from './coordinator-api.js';
+import { WorkerError } from './errors.js';
+import type { FineTuneFn, FineTuneOptions, FineTuneProgress } from './fine-tune.js';
+import type { ShardCache } from './shards.js';
+
+/** What a clustering attempt uses of its worker. */
+export interface ClusterAttemptDeps {
+  readonly worker: string;
+  readonly store: ObjectStore;
+  readonly shards: ShardCache;
+  readonly coordinator: CoordinatorApi;
+  readonly cluster: ClusterCoordinatorApi;
+  readonly fineTune: FineTuneFn;
+  readonly logger: Logger;
+  /** Uniform [0, 1) source for the nak backoff's jitter. */
+  readonly random: () => number;
+  /** Told about every refresh (metrics). */
+  readonly onProgress?: (job: string, method: string, p: FineTuneProgress) => void;
+  readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'interrupted' | 'skipped' | 'abandoned' | 'cancelled') => void;
+}
+
+const code = (err: unknown): status | undefined => (err as Partial<ServiceError>).code;
+
+/** The coordinator refused a report because the job was cancelled (CANCELLED) or another attempt owns it (FAILED_PRECONDITION). */
+class AttemptEnded extends Error {
+  constructor(
+    readonly why: 'cancelled' | 'stale',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The spec fields a fine-tune needs, all of which the coordinator fills at submission. */
+function resolvedSpec(
+  jobId: string,
+  s: ClusterJobSpec | undefined,
+): Pick<FineTuneOptions, 'method' | 'k' | 'gamma' | 'updateInterval' | 'tol' | 'maxIterations' | 'batchSize' | 'learningRate' | 'seed'> {
+  const { k, gamma, updateInterval, tol, maxIterations, batchSize, learningRate, seed } = s ?? {};
+  const method = s?.method;
+  if (method !== 'dcec' && method !== 'idec' && method !== 'dec')
+    throw new WorkerError('NO_SPEC', `the coordinator sent clustering job ${jobId} with method ${JSON.stringify(method ?? '')}, not dcec, idec or dec`);
+  if ([k, gamma, updateInterval, tol, maxIterations, batchSize, learningRate, seed].some((v) => v === undefined))
+    throw new WorkerError(
+      'NO_SPEC',
+      `the coordinator sent clustering job ${jobId} without a fully resolved spec (method, k, gamma, intervals, batch size, ...)`,
+    );
+  return {
+    method,
+    k: k as number,
+    gamma: gamma,
+    updateInterval: updateInterval,
+    tol: tol,
+    maxIterations: maxIterations as number,
+    batchSize: batchSize,
+    learningRate: learningRate,
+    seed: seed as number,
+  };
+}
+
+/**
+ * Runs one delivery of a clustering job's task: starts an attempt, loads the
+ * dataset (every record, in manifest order) and the source fold's checkpoint,
+ * fine-tunes (resuming from the job's last CLUSTER checkpoint when there is
+ * one), reports progress and uploads a CLUSTER checkpoint at each refresh,
+ * then uploads the CLUSTER_FINAL checkpoint and finishes the job with the
+ * assignments, and acks the task.
+ *
+ * How it ends decides the task's fate, as for folds: done, skipped or
+ * cancelled (an Ack.stop or a CANCELLED answer: stopped after the current
+ * batch), ack; `signal` aborted (the worker stopping), nak at once; refused
+ * as stale, left alone (the delivery belongs to the new owner); credentials
+ * refused, nak and the error is returned (the worker stops); anything else,
+ * FailFold with the job id and nak with backoff (term on the last delivery).
+ */
+export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDelivery, signal: AbortSignal): Promise<Error | undefined> {
+  const jobId = d.task.jobId ?? '';
+  const log = { job: jobId, delivery: d.delivery, worker: deps.worker };
+  let attempt: AttemptRef | undefined;
+  // Aborted by the worker stopping, or by this attempt's end (a cancel, a stale token): the fine-tune stops after its batch.
+  const ac = new AbortController();
+  const onStop = (): void => ac.abort(signal.reason);
+  signal.addEventListener('abort', onStop, { once: true });
+  let ended: AttemptEnded | undefined;
+  // The first report or upload that failed for good: the attempt fails with it (not with the abort it caused).
+  let chainError: unknown;
+  const end = (e: AttemptEnded): void => {
+    ended ??= e;
+    ac.abort(e);
+  };
+  /** A report's refusal that ends the attempt, or the error itself. */
+  const classify = (err: unknown): unknown => {
+    if (code(err) === status.CANCELLED) return new AttemptEnded('cancelled', `clustering job ${jobId} was cancelled`);
+    if (code(err) === status.FAILED_PRECONDITION && attempt) return new AttemptEnded('stale', describeError(err));
+    return err;
+  };
+  try {
+    const start = await deps.cluster.startClusterAttempt({ jobId, worker: deps.worker, delivery: d.delivery });
+    if (!start.proceed) {
+      deps.logger.info('clustering job needs no work', { ...log, reason: start.reason });
+      deps.onAttempt?.('skipped');
+      await d.ack();
+      return undefined;
+    }
+    const job = start.job;
+    const a: AttemptRef = { runId: d.task.runId, fold: d.task.fold, token: start.token, jobId };
+    attempt = a;
+    deps.onAttempt?.('started');
+    const spec = resolvedSpec(jobId, job?.spec);
+    const { manifest, set } = await deps.shards.allRecords(start.manifest);
+    const source = decodeCheckpoint(await deps.store.getBytes(start.sourceCheckpoint), start.sourceCheckpoint);
+    const resume = start.resumeCheckpoint ? await deps.store.getBytes(start.resumeCheckpoint) : undefined;
+    deps.logger.info(resume ? 'resuming clustering job' : 'fine-tuning clustering job', {
+      ...log,
+      method: spec.method,
+      k: spec.k,
+      records: set.count,
+      ...(resume ? { fromIteration: job?.lastCheckpointIteration ?? 0, checkpoint: start.resumeCheckpoint } : {}),
+    });
+    const labelled = manifest.imageFolder?.labeled !== false;
+    // Reports and uploads go one at a time, in order, and the fine-tune waits for each (so a stop answer is seen before
+    // its next batch, and a checkpoint is stored before training goes on); a refusal ends the attempt.
+    let chain: Promise<void> = Promise.resolve();
+    const enqueue = (what: string, fn: () => Promise<void>): Promise<void> => {
+      chain = chain.then(async () => {
+        if (ended) return;
+        try {
+          await fn();
+        } catch (err) {
+          const c = classify(err);
+          if (c instanceof AttemptEnded) end(c);
+          else if (isAuthError(err)) throw err;
+          else if (what === 'progress') deps.logger.warn('a clustering progress report failed', { ...log, error: describeError(err) });
+          else throw err;
+        }
+      });
+      // A failed upload fails the attempt once the fine-tune returns; the abort stops it early.
+      chain.catch((err: unknown) => {
+        chainError ??= err;
+        ac.abort(new Error(`${what} failed`));
+      });
+      return chain.then(
+        () => undefined,
+        () => undefined,
+      );
+    };
+    const result = await deps.fineTune(
+      { modelConfig: source.config.modelConfig, source, images: set },
+      {
+        ...spec,
+        ...(labelled ? { labels: set.labels } : {}),
+        signal: ac.signal,
+        ...(resume ? { resume } : {}),
+        onProgress: (p) => {
+          d.working();
+          deps.onProgress?.(jobId, spec.method, p);
+          const progress: ClusterJobProgress = {
+            iteration: p.iteration,
+            maxIterations: p.maxIterations,
+            loss: p.loss,
+            clusterLoss: p.clusterLoss,
+            reconstructionLoss: p.reconstructionLoss,
+            changed: p.changed,
+            ...(p.acc !== undefined ? { acc: p.acc } : {}),
+            ...(p.nmi !== undefined ? { nmi: p.nmi } : {}),
+            ...(p.ari !== undefined ? { ari: p.ari } : {}),
+            seconds: p.seconds,
+            updatedAtMs: 0,
+          };
+          return enqueue('progress', async () => {
+            const ack = await deps.cluster.reportClusterProgress(a, progress);
+            if (ack.stop) end(new AttemptEnded('cancelled', ack.reason || `clustering job ${jobId} was stopped`));
+          });
+        },
+        onCheckpoint: (state, iteration) => {
+          d.working();
+          return enqueue('checkpoint upload', async () => {
+            await deps.coordinator.uploadCheckpoint(a, iteration, CheckpointKind.CHECKPOINT_KIND_CLUSTER, state);
+          });
+        },
+      },
+    );
+    await chain;
+    if (ended) throw ended;
+    if (signal.aborted) throw new CancelledError('clustering job interrupted: the worker is stopping');
+    d.working();
+    try {
+      await deps.coordinator.uploadCheckpoint(a, result.iterations, CheckpointKind.CHECKPOINT_KIND_CLUSTER_FINAL, encodeCheckpoint(result.state));
+      await deps.cluster.finishClusterJob({
+        attempt: a,
+        result: {
+          encoder: '',
+          assignments: '',
+          iterations: result.iterations,
+          stopReason: result.stopReason,
+          artifacts: {},
+          ...(result.initial ? { initialAcc: result.initial.acc, initialNmi: result.initial.nmi } : {}),
+          ...(result.final ? { acc: result.final.acc, nmi: result.final.nmi, ari: result.final.ari } : {}),
+        },
+        assignments: Array.from(result.assignments),
+        confidence: Array.from(result.confidence),
+      });
+    } catch (err) {
+      throw classify(err);
+    }
+    await d.ack();
+    deps.onAttempt?.('succeeded');
+    deps.logger.info('clustering job done', { ...log, iterations: result.iterations, stopReason: result.stopReason, acc: result.final?.acc ?? null });
+    return undefined;
+  } catch (caught) {
+    // The fine-tune stopped because the attempt had ended: that, not the abort, is why.
+    const err = ended ?? chainError ?? caught;
+    if (isAuthError(err)) {
+      deps.logger.error("the coordinator refused this worker's credentials; handing the task back and stopping", { ...log, error: describeError(err) });
+      d.nak(5000);
+      return err as Error;
+    }
+    if (err instanceof AttemptEnded && err.why === 'cancelled') {
+      deps.logger.info('clustering job cancelled; dropping the task', log);
+      deps.onAttempt?.('cancelled');
+      await d.ack();
+    } else if (code(err) === status.CANCELLED) {
+      deps.logger.info('clustering job cancelled; dropping the task', log);
+      deps.onAttempt?.('cancelled');
+      await d.ack();
+    } else if (err instanceof AttemptEnded) {
+      deps.logger.warn('another attempt owns this clustering job; abandoning this attempt', { ...log, error: err.message });
+      deps.onAttempt?.('abandoned');
+    } else if (attempt && code(err) === status.FAILED_PRECONDITION) {
+      deps.logger.warn('another attempt owns this clustering job; abandoning this attempt', { ...log, error: describeError(err) });
+      deps.onAttempt?.('abandoned');
+    } else if (signal.aborted || err instanceof CancelledError) {
+      deps.logger.info('clustering job interrupted; handing the task back', log);
+      deps.onAttempt?.('interrupted');
+      d.nak();
+    } else {
+      const final = d.delivery >= d.maxDeliver;
+      deps.logger.error('clustering attempt failed', { ...log, error: describeError(err), final });
+      deps.onAttempt?.('failed');
+      const recorded =
+        attempt !== undefined &&
+        (await deps.coordinator.failFold({ attempt, error: describeError(err), final }).then(
+          () => true,
+          (e: unknown) => {
+            deps.logger.warn('reporting the failed clustering attempt failed', { ...log, error: describeError(e) });
+            return false;
+          },
+        ));
+      if (final && recorded) d.term(describeError(err));
+      else d.nak(backoffDelay(d.delivery, { initialDelayMs: 2000, maxDelayMs: 30_000 }, deps.random()));
+    }
+    return undefined;
+  } finally {
+    signal.removeEventListener('abort', onStop);
+  }
+}
