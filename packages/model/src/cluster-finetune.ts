@@ -21,6 +21,7 @@ import { decodeClusterState, encodeClusterState, FINE_TUNE_METHODS, type Cluster
 import { ModelError } from './errors.js';
 import { computeLoss } from './losses.js';
 import { shapeText, type ResolvedModelConfig } from './model-config.js';
+import { ADAM_POWERS, adamPowers, restoreAdamPowers } from './adam-powers.js';
 import { seedSchema } from './spec.js';
 
 /**
@@ -260,40 +261,6 @@ function useDebiasedStats(net: Autoencoder, source: TrainingState): Map<string, 
     }
   }
   return raw;
-}
-
-/** Names of the saved bias-correction powers in a state's optimizer list. */
-const ADAM_POWERS = 'adam/power-';
-
-interface AdamPowers {
-  accBeta1?: tf.Variable;
-  accBeta2?: tf.Variable;
-}
-
-/**
- * Adam's running powers beta1^t and beta2^t. Its own setWeights recomputes
- * them with pow(), which differs from the running product in the last bits;
- * saving and restoring them keeps a resumed run on the same path as an
- * uninterrupted one.
- */
-function adamPowers(opt: tf.AdamOptimizer): NamedArray[] {
-  const o = opt as unknown as AdamPowers;
-  const out: NamedArray[] = [];
-  for (const key of ['accBeta1', 'accBeta2'] as const) {
-    const v = o[key];
-    if (v instanceof tf.Variable)
-      out.push({ name: `${ADAM_POWERS}${key}`, shape: [], dtype: 'float32', values: Float32Array.from(v.dataSync() as Float32Array) });
-  }
-  return out;
-}
-
-function restoreAdamPowers(opt: tf.AdamOptimizer, saved: readonly NamedArray[]): void {
-  const o = opt as unknown as AdamPowers;
-  for (const key of ['accBeta1', 'accBeta2'] as const) {
-    const v = o[key];
-    const a = saved.find((x) => x.name === `${ADAM_POWERS}${key}`);
-    if (v instanceof tf.Variable && a) writeTensor(v, tf.scalar(a.values[0] as number));
-  }
 }
 
 /** Student-t soft assignment (alpha = 1) of codes z (b x d) to centres mu (k x d), as dec-math's softAssignment. */
