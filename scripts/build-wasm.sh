@@ -22,6 +22,11 @@ common=(--target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding -fn
 "$CLANG" "${common[@]}" -mrelaxed-simd -DCVC_RELAXED -o "$out/cvc-conv-relaxed.wasm" packages/tfjs-runtime/csrc/conv.c
 ls -l "$out"/cvc-conv-*.wasm >&2
 
+# --- elementwise kernels (packages/tfjs-runtime, src/wasm-elementwise.ts): plain SIMD, the backend's memory.
+"$CLANG" "${common[@]}" -o "$out/cvc-elementwise.wasm" packages/tfjs-runtime/csrc/elementwise.c
+ls -l "$out"/cvc-elementwise.wasm >&2
+# --- end of elementwise kernels
+
 # --- k-means kernels (packages/clustering): one plain-SIMD module, float64, importing its memory.
 kout=${1:-packages/clustering/wasm}
 mkdir -p "$kout"
