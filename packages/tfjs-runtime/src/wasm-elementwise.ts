@@ -169,7 +169,7 @@ function makeFusedConvKernel(original: KernelFunc): KernelFunc {
       (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') ||
       x.dtype !== 'float32' ||
       filter.dtype !== 'float32' ||
-      (bias !== undefined && (bias.dtype !== 'float32' || util.sizeFromShape(bias.shape) !== co || !isRowVector(bias.shape, [co as number])))
+      (bias !== undefined && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== co))
     ) {
       elementwiseCounts.fallback++;
       return original(args);
