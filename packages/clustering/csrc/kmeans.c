@@ -47,6 +47,51 @@ static inline f64 dist2(const f64 *a, const f64 *b, int d) {
   return s;
 }
 
+/**
+ * Squared distances from x (d values) to kp centers stored transposed
+ * (ct[j * kp + c], kp even): out[c] for c < kp. Vectorised across the
+ * centers, each lane summing over j in order.
+ */
+static void dists_t(const f64 *x, const f64 *ct, int d, int kp, f64 *out) {
+  int c = 0;
+  for (; c + 8 <= kp; c += 8) {
+    v128_t a0 = wasm_f64x2_splat(0.0), a1 = a0, a2 = a0, a3 = a0;
+    const f64 *col = ct + c;
+    for (int j = 0; j < d; j++, col += kp) {
+      v128_t xj = wasm_f64x2_splat(x[j]);
+      v128_t t0 = wasm_f64x2_sub(xj, wasm_v128_load(col));
+      v128_t t1 = wasm_f64x2_sub(xj, wasm_v128_load(col + 2));
+      v128_t t2 = wasm_f64x2_sub(xj, wasm_v128_load(col + 4));
+      v128_t t3 = wasm_f64x2_sub(xj, wasm_v128_load(col + 6));
+      a0 = wasm_f64x2_add(a0, wasm_f64x2_mul(t0, t0));
+      a1 = wasm_f64x2_add(a1, wasm_f64x2_mul(t1, t1));
+      a2 = wasm_f64x2_add(a2, wasm_f64x2_mul(t2, t2));
+      a3 = wasm_f64x2_add(a3, wasm_f64x2_mul(t3, t3));
+    }
+    wasm_v128_store(out + c, a0);
+    wasm_v128_store(out + c + 2, a1);
+    wasm_v128_store(out + c + 4, a2);
+    wasm_v128_store(out + c + 6, a3);
+  }
+  for (; c < kp; c += 2) {
+    v128_t a0 = wasm_f64x2_splat(0.0);
+    const f64 *col = ct + c;
+    for (int j = 0; j < d; j++, col += kp) {
+      v128_t t0 = wasm_f64x2_sub(wasm_f64x2_splat(x[j]), wasm_v128_load(col));
+      a0 = wasm_f64x2_add(a0, wasm_f64x2_mul(t0, t0));
+    }
+    wasm_v128_store(out + c, a0);
+  }
+}
+
+/** ct[j * kp + c] = rows[c * d + j] for c < m, 0 in the padding lanes up to kp. */
+static void transpose_rows(const f64 *rows, int m, int d, int kp, f64 *ct) {
+  for (int j = 0; j < d; j++) {
+    for (int c = 0; c < m; c++) ct[j * kp + c] = rows[c * d + j];
+    for (int c = m; c < kp; c++) ct[j * kp + c] = 0;
+  }
+}
+
 /** The squared distance between points `a` and `b` of the kernels (exported for tests). */
 EXPORT(kmeans_dist2)
 f64 kmeans_dist2(const f64 *a, const f64 *b, int d) { return dist2(a, b, d); }
@@ -90,29 +135,34 @@ int kpp_sample(const f64 *closest, int n, f64 r) {
  * For each of the t candidate seeds (t x d), the potential it would leave
  * with the `m` seeds chosen so far (centers, m x d):
  * pots[c] = sum_i min(closest[i], |x_i - cand_c|^2), in index order. A point
- * whose nearest seed s has |cand - s| >= 2 sqrt(closest[i]) keeps closest[i]
- * without computing the distance. `q` is scratch for t x m values.
+ * whose nearest seed s has |cand - s| >= 2 sqrt(closest[i]) for every
+ * candidate keeps closest[i] without computing distances (a distance known to
+ * be at least closest[i] changes nothing in the min). `q` is scratch for
+ * t x m + (d + 1) x (t + 1) values.
  */
 EXPORT(kpp_trials)
 void kpp_trials(const f64 *x, int n, int d, const f64 *closest, const int *labels, const f64 *centers, int m, const f64 *cands, int t, f64 *pots,
                 f64 *q) {
+  int tp = (t + 1) & ~1;
+  f64 *ct = q + t * m;
+  f64 *dv = ct + d * tp;
   for (int c = 0; c < t; c++) {
     pots[c] = 0;
-    for (int s = 0; s < m; s++) q[c * m + s] = dist2(cands + c * d, centers + s * d, d) / 4;
+    for (int s = 0; s < m; s++) q[s * t + c] = dist2(cands + c * d, centers + s * d, d) / 4;
   }
+  transpose_rows(cands, t, d, tp, ct);
   for (int i = 0; i < n; i++) {
-    const f64 *xi = x + (long)i * d;
     f64 ci = closest[i];
     f64 lim = ci * SKIP;
-    const f64 *qs = q + labels[i];
-    for (int c = 0; c < t; c++) {
-      if (qs[c * m] >= lim) {
-        pots[c] += ci;
-      } else {
-        f64 v = dist2(xi, cands + c * d, d);
-        pots[c] += fmin2(v, ci);
-      }
+    const f64 *qs = q + labels[i] * t;
+    int all = 1;
+    for (int c = 0; c < t; c++) all &= qs[c] >= lim;
+    if (all) {
+      for (int c = 0; c < t; c++) pots[c] += ci;
+      continue;
     }
+    dists_t(x + (long)i * d, ct, d, tp, dv);
+    for (int c = 0; c < t; c++) pots[c] += fmin2(dv[c], ci);
   }
 }
 
@@ -157,18 +207,18 @@ f64 kpp_update(const f64 *x, int n, int d, f64 *closest, int *labels, f64 *lower
   return pot;
 }
 
-/** How many float64 scratch values lloyd needs: 2kd + 3k + k^2. */
+/** How many float64 scratch values lloyd needs: 2kd + 3k + k^2 + (d + 1)(k + 1). */
 EXPORT(lloyd_scratch_values)
-int lloyd_scratch_values(int n, int d, int k) { return 2 * k * d + 3 * k + k * k; }
+int lloyd_scratch_values(int n, int d, int k) { return 2 * k * d + 3 * k + k * k + (d + 1) * (k + 1); }
 
 /**
  * One Lloyd run from `centers` (k x d, updated in place) and the assignment
  * k-means++ left: labels (the nearest center of each point), upper (in:
  * the squared distance to it; out: an upper bound on the distance) and lower
  * (a lower bound on the distance to the nearest other center). Hamerly's
- * bounds skip the points whose assignment cannot change, and the search of a
- * point that may change skips the centers c with |c - a| >= 2 |x - a|, so the
- * labels are those of plain Lloyd. Stops after max_iter center moves or when
+ * bounds skip the points whose assignment cannot change (a point that may
+ * change gets all k distances, vectorised across the centers), so the labels
+ * are those of plain Lloyd. Stops after max_iter center moves or when
  * the centers moved by tol_abs (sum of squared shifts) or less. `ws` holds
  * lloyd_scratch_values(n, d, k) float64s. Returns the number of iterations.
  */
@@ -180,6 +230,9 @@ int lloyd(const f64 *x, int n, int d, f64 *centers, int k, int max_iter, f64 tol
   f64 *half = counts + k;
   f64 *shift = half + k;
   f64 *cc = shift + k;
+  int kp = (k + 1) & ~1;
+  f64 *ct = cc + k * k;
+  f64 *dv = ct + d * kp;
   for (int i = 0; i < k * d; i++) sums[i] = 0;
   for (int c = 0; c < k; c++) counts[c] = 0;
   for (int i = 0; i < n; i++) {
@@ -222,6 +275,7 @@ int lloyd(const f64 *x, int n, int d, f64 *centers, int k, int max_iter, f64 tol
       }
     }
     if (total <= tol_abs) break;
+    transpose_rows(centers, k, d, kp, ct);
     // Center-to-center distances, and half the distance to each center's nearest other one.
     for (int c = 0; c < k; c++) {
       cc[c * k + c] = 0;
@@ -253,31 +307,23 @@ int lloyd(const f64 *x, int n, int d, f64 *centers, int k, int max_iter, f64 tol
       f64 u = fsqrt(da2);
       upper[i] = u;
       if (u * SKIP < bound) continue;
-      // Search from a: centers with |c - a| - u beyond the best distance so far are skipped (and bound the second one).
-      int b = a;
-      f64 best2 = da2;
-      f64 best = u;
-      f64 second = __builtin_inf();
-      const f64 *cca = cc + a * k;
+      // All distances at once (vectorised across the centers); the nearest (first of equals) and the second.
+      dists_t(xi, ct, d, kp, dv);
+      int b = 0;
+      f64 d1 = __builtin_inf();
+      f64 d2 = __builtin_inf();
       for (int c = 0; c < k; c++) {
-        if (c == a) continue;
-        f64 lb = cca[c] - u;
-        if (lb > best * SKIP) {
-          second = fmin2(second, lb);
-          continue;
-        }
-        f64 v = dist2(xi, centers + c * d, d);
-        if (v < best2 || (v == best2 && c < b)) {
-          second = fmin2(second, best);
-          best2 = v;
-          best = fsqrt(v);
+        f64 v = dv[c];
+        if (v < d1) {
+          d2 = d1;
+          d1 = v;
           b = c;
-        } else {
-          second = fmin2(second, fsqrt(v));
+        } else if (v < d2) {
+          d2 = v;
         }
       }
-      upper[i] = best;
-      lower[i] = second;
+      upper[i] = fsqrt(d1);
+      lower[i] = fsqrt(d2);
       if (b != a) {
         labels[i] = b;
         counts[a] -= 1;

@@ -89,7 +89,7 @@ export interface KMeansWorkspace {
 /** Lays out the buffers for n points of d values, k centers and `trials` k-means++ candidates. */
 export function kmeansWorkspace(n: number, d: number, k: number, trials: number): KMeansWorkspace {
   compiled ??= new WebAssembly.Module(kmeansModuleBytes());
-  const ws = 2 * k * d + 3 * k + k * k;
+  const ws = 2 * k * d + 3 * k + k * k + (d + 1) * (k + 1);
   let at = BASE;
   const take = (bytes: number): number => {
     const p = at;
@@ -99,7 +99,7 @@ export function kmeansWorkspace(n: number, d: number, k: number, trials: number)
   const xPtr = take(n * d * 8);
   const closestPtr = take(n * 8);
   const lowerPtr = take(n * 8);
-  const qPtr = take(Math.max(trials * k, 2 * k) * 8);
+  const qPtr = take(Math.max(trials * k + (d + 1) * (trials + 1), 2 * k) * 8);
   const centersPtr = take(k * d * 8);
   const candsPtr = take(Math.max(trials, 1) * d * 8);
   const potsPtr = take(Math.max(trials, 1) * 8);
