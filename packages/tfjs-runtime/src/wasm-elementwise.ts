@@ -16,7 +16,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { callKernel, type KernelArgs } from './kernel-utils.js';
-import { ptr, type ConvBackend } from './wasm-conv.js';
+import { ptr, wasmConvImpl, type ConvBackend } from './wasm-conv.js';
 
 /** The kernels exported by csrc/elementwise.c (pointers are byte offsets into the backend's heap). */
 interface ElementwiseExports {
@@ -150,7 +150,8 @@ function makeBinaryKernel(op: typeof ADD | typeof SUB | typeof MUL, original: Ke
  * as the backend's registered Conv2D (cvc's SIMD kernels where they apply)
  * followed by one in-place pass of bias add and linear/relu activation. Other
  * activations, PReLU / leaky-ReLU weights, a bias that is not per-channel, and
- * NCHW go to `original` (XNNPACK's fused convolution).
+ * NCHW go to `original` (XNNPACK's fused convolution), and so does every call
+ * where XNNPACK's convolutions were chosen (CVC_WASM_CONV=xnnpack).
  */
 function makeFusedConvKernel(original: KernelFunc): KernelFunc {
   return ((args: KernelArgs) => {
@@ -159,7 +160,8 @@ function makeFusedConvKernel(original: KernelFunc): KernelFunc {
     const backend = args.backend as ConvBackend;
     const act = attrs.activation === undefined || attrs.activation === 'linear' ? 0 : attrs.activation === 'relu' ? 1 : -1;
     const co = filter?.shape[3];
-    const k = elementwiseSwitch.enabled ? kernels(backend) : undefined;
+    // Only over cvc's convolutions: with XNNPACK's, its own fused kernel is the faster one.
+    const k = elementwiseSwitch.enabled && wasmConvImpl() !== 'xnnpack' ? kernels(backend) : undefined;
     if (
       k === undefined ||
       act < 0 ||
