@@ -137,12 +137,13 @@ int kpp_sample(const f64 *closest, int n, f64 r) {
  * pots[c] = sum_i min(closest[i], |x_i - cand_c|^2), in index order. A point
  * whose nearest seed s has |cand - s| >= 2 sqrt(closest[i]) for every
  * candidate keeps closest[i] without computing distances (a distance known to
- * be at least closest[i] changes nothing in the min). `q` is scratch for
+ * be at least closest[i] changes nothing in the min). tv (t x n) receives
+ * each distance for kpp_update, +inf where it was skipped. `q` is scratch for
  * t x m + (d + 1) x (t + 1) values.
  */
 EXPORT(kpp_trials)
 void kpp_trials(const f64 *x, int n, int d, const f64 *closest, const int *labels, const f64 *centers, int m, const f64 *cands, int t, f64 *pots,
-                f64 *q) {
+                f64 *q, f64 *tv) {
   int tp = (t + 1) & ~1;
   f64 *ct = q + t * m;
   f64 *dv = ct + d * tp;
@@ -158,49 +159,49 @@ void kpp_trials(const f64 *x, int n, int d, const f64 *closest, const int *label
     int all = 1;
     for (int c = 0; c < t; c++) all &= qs[c] >= lim;
     if (all) {
-      for (int c = 0; c < t; c++) pots[c] += ci;
+      for (int c = 0; c < t; c++) {
+        pots[c] += ci;
+        tv[(long)c * n + i] = __builtin_inf();
+      }
       continue;
     }
     dists_t(x + (long)i * d, ct, d, tp, dv);
-    for (int c = 0; c < t; c++) pots[c] += fmin2(dv[c], ci);
+    for (int c = 0; c < t; c++) {
+      pots[c] += fmin2(dv[c], ci);
+      tv[(long)c * n + i] = dv[c];
+    }
   }
 }
 
 /**
- * Adds seed m (row m of centers, after the m seeds before it): closest[i] =
- * min(closest[i], |x_i - c_m|^2), labels[i] its index (the lower one of
- * equals) and lower[i] a lower bound on the distance to the nearest seed other
- * than labels[i]. Returns the new sum of closest (index order). `q` is scratch
- * for 2m values.
+ * Adds seed m (row m of centers, after the m seeds before it), the candidate
+ * whose distances kpp_trials left in v (n values, +inf where skipped):
+ * closest[i] = min(closest[i], |x_i - c_m|^2), labels[i] its index (the lower
+ * one of equals) and lower[i] a lower bound on the distance to the nearest seed
+ * other than labels[i]. Returns the new sum of closest (index order). `q` is
+ * scratch for 2m values.
  */
 EXPORT(kpp_update)
-f64 kpp_update(const f64 *x, int n, int d, f64 *closest, int *labels, f64 *lower, const f64 *centers, int m, f64 *q) {
+f64 kpp_update(int n, int d, f64 *closest, int *labels, f64 *lower, const f64 *centers, int m, const f64 *v, f64 *q) {
   const f64 *c = centers + m * d;
   f64 *dq = q + m;
-  for (int s = 0; s < m; s++) {
-    f64 v = dist2(c, centers + s * d, d);
-    q[s] = v / 4;
-    dq[s] = fsqrt(v);
-  }
+  for (int s = 0; s < m; s++) dq[s] = fsqrt(dist2(c, centers + s * d, d));
   f64 pot = 0;
   for (int i = 0; i < n; i++) {
     f64 ci = closest[i];
-    int s = labels[i];
-    if (q[s] >= ci * SKIP) {
-      // |x - c_m| >= |c_m - s| - |x - s|
-      lower[i] = fmin2(lower[i], dq[s] - fsqrt(ci));
+    f64 vi = v[i];
+    if (vi == __builtin_inf()) {
+      // Skipped: |c_m - s| >= 2 |x - s| for x's nearest seed s, and |x - c_m| >= |c_m - s| - |x - s|.
+      lower[i] = fmin2(lower[i], dq[labels[i]] - fsqrt(ci));
       pot += ci;
-      continue;
-    }
-    f64 v = dist2(x + (long)i * d, c, d);
-    if (v < ci) {
+    } else if (vi < ci) {
       // Every other seed is at least as far as the old nearest one.
       lower[i] = fsqrt(ci);
-      closest[i] = v;
+      closest[i] = vi;
       labels[i] = m;
-      pot += v;
+      pot += vi;
     } else {
-      lower[i] = fmin2(lower[i], fsqrt(v));
+      lower[i] = fmin2(lower[i], fsqrt(vi));
       pot += ci;
     }
   }

@@ -17,8 +17,9 @@ interface KMeansExports {
     t: number,
     pots: number,
     q: number,
+    tv: number,
   ): void;
-  kpp_update(x: number, n: number, d: number, closest: number, labels: number, lower: number, centers: number, m: number, q: number): number;
+  kpp_update(n: number, d: number, closest: number, labels: number, lower: number, centers: number, m: number, v: number, q: number): number;
   lloyd_scratch_values(n: number, d: number, k: number): number;
   lloyd(
     x: number,
@@ -71,6 +72,8 @@ export interface KMeansWorkspace {
   readonly lowerPtr: number;
   /** Scratch for the k-means++ kernels. */
   readonly qPtr: number;
+  /** trials x n: each candidate's distances, from kpp_trials to kpp_update. */
+  readonly tvPtr: number;
   /** k x d centers of the run in progress. */
   readonly centers: Float64Array;
   readonly centersPtr: number;
@@ -104,6 +107,7 @@ export function kmeansWorkspace(n: number, d: number, k: number, trials: number)
   const candsPtr = take(Math.max(trials, 1) * d * 8);
   const potsPtr = take(Math.max(trials, 1) * 8);
   const labelsPtr = take(n * 4);
+  const tvPtr = take(Math.max(trials, 1) * n * 8);
   const wsPtr = take(ws * 8);
   const memory = new WebAssembly.Memory({ initial: Math.ceil(at / PAGE) });
   const exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports as KMeansExports;
@@ -125,6 +129,7 @@ export function kmeansWorkspace(n: number, d: number, k: number, trials: number)
     potsPtr,
     labels: new Int32Array(buf, labelsPtr, n),
     labelsPtr,
+    tvPtr,
     wsPtr,
   };
 }

@@ -43,11 +43,11 @@ function kmeansPlusPlus(w: KMeansWorkspace, n: number, d: number, k: number, tri
       const idx = km.kpp_sample(w.closestPtr, n, rng.next() * pot);
       cands.set(x.subarray(idx * d, idx * d + d), t * d);
     }
-    km.kpp_trials(w.xPtr, n, d, w.closestPtr, w.labelsPtr, w.centersPtr, c, w.candsPtr, trials, w.potsPtr, w.qPtr);
+    km.kpp_trials(w.xPtr, n, d, w.closestPtr, w.labelsPtr, w.centersPtr, c, w.candsPtr, trials, w.potsPtr, w.qPtr, w.tvPtr);
     let best = 0;
     for (let t = 1; t < trials; t++) if ((pots[t] as number) < (pots[best] as number)) best = t;
     centers.set(cands.subarray(best * d, best * d + d), c * d);
-    pot = km.kpp_update(w.xPtr, n, d, w.closestPtr, w.labelsPtr, w.lowerPtr, w.centersPtr, c, w.qPtr);
+    pot = km.kpp_update(n, d, w.closestPtr, w.labelsPtr, w.lowerPtr, w.centersPtr, c, w.tvPtr + best * n * 8, w.qPtr);
   }
 }
 
