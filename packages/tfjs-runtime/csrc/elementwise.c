@@ -123,3 +123,26 @@ void bias_act(float *y, int rows, int cols, const float *bias, int act) {
     }
   }
 }
+
+/**
+ * The ReLU gradient in one pass: out = dy * step(x), step(x) = 1 where x > 0,
+ * NaN where x is NaN, else 0 (tfjs-core's mul(dy, step(x)), value for value).
+ */
+EXPORT(relu_grad)
+void relu_grad(const float *dy, const float *x, float *out, int n) {
+  v128_t one = wasm_f32x4_splat(1.0f);
+  v128_t zero = wasm_f32x4_splat(0.0f);
+  v128_t nan = wasm_f32x4_splat(__builtin_nanf(""));
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t xv = wasm_v128_load(x + i);
+    v128_t s = wasm_v128_bitselect(one, zero, wasm_f32x4_gt(xv, zero));
+    s = wasm_v128_bitselect(nan, s, wasm_f32x4_ne(xv, xv));
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(dy + i), s));
+  }
+  for (; i < n; i++) {
+    float xi = x[i];
+    float s = xi != xi ? xi : (xi > 0 ? 1.0f : 0.0f);
+    out[i] = dy[i] * s;
+  }
+}

@@ -140,6 +140,43 @@ test('FusedConv2D (bias, linear or relu) matches the cpu backend through cvc’s
   }
 });
 
+test('the ReLU gradient is one fused kernel on wasm and cpu, equal to dy * step(x) (zeros, negatives, NaN, odd sizes)', () => {
+  for (const shape of [[2, 5, 5, 7], [13], [3, 4]]) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const xv = rand(shape);
+    xv[0] = 0;
+    xv[1] = Number.NaN;
+    xv[2] = -0;
+    const dyv = rand(shape);
+    const want = Float32Array.from(xv, (v, i) => (dyv[i] as number) * (Number.isNaN(v) ? Number.NaN : v > 0 ? 1 : 0));
+    for (const backend of ['wasm', 'cpu']) {
+      for (const enabled of [true, false]) {
+        elementwiseSwitch.enabled = enabled;
+        const before = elementwiseCounts.reluGrad;
+        const got = on(backend, () =>
+          tf.tidy(() => {
+            const x = tf.tensor(xv, shape);
+            const dy = tf.tensor(dyv, shape);
+            return tf
+              .grad((t: tf.Tensor) => tf.mul(tf.relu(t), dy).sum())(x)
+              .dataSync()
+              .slice();
+          }),
+        );
+        elementwiseSwitch.enabled = true;
+        const what = `${backend} ${JSON.stringify(shape)} fused=${enabled}`;
+        assert.equal(got.length, n);
+        assert.ok(Number.isNaN(got[1]), `${what}: NaN input gives NaN`);
+        got[1] = 0;
+        const w = want.slice();
+        w[1] = 0;
+        assert.ok(relErr(got, w) < 1e-6, `${what}: rel err ${relErr(got, w)}`);
+        assert.equal(elementwiseCounts.reluGrad - before, enabled && backend === 'wasm' ? 1 : 0, `${what}: the wasm kernel ran`);
+      }
+    }
+  }
+});
+
 test('the elementwise module imports only the memory and writes only its output', () => {
   const W = (
     globalThis as unknown as {
@@ -166,6 +203,7 @@ test('the elementwise module imports only the memory and writes only its output'
   k['binary_rows']!(3, A, 3, 5, A + 128, OUT);
   k['binary_scalar']!(2, A, 11, 2, OUT);
   k['bias_act']!(OUT, 2, 7, A, 1);
+  k['relu_grad']!(A, A + 64, OUT, 15);
   assert.ok(heap.subarray(0, A).every((b) => b === 0xab) && heap.subarray(A + 256, OUT).every((b) => b === 0xab), 'only the output was written');
   assert.ok(
     heap.subarray(OUT + 4 * 15, OUT + 4096).every((b) => b === 0xab),

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import {
   Add,
+  registerGradient,
+  Relu,
   backend_util,
   Conv2D,
   FusedConv2D,
@@ -16,6 +18,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { callKernel, type KernelArgs } from './kernel-utils.js';
+import { tf } from './tf.js';
 import { ptr, wasmConvImpl, type ConvBackend } from './wasm-conv.js';
 
 /** The kernels exported by csrc/elementwise.c (pointers are byte offsets into the backend's heap). */
@@ -24,6 +27,7 @@ interface ElementwiseExports {
   binary_rows(op: number, a: number, rows: number, cols: number, v: number, out: number): void;
   binary_scalar(op: number, a: number, n: number, s: number, out: number): void;
   bias_act(y: number, rows: number, cols: number, bias: number, act: number): void;
+  relu_grad(dy: number, x: number, out: number, n: number): void;
 }
 
 /** The few WebAssembly JS API members used here (the project's TypeScript libs do not declare them). */
@@ -44,7 +48,7 @@ const RSUB = 3;
  * Which calls took cvc's kernels, and a switch: `enabled = false` sends every
  * call to tfjs-backend-wasm's own kernels (for before/after measurements).
  */
-export const elementwiseCounts = { same: 0, rows: 0, scalar: 0, fusedConv: 0, fallback: 0 };
+export const elementwiseCounts = { same: 0, rows: 0, scalar: 0, fusedConv: 0, reluGrad: 0, fallback: 0 };
 export const elementwiseSwitch = { enabled: true };
 
 /** The compiled module file, beside dist/ in wasm/. */
@@ -192,6 +196,71 @@ function makeFusedConvKernel(original: KernelFunc): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+/** The fused ReLU gradient's kernel name (registered for the wasm and cpu backends). */
+export const CVC_RELU_GRAD = 'CvcReluGrad';
+
+/** step(x) as tfjs-core computes it for the ReLU gradient: 1 where x > 0, NaN where x is NaN, else 0. */
+const stepOf = (v: number): number => (Number.isNaN(v) ? Number.NaN : v > 0 ? 1 : 0);
+
+/** CvcReluGrad on the wasm backend: cvc's SIMD kernel, or a JavaScript loop where it is not available. */
+function reluGradWasm(args: KernelArgs): TensorInfo {
+  const backend = args.backend as ConvBackend;
+  const dy = args.inputs['dy'] as TensorInfo;
+  const x = args.inputs['x'] as TensorInfo;
+  const out = backend.makeOutput(x.shape.slice(), 'float32');
+  const n = util.sizeFromShape(x.shape);
+  const k = kernels(backend);
+  if (k !== undefined) k.relu_grad(ptr(backend, dy), ptr(backend, x), ptr(backend, out), n);
+  else {
+    const dv = backend.typedArrayFromHeap(dy);
+    const xv = backend.typedArrayFromHeap(x);
+    const ov = backend.typedArrayFromHeap(out);
+    for (let i = 0; i < n; i++) ov[i] = (dv[i] as number) * stepOf(xv[i] as number);
+  }
+  elementwiseCounts.reluGrad++;
+  return out;
+}
+
+interface CpuBackend {
+  data: { get(dataId: unknown): { values: Float32Array } };
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
+}
+
+/** CvcReluGrad on the cpu backend (a reference and a fallback). */
+function reluGradCpu(args: KernelArgs): TensorInfo {
+  const backend = args.backend as unknown as CpuBackend;
+  const dy = args.inputs['dy'] as TensorInfo;
+  const x = args.inputs['x'] as TensorInfo;
+  const dv = backend.data.get(dy.dataId).values;
+  const xv = backend.data.get(x.dataId).values;
+  const ov = new Float32Array(xv.length);
+  for (let i = 0; i < ov.length; i++) ov[i] = (dv[i] as number) * stepOf(xv[i] as number);
+  return backend.makeTensorInfo(x.shape.slice(), 'float32', ov);
+}
+
+/**
+ * ReLU's gradient as one kernel (dy * step(x) without the step tensor) where
+ * the active backend has CvcReluGrad, both tensors are float32 of one shape
+ * and the switch is on; tfjs-core's mul(dy, cast(step(x))) otherwise.
+ */
+function registerReluGradient(): void {
+  registerGradient({
+    kernelName: Relu,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved as [tf.Tensor];
+      const g = dy as tf.Tensor;
+      const fused =
+        elementwiseSwitch.enabled &&
+        getKernel(CVC_RELU_GRAD, tf.getBackend()) !== undefined &&
+        g.dtype === 'float32' &&
+        x.dtype === 'float32' &&
+        sameShape(g.shape, x.shape);
+      return { x: () => (fused ? tf.engine().runKernel<tf.Tensor>(CVC_RELU_GRAD, { dy: g, x }, {}) : tf.mul(g, tf.cast(tf.step(x), 'float32'))) };
+    },
+  });
+}
+
 /** Replaces the wasm backend's kernel `name` with `make(original)`, keeping the original's setup function. */
 function replaceKernel(name: string, make: (original: KernelFunc) => KernelFunc): void {
   const orig = getKernel(name, 'wasm');
@@ -206,7 +275,8 @@ let registered = false;
 
 /**
  * Registers cvc's elementwise kernels over the wasm backend's Add, Sub,
- * Multiply and FusedConv2D (idempotent; before or after the backend starts).
+ * Multiply and FusedConv2D, the fused ReLU gradient kernel (wasm and cpu) and
+ * the ReLU gradient that uses it (idempotent; before or after the backend starts).
  */
 export function registerWasmElementwiseKernels(): void {
   if (registered) return;
@@ -215,4 +285,7 @@ export function registerWasmElementwiseKernels(): void {
   replaceKernel(Sub, (o) => makeBinaryKernel(SUB, o));
   replaceKernel(Multiply, (o) => makeBinaryKernel(MUL, o));
   replaceKernel(FusedConv2D, (o) => makeFusedConvKernel(o));
+  registerKernel({ kernelName: CVC_RELU_GRAD, backendName: 'wasm', kernelFunc: reluGradWasm as unknown as KernelFunc });
+  registerKernel({ kernelName: CVC_RELU_GRAD, backendName: 'cpu', kernelFunc: reluGradCpu as unknown as KernelFunc });
+  registerReluGradient();
 }
