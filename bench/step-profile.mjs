@@ -7,7 +7,7 @@
 // tfjs-backend-wasm's own (elementwiseSwitch.enabled = false), alternating step
 // by step in the same process; the fastest step of each counts (medians too).
 // Then the K most expensive kernels (name and input shapes) of one step with
-// cvc's kernels, and the time of the Add/Sub/Multiply kernels per step with each kernel
+// cvc's kernels, and the time of the Add/Sub/Multiply/Step/ReLU-gradient kernels per step with each kernel
 // set (per kernel call the fastest of 6 steps). Last lines:
 //   RESULT name=step model=seed-mnist base_ms=… elementwise_ms=… speedup=… base_median_ms=… elementwise_median_ms=…
 //          elementwise_kernels_base_ms=… elementwise_kernels_ms=…
@@ -75,7 +75,7 @@ function minProfile(step, n) {
   }
   return rows.sort((a, b) => b[2] - a[2]);
 }
-const ELEMENTWISE = new Set(['Add', 'Sub', 'Multiply', 'FusedConv2D']);
+const ELEMENTWISE = new Set(['Add', 'Sub', 'Multiply', 'FusedConv2D', 'Step', 'CvcReluGrad']);
 const elementwiseMs = (rows) => rows.filter(([k]) => ELEMENTWISE.has(k.split(' ')[0])).reduce((a, r) => a + r[2], 0);
 
 const lines = [];
@@ -118,7 +118,9 @@ for (const model of values.models.split(',')) {
   const ew = elementwiseMs(rows);
   console.log(`${model}: step min ${Math.min(...base).toFixed(1)} / median ${median(base).toFixed(1)} ms with tfjs-backend-wasm's elementwise kernels,`);
   console.log(`  min ${Math.min(...ours).toFixed(1)} / median ${median(ours).toFixed(1)} ms with cvc's; cvc's kernels in one step: ${JSON.stringify(calls)}`);
-  console.log(`  Add/Sub/Multiply kernel time per step (fastest of 6 steps): ${ewBase.toFixed(2)} ms with tfjs-backend-wasm's, ${ew.toFixed(2)} ms with cvc's`);
+  console.log(
+    `  Add/Sub/Multiply/Step/ReLU-gradient kernel time per step (fastest of 6 steps): ${ewBase.toFixed(2)} ms with tfjs-backend-wasm's, ${ew.toFixed(2)} ms with cvc's`,
+  );
   console.log(`  profile of one step with cvc's kernels (fastest of 6 steps per kernel call; kernel time ${total.toFixed(1)} ms):`);
   for (const [n, c, ms] of rows.slice(0, Number(values.top))) console.log(`    ${ms.toFixed(2).padStart(8)} ms ${String(c).padStart(4)} calls  ${n}`);
   const b = Math.min(...base);
