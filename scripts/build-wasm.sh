@@ -21,3 +21,15 @@ common=(--target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding -fn
 "$CLANG" "${common[@]}" -o "$out/cvc-conv-simd.wasm" packages/tfjs-runtime/csrc/conv.c
 "$CLANG" "${common[@]}" -mrelaxed-simd -DCVC_RELAXED -o "$out/cvc-conv-relaxed.wasm" packages/tfjs-runtime/csrc/conv.c
 ls -l "$out"/cvc-conv-*.wasm >&2
+
+# --- elementwise kernels (packages/tfjs-runtime, src/wasm-elementwise.ts): plain SIMD, the backend's memory.
+"$CLANG" "${common[@]}" -o "$out/cvc-elementwise.wasm" packages/tfjs-runtime/csrc/elementwise.c
+ls -l "$out"/cvc-elementwise.wasm >&2
+# --- end of elementwise kernels
+
+# --- k-means kernels (packages/clustering): one plain-SIMD module, float64, importing its memory.
+kout=${1:-packages/clustering/wasm}
+mkdir -p "$kout"
+"$CLANG" "${common[@]}" -o "$kout/cvc-kmeans.wasm" packages/clustering/csrc/kmeans.c
+ls -l "$kout"/cvc-kmeans.wasm >&2
+# --- end of k-means kernels

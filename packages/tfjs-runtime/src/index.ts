@@ -7,3 +7,4 @@ export { registerBatchNormGradient } from './batchnorm-grad.js';
 export { selectWasmConv, wasmConvImpl, convPathCounts, WASM_CONV_CHOICES, type WasmConvChoice, type WasmConvImpl } from './wasm-conv.js';
 export { smallKernelCounts } from './wasm-small-kernels.js';
 export { registerReduceGradients } from './reduce-grads.js';
+export { registerWasmElementwiseKernels, elementwiseCounts, elementwiseSwitch } from './wasm-elementwise.js';

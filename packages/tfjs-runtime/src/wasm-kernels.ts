@@ -37,6 +37,7 @@ import {
   makeResizeNearestGradKernel,
   makeTileKernel,
 } from './wasm-small-kernels.js';
+import { registerWasmElementwiseKernels } from './wasm-elementwise.js';
 
 const WASM = 'wasm';
 
@@ -196,4 +197,5 @@ export function registerWasmTrainingKernels(): void {
   replaceKernel(Tile, (o) => makeTileKernel(required(Tile, o)));
   replaceKernel(FusedBatchNorm, (o) => makeBatchNormKernel(required(FusedBatchNorm, o)));
   replaceKernel(ResizeNearestNeighborGrad, (o) => makeResizeNearestGradKernel(required(ResizeNearestNeighborGrad, o)));
+  registerWasmElementwiseKernels();
 }
