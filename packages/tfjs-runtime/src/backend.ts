@@ -74,9 +74,9 @@ async function useWasm(threads: number, conv: string | undefined, logger: Logger
   // The pool's threads wait for work forever; they must not keep the process alive.
   for (const w of wasm?.PThread?.runningWorkers ?? []) w.unref?.();
   const n = wasm?.tfjs?.getThreadsCount?.() ?? 1;
-  if (n <= 1 || chosen === 'xnnpack') return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: chosen };
+  if (threads <= 1 || chosen === 'xnnpack') return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: chosen };
   try {
-    const pool = await startKernelPool(tf.backend() as unknown as ConvBackend, n);
+    const pool = await startKernelPool(tf.backend() as unknown as ConvBackend, threads);
     if (pool !== undefined) return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: chosen };
   } catch (err) {
     logger.warn("cvc's kernel thread pool did not start; convolutions run on XNNPACK's threads", { reason: (err as Error).message });

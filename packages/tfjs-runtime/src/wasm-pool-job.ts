@@ -79,6 +79,8 @@ export const C_ERROR = 3;
 export const C_DEAD = 4;
 /** Bytes of the error message. */
 export const C_ERROR_LEN = 5;
+/** Chunks the worker threads ran, over all jobs (for tests and profiles). */
+export const C_WORKER_CHUNKS = 6;
 export const CONTROL_INTS = 16;
 /** Byte offset and size of the error message area, after the control ints. */
 export const ERROR_AT = CONTROL_INTS * 4;
@@ -197,7 +199,7 @@ function recordError(ctl: Control, kernel: number, err: unknown): void {
  * that throws is recorded and counted as done, so the main thread never waits
  * for it.
  */
-export function takeChunks(ctl: Control, gen: number, reader: JobReader, fns: readonly KernelFn[]): void {
+export function takeChunks(ctl: Control, gen: number, reader: JobReader, fns: readonly KernelFn[], worker: boolean): void {
   const { ints } = ctl;
   const fn = fns[reader.kernel];
   for (;;) {
@@ -205,6 +207,7 @@ export function takeChunks(ctl: Control, gen: number, reader: JobReader, fns: re
     if (t >>> 16 !== gen || (t & 0xffff) >= reader.chunks) return;
     if (Atomics.compareExchange(ints, C_TICKET, t, t + 1) !== t) continue;
     const c = t & 0xffff;
+    if (worker) Atomics.add(ints, C_WORKER_CHUNKS, 1);
     try {
       const args = reader.chunkArgs(c);
       if (fn === undefined) throw new Error(`no kernel ${reader.kernel} in the pool's module`);

@@ -30,5 +30,5 @@ for (;;) {
   Atomics.wait(ctl.ints, C_GEN, seen);
   seen = Atomics.load(ctl.ints, C_GEN);
   if (seen < 0) break;
-  takeChunks(ctl, seen, new JobReader(ctl.job), fns);
+  takeChunks(ctl, seen, new JobReader(ctl.job), fns, true);
 }

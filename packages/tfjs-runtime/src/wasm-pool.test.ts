@@ -206,12 +206,12 @@ function networkGrads(name: string, xv: Float32Array, shape: [number, number, nu
       a = tf.maxPool(a, 2, 2, 'valid');
       a = tf.conv2d(a, w2, 1, 'valid');
       const code = tf.matMul(tf.reshape(a, [n, -1]), d0);
-      const small = tf.reshape(tf.relu(tf.matMul(code, d1)), [n, h / 4, w / 4, 6]) as tf.Tensor4D;
+      const small = tf.reshape<tf.Rank.R4>(tf.relu(tf.matMul(code, d1)), [n, h / 4, w / 4, 6]);
       // The cpu backend's ResizeNearestNeighborGrad is wrong for batches of more than one image (tfjs 4.22), so the
       // reference up-samples by the equivalent tile; the wasm backend runs the resize (and cvc's gradient kernel).
       const b =
         name === 'cpu'
-          ? (tf.reshape(tf.tile(tf.reshape(tf.tile(tf.reshape(small, [-1, 1, 6]), [1, 4, 1]), [-1, 1, w * 6]), [1, 4, 1]), [n, h, w, 6]) as tf.Tensor4D)
+          ? tf.reshape<tf.Rank.R4>(tf.tile(tf.reshape(tf.tile(tf.reshape(small, [-1, 1, 6]), [1, 4, 1]), [-1, 1, w * 6]), [1, 4, 1]), [n, h, w, 6])
           : tf.image.resizeNearestNeighbor(small, [h, w]);
       const y = tf.conv2d(b, w3, 1, 'same');
       return tf.mean(tf.square(tf.sub(y, x)));
@@ -244,6 +244,24 @@ for (const shape of [
     assert.ok(after.inputFallback > before.inputFallback, "the strided convolution's input gradient fell back to the backend's kernel");
   });
 }
+
+test('the worker thread takes chunks of the jobs', () => {
+  const k = pooled();
+  const pool = k.pool;
+  assert.ok(pool !== undefined);
+  const h = new Heap();
+  try {
+    const x = h.alloc(8 * 30 * 30 * 8, rand(8 * 30 * 30 * 8));
+    const w = h.alloc(9 * 8 * 16, rand(9 * 8 * 16));
+    const y = h.alloc(8 * 28 * 28 * 16);
+    const before = pool.workerChunks;
+    // On a loaded machine the main thread may take every chunk of a job before the worker wakes; over many jobs it does not.
+    for (let i = 0; i < 200 && pool.workerChunks === before; i++) k.conv2d(x, 8, 30, 30, 8, w, 3, 3, 16, 1, 1, y, 28, 28);
+    assert.ok(pool.workerChunks > before, 'the worker ran chunks');
+  } finally {
+    h.free();
+  }
+});
 
 test('a kernel that fails on the pool is a RuntimeError WASM_THREADS naming it, and the pool keeps working', () => {
   const k = pooled();
@@ -295,7 +313,7 @@ test('training steps on the pool leak neither tensors nor wasm heap', () => {
             let a = tf.relu(tf.conv2d(x, vars[0] as tf.Variable<tf.Rank.R4>, 1, 'same'));
             a = tf.maxPool(tf.relu(tf.conv2d(a, vars[1] as tf.Variable<tf.Rank.R4>, 1, 'same')), 2, 2, 'valid');
             a = tf.image.resizeNearestNeighbor(a, [28, 28]);
-            return tf.mean(tf.square(tf.sub(tf.conv2d(a as tf.Tensor4D, vars[2] as tf.Variable<tf.Rank.R4>, 1, 'same'), x)));
+            return tf.mean(tf.square(tf.sub(tf.conv2d(a, vars[2] as tf.Variable<tf.Rank.R4>, 1, 'same'), x)));
           },
           false,
           vars,

@@ -7,6 +7,7 @@ import {
   C_ERROR_LEN,
   C_GEN,
   C_TICKET,
+  C_WORKER_CHUNKS,
   CONTROL_BYTES,
   controlViews,
   JOB_SLOTS,
@@ -88,6 +89,11 @@ export class KernelPool {
     return new KernelPool(threads, workers, control, mainExports);
   }
 
+  /** Chunks the worker threads ran, over all jobs. */
+  get workerChunks(): number {
+    return Atomics.load(this.ctl.ints, C_WORKER_CHUNKS);
+  }
+
   /** Whether jobs still go to the worker threads. */
   get healthy(): boolean {
     return this.broken === undefined;
@@ -121,7 +127,7 @@ export class KernelPool {
     Atomics.store(ints, C_TICKET, this.gen << 16);
     Atomics.store(ints, C_GEN, this.gen);
     Atomics.notify(ints, C_GEN);
-    takeChunks(this.ctl, this.gen, new JobReader(job), this.fns);
+    takeChunks(this.ctl, this.gen, new JobReader(job), this.fns, false);
     let waited = 0;
     for (let done = Atomics.load(ints, C_DONE); done < k; done = Atomics.load(ints, C_DONE)) {
       const dead = Atomics.load(ints, C_DEAD);
