@@ -62,7 +62,9 @@ async function tryNative(logger: Logger): Promise<BackendInfo | undefined> {
 async function useWasm(threads: number, conv: string | undefined, logger: Logger): Promise<BackendInfo> {
   const chosen = selectWasmConv(conv);
   registerWasmTrainingKernels();
-  const restore = threads > 1 ? await prepareWasmThreads(threads) : () => {};
+  // With cvc's kernels on cvc's pool, XNNPACK (the few ops left to it) keeps one thread: its pool busy-waits.
+  const ownPool = threads > 1 && chosen !== 'xnnpack';
+  const restore = threads > 1 ? await prepareWasmThreads(threads, ownPool ? 1 : threads) : () => {};
   try {
     if (!(await tf.setBackend('wasm'))) throw new RuntimeError('BACKEND_INIT', 'the wasm backend failed to initialise');
     await tf.ready();
@@ -74,14 +76,15 @@ async function useWasm(threads: number, conv: string | undefined, logger: Logger
   // The pool's threads wait for work forever; they must not keep the process alive.
   for (const w of wasm?.PThread?.runningWorkers ?? []) w.unref?.();
   const n = wasm?.tfjs?.getThreadsCount?.() ?? 1;
-  if (threads <= 1 || chosen === 'xnnpack') return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: chosen };
+  const info = { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm' } as const;
+  if (!ownPool) return { ...info, threads: n, conv: chosen };
   try {
     const pool = await startKernelPool(tf.backend() as unknown as ConvBackend, threads);
-    if (pool !== undefined) return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: chosen };
+    if (pool !== undefined) return { ...info, threads, conv: chosen };
   } catch (err) {
-    logger.warn("cvc's kernel thread pool did not start; convolutions run on XNNPACK's threads", { reason: (err as Error).message });
+    logger.warn("cvc's kernel thread pool did not start; convolutions run on XNNPACK, single-threaded", { reason: (err as Error).message });
   }
-  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: 'xnnpack' };
+  return { ...info, threads: n, conv: 'xnnpack' };
 }
 
 /** Selects and initialises a backend; returns which one is active. */
