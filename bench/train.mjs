@@ -191,6 +191,7 @@ async function ours(model) {
       });
     step();
     const prof = await tf.profile(step);
+    opt.dispose();
     const by = new Map();
     for (const k of prof.kernels) {
       const e = by.get(k.name) ?? { ms: 0, n: 0 };
