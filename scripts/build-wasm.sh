@@ -20,6 +20,12 @@ common=(--target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding -fn
   -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all "-fuse-ld=$(command -v "$LLD")")
 "$CLANG" "${common[@]}" -o "$out/cvc-conv-simd.wasm" packages/tfjs-runtime/csrc/conv.c
 "$CLANG" "${common[@]}" -mrelaxed-simd -DCVC_RELAXED -o "$out/cvc-conv-relaxed.wasm" packages/tfjs-runtime/csrc/conv.c
+# Shared-memory builds of the same kernels, for the thread pool (src/wasm-pool.ts): with more than
+# one wasm thread the backend's memory is a shared WebAssembly.Memory, which only a module that
+# declares its imported memory shared (atomics, up to 4 GiB) may import.
+shared=(-matomics -Wl,--shared-memory -Wl,--max-memory=4294967296)
+"$CLANG" "${common[@]}" "${shared[@]}" -o "$out/cvc-conv-simd-shared.wasm" packages/tfjs-runtime/csrc/conv.c
+"$CLANG" "${common[@]}" "${shared[@]}" -mrelaxed-simd -DCVC_RELAXED -o "$out/cvc-conv-relaxed-shared.wasm" packages/tfjs-runtime/csrc/conv.c
 ls -l "$out"/cvc-conv-*.wasm >&2
 
 # --- elementwise kernels (packages/tfjs-runtime, src/wasm-elementwise.ts): plain SIMD, the backend's memory.

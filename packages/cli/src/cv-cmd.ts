@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { createJsonLogger, silentLogger } from '@cvc/core';
 import { FOLD_SCHEMES } from '@cvc/data';
 import { runSpecSchema, type CvSummary } from '@cvc/model';
@@ -84,7 +85,7 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
       learningRate: spec.learningRate,
       out,
       backend: choiceOpt(values, 'backend', BACKEND_CHOICES, 'auto'),
-      wasmThreads: intOpt(values, 'threads', 1, positiveInt),
+      wasmThreads: intOpt(values, 'threads', Math.min(64, availableParallelism()), positiveInt),
       ...(signal ? { signal } : {}),
     },
     env,

@@ -87,7 +87,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--seed S', text: 'seed for folds, initialisation and batch order', default: '42' },
       { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
       { flag: '--backend B', text: 'auto, tensorflow, wasm or cpu', default: 'auto' },
-      { flag: '--threads N', text: 'threads of the wasm backend', default: '1' },
+      { flag: '--threads N', text: 'threads of the wasm backend', default: 'the cores' },
       { flag: '--out DIR', text: 'output directory; re-running resumes', default: 'runs/MODEL-DATASET' },
       JSON_FLAG,
       { flag: '--verbose', text: 'debug logs on stderr' },

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startLocalCluster } from './local-cluster.js';
+import { startLocalCluster, threadsPerWorker } from './local-cluster.js';
 import { LOCK_FILE } from './local-lock.js';
 
 /** The commands of this process's live child processes. */
@@ -29,6 +29,15 @@ function listeningServers(): number {
   const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
   return handles.filter((h) => h instanceof Server && h.listening).length;
 }
+
+test("local workers divide the machine's cores between them (each at least 1, at most 64)", () => {
+  assert.equal(threadsPerWorker(1, 8), 8);
+  assert.equal(threadsPerWorker(2, 8), 4);
+  assert.equal(threadsPerWorker(3, 8), 2);
+  assert.equal(threadsPerWorker(4, 2), 1);
+  assert.equal(threadsPerWorker(0, 4), 4);
+  assert.equal(threadsPerWorker(1, 256), 64);
+});
 
 test('a local cluster whose coordinator fails to start stops the nats-server and S3 server it started, then releases the lock', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-local-cluster-'));

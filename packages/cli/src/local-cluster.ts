@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describeError, isFileNotFound } from '@cvc/core';
 import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '@cvc/messaging';
@@ -29,6 +30,11 @@ function serviceBin(envVar: string, specifier: string): string {
       { cause: err },
     );
   }
+}
+
+/** wasm threads for each of `workers` workers on this machine: its cores divided between them (at least 1). */
+export function threadsPerWorker(workers: number, cores: number = availableParallelism()): number {
+  return Math.max(1, Math.min(64, Math.floor(cores / Math.max(1, workers))));
 }
 
 export interface LocalClusterOptions {
@@ -279,6 +285,8 @@ async function startHolding(o: LocalClusterOptions, dir: string, lock: LocalLock
         CVC_WORKER_ID: id,
         CVC_CACHE_DIR: join(dir, 'cache'),
         CVC_BACKEND: o.backend ?? 'auto',
+        // The machine's cores divided between its workers, unless the caller's environment says.
+        CVC_WASM_THREADS: process.env['CVC_WASM_THREADS'] ?? String(threadsPerWorker(o.workers)),
         ...extra,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

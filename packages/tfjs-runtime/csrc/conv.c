@@ -67,18 +67,19 @@ INLINE void fwd_row(const int NV, const float* x, int ps, int xrow, const float*
   }
 }
 
+/* Computes output rows r0..r1-1 of the N*OH rows (row r: image r / OH, output row r % OH); a thread pool gives each thread its own rows. */
 EXPORT(conv2d)
 void conv2d(const float* xp, int N, int Hp, int Wp, int Ci, const float* w, int KH, int KW, int Co, int sh, int sw,
-            float* y, int OH, int OW) {
+            float* y, int OH, int OW, int r0, int r1) {
   const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
-  for (int n = 0; n < N; n++)
-    for (int oh = 0; oh < OH; oh++) {
-      const float* x = xp + (n * Hp + oh * sh) * xrow;
-      float* yr = y + (n * OH + oh) * OW * Co;
-      int co = 0;
-      for (; co + 8 <= Co; co += 8) fwd_row(2, x, ps, xrow, w + co, KH, J, Co, yr + co, OW);
-      if (co < Co) fwd_row(1, x, ps, xrow, w + co, KH, J, Co, yr + co, OW);
-    }
+  for (int r = r0; r < r1; r++) {
+    const int n = r / OH, oh = r % OH;
+    const float* x = xp + (n * Hp + oh * sh) * xrow;
+    float* yr = y + (n * OH + oh) * OW * Co;
+    int co = 0;
+    for (; co + 8 <= Co; co += 8) fwd_row(2, x, ps, xrow, w + co, KH, J, Co, yr + co, OW);
+    if (co < Co) fwd_row(1, x, ps, xrow, w + co, KH, J, Co, yr + co, OW);
+  }
 }
 
 /*
@@ -110,28 +111,29 @@ INLINE void dot_tile(const int MR, const float* x, int ps, int xrow, const float
   }
 }
 
+/* Output rows r0..r1-1 of the N*OH rows, as conv2d. */
 EXPORT(conv2d_narrow)
 void conv2d_narrow(const float* xp, int N, int Hp, int Wp, int Ci, const float* wt, int KH, int KW, int Co, int sh,
-                   int sw, float* y, int OH, int OW) {
+                   int sw, float* y, int OH, int OW, int r0, int r1) {
   const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
   float out[4];
-  for (int n = 0; n < N; n++)
-    for (int oh = 0; oh < OH; oh++) {
-      const float* x = xp + (n * Hp + oh * sh) * xrow;
-      float* yr = y + (n * OH + oh) * OW * Co;
-      for (int co = 0; co < Co; co++) {
-        const float* w = wt + co * KH * J;
-        int ow = 0;
-        for (; ow + 4 <= OW; ow += 4) {
-          dot_tile(4, x + ow * ps, ps, xrow, w, KH, J, out);
-          for (int p = 0; p < 4; p++) yr[(ow + p) * Co + co] = out[p];
-        }
-        for (; ow < OW; ow++) {
-          dot_tile(1, x + ow * ps, ps, xrow, w, KH, J, out);
-          yr[ow * Co + co] = out[0];
-        }
+  for (int r = r0; r < r1; r++) {
+    const int n = r / OH, oh = r % OH;
+    const float* x = xp + (n * Hp + oh * sh) * xrow;
+    float* yr = y + (n * OH + oh) * OW * Co;
+    for (int co = 0; co < Co; co++) {
+      const float* w = wt + co * KH * J;
+      int ow = 0;
+      for (; ow + 4 <= OW; ow += 4) {
+        dot_tile(4, x + ow * ps, ps, xrow, w, KH, J, out);
+        for (int p = 0; p < 4; p++) yr[(ow + p) * Co + co] = out[p];
+      }
+      for (; ow < OW; ow++) {
+        dot_tile(1, x + ow * ps, ps, xrow, w, KH, J, out);
+        yr[ow * Co + co] = out[0];
       }
     }
+  }
 }
 
 /* ---------------------------------------------------------------------------
@@ -162,36 +164,59 @@ INLINE void dw_tile(const int MR, const int NV, const float* xp, int xrow, int p
     for (int v = 0; v < NV; v++) wasm_v128_store(dw + p * Co + 4 * v, acc[p][v]);
 }
 
-INLINE void dw_taps(const int NV, const float* xp, int xrow, int ps, const float* dy, int OW, int Co, const int* rows,
-                    int nrows, int J, float* dw) {
-  int j = 0;
-  for (; j + 4 <= J; j += 4) dw_tile(4, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co);
-  switch (J - j) {
-    case 3: dw_tile(3, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co); break;
-    case 2: dw_tile(2, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co); break;
-    case 1: dw_tile(1, NV, xp + j, xrow, ps, dy, OW, Co, rows, nrows, dw + j * Co); break;
-    default: break;
+/* One dw tile of MR (1..4) taps by NV (1..2) vectors of channels. */
+static void dw_any(int MR, int NV, const float* xp, int xrow, int ps, const float* dy, int OW, int Co, const int* rows,
+                   int nrows, float* dw) {
+  if (NV == 2) {
+    switch (MR) {
+      case 4: dw_tile(4, 2, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+      case 3: dw_tile(3, 2, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+      case 2: dw_tile(2, 2, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+      default: dw_tile(1, 2, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+    }
+  } else {
+    switch (MR) {
+      case 4: dw_tile(4, 1, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+      case 3: dw_tile(3, 1, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+      case 2: dw_tile(2, 1, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+      default: dw_tile(1, 1, xp, xrow, ps, dy, OW, Co, rows, nrows, dw); break;
+    }
   }
 }
 
-/* rows: scratch of 2*group ints (input row index, dy row index) */
+/* Fills rows (2 ints per dy row of the group: input row index, dy row index) for filter row kh. */
+INLINE void group_rows(int g, int nrows, int OH, int Hp, int sh, int kh, int* rows) {
+  for (int r = 0; r < nrows; r++) {
+    const int n = (g + r) / OH, oh = (g + r) % OH;
+    rows[2 * r] = n * Hp + oh * sh + kh;
+    rows[2 * r + 1] = g + r;
+  }
+}
+
+/*
+ * rows: scratch of 2*group ints (one per thread). The work is split into
+ * KH * ceil(Co/8) * ceil(J/4) units (filter row kh, block of 8 channels, block
+ * of 4 taps; in that order), and this call does units u0..u1-1: every unit
+ * owns its part of dw, so threads given disjoint units compute exactly what
+ * one thread computes.
+ */
 EXPORT(conv2d_filter)
 void conv2d_filter(const float* xp, int N, int Hp, int Wp, int Ci, const float* dy, int OH, int OW, int Co, int sh,
-                   int sw, float* dw, int KH, int KW, int* rows, int group) {
+                   int sw, float* dw, int KH, int KW, int* rows, int group, int u0, int u1) {
   const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
+  const int NT = (J + 3) / 4, per = ((Co + 7) / 8) * NT;
   const int total = N * OH;
+  if (u1 > KH * per) u1 = KH * per;
   for (int g = 0; g < total; g += group) {
     const int nrows = total - g < group ? total - g : group;
-    for (int kh = 0; kh < KH; kh++) {
-      for (int r = 0; r < nrows; r++) {
-        const int n = (g + r) / OH, oh = (g + r) % OH;
-        rows[2 * r] = n * Hp + oh * sh + kh;
-        rows[2 * r + 1] = g + r;
-      }
+    for (int kh = u0 / per; kh * per < u1; kh++) {
+      group_rows(g, nrows, OH, Hp, sh, kh, rows);
       float* dwk = dw + kh * J * Co;
-      int co = 0;
-      for (; co + 8 <= Co; co += 8) dw_taps(2, xp, xrow, ps, dy + co, OW, Co, rows, nrows, J, dwk + co);
-      if (co < Co) dw_taps(1, xp, xrow, ps, dy + co, OW, Co, rows, nrows, J, dwk + co);
+      const int a = u0 > kh * per ? u0 - kh * per : 0, b = u1 < (kh + 1) * per ? u1 - kh * per : per;
+      for (int u = a; u < b; u++) {
+        const int co = (u / NT) * 8, j = (u % NT) * 4;
+        dw_any(J - j < 4 ? J - j : 4, co + 8 <= Co ? 2 : 1, xp + j, xrow, ps, dy + co, OW, Co, rows, nrows, dwk + j * Co + co);
+      }
     }
   }
 }
@@ -216,25 +241,29 @@ INLINE void dwn_block(const int NB, const float* xp, int xrow, int ps, const flo
   for (int b = 0; b < NB; b++) wasm_v128_store(dw + 4 * b, acc[b]);
 }
 
+/* Units: KH * Co * ceil(J/32) (filter row kh, channel co, block of 32 taps; in that order), split as conv2d_filter's. */
 EXPORT(conv2d_filter_narrow)
 void conv2d_filter_narrow(const float* xp, int N, int Hp, int Wp, int Ci, const float* dy, int OH, int OW, int Co,
-                          int sh, int sw, float* dwt, int KH, int KW, int* rows, int group) {
+                          int sh, int sw, float* dwt, int KH, int KW, int* rows, int group, int u0, int u1) {
   const int J = KW * Ci, ps = sw * Ci, xrow = Wp * Ci;
+  const int NJ = (J + 31) / 32, per = Co * NJ;
   const int total = N * OH;
+  if (u1 > KH * per) u1 = KH * per;
   for (int g = 0; g < total; g += group) {
     const int nrows = total - g < group ? total - g : group;
-    for (int kh = 0; kh < KH; kh++) {
-      for (int r = 0; r < nrows; r++) {
-        const int n = (g + r) / OH, oh = (g + r) % OH;
-        rows[2 * r] = n * Hp + oh * sh + kh;
-        rows[2 * r + 1] = g + r;
-      }
-      for (int co = 0; co < Co; co++) {
+    for (int kh = u0 / per; kh * per < u1; kh++) {
+      group_rows(g, nrows, OH, Hp, sh, kh, rows);
+      const int a = u0 > kh * per ? u0 - kh * per : 0, b = u1 < (kh + 1) * per ? u1 - kh * per : per;
+      for (int u = a; u < b; u++) {
+        const int co = u / NJ, j0 = (u % NJ) * 32, j1 = j0 + 32 < J ? j0 + 32 : J;
         float* d = dwt + (co * KH + kh) * J;
-        int j = 0;
-        for (; j + 32 <= J; j += 32) dwn_block(8, xp + j, xrow, ps, dy, OW, Co, co, rows, nrows, d + j);
-        for (; j + 4 <= J; j += 4) dwn_block(1, xp + j, xrow, ps, dy, OW, Co, co, rows, nrows, d + j);
-        for (; j < J; j++) {
+        int j = j0;
+        if (j + 32 <= j1) {
+          dwn_block(8, xp + j, xrow, ps, dy, OW, Co, co, rows, nrows, d + j);
+          j += 32;
+        }
+        for (; j + 4 <= j1; j += 4) dwn_block(1, xp + j, xrow, ps, dy, OW, Co, co, rows, nrows, d + j);
+        for (; j < j1; j++) {
           float s = d[j];
           for (int r = 0; r < nrows; r++) {
             const float* x = xp + rows[2 * r] * xrow + j;
@@ -284,9 +313,11 @@ void transpose2d(const float* src, int rows, int C, float* dst) {
  * out[c] = scale * sum_r x[r][c] for a [rows][cols] matrix: sums of 64 rows
  * at a time in float32 SIMD registers, added up in float64 (acc: cols
  * doubles, zeroed by the caller), so long columns keep float32 precision.
+ * sum_rows_acc only adds into acc (a thread pool gives each thread blocks of
+ * 64 rows and its own acc, and adds the accs up); sum_rows also writes out.
  */
-EXPORT(sum_rows)
-void sum_rows(const float* x, int rows, int cols, float* out, double* acc, float scale) {
+EXPORT(sum_rows_acc)
+void sum_rows_acc(const float* x, int rows, int cols, double* acc) {
   for (int r0 = 0; r0 < rows; r0 += 64) {
     const int r1 = rows - r0 < 64 ? rows : r0 + 64;
     int c = 0;
@@ -320,6 +351,11 @@ void sum_rows(const float* x, int rows, int cols, float* out, double* acc, float
       acc[c] += s;
     }
   }
+}
+
+EXPORT(sum_rows)
+void sum_rows(const float* x, int rows, int cols, float* out, double* acc, float scale) {
+  sum_rows_acc(x, rows, cols, acc);
   for (int c = 0; c < cols; c++) out[c] = (float)(acc[c] * scale);
 }
 

@@ -5,7 +5,7 @@ import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerBatchNormGradient } from './batchnorm-grad.js';
 import { registerReduceGradients } from './reduce-grads.js';
 import { prepareWasmThreads } from './wasm-threads.js';
-import { selectWasmConv, type WasmConvImpl } from './wasm-conv.js';
+import { selectWasmConv, startKernelPool, type ConvBackend, type WasmConvImpl } from './wasm-conv.js';
 
 /**
  * `auto` picks @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, then
@@ -20,19 +20,22 @@ export interface BackendInfo {
   readonly name: string;
   /** Which package provides it, e.g. `@tensorflow/tfjs-node-gpu`. */
   readonly provider: string;
-  /** Threads the wasm backend computes with (its XNNPACK pool); absent for other backends. */
+  /** Threads the wasm backend computes with (cvc's kernel pool and XNNPACK's); absent for other backends. */
   readonly threads?: number;
   /** The wasm backend's convolution kernels (see WasmConvChoice); absent for other backends. */
   readonly conv?: WasmConvImpl;
 }
 
 export interface BackendOptions {
-  /** Threads for the wasm backend (default 1; the threaded build runs on Node worker_threads). */
+  /**
+   * Threads for the wasm backend (default 1). With more, the backend's
+   * threaded build runs on Node worker_threads and cvc's kernels on a pool of
+   * as many threads over its shared memory (see defaultWasmThreads).
+   */
   readonly wasmThreads?: number;
   /**
    * The wasm backend's convolution kernels: auto (default, from $CVC_WASM_CONV
-   * when set), relaxed-simd, simd or xnnpack. With more than one thread the
-   * backend always uses XNNPACK's multi-threaded ones.
+   * when set), relaxed-simd, simd or xnnpack.
    */
   readonly wasmConv?: string;
 }
@@ -56,10 +59,12 @@ async function tryNative(logger: Logger): Promise<BackendInfo | undefined> {
   return undefined;
 }
 
-async function useWasm(threads: number, conv: string | undefined): Promise<BackendInfo> {
+async function useWasm(threads: number, conv: string | undefined, logger: Logger): Promise<BackendInfo> {
   const chosen = selectWasmConv(conv);
   registerWasmTrainingKernels();
-  const restore = threads > 1 ? await prepareWasmThreads(threads) : () => {};
+  // With cvc's kernels on cvc's pool, XNNPACK (the few ops left to it) keeps one thread: its pool busy-waits.
+  const ownPool = threads > 1 && chosen !== 'xnnpack';
+  const restore = threads > 1 ? await prepareWasmThreads(threads, ownPool ? 1 : threads) : () => {};
   try {
     if (!(await tf.setBackend('wasm'))) throw new RuntimeError('BACKEND_INIT', 'the wasm backend failed to initialise');
     await tf.ready();
@@ -71,7 +76,15 @@ async function useWasm(threads: number, conv: string | undefined): Promise<Backe
   // The pool's threads wait for work forever; they must not keep the process alive.
   for (const w of wasm?.PThread?.runningWorkers ?? []) w.unref?.();
   const n = wasm?.tfjs?.getThreadsCount?.() ?? 1;
-  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', threads: n, conv: n > 1 ? 'xnnpack' : chosen };
+  const info = { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm' } as const;
+  if (!ownPool) return { ...info, threads: n, conv: chosen };
+  try {
+    const pool = await startKernelPool(tf.backend() as unknown as ConvBackend, threads);
+    if (pool !== undefined) return { ...info, threads, conv: chosen };
+  } catch (err) {
+    logger.warn("cvc's kernel thread pool did not start; convolutions run on XNNPACK, single-threaded", { reason: (err as Error).message });
+  }
+  return { ...info, threads: n, conv: 'xnnpack' };
 }
 
 /** Selects and initialises a backend; returns which one is active. */
@@ -89,7 +102,7 @@ export async function initBackend(choice: BackendChoice = 'auto', logger: Logger
       await tf.ready();
       return { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu' };
     case 'wasm':
-      return useWasm(threads, opts.wasmConv);
+      return useWasm(threads, opts.wasmConv, logger);
     case 'tensorflow': {
       const native = await tryNative(logger);
       if (native) return native;
@@ -100,7 +113,7 @@ export async function initBackend(choice: BackendChoice = 'auto', logger: Logger
     }
     case 'auto': {
       const native = await tryNative(logger);
-      return native ?? useWasm(threads, opts.wasmConv);
+      return native ?? useWasm(threads, opts.wasmConv, logger);
     }
   }
 }

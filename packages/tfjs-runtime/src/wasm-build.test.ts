@@ -13,7 +13,7 @@ const W = (
     WebAssembly: {
       Module: new (b: Uint8Array) => object & { exports?: never };
       Instance: new (m: object, i: object) => { exports: Record<string, (...a: number[]) => unknown> };
-      Memory: new (d: { initial: number }) => { buffer: ArrayBuffer };
+      Memory: new (d: { initial: number; maximum?: number; shared?: boolean }) => { buffer: ArrayBuffer };
     };
   }
 ).WebAssembly;
@@ -44,9 +44,15 @@ function sections(b: Uint8Array): number[] {
 
 selectWasmConv('auto'); // turns on relaxed SIMD where Node needs the flag
 
-for (const impl of ['simd', 'relaxed-simd'] as const) {
-  test(`${impl} module: imports only the backend's memory, has no data segment, exports the kernels`, () => {
-    const bytes = convModuleBytes(impl);
+for (const [impl, shared] of [
+  ['simd', false],
+  ['relaxed-simd', false],
+  ['simd', true],
+  ['relaxed-simd', true],
+] as const) {
+  const name = `${impl}${shared ? ' shared-memory' : ''}`;
+  test(`${name} module: imports only the backend's memory, has no data segment, exports the kernels`, () => {
+    const bytes = convModuleBytes(impl, shared);
     const ids = sections(bytes);
     assert.ok(!ids.includes(11) && !ids.includes(12), `no data section (sections ${ids.join(',')})`);
     const m = new W.Module(bytes);
@@ -66,15 +72,16 @@ for (const impl of ['simd', 'relaxed-simd'] as const) {
         'max_pool_grad',
         'pad_nhwc',
         'sum_rows',
+        'sum_rows_acc',
         'transpose2d',
         'upsample_nearest_grad',
       ],
     );
   });
 
-  test(`${impl} module: writes only its output buffers (it shares tfjs-backend-wasm's heap)`, () => {
-    const memory = new W.Memory({ initial: 64 }); // 4 MiB
-    const k = new W.Instance(new W.Module(convModuleBytes(impl)), { env: { memory } }).exports;
+  test(`${name} module: writes only its output buffers (it shares tfjs-backend-wasm's heap)`, () => {
+    const memory = new W.Memory(shared ? { initial: 64, maximum: 128, shared: true } : { initial: 64 }); // 4 MiB
+    const k = new W.Instance(new W.Module(convModuleBytes(impl, shared)), { env: { memory } }).exports;
     const heap = new Uint8Array(memory.buffer);
     heap.fill(0xab);
     const f = new Float32Array(memory.buffer);
@@ -92,11 +99,12 @@ for (const impl of ['simd', 'relaxed-simd'] as const) {
     const acc = Y + (768 << 10);
     heap.fill(0, Y, Y + (256 << 10));
     heap.fill(0, acc, acc + 1024);
-    k['conv2d']!(xp, n, hp, wp, ci, wt, kh, kw, 8, 1, 1, Y, h, w);
-    k['conv2d_narrow']!(xp, n, hp, wp, ci, wt, kh, kw, 2, 1, 1, Y, h, w);
-    k['conv2d_filter']!(xp, n, hp, wp, ci, wt, h, w, 4, 1, 1, Y, kh, kw, rows, 3);
-    k['conv2d_filter_narrow']!(xp, n, hp, wp, ci, wt, h, w, 2, 1, 1, Y, kh, kw, rows, 3);
+    k['conv2d']!(xp, n, hp, wp, ci, wt, kh, kw, 8, 1, 1, Y, h, w, 0, n * h);
+    k['conv2d_narrow']!(xp, n, hp, wp, ci, wt, kh, kw, 2, 1, 1, Y, h, w, 0, n * h);
+    k['conv2d_filter']!(xp, n, hp, wp, ci, wt, h, w, 4, 1, 1, Y, kh, kw, rows, 3, 0, 1000);
+    k['conv2d_filter_narrow']!(xp, n, hp, wp, ci, wt, h, w, 2, 1, 1, Y, kh, kw, rows, 3, 0, 1000);
     k['sum_rows']!(xp, n * hp, wp * ci, Y, acc, 1);
+    k['sum_rows_acc']!(xp, n * hp, wp * ci, acc);
     k['pad_nhwc']!(xp, 1, 2, 2, 3, Y, 4, 4, 1, 1);
     k['copy_rows']!(xp, 5, 3, Y, 4);
     k['transpose2d']!(xp, 5, 3, Y);
@@ -121,7 +129,7 @@ test('the committed .wasm files are what scripts/build-wasm.sh builds from csrc/
   try {
     const r = spawnSync('bash', [join(root, 'scripts/build-wasm.sh'), out], { cwd: root, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    for (const f of ['cvc-conv-simd.wasm', 'cvc-conv-relaxed.wasm']) {
+    for (const f of ['cvc-conv-simd.wasm', 'cvc-conv-relaxed.wasm', 'cvc-conv-simd-shared.wasm', 'cvc-conv-relaxed-shared.wasm']) {
       assert.ok(
         Buffer.from(readFileSync(join(out, f))).equals(readFileSync(join(root, 'packages/tfjs-runtime/wasm', f))),
         `packages/tfjs-runtime/wasm/${f} is out of date with csrc/conv.c: run scripts/build-wasm.sh and commit the result`,

@@ -4,6 +4,8 @@ import { backend_util, type Conv2DAttrs, type Conv2DBackpropFilterAttrs, type Ke
 import { ConfigError } from '@cvc/core';
 import { RuntimeError } from './errors.js';
 import type { KernelArgs, WasmBackend } from './kernel-utils.js';
+import { bindKernels, type ConvExports, type Kernels } from './wasm-kernel-set.js';
+import { KernelPool } from './wasm-pool.js';
 
 /**
  * Which convolution kernels the wasm backend trains with:
@@ -13,110 +15,18 @@ import type { KernelArgs, WasmBackend } from './kernel-utils.js';
  * - `simd`: the same kernels with plain SIMD (a multiply and an add);
  * - `xnnpack`: tfjs-backend-wasm's own (XNNPACK) convolutions;
  * - `auto` (the default): relaxed-simd where it compiles, else simd, else xnnpack.
- * cvc's kernels run single-threaded; with more than one wasm thread the
- * backend keeps XNNPACK's multi-threaded convolutions.
+ * With more than one wasm thread cvc's kernels run on a pool of threads
+ * over the backend's shared memory (startKernelPool, wasm-pool.ts).
  */
 export type WasmConvChoice = 'auto' | 'relaxed-simd' | 'simd' | 'xnnpack';
 export const WASM_CONV_CHOICES: readonly WasmConvChoice[] = ['auto', 'relaxed-simd', 'simd', 'xnnpack'];
 export type WasmConvImpl = Exclude<WasmConvChoice, 'auto'>;
 
-interface ConvExports {
-  conv2d: (
-    xp: number,
-    n: number,
-    hp: number,
-    wp: number,
-    ci: number,
-    w: number,
-    kh: number,
-    kw: number,
-    co: number,
-    sh: number,
-    sw: number,
-    y: number,
-    oh: number,
-    ow: number,
-  ) => void;
-  conv2d_narrow: (
-    xp: number,
-    n: number,
-    hp: number,
-    wp: number,
-    ci: number,
-    wt: number,
-    kh: number,
-    kw: number,
-    co: number,
-    sh: number,
-    sw: number,
-    y: number,
-    oh: number,
-    ow: number,
-  ) => void;
-  conv2d_filter: (
-    xp: number,
-    n: number,
-    hp: number,
-    wp: number,
-    ci: number,
-    dy: number,
-    oh: number,
-    ow: number,
-    co: number,
-    sh: number,
-    sw: number,
-    dw: number,
-    kh: number,
-    kw: number,
-    rows: number,
-    group: number,
-  ) => void;
-  conv2d_filter_narrow: (
-    xp: number,
-    n: number,
-    hp: number,
-    wp: number,
-    ci: number,
-    dy: number,
-    oh: number,
-    ow: number,
-    co: number,
-    sh: number,
-    sw: number,
-    dwt: number,
-    kh: number,
-    kw: number,
-    rows: number,
-    group: number,
-  ) => void;
-  pad_nhwc: (x: number, n: number, h: number, w: number, c: number, xp: number, hp: number, wp: number, pt: number, pl: number) => void;
-  copy_rows: (src: number, rows: number, c: number, dst: number, c2: number) => void;
-  transpose2d: (src: number, rows: number, c: number, dst: number) => void;
-  sum_rows: (x: number, rows: number, cols: number, out: number, acc: number, scale: number) => void;
-  upsample_nearest_grad: (dy: number, n: number, oh: number, ow: number, c: number, fh: number, fw: number, dx: number) => void;
-  batch_norm: (x: number, rows: number, c: number, mean: number, a: number, b: number, y: number) => void;
-  max_pool_grad: (
-    x: number,
-    n: number,
-    h: number,
-    w: number,
-    c: number,
-    dy: number,
-    oh: number,
-    ow: number,
-    fh: number,
-    fw: number,
-    sh: number,
-    sw: number,
-    pt: number,
-    pl: number,
-    dx: number,
-  ) => void;
-}
-
 /** The parts of the emscripten module behind tfjs-backend-wasm that these kernels use. */
 interface EmscriptenModule {
   asm?: { memory?: unknown };
+  /** The memory of the threaded build (imported, so not among asm's exports). */
+  wasmMemory?: unknown;
   _malloc(bytes: number): number;
   _free(ptr: number): void;
 }
@@ -138,16 +48,22 @@ interface WasmApi {
 }
 const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-const FILES: Record<'relaxed-simd' | 'simd', string> = { 'relaxed-simd': 'cvc-conv-relaxed.wasm', simd: 'cvc-conv-simd.wasm' };
+const FILES: Record<'relaxed-simd' | 'simd', string> = { 'relaxed-simd': 'cvc-conv-relaxed', simd: 'cvc-conv-simd' };
 
-/** The compiled module file for `impl`, beside dist/ in wasm/. */
-export function convModuleBytes(impl: 'relaxed-simd' | 'simd'): Uint8Array {
-  return readFileSync(new URL(`../wasm/${FILES[impl]}`, import.meta.url));
+/**
+ * The compiled module file for `impl`, beside dist/ in wasm/; `shared`: the
+ * build that imports a shared memory (for the threaded backend's).
+ */
+export function convModuleBytes(impl: 'relaxed-simd' | 'simd', shared = false): Uint8Array {
+  return readFileSync(new URL(`../wasm/${FILES[impl]}${shared ? '-shared' : ''}.wasm`, import.meta.url));
 }
 
 /** The selection; made on first use when selectWasmConv was not called. */
 let active: { impl: WasmConvImpl; module?: object } | undefined;
-const instances = new WeakMap<object, ConvExports>();
+/** Kernel sets by module, then by memory. */
+const instances = new WeakMap<object, WeakMap<object, Kernels>>();
+/** The thread pool started on a shared memory (startKernelPool). */
+const pools = new WeakMap<object, KernelPool>();
 
 /** Counts of the convolutions cvc's kernels ran and of those handed to XNNPACK; for tests. */
 export const convPathCounts = { matMul: 0, forward: 0, forwardNarrow: 0, forwardPadded: 0, filter: 0, filterNarrow: 0, filterPadded: 0, xnnpack: 0 };
@@ -196,23 +112,66 @@ export function wasmConvImpl(): WasmConvImpl {
   return active?.impl ?? selectWasmConv();
 }
 
+/** The backend's WebAssembly.Memory: exported by the plain build, imported (and shared) by the threaded one. */
+function memoryOf(backend: ConvBackend): WasmMemory | undefined {
+  const memory = backend.wasm?.asm?.memory ?? backend.wasm?.wasmMemory;
+  return memory instanceof WebAssembly.Memory ? memory : undefined;
+}
+
 /**
  * cvc's kernels bound to this backend's memory, or undefined where XNNPACK
- * must do the work: another implementation was chosen, or the backend runs
- * threads (its memory is shared, and XNNPACK spreads a convolution over them).
+ * must do the work: another implementation was chosen, or the backend's
+ * memory is shared (threads) and no kernel pool was started on it.
  */
-export function kernelsFor(backend: ConvBackend): ConvExports | undefined {
+export function kernelsFor(backend: ConvBackend): Kernels | undefined {
   if (active === undefined) selectWasmConv();
   const module = active?.module;
   if (module === undefined) return undefined;
-  const memory = backend.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof ArrayBuffer)) return undefined;
-  let k = instances.get(memory);
-  if (k === undefined) {
-    k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as ConvExports;
-    instances.set(memory, k);
+  const memory = memoryOf(backend);
+  if (memory === undefined) return undefined;
+  if (!(memory.buffer instanceof ArrayBuffer)) {
+    const pool = pools.get(memory);
+    return pool === undefined ? undefined : cached(pool, memory, () => bindKernels(pool.exports as ConvExports, memory, pool));
   }
+  return cached(module, memory, () => bindKernels(new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as ConvExports, memory));
+}
+
+function cached(key: object, memory: object, make: () => Kernels): Kernels {
+  let byMemory = instances.get(key);
+  if (byMemory === undefined) instances.set(key, (byMemory = new WeakMap()));
+  let k = byMemory.get(memory);
+  if (k === undefined) byMemory.set(memory, (k = make()));
   return k;
+}
+
+/**
+ * Starts the pool of `threads` threads that runs cvc's kernels on the
+ * threaded backend's shared memory (the calling thread and threads - 1
+ * workers), with the shared-memory build of the selected kernels. Returns
+ * undefined when there is nothing to start: XNNPACK was chosen, or the
+ * backend's memory is not shared (one thread).
+ */
+export async function startKernelPool(backend: ConvBackend, threads: number): Promise<KernelPool | undefined> {
+  const impl = wasmConvImpl();
+  const memory = memoryOf(backend);
+  if (impl === 'xnnpack' || memory === undefined || memory.buffer instanceof ArrayBuffer) return undefined;
+  const existing = pools.get(memory);
+  if (existing !== undefined) return existing;
+  let module: object;
+  try {
+    module = new WebAssembly.Module(convModuleBytes(impl, true));
+  } catch (err) {
+    throw new RuntimeError(
+      'WASM_THREADS',
+      `this Node.js (V8 ${process.versions.v8}) cannot compile the shared-memory ${impl} kernels: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const pool = await KernelPool.start(module, memory, threads);
+  pools.set(memory, pool);
+  return pool;
 }
 
 const F32 = 4;
@@ -232,7 +191,7 @@ export class Scratch {
     const p = this.backend.wasm._malloc(size);
     if (p === 0) throw new RuntimeError('WASM_CONV', `out of wasm memory allocating ${size} bytes`);
     this.ptrs.push(p);
-    if (zero) new Uint8Array((this.backend.wasm.asm!.memory as WasmMemory).buffer, p, size).fill(0);
+    if (zero) new Uint8Array((memoryOf(this.backend) as WasmMemory).buffer, p, size).fill(0);
     return p;
   }
   free(): void {
@@ -272,7 +231,7 @@ interface Geometry {
 }
 
 /** The input padded as the geometry needs (or the input itself when it needs no padding). */
-function padded(k: ConvExports, backend: ConvBackend, s: Scratch, x: TensorInfo, info: backend_util.Conv2DInfo): { xp: number; hp: number; wp: number } {
+function padded(k: Kernels, backend: ConvBackend, s: Scratch, x: TensorInfo, info: backend_util.Conv2DInfo): { xp: number; hp: number; wp: number } {
   const { top, bottom, left, right } = info.padInfo;
   const hp = info.inHeight + top + bottom;
   const wp = info.inWidth + left + right;
@@ -321,7 +280,7 @@ const geometry = (info: backend_util.Conv2DInfo): Geometry => ({
  * of output channels: the 4-channel-block kernel, the dot-product kernel
  * under 4 channels, or zero filters padding the channels to a multiple of 4.
  */
-function forwardConv(k: ConvExports, s: Scratch, xp: number, hp: number, wp: number, g: Geometry, w: number, y: number): void {
+function forwardConv(k: Kernels, s: Scratch, xp: number, hp: number, wp: number, g: Geometry, w: number, y: number): void {
   const call = (wPtr: number, co: number, yPtr: number, narrow: boolean) =>
     (narrow ? k.conv2d_narrow : k.conv2d)(xp, g.n, hp, wp, g.ci, wPtr, g.kh, g.kw, co, g.sh, g.sw, yPtr, g.oh, g.ow);
   const taps = g.kh * g.kw * g.ci;
@@ -419,7 +378,7 @@ export function makeConv2DBackpropFilterKernel(fallback: KernelFunc): KernelFunc
     return withOutput(backend, [g.kh, g.kw, g.ci, g.co], (out, s) => {
       const { xp, hp, wp } = padded(k, backend, s, x, info);
       const group = rowGroup(g.ow);
-      const rows = s.alloc(2 * group);
+      const rows = s.alloc(2 * group * k.chunks);
       const taps = g.kh * g.kw * g.ci;
       const pixels = g.n * g.oh * g.ow;
       const dw = ptr(backend, out);

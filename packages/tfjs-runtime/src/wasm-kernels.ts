@@ -58,7 +58,7 @@ const call = (backend: KernelBackend, name: string, inputs: Record<string, Tenso
   callKernel(name, backend, inputs, attrs, WASM);
 
 /** Which path a gradient kernel took; counted for tests and profiles. */
-export const kernelPathCounts = { filterFast: 0, filterFallback: 0, inputFast: 0, inputFallback: 0 };
+export const kernelPathCounts = { filterFast: 0, filterFallback: 0, inputFast: 0, inputStrided: 0, inputFallback: 0 };
 
 /**
  * dW for a conv with any stride, explicit/same/valid padding, NHWC, dilation 1:
@@ -106,11 +106,15 @@ function conv2DBackpropFilterWasm(args: KernelArgs): TensorInfo {
 }
 
 /**
- * dx for a stride-1 conv (NHWC, any odd or even kernel, any padding whose
- * complement is non-negative): a full correlation of dy with the filter
- * rotated 180 degrees and its in/out channels swapped,
- *   dx = conv2d(pad(dy, fh-1-top, fh-1-bottom, ...), T(reverse(W,[0,1]), [0,1,3,2]), valid).
- * Strided convs keep the backend's own (correct, slower) kernel.
+ * dx for a conv (NHWC, any kernel and stride, any padding whose complement
+ * is non-negative): a full correlation of dy with the filter rotated 180
+ * degrees and its in/out channels swapped,
+ *   dx = conv2d(pad(dy, fh-1-top, fh-1-bottom, ...), T(reverse(W,[0,1]), [0,1,3,2]), valid),
+ * where for stride s > 1 dy is first spread out with s - 1 zeros between its
+ * pixels (the padded map is H + fh - 1 by W + fw - 1; pixels past it meet no
+ * input). So every stride runs on the forward kernel (and its thread pool);
+ * strides over the zeros cost s^2 times the multiply-adds, still well ahead
+ * of the backend's own single-threaded kernel, which other cases keep.
  */
 function makeConv2DBackpropInputWasm(original: KernelFunc) {
   return (args: KernelArgs): TensorInfo => {
@@ -133,26 +137,49 @@ function makeConv2DBackpropInputWasm(original: KernelFunc) {
     const pb = info.filterHeight - 1 - info.padInfo.bottom;
     const pl = info.filterWidth - 1 - info.padInfo.left;
     const pr = info.filterWidth - 1 - info.padInfo.right;
-    if (fmt !== 'channelsLast' || info.strideHeight !== 1 || info.strideWidth !== 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0) {
+    const strided = info.strideHeight !== 1 || info.strideWidth !== 1;
+    const dyOk = dy.dtype === 'float32' && dy.shape.length === 4 && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth;
+    if (fmt !== 'channelsLast' || pt < 0 || pl < 0 || (!strided && (pb < 0 || pr < 0)) || (strided && !dyOk)) {
       kernelPathCounts.inputFallback++;
       return original(args) as TensorInfo;
     }
-    kernelPathCounts.inputFast++;
     return withScratch(backend, (keep) => {
       const rev = keep(call(backend, Reverse, { x: filter }, { dims: [0, 1] }));
       const w = keep(call(backend, Transpose, { x: rev }, { perm: [0, 1, 3, 2] }));
-      return call(backend, Conv2D, { x: dy, filter: w }, {
-        strides: [1, 1],
-        pad: [
-          [0, 0],
-          [pt, pb],
-          [pl, pr],
-          [0, 0],
-        ],
-        dataFormat: 'NHWC',
-        dilations: [1, 1],
-        dimRoundingMode: undefined,
-      } as unknown as NamedAttrMap);
+      const conv = (x: TensorInfo, pad: [number, number, number, number]) =>
+        call(backend, Conv2D, { x, filter: w }, {
+          strides: [1, 1],
+          pad: [
+            [0, 0],
+            [pad[0], pad[1]],
+            [pad[2], pad[3]],
+            [0, 0],
+          ],
+          dataFormat: 'NHWC',
+          dilations: [1, 1],
+          dimRoundingMode: undefined,
+        } as unknown as NamedAttrMap);
+      if (!strided) {
+        kernelPathCounts.inputFast++;
+        return conv(dy, [pt, pb, pl, pr]);
+      }
+      kernelPathCounts.inputStrided++;
+      const { batchSize: n, inHeight: h, inWidth: wd, outHeight: oh, outWidth: ow, outChannels: co, strideHeight: sh, strideWidth: sw } = info;
+      const hp = h + info.filterHeight - 1;
+      const wp = wd + info.filterWidth - 1;
+      const wb = backend as WasmBackend;
+      const spread = keep(wb.makeOutput([n, hp, wp, co], 'float32'));
+      // Views after the allocation above, which may grow (and so replace) the heap.
+      const dst = wb.typedArrayFromHeap(spread);
+      const src = wb.typedArrayFromHeap(dy);
+      dst.fill(0);
+      for (let b = 0; b < n; b++)
+        for (let r = 0; r < oh && pt + r * sh < hp; r++)
+          for (let c = 0; c < ow && pl + c * sw < wp; c++) {
+            const from = ((b * oh + r) * ow + c) * co;
+            dst.set(src.subarray(from, from + co), ((b * hp + pt + r * sh) * wp + pl + c * sw) * co);
+          }
+      return conv(spread, [0, 0, 0, 0]);
     });
   };
 }

@@ -80,7 +80,7 @@ export function makeLeadingReduceKernel(kind: 'sum' | 'mean', original: KernelFu
     const kernels = kernelsFor(backend as ConvBackend);
     const out = withOutput(backend as ConvBackend, outShape, (o, s) => {
       if (kernels !== undefined) {
-        kernels.sum_rows(ptr(backend as ConvBackend, x), rows, cols, ptr(backend as ConvBackend, o), s.alloc(cols, true, 8), scale);
+        kernels.sum_rows(ptr(backend as ConvBackend, x), rows, cols, ptr(backend as ConvBackend, o), s.alloc(cols * kernels.chunks, true, 8), scale);
         return;
       }
       // Views after the allocation of o, which may grow (and so replace) the heap.

@@ -22,10 +22,13 @@ const require = createRequire(import.meta.url);
  * backend caps its pool at emscripten_num_logical_cores() / 2 (it assumes two
  * hardware threads per core), which in Node is os.cpus().length / 2, read
  * once while the module initialises; os.cpus() answers 2 x `threads` entries
- * until then. Returns a function that restores URL.createObjectURL and
- * os.cpus (call it once the backend is ready).
+ * until then. `xnnpackThreads` (default `threads`, at most `threads`) is
+ * the size of XNNPACK's own pool: 1 when cvc's kernel pool does the heavy
+ * work, since XNNPACK's pool busy-waits for its threads and so takes CPU
+ * from cvc's on a busy machine. Returns a function that restores
+ * URL.createObjectURL and os.cpus (call it once the backend is ready).
  */
-export async function prepareWasmThreads(threads: number): Promise<() => void> {
+export async function prepareWasmThreads(threads: number, xnnpackThreads: number = threads): Promise<() => void> {
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new RuntimeError('BACKEND_INIT', `wasm threads must be 1..64, got ${threads}`);
   const root = dirname(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')));
   const out = join(root, 'wasm-out');
@@ -55,7 +58,7 @@ export async function prepareWasmThreads(threads: number): Promise<() => void> {
     return Array.from({ length: 2 * threads }, (_, i) => real[i % Math.max(1, real.length)] as os.CpuInfo);
   };
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
-  setThreadsCount(threads);
+  setThreadsCount(Math.max(1, Math.min(threads, xnnpackThreads)));
   return () => {
     URL.createObjectURL = original;
     os.cpus = cpus;

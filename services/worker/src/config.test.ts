@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { ConfigError } from '@cvc/core';
 import { workerConfigFromEnv } from './config.js';
 
@@ -26,4 +27,10 @@ test('a CVC_PROGRESS_INTERVAL_MS below 500, above 10 minutes, negative or not an
       v,
     );
   }
+});
+
+test('CVC_WASM_THREADS defaults to the cores of the machine (a worker alone on it); a value given wins', () => {
+  assert.equal(workerConfigFromEnv(good).CVC_WASM_THREADS, Math.min(64, availableParallelism()));
+  assert.equal(workerConfigFromEnv({ ...good, CVC_WASM_THREADS: '3' }).CVC_WASM_THREADS, 3);
+  assert.throws(() => workerConfigFromEnv({ ...good, CVC_WASM_THREADS: '0' }), ConfigError);
 });

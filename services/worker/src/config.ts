@@ -1,4 +1,4 @@
-import { hostname, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { resolveOptions } from '@cvc/core';
@@ -17,8 +17,16 @@ export const workerConfigSchema = natsEnvSchema
     /** Verified shards are cached here, named by their sha256. */
     CVC_CACHE_DIR: z.string().default(join(tmpdir(), 'cvc-worker-cache')),
     CVC_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
-    /** Threads of the wasm backend (its XNNPACK pool on worker_threads); the native backends use their own. */
-    CVC_WASM_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+    /**
+     * Threads of the wasm backend (cvc's kernel pool and XNNPACK's, on worker_threads); the native backends use
+     * their own. Default: the machine's cores, as for a worker alone on its machine (`cvc local up` divides them).
+     */
+    CVC_WASM_THREADS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(() => Math.min(64, availableParallelism())),
     /** The wasm backend's convolution kernels: cvc's (relaxed) SIMD ones, or tfjs-backend-wasm's XNNPACK ones. */
     CVC_WASM_CONV: z.enum(['auto', 'relaxed-simd', 'simd', 'xnnpack']).default('auto'),
     /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
