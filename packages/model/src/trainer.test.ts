@@ -58,6 +58,27 @@ test('tensor count stays flat across epochs', async () => {
   t.dispose();
 });
 
+test("a checkpoint carries Adam's running powers and a resume restores them exactly (not pow(beta, t + 1))", async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 1 });
+  await t.fit({ train, val });
+  const state = decodeCheckpoint(await t.checkpoint());
+  const saved = state.optimizer.filter((a) => a.name.startsWith('adam/power-'));
+  assert.deepEqual(
+    saved.map((a) => a.name),
+    ['adam/power-accBeta1', 'adam/power-accBeta2'],
+  );
+  // Nudge the saved products so that a recomputation would be told apart from a restore.
+  const nudged = state.optimizer.map((a) => (a.name.startsWith('adam/power-') ? { ...a, values: Float32Array.of((a.values[0] as number) * 0.5) } : a));
+  const resumed = await FoldTrainer.resume(encodeCheckpoint({ ...state, optimizer: nudged }), 'powers.ckpt', { epochs: 2 });
+  const again = decodeCheckpoint(await resumed.checkpoint()).optimizer.filter((a) => a.name.startsWith('adam/power-'));
+  assert.deepEqual(
+    again.map((a) => a.values[0]),
+    nudged.filter((a) => a.name.startsWith('adam/power-')).map((a) => a.values[0]),
+  );
+  resumed.dispose();
+  t.dispose();
+});
+
 test('checkpoint, setWeights and resume leave no tensor behind', async () => {
   const t = FoldTrainer.create({ ...cfg, epochs: 1 });
   await t.fit({ train, val });

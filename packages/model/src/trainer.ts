@@ -1,3 +1,4 @@
+import { ADAM_POWERS, adamPowers, restoreAdamPowers } from './adam-powers.js';
 import { createRng, deriveSeed, permutation, throwIfAborted } from '@cvc/core';
 import type { ImageSet } from '@cvc/data';
 import { tf } from '@cvc/tfjs-runtime';
@@ -81,13 +82,17 @@ export class FoldTrainer {
     const t = new FoldTrainer(resolveTrainConfig({ ...state.config, ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}) }));
     t.setWeights(state.weights, name);
     if (state.optimizer.length > 0) {
-      const values = state.optimizer.map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) }));
+      const values = state.optimizer
+        .filter((a) => !a.name.startsWith(ADAM_POWERS))
+        .map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) }));
       try {
         await t.optimizer.setWeights(values);
       } finally {
         // Adam's variables were made from these (sharing their data); the handles themselves are ours to release.
         for (const v of values) v.tensor.dispose();
       }
+      // Adam's setWeights recomputes beta^t with pow(); the saved running products keep a resumed fold on the uninterrupted path.
+      restoreAdamPowers(t.optimizer, state.optimizer);
     }
     t.history = [...state.history];
     t.bnSteps = state.bnSteps;
@@ -143,6 +148,7 @@ export class FoldTrainer {
     }));
     // getWeights() makes a fresh scalar for the iteration count ('iter'); the rest are the optimizer's own variables.
     for (const o of opt) if (o.name === 'iter') o.tensor.dispose();
+    optimizer.push(...adamPowers(this.optimizer));
     const state: TrainingState = {
       config: this.config,
       epochsDone: this.epochsDone,
