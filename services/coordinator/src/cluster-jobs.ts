@@ -35,6 +35,7 @@ import {
 } from './cluster-job-doc.js';
 import { isTransient, pause } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
+import { watchUntilFinal } from './watch-doc.js';
 import type { JobExporter } from './cluster-job-export.js';
 
 /** Hooks for metrics. */
@@ -236,35 +237,11 @@ export class ClusterJobs {
     const first = await this.load(id);
     send({ job: first.job, reason: 'current' });
     if (FINAL_JOB_STATES.includes(first.job.state)) return;
-    await new Promise<void>((resolve, reject) => {
-      let stop: (() => void) | undefined;
-      const done = (): void => {
-        stop?.();
-        resolve();
-      };
-      signal.addEventListener('abort', done, { once: true });
-      this.jobs
-        .watch(
-          jobKey(id),
-          (value) => {
-            const job = decodeJobDoc(value).job;
-            send({ job, reason: 'update' });
-            if (FINAL_JOB_STATES.includes(job.state)) done();
-          },
-          (err) => {
-            stop = undefined;
-            reject(
-              new CoordinatorError('UNAVAILABLE', `watching clustering job ${id} stopped${err === undefined ? '' : `: ${describeError(err)}`}; watch again`, {
-                cause: err,
-              }),
-            );
-          },
-        )
-        .then((s) => {
-          stop = s;
-          if (signal.aborted) s();
-        }, reject);
-    });
+    await watchUntilFinal(
+      { store: this.jobs, key: jobKey(id), view: (v) => decodeJobDoc(v).job, isFinal: (j) => FINAL_JOB_STATES.includes(j.state), what: `clustering job ${id}` },
+      (job) => send({ job, reason: 'update' }),
+      signal,
+    );
   }
 
   /** Begins an attempt at a job and hands out its token, the source checkpoint and the resume point. */

@@ -21,6 +21,7 @@ import {
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { CoordinatorError } from './errors.js';
+import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
 import { decodeDoc, ENDING_RUN_STATES, FINAL_FOLD_STATES, FINAL_RUN_STATES, fitSpecToDataset, resolveSpec, runKey, wireSpec, type RunDoc } from './run-doc.js';
@@ -303,36 +304,11 @@ export class Coordinator {
     const first = await this.load(runId);
     send({ run: first.run, reason: 'current' });
     if (FINAL_RUN_STATES.includes(first.run.state)) return;
-    await new Promise<void>((resolve, reject) => {
-      let stop: (() => void) | undefined;
-      const done = (): void => {
-        stop?.();
-        resolve();
-      };
-      signal.addEventListener('abort', done, { once: true });
-      this.runs
-        .watch(
-          runKey(runId),
-          (value) => {
-            const run = decodeDoc(value).run;
-            send({ run, reason: 'update' });
-            if (FINAL_RUN_STATES.includes(run.state)) done();
-          },
-          // The watch ended under us (NATS went away, a bad value): the client is told to retry, never left hanging.
-          (err) => {
-            stop = undefined;
-            reject(
-              new CoordinatorError('UNAVAILABLE', `watching run ${runId} stopped${err === undefined ? '' : `: ${describeError(err)}`}; watch again`, {
-                cause: err,
-              }),
-            );
-          },
-        )
-        .then((s) => {
-          stop = s;
-          if (signal.aborted) s();
-        }, reject);
-    });
+    await watchUntilFinal(
+      { store: this.runs, key: runKey(runId), view: (v) => decodeDoc(v).run, isFinal: (r) => FINAL_RUN_STATES.includes(r.state), what: `run ${runId}` },
+      (run) => send({ run, reason: 'update' }),
+      signal,
+    );
   }
 
   /** Begins an attempt at a fold and hands out its token. */

@@ -5,6 +5,7 @@ import { RunState, Sweep, SweepState, type Run, type RunSpec, type SweepEvent, t
 import { judgeRungs, type Decision } from './asha.js';
 import type { Coordinator, RunHooks } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
+import { watchUntilFinal } from './watch-doc.js';
 import { planSweep, type EarlyStop } from './sweep-grid.js';
 import {
   decodeSweepDoc,
@@ -224,35 +225,17 @@ export class SweepManager {
     const first = await this.load(id);
     send({ sweep: first.sweep, reason: 'current' });
     if (FINAL_SWEEP_STATES.includes(first.sweep.state)) return;
-    await new Promise<void>((resolve, reject) => {
-      let stop: (() => void) | undefined;
-      const done = (): void => {
-        stop?.();
-        resolve();
-      };
-      signal.addEventListener('abort', done, { once: true });
-      this.sweeps
-        .watch(
-          sweepKey(id),
-          (value) => {
-            const sweep = decodeSweepDoc(value).sweep;
-            send({ sweep, reason: 'update' });
-            if (FINAL_SWEEP_STATES.includes(sweep.state)) done();
-          },
-          (err) => {
-            stop = undefined;
-            reject(
-              new CoordinatorError('UNAVAILABLE', `watching sweep ${id} stopped${err === undefined ? '' : `: ${describeError(err)}`}; watch again`, {
-                cause: err,
-              }),
-            );
-          },
-        )
-        .then((s) => {
-          stop = s;
-          if (signal.aborted) s();
-        }, reject);
-    });
+    await watchUntilFinal(
+      {
+        store: this.sweeps,
+        key: sweepKey(id),
+        view: (v) => decodeSweepDoc(v).sweep,
+        isFinal: (s) => FINAL_SWEEP_STATES.includes(s.state),
+        what: `sweep ${id}`,
+      },
+      (sweep) => send({ sweep, reason: 'update' }),
+      signal,
+    );
   }
 
   /**
