@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { CancelledError, throwIfAborted } from '@cvc/core';
+import { throwIfAborted } from '@cvc/core';
 import { initBackend } from '@cvc/tfjs-runtime';
 import {
   ClusterJob,
@@ -23,7 +23,7 @@ import { clusterChannel, resolveCluster, runServiceClient } from './cluster-conf
 import { importedFromCluster, type ImportedVersion } from './imported-input.js';
 import { writeClusterJobReport } from './cluster-job-report.js';
 import { Progress, type BarUpdate, type ProgressOptions } from './progress.js';
-import { readStream, unary } from './rpc.js';
+import { followUntilFinal, readStream, unary } from './rpc.js';
 import { withEmptyLists } from './run-cmd.js';
 
 /** The fine-tuning methods a clustering job runs on a worker. */
@@ -207,31 +207,26 @@ export async function watchClusterJob(
   signal?: AbortSignal,
   opts: ProgressOptions = {},
 ): Promise<ClusterJob> {
-  let last: ClusterJob | undefined;
   const bars = new Progress(env.stderr, opts);
   let logged = '';
-  try {
-    await readStream(signal, `watching cluster job ${jobId}`, c.watchClusterJob({ jobId }), (e: ClusterJobEvent) => {
-      if (!e.job) return;
-      last = e.job;
-      const state = `${jobStateName(e.job.state)}${e.job.attempts > 1 ? ` (attempt ${e.job.attempts})` : ''}${e.job.resumedFromIteration > 0 ? `, resumed from iteration ${e.job.resumedFromIteration}` : ''}`;
+  return followUntilFinal(signal, env.stderr, {
+    what: `cluster job ${jobId}`,
+    noun: 'job',
+    again: `cvc cluster-job watch ${jobId} follows it again, cvc cluster-job cancel ${jobId} stops it`,
+    stream: c.watchClusterJob({ jobId }),
+    pick: (e: ClusterJobEvent) => e.job,
+    onEvent: (job, e) => {
+      const state = `${jobStateName(job.state)}${job.attempts > 1 ? ` (attempt ${job.attempts})` : ''}${job.resumedFromIteration > 0 ? `, resumed from iteration ${job.resumedFromIteration}` : ''}`;
       if (state !== logged) {
         bars.log(`job ${jobId}: ${state}${e.reason ? ` (${e.reason})` : ''}`);
         logged = state;
       }
-      bars.set('job', clusterJobBar(e.job));
-    });
-  } catch (err) {
-    bars.stop();
-    if (err instanceof CancelledError)
-      env.stderr.write(`the job goes on on the cluster: cvc cluster-job watch ${jobId} follows it again, cvc cluster-job cancel ${jobId} stops it\n`);
-    throw err;
-  } finally {
-    bars.stop();
-  }
-  if (!last) throw new RemoteError('NO_EVENTS', `no events for cluster job ${jobId}`);
-  if (!FINAL.includes(last.state)) return unary<ClusterJob>(signal, `cluster-job show ${jobId}`, (cb) => c.getClusterJob({ jobId }, cb));
-  return last;
+      bars.set('job', clusterJobBar(job));
+    },
+    stop: () => bars.stop(),
+    isFinal: (job) => FINAL.includes(job.state),
+    refetch: () => unary<ClusterJob>(signal, `cluster-job show ${jobId}`, (cb) => c.getClusterJob({ jobId }, cb)),
+  });
 }
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');

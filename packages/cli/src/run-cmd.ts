@@ -1,14 +1,13 @@
-import { CancelledError } from '@cvc/core';
 import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { parse } from './args.js';
 import { runSpecFromFlags } from './run-spec-flags.js';
 import { MODEL_FLAG_OPTIONS } from './model-flags.js';
-import { RemoteError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { num, table } from './format.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
 import { Progress, type ProgressOptions } from './progress.js';
-import { readStream, unary } from './rpc.js';
+import { followUntilFinal, unary } from './rpc.js';
 import { foldBar, foldName, progressText } from './run-progress.js';
 
 export { RemoteError } from './errors.js';
@@ -97,25 +96,18 @@ export class RunProgress {
  * An abort of `signal` stops watching (the run goes on) with a CancelledError.
  */
 export async function watchRun(c: RunServiceClient, runId: string, env: CliEnv, signal?: AbortSignal, opts: ProgressOptions = {}): Promise<Run> {
-  let last: Run | undefined;
   const bars = new RunProgress(env.stderr, opts);
-  try {
-    await readStream(signal, `watching run ${runId}`, c.watchRun({ runId }), (e: RunEvent) => {
-      if (!e.run) return;
-      last = e.run;
-      bars.update(e.run);
-    });
-  } catch (err) {
-    bars.stop();
-    if (err instanceof CancelledError)
-      env.stderr.write(`the run goes on on the cluster: cvc run watch ${runId} follows it again, cvc run cancel ${runId} stops it\n`);
-    throw err;
-  } finally {
-    bars.stop();
-  }
-  if (!last) throw new RemoteError('NO_EVENTS', `no events for run ${runId}`);
-  if (!FINAL.includes(last.state)) return unary<Run>(signal, `run show ${runId}`, (cb) => c.getRun({ runId }, cb));
-  return last;
+  return followUntilFinal(signal, env.stderr, {
+    what: `run ${runId}`,
+    noun: 'run',
+    again: `cvc run watch ${runId} follows it again, cvc run cancel ${runId} stops it`,
+    stream: c.watchRun({ runId }),
+    pick: (e: RunEvent) => e.run,
+    onEvent: (run) => bars.update(run),
+    stop: () => bars.stop(),
+    isFinal: (run) => FINAL.includes(run.state),
+    refetch: () => unary<Run>(signal, `run show ${runId}`, (cb) => c.getRun({ runId }, cb)),
+  });
 }
 
 /** `cvc run submit|watch|list|show|cancel` */

@@ -1,13 +1,12 @@
-import { CancelledError } from '@cvc/core';
 import { RunState, SweepState, type ListSweepsResponse, type Sweep, type SweepEvent, type SweepServiceClient } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { parse } from './args.js';
 import { MODEL_FLAG_OPTIONS } from './model-flags.js';
-import { RemoteError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { num } from './format.js';
 import { resolveCluster, sweepServiceClient } from './cluster-config.js';
 import { Progress, type ProgressOptions } from './progress.js';
-import { readStream, unary } from './rpc.js';
+import { followUntilFinal, unary } from './rpc.js';
 import { sweepSpecFromFlags, gridSize } from './sweep-flags.js';
 import {
   currentScore,
@@ -95,25 +94,18 @@ export class SweepProgress {
  * stops watching (the sweep goes on) with a CancelledError.
  */
 export async function watchSweep(c: SweepServiceClient, sweepId: string, env: CliEnv, signal?: AbortSignal, opts: ProgressOptions = {}): Promise<Sweep> {
-  let last: Sweep | undefined;
   const view = new SweepProgress(env.stderr, opts);
-  try {
-    await readStream(signal, `watching sweep ${sweepId}`, c.watchSweep({ sweepId }), (e: SweepEvent) => {
-      if (!e.sweep) return;
-      last = e.sweep;
-      view.update(e.sweep);
-    });
-  } catch (err) {
-    view.stop();
-    if (err instanceof CancelledError)
-      env.stderr.write(`the sweep goes on on the cluster: cvc sweep watch ${sweepId} follows it again, cvc sweep cancel ${sweepId} stops it\n`);
-    throw err;
-  } finally {
-    view.stop();
-  }
-  if (!last) throw new RemoteError('NO_EVENTS', `no events for sweep ${sweepId}`);
-  if (!FINAL_SWEEP_STATES.includes(last.state)) return unary<Sweep>(signal, `sweep show ${sweepId}`, (cb) => c.getSweep({ sweepId }, cb));
-  return last;
+  return followUntilFinal(signal, env.stderr, {
+    what: `sweep ${sweepId}`,
+    noun: 'sweep',
+    again: `cvc sweep watch ${sweepId} follows it again, cvc sweep cancel ${sweepId} stops it`,
+    stream: c.watchSweep({ sweepId }),
+    pick: (e: SweepEvent) => e.sweep,
+    onEvent: (sweep) => view.update(sweep),
+    stop: () => view.stop(),
+    isFinal: (sweep) => FINAL_SWEEP_STATES.includes(sweep.state),
+    refetch: () => unary<Sweep>(signal, `sweep show ${sweepId}`, (cb) => c.getSweep({ sweepId }, cb)),
+  });
 }
 
 /** `cvc sweep submit|watch|show|list|cancel` */

@@ -120,6 +120,9 @@ export class KernelPool {
     }
     this.stats.pooledJobs++;
     const { ints, job } = this.ctl;
+    // A worker waking late for the previous job may still hold its generation: invalidate the ticket (generation 0 is
+    // never used) before the record is rewritten, so such a worker sees no chunk to take instead of a half-written job.
+    Atomics.store(ints, C_TICKET, 0);
     writeJob(job, kernel, args, split, k);
     Atomics.store(ints, C_DONE, 0);
     Atomics.store(ints, C_ERROR, 0);
