@@ -6,6 +6,9 @@ import { distancesToCentres, type ScoreColumn } from './assignments.js';
 import { UsageError } from './errors.js';
 import { Progress, type ProgressStream } from './progress.js';
 
+/** Above this many dimensions a Gaussian mixture is fitted with diagonal covariances (a full one would take hours). */
+export const FULL_COVARIANCE_MAX_DIMS = 64;
+
 /** The options of `cvc cluster` that choose how the codes are clustered. */
 export const CLUSTER_METHOD_OPTIONS = {
   manifold: { type: 'string' },
@@ -119,7 +122,11 @@ export async function runClusterMethod(
   }
   throwIfAborted(signal, 'cluster');
   if (m.assign === 'gmm') {
-    const g = gmm(space, { k: m.k, seed: m.seed, covariance: m.covariance, kmeansNInit: m.nInit });
+    // A full covariance over raw pixels (hundreds to thousands of dimensions) costs hours per fit: above 64 dimensions
+    // the mixture is diagonal, and its name says so.
+    const covariance = m.covariance === 'full' && space.d > FULL_COVARIANCE_MAX_DIMS ? 'diag' : m.covariance;
+    if (covariance !== m.covariance) name += '+diag';
+    const g = gmm(space, { k: m.k, seed: m.seed, covariance, kmeansNInit: m.nInit });
     const conf = new Float64Array(space.n);
     for (let i = 0; i < space.n; i++) conf[i] = g.probabilities[i * m.k + (g.labels[i] as number)] as number;
     return { name: `${name}+gmm`, labels: g.labels, score: conf, scoreColumn: 'confidence', seconds: secs(), steps: [] };
