@@ -343,3 +343,26 @@ test('median stopping over 4 configs: runs worse than the median of the others a
   );
   assert.match(s.trials[0]?.stopReason ?? '', /^median rung 1: mean val loss 0\.8555 is worse than the median/);
 });
+
+test('a fold that fails before a rung: its sibling paused there is not left waiting; the run is stopped and the sweep ends', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const s = await c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
+  const a: AttemptRef = { runId, fold: 0, token: s.token, jobId: '' };
+  assert.equal((await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }))).stop, true);
+  await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
+  await c.failFold({ attempt: { runId, fold: 1, token: b.token, jobId: '' }, error: 'loss became NaN', final: true });
+  await m.recover();
+  await m.idle();
+  const run = await c.getRun(runId);
+  assert.equal(run.state, RunState.RUN_STATE_STOPPED);
+  assert.match(run.stopReason, /fold 1 failed \(loss became NaN\)/);
+  assert.equal(run.folds[0]?.lastCheckpointEpoch, 1, 'the paused fold keeps its checkpoint');
+  const sweep = await m.getSweep(s0.id);
+  // Its only trial ended without finishing: the sweep ends (FAILED: no best run), it does not wait.
+  assert.equal(sweep.state, SweepState.SWEEP_STATE_FAILED);
+  assert.equal(sweep.trials[0]?.state, RunState.RUN_STATE_STOPPED);
+});

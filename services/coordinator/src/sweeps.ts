@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describeError, silentLogger, type Logger } from '@cvc/core';
 import type { DocStore } from '@cvc/messaging';
-import { RunState, Sweep, SweepState, type Run, type RunSpec, type SweepEvent, type SweepSpec, type SweepTrial } from '@cvc/proto';
+import { FoldState, RunState, Sweep, SweepState, type Run, type RunSpec, type SweepEvent, type SweepSpec, type SweepTrial } from '@cvc/proto';
 import { judgeRungs, type Decision } from './asha.js';
 import type { Coordinator, RunHooks } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
@@ -351,7 +351,11 @@ export class SweepManager {
           );
     // Trials to start: the first queued ones, up to max_parallel_runs in flight (a run stopped just now no longer counts).
     const stopping = new Set(fresh.filter((d) => d.stopped).map((d) => d.trial));
-    const inFlight = s.trials.filter((t) => t.runId && !stopping.has(t.index) && !(runs.get(t.index) && runEnded(runs.get(t.index) as Run))).length;
+    // A trial that could not start (FAILED, no run behind its id) holds no slot either.
+    const inFlight = s.trials.filter((t) => {
+      const run = runs.get(t.index);
+      return t.runId && !stopping.has(t.index) && !(run && runEnded(run)) && !(!run && t.state === RunState.RUN_STATE_FAILED);
+    }).length;
     const room = Math.max(0, (s.spec?.maxParallelRuns ?? s.trials.length) - inFlight);
     const starts = s.trials
       .filter((t) => !t.runId && t.state === RunState.RUN_STATE_PENDING)
@@ -430,6 +434,16 @@ export class SweepManager {
         continue;
       }
       if (runEnded(run)) continue;
+      // A fold that failed before a rung never reports it, so its siblings paused there would wait for a judgement
+      // that cannot come: the run is stopped (checkpoints kept), which ends the trial.
+      const failed = run.folds.find((f) => f.state === FoldState.FOLD_STATE_FAILED);
+      if (failed && hasWaitingFolds(run)) {
+        await this.coordinator.stopRun(
+          run.id,
+          `fold ${failed.fold} failed (${failed.error || 'no reason given'}); the folds paused at a rung cannot be judged`,
+        );
+        continue;
+      }
       const mine = s.decisions.filter((d) => d.trial === t.index);
       const stop = mine.find((d) => d.stopped);
       if (stop) {

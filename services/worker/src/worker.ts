@@ -265,9 +265,11 @@ export class Worker {
                 imagesPerSec: r.imagesPerSec,
               });
               this.deps.onEpoch?.({ runId, fold }, r);
+              // Told to stop: recorded before the upload, so that an upload refused because the paused fold was already
+              // resumed elsewhere (a new attempt owns it) acknowledges this task instead of abandoning it as stale.
+              stopWith(ackStopReason(ack));
               // Even when told to stop: the epoch's checkpoint is kept (a paused fold resumes from it).
               await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await trainer.checkpoint());
-              stopWith(ackStopReason(ack));
             },
           },
         );
