@@ -8,10 +8,8 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
 } from '@grpc/grpc-js';
-import { createHash } from 'node:crypto';
 import type { Logger } from '@cvc/core';
 import {
-  CHECKPOINT_CHUNK_BYTES,
   HealthCheckResponse_ServingStatus,
   MESSAGE_SIZE_OPTIONS,
   HealthService,
@@ -25,6 +23,8 @@ import {
   type RunServiceServer,
   type SweepServiceServer,
   type WorkerServiceServer,
+  type WatchRunRequest,
+  type SweepRef,
 } from '@cvc/proto';
 import type { Authenticator, Role } from '@cvc/security';
 import type { Coordinator } from './coordinator.js';
@@ -33,6 +33,7 @@ import type { ClusterJobs } from './cluster-jobs.js';
 import { UploadsBusyError } from './errors.js';
 import type { SweepManager } from './sweeps.js';
 import { toStatus } from './to-status.js';
+import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
 
 /**
  * At most `limit` checkpoint uploads are processed at once. Beyond that an
@@ -141,7 +142,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
   const guard = guardFor(o.auth);
   const slots = new UploadSlots(o.maxConcurrentUploads ?? 8, o.uploadQueueMs ?? 10_000);
   // grpc-js sends a server stream's status when 'error' is emitted on it (destroy() does not).
-  const fail = (call: { emit(event: 'error', err: Error): boolean }, err: unknown): void => {
+  const fail: FailStream = (call, err): void => {
     const s = toStatus(err);
     call.emit('error', Object.assign(new Error(s.details), s));
   };
@@ -152,36 +153,13 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
     getRun: unary('GetRun', 'user', guard, (r) => c.getRun(r.runId), observe),
     listRuns: unary('ListRuns', 'user', guard, async () => ({ runs: await c.listRuns() }), observe),
     cancelRun: unary('CancelRun', 'user', guard, (r) => c.cancelRun(r.runId), observe),
-    watchRun: (call) => {
-      try {
-        guard(call.metadata, 'user', 'WatchRun');
-      } catch (err) {
-        fail(call, err);
-        return;
-      }
-      const ac = new AbortController();
-      call.on('cancelled', () => ac.abort());
-      c.watchRun(call.request.runId, (e) => call.write(e), ac.signal).then(
-        () => call.end(),
-        (err: unknown) => fail(call, err),
-      );
-    },
+    watchRun: watchHandler('WatchRun', guard, fail, (r: WatchRunRequest, send, signal) => c.watchRun(r.runId, send, signal)),
     downloadCheckpoint: (call: ServerWritableStream<{ runId: string; fold: number }, Chunk>) => {
       void (async () => {
         try {
           guard(call.metadata, 'user', 'DownloadCheckpoint');
           const { size, stream } = await c.openBestCheckpoint(call.request.runId, call.request.fold);
-          const hash = createHash('sha256');
-          let first = true;
-          for await (const chunk of stream) {
-            for (let i = 0; i < chunk.length; i += CHECKPOINT_CHUNK_BYTES) {
-              const part = Buffer.from(chunk.buffer, chunk.byteOffset + i, Math.min(CHECKPOINT_CHUNK_BYTES, chunk.length - i));
-              hash.update(part);
-              call.write({ data: part, sha256: '', size: first ? size : 0 });
-              first = false;
-            }
-          }
-          call.write({ data: Buffer.alloc(0), sha256: hash.digest('hex'), size: first ? size : 0 });
+          await writeChunks(call, size, stream);
           call.end();
         } catch (err) {
           fail(call, err);
@@ -294,20 +272,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       getSweep: unary('GetSweep', 'user', guard, (r) => sw.getSweep(r.sweepId), observe),
       listSweeps: unary('ListSweeps', 'user', guard, async () => ({ sweeps: await sw.listSweeps() }), observe),
       cancelSweep: unary('CancelSweep', 'user', guard, (r) => sw.cancelSweep(r.sweepId), observe),
-      watchSweep: (call) => {
-        try {
-          guard(call.metadata, 'user', 'WatchSweep');
-        } catch (err) {
-          fail(call, err);
-          return;
-        }
-        const ac = new AbortController();
-        call.on('cancelled', () => ac.abort());
-        sw.watchSweep(call.request.sweepId, (e) => call.write(e), ac.signal).then(
-          () => call.end(),
-          (err: unknown) => fail(call, err),
-        );
-      },
+      watchSweep: watchHandler('WatchSweep', guard, fail, (r: SweepRef, send, signal) => sw.watchSweep(r.sweepId, send, signal)),
     };
     server.addService(SweepServiceService, sweepService);
   }
