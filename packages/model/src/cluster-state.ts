@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { NamedArray } from './checkpoint.js';
 import { ModelError } from './errors.js';
+import { count, decodeContainer, encodeContainer, tensorListSchema } from './tensor-container.js';
 
 /** The clustering methods `fineTuneClustering` runs. */
 export const FINE_TUNE_METHODS = ['dec', 'idec', 'dcec'] as const;
@@ -66,11 +66,6 @@ export interface ClusterState {
 const MAGIC = 'CVCCLUS1';
 const GROUPS = ['weights', 'optimizer', 'centres', 'assignments', 'target'] as const;
 
-const count = z
-  .number()
-  .int()
-  .min(0)
-  .max(2 ** 31);
 const scoresSchema = z.object({ acc: z.number(), nmi: z.number(), ari: z.number() });
 const metaSchema = z.object({
   method: z.enum(FINE_TUNE_METHODS),
@@ -89,97 +84,28 @@ const metaSchema = z.object({
 });
 const headerSchema = z.object({
   meta: metaSchema,
-  tensors: z
-    .array(
-      z.object({
-        group: z.enum(GROUPS),
-        name: z.string().min(1).max(512),
-        shape: z.array(count).max(8),
-        dtype: z.enum(['float32', 'int32']),
-        offset: count.refine((o) => o % 4 === 0, 'offset must be 4-byte aligned'),
-        length: count,
-      }),
-    )
-    .max(100_000),
+  tensors: tensorListSchema(GROUPS),
 });
-type Header = z.infer<typeof headerSchema>;
-type Entry = Header['tensors'][number];
+type Group = (typeof GROUPS)[number];
 
 /** Serialises a fine-tune's state (the bytes `onCheckpoint` receives and `resume` takes). */
 export function encodeClusterState(state: ClusterState): Uint8Array {
   const { meta } = state;
-  const tensors: Entry[] = [];
-  const arrays: (Float32Array | Int32Array)[] = [];
-  let offset = 0;
-  const add = (group: Entry['group'], a: NamedArray): void => {
-    tensors.push({ group, name: a.name, shape: [...a.shape], dtype: a.dtype, offset, length: a.values.length });
-    arrays.push(a.values);
-    offset += a.values.length * 4;
-  };
-  for (const a of state.weights) add('weights', a);
-  for (const a of state.optimizer) add('optimizer', a);
-  add('centres', { name: 'centres', shape: [meta.k, meta.d], dtype: 'float32', values: state.centres });
-  add('assignments', { name: 'assignments', shape: [meta.n], dtype: 'int32', values: state.assignments });
-  add('target', { name: 'target', shape: [meta.n, meta.k], dtype: 'float32', values: state.target });
-  const text = JSON.stringify({ meta, tensors } satisfies Header);
-  const pad = (4 - ((12 + new TextEncoder().encode(text).length) % 4)) % 4;
-  const json = new TextEncoder().encode(text + ' '.repeat(pad));
-  const start = 12 + json.length;
-  const out = new Uint8Array(start + offset + 32);
-  out.set(new TextEncoder().encode(MAGIC), 0);
-  new DataView(out.buffer).setUint32(8, json.length, true);
-  out.set(json, 12);
-  let at = start;
-  for (const a of arrays) {
-    out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
-    at += a.byteLength;
-  }
-  out.set(createHash('sha256').update(out.subarray(0, at)).digest(), at);
-  return out;
+  const entries = [
+    ...state.weights.map((a) => ['weights', a] as const),
+    ...state.optimizer.map((a) => ['optimizer', a] as const),
+    ['centres', { name: 'centres', shape: [meta.k, meta.d], dtype: 'float32', values: state.centres }] as const,
+    ['assignments', { name: 'assignments', shape: [meta.n], dtype: 'int32', values: state.assignments }] as const,
+    ['target', { name: 'target', shape: [meta.n, meta.k], dtype: 'float32', values: state.target }] as const,
+  ];
+  return encodeContainer(MAGIC, { meta }, entries);
 }
 
 /** Reads bytes written by `encodeClusterState`; throws ModelError naming `name` when they are not intact. */
 export function decodeClusterState(bytes: Uint8Array, name = 'clustering state'): ClusterState {
-  if (bytes.length < 12 + 32 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
-    throw new ModelError('CHECKPOINT_CORRUPT', `${name}: not a cvc clustering state (bad magic or too short)`);
-  }
-  const body = bytes.subarray(0, bytes.length - 32);
-  if (
-    !createHash('sha256')
-      .update(body)
-      .digest()
-      .equals(bytes.subarray(bytes.length - 32))
-  ) {
-    throw new ModelError('CHECKPOINT_CHECKSUM', `${name}: checksum mismatch (truncated or corrupted)`);
-  }
-  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true);
-  if (12 + len > body.length) throw new ModelError('CHECKPOINT_CORRUPT', `${name}: header length ${len} runs past the end`);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + len)));
-  } catch (err) {
-    throw new ModelError('CHECKPOINT_CORRUPT', `${name}: header is not valid JSON`, { cause: err });
-  }
-  const parsed = headerSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ModelError('CHECKPOINT_CORRUPT', `${name}: malformed header: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
-  }
-  const { meta, tensors } = parsed.data;
-  const start = 12 + len;
-  const groups = new Map<Entry['group'], NamedArray[]>(GROUPS.map((g) => [g, []]));
-  for (const t of tensors) {
-    if (t.shape.reduce((p, d) => p * d, 1) !== t.length) {
-      throw new ModelError('CHECKPOINT_CORRUPT', `${name}: tensor ${t.name} has shape [${t.shape.join(', ')}] but ${t.length} values`);
-    }
-    const from = start + t.offset;
-    const to = from + t.length * 4;
-    if (to > body.length) throw new ModelError('CHECKPOINT_CORRUPT', `${name}: tensor ${t.name} runs past the end`);
-    const copy = new Uint8Array(bytes.subarray(from, to));
-    const values = t.dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
-    groups.get(t.group)?.push({ name: t.name, shape: t.shape, dtype: t.dtype, values });
-  }
-  const one = (g: Entry['group'], dtype: 'float32' | 'int32', length: number): Float32Array | Int32Array => {
+  const { header, groups } = decodeContainer(bytes, MAGIC, headerSchema, name, 'cvc clustering state');
+  const { meta } = header;
+  const one = (g: Group, dtype: 'float32' | 'int32', length: number): Float32Array | Int32Array => {
     const list = groups.get(g) ?? [];
     const a = list[0];
     if (list.length !== 1 || !a || a.dtype !== dtype || a.values.length !== length) {
