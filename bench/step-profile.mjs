@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench:step [-- --models seed-mnist,seed-cifar] [--steps N] [--top K]
+// npm run bench:step [-- --models seed-mnist,seed-cifar] [--steps N] [--top K] [--threads T]
 //
 // One training step (batch 32, Adam, the seed's loss) on the wasm backend, N
 // times (default 10, after warm-ups) with cvc's elementwise kernels
@@ -22,11 +22,12 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'seed-mnist,seed-cifar' },
     steps: { type: 'string', default: '10' },
     top: { type: 'string', default: '15' },
+    threads: { type: 'string', default: '1' },
   },
 });
 const steps = Number(values.steps);
 const shapes = { 'seed-mnist': [28, 28, 1], 'seed-cifar': [32, 32, 3] };
-const backend = await initBackend('wasm');
+const backend = await initBackend('wasm', undefined, { wasmThreads: Number(values.threads) });
 console.log(`backend: ${backend.name}, ${backend.threads ?? 1} thread(s), convolutions: ${backend.conv}`);
 
 // Kernel timing: every wasm kernel wrapped; only outermost calls are timed (a kernel that calls

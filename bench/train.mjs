@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// npm run bench:train [-- --images N] [--models seed-mnist,seed-cifar,custom-64] [--threads 1,2] [--profile] [--parity]
+// npm run bench:train [-- --images N] [--models seed-mnist,seed-cifar,custom-64] [--threads 1,2] [--rounds R] [--profile] [--parity]
 //
 // Trains each model on the wasm backend, one warm-up epoch then one timed
 // epoch of N random images (batch 32), once per thread count (each in its own
 // process: the threaded build is another wasm module), and in the same
 // command runs the PyTorch reference (../shared/reference/torch_cae.py, same
-// N, torch.set_num_threads(threads)) when /usr/bin/python3 has torch. Prints
-// a table, then machine-readable lines, per model:
+// N, torch.set_num_threads(threads)) when /usr/bin/python3 has torch. All of
+// that is repeated --rounds times (default 3), ours and PyTorch alternating,
+// and each side's fastest round counts: on a shared machine a slow stretch
+// then hits both sides alike instead of whichever happened to run in it
+// (every round is printed too). Prints a table, then machine-readable lines,
+// per model:
 //   RESULT model=seed-mnist batch=32 ours_img_per_s=… torch_img_per_s=… ratio=…            (1 thread)
 //   RESULT model=seed-mnist threads=2 batch=32 ours_img_per_s=… torch_img_per_s=… ratio=…  (2 threads)
 //   RESULT model=seed-mnist scaling=2/1 ours_speedup=… torch_speedup=…
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     'parity-epochs': { type: 'string', default: '3' },
     'parity-images': { type: 'string', default: '2000' },
     threads: { type: 'string', default: '1,2' },
+    rounds: { type: 'string', default: '3' },
     conv: { type: 'string', default: process.env.CVC_WASM_CONV ?? 'auto' },
     child: { type: 'boolean', default: false },
   },
@@ -66,6 +71,8 @@ const CUSTOM_64 = {
 };
 const trainerOptions = (model) => (model === 'custom-64' ? { model: 'custom', modelConfig: CUSTOM_64 } : { model });
 const threadCounts = values.threads.split(',').map(Number);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
 for (const m of models) if (!shapes[m]) throw new Error(`--models: unknown model '${m}' (choose from ${Object.keys(shapes).join(', ')})`);
 
 function torchAvailable() {
@@ -96,35 +103,52 @@ process.exit(0);
 /** Runs this script once per thread count (as --child) and the PyTorch reference, and prints the results. */
 async function parent() {
   console.log(
-    `bench:train: ${images} images per timed epoch, batch 32, threads ${threadCounts.join(' and ')}; load average ${loadavg()
+    `bench:train: ${images} images per timed epoch, batch 32, threads ${threadCounts.join(' and ')}, best of ${rounds} round(s) per side; load average ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  const rows = [];
-  for (const n of threadCounts) {
-    const args = [
-      new URL(import.meta.url).pathname,
-      '--child',
-      '--threads',
-      String(n),
-      '--images',
-      String(images),
-      '--models',
-      models.join(','),
-      '--conv',
-      values.conv,
-      '--backend',
-      values.backend,
-    ];
-    if (values.profile) args.push('--profile');
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
-    for (const line of r.stdout.split('\n')) {
-      if (line.startsWith('CHILD ')) {
-        const c = JSON.parse(line.slice(6));
-        rows.push({ ...c, torch: c.model in { 'seed-mnist': 1, 'seed-cifar': 1 } ? torch(c.model, n) : null });
-      } else if (line.trim() !== '' && !/^=+$|Hi, looks like|tfjs-node/.test(line)) console.log(line);
+  const runs = [];
+  for (let round = 1; round <= rounds; round++) {
+    for (const n of threadCounts) {
+      const args = [
+        new URL(import.meta.url).pathname,
+        '--child',
+        '--threads',
+        String(n),
+        '--images',
+        String(images),
+        '--models',
+        models.join(','),
+        '--conv',
+        values.conv,
+        '--backend',
+        values.backend,
+      ];
+      if (values.profile && round === 1) args.push('--profile');
+      const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+      for (const line of r.stdout.split('\n')) {
+        if (line.startsWith('CHILD ')) {
+          const c = JSON.parse(line.slice(6));
+          const t = c.model in { 'seed-mnist': 1, 'seed-cifar': 1 } ? torch(c.model, n) : null;
+          runs.push({ ...c, torch: t });
+          console.log(
+            `  round ${round}: ${c.model} ${n} thread(s): ours ${c.imgPerSec.toFixed(1)} img/s, torch ${t === null ? 'n/a' : t.toFixed(1)} img/s${t === null ? '' : `, ratio ${(c.imgPerSec / t).toFixed(3)}`}`,
+          );
+        } else if (line.trim() !== '' && !/^=+$|Hi, looks like|tfjs-node/.test(line)) console.log(line);
+      }
+      if (r.status !== 0) console.log(`  the ${n}-thread run failed (exit ${r.status})`);
     }
-    if (r.status !== 0) console.log(`  the ${n}-thread run failed (exit ${r.status})`);
+  }
+  // Per model and thread count: each side's fastest round (and our lowest CPU time per image).
+  const rows = [];
+  for (const run of runs) {
+    const row = rows.find((x) => x.model === run.model && x.threads === run.threads);
+    if (!row) rows.push({ ...run });
+    else {
+      row.imgPerSec = Math.max(row.imgPerSec, run.imgPerSec);
+      row.cpuMsPerImg = Math.min(row.cpuMsPerImg, run.cpuMsPerImg);
+      if (run.torch !== null) row.torch = row.torch === null ? run.torch : Math.max(row.torch, run.torch);
+    }
   }
   if (values.parity) await parity();
   console.log(`\nmodel       threads  convolutions  ours img/s  cpu ms/img  torch img/s  ratio`);

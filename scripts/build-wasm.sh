@@ -30,7 +30,9 @@ ls -l "$out"/cvc-conv-*.wasm >&2
 
 # --- elementwise kernels (packages/tfjs-runtime, src/wasm-elementwise.ts): plain SIMD, the backend's memory.
 "$CLANG" "${common[@]}" -o "$out/cvc-elementwise.wasm" packages/tfjs-runtime/csrc/elementwise.c
-ls -l "$out"/cvc-elementwise.wasm >&2
+# and its shared-memory build, for a backend with more than one wasm thread (kernels run on the calling thread)
+"$CLANG" "${common[@]}" "${shared[@]}" -o "$out/cvc-elementwise-shared.wasm" packages/tfjs-runtime/csrc/elementwise.c
+ls -l "$out"/cvc-elementwise*.wasm >&2
 # --- end of elementwise kernels
 
 # --- k-means kernels (packages/clustering): one plain-SIMD module, float64, importing its memory.

@@ -29,7 +29,9 @@ test('layer order follows SEED-MODELS.md: conv -> ReLU -> BN, nearest up-samplin
   const conv1 = model.getLayer('enc_conv1').getConfig();
   assert.equal(conv1['activation'], 'relu');
   assert.equal(conv1['padding'], 'same');
-  assert.equal(model.getLayer('dec_up1').getConfig()['interpolation'], 'nearest');
+  // Nearest up-sampling is computed inside the next (5x5, 7x7) convolution (up-conv.ts).
+  assert.equal(model.getLayer('dec_conv2').getConfig()['interpolation'], 'nearest');
+  assert.equal(model.getLayer('dec_conv2').getConfig()['upsample'], 2);
   assert.ok(!names.includes('dec_bn3'), 'no batch-norm after the 32-filter decoder conv');
   model.dispose();
   const bil = buildAutoencoder(seedPreset('seed-mnist', { upsample: 'bilinear' }));

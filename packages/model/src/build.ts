@@ -1,6 +1,7 @@
 import { deriveSeed } from '@cvc/core';
 import { tf } from '@cvc/tfjs-runtime';
 import { decoderBlocks, decoderDense, type Activation, type BatchNormPlace, type Init, type ResolvedModelConfig } from './model-config.js';
+import { NearestUpConv2D, upConvSaves } from './up-conv.js';
 
 /** The full autoencoder and its encoder, which shares the autoencoder's layers. */
 export interface Autoencoder {
@@ -22,12 +23,15 @@ function initializer(kind: Init, seed: number): tf.serialization.Serializable {
  * `enc_bn{i}`, `enc_act{i}` (batch-norm before the activation), `enc_pool{i}`,
  * `enc_flatten`, `enc_flatten_{act}`, `enc_dense{i}`, `code`, `dec_dense{i}`
  * (the last one projects back to the encoder's feature map), `dec_reshape`,
- * `dec_up{i}` (before decoder block i+1), `dec_conv{i}`, `dec_bn{i}`,
+ * `dec_up{i}` (before decoder block i+1, unless a nearest up-sampling is
+ * computed inside the block's convolution, a NearestUpConv2D that keeps the
+ * Conv2D's weights: up-conv.ts), `dec_conv{i}`, `dec_bn{i}`,
  * `dec_act{i}`, `reconstruction`. Convolutions are stride-s 'same' with bias.
  * The seed presets build exactly the seed's layers (SEED-MODELS.md).
- * `seed` makes initialisation reproducible.
+ * `seed` makes initialisation reproducible; `fuseUpsample: false` keeps
+ * every up-sampling as its own layer (the same function, more work).
  */
-export function buildAutoencoder(config: ResolvedModelConfig, opts: { name?: string; seed?: number } = {}): Autoencoder {
+export function buildAutoencoder(config: ResolvedModelConfig, opts: { name?: string; seed?: number; fuseUpsample?: boolean } = {}): Autoencoder {
   const name = opts.name ?? 'custom';
   const seed = opts.seed ?? 42;
   let n = 0;
@@ -39,19 +43,22 @@ export function buildAutoencoder(config: ResolvedModelConfig, opts: { name?: str
     x = l.apply(x) as tf.SymbolicTensor;
   };
   const bn = (id: string): tf.layers.Layer => tf.layers.batchNormalization({ name: id, momentum: 0.99, epsilon: 1e-3 });
-  const conv = (id: string, filters: number, kernel: number, strides: number, activation: Activation): tf.layers.Layer =>
-    tf.layers.conv2d({ name: id, filters, kernelSize: kernel, strides, padding: 'same', activation, kernelInitializer: init() as never, useBias: true });
+  /** A stride-s 'same' convolution; after a nearest up-sampling by `up` that upConvSaves, the pair as one NearestUpConv2D. */
+  const conv = (id: string, filters: number, kernel: number, strides: number, activation: Activation, up = 1): tf.layers.Layer =>
+    up > 1
+      ? new NearestUpConv2D({ name: id, filters, kernelSize: kernel, upsample: up, activation, kernelInitializer: init() })
+      : tf.layers.conv2d({ name: id, filters, kernelSize: kernel, strides, padding: 'same', activation, kernelInitializer: init() as never, useBias: true });
   const dense = (id: string, units: number, activation: Activation): tf.layers.Layer =>
     tf.layers.dense({ name: id, units, activation, kernelInitializer: init() as never });
   /** conv -> activation -> BN (after), conv -> BN -> activation (before) or conv -> activation (none). */
-  const block = (prefix: 'enc' | 'dec', i: number, filters: number, kernel: number, stride: number, act: Activation, place: BatchNormPlace): void => {
+  const block = (prefix: 'enc' | 'dec', i: number, filters: number, kernel: number, stride: number, act: Activation, place: BatchNormPlace, up = 1): void => {
     if (place === 'before') {
-      apply(conv(`${prefix}_conv${i}`, filters, kernel, stride, 'linear'));
+      apply(conv(`${prefix}_conv${i}`, filters, kernel, stride, 'linear', up));
       apply(bn(`${prefix}_bn${i}`));
       if (act !== 'linear') apply(tf.layers.activation({ name: `${prefix}_act${i}`, activation: act }));
       return;
     }
-    apply(conv(`${prefix}_conv${i}`, filters, kernel, stride, act));
+    apply(conv(`${prefix}_conv${i}`, filters, kernel, stride, act, up));
     if (place === 'after') apply(bn(`${prefix}_bn${i}`));
   };
 
@@ -81,8 +88,10 @@ export function buildAutoencoder(config: ResolvedModelConfig, opts: { name?: str
   apply(dense(projection, h * w * last, config.flattenActivation === 'linear' ? 'linear' : config.flattenActivation));
   apply(tf.layers.reshape({ name: 'dec_reshape', targetShape: [h, w, last] }));
   for (const [j, b] of decoderBlocks(config).entries()) {
-    if (b.upsample > 1) apply(tf.layers.upSampling2d({ name: `dec_up${j}`, size: [b.upsample, b.upsample], interpolation: config.upsample }));
-    block('dec', j + 1, b.filters, b.kernel, 1, b.activation, b.batchNorm);
+    // Nearest up-sampling before a convolution it saves work for is computed inside that convolution (up-conv.ts).
+    const fuse = opts.fuseUpsample !== false && b.upsample > 1 && config.upsample === 'nearest' && upConvSaves(b.upsample, b.kernel);
+    if (b.upsample > 1 && !fuse) apply(tf.layers.upSampling2d({ name: `dec_up${j}`, size: [b.upsample, b.upsample], interpolation: config.upsample }));
+    block('dec', j + 1, b.filters, b.kernel, 1, b.activation, b.batchNorm, fuse ? b.upsample : 1);
   }
   apply(conv('reconstruction', channels, config.outputKernel, 1, config.outputActivation));
   const model = tf.model({ name: `${name}-autoencoder`, inputs: input, outputs: x });

@@ -35,6 +35,7 @@ export {
 } from './model-config.js';
 export { MODEL_NAMES, SEED_MNIST, SEED_CIFAR, CAE_DEFAULTS, caeConfig, presetConfig, seedPreset, type ModelName, type CaeParams } from './model-presets.js';
 export { buildAutoencoder, countParams, type Autoencoder } from './build.js';
+export { NearestUpConv2D, upConv2d, upConvPlan, upConvSaves, type UpConvPlan } from './up-conv.js';
 export { computeLoss, type LossParts } from './losses.js';
 export { batchTensor } from './batches.js';
 export { encodeCheckpoint, decodeCheckpoint, type TrainingState, type NamedArray } from './checkpoint.js';

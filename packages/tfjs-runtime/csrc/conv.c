@@ -302,6 +302,22 @@ void copy_rows(const float* src, int rows, int C, float* dst, int C2) {
   }
 }
 
+/*
+ * dst[r][c] = src[r][c] for c < cols, over rows of sstride (src) and dstride
+ * (dst) floats: one part of a split or a concatenation along the last axis.
+ */
+EXPORT(copy_cols)
+void copy_cols(const float* src, int rows, int sstride, float* dst, int dstride, int cols) {
+  const int c4 = cols & ~3;
+  for (int r = 0; r < rows; r++) {
+    const float* s = src + r * sstride;
+    float* d = dst + r * dstride;
+    int c = 0;
+    for (; c < c4; c += 4) wasm_v128_store(d + c, wasm_v128_load(s + c));
+    for (; c < cols; c++) d[c] = s[c];
+  }
+}
+
 /* dst[c][r] = src[r][c] for a [rows][C] matrix. */
 EXPORT(transpose2d)
 void transpose2d(const float* src, int rows, int C, float* dst) {

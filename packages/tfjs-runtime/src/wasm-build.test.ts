@@ -68,6 +68,7 @@ for (const [impl, shared] of [
         'conv2d_filter',
         'conv2d_filter_narrow',
         'conv2d_narrow',
+        'copy_cols',
         'copy_rows',
         'max_pool_grad',
         'pad_nhwc',

@@ -211,7 +211,7 @@ test('the elementwise module imports only the memory and writes only its output'
   );
 });
 
-test('the committed cvc-elementwise.wasm is what scripts/build-wasm.sh builds from csrc/elementwise.c', (t) => {
+test('the committed cvc-elementwise(-shared).wasm are what scripts/build-wasm.sh builds from csrc/elementwise.c', (t) => {
   const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
   if (!have('clang-16') || !have('wasm-ld-16')) {
     t.skip('clang-16 and lld-16 are not installed (scripts/test.sh installs them where the distribution has them)');
@@ -221,10 +221,11 @@ test('the committed cvc-elementwise.wasm is what scripts/build-wasm.sh builds fr
   try {
     const r = spawnSync('bash', [join(root, 'scripts/build-wasm.sh'), out], { cwd: root, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(
-      Buffer.from(readFileSync(join(out, 'cvc-elementwise.wasm'))).equals(readFileSync(join(root, 'packages/tfjs-runtime/wasm/cvc-elementwise.wasm'))),
-      'packages/tfjs-runtime/wasm/cvc-elementwise.wasm is out of date with csrc/elementwise.c: run scripts/build-wasm.sh and commit the result',
-    );
+    for (const f of ['cvc-elementwise.wasm', 'cvc-elementwise-shared.wasm'])
+      assert.ok(
+        Buffer.from(readFileSync(join(out, f))).equals(readFileSync(join(root, 'packages/tfjs-runtime/wasm', f))),
+        `packages/tfjs-runtime/wasm/${f} is out of date with csrc/elementwise.c: run scripts/build-wasm.sh and commit the result`,
+      );
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

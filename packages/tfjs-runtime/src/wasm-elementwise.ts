@@ -51,26 +51,32 @@ const RSUB = 3;
 export const elementwiseCounts = { same: 0, rows: 0, scalar: 0, fusedConv: 0, reluGrad: 0, fallback: 0 };
 export const elementwiseSwitch = { enabled: true };
 
-/** The compiled module file, beside dist/ in wasm/. */
-export function elementwiseModuleBytes(): Uint8Array {
-  return readFileSync(new URL('../wasm/cvc-elementwise.wasm', import.meta.url));
+/** The compiled module file, beside dist/ in wasm/ (`shared`: the build that imports a shared memory, for threads). */
+export function elementwiseModuleBytes(shared = false): Uint8Array {
+  return readFileSync(new URL(`../wasm/cvc-elementwise${shared ? '-shared' : ''}.wasm`, import.meta.url));
 }
 
-let compiled: object | null | undefined;
+const compiled: { plain?: object | null; shared?: object | null } = {};
 const instances = new WeakMap<object, ElementwiseExports>();
 
-/** The kernels bound to this backend's memory, or undefined (no SIMD, or threads: a shared memory). */
+/**
+ * The kernels bound to this backend's memory (the shared-memory build where
+ * the backend runs threads; the kernels themselves run on the calling
+ * thread), or undefined where the engine has no SIMD.
+ */
 function kernels(backend: ConvBackend): ElementwiseExports | undefined {
-  if (compiled === undefined) {
-    const bytes = elementwiseModuleBytes();
-    compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  const memory = backend.wasm?.asm?.memory ?? (backend.wasm as { wasmMemory?: unknown } | undefined)?.wasmMemory;
+  if (!(memory instanceof WebAssembly.Memory)) return undefined;
+  const kind = memory.buffer instanceof ArrayBuffer ? 'plain' : 'shared';
+  if (compiled[kind] === undefined) {
+    const bytes = elementwiseModuleBytes(kind === 'shared');
+    compiled[kind] = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
   }
-  if (compiled === null) return undefined;
-  const memory = backend.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof ArrayBuffer)) return undefined;
+  const mod = compiled[kind];
+  if (mod === null || mod === undefined) return undefined;
   let k = instances.get(memory);
   if (k === undefined) {
-    k = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as ElementwiseExports;
+    k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as ElementwiseExports;
     instances.set(memory, k);
   }
   return k;

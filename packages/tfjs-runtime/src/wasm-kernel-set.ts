@@ -52,6 +52,7 @@ export interface ConvExports {
   conv2d_filter_narrow: Ranged<FilterCall>;
   pad_nhwc: (x: number, n: number, h: number, w: number, c: number, xp: number, hp: number, wp: number, pt: number, pl: number) => void;
   copy_rows: (src: number, rows: number, c: number, dst: number, c2: number) => void;
+  copy_cols: (src: number, rows: number, sstride: number, dst: number, dstride: number, cols: number) => void;
   transpose2d: (src: number, rows: number, c: number, dst: number) => void;
   sum_rows: (x: number, rows: number, cols: number, out: number, acc: number, scale: number) => void;
   sum_rows_acc: (x: number, rows: number, cols: number, acc: number) => void;
@@ -149,6 +150,7 @@ export function bindKernels(raw: ConvExports, memory: { readonly buffer: ArrayBu
     conv2d_filter: filter('conv2d_filter'),
     conv2d_filter_narrow: filter('conv2d_filter_narrow'),
     copy_rows: raw.copy_rows,
+    copy_cols: raw.copy_cols,
     transpose2d: raw.transpose2d,
     pad_nhwc: (x, n, h, w, c, xp, hp, wp, pt, pl) => {
       const args = [x, n, h, w, c, xp, hp, wp, pt, pl] as const;

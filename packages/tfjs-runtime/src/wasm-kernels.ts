@@ -2,6 +2,7 @@ import {
   backend_util,
   BatchMatMul,
   Cast,
+  Concat,
   Conv2D,
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
@@ -14,6 +15,7 @@ import {
   ResizeNearestNeighborGrad,
   Reverse,
   Slice,
+  SplitV,
   Sum,
   Tile,
   Transpose,
@@ -34,7 +36,9 @@ import {
   makeCastKernel,
   makeIdentityKernel,
   makeLeadingReduceKernel,
+  makeConcatLastKernel,
   makeResizeNearestGradKernel,
+  makeSplitLastKernel,
   makeTileKernel,
 } from './wasm-small-kernels.js';
 import { registerWasmElementwiseKernels } from './wasm-elementwise.js';
@@ -224,5 +228,7 @@ export function registerWasmTrainingKernels(): void {
   replaceKernel(Tile, (o) => makeTileKernel(required(Tile, o)));
   replaceKernel(FusedBatchNorm, (o) => makeBatchNormKernel(required(FusedBatchNorm, o)));
   replaceKernel(ResizeNearestNeighborGrad, (o) => makeResizeNearestGradKernel(required(ResizeNearestNeighborGrad, o)));
+  replaceKernel(SplitV, (o) => makeSplitLastKernel(required(SplitV, o)));
+  replaceKernel(Concat, (o) => makeConcatLastKernel(required(Concat, o)));
   registerWasmElementwiseKernels();
 }

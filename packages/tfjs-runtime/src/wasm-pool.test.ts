@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRng } from '@cvc/core';
-import { tf, initBackend, convPathCounts, kernelPathCounts } from './index.js';
+import { tf, initBackend, convPathCounts, kernelPathCounts, elementwiseCounts } from './index.js';
 import { relErr } from './test-utils.js';
 import { kernelsFor, type ConvBackend } from './wasm-conv.js';
 import { bindKernels, type ConvExports, type Kernels } from './wasm-kernel-set.js';
@@ -35,6 +35,24 @@ test("with 2 threads the backend trains on cvc's kernels, run by a pool of 2 thr
   assert.equal(k.chunks, 8);
   // XNNPACK, left with the few ops cvc does not cover, keeps one thread (its pool busy-waits).
   assert.equal((backend.wasm as unknown as { tfjs: { getThreadsCount(): number } }).tfjs.getThreadsCount(), 1);
+});
+
+test("with 2 threads (a shared memory) cvc's elementwise kernels still run, from their shared-memory build", () => {
+  const before = { ...elementwiseCounts };
+  const a = rand(1000);
+  const b = rand(1000);
+  const x = tf.tensor(a, [10, 100]);
+  const y = tf.tensor(b, [10, 100]);
+  const sum = tf.add(x, y);
+  const prod = tf.mul(x, y);
+  const got = [sum.dataSync(), prod.dataSync()];
+  assert.equal(elementwiseCounts.same, before.same + 2, "Add and Multiply ran on cvc's kernels");
+  assert.equal(elementwiseCounts.fallback, before.fallback);
+  for (let i = 0; i < 1000; i++) {
+    assert.equal(got[0]?.[i], Math.fround((a[i] as number) + (b[i] as number)));
+    assert.equal(got[1]?.[i], Math.fround((a[i] as number) * (b[i] as number)));
+  }
+  tf.dispose([x, y, sum, prod]);
 });
 
 /** Buffers on the wasm heap, freed together. */

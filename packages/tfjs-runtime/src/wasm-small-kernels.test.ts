@@ -299,3 +299,54 @@ test('ResizeNearestNeighborGrad for whole up-sampling factors is exact (batches,
   }
   assert.equal(smallKernelCounts.upsampleGrad - before, whole.length);
 });
+
+test('SplitV and Concat along the last axis are row copies that match the cpu backend; other axes and dtypes keep the backend kernels', () => {
+  const shapes: number[][] = [
+    [2, 3, 5, 13],
+    [7, 9],
+    [1, 1, 2, 6],
+  ];
+  for (const shape of shapes) {
+    const last = shape[shape.length - 1] as number;
+    const sizes = last === 13 ? [4, 1, 8] : last === 9 ? [3, 3, 3] : [5, 1];
+    const data = rand(shape.reduce((a, b) => a * b, 1));
+    const ref = on('cpu', () => {
+      const x = tf.tensor(data, shape);
+      const parts = tf.split(x, sizes, -1);
+      const joined = tf.concat([parts[2] ?? x, x, parts[0] as tf.Tensor], -1);
+      const out = {
+        parts: parts.map((p) => ({ shape: p.shape, v: Array.from(p.dataSync()) })),
+        joined: { shape: joined.shape, v: Array.from(joined.dataSync()) },
+      };
+      tf.dispose([x, joined, ...parts]);
+      return out;
+    });
+    on('wasm', () => {
+      const before = { ...smallKernelCounts };
+      const x = tf.tensor(data, shape);
+      const parts = tf.split(x, sizes, -1);
+      const joined = tf.concat([parts[2] ?? x, x, parts[0] as tf.Tensor], -1);
+      assert.equal(smallKernelCounts.splitLast, before.splitLast + 1, `split ${shape.join('x')}`);
+      assert.equal(smallKernelCounts.concatLast, before.concatLast + 1, `concat ${shape.join('x')}`);
+      parts.forEach((p, i) => {
+        assert.deepEqual(p.shape, ref.parts[i]?.shape);
+        assert.deepEqual(Array.from(p.dataSync()), ref.parts[i]?.v, `part ${i} of ${shape.join('x')}`);
+      });
+      assert.deepEqual(joined.shape, ref.joined.shape);
+      assert.deepEqual(Array.from(joined.dataSync()), ref.joined.v);
+      tf.dispose([x, joined, ...parts]);
+    });
+  }
+  on('wasm', () => {
+    const before = { ...smallKernelCounts };
+    const x = tf.tensor(rand(24), [2, 3, 4]);
+    const [a, b] = tf.split(x, 2, 0);
+    const c = tf.concat([a as tf.Tensor, b as tf.Tensor], 0);
+    const i = tf.concat([tf.tensor([1, 2], [1, 2], 'int32'), tf.tensor([3], [1, 1], 'int32')], -1);
+    assert.deepEqual(Array.from(c.dataSync()), Array.from(x.dataSync()), 'a split and a concat along the first axis round-trip');
+    assert.deepEqual(Array.from(i.dataSync()), [1, 2, 3]);
+    assert.equal(smallKernelCounts.splitLast, before.splitLast, 'not the last axis: the backend kernel');
+    assert.equal(smallKernelCounts.concatLast, before.concatLast, 'first axis and int32: the backend kernel');
+    tf.dispose([x, c, i, ...[a, b].filter((t): t is tf.Tensor => t !== undefined)]);
+  });
+});

@@ -7,7 +7,17 @@ interface RefCountingBackend extends WasmBackend {
 }
 
 /** How often the kernels below took their own path; counted for tests. */
-export const smallKernelCounts = { sharedIdentity: 0, sharedCast: 0, leadingSum: 0, leadingMean: 0, blockTile: 0, batchNorm: 0, upsampleGrad: 0 };
+export const smallKernelCounts = {
+  sharedIdentity: 0,
+  sharedCast: 0,
+  leadingSum: 0,
+  leadingMean: 0,
+  blockTile: 0,
+  batchNorm: 0,
+  upsampleGrad: 0,
+  splitLast: 0,
+  concatLast: 0,
+};
 
 const share = (backend: RefCountingBackend, x: TensorInfo): TensorInfo => {
   backend.incRef(x.dataId);
@@ -231,6 +241,66 @@ export function makeResizeNearestGradKernel(original: KernelFunc): KernelFunc {
     const out = backend.makeOutput([n, ih, iw, c], 'float32');
     kernels.upsample_nearest_grad(ptr(backend, dy), n, oh, ow, c, oh / ih, ow / iw, ptr(backend, out));
     smallKernelCounts.upsampleGrad++;
+    return out;
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * SplitV along the last axis of a float32 tensor as one strided row copy per
+ * part (csrc/conv.c copy_cols). It is the gradient of a concatenation of
+ * channels (up-conv.ts joins its phase convolutions that way), where
+ * tfjs-backend-wasm slices element by element (about 7 ms per part of a
+ * 32x14x14x32 map). Other axes and dtypes go to `original`.
+ */
+export function makeSplitLastKernel(original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const backend = args.backend as ConvBackend;
+    const x = args.inputs['x'] as TensorInfo;
+    const kernels = kernelsFor(backend);
+    const rank = x.shape.length;
+    if (kernels === undefined || x.dtype !== 'float32' || rank < 2) return original(args);
+    const axis = util.parseAxisParam(args.attrs['axis'] as number | number[], x.shape)[0];
+    if (axis !== rank - 1) return original(args);
+    const sizes = backend_util.prepareSplitSize(x, args.attrs['numOrSizeSplits'] as number | number[], axis);
+    const width = x.shape[axis] as number;
+    const rows = util.sizeFromShape(x.shape) / Math.max(1, width);
+    if (rows === 0 || sizes.some((w) => w === 0)) return original(args);
+    const outs: TensorInfo[] = [];
+    let begin = 0;
+    for (const w of sizes) {
+      const out = backend.makeOutput([...x.shape.slice(0, axis), w], 'float32');
+      kernels.copy_cols(ptr(backend, x) + 4 * begin, rows, width, ptr(backend, out), w, w);
+      outs.push(out);
+      begin += w;
+    }
+    smallKernelCounts.splitLast++;
+    return outs;
+  }) as unknown as KernelFunc;
+}
+
+/** Concat along the last axis of float32 tensors as one strided row copy per input (copy_cols); else `original`. */
+export function makeConcatLastKernel(original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const backend = args.backend as ConvBackend;
+    const xs = (Array.isArray(args.inputs) ? args.inputs : Object.values(args.inputs)) as TensorInfo[];
+    const kernels = kernelsFor(backend);
+    const first = xs[0];
+    if (kernels === undefined || first === undefined || xs.length < 2) return original(args);
+    const rank = first.shape.length;
+    if (rank < 2 || xs.some((t) => t.dtype !== 'float32' || t.shape.length !== rank || util.sizeFromShape(t.shape) === 0)) return original(args);
+    const axis = util.parseAxisParam(args.attrs['axis'] as number | number[], first.shape)[0];
+    const lead = first.shape.slice(0, rank - 1);
+    if (axis !== rank - 1 || xs.some((t) => !util.arraysEqual(t.shape.slice(0, rank - 1), lead))) return original(args);
+    const width = xs.reduce((a, t) => a + (t.shape[rank - 1] as number), 0);
+    const rows = util.sizeFromShape(lead);
+    const out = backend.makeOutput([...lead, width], 'float32');
+    let begin = 0;
+    for (const t of xs) {
+      const w = t.shape[rank - 1] as number;
+      kernels.copy_cols(ptr(backend, t), rows, w, ptr(backend, out) + 4 * begin, width, w);
+      begin += w;
+    }
+    smallKernelCounts.concatLast++;
     return out;
   }) as unknown as KernelFunc;
 }
