@@ -180,7 +180,7 @@ test('promtool accepts the scrape config and the alert rules, whose unit tests p
   const rule = build('k8s/base').find((o) => o.kind === 'PrometheusRule');
   assert.deepEqual(rule?.spec, local);
   const names = ((local as { groups: { rules: { alert: string }[] }[] }).groups[0]?.rules ?? []).map((r) => r.alert);
-  assert.deepEqual(names, ['CvcWorkerDown', 'CvcCoordinatorDown', 'CvcFoldNoProgress', 'CvcLossNaN', 'CvcFoldFailed']);
+  assert.deepEqual(names, ['CvcWorkerDown', 'CvcCoordinatorDown', 'CvcFoldNoProgress', 'CvcLossNaN', 'CvcFoldFailed', 'CvcClusterJobFailed']);
 });
 
 test('the Grafana dashboard is provisioned for the sidecar and only queries metrics the services export', async () => {
