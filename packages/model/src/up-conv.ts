@@ -112,6 +112,13 @@ export function upConv2d(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor1D 
     const { s, k, lo, hi, ke } = plan;
     const [n, h, w] = x.shape;
     const [, , c, f] = kernel.shape;
+    if (tf.getBackend() === 'tensorflow') {
+      // tfjs-node (native TensorFlow, GPU or CPU): the separate ops, as Keras runs them (not every
+      // tfjs-node kernel takes explicit padding, and cuDNN has fast paths of its own).
+      const up = tf.image.resizeNearestNeighbor(x, [h * s, w * s]);
+      const y = tf.conv2d(up, kernel, 1, 'same');
+      return activate(bias === null ? y : tf.add(y, bias), activation) as tf.Tensor4D;
+    }
     const flat = tf.reshape(kernel, [k * k, c * f]);
     let small: tf.Tensor;
     if (plan.mode === 'combined') {
