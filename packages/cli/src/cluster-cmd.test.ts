@@ -272,6 +272,55 @@ test('cluster --manifold umap --assign gmm: UMAP + a Gaussian mixture on the cod
   }
 });
 
+test('cluster --umap-context N: UMAP also sees N images of the other split; only the clustered split is written', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-cluster-ctx-'));
+  try {
+    const data = join(dir, 'data');
+    await writeIdxDataset(data, randomImageSet(30, 8, 8, 1, 1, 3), randomImageSet(40, 8, 8, 1, 2, 3));
+    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    const args = (out: string, extra: string[]): string[] => [
+      'cluster',
+      '--encoder',
+      join(dir, 'enc'),
+      '--dataset',
+      data,
+      '--k',
+      '3',
+      '--n-init',
+      '2',
+      '--manifold',
+      'umap',
+      '--umap-dims',
+      '2',
+      '--neighbors',
+      '5',
+      '--baseline',
+      '--json',
+      '--out',
+      join(dir, out),
+      ...extra,
+    ];
+    const env = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(args('a', ['--umap-context', '20']), env), 0, env.err());
+    const json = JSON.parse(env.out()) as { images: number; umapContext?: number; results: Record<string, unknown> };
+    assert.equal(json.images, 40);
+    assert.equal(json.umapContext, 20);
+    assert.deepEqual(Object.keys(json.results).sort(), ['encoder+kmeans', 'encoder+umap+kmeans', 'pixels+kmeans', 'pixels+umap+kmeans']);
+    const rows = rowsOf(await readFile(join(dir, 'a', 'assignments.csv'), 'utf8'));
+    assert.equal(rows.length, 41);
+    for (const r of rows.slice(1)) assert.match(r[0] as string, /^test:\d+$/);
+    const plain = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(args('b', []), plain), 0, plain.err());
+    assert.equal((JSON.parse(plain.out()) as { umapContext?: number }).umapContext, undefined);
+    assert.notEqual(await readFile(join(dir, 'b', 'assignments.csv'), 'utf8'), await readFile(join(dir, 'a', 'assignments.csv'), 'utf8'));
+    const e = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['cluster', '--encoder', join(dir, 'enc'), '--images', dir, '--manifold', 'umap', '--umap-context', '5'], e), 2);
+    assert.match(e.err(), /--umap-context takes its images from the other split of --dataset/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('cluster --dec is gone: the message names --dec-centres and cvc cluster-job submit; UMAP flags need --manifold umap', async () => {
   const env = captureEnv(tmpdir());
   assert.equal(await main(['cluster', '--encoder', 'x', '--dataset', 'y', '--dec'], env), 2);

@@ -1,5 +1,5 @@
 import { throwIfAborted } from '@cvc/core';
-import { gmm, kmeans, umapEmbed, type Covariance, type Points, type UmapOptions } from '@cvc/clustering';
+import { gmm, kmeans, umapEmbed, withContext, type Covariance, type Points, type UmapOptions } from '@cvc/clustering';
 import { decRefine } from '@cvc/model';
 import { choiceOpt, floatOpt, intOpt, positiveInt } from './args.js';
 import { distancesToCentres, type ScoreColumn } from './assignments.js';
@@ -16,6 +16,7 @@ export const CLUSTER_METHOD_OPTIONS = {
   neighbors: { type: 'string' },
   'min-dist': { type: 'string' },
   'umap-sample': { type: 'string' },
+  'umap-context': { type: 'string' },
   assign: { type: 'string' },
   covariance: { type: 'string' },
   'dec-centres': { type: 'boolean' },
@@ -33,7 +34,11 @@ export interface ClusterMethod {
   readonly nInit: number;
   readonly seed: number;
   /** UMAP before the assignment (undefined: cluster the codes themselves). */
-  readonly umap?: Required<Pick<UmapOptions, 'dims' | 'neighbors' | 'minDist' | 'seed'>> & { readonly sample?: number };
+  readonly umap?: Required<Pick<UmapOptions, 'dims' | 'neighbors' | 'minDist' | 'seed'>> & {
+    readonly sample?: number;
+    /** --umap-context: images of the dataset's other split that UMAP and the assignment also see (transductive). */
+    readonly context?: number;
+  };
   readonly assign: 'kmeans' | 'gmm';
   readonly covariance: Covariance;
   readonly decCentres: boolean;
@@ -50,7 +55,7 @@ export function clusterMethodFromFlags(values: Record<string, unknown>, k: numbe
   const covariance = choiceOpt(values, 'covariance', ['full', 'diag'] as const, 'full');
   const decCentres = values['dec-centres'] === true;
   if (manifold !== 'umap')
-    for (const f of ['umap-dims', 'neighbors', 'min-dist', 'umap-sample'] as const)
+    for (const f of ['umap-dims', 'neighbors', 'min-dist', 'umap-sample', 'umap-context'] as const)
       if (values[f] !== undefined) throw new UsageError(`--${f} applies to --manifold umap`);
   if (assign !== 'gmm' && values['covariance'] !== undefined) throw new UsageError('--covariance applies to --assign gmm');
   if (decCentres && assign === 'gmm') throw new UsageError('--dec-centres refines k-means centres; it does not combine with --assign gmm');
@@ -60,11 +65,14 @@ export function clusterMethodFromFlags(values: Record<string, unknown>, k: numbe
   const minDist = floatOpt(values, 'min-dist') ?? 0;
   if (minDist < 0 || minDist > 1) throw new UsageError(`--min-dist must be in 0..1, got ${minDist}`);
   const sample = intOpt(values, 'umap-sample', undefined, positiveInt);
+  const context = intOpt(values, 'umap-context', undefined, positiveInt);
   return {
     k,
     nInit,
     seed,
-    ...(manifold === 'umap' ? { umap: { dims, neighbors, minDist, seed, ...(sample !== undefined ? { sample } : {}) } } : {}),
+    ...(manifold === 'umap'
+      ? { umap: { dims, neighbors, minDist, seed, ...(sample !== undefined ? { sample } : {}), ...(context !== undefined ? { context } : {}) } }
+      : {}),
     assign,
     covariance,
     decCentres,
@@ -88,6 +96,9 @@ export interface ClusterOutcome {
  * Clusters `points` with `m`: UMAP (with a progress bar on `stderr`) when
  * asked, then k-means (refined by DEC's centres-only step with
  * --dec-centres) or a Gaussian mixture. `source` prefixes the name.
+ * With `context` (rows of the same kind for other images, --umap-context),
+ * UMAP and the assignment run on `points` followed by `context`
+ * (transductive, as N2D), and the outcome keeps only the rows of `points`.
  */
 export async function runClusterMethod(
   source: 'encoder' | 'pixels',
@@ -95,17 +106,24 @@ export async function runClusterMethod(
   m: ClusterMethod,
   stderr: ProgressStream,
   signal: AbortSignal | undefined,
+  context?: Points,
 ): Promise<ClusterOutcome> {
   const t0 = performance.now();
   const secs = (): number => (performance.now() - t0) / 1000;
-  let space: Points = points;
+  const own = points.n;
+  let space: Points = m.umap && context ? withContext(points, context, context.n, m.seed).points : points;
   let name: string = source;
   if (m.umap) {
     const bars = new Progress(stderr);
     try {
-      const label = `${source} UMAP to ${m.umap.dims}-d`;
-      const r = await umapEmbed(points, {
-        ...m.umap,
+      const label = `${source} UMAP to ${m.umap.dims}-d${space.n > own ? ` (+${space.n - own} context images)` : ''}`;
+      const { dims, neighbors, minDist, seed, sample } = m.umap;
+      const r = await umapEmbed(space, {
+        dims,
+        neighbors,
+        minDist,
+        seed,
+        ...(sample !== undefined ? { sample } : {}),
         ...(signal ? { signal } : {}),
         onProgress: (p) =>
           bars.set('umap', {
@@ -127,23 +145,31 @@ export async function runClusterMethod(
     const covariance = m.covariance === 'full' && space.d > FULL_COVARIANCE_MAX_DIMS ? 'diag' : m.covariance;
     if (covariance !== m.covariance) name += '+diag';
     const g = gmm(space, { k: m.k, seed: m.seed, covariance, kmeansNInit: m.nInit });
-    const conf = new Float64Array(space.n);
-    for (let i = 0; i < space.n; i++) conf[i] = g.probabilities[i * m.k + (g.labels[i] as number)] as number;
-    return { name: `${name}+gmm`, labels: g.labels, score: conf, scoreColumn: 'confidence', seconds: secs(), steps: [] };
+    const conf = new Float64Array(own);
+    for (let i = 0; i < own; i++) conf[i] = g.probabilities[i * m.k + (g.labels[i] as number)] as number;
+    return { name: `${name}+gmm`, labels: g.labels.slice(0, own), score: conf, scoreColumn: 'confidence', seconds: secs(), steps: [] };
   }
   const km = kmeans(space, { k: m.k, nInit: m.nInit, seed: m.seed });
+  const ownSpace: Points = space.n > own ? { data: space.data.subarray(0, own * space.d), n: own, d: space.d } : space;
   if (!m.decCentres)
     return {
       name: `${name}+kmeans`,
-      labels: km.labels,
-      score: distancesToCentres(space, km.centers, km.labels),
+      labels: km.labels.slice(0, own),
+      score: distancesToCentres(ownSpace, km.centers, km.labels.subarray(0, own)),
       scoreColumn: 'distance',
       seconds: secs(),
       steps: [],
     };
-  const steps = [{ name: `${name}+kmeans`, labels: km.labels, seconds: secs() }];
+  const steps = [{ name: `${name}+kmeans`, labels: km.labels.slice(0, own), seconds: secs() }];
   throwIfAborted(signal, 'cluster');
   const data = space.data instanceof Float32Array ? space.data : Float32Array.from(space.data);
   const dec = decRefine({ data, n: space.n, d: space.d }, km.centers, m.k);
-  return { name: `${name}+dec-centres`, labels: dec.labels, score: dec.confidence, scoreColumn: 'confidence', seconds: secs(), steps };
+  return {
+    name: `${name}+dec-centres`,
+    labels: dec.labels.slice(0, own),
+    score: dec.confidence.slice(0, own),
+    scoreColumn: 'confidence',
+    seconds: secs(),
+    steps,
+  };
 }

@@ -277,7 +277,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--force', text: '--copy-to into a non-empty DIR: replaces only what cvc wrote there before, never another file' },
       { flag: '--split S', text: '--dataset: test or train', default: 'test' },
       { flag: '--k K', text: 'clusters', default: '10' },
-      { flag: '--n-init N', text: 'k-means restarts', default: '10' },
+      { flag: '--n-init N', text: 'k-means restarts, the lowest inertia wins (also the start of --assign gmm)', default: '100' },
       { flag: '--seed S', text: 'seed of the restarts', default: '0' },
       { flag: '--limit N', text: '--dataset: a seeded, stratified subset of N images' },
       { flag: '--batch-size N', text: 'images per inference batch', default: '256' },
@@ -291,6 +291,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--neighbors N', text: '--manifold umap: neighbours per point in its graph', default: '20' },
       { flag: '--min-dist D', text: '--manifold umap: minimum distance in the layout (0 packs clusters tight)', default: '0' },
       { flag: '--umap-sample N', text: '--manifold umap: fit on a seeded sample of N images and transform the rest (faster for large sets)', default: 'all' },
+      {
+        flag: '--umap-context N',
+        text: '--manifold umap with --dataset: UMAP and the assignment also see N seeded images of the other split (transductive, as N2D fits all 70,000); only the clustered images are written and scored',
+        default: 'none',
+      },
       { flag: '--assign kmeans|gmm', text: 'k-means, or a Gaussian mixture (EM; the CSV then holds its probability)', default: 'kmeans' },
       { flag: '--covariance full|diag', text: '--assign gmm: covariance of each component', default: 'full' },
       {

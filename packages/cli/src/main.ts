@@ -37,7 +37,7 @@ The encoder and clustering:
   cvc encoder fetch RUN|SWEEP [--fold best|K] [--by val-loss|cluster-acc] [--out DIR]   a TensorFlow.js layers model + metadata
   cvc embed --encoder DIR (--dataset NAME|PATH [--split test|train] [--limit N] | --images DIR) --out FILE.npy|FILE.csv
   cvc cluster --encoder DIR (--dataset NAME|PATH | --images DIR [--skip-invalid]) [--k 10] [--out DIR] [--copy-to DIR]
-              [--manifold umap [--umap-dims 10] [--neighbors 20] [--min-dist 0] [--umap-sample N]] [--assign kmeans|gmm]
+              [--manifold umap [--umap-dims 10] [--neighbors 20] [--min-dist 0] [--umap-sample N] [--umap-context N]] [--assign kmeans|gmm]
               [--dec-centres] [--baseline] [--confusion FILE.png] [--json]     a cluster per image (assignments.csv); scores when labelled
   cvc cluster-job submit RUN --method dcec|idec|dec [--fold best|K] [--k 10] [--gamma 0.1] [--update-interval 140] [--tol 0.001]
               [--max-iterations N] [--dataset NAME] [--watch]     fine-tune the encoder with a clustering loss, on a worker
