@@ -93,6 +93,44 @@ export interface ClusterOutcome {
 }
 
 /**
+ * The report's 2-D map for a UMAP method: the points (and the same context
+ * rows the clustering saw) embedded by UMAP to 2 dimensions with the
+ * method's neighbours, min-dist, sample and seed; the first points.n rows
+ * (x0, y0, x1, y1, ...) are returned.
+ */
+export async function umapMap(
+  points: Points,
+  m: ClusterMethod,
+  stderr: ProgressStream,
+  signal: AbortSignal | undefined,
+  context?: Points,
+): Promise<Float64Array> {
+  if (!m.umap) throw new Error('umapMap: the method has no UMAP step');
+  const space = context ? withContext(points, context, context.n, m.seed).points : points;
+  const bars = new Progress(stderr);
+  try {
+    const { neighbors, minDist, seed, sample } = m.umap;
+    const r = await umapEmbed(space, {
+      dims: 2,
+      neighbors,
+      minDist,
+      seed,
+      ...(sample !== undefined ? { sample } : {}),
+      ...(signal ? { signal } : {}),
+      onProgress: (p) =>
+        bars.set('umap-map', {
+          label: `report map: UMAP to 2-d: ${p.phase === 'neighbors' ? 'neighbour graph' : p.phase === 'layout' ? 'layout epochs' : 'transforming the rest'}`,
+          value: p.done,
+          total: p.total,
+        }),
+    });
+    return Float64Array.from(r.embedding.data.subarray(0, 2 * points.n));
+  } finally {
+    bars.stop();
+  }
+}
+
+/**
  * Clusters `points` with `m`: UMAP (with a progress bar on `stderr`) when
  * asked, then k-means (refined by DEC's centres-only step with
  * --dec-centres) or a Gaussian mixture. `source` prefixes the name.

@@ -71,6 +71,15 @@ test('cluster --report DIR: a picture per cluster, the map, the confusion matrix
     assert.equal(await main([...args.slice(0, -2), '--report', join(dir, 'rep2')], plain), 0, plain.err());
     assert.match(plain.out(), /cluster report written to .*rep2: report\.md/);
     assert.match(await readFile(join(dir, 'rep2', 'report.md'), 'utf8'), /^# Clusters of 24 images \(k=3, encoder\+kmeans\)/);
+
+    // With a UMAP step the map is a 2-D UMAP of the codes, not the PCA.
+    const um = captureEnv(join(dir, 'cache'));
+    const umArgs = [...args.slice(0, -2), '--manifold', 'umap', '--umap-dims', '2', '--neighbors', '5', '--report', join(dir, 'rep3')];
+    assert.equal(await main(umArgs, um), 0, um.err());
+    const umMd = await readFile(join(dir, 'rep3', 'report.md'), 'utf8');
+    assert.match(umMd, /^# Clusters of 24 images \(k=3, encoder\+umap\+kmeans\)/);
+    assert.match(umMd, /UMAP of the 3-d codes to 2 dimensions/);
+    assert.doesNotMatch(umMd, /PCA of/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

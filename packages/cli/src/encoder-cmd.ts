@@ -23,7 +23,7 @@ import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './
 import { copyToClusters, type CopyToResult } from './copy-to.js';
 import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
 import { embedFolder } from './folder-input.js';
-import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, runClusterMethod, type ClusterOutcome } from './cluster-methods.js';
+import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
 import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -493,9 +493,12 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     }
   }
   if (typeof values['report'] === 'string') {
+    // With a UMAP step the map is a 2-D UMAP of the codes (same neighbours, seed and context); else the report's PCA.
+    const coords = method.umap ? await umapMap(codes, method, env.stderr, signal, context?.codes) : undefined;
     await writeClusterCommandReport(
       {
         dir: values['report'],
+        ...(coords ? { coords, coordsName: 'UMAP' } : {}),
         input,
         assignments: final,
         measure,
