@@ -92,6 +92,38 @@ export interface ClusterOutcome {
   readonly steps: readonly { readonly name: string; readonly labels: Int32Array; readonly seconds: number }[];
 }
 
+/** UMAP of `space` to `dims` dimensions with the method's other UMAP settings, behind a progress bar labelled `label`. */
+async function umapWithProgress(
+  space: Points,
+  u: NonNullable<ClusterMethod['umap']>,
+  dims: number,
+  label: string,
+  stderr: ProgressStream,
+  signal: AbortSignal | undefined,
+): Promise<Points> {
+  const bars = new Progress(stderr);
+  try {
+    const { neighbors, minDist, seed, sample } = u;
+    const r = await umapEmbed(space, {
+      dims,
+      neighbors,
+      minDist,
+      seed,
+      ...(sample !== undefined ? { sample } : {}),
+      ...(signal ? { signal } : {}),
+      onProgress: (p) =>
+        bars.set('umap', {
+          label: `${label}: ${p.phase === 'neighbors' ? 'neighbour graph' : p.phase === 'layout' ? 'layout epochs' : 'transforming the rest'}`,
+          value: p.done,
+          total: p.total,
+        }),
+    });
+    return r.embedding;
+  } finally {
+    bars.stop();
+  }
+}
+
 /**
  * The report's 2-D map for a UMAP method: the points (and the same context
  * rows the clustering saw) embedded by UMAP to 2 dimensions with the
@@ -107,27 +139,8 @@ export async function umapMap(
 ): Promise<Float64Array> {
   if (!m.umap) throw new Error('umapMap: the method has no UMAP step');
   const space = context ? withContext(points, context, context.n, m.seed).points : points;
-  const bars = new Progress(stderr);
-  try {
-    const { neighbors, minDist, seed, sample } = m.umap;
-    const r = await umapEmbed(space, {
-      dims: 2,
-      neighbors,
-      minDist,
-      seed,
-      ...(sample !== undefined ? { sample } : {}),
-      ...(signal ? { signal } : {}),
-      onProgress: (p) =>
-        bars.set('umap-map', {
-          label: `report map: UMAP to 2-d: ${p.phase === 'neighbors' ? 'neighbour graph' : p.phase === 'layout' ? 'layout epochs' : 'transforming the rest'}`,
-          value: p.done,
-          total: p.total,
-        }),
-    });
-    return Float64Array.from(r.embedding.data.subarray(0, 2 * points.n));
-  } finally {
-    bars.stop();
-  }
+  const e = await umapWithProgress(space, m.umap, 2, 'report map: UMAP to 2-d', stderr, signal);
+  return Float64Array.from(e.data.subarray(0, 2 * points.n));
 }
 
 /**
@@ -152,28 +165,8 @@ export async function runClusterMethod(
   let space: Points = m.umap && context ? withContext(points, context, context.n, m.seed).points : points;
   let name: string = source;
   if (m.umap) {
-    const bars = new Progress(stderr);
-    try {
-      const label = `${source} UMAP to ${m.umap.dims}-d${space.n > own ? ` (+${space.n - own} context images)` : ''}`;
-      const { dims, neighbors, minDist, seed, sample } = m.umap;
-      const r = await umapEmbed(space, {
-        dims,
-        neighbors,
-        minDist,
-        seed,
-        ...(sample !== undefined ? { sample } : {}),
-        ...(signal ? { signal } : {}),
-        onProgress: (p) =>
-          bars.set('umap', {
-            label: `${label}: ${p.phase === 'neighbors' ? 'neighbour graph' : p.phase === 'layout' ? 'layout epochs' : 'transforming the rest'}`,
-            value: p.done,
-            total: p.total,
-          }),
-      });
-      space = r.embedding;
-    } finally {
-      bars.stop();
-    }
+    const label = `${source} UMAP to ${m.umap.dims}-d${space.n > own ? ` (+${space.n - own} context images)` : ''}`;
+    space = await umapWithProgress(space, m.umap, m.umap.dims, label, stderr, signal);
     name += '+umap';
   }
   throwIfAborted(signal, 'cluster');
