@@ -39,6 +39,21 @@ export interface UpConvPlan {
   readonly phases: readonly { readonly lo: number; readonly hi: number }[];
   /** 'combined': one convolution with s*s*F channels; 'phases': s*s convolutions of F channels. */
   readonly mode: 'combined' | 'phases';
+  /** 'phases' mode: each phase pair's (ky*kx) x (k*k) 0/1 gather matrix, row-major over (ry, rx); built once per layer. */
+  readonly phaseGathers: readonly { readonly data: Float32Array; readonly ky: number; readonly kx: number }[];
+}
+
+/** The (ke_y*ke_x) x (k*k) 0/1 matrix of phase (ry, rx)'s own kernel: its tap (oy, ox) sums original taps (dy, dx). */
+function phaseGather(s: number, k: number, phases: UpConvPlan['phases'], ry: number, rx: number): { data: Float32Array; ky: number; kx: number } {
+  const p = Math.floor((k - 1) / 2);
+  const off = (r: number, d: number): number => Math.floor((r + d - p) / s);
+  const py = phases[ry] as { lo: number; hi: number };
+  const px = phases[rx] as { lo: number; hi: number };
+  const ky = py.hi - py.lo + 1;
+  const kx = px.hi - px.lo + 1;
+  const data = new Float32Array(ky * kx * k * k);
+  for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) data[((off(ry, dy) - py.lo) * kx + off(rx, dx) - px.lo) * k * k + dy * k + dx] = 1;
+  return { data, ky, kx };
 }
 
 /** The combined-kernel plan for up-sampling by `s` then a k x k 'same' convolution. */
@@ -65,21 +80,8 @@ export function upConvPlan(s: number, k: number): UpConvPlan {
           for (let dy = 0; dy < k; dy++)
             for (let dx = 0; dx < k; dx++) if (off(ry, dy) === oy + lo && off(rx, dx) === ox + lo) gather[row * k * k + dy * k + dx] = 1;
         }
-  return { s, k, lo, hi, ke, gather, phases, mode };
-}
-
-/** The (ke_y*ke_x) x (k*k) 0/1 matrix of phase (ry, rx)'s own kernel: its tap (oy, ox) sums original taps (dy, dx). */
-function phaseGather(plan: UpConvPlan, ry: number, rx: number): { data: Float32Array; ky: number; kx: number } {
-  const { s, k } = plan;
-  const p = Math.floor((k - 1) / 2);
-  const off = (r: number, d: number): number => Math.floor((r + d - p) / s);
-  const py = plan.phases[ry] as { lo: number; hi: number };
-  const px = plan.phases[rx] as { lo: number; hi: number };
-  const ky = py.hi - py.lo + 1;
-  const kx = px.hi - px.lo + 1;
-  const data = new Float32Array(ky * kx * k * k);
-  for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) data[((off(ry, dy) - py.lo) * kx + off(rx, dx) - px.lo) * k * k + dy * k + dx] = 1;
-  return { data, ky, kx };
+  const phaseGathers = mode === 'phases' ? Array.from({ length: s * s }, (_, i) => phaseGather(s, k, phases, Math.floor(i / s), i % s)) : [];
+  return { s, k, lo, hi, ke, gather, phases, mode, phaseGathers };
 }
 
 /**
@@ -135,7 +137,7 @@ export function upConv2d(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor1D 
       const parts: tf.Tensor[] = [];
       for (let ry = 0; ry < s; ry++)
         for (let rx = 0; rx < s; rx++) {
-          const g = phaseGather(plan, ry, rx);
+          const g = plan.phaseGathers[ry * s + rx] as UpConvPlan['phaseGathers'][number];
           const wp = tf.reshape<tf.Rank.R4>(tf.matMul(tf.tensor2d(g.data, [g.ky * g.kx, k * k]), flat), [g.ky, g.kx, c, f]);
           const py = plan.phases[ry] as { lo: number; hi: number };
           const px = plan.phases[rx] as { lo: number; hi: number };
