@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
+import { NearestUpConv2D } from './up-conv.js';
 import { buildAutoencoder, countParams, modelConfigSchema, seedPreset, upConv2d, upConvPlan, upConvSaves, type ResolvedModelConfig } from './index.js';
 import type { Activation } from './model-config.js';
 
@@ -127,6 +128,46 @@ test('the seed presets fuse their 7x7 and 5x5 decoder convolutions with the up-s
     tf.dispose([x, yf, yp, gf.value, gp.value, ...Object.values(gf.grads), ...Object.values(gp.grads)]);
     fused.model.dispose();
     plain.model.dispose();
+  }
+});
+
+test('an autoencoder with the folded layer survives toJSON and tf.models.modelFromJSON: same layers, initialiser and outputs', async () => {
+  const net = buildAutoencoder(seedPreset('seed-mnist'), { name: 'seed-mnist', seed: 3 });
+  const json = net.model.toJSON(null, false) as tf.serialization.ConfigDict;
+  const again = await tf.models.modelFromJSON(json);
+  try {
+    const layer = again.getLayer('dec_conv3');
+    assert.equal(layer.getClassName(), 'CvcNearestUpConv2D');
+    const cfg = layer.getConfig();
+    assert.equal(cfg['upsample'], 2);
+    assert.equal(cfg['kernelSize'], 7);
+    assert.deepEqual(cfg['kernelInitializer'], net.model.getLayer('dec_conv3').getConfig()['kernelInitializer']);
+    // As a plain Conv2D writes it (Keras spells Glorot as VarianceScaling, fan_avg, uniform).
+    const plain = buildAutoencoder(seedPreset('seed-mnist'), { name: 'seed-mnist', seed: 3, fuseUpsample: false });
+    const plainInit = (plain.model.getLayer('dec_conv3').getConfig()['kernelInitializer'] as { className: string; config: object }) ?? {};
+    plain.model.dispose();
+    assert.deepEqual(cfg['kernelInitializer'], { className: plainInit.className, config: plainInit.config });
+    again.setWeights(net.model.getWeights());
+    const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 4);
+    const a = net.model.predict(x) as tf.Tensor;
+    const b = again.predict(x) as tf.Tensor;
+    assert.ok(relErr(b, a) < 1e-6, `outputs differ: ${relErr(b, a)}`);
+    tf.dispose([x, a, b]);
+    assert.throws(
+      () =>
+        new NearestUpConv2D({
+          name: 'bad',
+          filters: 1,
+          kernelSize: 7,
+          upsample: 2,
+          activation: 'relu',
+          kernelInitializer: { className: 'NoSuchInit' } as never,
+        }),
+      /bad: unknown kernel initializer .*NoSuchInit/,
+    );
+  } finally {
+    again.dispose();
+    net.model.dispose();
   }
 });
 

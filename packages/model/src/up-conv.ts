@@ -182,7 +182,8 @@ export class NearestUpConv2D extends tf.layers.Layer {
 
   constructor(args: UpConvArgs) {
     super({ name: args.name });
-    this.args = args;
+    // From a model's JSON (tf.models.modelFromJSON) the initialiser arrives as its {className, config}.
+    this.args = { ...args, kernelInitializer: initializerFrom(args.kernelInitializer, args.name) };
     this.plan = upConvPlan(args.upsample, args.kernelSize);
   }
 
@@ -209,8 +210,28 @@ export class NearestUpConv2D extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    const { filters, kernelSize, upsample, activation } = this.args;
-    return { ...super.getConfig(), filters, kernelSize, upsample, interpolation: 'nearest', activation, strides: 1, padding: 'same' };
+    const { filters, kernelSize, upsample, activation, kernelInitializer } = this.args;
+    return {
+      ...super.getConfig(),
+      filters,
+      kernelSize,
+      upsample,
+      interpolation: 'nearest',
+      activation,
+      strides: 1,
+      padding: 'same',
+      kernelInitializer: { className: kernelInitializer.getClassName(), config: kernelInitializer.getConfig() },
+    };
   }
 }
 tf.serialization.registerClass(NearestUpConv2D);
+
+/** An initialiser object, or one rebuilt from the {className, config} that getConfig wrote. */
+function initializerFrom(v: unknown, layer: string): tf.serialization.Serializable {
+  if (v instanceof tf.serialization.Serializable) return v;
+  const spec = v as { className?: unknown; config?: unknown } | null;
+  const entry = typeof spec?.className === 'string' ? tf.serialization.SerializationMap.getMap().classNameMap[spec.className] : undefined;
+  if (!entry) throw new Error(`${layer}: unknown kernel initializer ${JSON.stringify(v)}`);
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, (spec?.config ?? {}) as tf.serialization.ConfigDict);
+}
