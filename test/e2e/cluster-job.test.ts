@@ -31,7 +31,7 @@ function parseCsv(text: string): string[][] {
     );
 }
 
-test('a DCEC clustering job on the local cluster: its worker SIGKILLed after a job checkpoint, a new worker resumes it, encoder and assignments trace to the image files', async (t) => {
+test('a DCEC clustering job on the local cluster: its worker SIGKILLed after a job checkpoint, a new worker resumes it, encoder and assignments trace to the image files; a long job cancelled while it runs frees the worker', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-cjob-'));
   // A short ack wait: the killed worker's task comes back within seconds.
   const cluster = await startLocalCluster({ dir, workers: 1, backend: 'wasm', ackWaitMs: 4000 });
@@ -160,6 +160,65 @@ test('a DCEC clustering job on the local cluster: its worker SIGKILLed after a j
       assert.equal(fold === '', split === 'test');
       assert.ok(Number(cluster) >= 0 && Number(cluster) < 10 && Number(confidence) > 0 && Number(confidence) <= 1, r.join(','));
     }
+
+    // Cancel: a job with a budget it would not finish in minutes is cancelled while it runs. The worker stops after its
+    // next refresh and acknowledges the task (it is not redelivered), so the one worker is free for the next job.
+    const long = (
+      await cli(
+        [
+          'cluster-job',
+          'submit',
+          run.id,
+          '--method',
+          'dec',
+          '--k',
+          '10',
+          '--update-interval',
+          '5',
+          '--max-iterations',
+          '1000000',
+          '--batch-size',
+          '32',
+          '--tol',
+          '0',
+        ],
+        'submit a long job',
+      )
+    ).out.trim();
+    const started = await until(
+      'the long job reporting progress',
+      () => getJob(c, long),
+      (j) => j.history.length > 0 || j.state !== ClusterJobState.CLUSTER_JOB_STATE_PENDING,
+      60_000,
+    );
+    assert.equal(started.state, ClusterJobState.CLUSTER_JOB_STATE_RUNNING, started.error);
+    const cancelled = ClusterJob.fromJSON(JSON.parse((await cli(['cluster-job', 'cancel', long, '--json'], 'cancel')).out));
+    assert.equal(cancelled.state, ClusterJobState.CLUSTER_JOB_STATE_CANCELLED);
+    const shortJob = (
+      await cli(
+        ['cluster-job', 'submit', run.id, '--method', 'dec', '--k', '10', '--update-interval', '5', '--max-iterations', '10', '--batch-size', '32'],
+        'a job after the cancel',
+      )
+    ).out.trim();
+    const next = await until(
+      'the job after the cancelled one (one worker: it must have let the cancelled task go)',
+      () => getJob(c, shortJob),
+      (j) =>
+        [ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED, ClusterJobState.CLUSTER_JOB_STATE_FAILED, ClusterJobState.CLUSTER_JOB_STATE_CANCELLED].includes(j.state),
+      120_000,
+    );
+    assert.equal(next.state, ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED, next.error);
+    const after = await getJob(c, long);
+    assert.equal(after.state, ClusterJobState.CLUSTER_JOB_STATE_CANCELLED);
+    assert.equal(after.attempts, 1, 'the cancelled job was not delivered again');
+    assert.ok((after.history[after.history.length - 1]?.iteration ?? 0) < 1_000_000);
+    assert.equal(after.result, undefined, 'a cancelled job has no result');
+    const refused = captureEnv(dir);
+    assert.notEqual(await main(['cluster-job', 'fetch', long, '--out', join(dir, 'nothing'), '--cluster', clusterFile], refused), 0);
+    assert.match(refused.err(), new RegExp(`${long} is cancelled; fetch needs a succeeded job`), refused.err());
+    transcript.push(`$ cvc cluster-job fetch ${long}`, refused.err().trimEnd());
+    await assert.rejects(stat(join(dir, 'nothing')), 'a refused fetch writes nothing');
+
     await writeFile(join(dir, 'transcript.txt'), transcript.join('\n') + '\n');
     if (process.env['CVC_CJOB_TRANSCRIPT']) await writeFile(process.env['CVC_CJOB_TRANSCRIPT'], transcript.filter((l) => l !== '').join('\n') + '\n');
   } finally {
