@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { type ImageSet } from '@cvc/data';
 import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
@@ -331,4 +333,36 @@ test('cluster --dec is gone: the message names --dec-centres and cvc cluster-job
   const e3 = captureEnv(tmpdir());
   assert.equal(await main(['cluster', '--encoder', 'x', '--dataset', 'y', '--assign', 'gmm', '--dec-centres'], e3), 2);
   assert.match(e3.err(), /--dec-centres .* does not combine with --assign gmm/);
+});
+
+test('Ctrl-C during a long k-means (cluster --n-init 1000000) stops it between restarts: exit 130, says what was cancelled, writes no assignments', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-cluster-sigint-'));
+  let child: ReturnType<typeof spawn> | undefined;
+  try {
+    const data = join(dir, 'data');
+    await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(300, 8, 8, 1, 2, 3));
+    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    const bin = fileURLToPath(new URL('../bin/cvc.js', import.meta.url));
+    const args = ['cluster', '--encoder', join(dir, 'enc'), '--dataset', data, '--k', '3', '--n-init', '1000000', '--baseline', '--out', join(dir, 'out')];
+    const p = (child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, CVC_CACHE_DIR: join(dir, 'cache') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }));
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    p.stdout.resume();
+    const exit = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    // A million restarts would take minutes: the progress line says k-means has started.
+    for (const end = Date.now() + 60_000; !/encoder: k-means restarts/.test(err);) {
+      if (Date.now() > end) throw new Error(`k-means never started: ${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    p.kill('SIGINT');
+    assert.equal(await exit, 130, err);
+    assert.match(err, /k-means was cancelled/);
+    await assert.rejects(stat(join(dir, 'out', 'assignments.csv')), 'no assignments written');
+  } finally {
+    if (child?.exitCode === null) child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
 });

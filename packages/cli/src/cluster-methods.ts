@@ -1,5 +1,17 @@
 import { throwIfAborted } from '@cvc/core';
-import { gmm, kmeans, umapEmbed, withContext, type Covariance, type Points, type UmapOptions } from '@cvc/clustering';
+import {
+  gmmAsync,
+  kmeansAsync,
+  umapEmbed,
+  withContext,
+  type Covariance,
+  type GmmModel,
+  type GmmOptions,
+  type KMeansOptions,
+  type KMeansResult,
+  type Points,
+  type UmapOptions,
+} from '@cvc/clustering';
 import { decRefine } from '@cvc/model';
 import { choiceOpt, floatOpt, intOpt, positiveInt } from './args.js';
 import { distancesToCentres, type ScoreColumn } from './assignments.js';
@@ -92,6 +104,43 @@ export interface ClusterOutcome {
   readonly steps: readonly { readonly name: string; readonly labels: Int32Array; readonly seconds: number }[];
 }
 
+/**
+ * k-means (or, with `mixture`, a Gaussian mixture) behind a progress bar
+ * labelled `label`, stoppable by `signal` between restarts and EM iterations
+ * (Ctrl-C during a minutes-long fit on raw pixels stops it there).
+ */
+export async function kmeansWithProgress(
+  space: Points,
+  opts: KMeansOptions,
+  label: string,
+  stderr: ProgressStream,
+  signal: AbortSignal | undefined,
+): Promise<KMeansResult> {
+  const bars = new Progress(stderr);
+  try {
+    return await kmeansAsync(space, {
+      ...opts,
+      ...(signal ? { signal } : {}),
+      onProgress: (done, total) => bars.set('kmeans', { label: `${label}: k-means restarts`, value: done, total }),
+    });
+  } finally {
+    bars.stop();
+  }
+}
+
+async function gmmWithProgress(space: Points, opts: GmmOptions, label: string, stderr: ProgressStream, signal: AbortSignal | undefined): Promise<GmmModel> {
+  const bars = new Progress(stderr);
+  try {
+    return await gmmAsync(space, {
+      ...opts,
+      ...(signal ? { signal } : {}),
+      onProgress: (done, total) => bars.set('gmm', { label: `${label}: mixture (k-means starts, EM iterations; at most)`, value: done, total }),
+    });
+  } finally {
+    bars.stop();
+  }
+}
+
 /** UMAP of `space` to `dims` dimensions with the method's other UMAP settings, behind a progress bar labelled `label`. */
 async function umapWithProgress(
   space: Points,
@@ -175,12 +224,12 @@ export async function runClusterMethod(
     // the mixture is diagonal, and its name says so.
     const covariance = m.covariance === 'full' && space.d > FULL_COVARIANCE_MAX_DIMS ? 'diag' : m.covariance;
     if (covariance !== m.covariance) name += '+diag';
-    const g = gmm(space, { k: m.k, seed: m.seed, covariance, kmeansNInit: m.nInit });
+    const g = await gmmWithProgress(space, { k: m.k, seed: m.seed, covariance, kmeansNInit: m.nInit }, source, stderr, signal);
     const conf = new Float64Array(own);
     for (let i = 0; i < own; i++) conf[i] = g.probabilities[i * m.k + (g.labels[i] as number)] as number;
     return { name: `${name}+gmm`, labels: g.labels.slice(0, own), score: conf, scoreColumn: 'confidence', seconds: secs(), steps: [] };
   }
-  const km = kmeans(space, { k: m.k, nInit: m.nInit, seed: m.seed });
+  const km = await kmeansWithProgress(space, { k: m.k, nInit: m.nInit, seed: m.seed }, name, stderr, signal);
   const ownSpace: Points = space.n > own ? { data: space.data.subarray(0, own * space.d), n: own, d: space.d } : space;
   if (!m.decCentres)
     return {

@@ -23,7 +23,7 @@ import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './
 import { copyToClusters, type CopyToResult } from './copy-to.js';
 import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
 import { embedFolder } from './folder-input.js';
-import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
+import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, kmeansWithProgress, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
 import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -369,7 +369,7 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
   };
   // k-means on the codes is the reference every other method is compared with.
   const t0 = performance.now();
-  const km = kmeans(codes, { k, nInit, seed });
+  const km = await kmeansWithProgress(codes, { k, nInit, seed }, 'encoder', env.stderr, signal);
   const plain = method.umap === undefined && method.assign === 'kmeans';
   if (!plain || method.decCentres) record({ name: 'encoder+kmeans', labels: km.labels, seconds: (performance.now() - t0) / 1000 });
   const chosen: ClusterOutcome =
@@ -393,7 +393,8 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     const per = set.height * set.width * set.channels;
     const pixels = { data: Float32Array.from(set.images, (v) => v / 255), n: set.count, d: per };
     const t1 = performance.now();
-    record({ name: 'pixels+kmeans', labels: kmeans(pixels, { k, nInit, seed }).labels, seconds: (performance.now() - t1) / 1000 });
+    const pkm = await kmeansWithProgress(pixels, { k, nInit, seed }, 'pixels', env.stderr, signal);
+    record({ name: 'pixels+kmeans', labels: pkm.labels, seconds: (performance.now() - t1) / 1000 });
     // The same method on the raw pixels, so each encoder method has its raw-pixel counterpart.
     if (!plain || method.decCentres) {
       const ctxSet = context?.pixels;

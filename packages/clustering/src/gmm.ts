@@ -1,6 +1,7 @@
 import { createRng } from '@cvc/core';
 import { ClusteringError, checkInt, checkNumber, checkPoints } from './errors.js';
-import { kmeans, type Points } from './kmeans.js';
+import { kmeansSteps, type KMeansResult, type Points } from './kmeans.js';
+import { drain, runSteps, type StepOptions, type Steps } from './steps.js';
 
 /**
  * A Gaussian mixture fitted by expectation-maximisation. Our own code: no
@@ -221,6 +222,22 @@ function argmaxRows(resp: Float64Array, n: number, k: number): Int32Array {
  * fewer points than components, or a covariance that stays singular.
  */
 export function gmm(points: Points, opts: GmmOptions): GmmModel {
+  return drain(gmmSteps(points, opts));
+}
+
+/**
+ * gmm, giving the event loop a turn after each k-means restart of the
+ * initialisation and each EM iteration: `signal` can stop it between them
+ * (CancelledError) and `onProgress` hears (steps done, steps at most). The
+ * same mixture as gmm for the same options.
+ */
+export function gmmAsync(points: Points, opts: GmmOptions & StepOptions): Promise<GmmModel> {
+  const init = opts.init === 'kmeans++' ? 1 : (opts.kmeansNInit ?? 1);
+  return runSteps(gmmSteps(points, opts), (opts.nInit ?? 1) * (init + (opts.maxIter ?? 100)), 'Gaussian mixture', opts);
+}
+
+/** gmm as steps: yields after each k-means restart and each EM iteration (steps done). */
+export function* gmmSteps(points: Points, opts: GmmOptions): Steps<GmmModel> {
   checkPoints('points', points);
   const { n, d } = points;
   checkInt('k', opts.k, 1);
@@ -243,11 +260,18 @@ export function gmm(points: Points, opts: GmmOptions): GmmModel {
   const data = as64(points);
   const rng = createRng(opts.seed ?? 0);
   let best: Omit<GmmModel, 'predict' | 'predictProba'> | undefined;
+  let done = 0;
   for (let r = 0; r < nInit; r++) {
-    const km = kmeans(
+    const kmSteps = kmeansSteps(
       { data, n, d },
       init === 'kmeans++' ? { k, nInit: 1, maxIter: 0, seed: rng.int(0x7fffffff) } : { k, nInit: kmeansNInit, seed: rng.int(0x7fffffff) },
     );
+    let km: KMeansResult | undefined;
+    while (km === undefined) {
+      const s = kmSteps.next();
+      if (s.done) km = s.value;
+      else yield ++done;
+    }
     const resp = new Float64Array(n * k);
     for (let i = 0; i < n; i++) resp[i * k + (km.labels[i] as number)] = 1;
     let params = maximisation(data, n, d, k, kind, reg, resp);
@@ -263,6 +287,7 @@ export function gmm(points: Points, opts: GmmOptions): GmmModel {
         break;
       }
       params = maximisation(data, n, d, k, kind, reg, resp);
+      yield ++done;
     }
     if (!converged) ll = expectation(data, n, d, k, kind, params.weights, params.means, prepare(params.covariances, k, d, kind), resp);
     if (!best || ll > best.logLikelihood)

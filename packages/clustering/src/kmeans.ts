@@ -1,5 +1,6 @@
 import { createRng, type Rng } from '@cvc/core';
 import { kmeansWorkspace, type KMeansWorkspace } from './kmeans-wasm.js';
+import { drain, runSteps, type StepOptions, type Steps } from './steps.js';
 
 /** Row-major points: `n` rows of `d` values. */
 export interface Points {
@@ -58,6 +59,20 @@ function kmeansPlusPlus(w: KMeansWorkspace, n: number, d: number, k: number, tri
  * the points whose assignment cannot change, so the result is plain Lloyd's.
  */
 export function kmeans(input: Points, opts: KMeansOptions): KMeansResult {
+  return drain(kmeansSteps(input, opts));
+}
+
+/**
+ * kmeans, giving the event loop a turn after each restart: `signal` can stop
+ * it between restarts (CancelledError) and `onProgress` hears (restarts done,
+ * nInit). The same result as kmeans for the same options.
+ */
+export function kmeansAsync(input: Points, opts: KMeansOptions & StepOptions): Promise<KMeansResult> {
+  return runSteps(kmeansSteps(input, opts), opts.nInit ?? 10, 'k-means', opts);
+}
+
+/** kmeans as steps: yields after each restart (restarts done). */
+export function* kmeansSteps(input: Points, opts: KMeansOptions): Steps<KMeansResult> {
   const { k } = opts;
   const { n, d } = input;
   if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`k must be 1..${n}, got ${k}`);
@@ -86,6 +101,7 @@ export function kmeans(input: Points, opts: KMeansOptions): KMeansResult {
     const iterations = w.k.lloyd(w.xPtr, n, d, w.centersPtr, k, maxIter, tolAbs, w.labelsPtr, w.closestPtr, w.lowerPtr, w.wsPtr);
     const inertia = w.k.inertia(w.xPtr, n, d, w.centersPtr, w.labelsPtr);
     if (!best || inertia < best.inertia) best = { labels: w.labels.slice(), centers: w.centers.slice(), inertia, iterations };
+    yield r + 1;
   }
   return best as KMeansResult;
 }
