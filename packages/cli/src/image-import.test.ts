@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadDataset, parseManifest, readSourcePaths } from '@cvc/data';
+import { listImageFolder, loadDataset, parseManifest, readSourcePaths } from '@cvc/data';
 import { writeImageTree } from '@cvc/data/testing';
 import { createDatasetCatalog, createObjectStore, startS3Server, type S3Server } from '@cvc/storage';
 import { main } from './index.js';
 import { captureEnv } from './testing.js';
+import { importImageFolderToStore } from './s3-import.js';
 
 /** `cvc dataset import FOLDER --name NAME` into a real local S3 (s3rver). */
 let dir: string;
@@ -75,6 +76,13 @@ test('an image folder with bad files fails naming them and registers nothing; --
   assert.equal(await main(['dataset', 'import', root, ...args, '--skip-invalid', '--cluster', clusterFile], again), 0, again.err());
   assert.match(again.out(), new RegExp(`photos version ${m.version} .*already imported, nothing changed`));
   assert.equal((await createDatasetCatalog(store()).list('photos')).length, 1);
+  // Already imported: its plan is closed too (the scratch file of decoded pixels is not left open).
+  const s3Options = { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'cvc' };
+  const opts = { name: 'photos', height: 32, width: 32, channels: 1 as const, fit: 'cover' as const, folds: 3, seed: 42, skipInvalid: true };
+  const r = await importImageFolderToStore(await listImageFolder(root), opts, s3Options);
+  assert.equal(r.added, false);
+  assert.equal(r.manifest.version, m.version);
+  await assert.rejects(r.plan.spool.read(0), RangeError);
 });
 
 test('image-folder flags are checked: --size, --channels, --fit, --test-fraction, a missing --name, --limit', async () => {

@@ -1,10 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLocalLock, LocalLockError, LOCK_FILE, pidAlive } from './local-lock.js';
+import { acquireLocalLock, LocalLockError, LOCK_FILE, pidAlive, type LockOwner } from './local-lock.js';
+import { parseProcStart, processIdentity } from './process-identity.js';
+
+/** Linux-style /proc with start times and a boot id (elsewhere only the pid is checked). */
+const hasProc = existsSync('/proc/self/stat') && existsSync('/proc/sys/kernel/random/boot_id');
 
 async function deadPid(): Promise<number> {
   const p = spawn(process.execPath, ['-e', '0']);
@@ -100,6 +105,91 @@ test('a stale lock naming our own pid with another start time (pid 1 in a contai
     assert.equal((JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')) as { startedAt: string }).startedAt, lock.owner.startedAt);
     await lock.release();
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the start time is field 22 of /proc/PID/stat, counted after the command even when it holds spaces and parentheses', () => {
+  const fields = Array.from({ length: 50 }, (_, i) => String(i + 3)); // fields 3.. after the command
+  fields[19] = '3065794';
+  assert.equal(parseProcStart(`4242 (a) b (c) ${fields.join(' ')}\n`), 3065794);
+  assert.equal(parseProcStart('4242 (cut short) R 1 2'), undefined);
+  assert.equal(parseProcStart('garbage'), undefined);
+});
+
+test('the default owner records its OS start time and boot id where /proc has them', { skip: !hasProc && 'no Linux /proc' }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  try {
+    const lock = await acquireLocalLock(dir);
+    const written = JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')) as LockOwner;
+    const self = await processIdentity(process.pid);
+    assert.equal(typeof written.procStart, 'number');
+    assert.equal(written.procStart, self.procStart);
+    assert.equal(written.bootId, (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim());
+    await lock.release();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test(
+  'a lock whose pid is alive but now another process (other start time or boot id) is stale and taken over',
+  { skip: !hasProc && 'no Linux /proc' },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const pid = child.pid as number;
+      const real = await processIdentity(pid);
+      assert.ok(real.procStart !== undefined && real.bootId !== undefined);
+      const base = { pid, host: hostname(), startedAt: '2026-12-01T09:00:00.000Z' };
+      // The pid was reused: the recorded process started at another tick of this boot.
+      for (const recorded of [
+        { ...base, procStart: real.procStart + 1, bootId: real.bootId },
+        { ...base, procStart: real.procStart, bootId: '00000000-0000-0000-0000-000000000000' }, // before a reboot
+        { ...base, procStart: real.procStart + 7 }, // no boot id recorded
+      ]) {
+        await writeFile(join(dir, LOCK_FILE), JSON.stringify(recorded));
+        const lock = await acquireLocalLock(dir);
+        assert.equal((JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')) as LockOwner).pid, process.pid, JSON.stringify(recorded));
+        await lock.release();
+      }
+      assert.equal(pidAlive(pid), true);
+      // The same pid with its real identity is the owner still running: refused, naming the directory and the pid.
+      await writeFile(join(dir, LOCK_FILE), JSON.stringify({ ...base, ...real }));
+      await assert.rejects(acquireLocalLock(dir), (err: unknown) => {
+        assert.ok(err instanceof LocalLockError);
+        assert.equal(err.code, 'LOCAL_CLUSTER_RUNNING');
+        assert.ok(err.message.includes(dir) && err.message.includes(`pid ${pid}`), err.message);
+        assert.ok(!err.message.includes('remove'), err.message);
+        assert.equal(err.owner?.procStart, real.procStart);
+        return true;
+      });
+    } finally {
+      child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test('an old lock without the OS start time keeps the pid check, and its refusal says how to clear a reused pid', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-lock-'));
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  try {
+    const file = join(dir, LOCK_FILE);
+    await writeFile(file, JSON.stringify({ pid: child.pid, host: hostname(), startedAt: '2026-11-30T08:00:00.000Z' }));
+    await assert.rejects(acquireLocalLock(dir), (err: unknown) => {
+      assert.ok(err instanceof LocalLockError && err.code === 'LOCAL_CLUSTER_RUNNING');
+      assert.ok(err.message.includes(`pid ${child.pid}`) && err.message.includes(`remove ${file}`), err.message);
+      return true;
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const lock = await acquireLocalLock(dir);
+    assert.equal(lock.owner.pid, process.pid);
+    await lock.release();
+  } finally {
+    child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   }
 });

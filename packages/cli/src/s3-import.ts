@@ -99,8 +99,18 @@ export async function importImageFolderToStore(
   const plan = await checkImageFolder(listing, opts, hooks);
   const base = layout.datasetPrefix(opts.name, plan.version);
   const key = `${base}/manifest.json`;
-  if (existing.some((i) => i.version === plan.version) && (await store.stat(key))) {
-    return { manifest: parseManifest(new TextDecoder().decode(await store.getBytes(key)), key), added: false, key, plan };
+  let stored: DatasetManifest | undefined;
+  try {
+    if (existing.some((i) => i.version === plan.version) && (await store.stat(key)))
+      stored = parseManifest(new TextDecoder().decode(await store.getBytes(key)), key);
+  } catch (err) {
+    await plan.close();
+    throw err;
+  }
+  if (stored) {
+    // Already imported: the decoded pixels are not needed (writeImageFolder closes the plan otherwise).
+    await plan.close();
+    return { manifest: stored, added: false, key, plan };
   }
   const manifest = await writeImageFolder(
     plan,

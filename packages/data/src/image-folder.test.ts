@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -197,6 +198,7 @@ test('importing fails naming every bad file and writes nothing; --skip-invalid l
   assert.deepEqual(again, m);
   const other = await checkImageFolder(l, { ...opts, fit: 'fill', skipInvalid: true });
   assert.notEqual(other.version, m.version);
+  await other.close();
 });
 
 test('a flat folder is unlabeled; without test/ a seeded fraction is held out; default size and channels come from the first image', async () => {
@@ -227,6 +229,8 @@ test('a flat folder is unlabeled; without test/ a seeded fraction is held out; d
     reseeded.test.map((e) => e.path),
     plan.test.map((e) => e.path),
   );
+  await again.close();
+  await reseeded.close();
 });
 
 test('a folder with class folders and loose images, or with no images, is refused', async () => {
@@ -293,3 +297,63 @@ test('a JPEG or PNG cut anywhere is IMAGE_TRUNCATED, whatever libvips calls it',
     }
   }
 });
+
+test('each image is decoded once: the write pass reads no image file, and the dataset is the one a normal import gives', async () => {
+  const root = await tree('once', 24, 8, false);
+  const copy = join(dir, 'once-copy');
+  await cp(root, copy, { recursive: true });
+  const opts = { name: 'once', height: 24, width: 24, channels: 3 as const, folds: 2, seed: 3 };
+  const plan = await checkImageFolder(await listImageFolder(root), opts);
+  // Every image file is gone before the write pass: it can only write what the check pass decoded.
+  await rm(root, { recursive: true, force: true });
+  const out = join(dir, 'once-out');
+  const m = await writeImageFolder(plan, directorySink(out));
+  const reference = await writeImageFolder(await checkImageFolder(await listImageFolder(copy), opts), directorySink(join(dir, 'once-ref')));
+  assert.deepEqual(m, reference, 'the same version, shards and hashes as an import that could read the files');
+  const get = (n: string): Promise<Uint8Array> => readFile(join(out, n));
+  const testPaths = (await readSourcePaths(m, 'test', get)) as string[];
+  const shard = decodeShard(await get('test.cvcs'), 'test.cvcs');
+  for (let r = 0; r < shard.set.count; r++) {
+    const p = testPaths[shard.indices[r] as number] as string;
+    assert.deepEqual(
+      shard.set.images.subarray(r * 24 * 24 * 3, (r + 1) * 24 * 24 * 3),
+      await decodeImage(join(copy, p), { height: 24, width: 24, channels: 3 }),
+      p,
+    );
+  }
+});
+
+/** This process's open file descriptors (Linux), to see that no scratch file stays open. */
+async function openFds(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length;
+}
+
+test(
+  'the decoded pixels live in a scratch file that is gone after a write, a close or a failed check',
+  { skip: !existsSync('/proc/self/fd') && 'no /proc/self/fd' },
+  async () => {
+    const root = await tree('scratch', 20, 6, true);
+    const l = await listImageFolder(root);
+    const scratchDir = await mkdtemp(join(dir, 'scratch-'));
+    const opts = { name: 'scratch', height: 16, width: 16, channels: 1 as const, folds: 2, seed: 1, scratchDir };
+    const fds = await openFds();
+    // Bad files: the check fails naming them, and neither its scratch file nor its handle is left.
+    await assert.rejects(checkImageFolder(l, opts), (err: unknown) => err instanceof InvalidImagesError && err.message.includes('Bag/corrupt.jpg'));
+    assert.equal(await openFds(), fds, 'the failed check closed its scratch file');
+    assert.deepEqual(await readdir(scratchDir), []);
+    // A plan holds one scratch file, unlinked while open (a crash leaves nothing); close() releases it.
+    const plan = await checkImageFolder(l, { ...opts, skipInvalid: true });
+    assert.equal(plan.spool.count, plan.train.length + plan.test.length);
+    assert.equal(plan.spool.recordBytes, 16 * 16);
+    assert.deepEqual(await readdir(scratchDir), []);
+    assert.equal(await openFds(), fds + 1);
+    await plan.close();
+    await plan.close();
+    assert.equal(await openFds(), fds);
+    await assert.rejects(writeImageFolder(plan, directorySink(join(dir, 'scratch-closed'))), RangeError, 'a closed plan cannot be written');
+    // Written: closed too.
+    const written = await checkImageFolder(l, { ...opts, skipInvalid: true });
+    await writeImageFolder(written, directorySink(join(dir, 'scratch-out')));
+    assert.equal(await openFds(), fds);
+  },
+);

@@ -9,6 +9,7 @@ import { decodeImage, probeImage, type ImageFit } from './image-decode.js';
 import type { ImageFolderEntry, ImageFolderListing, ImageFolderProblem } from './image-folder.js';
 import type { DatasetManifest, ImageFolderInfo, ShardEntry } from './manifest.js';
 import { mapOrdered } from './ordered-map.js';
+import { openPixelSpool, type PixelSpool } from './pixel-spool.js';
 import { shardChunksFrom } from './shard.js';
 import { encodeSources, sourcesName, type DatasetSources, type SourcesEntry } from './sources.js';
 
@@ -34,12 +35,18 @@ export interface ImageImportOptions {
   readonly skipInvalid?: boolean;
   /** Images decoded at once (default: twice the CPU count, at most 8: file reads overlap decodes). */
   readonly concurrency?: number;
+  /**
+   * Where the check pass keeps the decoded pixels for the write pass (a
+   * scratch file of images x height x width x channels bytes, removed when
+   * the plan is written or closed). Default: the OS temp directory.
+   */
+  readonly scratchDir?: string;
 }
 
 /** Progress, skip reports and cancellation of an image-folder import. */
 export interface ImageImportHooks {
   readonly signal?: AbortSignal;
-  /** `check`: decoding every image to validate and hash it; `write`: decoding again into the shards. */
+  /** `check`: decoding every image (once) to validate and hash it; `write`: writing the decoded pixels into the shards. */
   readonly onProgress?: (phase: 'check' | 'write', done: number, total: number) => void;
   /** Each invalid file skipped with `skipInvalid`. */
   readonly onSkip?: (problem: ImageFolderProblem) => void;
@@ -62,7 +69,11 @@ export class InvalidImagesError extends DataError {
   }
 }
 
-/** What the check pass found: everything the write pass needs, and the version. */
+/**
+ * What the check pass found: everything the write pass needs (the decoded
+ * pixels included, in a scratch file), and the version. A plan holds that
+ * file until it is written (writeImageFolder) or closed.
+ */
 export interface ImageFolderPlan {
   readonly listing: ImageFolderListing;
   readonly name: string;
@@ -79,8 +90,11 @@ export interface ImageFolderPlan {
   readonly testFrom: ImageFolderInfo['test'];
   readonly skipped: readonly ImageFolderProblem[];
   readonly concurrency: number;
-  /** SHA-256 of each entry's pixels (by path), to catch a file changed between the passes. */
-  readonly digests: ReadonlyMap<string, string>;
+  /** The decoded pixels of every valid image, in the spool slot `slots` gives for its path. */
+  readonly spool: PixelSpool;
+  readonly slots: ReadonlyMap<string, number>;
+  /** Removes the decoded pixels (a plan not written, e.g. its version exists already); idempotent. */
+  close(): Promise<void>;
 }
 
 function problemOf(err: unknown, path: string): ImageFolderProblem {
@@ -91,15 +105,15 @@ function problemOf(err: unknown, path: string): ImageFolderProblem {
   throw err;
 }
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
 /**
  * The check pass: decodes every listed image at the target size (bounded
- * concurrency, nothing held but the images in flight), collects the invalid
- * ones, hashes the pixels, labels and paths into the version, and assigns the
- * test split (test/ or a seeded stratified fraction) and the stratified folds.
- * Writes nothing. Throws InvalidImagesError naming every invalid file unless
- * `skipInvalid`.
+ * concurrency, nothing held in memory but the images in flight and one
+ * write buffer), collects the invalid ones, hashes the pixels, labels and
+ * paths into the version, keeps the pixels in a scratch file for the write
+ * pass (so no image is decoded twice) and assigns the test split (test/ or
+ * a seeded stratified fraction) and the stratified folds. Writes nothing to
+ * the dataset. Throws InvalidImagesError naming every invalid file unless
+ * `skipInvalid` (the scratch file is removed on any failure).
  */
 export async function checkImageFolder(listing: ImageFolderListing, opts: ImageImportOptions, hooks: ImageImportHooks = {}): Promise<ImageFolderPlan> {
   const what = `importing ${listing.root}`;
@@ -140,11 +154,38 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     throw new DataError('IMAGE_FOLDER_EMPTY', 'has no readable image', listing.root);
   }
   if (height > 4096 || width > 4096) throw new ConfigError('size', `the first image is ${height}x${width}; give --size HxW (at most 4096x4096)`);
-  const decode = { height, width, channels, fit };
+  const spool = await openPixelSpool(height * width * channels, opts.scratchDir);
+  try {
+    return await checkInto(spool, listing, opts, hooks, { height, width, channels, fit, problems, failed, concurrency, testFraction });
+  } catch (err) {
+    await spool.close();
+    throw err;
+  }
+}
 
+/** The decode loop and splits of checkImageFolder, the pixels going into `spool`. */
+async function checkInto(
+  spool: PixelSpool,
+  listing: ImageFolderListing,
+  opts: ImageImportOptions,
+  hooks: ImageImportHooks,
+  o: {
+    height: number;
+    width: number;
+    channels: 1 | 3;
+    fit: ImageFit;
+    problems: ImageFolderProblem[];
+    failed: ReadonlySet<string>;
+    concurrency: number;
+    testFraction: number;
+  },
+): Promise<ImageFolderPlan> {
+  const what = `importing ${listing.root}`;
+  const { height, width, channels, fit, problems, failed, concurrency, testFraction } = o;
+  const decode = { height, width, channels, fit };
   const source = createHash('sha256');
   source.update(`image-folder;${height}x${width}x${channels};fit=${fit};classes=${JSON.stringify(listing.classNames)};`);
-  const digests = new Map<string, string>();
+  const slots = new Map<string, number>();
   const valid: ImageFolderEntry[] = [];
   const total = listing.entries.length;
   let done = 0;
@@ -169,9 +210,10 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     if (pixels === undefined) continue;
     source.update(`${e.split}\0${e.label}\0${e.path}\0`);
     source.update(pixels);
-    digests.set(e.path, sha(pixels).slice(0, 16));
+    slots.set(e.path, await spool.append(pixels));
     valid.push(e);
   }
+  await spool.finish();
   if (problems.length > 0 && !opts.skipInvalid) throw new InvalidImagesError(listing.root, problems);
   for (const p of problems) hooks.onSkip?.(p);
 
@@ -219,21 +261,32 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     testFrom,
     skipped: problems,
     concurrency,
-    digests,
+    spool,
+    slots,
+    close: () => spool.close(),
   };
 }
 
 /**
- * The write pass: decodes the images again, fold by fold, and streams each
- * fold's shard, the test shard and the two sources files through `sink`.
- * Memory is one shard chunk plus the images in flight. A file that changed
- * since the check pass fails with IMAGE_CHANGED. Returns the manifest (the
- * caller stores it last, so a stopped import leaves no visible version).
+ * The write pass: reads the pixels the check pass decoded (no image file is
+ * read again) fold by fold, and streams each fold's shard, the test shard
+ * and the two sources files through `sink`. Memory is one shard chunk plus
+ * the records in flight. The dataset is exactly what the check pass hashed
+ * into the version, even if a file changes meanwhile. Returns the manifest
+ * (the caller stores it last, so a stopped import leaves no visible
+ * version); the plan is closed when this returns or throws.
  */
 export async function writeImageFolder(plan: ImageFolderPlan, sink: ObjectSink, hooks: ImageImportHooks = {}): Promise<DatasetManifest> {
+  try {
+    return await writePlan(plan, sink, hooks);
+  } finally {
+    await plan.close();
+  }
+}
+
+async function writePlan(plan: ImageFolderPlan, sink: ObjectSink, hooks: ImageImportHooks): Promise<DatasetManifest> {
   const { listing } = plan;
   const what = `importing ${listing.root}`;
-  const decode = { height: plan.height, width: plan.width, channels: plan.channels, fit: plan.fit };
   const numClasses = listing.labeled ? listing.classNames.length : 1;
   const total = plan.train.length + plan.test.length;
   let done = 0;
@@ -243,9 +296,9 @@ export async function writeImageFolder(plan: ImageFolderPlan, sink: ObjectSink, 
       plan.concurrency,
       async (i) => {
         const e = list[i] as ImageFolderEntry;
-        const pixels = await decodeImage(join(listing.root, e.path), decode, e.path);
-        if (sha(pixels).slice(0, 16) !== plan.digests.get(e.path))
-          throw new DataError('IMAGE_CHANGED', 'changed while it was being imported; import again', e.path);
+        const slot = plan.slots.get(e.path);
+        if (slot === undefined) throw new DataError('IMAGE_FOLDER_INVALID', 'is in the plan but was not checked', e.path);
+        const pixels = await plan.spool.read(slot);
         done++;
         hooks.onProgress?.('write', done, total);
         return { index: i, label: e.label, pixels };
