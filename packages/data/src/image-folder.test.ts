@@ -18,6 +18,8 @@ import {
   readSourcePaths,
   writeImageFolder,
   DataError,
+  DEFAULT_SCRATCH_BYTES,
+  scratchCap,
   type Dataset,
   type DatasetManifest,
 } from './index.js';
@@ -357,3 +359,31 @@ test(
     assert.equal(await openFds(), fds);
   },
 );
+
+test('past the scratch cap the write pass decodes again (checked against the digest): the same dataset, and a file changed meanwhile is IMAGE_CHANGED', async () => {
+  const root = await tree('capped', 16, 6, false);
+  const opts = { name: 'capped', height: 16, width: 16, channels: 3 as const, folds: 2, seed: 5 };
+  const per = 16 * 16 * 3;
+  const reference = await writeImageFolder(await checkImageFolder(await listImageFolder(root), opts), directorySink(join(dir, 'capped-ref')));
+  // Room for 3 images: the first 3 come from the scratch file, the others are decoded again.
+  const plan = await checkImageFolder(await listImageFolder(root), { ...opts, maxScratchBytes: 3 * per + per - 1 });
+  assert.equal(plan.spool.count, 3);
+  assert.equal(plan.digests.size, plan.train.length + plan.test.length - 3);
+  assert.deepEqual(await writeImageFolder(plan, directorySink(join(dir, 'capped-out'))), reference, 'the same version, shards and hashes');
+  // No scratch at all: every image is decoded twice, and one rewritten between the passes is refused by name.
+  const none = await checkImageFolder(await listImageFolder(root), { ...opts, maxScratchBytes: 0 });
+  assert.equal(none.spool.count, 0);
+  const victim = [...none.digests.keys()].sort()[0] as string;
+  await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 250, g: 10, b: 10 } } })
+    .png()
+    .toFile(join(root, victim));
+  await assert.rejects(
+    writeImageFolder(none, directorySink(join(dir, 'capped-changed'))),
+    (err: unknown) => err instanceof DataError && err.code === 'IMAGE_CHANGED' && err.message.includes(victim),
+  );
+  // A bad cap is a clear configuration error.
+  await assert.rejects(checkImageFolder(await listImageFolder(root), { ...opts, maxScratchBytes: -1 }), /maxScratchBytes.*whole number of bytes/);
+  assert.throws(() => scratchCap({}, 'lots'), /CVC_IMPORT_SCRATCH_BYTES.*got lots/);
+  assert.equal(scratchCap({}, undefined), DEFAULT_SCRATCH_BYTES);
+  assert.equal(scratchCap({}, '1000'), 1000);
+});

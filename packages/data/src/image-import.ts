@@ -41,6 +41,29 @@ export interface ImageImportOptions {
    * the plan is written or closed). Default: the OS temp directory.
    */
   readonly scratchDir?: string;
+  /**
+   * At most this many bytes of decoded pixels go to the scratch file
+   * (default DEFAULT_SCRATCH_BYTES, from $CVC_IMPORT_SCRATCH_BYTES where set;
+   * 0 = none). The images past it are decoded again by the write pass and
+   * checked against the digest the check pass took, as before the scratch
+   * file existed: a huge folder never needs its size again in temp space.
+   */
+  readonly maxScratchBytes?: number;
+}
+
+/** The scratch file's default cap: 4 GiB of decoded pixels (about 5.5 million 28x28 grey images, 350,000 64x64 RGB). */
+export const DEFAULT_SCRATCH_BYTES = 4 * 1024 ** 3;
+
+/** The cap on scratch bytes: `opts.maxScratchBytes`, else $CVC_IMPORT_SCRATCH_BYTES, else DEFAULT_SCRATCH_BYTES. */
+export function scratchCap(opts: Pick<ImageImportOptions, 'maxScratchBytes'>, env: string | undefined = process.env['CVC_IMPORT_SCRATCH_BYTES']): number {
+  const v = opts.maxScratchBytes ?? (env === undefined || env.trim() === '' ? DEFAULT_SCRATCH_BYTES : Number(env));
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new ConfigError(
+      opts.maxScratchBytes !== undefined ? 'maxScratchBytes' : 'CVC_IMPORT_SCRATCH_BYTES',
+      `must be a whole number of bytes >= 0, got ${opts.maxScratchBytes ?? env}`,
+    );
+  }
+  return v;
 }
 
 /** Progress, skip reports and cancellation of an image-folder import. */
@@ -90,12 +113,16 @@ export interface ImageFolderPlan {
   readonly testFrom: ImageFolderInfo['test'];
   readonly skipped: readonly ImageFolderProblem[];
   readonly concurrency: number;
-  /** The decoded pixels of every valid image, in the spool slot `slots` gives for its path. */
+  /** The decoded pixels of the valid images that fit under the scratch cap, in the spool slot `slots` gives for its path. */
   readonly spool: PixelSpool;
   readonly slots: ReadonlyMap<string, number>;
+  /** SHA-256 (16 hex digits) of the pixels of each valid image past the cap: the write pass decodes those again and compares. */
+  readonly digests: ReadonlyMap<string, string>;
   /** Removes the decoded pixels (a plan not written, e.g. its version exists already); idempotent. */
   close(): Promise<void>;
 }
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex').slice(0, 16);
 
 function problemOf(err: unknown, path: string): ImageFolderProblem {
   if (err instanceof DataError) {
@@ -154,9 +181,10 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     throw new DataError('IMAGE_FOLDER_EMPTY', 'has no readable image', listing.root);
   }
   if (height > 4096 || width > 4096) throw new ConfigError('size', `the first image is ${height}x${width}; give --size HxW (at most 4096x4096)`);
+  const cap = scratchCap(opts);
   const spool = await openPixelSpool(height * width * channels, opts.scratchDir);
   try {
-    return await checkInto(spool, listing, opts, hooks, { height, width, channels, fit, problems, failed, concurrency, testFraction });
+    return await checkInto(spool, listing, opts, hooks, { height, width, channels, fit, problems, failed, concurrency, testFraction, cap });
   } catch (err) {
     await spool.close();
     throw err;
@@ -178,10 +206,13 @@ async function checkInto(
     failed: ReadonlySet<string>;
     concurrency: number;
     testFraction: number;
+    cap: number;
   },
 ): Promise<ImageFolderPlan> {
   const what = `importing ${listing.root}`;
-  const { height, width, channels, fit, problems, failed, concurrency, testFraction } = o;
+  const { height, width, channels, fit, problems, failed, concurrency, testFraction, cap } = o;
+  const spoolable = Math.floor(cap / (height * width * channels));
+  const digests = new Map<string, string>();
   const decode = { height, width, channels, fit };
   const source = createHash('sha256');
   source.update(`image-folder;${height}x${width}x${channels};fit=${fit};classes=${JSON.stringify(listing.classNames)};`);
@@ -210,7 +241,8 @@ async function checkInto(
     if (pixels === undefined) continue;
     source.update(`${e.split}\0${e.label}\0${e.path}\0`);
     source.update(pixels);
-    slots.set(e.path, await spool.append(pixels));
+    if (spool.count < spoolable) slots.set(e.path, await spool.append(pixels));
+    else digests.set(e.path, sha(pixels));
     valid.push(e);
   }
   await spool.finish();
@@ -263,6 +295,7 @@ async function checkInto(
     concurrency,
     spool,
     slots,
+    digests,
     close: () => spool.close(),
   };
 }
@@ -287,6 +320,7 @@ export async function writeImageFolder(plan: ImageFolderPlan, sink: ObjectSink, 
 async function writePlan(plan: ImageFolderPlan, sink: ObjectSink, hooks: ImageImportHooks): Promise<DatasetManifest> {
   const { listing } = plan;
   const what = `importing ${listing.root}`;
+  const decode = { height: plan.height, width: plan.width, channels: plan.channels, fit: plan.fit };
   const numClasses = listing.labeled ? listing.classNames.length : 1;
   const total = plan.train.length + plan.test.length;
   let done = 0;
@@ -297,8 +331,13 @@ async function writePlan(plan: ImageFolderPlan, sink: ObjectSink, hooks: ImageIm
       async (i) => {
         const e = list[i] as ImageFolderEntry;
         const slot = plan.slots.get(e.path);
-        if (slot === undefined) throw new DataError('IMAGE_FOLDER_INVALID', 'is in the plan but was not checked', e.path);
-        const pixels = await plan.spool.read(slot);
+        const digest = plan.digests.get(e.path);
+        let pixels: Uint8Array;
+        if (slot !== undefined) pixels = await plan.spool.read(slot);
+        else if (digest !== undefined) {
+          pixels = await decodeImage(join(listing.root, e.path), decode, e.path);
+          if (sha(pixels) !== digest) throw new DataError('IMAGE_CHANGED', 'changed while it was being imported; import again', e.path);
+        } else throw new DataError('IMAGE_FOLDER_INVALID', 'is in the plan but was not checked', e.path);
         done++;
         hooks.onProgress?.('write', done, total);
         return { index: i, label: e.label, pixels };

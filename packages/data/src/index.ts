@@ -45,6 +45,8 @@ export {
   checkImageFolder,
   writeImageFolder,
   InvalidImagesError,
+  scratchCap,
+  DEFAULT_SCRATCH_BYTES,
   type ObjectSink,
   type ImageImportOptions,
   type ImageImportHooks,
