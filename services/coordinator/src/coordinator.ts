@@ -158,12 +158,14 @@ export class Coordinator {
         const reported = next.reported ?? doc.reported;
         const manifest = next.manifest ?? doc.manifest;
         const paused = next.paused ?? doc.paused;
+        const released = next.released ?? doc.released;
         return {
           run: { ...next.run, updatedAtMs: this.now() },
           tokens: next.tokens,
           ...(reported ? { reported } : {}),
           ...(manifest ? { manifest } : {}),
           ...(paused ? { paused } : {}),
+          ...(released ? { released } : {}),
         };
       }));
     } catch (err) {
@@ -334,8 +336,12 @@ export class Coordinator {
       if (!now || refusal(d, now)) return d;
       const tokens = [...d.tokens];
       tokens[req.fold] = token;
+      // The resume task (if any) has been taken: nothing is owed for this fold any more.
+      const released = d.released?.map((r, i) => (i === req.fold ? 0 : r));
       return {
+        ...d,
         tokens,
+        ...(released ? { released } : {}),
         run: {
           ...d.run,
           state: RunState.RUN_STATE_RUNNING,
@@ -471,24 +477,32 @@ export class Coordinator {
   }
 
   /**
-   * Lets a run's folds paused at `rung` go on: clears their pause and queues
-   * each again (message id RUN.FOLD.rRUNG, so a repeated call, after a
-   * coordinator restart say, queues nothing twice). Does nothing for a run
-   * that has ended.
+   * Lets a run's folds paused at `rung` go on: clears their pause and records
+   * them as released (one update), then queues each released fold again
+   * (message id RUN.FOLD.rRUNG, so a repeated call, after a coordinator
+   * restart say, queues nothing twice). Only released folds are queued: a
+   * fold that is PENDING because its attempt failed waits for its own task's
+   * redelivery and gets no second task. Does nothing for a run that has ended.
    */
   async resumePaused(runId: string, rung: number): Promise<number[]> {
     let doc = await this.load(runId);
     if (ENDING_RUN_STATES.includes(doc.run.state)) return [];
     if ((doc.paused ?? []).some((p) => p === rung)) {
-      doc = await this.mutate(runId, `resumed after epoch ${rung}`, (d) =>
-        ENDING_RUN_STATES.includes(d.run.state) ? d : { ...d, paused: d.run.folds.map((f) => (d.paused?.[f.fold] === rung ? 0 : (d.paused?.[f.fold] ?? 0))) },
-      );
+      doc = await this.mutate(runId, `resumed after epoch ${rung}`, (d) => {
+        if (ENDING_RUN_STATES.includes(d.run.state)) return d;
+        const paused = d.run.folds.map((f) => d.paused?.[f.fold] ?? 0);
+        const released = d.run.folds.map((f) => (paused[f.fold] === rung ? rung : (d.released?.[f.fold] ?? 0)));
+        return { ...d, paused: paused.map((p) => (p === rung ? 0 : p)), released };
+      });
       if (ENDING_RUN_STATES.includes(doc.run.state)) return [];
     }
-    // A fold whose pause was cleared by a call cut short before it queued the fold is queued here (deduplicated).
-    const folds = doc.run.folds.filter((f) => f.state === FoldState.FOLD_STATE_PENDING && f.attempts > 0 && (doc.paused?.[f.fold] ?? 0) === 0);
+    // Every fold released and not yet taken (this call's, or one cut short before it queued them): queued, deduplicated.
+    const folds = doc.run.folds.filter((f) => f.state === FoldState.FOLD_STATE_PENDING && (doc.released?.[f.fold] ?? 0) > 0);
     const queued: number[] = [];
-    for (const f of folds) if (!(await this.queue.enqueue({ runId, fold: f.fold, resumeAt: rung })).duplicate) queued.push(f.fold);
+    for (const f of folds) {
+      const at = doc.released?.[f.fold] ?? rung;
+      if (!(await this.queue.enqueue({ runId, fold: f.fold, resumeAt: at })).duplicate) queued.push(f.fold);
+    }
     if (queued.length > 0) this.logger.info('folds go on past a rung', { run: runId, rung, folds: queued });
     return queued;
   }

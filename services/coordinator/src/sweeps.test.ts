@@ -366,3 +366,70 @@ test('a fold that fails before a rung: its sibling paused there is not left wait
   assert.equal(sweep.state, SweepState.SWEEP_STATE_FAILED);
   assert.equal(sweep.trials[0]?.state, RunState.RUN_STATE_STOPPED);
 });
+
+test('resumePaused queues no second task for a fold that is PENDING after a failed attempt (it waits for its own task)', T, async () => {
+  const w = await world();
+  const { c } = w.start();
+  // A run of a sweep the manager does not know: nothing pauses, the folds run on their first tasks.
+  const run = await c.submitRun(base, { id: 'other-t0', sweepId: 'other' });
+  const d = await w.queue.next(1);
+  assert.equal(d?.task.fold, 0);
+  const s = await c.startAttempt({ runId: run.id, fold: 0, worker: 'w', delivery: 1 });
+  const a: AttemptRef = { runId: run.id, fold: 0, token: s.token, jobId: '' };
+  await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }));
+  // A transient failure: the fold is PENDING after one attempt, its task handed back for redelivery.
+  await c.failFold({ attempt: a, error: 'worker out of memory', final: false });
+  d?.nak();
+  assert.equal((await c.getRun(run.id)).folds[0]?.state, FoldState.FOLD_STATE_PENDING);
+  assert.deepEqual(await c.resumePaused(run.id, 1), [], 'no fold was paused at epoch 1');
+  assert.deepEqual(
+    w.queue.records().map((r) => `${r.task.fold}:${r.task.resumeAt ?? 0}`),
+    ['0:0', '1:0'],
+    'fold 0 has only its own task',
+  );
+});
+
+test('a resume cut short after clearing the pause queues the released folds on the next call', T, async () => {
+  const w = await world();
+  let failEnqueue = 0;
+  const queue = {
+    ...w.queue,
+    enqueue: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => {
+      if (task.resumeAt !== undefined && failEnqueue-- > 0) return Promise.reject(new Error('NATS blip'));
+      return w.queue.enqueue(task);
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const report = async (fold: number): Promise<void> => {
+    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
+    await c.reportEpoch(
+      { runId, fold, token: s.token, jobId: '' },
+      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+    );
+  };
+  await report(0);
+  await m.idle();
+  failEnqueue = 1;
+  await report(1);
+  // The step's resume cleared both pauses, then its first enqueue failed; the retried step queues both folds.
+  await m.idle();
+  await new Promise((r) => setTimeout(r, 50));
+  await m.idle();
+  assert.deepEqual(
+    w.queue
+      .records()
+      .filter((r) => r.task.resumeAt === 1)
+      .map((r) => r.task.fold),
+    [0, 1],
+  );
+  const doc = (await w.runs.get(`run.${runId}`))?.value;
+  assert.deepEqual(doc?.paused, [0, 0]);
+  assert.deepEqual(doc?.released, [1, 1], 'released until an attempt takes the fold');
+  const resumed = await c.startAttempt({ runId, fold: 0, worker: 'w2', delivery: 1 });
+  assert.equal(resumed.proceed, true);
+  assert.deepEqual((await w.runs.get(`run.${runId}`))?.value.released, [0, 1]);
+  await m.close();
+});
