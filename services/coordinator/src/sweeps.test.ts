@@ -5,9 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { CheckpointKind, EpochMetrics, EvalMetrics, FoldState, RunSpec, RunState, SweepState, type AttemptRef, type SweepSpec } from '@cvc/proto';
+import type { DocStore, Versioned } from '@cvc/messaging';
 import { createDatasetCatalog } from '@cvc/storage';
 import { createMemoryDocStore, createMemoryObjectStore, createMemoryTaskQueue, type MemoryTaskQueue } from '@cvc/testkit';
 import { Coordinator } from './coordinator.js';
+import { CoordinatorError } from './errors.js';
 import type { RunDoc } from './run-doc.js';
 import { sweepKey, type SweepDoc } from './sweep-doc.js';
 import { SweepManager } from './sweeps.js';
@@ -432,4 +434,45 @@ test('a resume cut short after clearing the pause queues the released folds on t
   assert.equal(resumed.proceed, true);
   assert.deepEqual((await w.runs.get(`run.${runId}`))?.value.released, [0, 1]);
   await m.close();
+});
+
+test('recover() reading a sweep before an update landed keeps the newer cached revision: a judged rung does not pause a fold again', T, async () => {
+  const w = await world();
+  // recover()'s read can be overtaken by a step's update: `stale` is handed to the next read of the sweep, as if read before it.
+  let stale: Versioned<SweepDoc> | undefined;
+  const sweeps: DocStore<SweepDoc> = {
+    ...w.sweepDocs,
+    get: (key) => {
+      const v = stale;
+      stale = undefined;
+      return v ? Promise.resolve(v) : w.sweepDocs.get(key);
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  /** A new attempt at `fold` reports epoch 1; true when it is told to stop (paused). */
+  const report = async (fold: number): Promise<boolean> => {
+    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
+    const ack = await c.reportEpoch(
+      { runId, fold, token: s.token, jobId: '' },
+      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+    );
+    return ack.stop;
+  };
+  assert.equal(await report(0), true, 'paused at rung 1');
+  await m.idle();
+  const before = await w.sweepDocs.get(sweepKey(s0.id));
+  await report(1);
+  await m.idle();
+  assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go']);
+  // recover() gets the read from before the decision; the step it schedules then fails (not retried), so only the cache tells.
+  stale = before;
+  w.sweepDocs.failNext('get', new CoordinatorError('FAILED_PRECONDITION', 'test: the step cannot read the sweep'));
+  await m.recover();
+  await m.idle();
+  // Fold 0's resumed attempt replays epoch 1 (no checkpoint was stored): the rung was judged, it goes on.
+  assert.equal(await report(0), false, 'not paused a second time at rung 1');
+  assert.deepEqual((await w.runs.get(`run.${runId}`))?.value.paused, [0, 0]);
 });

@@ -59,8 +59,13 @@ export class SweepManager {
   private readonly now: () => number;
   private readonly onChange: (sweep: Sweep) => void;
   private readonly retryMs: number;
-  /** The latest recorded state of each sweep (for pauseAt, which must answer synchronously). */
-  private readonly cache = new Map<string, Sweep>();
+  /**
+   * The latest recorded state of each sweep with its KV revision (for pauseAt,
+   * which must answer synchronously). Only a newer revision replaces an entry,
+   * so a read that an update overtook (recover's) cannot bring back a sweep
+   * without its latest decisions.
+   */
+  private readonly cache = new Map<string, { sweep: Sweep; revision: number }>();
   /** Steps in progress by sweep id; `again` asks for one more once the current one ends. */
   private readonly steps = new Map<string, { again: boolean; done: Promise<void> }>();
   /** Per run id, what its last change looked like, so progress reports schedule no step. */
@@ -82,7 +87,7 @@ export class SweepManager {
   private hooks(): RunHooks {
     return {
       pauseAt: (run, epoch) => {
-        const s = this.cache.get(run.sweepId);
+        const s = this.cache.get(run.sweepId)?.sweep;
         if (!s || s.state !== SweepState.SWEEP_STATE_RUNNING || s.spec?.earlyStop === 'none' || !s.rungs.includes(epoch)) return false;
         if (epoch >= (run.spec?.epochs ?? 0)) return false;
         const trial = s.trials.find((t) => t.runId === run.id);
@@ -112,19 +117,23 @@ export class SweepManager {
 
   /** Applies `fn` with compare-and-set (it may run more than once, so it must be pure). */
   private async mutate(id: string, fn: (doc: SweepDoc) => SweepDoc): Promise<SweepDoc> {
-    const { value } = await this.sweeps.update(sweepKey(id), (cur) => {
+    const { value, revision } = await this.sweeps.update(sweepKey(id), (cur) => {
       const doc = decodeSweepDoc(cur);
       const next = fn(doc);
       return next === doc ? doc : { ...next, sweep: { ...next.sweep, updatedAtMs: this.now() } };
     });
     const doc = decodeSweepDoc(value);
-    this.remember(doc.sweep);
+    this.remember(doc.sweep, revision);
     return doc;
   }
 
-  private remember(sweep: Sweep): void {
-    this.cache.set(sweep.id, sweep);
+  /** Caches `sweep` read or written at `revision` unless a newer revision is cached already; false when it was older. */
+  private remember(sweep: Sweep, revision: number): boolean {
+    const cur = this.cache.get(sweep.id);
+    if (cur && cur.revision > revision) return false;
+    this.cache.set(sweep.id, { sweep, revision });
     this.onChange(sweep);
+    return true;
   }
 
   /**
@@ -169,8 +178,7 @@ export class SweepManager {
       createdAtMs: this.now(),
       updatedAtMs: this.now(),
     });
-    await this.sweeps.create(sweepKey(id), { sweep, specs });
-    this.remember(sweep);
+    this.remember(sweep, await this.sweeps.create(sweepKey(id), { sweep, specs }));
     this.logger.info('sweep submitted', {
       sweep: id,
       trials: plan.trials.length,
@@ -250,9 +258,9 @@ export class SweepManager {
       try {
         const v = await this.sweeps.get(key);
         if (!v) continue;
-        const sweep = decodeSweepDoc(v.value).sweep;
-        this.cache.set(sweep.id, sweep);
-        this.onChange(sweep);
+        const read = decodeSweepDoc(v.value).sweep;
+        // An update that landed while this read was on its way has cached a newer revision: that one counts.
+        const sweep = this.remember(read, v.revision) ? read : (this.cache.get(read.id)?.sweep ?? read);
         if (sweep.state === SweepState.SWEEP_STATE_RUNNING || sweep.state === SweepState.SWEEP_STATE_CANCELLED) {
           out.push(sweep.id);
           this.schedule(sweep.id);
