@@ -5,14 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { CheckpointKind, EpochMetrics, EvalMetrics, FoldState, RunSpec, RunState, SweepState, type AttemptRef, type SweepSpec } from '@cvc/proto';
-import type { DocStore, Versioned } from '@cvc/messaging';
+import { MessagingError, type DocStore, type Versioned } from '@cvc/messaging';
 import { createDatasetCatalog } from '@cvc/storage';
 import { createMemoryDocStore, createMemoryObjectStore, createMemoryTaskQueue, type MemoryTaskQueue } from '@cvc/testkit';
 import { Coordinator } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 import type { RunDoc } from './run-doc.js';
 import { sweepKey, type SweepDoc } from './sweep-doc.js';
-import { SweepManager } from './sweeps.js';
+import { MAX_REASON_CHARS, SweepManager } from './sweeps.js';
 
 const T = { timeout: 20_000 };
 const DATASET = 'fashion-mnist';
@@ -475,4 +475,76 @@ test('recover() reading a sweep before an update landed keeps the newer cached r
   // Fold 0's resumed attempt replays epoch 1 (no checkpoint was stored): the rung was judged, it goes on.
   assert.equal(await report(0), false, 'not paused a second time at rung 1');
   assert.deepEqual((await w.runs.get(`run.${runId}`))?.value.paused, [0, 0]);
+});
+
+test('a sweep whose document would outgrow the NATS max payload with its decisions is refused at submission, naming the sizes', T, async () => {
+  const w = await world();
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5, maxDocBytes: 16 * 1024 });
+  await assert.rejects(
+    m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: Array.from({ length: 12 }, (_, i) => `${i + 1}e-4`) }] })),
+    (err: unknown) =>
+      err instanceof CoordinatorError &&
+      err.outcome === 'INVALID_ARGUMENT' &&
+      /^sweep lr: its document would be \d+ bytes at submission and up to \d+ bytes with its decisions \(12 trials x 2 rungs\), over the limit of 15360 bytes \(the NATS max_payload of 16384 bytes/.test(
+        err.message,
+      ),
+  );
+  assert.deepEqual(await m.listSweeps(), [], 'nothing recorded');
+  assert.deepEqual(w.queue.records(), [], 'no run started');
+  // A small one fits under the same limit.
+  const small = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  assert.equal(small.state, SweepState.SWEEP_STATE_RUNNING);
+  await m.close();
+});
+
+test('a sweep document over the NATS max payload (every update refused) fails the sweep and stops its runs instead of retrying for ever', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs());
+  // The first two trials' folds reach rung 1; then the document can no longer be written.
+  await work(c, m, w.queue, { maxTasks: 4 });
+  assert.equal((await m.getSweep(s0.id)).state, SweepState.SWEEP_STATE_RUNNING);
+  w.sweepDocs.failNext(
+    'update',
+    new MessagingError('TOO_LARGE', `sweep.${s0.id}: a value of 1048600 bytes is over the NATS server's max_payload of 1048576 bytes`),
+  );
+  await work(c, m, w.queue);
+  const s = await m.getSweep(s0.id);
+  assert.equal(s.state, SweepState.SWEEP_STATE_FAILED);
+  assert.match(s.error, /its document no longer fits in the KV \(.*max_payload of 1048576 bytes\): the sweep was failed and its runs still going were stopped/);
+  for (const t of s.trials) {
+    if (!t.runId) {
+      assert.equal(t.state, RunState.RUN_STATE_CANCELLED, `trial ${t.index} never starts`);
+      continue;
+    }
+    const run = await c.getRun(t.runId);
+    assert.ok([RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_SUCCEEDED].includes(run.state), `${t.runId} ended (${RunState[run.state]})`);
+    assert.equal(t.state, run.state);
+  }
+  assert.ok(
+    w.queue.records().every((r) => r.state === 'acked'),
+    'no task is left waiting',
+  );
+  assert.deepEqual((await w.sweepDocs.get(sweepKey(s0.id)))?.value.specs, [], 'the specs were dropped to make room for the failure');
+});
+
+test('a trial stop reason longer than the cap (a fold error) is cut in the sweep document', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const s = await c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
+  await c.reportEpoch(
+    { runId, fold: 0, token: s.token, jobId: '' },
+    EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+  );
+  const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
+  await c.failFold({ attempt: { runId, fold: 1, token: b.token, jobId: '' }, error: `loss became NaN ${'x'.repeat(5000)}`, final: true });
+  await m.recover();
+  await m.idle();
+  const trial = (await m.getSweep(s0.id)).trials[0];
+  assert.equal(trial?.state, RunState.RUN_STATE_STOPPED);
+  assert.equal(trial?.stopReason.length, MAX_REASON_CHARS);
+  assert.match(trial?.stopReason ?? '', /^fold 1 failed \(loss became NaN x+…$/);
 });
