@@ -227,7 +227,7 @@ export class Coordinator {
     } catch (err) {
       if (!(opts.id && err instanceof MessagingError && err.code === 'ALREADY_EXISTS')) throw err;
       const existing = (await this.load(id)).run;
-      for (const f of existing.folds) if (f.state === FoldState.FOLD_STATE_PENDING && f.attempts === 0) await this.queue.enqueue({ runId: id, fold: f.fold });
+      await this.requeueNeverStarted(existing);
       return existing;
     }
     for (let fold = 0; fold < spec.folds; fold++) await this.queue.enqueue({ runId: id, fold });
@@ -235,6 +235,23 @@ export class Coordinator {
     this.observer.runChanged?.(run, 'submitted');
     this.hooks?.runChanged(run, 'submitted');
     return run;
+  }
+
+  /**
+   * Publishes again the task of every fold of `run` that no attempt has taken
+   * yet (deduplicated by message id, so a task still queued is not doubled):
+   * a submission cut short between recording the run and publishing all its
+   * tasks gets them. Returns the folds whose task was missing.
+   */
+  async requeueNeverStarted(run: Run): Promise<number[]> {
+    if (ENDING_RUN_STATES.includes(run.state)) return [];
+    const out: number[] = [];
+    for (const f of run.folds) {
+      if (f.state !== FoldState.FOLD_STATE_PENDING || f.attempts > 0) continue;
+      if (!(await this.queue.enqueue({ runId: run.id, fold: f.fold })).duplicate) out.push(f.fold);
+    }
+    if (out.length > 0) this.logger.info('never-started folds queued again', { run: run.id, folds: out });
+    return out;
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -792,11 +809,7 @@ export class Coordinator {
           out.finalizing.push(run.id);
           this.schedule(run.id, 'finalize');
         } else if (opts.requeue && (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING)) {
-          for (const f of run.folds) {
-            if (f.state !== FoldState.FOLD_STATE_PENDING || f.attempts > 0) continue;
-            const { duplicate } = await this.queue.enqueue({ runId: run.id, fold: f.fold });
-            if (!duplicate) out.requeued.push(`${run.id}.${f.fold}`);
-          }
+          for (const fold of await this.requeueNeverStarted(run)) out.requeued.push(`${run.id}.${fold}`);
         }
       } catch (err) {
         // One unreadable document must not keep the others from being recovered.

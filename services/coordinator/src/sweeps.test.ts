@@ -548,3 +548,28 @@ test('a trial stop reason longer than the cap (a fold error) is cut in the sweep
   assert.equal(trial?.stopReason.length, MAX_REASON_CHARS);
   assert.match(trial?.stopReason ?? '', /^fold 1 failed \(loss became NaN x+…$/);
 });
+
+test('a trial whose submission was cut short after its run was recorded gets its missing tasks at the retried step', T, async () => {
+  const w = await world();
+  let failEnqueue = 1;
+  const queue = {
+    ...w.queue,
+    enqueue: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => {
+      if (task.fold === 1 && failEnqueue-- > 0) return Promise.reject(new Error('NATS blip'));
+      return w.queue.enqueue(task);
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  // The first step recorded the run, published fold 0's task and failed on fold 1's; the step is tried again.
+  await new Promise((r) => setTimeout(r, 50));
+  await m.idle();
+  assert.equal((await c.getRun(`${s0.id}-t0`)).state, RunState.RUN_STATE_PENDING);
+  assert.deepEqual(
+    w.queue.records().map((r) => `${r.task.runId}.${r.task.fold}`),
+    [`${s0.id}-t0.0`, `${s0.id}-t0.1`],
+    'every fold has its task, once',
+  );
+  await m.close();
+});

@@ -567,6 +567,9 @@ export class SweepManager {
         continue;
       }
       if (runEnded(run)) continue;
+      // A run no fold has started yet: its submission may have been cut short after recording it (a NATS blip while
+      // publishing its tasks), and the retried step finds the run, so the missing tasks are published here (deduplicated).
+      if (run.state === RunState.RUN_STATE_PENDING) await this.coordinator.requeueNeverStarted(run);
       // A fold that failed before a rung never reports it, so its siblings paused there would wait for a judgement
       // that cannot come: the run is stopped (checkpoints kept), which ends the trial.
       const failed = run.folds.find((f) => f.state === FoldState.FOLD_STATE_FAILED);
