@@ -6,6 +6,8 @@ export interface SweepDoc {
   readonly sweep: Sweep;
   /** The run spec of each trial, by index, fixed at submission (the dataset version pinned). */
   readonly specs: RunSpec[];
+  /** Set once a CANCELLED sweep has no run still going: nothing is left to do, so recover() no longer takes it up. */
+  readonly cancelDone?: boolean;
 }
 
 export const sweepKey = (id: string): string => `sweep.${id}`;
@@ -17,7 +19,7 @@ export const FINAL_SWEEP_STATES: readonly SweepState[] = [SweepState.SWEEP_STATE
 
 /** Restores proto defaults after a JSON round trip. */
 export function decodeSweepDoc(doc: SweepDoc): SweepDoc {
-  return { sweep: Sweep.fromPartial(doc.sweep), specs: doc.specs.map((s) => RunSpec.fromPartial(s)) };
+  return { sweep: Sweep.fromPartial(doc.sweep), specs: doc.specs.map((s) => RunSpec.fromPartial(s)), ...(doc.cancelDone ? { cancelDone: true } : {}) };
 }
 
 /** Per rung epoch that every fold has reported: the validation losses of the folds at it. */

@@ -573,3 +573,20 @@ test('a trial whose submission was cut short after its run was recorded gets its
   );
   await m.close();
 });
+
+test('a cancelled sweep whose runs have all ended is not stepped again by recover()', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ maxParallelRuns: 2 }));
+  await m.cancelSweep(s0.id);
+  await c.idle();
+  await m.idle();
+  assert.equal((await c.getRun(`${s0.id}-t1`)).state, RunState.RUN_STATE_CANCELLED);
+  assert.equal((await w.sweepDocs.get(sweepKey(s0.id)))?.value.cancelDone, true);
+  assert.deepEqual(await m.recover(), [], 'nothing left to do');
+  // Without the marker (a cancel a coordinator left half-done, say) it is taken up, and its step records the marker.
+  await w.sweepDocs.update(sweepKey(s0.id), (d) => ({ sweep: d.sweep, specs: d.specs }));
+  assert.deepEqual(await m.recover(), [s0.id]);
+  await m.idle();
+  assert.equal((await w.sweepDocs.get(sweepKey(s0.id)))?.value.cancelDone, true);
+});

@@ -317,7 +317,8 @@ export class SweepManager {
 
   /**
    * On start: loads every sweep (pauseAt needs them before the first worker
-   * report) and repeats the step of each sweep still running or cancelled
+   * report) and repeats the step of each sweep still running, or cancelled
+   * with runs that may still be going (not once a step saw them all ended)
    * (re-applying its recorded decisions, judging rungs reached while no
    * coordinator was there, starting queued trials). Returns the sweeps taken up.
    */
@@ -327,10 +328,11 @@ export class SweepManager {
       try {
         const v = await this.sweeps.get(key);
         if (!v) continue;
-        const read = decodeSweepDoc(v.value).sweep;
+        const readDoc = decodeSweepDoc(v.value);
+        const read = readDoc.sweep;
         // An update that landed while this read was on its way has cached a newer revision: that one counts.
         const sweep = this.remember(read, v.revision) ? read : (this.cache.get(read.id)?.sweep ?? read);
-        if (sweep.state === SweepState.SWEEP_STATE_RUNNING || sweep.state === SweepState.SWEEP_STATE_CANCELLED) {
+        if (sweep.state === SweepState.SWEEP_STATE_RUNNING || (sweep.state === SweepState.SWEEP_STATE_CANCELLED && !readDoc.cancelDone)) {
           out.push(sweep.id);
           this.schedule(sweep.id);
         }
@@ -415,7 +417,7 @@ export class SweepManager {
   private async step(id: string): Promise<void> {
     const before = await this.load(id);
     const s = before.sweep;
-    if (s.state !== SweepState.SWEEP_STATE_RUNNING && s.state !== SweepState.SWEEP_STATE_CANCELLED) return;
+    if (s.state !== SweepState.SWEEP_STATE_RUNNING && (s.state !== SweepState.SWEEP_STATE_CANCELLED || before.cancelDone)) return;
     if (s.state === SweepState.SWEEP_STATE_CANCELLED) await this.cancelRuns(before);
     const runs = new Map<number, Run>();
     for (const t of s.trials) {
@@ -424,7 +426,9 @@ export class SweepManager {
       if (run) runs.set(t.index, run);
     }
     if (s.state === SweepState.SWEEP_STATE_CANCELLED) {
-      await this.record(id, runs, [], []);
+      // Every run ended (a CANCELLING one is not yet: its clean-up's change schedules another step): the cancel is complete.
+      const done = [...runs.values()].every(runEnded);
+      await this.record(id, runs, [], [], done);
       return;
     }
     const mode = (s.spec?.earlyStop ?? 'asha') as EarlyStop;
@@ -455,8 +459,17 @@ export class SweepManager {
     await this.act(doc, runs);
   }
 
-  /** Records new decisions, started trials and the trials' view of their runs; ends the sweep when every trial has ended. */
-  private async record(id: string, runs: ReadonlyMap<number, Run>, fresh: readonly Decision[], starts: readonly number[]): Promise<SweepDoc> {
+  /**
+   * Records new decisions, started trials and the trials' view of their runs; ends the sweep when every trial has ended.
+   * `cancelDone`: a cancelled sweep's runs have all ended (recorded, so it is not stepped again).
+   */
+  private async record(
+    id: string,
+    runs: ReadonlyMap<number, Run>,
+    fresh: readonly Decision[],
+    starts: readonly number[],
+    cancelDone = false,
+  ): Promise<SweepDoc> {
     const at = this.now();
     return this.mutate(id, (d) => {
       const s = d.sweep;
@@ -484,6 +497,7 @@ export class SweepManager {
       }
       return {
         ...d,
+        ...(cancelDone && s.state === SweepState.SWEEP_STATE_CANCELLED ? { cancelDone: true } : {}),
         sweep: {
           ...s,
           state,
