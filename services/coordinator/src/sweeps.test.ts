@@ -590,3 +590,44 @@ test('a cancelled sweep whose runs have all ended is not stepped again by recove
   await m.idle();
   assert.equal((await w.sweepDocs.get(sweepKey(s0.id)))?.value.cancelDone, true);
 });
+
+test('a change that comes in during a step that fails for good gets a step of its own', T, async () => {
+  const w = await world();
+  // While armed, the next read of the sweep waits for `release` and then fails with a refusal that is not retried.
+  let gate: Promise<void> | undefined;
+  let release = (): void => {};
+  const sweeps: DocStore<SweepDoc> = {
+    ...w.sweepDocs,
+    get: async (key) => {
+      const g = gate;
+      gate = undefined;
+      if (!g) return w.sweepDocs.get(key);
+      await g;
+      throw new CoordinatorError('FAILED_PRECONDITION', 'test: the sweep cannot be read');
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const report = async (fold: number): Promise<void> => {
+    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
+    await c.reportEpoch(
+      { runId, fold, token: s.token, jobId: '' },
+      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+    );
+  };
+  await report(0);
+  await m.idle();
+  gate = new Promise((r) => (release = r));
+  // A step starts (fold 1's attempt is a change) and hangs on its read; fold 1 reaching the rung comes in meanwhile.
+  const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
+  await c.reportEpoch(
+    { runId, fold: 1, token: b.token, jobId: '' },
+    EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+  );
+  release();
+  await m.idle();
+  assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go'], 'the rung every fold reached was judged without waiting for recover()');
+  await m.close();
+});

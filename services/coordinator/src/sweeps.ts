@@ -372,8 +372,13 @@ export class SweepManager {
         try {
           await this.stepOrFail(id);
         } catch (err) {
+          if (!isRetryable(err)) {
+            // Tried again at the next change: one that came in during this step (entry.again) is that change.
+            this.logger.warn('sweep step failed; trying again at its next change', { sweep: id, error: describeError(err), again: entry.again });
+            continue;
+          }
           this.logger.warn('sweep step failed; trying again', { sweep: id, error: describeError(err), retryInMs: this.retryMs });
-          if (isRetryable(err) && !this.closed) {
+          if (!this.closed) {
             const t = setTimeout(() => {
               this.timers.delete(t);
               this.schedule(id);
