@@ -55,7 +55,11 @@ export function trialValLoss(run: Run, rungs: readonly number[]): MeanStd | unde
 export const runEnded = (run: Run): boolean =>
   [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED, RunState.RUN_STATE_STOPPED].includes(run.state);
 
-/** Folds waiting to be queued again (paused at a rung, or cut short): PENDING after at least one attempt. */
+/**
+ * Folds that may be waiting to go on past a rung: PENDING after at least one
+ * attempt (paused, released, or retrying a failed attempt). A cheap filter only:
+ * `resumePaused` queues just the folds the run document records as released.
+ */
 export const hasWaitingFolds = (run: Run): boolean => run.folds.some((f) => f.state === FoldState.FOLD_STATE_PENDING && f.attempts > 0);
 
 /** The sweep's numbers for its gauges (@cvc/metrics createSweepMetrics). */
