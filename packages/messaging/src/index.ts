@@ -7,4 +7,4 @@ export { connectNats, type NatsConnection } from './connect.js';
 export { natsEnvSchema, natsAuthFromEnv } from './env.js';
 export { isNatsUnavailable, JETSTREAM_UNAVAILABLE_CODES } from './availability.js';
 export { MessagingError, type MessagingErrorCode } from './errors.js';
-export { isWrongLastSequence, isStreamNotFound, isConsumerNotFound, isNoMessageFound } from './jetstream-errors.js';
+export { isWrongLastSequence, isStreamNotFound, isConsumerNotFound, isNoMessageFound, isMessageTooLarge } from './jetstream-errors.js';

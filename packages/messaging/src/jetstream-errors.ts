@@ -13,6 +13,14 @@ export function isWrongLastSequence(err: unknown): boolean {
   return isJetStreamApiError(err, JetStreamApiCodes.StreamWrongLastSequence) || isJetStreamApiError(err, JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }
 
+/** JetStream's JSStreamMessageExceedsMaximumErr (not among nats.js' named codes). */
+const STREAM_MESSAGE_EXCEEDS_MAXIMUM = 10054;
+
+/** A message over the stream's largest message size (a KV bucket's max value size). */
+export function isMessageTooLarge(err: unknown): boolean {
+  return isJetStreamApiError(err, STREAM_MESSAGE_EXCEEDS_MAXIMUM);
+}
+
 /** The stream does not exist. */
 export function isStreamNotFound(err: unknown): boolean {
   return isJetStreamApiError(err, JetStreamApiCodes.StreamNotFound);

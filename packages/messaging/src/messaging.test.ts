@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectNats, createDocStore, createTaskQueue, startNatsServer, type NatsConnection, type NatsServer } from './index.js';
+import { connectNats, createDocStore, createTaskQueue, MessagingError, startNatsServer, type NatsConnection, type NatsServer } from './index.js';
 
 let dir: string;
 let server: NatsServer;
@@ -78,6 +78,23 @@ test('documents update with compare-and-set; concurrent updates are all applied'
   for (let i = 0; i < 50 && !seen.includes(100); i++) await new Promise((r) => setTimeout(r, 50));
   stop();
   assert.ok(seen.includes(100));
+});
+
+test('a document over the server max_payload is refused with TOO_LARGE (not retried), and the stored one is kept', async () => {
+  const store = await createDocStore<{ pad: string }>(nc, 'cvc_test_big');
+  const max = nc.info?.max_payload ?? 0;
+  assert.ok(max > 0, 'the server announces its max_payload');
+  await store.create('sweep.a', { pad: 'small' });
+  const tooBig = { pad: 'x'.repeat(max) };
+  await assert.rejects(
+    store.create('sweep.b', tooBig),
+    (err: unknown) => err instanceof MessagingError && err.code === 'TOO_LARGE' && err.message.includes(`max_payload of ${max} bytes`),
+  );
+  await assert.rejects(
+    store.update('sweep.a', () => tooBig),
+    (err: unknown) => err instanceof MessagingError && err.code === 'TOO_LARGE' && err.message.startsWith('sweep.a: a value of '),
+  );
+  assert.deepEqual((await store.get('sweep.a'))?.value, { pad: 'small' });
 });
 
 test('state survives a nats-server restart on the same JetStream directory', async () => {

@@ -5,7 +5,10 @@ import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from '.
 import { retry } from '@cvc/core';
 import { isNatsUnavailable } from './availability.js';
 import { MessagingError } from './errors.js';
-import { isWrongLastSequence } from './jetstream-errors.js';
+import { isMessageTooLarge, isWrongLastSequence } from './jetstream-errors.js';
+
+/** Room kept under the server's max_payload for the headers of a KV write (its expected revision). */
+const HEADER_ROOM = 256;
 
 /** A value and the KV revision it was read at. */
 export interface Versioned<T> {
@@ -20,9 +23,9 @@ export interface Versioned<T> {
  */
 export interface DocStore<T> {
   get(key: string): Promise<Versioned<T> | undefined>;
-  /** Creates `key`; fails with ALREADY_EXISTS when it exists. */
+  /** Creates `key`; fails with ALREADY_EXISTS when it exists, TOO_LARGE when the value is over what the server takes. */
   create(key: string, value: T): Promise<number>;
-  /** Applies `fn` to the current value with compare-and-set, retrying on conflicts. Returns the new value. */
+  /** Applies `fn` to the current value with compare-and-set, retrying on conflicts. Returns the new value. TOO_LARGE as `create`. */
   update(key: string, fn: (current: T) => T): Promise<Versioned<T>>;
   keys(): Promise<string[]>;
   /**
@@ -58,6 +61,16 @@ export async function createDocStore<T>(nc: NatsConnection, bucket: string, opts
     { deadlineMs: 15_000, initialDelayMs: 200, maxDelayMs: 2000, retryable: isNatsUnavailable, what: `opening KV bucket ${bucket}` },
   );
   const dec = (b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
+  /** The value as the KV stores it; TOO_LARGE (never retried) when it cannot be published at all. */
+  const enc = (key: string, value: T): Uint8Array => {
+    const body = new TextEncoder().encode(JSON.stringify(value));
+    const max = nc.info?.max_payload;
+    if (max !== undefined && body.length + HEADER_ROOM > max)
+      throw new MessagingError('TOO_LARGE', `${key}: a value of ${body.length} bytes is over the NATS server's max_payload of ${max} bytes`);
+    return body;
+  };
+  const tooLarge = (key: string, body: Uint8Array, err: unknown): MessagingError =>
+    new MessagingError('TOO_LARGE', `${key}: a value of ${body.length} bytes is over the bucket's largest value`, { cause: err });
   const get = async (key: string): Promise<Versioned<T> | undefined> => {
     const e = await kv.get(key);
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
@@ -66,9 +79,11 @@ export async function createDocStore<T>(nc: NatsConnection, bucket: string, opts
   return {
     get,
     create: async (key, value) => {
+      const body = enc(key, value);
       try {
-        return await kv.create(key, JSON.stringify(value));
+        return await kv.create(key, body);
       } catch (err) {
+        if (isMessageTooLarge(err)) throw tooLarge(key, body, err);
         // Only a lost create (the key has a revision already) means it exists; anything else is a real failure.
         if (isWrongLastSequence(err)) throw new MessagingError('ALREADY_EXISTS', `${key} already exists`, { cause: err });
         throw err;
@@ -79,10 +94,12 @@ export async function createDocStore<T>(nc: NatsConnection, bucket: string, opts
         const cur = await get(key);
         if (!cur) throw new MessagingError('NOT_FOUND', `${key} does not exist`);
         const next = fn(cur.value);
+        const body = enc(key, next);
         try {
-          const revision = await kv.update(key, JSON.stringify(next), cur.revision);
+          const revision = await kv.update(key, body, cur.revision);
           return { value: next, revision };
         } catch (err) {
+          if (isMessageTooLarge(err)) throw tooLarge(key, body, err);
           // Wrong last sequence: someone else wrote; re-read and re-apply.
           if (!isWrongLastSequence(err)) throw err;
         }

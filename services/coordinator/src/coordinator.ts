@@ -158,12 +158,14 @@ export class Coordinator {
         const reported = next.reported ?? doc.reported;
         const manifest = next.manifest ?? doc.manifest;
         const paused = next.paused ?? doc.paused;
+        const released = next.released ?? doc.released;
         return {
           run: { ...next.run, updatedAtMs: this.now() },
           tokens: next.tokens,
           ...(reported ? { reported } : {}),
           ...(manifest ? { manifest } : {}),
           ...(paused ? { paused } : {}),
+          ...(released ? { released } : {}),
         };
       }));
     } catch (err) {
@@ -225,7 +227,7 @@ export class Coordinator {
     } catch (err) {
       if (!(opts.id && err instanceof MessagingError && err.code === 'ALREADY_EXISTS')) throw err;
       const existing = (await this.load(id)).run;
-      for (const f of existing.folds) if (f.state === FoldState.FOLD_STATE_PENDING && f.attempts === 0) await this.queue.enqueue({ runId: id, fold: f.fold });
+      await this.requeueNeverStarted(existing);
       return existing;
     }
     for (let fold = 0; fold < spec.folds; fold++) await this.queue.enqueue({ runId: id, fold });
@@ -233,6 +235,23 @@ export class Coordinator {
     this.observer.runChanged?.(run, 'submitted');
     this.hooks?.runChanged(run, 'submitted');
     return run;
+  }
+
+  /**
+   * Publishes again the task of every fold of `run` that no attempt has taken
+   * yet (deduplicated by message id, so a task still queued is not doubled):
+   * a submission cut short between recording the run and publishing all its
+   * tasks gets them. Returns the folds whose task was missing.
+   */
+  async requeueNeverStarted(run: Run): Promise<number[]> {
+    if (ENDING_RUN_STATES.includes(run.state)) return [];
+    const out: number[] = [];
+    for (const f of run.folds) {
+      if (f.state !== FoldState.FOLD_STATE_PENDING || f.attempts > 0) continue;
+      if (!(await this.queue.enqueue({ runId: run.id, fold: f.fold })).duplicate) out.push(f.fold);
+    }
+    if (out.length > 0) this.logger.info('never-started folds queued again', { run: run.id, folds: out });
+    return out;
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -334,8 +353,12 @@ export class Coordinator {
       if (!now || refusal(d, now)) return d;
       const tokens = [...d.tokens];
       tokens[req.fold] = token;
+      // The resume task (if any) has been taken: nothing is owed for this fold any more.
+      const released = d.released?.map((r, i) => (i === req.fold ? 0 : r));
       return {
+        ...d,
         tokens,
+        ...(released ? { released } : {}),
         run: {
           ...d.run,
           state: RunState.RUN_STATE_RUNNING,
@@ -471,24 +494,32 @@ export class Coordinator {
   }
 
   /**
-   * Lets a run's folds paused at `rung` go on: clears their pause and queues
-   * each again (message id RUN.FOLD.rRUNG, so a repeated call, after a
-   * coordinator restart say, queues nothing twice). Does nothing for a run
-   * that has ended.
+   * Lets a run's folds paused at `rung` go on: clears their pause and records
+   * them as released (one update), then queues each released fold again
+   * (message id RUN.FOLD.rRUNG, so a repeated call, after a coordinator
+   * restart say, queues nothing twice). Only released folds are queued: a
+   * fold that is PENDING because its attempt failed waits for its own task's
+   * redelivery and gets no second task. Does nothing for a run that has ended.
    */
   async resumePaused(runId: string, rung: number): Promise<number[]> {
     let doc = await this.load(runId);
     if (ENDING_RUN_STATES.includes(doc.run.state)) return [];
     if ((doc.paused ?? []).some((p) => p === rung)) {
-      doc = await this.mutate(runId, `resumed after epoch ${rung}`, (d) =>
-        ENDING_RUN_STATES.includes(d.run.state) ? d : { ...d, paused: d.run.folds.map((f) => (d.paused?.[f.fold] === rung ? 0 : (d.paused?.[f.fold] ?? 0))) },
-      );
+      doc = await this.mutate(runId, `resumed after epoch ${rung}`, (d) => {
+        if (ENDING_RUN_STATES.includes(d.run.state)) return d;
+        const paused = d.run.folds.map((f) => d.paused?.[f.fold] ?? 0);
+        const released = d.run.folds.map((f) => (paused[f.fold] === rung ? rung : (d.released?.[f.fold] ?? 0)));
+        return { ...d, paused: paused.map((p) => (p === rung ? 0 : p)), released };
+      });
       if (ENDING_RUN_STATES.includes(doc.run.state)) return [];
     }
-    // A fold whose pause was cleared by a call cut short before it queued the fold is queued here (deduplicated).
-    const folds = doc.run.folds.filter((f) => f.state === FoldState.FOLD_STATE_PENDING && f.attempts > 0 && (doc.paused?.[f.fold] ?? 0) === 0);
+    // Every fold released and not yet taken (this call's, or one cut short before it queued them): queued, deduplicated.
+    const folds = doc.run.folds.filter((f) => f.state === FoldState.FOLD_STATE_PENDING && (doc.released?.[f.fold] ?? 0) > 0);
     const queued: number[] = [];
-    for (const f of folds) if (!(await this.queue.enqueue({ runId, fold: f.fold, resumeAt: rung })).duplicate) queued.push(f.fold);
+    for (const f of folds) {
+      const at = doc.released?.[f.fold] ?? rung;
+      if (!(await this.queue.enqueue({ runId, fold: f.fold, resumeAt: at })).duplicate) queued.push(f.fold);
+    }
     if (queued.length > 0) this.logger.info('folds go on past a rung', { run: runId, rung, folds: queued });
     return queued;
   }
@@ -778,11 +809,7 @@ export class Coordinator {
           out.finalizing.push(run.id);
           this.schedule(run.id, 'finalize');
         } else if (opts.requeue && (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING)) {
-          for (const f of run.folds) {
-            if (f.state !== FoldState.FOLD_STATE_PENDING || f.attempts > 0) continue;
-            const { duplicate } = await this.queue.enqueue({ runId: run.id, fold: f.fold });
-            if (!duplicate) out.requeued.push(`${run.id}.${f.fold}`);
-          }
+          for (const fold of await this.requeueNeverStarted(run)) out.requeued.push(`${run.id}.${fold}`);
         }
       } catch (err) {
         // One unreadable document must not keep the others from being recovered.

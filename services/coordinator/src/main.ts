@@ -90,6 +90,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     sweeps: await createDocStore<SweepDoc>(nc, 'cvc_sweeps', { replicas: cfg.CVC_NATS_REPLICAS }),
     logger,
     onChange: (s) => metrics.sweeps.update(sweepMetricsView(s)),
+    // A sweep document must fit in one NATS message.
+    ...(nc.info?.max_payload ? { maxDocBytes: nc.info.max_payload } : {}),
   });
   // Before the first worker report: pausing folds at rungs needs every sweep loaded.
   await sweeps.recover();

@@ -22,6 +22,14 @@ export interface RunDoc {
    * queued again once the run goes on past the rung.
    */
   readonly paused?: number[];
+  /**
+   * Per fold, the rung whose pause `resumePaused` cleared and whose resume task
+   * it owes (0 or absent: none). Set in the update that clears the pause,
+   * cleared when an attempt takes the fold, so a resume cut short before it
+   * queued the fold queues it on the next call, and a fold waiting for its own
+   * task (a failed attempt's redelivery) is never queued a second time.
+   */
+  readonly released?: number[];
 }
 
 export const runKey = (id: string): string => `run.${id}`;
@@ -49,6 +57,7 @@ export function decodeDoc(doc: RunDoc): RunDoc {
     ...(doc.reported ? { reported: [...doc.reported] } : {}),
     ...(typeof doc.manifest === 'string' ? { manifest: doc.manifest } : {}),
     ...(doc.paused ? { paused: [...doc.paused] } : {}),
+    ...(doc.released ? { released: [...doc.released] } : {}),
   };
 }
 

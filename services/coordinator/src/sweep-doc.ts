@@ -6,6 +6,8 @@ export interface SweepDoc {
   readonly sweep: Sweep;
   /** The run spec of each trial, by index, fixed at submission (the dataset version pinned). */
   readonly specs: RunSpec[];
+  /** Set once a CANCELLED sweep has no run still going: nothing is left to do, so recover() no longer takes it up. */
+  readonly cancelDone?: boolean;
 }
 
 export const sweepKey = (id: string): string => `sweep.${id}`;
@@ -17,7 +19,7 @@ export const FINAL_SWEEP_STATES: readonly SweepState[] = [SweepState.SWEEP_STATE
 
 /** Restores proto defaults after a JSON round trip. */
 export function decodeSweepDoc(doc: SweepDoc): SweepDoc {
-  return { sweep: Sweep.fromPartial(doc.sweep), specs: doc.specs.map((s) => RunSpec.fromPartial(s)) };
+  return { sweep: Sweep.fromPartial(doc.sweep), specs: doc.specs.map((s) => RunSpec.fromPartial(s)), ...(doc.cancelDone ? { cancelDone: true } : {}) };
 }
 
 /** Per rung epoch that every fold has reported: the validation losses of the folds at it. */
@@ -53,7 +55,11 @@ export function trialValLoss(run: Run, rungs: readonly number[]): MeanStd | unde
 export const runEnded = (run: Run): boolean =>
   [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED, RunState.RUN_STATE_STOPPED].includes(run.state);
 
-/** Folds waiting to be queued again (paused at a rung, or cut short): PENDING after at least one attempt. */
+/**
+ * Folds that may be waiting to go on past a rung: PENDING after at least one
+ * attempt (paused, released, or retrying a failed attempt). A cheap filter only:
+ * `resumePaused` queues just the folds the run document records as released.
+ */
 export const hasWaitingFolds = (run: Run): boolean => run.folds.some((f) => f.state === FoldState.FOLD_STATE_PENDING && f.attempts > 0);
 
 /** The sweep's numbers for its gauges (@cvc/metrics createSweepMetrics). */

@@ -5,12 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { CheckpointKind, EpochMetrics, EvalMetrics, FoldState, RunSpec, RunState, SweepState, type AttemptRef, type SweepSpec } from '@cvc/proto';
+import { MessagingError, type DocStore, type Versioned } from '@cvc/messaging';
 import { createDatasetCatalog } from '@cvc/storage';
 import { createMemoryDocStore, createMemoryObjectStore, createMemoryTaskQueue, type MemoryTaskQueue } from '@cvc/testkit';
 import { Coordinator } from './coordinator.js';
+import { CoordinatorError } from './errors.js';
 import type { RunDoc } from './run-doc.js';
 import { sweepKey, type SweepDoc } from './sweep-doc.js';
-import { SweepManager } from './sweeps.js';
+import { MAX_REASON_CHARS, SweepManager } from './sweeps.js';
 
 const T = { timeout: 20_000 };
 const DATASET = 'fashion-mnist';
@@ -365,4 +367,267 @@ test('a fold that fails before a rung: its sibling paused there is not left wait
   // Its only trial ended without finishing: the sweep ends (FAILED: no best run), it does not wait.
   assert.equal(sweep.state, SweepState.SWEEP_STATE_FAILED);
   assert.equal(sweep.trials[0]?.state, RunState.RUN_STATE_STOPPED);
+});
+
+test('resumePaused queues no second task for a fold that is PENDING after a failed attempt (it waits for its own task)', T, async () => {
+  const w = await world();
+  const { c } = w.start();
+  // A run of a sweep the manager does not know: nothing pauses, the folds run on their first tasks.
+  const run = await c.submitRun(base, { id: 'other-t0', sweepId: 'other' });
+  const d = await w.queue.next(1);
+  assert.equal(d?.task.fold, 0);
+  const s = await c.startAttempt({ runId: run.id, fold: 0, worker: 'w', delivery: 1 });
+  const a: AttemptRef = { runId: run.id, fold: 0, token: s.token, jobId: '' };
+  await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }));
+  // A transient failure: the fold is PENDING after one attempt, its task handed back for redelivery.
+  await c.failFold({ attempt: a, error: 'worker out of memory', final: false });
+  d?.nak();
+  assert.equal((await c.getRun(run.id)).folds[0]?.state, FoldState.FOLD_STATE_PENDING);
+  assert.deepEqual(await c.resumePaused(run.id, 1), [], 'no fold was paused at epoch 1');
+  assert.deepEqual(
+    w.queue.records().map((r) => `${r.task.fold}:${r.task.resumeAt ?? 0}`),
+    ['0:0', '1:0'],
+    'fold 0 has only its own task',
+  );
+});
+
+test('a resume cut short after clearing the pause queues the released folds on the next call', T, async () => {
+  const w = await world();
+  let failEnqueue = 0;
+  const queue = {
+    ...w.queue,
+    enqueue: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => {
+      if (task.resumeAt !== undefined && failEnqueue-- > 0) return Promise.reject(new Error('NATS blip'));
+      return w.queue.enqueue(task);
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const report = async (fold: number): Promise<void> => {
+    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
+    await c.reportEpoch(
+      { runId, fold, token: s.token, jobId: '' },
+      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+    );
+  };
+  await report(0);
+  await m.idle();
+  failEnqueue = 1;
+  await report(1);
+  // The step's resume cleared both pauses, then its first enqueue failed; the retried step queues both folds.
+  await m.idle();
+  await new Promise((r) => setTimeout(r, 50));
+  await m.idle();
+  assert.deepEqual(
+    w.queue
+      .records()
+      .filter((r) => r.task.resumeAt === 1)
+      .map((r) => r.task.fold),
+    [0, 1],
+  );
+  const doc = (await w.runs.get(`run.${runId}`))?.value;
+  assert.deepEqual(doc?.paused, [0, 0]);
+  assert.deepEqual(doc?.released, [1, 1], 'released until an attempt takes the fold');
+  const resumed = await c.startAttempt({ runId, fold: 0, worker: 'w2', delivery: 1 });
+  assert.equal(resumed.proceed, true);
+  assert.deepEqual((await w.runs.get(`run.${runId}`))?.value.released, [0, 1]);
+  await m.close();
+});
+
+test('recover() reading a sweep before an update landed keeps the newer cached revision: a judged rung does not pause a fold again', T, async () => {
+  const w = await world();
+  // recover()'s read can be overtaken by a step's update: `stale` is handed to the next read of the sweep, as if read before it.
+  let stale: Versioned<SweepDoc> | undefined;
+  const sweeps: DocStore<SweepDoc> = {
+    ...w.sweepDocs,
+    get: (key) => {
+      const v = stale;
+      stale = undefined;
+      return v ? Promise.resolve(v) : w.sweepDocs.get(key);
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  /** A new attempt at `fold` reports epoch 1; true when it is told to stop (paused). */
+  const report = async (fold: number): Promise<boolean> => {
+    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
+    const ack = await c.reportEpoch(
+      { runId, fold, token: s.token, jobId: '' },
+      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+    );
+    return ack.stop;
+  };
+  assert.equal(await report(0), true, 'paused at rung 1');
+  await m.idle();
+  const before = await w.sweepDocs.get(sweepKey(s0.id));
+  await report(1);
+  await m.idle();
+  assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go']);
+  // recover() gets the read from before the decision; the step it schedules then fails (not retried), so only the cache tells.
+  stale = before;
+  w.sweepDocs.failNext('get', new CoordinatorError('FAILED_PRECONDITION', 'test: the step cannot read the sweep'));
+  await m.recover();
+  await m.idle();
+  // Fold 0's resumed attempt replays epoch 1 (no checkpoint was stored): the rung was judged, it goes on.
+  assert.equal(await report(0), false, 'not paused a second time at rung 1');
+  assert.deepEqual((await w.runs.get(`run.${runId}`))?.value.paused, [0, 0]);
+});
+
+test('a sweep whose document would outgrow the NATS max payload with its decisions is refused at submission, naming the sizes', T, async () => {
+  const w = await world();
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5, maxDocBytes: 16 * 1024 });
+  await assert.rejects(
+    m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: Array.from({ length: 12 }, (_, i) => `${i + 1}e-4`) }] })),
+    (err: unknown) =>
+      err instanceof CoordinatorError &&
+      err.outcome === 'INVALID_ARGUMENT' &&
+      /^sweep lr: its document would be \d+ bytes at submission and up to \d+ bytes with its decisions \(12 trials x 2 rungs\), over the limit of 15360 bytes \(the NATS max_payload of 16384 bytes/.test(
+        err.message,
+      ),
+  );
+  assert.deepEqual(await m.listSweeps(), [], 'nothing recorded');
+  assert.deepEqual(w.queue.records(), [], 'no run started');
+  // A small one fits under the same limit.
+  const small = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  assert.equal(small.state, SweepState.SWEEP_STATE_RUNNING);
+  await m.close();
+});
+
+test('a sweep document over the NATS max payload (every update refused) fails the sweep and stops its runs instead of retrying for ever', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs());
+  // The first two trials' folds reach rung 1; then the document can no longer be written.
+  await work(c, m, w.queue, { maxTasks: 4 });
+  assert.equal((await m.getSweep(s0.id)).state, SweepState.SWEEP_STATE_RUNNING);
+  w.sweepDocs.failNext(
+    'update',
+    new MessagingError('TOO_LARGE', `sweep.${s0.id}: a value of 1048600 bytes is over the NATS server's max_payload of 1048576 bytes`),
+  );
+  await work(c, m, w.queue);
+  const s = await m.getSweep(s0.id);
+  assert.equal(s.state, SweepState.SWEEP_STATE_FAILED);
+  assert.match(s.error, /its document no longer fits in the KV \(.*max_payload of 1048576 bytes\): the sweep was failed and its runs still going were stopped/);
+  for (const t of s.trials) {
+    if (!t.runId) {
+      assert.equal(t.state, RunState.RUN_STATE_CANCELLED, `trial ${t.index} never starts`);
+      continue;
+    }
+    const run = await c.getRun(t.runId);
+    assert.ok([RunState.RUN_STATE_STOPPED, RunState.RUN_STATE_SUCCEEDED].includes(run.state), `${t.runId} ended (${RunState[run.state]})`);
+    assert.equal(t.state, run.state);
+  }
+  assert.ok(
+    w.queue.records().every((r) => r.state === 'acked'),
+    'no task is left waiting',
+  );
+  assert.deepEqual((await w.sweepDocs.get(sweepKey(s0.id)))?.value.specs, [], 'the specs were dropped to make room for the failure');
+});
+
+test('a trial stop reason longer than the cap (a fold error) is cut in the sweep document', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const s = await c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
+  await c.reportEpoch(
+    { runId, fold: 0, token: s.token, jobId: '' },
+    EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+  );
+  const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
+  await c.failFold({ attempt: { runId, fold: 1, token: b.token, jobId: '' }, error: `loss became NaN ${'x'.repeat(5000)}`, final: true });
+  await m.recover();
+  await m.idle();
+  const trial = (await m.getSweep(s0.id)).trials[0];
+  assert.equal(trial?.state, RunState.RUN_STATE_STOPPED);
+  assert.equal(trial?.stopReason.length, MAX_REASON_CHARS);
+  assert.match(trial?.stopReason ?? '', /^fold 1 failed \(loss became NaN x+…$/);
+});
+
+test('a trial whose submission was cut short after its run was recorded gets its missing tasks at the retried step', T, async () => {
+  const w = await world();
+  let failEnqueue = 1;
+  const queue = {
+    ...w.queue,
+    enqueue: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => {
+      if (task.fold === 1 && failEnqueue-- > 0) return Promise.reject(new Error('NATS blip'));
+      return w.queue.enqueue(task);
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  // The first step recorded the run, published fold 0's task and failed on fold 1's; the step is tried again.
+  await new Promise((r) => setTimeout(r, 50));
+  await m.idle();
+  assert.equal((await c.getRun(`${s0.id}-t0`)).state, RunState.RUN_STATE_PENDING);
+  assert.deepEqual(
+    w.queue.records().map((r) => `${r.task.runId}.${r.task.fold}`),
+    [`${s0.id}-t0.0`, `${s0.id}-t0.1`],
+    'every fold has its task, once',
+  );
+  await m.close();
+});
+
+test('a cancelled sweep whose runs have all ended is not stepped again by recover()', T, async () => {
+  const w = await world();
+  const { c, m } = w.start();
+  const s0 = await m.submitSweep(fourConfigs({ maxParallelRuns: 2 }));
+  await m.cancelSweep(s0.id);
+  await c.idle();
+  await m.idle();
+  assert.equal((await c.getRun(`${s0.id}-t1`)).state, RunState.RUN_STATE_CANCELLED);
+  assert.equal((await w.sweepDocs.get(sweepKey(s0.id)))?.value.cancelDone, true);
+  assert.deepEqual(await m.recover(), [], 'nothing left to do');
+  // Without the marker (a cancel a coordinator left half-done, say) it is taken up, and its step records the marker.
+  await w.sweepDocs.update(sweepKey(s0.id), (d) => ({ sweep: d.sweep, specs: d.specs }));
+  assert.deepEqual(await m.recover(), [s0.id]);
+  await m.idle();
+  assert.equal((await w.sweepDocs.get(sweepKey(s0.id)))?.value.cancelDone, true);
+});
+
+test('a change that comes in during a step that fails for good gets a step of its own', T, async () => {
+  const w = await world();
+  // While armed, the next read of the sweep waits for `release` and then fails with a refusal that is not retried.
+  let gate: Promise<void> | undefined;
+  let release = (): void => {};
+  const sweeps: DocStore<SweepDoc> = {
+    ...w.sweepDocs,
+    get: async (key) => {
+      const g = gate;
+      gate = undefined;
+      if (!g) return w.sweepDocs.get(key);
+      await g;
+      throw new CoordinatorError('FAILED_PRECONDITION', 'test: the sweep cannot be read');
+    },
+  };
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const report = async (fold: number): Promise<void> => {
+    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
+    await c.reportEpoch(
+      { runId, fold, token: s.token, jobId: '' },
+      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+    );
+  };
+  await report(0);
+  await m.idle();
+  gate = new Promise((r) => (release = r));
+  // A step starts (fold 1's attempt is a change) and hangs on its read; fold 1 reaching the rung comes in meanwhile.
+  const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
+  await c.reportEpoch(
+    { runId, fold: 1, token: b.token, jobId: '' },
+    EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
+  );
+  release();
+  await m.idle();
+  assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go'], 'the rung every fold reached was judged without waiting for recover()');
+  await m.close();
 });

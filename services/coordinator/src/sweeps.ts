@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describeError, silentLogger, type Logger } from '@cvc/core';
-import type { DocStore } from '@cvc/messaging';
+import { MessagingError, type DocStore } from '@cvc/messaging';
 import { FoldState, RunState, Sweep, SweepState, type Run, type RunSpec, type SweepEvent, type SweepSpec, type SweepTrial } from '@cvc/proto';
 import { judgeRungs, type Decision } from './asha.js';
 import type { Coordinator, RunHooks } from './coordinator.js';
@@ -30,6 +30,48 @@ export interface SweepManagerDeps {
   readonly onChange?: (sweep: Sweep) => void;
   /** Wait before a step that failed (NATS or storage unreachable) is tried again, in ms (default 2000). */
   readonly retryMs?: number;
+  /**
+   * Largest sweep document the KV takes, in bytes: the NATS server's
+   * max_payload (default 1 MiB, the server's default). A sweep whose document
+   * would outgrow it with room for its decisions is refused at submission.
+   */
+  readonly maxDocBytes?: number;
+}
+
+/** The NATS server's default max_payload. */
+const DEFAULT_MAX_DOC_BYTES = 1024 * 1024;
+/** Kept under `maxDocBytes` for the KV write's headers. */
+const HEADER_ROOM = 1024;
+/** Longest decision reason or trial stop reason kept in a sweep document (longer ones are cut, marked with an ellipsis). */
+export const MAX_REASON_CHARS = 300;
+
+/** `text` cut to MAX_REASON_CHARS characters. */
+export const capReason = (text: string): string => (text.length <= MAX_REASON_CHARS ? text : `${text.slice(0, MAX_REASON_CHARS - 1)}…`);
+
+/** UTF-8 bytes of `v` as JSON (what the KV stores). */
+const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v));
+
+/**
+ * Bytes a sweep's document may still grow by: per trial, its run id, stop
+ * reason, losses and epochs, and two decisions (go, then stop) at each rung,
+ * all at their longest.
+ */
+export function sweepGrowthBytes(sweep: Sweep): number {
+  const worst = -1.2345678901234567e-300;
+  const runId = trialRunId(sweep.id, sweep.trials.length);
+  // Reasons are ASCII (asha's, "fold N failed (...)"); a rare multi-byte one that overflows fails the sweep cleanly later.
+  const reason = 'x'.repeat(MAX_REASON_CHARS);
+  const decision = jsonBytes({ rung: 999_999, trial: sweep.trials.length, runId, score: worst, stopped: false, reason, atMs: 9_999_999_999_999 }) + 1;
+  const trial = jsonBytes({ runId, stopReason: reason, valLoss: { mean: worst, std: worst }, epochsReached: 999_999 });
+  const sweepFields = jsonBytes({ error: reason, bestTrial: sweep.trials.length, bestRunId: runId });
+  return sweep.trials.length * (trial + 2 * sweep.rungs.length * decision) + sweepFields;
+}
+
+/** The sweep's document does not fit in the KV any more (over the NATS max payload): it cannot be updated, so it is failed. */
+class SweepTooLargeError extends CoordinatorError {
+  constructor(message: string, cause: unknown) {
+    super('RESOURCE_EXHAUSTED', message, { cause });
+  }
 }
 
 /** Transient failures of a step: tried again later. Anything else is logged and tried again at the next change. */
@@ -59,8 +101,14 @@ export class SweepManager {
   private readonly now: () => number;
   private readonly onChange: (sweep: Sweep) => void;
   private readonly retryMs: number;
-  /** The latest recorded state of each sweep (for pauseAt, which must answer synchronously). */
-  private readonly cache = new Map<string, Sweep>();
+  private readonly maxDocBytes: number;
+  /**
+   * The latest recorded state of each sweep with its KV revision (for pauseAt,
+   * which must answer synchronously). Only a newer revision replaces an entry,
+   * so a read that an update overtook (recover's) cannot bring back a sweep
+   * without its latest decisions.
+   */
+  private readonly cache = new Map<string, { sweep: Sweep; revision: number }>();
   /** Steps in progress by sweep id; `again` asks for one more once the current one ends. */
   private readonly steps = new Map<string, { again: boolean; done: Promise<void> }>();
   /** Per run id, what its last change looked like, so progress reports schedule no step. */
@@ -75,6 +123,7 @@ export class SweepManager {
     this.now = deps.now ?? Date.now;
     this.onChange = deps.onChange ?? (() => {});
     this.retryMs = deps.retryMs ?? 2000;
+    this.maxDocBytes = deps.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
     deps.coordinator.attachHooks(this.hooks());
   }
 
@@ -82,7 +131,7 @@ export class SweepManager {
   private hooks(): RunHooks {
     return {
       pauseAt: (run, epoch) => {
-        const s = this.cache.get(run.sweepId);
+        const s = this.cache.get(run.sweepId)?.sweep;
         if (!s || s.state !== SweepState.SWEEP_STATE_RUNNING || s.spec?.earlyStop === 'none' || !s.rungs.includes(epoch)) return false;
         if (epoch >= (run.spec?.epochs ?? 0)) return false;
         const trial = s.trials.find((t) => t.runId === run.id);
@@ -112,19 +161,31 @@ export class SweepManager {
 
   /** Applies `fn` with compare-and-set (it may run more than once, so it must be pure). */
   private async mutate(id: string, fn: (doc: SweepDoc) => SweepDoc): Promise<SweepDoc> {
-    const { value } = await this.sweeps.update(sweepKey(id), (cur) => {
-      const doc = decodeSweepDoc(cur);
-      const next = fn(doc);
-      return next === doc ? doc : { ...next, sweep: { ...next.sweep, updatedAtMs: this.now() } };
-    });
+    let value: SweepDoc;
+    let revision: number;
+    try {
+      ({ value, revision } = await this.sweeps.update(sweepKey(id), (cur) => {
+        const doc = decodeSweepDoc(cur);
+        const next = fn(doc);
+        return next === doc ? doc : { ...next, sweep: { ...next.sweep, updatedAtMs: this.now() } };
+      }));
+    } catch (err) {
+      if (err instanceof MessagingError && err.code === 'TOO_LARGE')
+        throw new SweepTooLargeError(`sweep ${id}: its document no longer fits in the KV (${err.message})`, err);
+      throw err;
+    }
     const doc = decodeSweepDoc(value);
-    this.remember(doc.sweep);
+    this.remember(doc.sweep, revision);
     return doc;
   }
 
-  private remember(sweep: Sweep): void {
-    this.cache.set(sweep.id, sweep);
+  /** Caches `sweep` read or written at `revision` unless a newer revision is cached already; false when it was older. */
+  private remember(sweep: Sweep, revision: number): boolean {
+    const cur = this.cache.get(sweep.id);
+    if (cur && cur.revision > revision) return false;
+    this.cache.set(sweep.id, { sweep, revision });
     this.onChange(sweep);
+    return true;
   }
 
   /**
@@ -169,8 +230,24 @@ export class SweepManager {
       createdAtMs: this.now(),
       updatedAtMs: this.now(),
     });
-    await this.sweeps.create(sweepKey(id), { sweep, specs });
-    this.remember(sweep);
+    const bytes = jsonBytes({ sweep, specs });
+    const growth = sweepGrowthBytes(sweep);
+    if (bytes + growth + HEADER_ROOM > this.maxDocBytes)
+      throw new CoordinatorError(
+        'INVALID_ARGUMENT',
+        `sweep ${plan.name || 'sweep'}: its document would be ${bytes} bytes at submission and up to ${bytes + growth} bytes with its decisions ` +
+          `(${sweep.trials.length} trials x ${sweep.rungs.length} rungs), over the limit of ${this.maxDocBytes - HEADER_ROOM} bytes ` +
+          `(the NATS max_payload of ${this.maxDocBytes} bytes less ${HEADER_ROOM} for headers): use fewer configurations (random) or rungs, or split the sweep`,
+      );
+    let revision: number;
+    try {
+      revision = await this.sweeps.create(sweepKey(id), { sweep, specs });
+    } catch (err) {
+      if (err instanceof MessagingError && err.code === 'TOO_LARGE')
+        throw new CoordinatorError('INVALID_ARGUMENT', `sweep ${plan.name || 'sweep'}: its document does not fit in the KV (${err.message})`, { cause: err });
+      throw err;
+    }
+    this.remember(sweep, revision);
     this.logger.info('sweep submitted', {
       sweep: id,
       trials: plan.trials.length,
@@ -240,7 +317,8 @@ export class SweepManager {
 
   /**
    * On start: loads every sweep (pauseAt needs them before the first worker
-   * report) and repeats the step of each sweep still running or cancelled
+   * report) and repeats the step of each sweep still running, or cancelled
+   * with runs that may still be going (not once a step saw them all ended)
    * (re-applying its recorded decisions, judging rungs reached while no
    * coordinator was there, starting queued trials). Returns the sweeps taken up.
    */
@@ -250,10 +328,11 @@ export class SweepManager {
       try {
         const v = await this.sweeps.get(key);
         if (!v) continue;
-        const sweep = decodeSweepDoc(v.value).sweep;
-        this.cache.set(sweep.id, sweep);
-        this.onChange(sweep);
-        if (sweep.state === SweepState.SWEEP_STATE_RUNNING || sweep.state === SweepState.SWEEP_STATE_CANCELLED) {
+        const readDoc = decodeSweepDoc(v.value);
+        const read = readDoc.sweep;
+        // An update that landed while this read was on its way has cached a newer revision: that one counts.
+        const sweep = this.remember(read, v.revision) ? read : (this.cache.get(read.id)?.sweep ?? read);
+        if (sweep.state === SweepState.SWEEP_STATE_RUNNING || (sweep.state === SweepState.SWEEP_STATE_CANCELLED && !readDoc.cancelDone)) {
           out.push(sweep.id);
           this.schedule(sweep.id);
         }
@@ -291,10 +370,15 @@ export class SweepManager {
       do {
         entry.again = false;
         try {
-          await this.step(id);
+          await this.stepOrFail(id);
         } catch (err) {
+          if (!isRetryable(err)) {
+            // Tried again at the next change: one that came in during this step (entry.again) is that change.
+            this.logger.warn('sweep step failed; trying again at its next change', { sweep: id, error: describeError(err), again: entry.again });
+            continue;
+          }
           this.logger.warn('sweep step failed; trying again', { sweep: id, error: describeError(err), retryInMs: this.retryMs });
-          if (isRetryable(err) && !this.closed) {
+          if (!this.closed) {
             const t = setTimeout(() => {
               this.timers.delete(t);
               this.schedule(id);
@@ -324,11 +408,21 @@ export class SweepManager {
     }
   }
 
+  /** A step; a sweep whose document no longer fits in the KV is failed instead (no step of it can succeed). */
+  private async stepOrFail(id: string): Promise<void> {
+    try {
+      await this.step(id);
+    } catch (err) {
+      if (!(err instanceof SweepTooLargeError)) throw err;
+      await this.failTooLarge(id, err);
+    }
+  }
+
   /** One step of a sweep; see the class comment. */
   private async step(id: string): Promise<void> {
     const before = await this.load(id);
     const s = before.sweep;
-    if (s.state !== SweepState.SWEEP_STATE_RUNNING && s.state !== SweepState.SWEEP_STATE_CANCELLED) return;
+    if (s.state !== SweepState.SWEEP_STATE_RUNNING && (s.state !== SweepState.SWEEP_STATE_CANCELLED || before.cancelDone)) return;
     if (s.state === SweepState.SWEEP_STATE_CANCELLED) await this.cancelRuns(before);
     const runs = new Map<number, Run>();
     for (const t of s.trials) {
@@ -337,7 +431,9 @@ export class SweepManager {
       if (run) runs.set(t.index, run);
     }
     if (s.state === SweepState.SWEEP_STATE_CANCELLED) {
-      await this.record(id, runs, [], []);
+      // Every run ended (a CANCELLING one is not yet: its clean-up's change schedules another step): the cancel is complete.
+      const done = [...runs.values()].every(runEnded);
+      await this.record(id, runs, [], [], done);
       return;
     }
     const mode = (s.spec?.earlyStop ?? 'asha') as EarlyStop;
@@ -368,19 +464,31 @@ export class SweepManager {
     await this.act(doc, runs);
   }
 
-  /** Records new decisions, started trials and the trials' view of their runs; ends the sweep when every trial has ended. */
-  private async record(id: string, runs: ReadonlyMap<number, Run>, fresh: readonly Decision[], starts: readonly number[]): Promise<SweepDoc> {
+  /**
+   * Records new decisions, started trials and the trials' view of their runs; ends the sweep when every trial has ended.
+   * `cancelDone`: a cancelled sweep's runs have all ended (recorded, so it is not stepped again).
+   */
+  private async record(
+    id: string,
+    runs: ReadonlyMap<number, Run>,
+    fresh: readonly Decision[],
+    starts: readonly number[],
+    cancelDone = false,
+  ): Promise<SweepDoc> {
     const at = this.now();
     return this.mutate(id, (d) => {
       const s = d.sweep;
       const known = new Set(s.decisions.map((x) => `${x.trial}/${x.rung}/${x.stopped}`));
-      const decisions = [...s.decisions, ...fresh.filter((x) => !known.has(`${x.trial}/${x.rung}/${x.stopped}`)).map((x) => ({ ...x, atMs: at }))];
+      const decisions = [
+        ...s.decisions,
+        ...fresh.filter((x) => !known.has(`${x.trial}/${x.rung}/${x.stopped}`)).map((x) => ({ ...x, reason: capReason(x.reason), atMs: at })),
+      ];
       const trials: SweepTrial[] = s.trials.map((t) => {
         const run = runs.get(t.index);
         if (!t.runId && starts.includes(t.index) && s.state === SweepState.SWEEP_STATE_RUNNING) return { ...t, runId: trialRunId(s.id, t.index) };
         if (!run || run.id !== t.runId) return t;
         const valLoss = trialValLoss(run, s.rungs);
-        return { ...t, state: run.state, epochsReached: epochsReached(run), stopReason: run.stopReason, ...(valLoss ? { valLoss } : {}) };
+        return { ...t, state: run.state, epochsReached: epochsReached(run), stopReason: capReason(run.stopReason), ...(valLoss ? { valLoss } : {}) };
       });
       const best = bestTrial(trials);
       let state = s.state;
@@ -394,6 +502,7 @@ export class SweepManager {
       }
       return {
         ...d,
+        ...(cancelDone && s.state === SweepState.SWEEP_STATE_CANCELLED ? { cancelDone: true } : {}),
         sweep: {
           ...s,
           state,
@@ -404,6 +513,49 @@ export class SweepManager {
         },
       };
     });
+  }
+
+  /**
+   * Ends a sweep whose document outgrew the KV: every update of it fails, so
+   * no decision can be recorded and no step can succeed again. Stops its live
+   * runs (their paused folds would wait for a decision for ever; checkpoints
+   * are kept), then records FAILED with the reason in a document made small
+   * enough to be written: without the trials' specs (no trial starts any
+   * more), and, when that is still too big, without the decisions.
+   * Idempotent: a transient failure is thrown and the step tried again.
+   */
+  private async failTooLarge(id: string, cause: SweepTooLargeError): Promise<void> {
+    const doc = await this.load(id);
+    if (FINAL_SWEEP_STATES.includes(doc.sweep.state)) return;
+    this.logger.error('sweep document outgrew the KV; failing the sweep', { sweep: id, error: cause.message });
+    const error = `${cause.message}: the sweep was failed and its runs still going were stopped`;
+    const ended = new Map<number, RunState>();
+    for (const t of doc.sweep.trials) {
+      if (!t.runId) continue;
+      let run = await this.tryGetRun(t.runId);
+      if (run && !runEnded(run)) run = await this.coordinator.stopRun(run.id, capReason(`sweep ${id} failed: its document outgrew the KV`));
+      if (run) ended.set(t.index, run.state);
+    }
+    const failed = (d: SweepDoc, dropDecisions: boolean): SweepDoc =>
+      FINAL_SWEEP_STATES.includes(d.sweep.state)
+        ? d
+        : {
+            specs: [],
+            sweep: {
+              ...d.sweep,
+              state: SweepState.SWEEP_STATE_FAILED,
+              error: dropDecisions ? `${error} (its ${d.sweep.decisions.length} decisions were dropped to record this)` : error,
+              // Trials with a run show how it ended; the others never start.
+              trials: d.sweep.trials.map((t) => ({ ...t, state: ended.get(t.index) ?? (t.runId ? t.state : RunState.RUN_STATE_CANCELLED) })),
+              ...(dropDecisions ? { decisions: [] } : {}),
+            },
+          };
+    try {
+      await this.mutate(id, (d) => failed(d, false));
+    } catch (err) {
+      if (!(err instanceof SweepTooLargeError)) throw err;
+      await this.mutate(id, (d) => failed(d, true));
+    }
   }
 
   /** Applies every recorded decision and starts every recorded trial without a run (each idempotent). */
@@ -426,7 +578,7 @@ export class SweepManager {
             sweep: {
               ...d.sweep,
               trials: d.sweep.trials.map((x) =>
-                x.index === t.index ? { ...x, state: RunState.RUN_STATE_FAILED, stopReason: `could not start: ${describeError(err)}` } : x,
+                x.index === t.index ? { ...x, state: RunState.RUN_STATE_FAILED, stopReason: capReason(`could not start: ${describeError(err)}`) } : x,
               ),
             },
           }));
@@ -434,6 +586,9 @@ export class SweepManager {
         continue;
       }
       if (runEnded(run)) continue;
+      // A run no fold has started yet: its submission may have been cut short after recording it (a NATS blip while
+      // publishing its tasks), and the retried step finds the run, so the missing tasks are published here (deduplicated).
+      if (run.state === RunState.RUN_STATE_PENDING) await this.coordinator.requeueNeverStarted(run);
       // A fold that failed before a rung never reports it, so its siblings paused there would wait for a judgement
       // that cannot come: the run is stopped (checkpoints kept), which ends the trial.
       const failed = run.folds.find((f) => f.state === FoldState.FOLD_STATE_FAILED);

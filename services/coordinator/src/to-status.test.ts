@@ -47,6 +47,7 @@ const expected = {
     TASK_MALFORMED: status.INTERNAL,
     NATS_START: status.INTERNAL,
     NATS_REPLICAS: status.FAILED_PRECONDITION,
+    TOO_LARGE: status.RESOURCE_EXHAUSTED,
   },
   coordinator: {
     NOT_FOUND: status.NOT_FOUND,

@@ -112,6 +112,8 @@ export const messagingStatus: Record<MessagingErrorCode, status> = {
   NATS_START: status.INTERNAL,
   // CVC_NATS_REPLICAS asks for more copies than the NATS cluster can keep: a deployment setting to fix, not a retry.
   NATS_REPLICAS: status.FAILED_PRECONDITION,
+  // A document over the NATS server's max_payload: the request is too big for the deployment, retrying cannot help.
+  TOO_LARGE: status.RESOURCE_EXHAUSTED,
 };
 
 type Status = Partial<ServerErrorResponse> & { code: status };
