@@ -277,3 +277,51 @@ test('bad options, images and resume states are refused clearly', async () => {
   await assert.rejects(tune({ resume: bad }), (e: unknown) => e instanceof ModelError && e.code === 'CHECKPOINT_CHECKSUM');
   await assert.rejects(tune({ resume: encodeCheckpoint(source) }), (e: unknown) => e instanceof ModelError && e.code === 'CHECKPOINT_CORRUPT');
 });
+
+test('NaN in the source checkpoint is refused naming the weight; NaN codes during the fine-tune are LOSS_NOT_FINITE, not NaN assignments', async () => {
+  const nanKernel = (w: NamedArray): NamedArray =>
+    w.name.startsWith('enc_conv1') && w.name.endsWith('kernel') ? { ...w, values: Float32Array.from(w.values, (v, i) => (i === 3 ? NaN : v)) } : w;
+  const poisoned: TrainingState = { ...source, weights: source.weights.map(nanKernel) };
+  const before = tf.memory().numTensors;
+  await assert.rejects(
+    fineTuneClustering({ modelConfig, source: poisoned, images }, base),
+    (err: unknown) =>
+      err instanceof ModelError && err.code === 'CHECKPOINT_CORRUPT' && /source checkpoint: weight enc_conv1\/kernel holds NaN \(value 3\)/.test(err.message),
+  );
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+});
+
+test('a resume state whose centres hold NaN ends in LOSS_NOT_FINITE naming the centres at the first refresh, never in NaN results', async () => {
+  let saved: Uint8Array | undefined;
+  await tune({
+    maxIterations: 4,
+    updateInterval: 2,
+    tol: 0,
+    onCheckpoint: (state, iteration) => {
+      if (iteration === 2) saved = state;
+      return Promise.resolve();
+    },
+  });
+  assert.ok(saved, 'a checkpoint at iteration 2');
+  const state = decodeClusterState(saved);
+  const centres = Float32Array.from(state.centres);
+  centres[1] = NaN;
+  // maxIterations 2: the resumed fine-tune refreshes at once, with no batch in between.
+  await assert.rejects(
+    tune({ maxIterations: 2, updateInterval: 2, tol: 0, resume: encodeClusterState({ ...state, centres }) }),
+    (err: unknown) =>
+      err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' && /the cluster centres hold NaN \(centre 0\) at iteration 2/.test(err.message),
+  );
+  // NaN in a resumed weight is refused before anything runs, naming it.
+  await assert.rejects(
+    tune({
+      maxIterations: 4,
+      updateInterval: 2,
+      resume: encodeClusterState({
+        ...state,
+        weights: state.weights.map((w, i) => (i === 0 ? { ...w, values: Float32Array.from(w.values, () => Infinity) } : w)),
+      }),
+    }),
+    (err: unknown) => err instanceof ModelError && err.code === 'CHECKPOINT_CORRUPT' && /resume state: weight .* holds Infinity/.test(err.message),
+  );
+});

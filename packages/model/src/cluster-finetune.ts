@@ -221,6 +221,9 @@ function setModelWeights(net: Autoencoder, list: readonly NamedArray[], what: st
     if (a.shape.length !== w.shape.length || a.shape.some((x, i) => x !== w.shape[i])) {
       throw new ModelError('CHECKPOINT_MISMATCH', `${what}: weight ${w.originalName} has shape [${a.shape.join(',')}], the model needs [${w.shape.join(',')}]`);
     }
+    const bad = a.values.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0)
+      throw new ModelError('CHECKPOINT_CORRUPT', `${what}: weight ${w.originalName} holds ${a.values[bad]} (value ${bad}); it cannot be fine-tuned`);
     writeTensor(w, tf.tensor(a.values, [...a.shape], 'float32'));
   }
 }
@@ -372,6 +375,7 @@ class Run {
     const n = p.images.count;
     const withRecon = s.method !== 'dec';
     const pass = await this.forward(withRecon ? Math.min(n, s.evalBatchSize) : 0);
+    this.checkFinite("the source encoder's codes", pass.codes, 'the source checkpoint holds NaN or infinite weights, or the images do');
     const km = kmeans({ data: pass.codes, n, d: p.d }, { k: s.k, nInit: s.kmeansInit, seed: deriveSeed(s.seed, 0xc1a5) });
     writeTensor(p.mu, tf.tensor2d(Float32Array.from(km.centers), [s.k, p.d]));
     const q = softAssignment(pass.codes, km.centers, n, p.d, s.k);
@@ -416,6 +420,9 @@ class Run {
     const n = p.images.count;
     const pass = await this.forward(0);
     const centres = p.mu.dataSync() as Float32Array;
+    const hint = `the fine-tune diverged; try a lower learning rate than ${s.learningRate}`;
+    this.checkFinite('the codes', pass.codes, hint);
+    this.checkFinite('the cluster centres', centres, hint);
     const q = softAssignment(pass.codes, centres, n, p.d, s.k);
     const { labels, confidence } = argmaxRows(q, n, s.k);
     const changed = changedShare(this.last, labels);
@@ -427,6 +434,18 @@ class Run {
     const stop = stopDecision({ iteration: this.iteration, changed, tol: s.tol, maxIterations: s.maxIterations });
     if (!stop && (this.refreshes - 1) % s.checkpointEvery === 0) await this.checkpoint();
     return { refresh: { codes: pass.codes, q, assignments: labels, confidence }, stop };
+  }
+
+  /** Throws LOSS_NOT_FINITE naming `what`, the iteration and `hint` when `values` holds a NaN or an infinity. */
+  private checkFinite(what: string, values: ArrayLike<number>, hint: string): void {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i] as number;
+      if (!Number.isFinite(v)) {
+        const d = this.p.d;
+        const where = what.endsWith('centres') ? `centre ${Math.floor(i / d)}` : `image ${Math.floor(i / d)}`;
+        throw new ModelError('LOSS_NOT_FINITE', `${what} hold ${v} (${where}) at iteration ${this.iteration}: ${hint}`);
+      }
+    }
   }
 
   private scores(assignments: Int32Array): ClusterScores | null {
