@@ -271,6 +271,24 @@ test('Ack.stop (the job was cancelled) stops the fine-tune after its batch: no f
   assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked');
 });
 
+test('a cancelled job whose ack fails (NATS unreachable) is logged, not thrown: the attempt ends normally and the task stays in flight for redelivery', async () => {
+  const queue = createMemoryTaskQueue();
+  const s = new FakeServices();
+  s.stopAt = 20;
+  const seen: Seen = { batches: 0 };
+  const real = await delivery(queue);
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, warn: (msg: string) => void warnings.push(msg) };
+  const d = { ...real, ack: () => Promise.reject(new Error('TIMEOUT')) };
+  assert.equal(await runClusterAttempt({ ...deps(s, fakeFineTune(seen)), logger }, d, new AbortController().signal), undefined);
+  assert.equal(s.failed.length, 0);
+  assert.ok(
+    warnings.some((w) => /acknowledging the task failed/.test(w)),
+    warnings.join('; '),
+  );
+  assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'in-flight');
+});
+
 test('an upload refused as CANCELLED stops the attempt and acks; one refused as stale abandons it (neither ack nor failure)', async () => {
   for (const [code, state] of [
     [status.CANCELLED, 'acked'],

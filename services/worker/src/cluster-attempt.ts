@@ -5,6 +5,7 @@ import { CheckpointKind, type AttemptRef, type ClusterJobProgress, type ClusterJ
 import type { TaskDelivery } from '@cvc/messaging';
 import type { ObjectStore } from '@cvc/storage';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
+import { ackOrLog } from './ack.js';
 import { isAuthError } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { WorkerError } from './errors.js';
@@ -226,11 +227,11 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
     if (err instanceof AttemptEnded && err.why === 'cancelled') {
       deps.logger.info('clustering job cancelled; dropping the task', log);
       deps.onAttempt?.('cancelled');
-      await d.ack();
+      await ackOrLog(d, deps.logger, log);
     } else if (code(err) === status.CANCELLED) {
       deps.logger.info('clustering job cancelled; dropping the task', log);
       deps.onAttempt?.('cancelled');
-      await d.ack();
+      await ackOrLog(d, deps.logger, log);
     } else if (err instanceof AttemptEnded) {
       deps.logger.warn('another attempt owns this clustering job; abandoning this attempt', { ...log, error: err.message });
       deps.onAttempt?.('abandoned');

@@ -5,6 +5,7 @@ import { CheckpointKind, type Ack, type AttemptRef } from '@cvc/proto';
 import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
+import { ackOrLog } from './ack.js';
 import { isAuthError } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
@@ -304,10 +305,10 @@ export class Worker {
         // Told to stop (stopped early, or paused at a rung): the coordinator wants nothing more of this task; no retry.
         this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason, error: describeError(err) });
         this.deps.onAttempt?.('stopped');
-        await d.ack();
+        await ackOrLog(d, this.logger, log);
       } else if (isCancelled(err)) {
         this.logger.info('run cancelled; dropping the task', log);
-        await d.ack();
+        await ackOrLog(d, this.logger, log);
       } else if (err instanceof CancelledError) {
         // Stopping (SIGTERM): the last finished epoch is checkpointed; hand the task back at once.
         this.logger.info('interrupted; handing the task back', log);
