@@ -22,7 +22,7 @@ import { createDatasetCatalog } from '@cvc/storage';
 import { createMemoryDocStore, createMemoryObjectStore, createMemoryTaskQueue, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
 import type { ClusterJobDoc } from './cluster-job-doc.js';
 import { writeAssignments, type JobExporter } from './cluster-job-export.js';
-import { ClusterJobs } from './cluster-jobs.js';
+import { ClusterJobs, REQUEUE_WINDOW_MS } from './cluster-jobs.js';
 import { Coordinator } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 import type { RunDoc } from './run-doc.js';
@@ -411,3 +411,32 @@ test('a coordinator stopped while finalising: a new one over the same stores fin
   assert.ok(w.store.object(`cluster-jobs/${job.id}/assignments.csv`));
   assert.ok(w.queue.record({ runId: w.runId, fold: 1, jobId: 'lost-1' }));
 });
+
+test(
+  'a job whose task publish failed at submit is published by the next periodic recover(); one older than the duplicate window is left alone',
+  T,
+  async () => {
+    const w = await world();
+    const jobs = w.jobs();
+    const enqueue = w.queue.enqueue.bind(w.queue);
+    w.queue.enqueue = () => Promise.reject(new Error('nats: timeout'));
+    await assert.rejects(jobs.submit(jobSpec(w.runId, { k: 3 })), /nats: timeout/);
+    w.queue.enqueue = enqueue;
+    const keys = (await w.jobDocs.keys()).filter((k) => k.startsWith('job.'));
+    assert.equal(keys.length, 1, 'the job was recorded before the publish failed');
+    const orphan = (await w.jobDocs.get(keys[0] as string))?.value.job;
+    assert.ok(orphan && orphan.state === ClusterJobState.CLUSTER_JOB_STATE_PENDING);
+    assert.equal(w.queue.record({ runId: w.runId, fold: 1, jobId: orphan.id }), undefined, 'no task yet');
+    // An old never-started job (past the duplicate window): a second publish could give it two tasks.
+    const old = (await w.jobDocs.get(keys[0] as string))?.value;
+    assert.ok(old);
+    await w.jobDocs.create('job.old-1', { ...old, job: { ...old.job, id: 'old-1', createdAtMs: old.job.createdAtMs - REQUEUE_WINDOW_MS - 1 } });
+    const r = await jobs.recover();
+    assert.deepEqual(r.requeued, [orphan.id]);
+    assert.ok(w.queue.record({ runId: w.runId, fold: 1, jobId: orphan.id }), 'the orphan has its task now');
+    assert.equal(w.queue.record({ runId: w.runId, fold: 1, jobId: 'old-1' }), undefined);
+    // Once published, later sweeps publish nothing new (duplicates), and a start-up recover covers the old one.
+    assert.deepEqual((await jobs.recover()).requeued, []);
+    assert.deepEqual((await jobs.recover({ requeue: true })).requeued, ['old-1']);
+  },
+);

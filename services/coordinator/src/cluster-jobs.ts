@@ -72,6 +72,13 @@ export interface StoredAssignments {
 }
 
 /**
+ * How long after submission the periodic recover() may publish a
+ * never-started job's task again: inside the task queue's 24-hour duplicate
+ * window, with an hour to spare.
+ */
+export const REQUEUE_WINDOW_MS = 23 * 3600 * 1000;
+
+/**
  * Clustering jobs: validates and records them (a KV bucket of their own),
  * enqueues one task per job on the fold tasks' work queue, hands attempts and
  * tokens to workers, keeps their progress and CLUSTER checkpoints (the resume
@@ -525,8 +532,12 @@ export class ClusterJobs {
 
   /**
    * Finalises every FINALIZING job (a coordinator died between the worker's
-   * finish and SUCCEEDED); with `requeue`, publishes again the task of every
-   * never-started PENDING job (deduplicated by message id).
+   * finish and SUCCEEDED) and publishes again the task of never-started
+   * PENDING jobs (deduplicated by message id): with `requeue` (at start-up)
+   * of every such job; without (the sweep every minute) of those submitted
+   * within the queue's duplicate window (REQUEUE_WINDOW_MS), where a second
+   * publish is certain to be dropped as a duplicate. So a job whose publish
+   * failed at submit gets its task within a minute, not at the next restart.
    */
   async recover(opts: { requeue?: boolean } = {}): Promise<{ finalizing: string[]; requeued: string[] }> {
     const out = { finalizing: [] as string[], requeued: [] as string[] };
@@ -538,7 +549,11 @@ export class ClusterJobs {
         if (job.state === ClusterJobState.CLUSTER_JOB_STATE_FINALIZING) {
           out.finalizing.push(job.id);
           this.schedule(job.id);
-        } else if (opts.requeue && job.state === ClusterJobState.CLUSTER_JOB_STATE_PENDING && job.attempts === 0) {
+        } else if (
+          job.state === ClusterJobState.CLUSTER_JOB_STATE_PENDING &&
+          job.attempts === 0 &&
+          (opts.requeue === true || this.now() - job.createdAtMs < REQUEUE_WINDOW_MS)
+        ) {
           const { duplicate } = await this.queue.enqueue({ runId: job.spec?.runId ?? '', fold: job.fold, jobId: job.id });
           if (!duplicate) out.requeued.push(job.id);
         }
