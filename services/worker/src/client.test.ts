@@ -21,6 +21,7 @@ const script = new Map<string, (Partial<ServerErrorResponse> & { code: status })
 const calls = new Map<string, number>();
 const uploads: { chunks: number; bytes: number; sha256: string; size: number }[] = [];
 let uploadRefusals: (Partial<ServerErrorResponse> & { code: status })[] = [];
+let uploadHangs = 0;
 let server: Server;
 let address: string;
 
@@ -67,6 +68,11 @@ const fake: WorkerServiceServer = {
       if (m.sha256) sha256 = m.sha256;
     });
     call.on('end', () => {
+      // A coordinator whose object store stalls: it never answers this upload.
+      if (uploadHangs > 0) {
+        uploadHangs--;
+        return;
+      }
       const refusal = uploadRefusals.shift();
       if (refusal) {
         cb(refusal);
@@ -193,5 +199,39 @@ test('a checkpoint upload is chunked, carries its sha256, and is retried whole a
     assert.equal(uploads.length, 1, 'DATA_LOSS is not retried');
   } finally {
     c.close();
+  }
+});
+
+test('a checkpoint upload that the coordinator never answers ends at its deadline and is retried; past the retry budget it fails DEADLINE_EXCEEDED', async () => {
+  const c = new CoordinatorClient(
+    address,
+    { credentials: credentials.createInsecure() },
+    { deadlineMs: 10_000, initialDelayMs: 1, maxDelayMs: 5, uploadDeadlineMs: 300 },
+  );
+  const bytes = new Uint8Array(1000).map((_, i) => i % 7);
+  try {
+    uploadHangs = 1;
+    const before = uploads.length;
+    const r = await c.uploadCheckpoint({ runId: 'r', fold: 0, token: 't', jobId: '' }, 3, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes);
+    assert.equal(r.size, bytes.length);
+    assert.equal(uploadHangs, 0, 'the first try hung');
+    assert.equal(uploads.length, before + 1, 'the second try landed');
+  } finally {
+    c.close();
+  }
+  const once = new CoordinatorClient(
+    address,
+    { credentials: credentials.createInsecure() },
+    { deadlineMs: 1, initialDelayMs: 1, maxDelayMs: 1, uploadDeadlineMs: 300 },
+  );
+  try {
+    uploadHangs = 1;
+    await assert.rejects(
+      once.uploadCheckpoint({ runId: 'r', fold: 0, token: 't', jobId: '' }, 4, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes),
+      (e: unknown) => (e as ServiceError).code === status.DEADLINE_EXCEEDED,
+    );
+  } finally {
+    uploadHangs = 0;
+    once.close();
   }
 });

@@ -59,10 +59,15 @@ export function coordinatorRetryable(err: unknown): RetryDecision {
 export type CoordinatorRetryOptions = Pick<RetryOptions, 'deadlineMs' | 'initialDelayMs' | 'maxDelayMs' | 'onRetry' | 'signal' | 'sleep' | 'now' | 'random'> & {
   /** Deadline of one try of a unary call, in ms (default 30 000). */
   readonly callDeadlineMs?: number;
+  /** Least time one try of a checkpoint upload gets, in ms (default 60 000), plus 1 s per MiB of checkpoint. */
+  readonly uploadDeadlineMs?: number;
 };
 
 /** Deadline of one try of a unary call to the coordinator, in ms. */
 const UNARY_DEADLINE_MS = 30_000;
+/** Least time one try of a checkpoint upload gets, in ms; each MiB adds UPLOAD_MS_PER_MIB (a floor of 1 MiB/s). */
+const UPLOAD_DEADLINE_MS = 60_000;
+const UPLOAD_MS_PER_MIB = 1000;
 
 /** The worker's view of the coordinator, with retries across coordinator restarts. */
 export class CoordinatorClient implements CoordinatorApi {
@@ -118,15 +123,22 @@ export class CoordinatorClient implements CoordinatorApi {
   failFold = (req: FailFoldRequest): Promise<unknown> =>
     this.call('FailFold', (r: FailFoldRequest, cb) => this.client.failFold(r, new Metadata(), this.callOptions(), cb), req);
 
-  /** Streams a checkpoint in `CHECKPOINT_CHUNK_BYTES` chunks, the sha256 in the last message (retried as a whole). */
+  /**
+   * Streams a checkpoint in `CHECKPOINT_CHUNK_BYTES` chunks, the sha256 in
+   * the last message (retried as a whole). Each try has a deadline (60 s
+   * plus 1 s per MiB): a coordinator whose object store stalls must not hold
+   * the worker, whose heartbeat keeps the task, forever; DEADLINE_EXCEEDED
+   * is retried like any try that hung.
+   */
   uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }> {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const sha256 = createHash('sha256').update(buf).digest('hex');
+    const perTry = (this.retry.uploadDeadlineMs ?? UPLOAD_DEADLINE_MS) + Math.ceil(buf.length / 2 ** 20) * UPLOAD_MS_PER_MIB;
     return this.withRetry(
       'UploadCheckpoint',
       () =>
         new Promise((resolve, reject) => {
-          const stream = this.client.uploadCheckpoint((err, res) => (err ? reject(err) : resolve(res)));
+          const stream = this.client.uploadCheckpoint(new Metadata(), { deadline: Date.now() + perTry }, (err, res) => (err ? reject(err) : resolve(res)));
           stream.write({ header: { attempt, epoch, kind, size: bytes.length }, data: Buffer.alloc(0), sha256: '' });
           for (let i = 0; i < buf.length; i += CHECKPOINT_CHUNK_BYTES) stream.write({ data: buf.subarray(i, i + CHECKPOINT_CHUNK_BYTES), sha256: '' });
           stream.write({ data: Buffer.alloc(0), sha256 });
