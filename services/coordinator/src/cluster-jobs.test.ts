@@ -244,7 +244,10 @@ test('attempts: a stale token is refused, progress is kept, the next attempt res
   const key10 = await upload(j, first, CheckpointKind.CHECKPOINT_KIND_CLUSTER, 10);
   const key20 = await upload(j, first, CheckpointKind.CHECKPOINT_KIND_CLUSTER, 20);
   assert.equal(key20, `cluster-jobs/${job.id}/checkpoints/iter-0000020.ckpt`);
-  assert.ok(w.store.object(key10));
+  // One resumable state per job: the superseded one is removed; a retried upload of the latest keeps it.
+  assert.equal(w.store.object(key10), undefined, 'the checkpoint at 10 was superseded and removed');
+  assert.equal(await upload(j, first, CheckpointKind.CHECKPOINT_KIND_CLUSTER, 20), key20);
+  assert.ok(w.store.object(key20));
   await assert.rejects(upload(j, first, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1), outcome('INVALID_ARGUMENT', /CLUSTER or CLUSTER_FINAL/));
   s = await j.get(job.id);
   assert.deepEqual(

@@ -380,11 +380,22 @@ export class ClusterJobs {
       await this.store.remove(key).catch(() => undefined);
       throw new CoordinatorError('DATA_LOSS', `checkpoint announced ${header.size} bytes but ${put.bytes} arrived; it was discarded`);
     }
+    // The checkpoint this one replaces as the job's latest: nothing reads it any more once the update lands.
+    let replaced = '';
     await this.mutate(a.jobId, final ? 'final checkpoint' : `checkpoint ${header.epoch}`, (d) => {
       this.checkToken(d, a);
+      replaced = '';
       if (final) return { ...d, finalCheckpoint: key };
-      return header.epoch >= d.job.lastCheckpointIteration ? { ...d, job: { ...d.job, lastCheckpoint: key, lastCheckpointIteration: header.epoch } } : d;
+      if (header.epoch < d.job.lastCheckpointIteration) return d;
+      if (d.job.lastCheckpoint && d.job.lastCheckpoint !== key) replaced = d.job.lastCheckpoint;
+      return { ...d, job: { ...d.job, lastCheckpoint: key, lastCheckpointIteration: header.epoch } };
     });
+    // A job keeps one resumable state, not one per refresh (about 140 for a default DCEC job, each with every record's
+    // assignment and target row). Best effort: a leftover is only storage.
+    if (replaced)
+      await this.store
+        .remove(replaced)
+        .catch((err: unknown) => this.logger.warn('could not remove a superseded job checkpoint', { job: a.jobId, key: replaced, error: describeError(err) }));
     return { key, size: put.bytes };
   }
 
