@@ -10,7 +10,7 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { silentLogger, throwIfAborted } from '@cvc/core';
 import { importDataset, type Dataset } from '@cvc/data';
 import { randomImageSet } from '@cvc/data/testing';
-import { decodeCheckpoint, encodeCheckpoint, resolveTrainConfig, type TrainingState } from '@cvc/model';
+import { decodeCheckpoint, encodeCheckpoint, ModelError, resolveTrainConfig, type TrainingState } from '@cvc/model';
 import {
   CheckpointKind,
   ClusterJob,
@@ -157,7 +157,7 @@ interface Seen {
 }
 
 /** A fine-tune that refreshes every updateInterval batches (progress + checkpoint `iter:N`), stopping at the signal or maxIterations; `throwAt` fails that batch. */
-function fakeFineTune(seen: Seen, o: { throwAt?: number; onBatch?: (i: number) => void } = {}): FineTuneFn {
+function fakeFineTune(seen: Seen, o: { throwAt?: number; throwError?: Error; onBatch?: (i: number) => void } = {}): FineTuneFn {
   return async (input, opts) => {
     seen.opts = opts;
     seen.images = input.images.count;
@@ -168,7 +168,7 @@ function fakeFineTune(seen: Seen, o: { throwAt?: number; onBatch?: (i: number) =
       throwIfAborted(opts.signal, 'fine-tune');
       seen.batches++;
       o.onBatch?.(i);
-      if (i === o.throwAt) throw new Error(`boom at batch ${i}`);
+      if (i === o.throwAt) throw o.throwError ?? new Error(`boom at batch ${i}`);
       if (i % (opts.updateInterval ?? 140) === 0) {
         await opts.onProgress?.({
           iteration: i,
@@ -323,6 +323,21 @@ test('a fine-tune that throws fails the attempt with FailFold(job_id) and naks t
   await runClusterAttempt(deps(s, fakeFineTune(seen, { throwAt: 15 })), again, new AbortController().signal);
   assert.equal(s.failed[1]?.final, true);
   assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'termed');
+});
+
+test('a failure another delivery would only repeat (NaN, a corrupt checkpoint) is final on the first delivery and termed', async () => {
+  for (const err of [
+    new ModelError('LOSS_NOT_FINITE', 'the codes hold NaN (image 0) at iteration 10'),
+    new ModelError('CHECKPOINT_CORRUPT', 'source checkpoint: weight enc_conv1/kernel holds NaN (value 3)'),
+  ]) {
+    const queue = createMemoryTaskQueue({ maxDeliver: 3 });
+    const s = new FakeServices();
+    await runClusterAttempt(deps(s, fakeFineTune({ batches: 0 }, { throwAt: 15, throwError: err })), await delivery(queue), new AbortController().signal);
+    assert.equal(s.failed.length, 1, err.code);
+    assert.equal(s.failed[0]?.final, true, `${err.code}: final on delivery 1 of 3`);
+    assert.equal(s.failed[0]?.error, err.message);
+    assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'termed');
+  }
 });
 
 test("the Worker hands a job's task to the clustering attempt, and stop() interrupts it: the task is handed back at once", async () => {

@@ -9,6 +9,7 @@ import { ackOrLog } from './ack.js';
 import { isAuthError } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { WorkerError } from './errors.js';
+import { isPermanentFailure } from './failures.js';
 import type { FineTuneFn, FineTuneOptions, FineTuneProgress } from './fine-tune.js';
 import type { ShardCache } from './shards.js';
 
@@ -243,7 +244,8 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
       deps.onAttempt?.('interrupted');
       d.nak();
     } else {
-      const final = d.delivery >= d.maxDeliver;
+      // A failure another delivery would only repeat is final at once.
+      const final = d.delivery >= d.maxDeliver || isPermanentFailure(err);
       deps.logger.error('clustering attempt failed', { ...log, error: describeError(err), final });
       deps.onAttempt?.('failed');
       const recorded =

@@ -10,7 +10,7 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { throwIfAborted, type Logger } from '@cvc/core';
 import { importDataset, type Dataset, type ImageSet } from '@cvc/data';
 import { randomImageSet } from '@cvc/data/testing';
-import type { BatchProgress, EpochRecord, TrainConfigInput } from '@cvc/model';
+import { ModelError, type BatchProgress, type EpochRecord, type TrainConfigInput } from '@cvc/model';
 import {
   CheckpointKind,
   RunSpec,
@@ -521,6 +521,21 @@ test('a failed attempt on the last delivery: failFold(final=true) and the task i
   );
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'term', reason: 'out of memory' }]);
   assert.equal(s.queue.record(task)?.state, 'termed');
+});
+
+test('a NaN loss (LOSS_NOT_FINITE) is final on the first of 3 deliveries: another delivery would resume into the same NaN', async () => {
+  const s = setup({ maxDeliver: 3 });
+  s.trainers.onBatch = (epoch, batch) => {
+    if (epoch === 1 && batch === 1) throw new ModelError('LOSS_NOT_FINITE', 'training loss became NaN at epoch 1; try a lower learning rate');
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(
+    s.coordinator.of('failFold').map((c) => c.req.final),
+    [true],
+  );
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'term', reason: 'training loss became NaN at epoch 1; try a lower learning rate' }]);
+  assert.deepEqual(s.outcomes, ['started', 'nan_loss']);
 });
 
 test("on the last delivery a FailFold the coordinator never recorded: the task is nak'ed (max_deliver then gives the fold up), not termed", async () => {

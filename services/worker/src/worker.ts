@@ -11,6 +11,7 @@ import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
 import { WorkerError } from './errors.js';
+import { isPermanentFailure } from './failures.js';
 import { foldTrainerFactory, type TrainerFactory, type WorkerTrainer } from './trainer-factory.js';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
 import { runClusterAttempt, type ClusterAttemptDeps } from './cluster-attempt.js';
@@ -324,7 +325,8 @@ export class Worker {
         this.logger.warn('another attempt owns this fold; abandoning this attempt without failing the fold', { ...log, error: describeError(err) });
         this.deps.onAttempt?.('abandoned');
       } else {
-        const final = d.delivery >= d.maxDeliver;
+        // A failure another delivery would only repeat is final at once.
+        const final = d.delivery >= d.maxDeliver || isPermanentFailure(err);
         this.logger.error('fold attempt failed', { ...log, error: describeError(err), final });
         this.deps.onAttempt?.(err instanceof ModelError && err.code === 'LOSS_NOT_FINITE' ? 'nan_loss' : 'failed');
         // A lost FailFold is logged, not thrown. On the last delivery the task is termed only once the
