@@ -6,8 +6,9 @@
 // then imports each folder with `cvc dataset import FOLDER --name bench
 // --out DIR` (the local directory sink: shards, sources files and manifest in
 // a temp dir, no S3) in a fresh child process, so each size's peak RSS is its
-// own. Both passes are timed (the check pass decodes and hashes every image,
-// the write pass decodes again into the shards). RSS must not grow with N.
+// own. Both passes are timed (the check pass decodes and hashes every image and
+// keeps its pixels in a scratch file, the write pass reads them back into the
+// shards; past the scratch cap it decodes again). RSS must not grow with N.
 //
 // Last lines, machine-readable:
 //   RESULT images=N images_per_s=… peak_rss_mib=… peak_heap_mib=… peak_array_buffers_mib=… seconds=…
