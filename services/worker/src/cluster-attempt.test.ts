@@ -110,6 +110,8 @@ class FakeServices implements CoordinatorApi, ClusterCoordinatorApi {
   readonly finished: FinishClusterJobRequest[] = [];
   readonly failed: FailFoldRequest[] = [];
   stopAt: number | undefined;
+  /** Once set, every report is answered stop (the job was cancelled). */
+  cancelled = false;
   failUpload: ServiceError | undefined;
 
   constructor(readonly start: StartClusterAttemptResponse = started()) {}
@@ -119,7 +121,7 @@ class FakeServices implements CoordinatorApi, ClusterCoordinatorApi {
   }
   reportClusterProgress(_a: AttemptRef, p: ClusterJobProgress): Promise<Ack> {
     this.progress.push(p);
-    return Promise.resolve(p.iteration === this.stopAt ? { stop: true, reason: 'job cancelled' } : { stop: false, reason: '' });
+    return Promise.resolve(p.iteration === this.stopAt || this.cancelled ? { stop: true, reason: 'job cancelled' } : { stop: false, reason: '' });
   }
   finishClusterJob(req: FinishClusterJobRequest): Promise<unknown> {
     this.finished.push(req);
@@ -268,6 +270,24 @@ test('Ack.stop (the job was cancelled) stops the fine-tune after its batch: no f
   assert.equal(s.finished.length, 0);
   assert.equal(s.failed.length, 0);
   assert.ok(!s.uploads.some((u) => u.kind === CheckpointKind.CHECKPOINT_KIND_CLUSTER_FINAL));
+  assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked');
+});
+
+test('a cancel between refreshes lands within the poll interval: the last report is sent again, answered stop, and the fine-tune ends after its batch', async () => {
+  const queue = createMemoryTaskQueue();
+  const s = new FakeServices();
+  const seen: Seen = { batches: 0 };
+  const slow = (i: number): void => {
+    // About 2 ms a batch, so the 1 ms poll runs between batches.
+    for (const until = performance.now() + 2; performance.now() < until;);
+    if (i === 12) s.cancelled = true;
+  };
+  await runClusterAttempt({ ...deps(s, fakeFineTune(seen, { onBatch: slow })), cancelPollMs: 1 }, await delivery(queue), new AbortController().signal);
+  assert.ok(seen.batches >= 12 && seen.batches < 20, `stopped before the next refresh at 20 (${seen.batches} batches)`);
+  assert.deepEqual([...new Set(s.progress.map((p) => p.iteration))], [10], 'only the refresh at 10 was reported, then sent again by the poll');
+  assert.ok(s.progress.length >= 2, 'the poll sent the last report again');
+  assert.equal(s.finished.length, 0);
+  assert.equal(s.failed.length, 0);
   assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked');
 });
 

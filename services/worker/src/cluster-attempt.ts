@@ -27,6 +27,13 @@ export interface ClusterAttemptDeps {
   /** Told about every refresh (metrics). */
   readonly onProgress?: (job: string, method: string, p: FineTuneProgress) => void;
   readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'interrupted' | 'skipped' | 'abandoned' | 'cancelled') => void;
+  /**
+   * Between refreshes, the last progress report is sent again this often
+   * (ms; default 10 000): the coordinator keeps it once and answers stop if
+   * the job was cancelled meanwhile, so a cancel lands within this time, not
+   * at the next refresh (which may be the end of the fine-tune).
+   */
+  readonly cancelPollMs?: number;
 }
 
 const code = (err: unknown): status | undefined => (err as Partial<ServiceError>).code;
@@ -94,6 +101,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
   let ended: AttemptEnded | undefined;
   // The first report or upload that failed for good: the attempt fails with it (not with the abort it caused).
   let chainError: unknown;
+  let poll: ReturnType<typeof setInterval> | undefined;
   const end = (e: AttemptEnded): void => {
     ended ??= e;
     ac.abort(e);
@@ -154,6 +162,22 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
         () => undefined,
       );
     };
+    // The cancel poll: the last report again, on a timer, between the fine-tune's own reports (see cancelPollMs).
+    let lastReport: ClusterJobProgress | undefined;
+    let polling = false;
+    poll = setInterval(() => {
+      const again = lastReport;
+      if (again === undefined || polling || ended) return;
+      polling = true;
+      void enqueue('progress', async () => {
+        const ack = await deps.cluster.reportClusterProgress(a, lastReport ?? again);
+        if (ack.stop) end(new AttemptEnded('cancelled', ack.reason || `clustering job ${jobId} was stopped`));
+      }).then(
+        () => (polling = false),
+        () => (polling = false),
+      );
+    }, deps.cancelPollMs ?? 10_000);
+    poll.unref();
     const result = await deps.fineTune(
       { modelConfig: source.config.modelConfig, source, images: set },
       {
@@ -164,7 +188,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
         onProgress: (p) => {
           d.working();
           deps.onProgress?.(jobId, spec.method, p);
-          const progress: ClusterJobProgress = {
+          const progress: ClusterJobProgress = (lastReport = {
             iteration: p.iteration,
             maxIterations: p.maxIterations,
             loss: p.loss,
@@ -176,7 +200,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
             ...(p.ari !== undefined ? { ari: p.ari } : {}),
             seconds: p.seconds,
             updatedAtMs: 0,
-          };
+          });
           return enqueue('progress', async () => {
             const ack = await deps.cluster.reportClusterProgress(a, progress);
             if (ack.stop) end(new AttemptEnded('cancelled', ack.reason || `clustering job ${jobId} was stopped`));
@@ -262,6 +286,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
     }
     return undefined;
   } finally {
+    clearInterval(poll);
     signal.removeEventListener('abort', onStop);
   }
 }
