@@ -237,7 +237,9 @@ test('attempts: a stale token is refused, progress is kept, the next attempt res
   assert.equal(s.state, ClusterJobState.CLUSTER_JOB_STATE_RUNNING);
   assert.equal(s.resumedFromIteration, 0);
   assert.deepEqual(await j.reportProgress(first, progress(10)), { stop: false, reason: '' });
-  await j.reportProgress(first, progress(10)); // a retried report is kept once
+  const rev = (await w.jobDocs.get(`job.${job.id}`))?.revision;
+  await j.reportProgress(first, progress(10)); // a retried report (or the worker's cancel poll) is kept once, and not rewritten
+  assert.equal((await w.jobDocs.get(`job.${job.id}`))?.revision, rev, 'the same report again writes nothing');
   await j.reportProgress(first, progress(20, { changed: 0.05 }));
   await assert.rejects(j.reportProgress(first, progress(30, { loss: Number.NaN })), outcome('INVALID_ARGUMENT', /progress\.loss/));
   await assert.rejects(j.reportProgress(first, progress(30, { changed: 1.5 })), outcome('INVALID_ARGUMENT', /progress\.changed/));

@@ -325,6 +325,11 @@ export class ClusterJobs {
     }
     const cur = await this.load(a.jobId);
     if (cur.job.state === ClusterJobState.CLUSTER_JOB_STATE_CANCELLED) return { stop: true, reason: `clustering job ${a.jobId} was cancelled` };
+    // The same report again (a retry, or the worker's cancel poll between refreshes): nothing to write.
+    if (cur.reported === `${a.token}:${p.iteration}`) {
+      this.checkToken(cur, a);
+      return { stop: false, reason: '' };
+    }
     await this.mutate(a.jobId, `progress ${p.iteration}`, (d) => {
       if (d.job.state === ClusterJobState.CLUSTER_JOB_STATE_CANCELLED) return d;
       this.checkToken(d, a);
