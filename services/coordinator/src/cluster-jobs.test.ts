@@ -187,6 +187,24 @@ test('submit checks the source run, fold, method and numbers, naming the field; 
   await assert.rejects(j.submit(jobSpec(w.runId, { fold: 7 })), outcome('INVALID_ARGUMENT', /spec\.fold: run .* has no fold 7 \(it has 2\)/));
   await assert.rejects(j.submit(jobSpec(w.runId, { dataset: 'cifar10' })), outcome('NOT_FOUND', /spec\.dataset: dataset 'cifar10' is not imported/));
   await assert.rejects(j.submit(jobSpec(w.runId, { datasetVersion: 'v9' })), outcome('NOT_FOUND', /spec\.dataset_version: .* no version v9/));
+  // A version of the run's dataset with no records (registered by hand: an import refuses an empty folder).
+  const m = JSON.parse(new TextDecoder().decode(await w.store.getBytes(MANIFEST))) as { shards: unknown[] };
+  await w.store.put('datasets/empty-manifest.json', enc(JSON.stringify({ ...m, shards: [] })));
+  await createDatasetCatalog(w.store).register(DATASET, {
+    version: 'v0',
+    folds: 2,
+    scheme: 'stratified',
+    seed: 1,
+    limit: null,
+    manifest: 'datasets/empty-manifest.json',
+    height: 28,
+    width: 28,
+    channels: 1,
+  });
+  await assert.rejects(
+    j.submit(jobSpec(w.runId, { datasetVersion: 'v0' })),
+    outcome('FAILED_PRECONDITION', new RegExp(`spec\\.dataset: dataset ${DATASET} version v0 has no records to cluster`)),
+  );
   assert.equal(w.queue.records().filter((r) => r.task.jobId).length, 0, 'nothing was queued for a refused job');
 
   const job = await j.submit(jobSpec(w.runId));
@@ -341,6 +359,9 @@ test('finish: FINALIZING, then the encoder and assignments.csv; SUCCEEDED; artif
   assert.equal(Buffer.concat(chunks).length, art.size);
   assert.equal((await j.openArtifact(job.id, 'model.json')).key, `cluster-jobs/${job.id}/encoder/model.json`);
   await assert.rejects(j.openArtifact(job.id, 'nope.png'), outcome('NOT_FOUND', /has no artifact "nope.png"/));
+  // Names of Object.prototype's members are no artifacts either.
+  for (const name of ['constructor', 'toString', '__proto__'])
+    await assert.rejects(j.openArtifact(job.id, name), outcome('NOT_FOUND', new RegExp(`has no artifact "${name}"`)));
   // Finished: a late redelivery needs no work.
   assert.equal((await j.startAttempt({ jobId: job.id, worker: 'w9', delivery: 2 })).proceed, false);
 });

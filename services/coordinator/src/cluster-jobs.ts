@@ -197,6 +197,7 @@ export class ClusterJobs {
     const labelled = manifest.imageFolder?.labeled !== false;
     const resolved = resolveJobSpec(spec, labelled ? manifest.numClasses : undefined);
     const records = manifest.shards.reduce((s, e) => s + e.count, 0);
+    if (records === 0) throw new CoordinatorError('FAILED_PRECONDITION', `spec.dataset: dataset ${dataset} version ${imp.version} has no records to cluster`);
     if (resolved.k > records) throw new CoordinatorError('INVALID_ARGUMENT', `spec.k: ${resolved.k} clusters for ${records} records of dataset ${dataset}`);
     const stamp = new Date(this.now()).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     const id = `${resolved.name || resolved.method}-${stamp}-${randomBytes(3).toString('hex')}`;
@@ -602,7 +603,13 @@ export class ClusterJobs {
     if (job.state !== ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED || !r)
       throw new CoordinatorError('FAILED_PRECONDITION', `clustering job ${id} is ${jobStateName(job.state)}; its artifacts exist once it SUCCEEDED`);
     const key =
-      name === 'model.json' || name === 'weights.bin' ? `${r.encoder}/${name}` : name === 'assignments.csv' ? r.assignments : (r.artifacts[name] ?? '');
+      name === 'model.json' || name === 'weights.bin'
+        ? `${r.encoder}/${name}`
+        : name === 'assignments.csv'
+          ? r.assignments
+          : Object.hasOwn(r.artifacts, name)
+            ? (r.artifacts[name] ?? '')
+            : '';
     if (!key)
       throw new CoordinatorError(
         'NOT_FOUND',
