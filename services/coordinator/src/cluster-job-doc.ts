@@ -17,6 +17,8 @@ export interface ClusterJobDoc {
   readonly finalCheckpoint: string;
   /** Per attempt, `TOKEN:ITERATION` of the last progress applied, so a retried report is not added twice. */
   readonly reported?: string;
+  /** Token of the attempt whose finish was recorded, so that attempt's retried FinishClusterJob is answered OK. */
+  readonly finishedBy?: string;
 }
 
 export const jobKey = (id: string): string => `job.${id}`;
@@ -43,6 +45,7 @@ export function decodeJobDoc(doc: ClusterJobDoc): ClusterJobDoc {
     records: doc.records ?? 0,
     finalCheckpoint: doc.finalCheckpoint ?? '',
     ...(typeof doc.reported === 'string' ? { reported: doc.reported } : {}),
+    ...(typeof doc.finishedBy === 'string' ? { finishedBy: doc.finishedBy } : {}),
   };
 }
 

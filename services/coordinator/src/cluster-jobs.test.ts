@@ -314,7 +314,12 @@ test('finish: FINALIZING, then the encoder and assignments.csv; SUCCEEDED; artif
     outcome('INVALID_ARGUMENT', /confidence\[0\]/),
   );
   await j.finish(finishReq(a));
+  // The same attempt's finish again (its answer was lost, the client retried): OK, nothing changes.
+  await j.finish(finishReq(a));
   await j.idle();
+  await j.finish(finishReq(a));
+  // Another token is still refused.
+  await assert.rejects(j.finish(finishReq({ ...a, token: 'not-the-token' })), outcome('FAILED_PRECONDITION'));
   await watching;
   const done = await j.get(job.id);
   assert.equal(done.state, ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED, done.error);

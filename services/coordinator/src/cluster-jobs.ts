@@ -414,6 +414,8 @@ export class ClusterJobs {
     const a = req.attempt;
     if (!a?.jobId) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt with job_id is required');
     const cur = await this.load(a.jobId);
+    // This attempt's finish landed already (its answer was lost and the client retried): done, not a stale attempt.
+    if (a.token !== '' && cur.finishedBy === a.token) return;
     this.checkToken(cur, a);
     if (!cur.finalCheckpoint)
       throw new CoordinatorError('FAILED_PRECONDITION', `clustering job ${a.jobId}: upload the CLUSTER_FINAL checkpoint before finishing`);
@@ -453,7 +455,7 @@ export class ClusterJobs {
     };
     await this.mutate(a.jobId, 'finalizing', (d) => {
       this.checkToken(d, a);
-      return { ...d, token: '', job: { ...d.job, state: ClusterJobState.CLUSTER_JOB_STATE_FINALIZING, result } };
+      return { ...d, token: '', finishedBy: a.token, job: { ...d.job, state: ClusterJobState.CLUSTER_JOB_STATE_FINALIZING, result } };
     });
     this.schedule(a.jobId);
   }
