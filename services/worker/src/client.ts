@@ -39,6 +39,17 @@ export function isAuthError(err: unknown): boolean {
 }
 
 /**
+ * Whether a call was refused because the coordinator cancelled the run or
+ * job (CANCELLED with its "... was cancelled" details), as opposed to a
+ * CANCELLED that grpc-js or a proxy made of a reset stream: only the first
+ * may drop the task; the second is a transient failure.
+ */
+export function isCoordinatorCancel(err: unknown): boolean {
+  const e = err as Partial<ServiceError>;
+  return e.code === status.CANCELLED && typeof e.details === 'string' && /\bwas cancelled$/.test(e.details);
+}
+
+/**
  * The worker's retry rule for a coordinator call: retry the codes in
  * `RETRYABLE_CODES` with the policy's backoff; retry RESOURCE_EXHAUSTED only
  * when the coordinator sent a retry-after hint (too many uploads at once),

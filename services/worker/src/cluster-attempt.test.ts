@@ -316,7 +316,7 @@ test('an upload refused as CANCELLED stops the attempt and acks; one refused as 
   ] as const) {
     const queue = createMemoryTaskQueue();
     const s = new FakeServices();
-    s.failUpload = grpcError(code, 'refused');
+    s.failUpload = grpcError(code, code === status.CANCELLED ? `clustering job ${JOB} was cancelled` : 'stale attempt token');
     const seen: Seen = { batches: 0 };
     await runClusterAttempt(deps(s, fakeFineTune(seen)), await delivery(queue), new AbortController().signal);
     assert.ok(seen.batches < 50, `${status[code]}: stopped early`);
@@ -324,6 +324,16 @@ test('an upload refused as CANCELLED stops the attempt and acks; one refused as 
     assert.equal(s.finished.length, 0);
     assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, state, status[code]);
   }
+});
+
+test("a CANCELLED that is not the coordinator's cancel (a reset stream through a proxy) is a transient failure: FailFold(final=false) and a nak, not a dropped task", async () => {
+  const queue = createMemoryTaskQueue({ maxDeliver: 3 });
+  const s = new FakeServices();
+  s.failUpload = grpcError(status.CANCELLED, 'Call cancelled');
+  await runClusterAttempt(deps(s, fakeFineTune({ batches: 0 })), await delivery(queue), new AbortController().signal);
+  assert.equal(s.failed.length, 1);
+  assert.equal(s.failed[0]?.final, false);
+  assert.notEqual(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked', 'the job keeps its task');
 });
 
 test('a fine-tune that throws fails the attempt with FailFold(job_id) and naks the task; on the last delivery, final and termed', async () => {

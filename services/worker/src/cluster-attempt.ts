@@ -6,7 +6,7 @@ import type { TaskDelivery } from '@cvc/messaging';
 import type { ObjectStore } from '@cvc/storage';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
 import { ackOrLog } from './ack.js';
-import { isAuthError } from './client.js';
+import { isAuthError, isCoordinatorCancel } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { WorkerError } from './errors.js';
 import { isPermanentFailure } from './failures.js';
@@ -108,7 +108,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
   };
   /** A report's refusal that ends the attempt, or the error itself. */
   const classify = (err: unknown): unknown => {
-    if (code(err) === status.CANCELLED) return new AttemptEnded('cancelled', `clustering job ${jobId} was cancelled`);
+    if (isCoordinatorCancel(err)) return new AttemptEnded('cancelled', `clustering job ${jobId} was cancelled`);
     if (code(err) === status.FAILED_PRECONDITION && attempt) return new AttemptEnded('stale', describeError(err));
     return err;
   };
@@ -253,7 +253,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
       deps.logger.info('clustering job cancelled; dropping the task', log);
       deps.onAttempt?.('cancelled');
       await ackOrLog(d, deps.logger, log);
-    } else if (code(err) === status.CANCELLED) {
+    } else if (isCoordinatorCancel(err)) {
       deps.logger.info('clustering job cancelled; dropping the task', log);
       deps.onAttempt?.('cancelled');
       await ackOrLog(d, deps.logger, log);

@@ -572,6 +572,20 @@ test('a cancelled run (CANCELLED on a report) acks the task without failing the 
   assert.equal(s.coordinator.of('reportEpoch').length, 1, 'training stopped at the refused checkpoint');
 });
 
+test("a CANCELLED without the coordinator's 'was cancelled' (a stream reset by a proxy) fails the attempt for a retry instead of dropping the task", async () => {
+  const s = setup({
+    maxDeliver: 3,
+    coordinator: new FakeCoordinator().fail('uploadCheckpoint', grpcError(status.CANCELLED, 'Received RST_STREAM with code 8')),
+  });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(
+    s.coordinator.of('failFold').map((c) => c.req.final),
+    [false],
+  );
+  assert.equal(s.settled[0]?.how, 'nak');
+});
+
 test('a task that needs no training (proceed=false) is acked without creating a trainer', async () => {
   const s = setup({ coordinator: new FakeCoordinator(() => started({ proceed: false, token: '', reason: 'fold 1 is FOLD_STATE_SUCCEEDED' })) });
   await s.queue.enqueue(task);

@@ -6,7 +6,7 @@ import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model'
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { ackOrLog } from './ack.js';
-import { isAuthError } from './client.js';
+import { isAuthError, isCoordinatorCancel } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
@@ -51,7 +51,8 @@ export interface WorkerDeps {
   readonly failFold?: number | undefined;
 }
 
-const isCancelled = (err: unknown): boolean => (err as ServiceError).code === status.CANCELLED;
+// Only the coordinator's own cancel, not a CANCELLED made of a reset stream (see isCoordinatorCancel).
+const isCancelled = (err: unknown): boolean => isCoordinatorCancel(err);
 
 /** The reason of a report's answer that asks the attempt to stop (Ack.stop: the run was stopped early, or the fold paused at a sweep's rung). */
 export function ackStopReason(res: unknown): string | undefined {
