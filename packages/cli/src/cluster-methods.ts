@@ -104,41 +104,36 @@ export interface ClusterOutcome {
   readonly steps: readonly { readonly name: string; readonly labels: Int32Array; readonly seconds: number }[];
 }
 
+/** Runs `fit` with one progress bar on `stderr` (labelled `label`) that its onProgress drives; stopped when it ends. */
+async function withBar<R>(stderr: ProgressStream, label: string, fit: (onProgress: (done: number, total: number) => void) => Promise<R>): Promise<R> {
+  const bars = new Progress(stderr);
+  try {
+    return await fit((done, total) => bars.set('fit', { label, value: done, total }));
+  } finally {
+    bars.stop();
+  }
+}
+
 /**
- * k-means (or, with `mixture`, a Gaussian mixture) behind a progress bar
- * labelled `label`, stoppable by `signal` between restarts and EM iterations
- * (Ctrl-C during a minutes-long fit on raw pixels stops it there).
+ * k-means behind a progress bar labelled `label`, stoppable by `signal`
+ * between restarts (Ctrl-C during a minutes-long fit on raw pixels stops it
+ * there).
  */
-export async function kmeansWithProgress(
+export function kmeansWithProgress(
   space: Points,
   opts: KMeansOptions,
   label: string,
   stderr: ProgressStream,
   signal: AbortSignal | undefined,
 ): Promise<KMeansResult> {
-  const bars = new Progress(stderr);
-  try {
-    return await kmeansAsync(space, {
-      ...opts,
-      ...(signal ? { signal } : {}),
-      onProgress: (done, total) => bars.set('kmeans', { label: `${label}: k-means restarts`, value: done, total }),
-    });
-  } finally {
-    bars.stop();
-  }
+  return withBar(stderr, `${label}: k-means restarts`, (onProgress) => kmeansAsync(space, { ...opts, ...(signal ? { signal } : {}), onProgress }));
 }
 
-async function gmmWithProgress(space: Points, opts: GmmOptions, label: string, stderr: ProgressStream, signal: AbortSignal | undefined): Promise<GmmModel> {
-  const bars = new Progress(stderr);
-  try {
-    return await gmmAsync(space, {
-      ...opts,
-      ...(signal ? { signal } : {}),
-      onProgress: (done, total) => bars.set('gmm', { label: `${label}: mixture (k-means starts, EM iterations; at most)`, value: done, total }),
-    });
-  } finally {
-    bars.stop();
-  }
+/** A Gaussian mixture behind a progress bar, stoppable by `signal` between k-means restarts and EM iterations. */
+function gmmWithProgress(space: Points, opts: GmmOptions, label: string, stderr: ProgressStream, signal: AbortSignal | undefined): Promise<GmmModel> {
+  return withBar(stderr, `${label}: mixture (k-means starts, EM iterations; at most)`, (onProgress) =>
+    gmmAsync(space, { ...opts, ...(signal ? { signal } : {}), onProgress }),
+  );
 }
 
 /** UMAP of `space` to `dims` dimensions with the method's other UMAP settings, behind a progress bar labelled `label`. */

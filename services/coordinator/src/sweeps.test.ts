@@ -127,6 +127,15 @@ const fourConfigs = (over: Partial<SweepSpec> = {}): SweepSpec => ({
 const summary = (decisions: readonly { trial: number; rung: number; stopped: boolean }[]) =>
   decisions.map((d) => `${d.trial}@${d.rung}:${d.stopped ? 'stop' : 'go'}`);
 
+/** The first epoch's metrics (val loss 0.2) the tests below report. */
+const EPOCH1 = EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 });
+
+/** Starts an attempt of `fold` of `runId` and reports its first epoch. */
+async function reportFirstEpoch(c: Coordinator, runId: string, fold: number): Promise<void> {
+  const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
+  await c.reportEpoch({ runId, fold, token: s.token, jobId: '' }, EPOCH1);
+}
+
 test('ASHA over 4 configs x 2 folds x 4 epochs: the worse runs stop at rung 1, the best one finishes and is the sweep best', T, async () => {
   const w = await world();
   const { c, m } = w.start();
@@ -296,7 +305,7 @@ test('a fold paused at a rung: its old task is skipped at StartAttempt, progress
   const runId = `${s0.id}-t0`;
   const s = await c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
   const a: AttemptRef = { runId, fold: 0, token: s.token, jobId: '' };
-  const ack = await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }));
+  const ack = await c.reportEpoch(a, EPOCH1);
   assert.deepEqual(ack, { stop: true, reason: 'paused at epoch 1: the sweep judges the run once every fold has reported it' });
   await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
   const progress = { epoch: 2, epochs: 4, images: 5, totalImages: 10, imagesPerSec: 5, loss: 0.5, etaSeconds: 7, updatedAtMs: 0 };
@@ -353,7 +362,7 @@ test('a fold that fails before a rung: its sibling paused there is not left wait
   const runId = `${s0.id}-t0`;
   const s = await c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
   const a: AttemptRef = { runId, fold: 0, token: s.token, jobId: '' };
-  assert.equal((await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }))).stop, true);
+  assert.equal((await c.reportEpoch(a, EPOCH1)).stop, true);
   await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
   const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
   await c.failFold({ attempt: { runId, fold: 1, token: b.token, jobId: '' }, error: 'loss became NaN', final: true });
@@ -378,7 +387,7 @@ test('resumePaused queues no second task for a fold that is PENDING after a fail
   assert.equal(d?.task.fold, 0);
   const s = await c.startAttempt({ runId: run.id, fold: 0, worker: 'w', delivery: 1 });
   const a: AttemptRef = { runId: run.id, fold: 0, token: s.token, jobId: '' };
-  await c.reportEpoch(a, EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }));
+  await c.reportEpoch(a, EPOCH1);
   // A transient failure: the fold is PENDING after one attempt, its task handed back for redelivery.
   await c.failFold({ attempt: a, error: 'worker out of memory', final: false });
   d?.nak();
@@ -405,13 +414,7 @@ test('a resume cut short after clearing the pause queues the released folds on t
   const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5 });
   const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
   const runId = `${s0.id}-t0`;
-  const report = async (fold: number): Promise<void> => {
-    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
-    await c.reportEpoch(
-      { runId, fold, token: s.token, jobId: '' },
-      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
-    );
-  };
+  const report = (fold: number): Promise<void> => reportFirstEpoch(c, runId, fold);
   await report(0);
   await m.idle();
   failEnqueue = 1;
@@ -455,10 +458,7 @@ test('recover() reading a sweep before an update landed keeps the newer cached r
   /** A new attempt at `fold` reports epoch 1; true when it is told to stop (paused). */
   const report = async (fold: number): Promise<boolean> => {
     const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
-    const ack = await c.reportEpoch(
-      { runId, fold, token: s.token, jobId: '' },
-      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
-    );
+    const ack = await c.reportEpoch({ runId, fold, token: s.token, jobId: '' }, EPOCH1);
     return ack.stop;
   };
   assert.equal(await report(0), true, 'paused at rung 1');
@@ -535,10 +535,7 @@ test('a trial stop reason longer than the cap (a fold error) is cut in the sweep
   const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
   const runId = `${s0.id}-t0`;
   const s = await c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
-  await c.reportEpoch(
-    { runId, fold: 0, token: s.token, jobId: '' },
-    EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
-  );
+  await c.reportEpoch({ runId, fold: 0, token: s.token, jobId: '' }, EPOCH1);
   const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
   await c.failFold({ attempt: { runId, fold: 1, token: b.token, jobId: '' }, error: `loss became NaN ${'x'.repeat(5000)}`, final: true });
   await m.recover();
@@ -610,22 +607,13 @@ test('a change that comes in during a step that fails for good gets a step of it
   const m = new SweepManager({ coordinator: c, sweeps, retryMs: 5 });
   const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
   const runId = `${s0.id}-t0`;
-  const report = async (fold: number): Promise<void> => {
-    const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
-    await c.reportEpoch(
-      { runId, fold, token: s.token, jobId: '' },
-      EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
-    );
-  };
+  const report = (fold: number): Promise<void> => reportFirstEpoch(c, runId, fold);
   await report(0);
   await m.idle();
   gate = new Promise((r) => (release = r));
   // A step starts (fold 1's attempt is a change) and hangs on its read; fold 1 reaching the rung comes in meanwhile.
   const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
-  await c.reportEpoch(
-    { runId, fold: 1, token: b.token, jobId: '' },
-    EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 }),
-  );
+  await c.reportEpoch({ runId, fold: 1, token: b.token, jobId: '' }, EPOCH1);
   release();
   await m.idle();
   assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go'], 'the rung every fold reached was judged without waiting for recover()');
