@@ -127,6 +127,11 @@ const fourConfigs = (over: Partial<SweepSpec> = {}): SweepSpec => ({
 const summary = (decisions: readonly { trial: number; rung: number; stopped: boolean }[]) =>
   decisions.map((d) => `${d.trial}@${d.rung}:${d.stopped ? 'stop' : 'go'}`);
 
+/** `queue` whose enqueue rejects ('NATS blip') for the tasks `fails` picks. */
+function blippingQueue(queue: MemoryTaskQueue, fails: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => boolean): MemoryTaskQueue {
+  return { ...queue, enqueue: (task) => (fails(task) ? Promise.reject(new Error('NATS blip')) : queue.enqueue(task)) };
+}
+
 /** The first epoch's metrics (val loss 0.2) the tests below report. */
 const EPOCH1 = EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 });
 
@@ -403,13 +408,7 @@ test('resumePaused queues no second task for a fold that is PENDING after a fail
 test('a resume cut short after clearing the pause queues the released folds on the next call', T, async () => {
   const w = await world();
   let failEnqueue = 0;
-  const queue = {
-    ...w.queue,
-    enqueue: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => {
-      if (task.resumeAt !== undefined && failEnqueue-- > 0) return Promise.reject(new Error('NATS blip'));
-      return w.queue.enqueue(task);
-    },
-  };
+  const queue = blippingQueue(w.queue, (task) => task.resumeAt !== undefined && failEnqueue-- > 0);
   const c = new Coordinator({ store: w.store, queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
   const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5 });
   const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
@@ -549,13 +548,7 @@ test('a trial stop reason longer than the cap (a fold error) is cut in the sweep
 test('a trial whose submission was cut short after its run was recorded gets its missing tasks at the retried step', T, async () => {
   const w = await world();
   let failEnqueue = 1;
-  const queue = {
-    ...w.queue,
-    enqueue: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => {
-      if (task.fold === 1 && failEnqueue-- > 0) return Promise.reject(new Error('NATS blip'));
-      return w.queue.enqueue(task);
-    },
-  };
+  const queue = blippingQueue(w.queue, (task) => task.fold === 1 && failEnqueue-- > 0);
   const c = new Coordinator({ store: w.store, queue, runs: w.runs, exportArtifacts: () => Promise.resolve('') });
   const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, retryMs: 5 });
   const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
