@@ -127,6 +127,14 @@ const fourConfigs = (over: Partial<SweepSpec> = {}): SweepSpec => ({
 const summary = (decisions: readonly { trial: number; rung: number; stopped: boolean }[]) =>
   decisions.map((d) => `${d.trial}@${d.rung}:${d.stopped ? 'stop' : 'go'}`);
 
+/** The folds queued again to resume at `rung`, in queue order. */
+function resumedFolds(queue: MemoryTaskQueue, rung: number): number[] {
+  return queue
+    .records()
+    .filter((r) => r.task.resumeAt === rung)
+    .map((r) => r.task.fold);
+}
+
 /** `queue` whose enqueue rejects ('NATS blip') for the tasks `fails` picks. */
 function blippingQueue(queue: MemoryTaskQueue, fails: (task: Parameters<MemoryTaskQueue['enqueue']>[0]) => boolean): MemoryTaskQueue {
   return { ...queue, enqueue: (task) => (fails(task) ? Promise.reject(new Error('NATS blip')) : queue.enqueue(task)) };
@@ -332,13 +340,7 @@ test('a fold paused at a rung: its old task is skipped at StartAttempt, progress
   );
   await m.idle();
   assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go']);
-  assert.deepEqual(
-    w.queue
-      .records()
-      .filter((r) => r.task.resumeAt === 1)
-      .map((r) => r.task.fold),
-    [0, 1],
-  );
+  assert.deepEqual(resumedFolds(w.queue, 1), [0, 1]);
   const resumed = await c.startAttempt({ runId, fold: 0, worker: 'w3', delivery: 1 });
   assert.equal(resumed.proceed, true);
   assert.match(resumed.resumeCheckpoint, /epoch/);
@@ -422,13 +424,7 @@ test('a resume cut short after clearing the pause queues the released folds on t
   await m.idle();
   await new Promise((r) => setTimeout(r, 50));
   await m.idle();
-  assert.deepEqual(
-    w.queue
-      .records()
-      .filter((r) => r.task.resumeAt === 1)
-      .map((r) => r.task.fold),
-    [0, 1],
-  );
+  assert.deepEqual(resumedFolds(w.queue, 1), [0, 1]);
   const doc = (await w.runs.get(`run.${runId}`))?.value;
   assert.deepEqual(doc?.paused, [0, 0]);
   assert.deepEqual(doc?.released, [1, 1], 'released until an attempt takes the fold');
