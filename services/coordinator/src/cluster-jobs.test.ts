@@ -24,7 +24,7 @@ import type { ClusterJobDoc } from './cluster-job-doc.js';
 import { writeAssignments, type JobExporter } from './cluster-job-export.js';
 import { ClusterJobs, REQUEUE_WINDOW_MS } from './cluster-jobs.js';
 import { Coordinator } from './coordinator.js';
-import { CoordinatorError } from './errors.js';
+import { CoordinatorError, MAX_ERROR_CHARS } from './errors.js';
 import type { RunDoc } from './run-doc.js';
 
 const DATASET = 'tiny';
@@ -400,6 +400,10 @@ test('failures: a non-final FailFold returns the job to PENDING, a final one FAI
   s = await j.get(one.id);
   assert.equal(s.state, ClusterJobState.CLUSTER_JOB_STATE_FAILED);
   assert.equal(s.error, 'out of memory again');
+  // An error of any length is kept to MAX_ERROR_CHARS.
+  const long = await j.submit(jobSpec(w.runId));
+  await j.fail({ attempt: await startJob(j, long.id, w.runId, 1), error: 'e'.repeat(50_000), final: true });
+  assert.equal((await j.get(long.id)).error.length, MAX_ERROR_CHARS);
 
   const two = await j.submit(jobSpec(w.runId));
   await startJob(j, two.id, w.runId, 1);

@@ -34,7 +34,7 @@ import {
   type ClusterJobDoc,
 } from './cluster-job-doc.js';
 import { isTransient, pause } from './coordinator.js';
-import { CoordinatorError } from './errors.js';
+import { capError, CoordinatorError } from './errors.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { JobExporter } from './cluster-job-export.js';
 
@@ -467,7 +467,7 @@ export class ClusterJobs {
     await this.mutate(a.jobId, req.final ? 'failed' : 'attempt failed', (d) => {
       this.checkToken(d, a);
       const state = req.final ? ClusterJobState.CLUSTER_JOB_STATE_FAILED : ClusterJobState.CLUSTER_JOB_STATE_PENDING;
-      return { ...d, token: '', job: { ...d.job, state, error: req.error } };
+      return { ...d, token: '', job: { ...d.job, state, error: capError(req.error) } };
     });
   }
 
@@ -479,7 +479,7 @@ export class ClusterJobs {
     await this.mutate(task.jobId, 'gave up', (d) => {
       if (ENDING_JOB_STATES.includes(d.job.state)) return d;
       const error = d.job.error
-        ? `${d.job.error} (gave up after ${deliveries} deliveries)`
+        ? `${capError(d.job.error)} (gave up after ${deliveries} deliveries)`
         : `gave up after ${deliveries} deliveries without a result (worker lost?)`;
       return { ...d, token: '', job: { ...d.job, state: ClusterJobState.CLUSTER_JOB_STATE_FAILED, error } };
     });

@@ -15,7 +15,7 @@ import {
   type MemoryTaskQueue,
 } from '@cvc/testkit';
 import { Coordinator } from './coordinator.js';
-import { CoordinatorError, FinalizeError } from './errors.js';
+import { CoordinatorError, FinalizeError, MAX_ERROR_CHARS } from './errors.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { runKey, type RunDoc } from './run-doc.js';
 
@@ -667,6 +667,17 @@ test('a task given up after max_deliver fails its fold with the reason; the run 
   // A second advisory for the same task changes nothing.
   await c.onTaskGivenUp({ runId: id, fold: 1 }, 2);
   assert.equal((await c.getRun(id)).updatedAtMs, done.updatedAtMs);
+});
+
+test('a fold error of any length is kept to MAX_ERROR_CHARS (the run document is one NATS message)', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  const a = await start(c, id, 0);
+  await c.failFold({ attempt: a, error: `bad file: ${'x'.repeat(100_000)}`, final: false });
+  const f = (await c.getRun(id)).folds[0];
+  assert.equal(f?.error.length, MAX_ERROR_CHARS);
+  assert.ok(f?.error.startsWith('bad file: xxx') && f.error.endsWith('…'), f?.error.slice(-20));
 });
 
 test('a final failFold of the last fold finalises the run FAILED; a run whose folds all failed has no summary', T, async () => {

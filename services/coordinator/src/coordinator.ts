@@ -20,7 +20,7 @@ import {
 } from '@cvc/proto';
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
-import { CoordinatorError } from './errors.js';
+import { capError, CoordinatorError } from './errors.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
@@ -664,7 +664,7 @@ export class Coordinator {
       return {
         ...d,
         tokens,
-        run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, state, { error: req.error }) : x)) }),
+        run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, state, { error: capError(req.error) }) : x)) }),
       };
     });
     if (req.final) {
@@ -682,7 +682,9 @@ export class Coordinator {
       if (!f || FINAL_FOLD_STATES.includes(f.state)) return d;
       const tokens = [...d.tokens];
       tokens[task.fold] = '';
-      const error = f.error ? `${f.error} (gave up after ${deliveries} deliveries)` : `gave up after ${deliveries} deliveries without a result (worker lost?)`;
+      const error = f.error
+        ? `${capError(f.error)} (gave up after ${deliveries} deliveries)`
+        : `gave up after ${deliveries} deliveries without a result (worker lost?)`;
       return {
         ...d,
         tokens,

@@ -33,3 +33,9 @@ export class UploadsBusyError extends CvcError<'UPLOADS_BUSY'> {
     super('UPLOADS_BUSY', `too many concurrent checkpoint uploads (limit ${limit}); retry in ${retryAfterMs} ms`);
   }
 }
+
+/** The longest error text a run's fold or a clustering job keeps (the documents live in one NATS message each). */
+export const MAX_ERROR_CHARS = 2000;
+
+/** `text` cut to MAX_ERROR_CHARS characters, marked with "…" where cut. */
+export const capError = (text: string): string => (text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`);
