@@ -129,11 +129,13 @@ export function kmeansWithProgress(
   return withBar(stderr, `${label}: k-means restarts`, (onProgress) => kmeansAsync(space, { ...opts, ...(signal ? { signal } : {}), onProgress }));
 }
 
-/** A Gaussian mixture behind a progress bar, stoppable by `signal` between k-means restarts and EM iterations. */
+/**
+ * A Gaussian mixture behind a progress bar (its steps: the k-means restarts
+ * of the start, then EM iterations; the total is an upper bound, as EM may
+ * converge early), stoppable by `signal` between steps.
+ */
 function gmmWithProgress(space: Points, opts: GmmOptions, label: string, stderr: ProgressStream, signal: AbortSignal | undefined): Promise<GmmModel> {
-  return withBar(stderr, `${label}: mixture (k-means starts, EM iterations; at most)`, (onProgress) =>
-    gmmAsync(space, { ...opts, ...(signal ? { signal } : {}), onProgress }),
-  );
+  return withBar(stderr, `${label}: mixture steps`, (onProgress) => gmmAsync(space, { ...opts, ...(signal ? { signal } : {}), onProgress }));
 }
 
 /** UMAP of `space` to `dims` dimensions with the method's other UMAP settings, behind a progress bar labelled `label`. */

@@ -214,6 +214,8 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
         },
       },
     );
+    // The poll is for the gaps between refreshes: none is left once the fine-tune returned.
+    clearInterval(poll);
     await chain;
     if (ended) throw ended;
     if (signal.aborted) throw new CancelledError('clustering job interrupted: the worker is stopping');

@@ -51,9 +51,6 @@ export interface WorkerDeps {
   readonly failFold?: number | undefined;
 }
 
-// Only the coordinator's own cancel, not a CANCELLED made of a reset stream (see isCoordinatorCancel).
-const isCancelled = (err: unknown): boolean => isCoordinatorCancel(err);
-
 /** The reason of a report's answer that asks the attempt to stop (Ack.stop: the run was stopped early, or the fold paused at a sweep's rung). */
 export function ackStopReason(res: unknown): string | undefined {
   if (typeof res !== 'object' || res === null || (res as Partial<Ack>).stop !== true) return undefined;
@@ -308,7 +305,7 @@ export class Worker {
         this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason, error: describeError(err) });
         this.deps.onAttempt?.('stopped');
         await ackOrLog(d, this.logger, log);
-      } else if (isCancelled(err)) {
+      } else if (isCoordinatorCancel(err)) {
         this.logger.info('run cancelled; dropping the task', log);
         await ackOrLog(d, this.logger, log);
       } else if (err instanceof CancelledError) {
