@@ -21,6 +21,7 @@ import {
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { capError, CoordinatorError } from './errors.js';
+import { checkRunFits, DEFAULT_MAX_DOC_BYTES } from './run-size.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
@@ -35,6 +36,8 @@ export interface CoordinatorDeps {
   readonly now?: () => number;
   /** Largest checkpoint accepted, in bytes (default 512 MiB). */
   readonly maxCheckpointBytes?: number;
+  /** The NATS server's max_payload, which a run document must fit in (default 1 MiB): a run that could outgrow it is refused at submit. */
+  readonly maxDocBytes?: number;
   /** Told about every state change and event (metrics). */
   readonly observer?: CoordinatorObserver;
   /**
@@ -109,6 +112,7 @@ export class Coordinator {
   private readonly logger: Logger;
   private readonly now: () => number;
   readonly maxCheckpointBytes: number;
+  private readonly maxDocBytes: number;
   private readonly observer: CoordinatorObserver;
   private readonly exportArtifacts: ArtifactExporter;
   private readonly retry: { readonly initialMs: number; readonly maxMs: number };
@@ -126,6 +130,7 @@ export class Coordinator {
     this.logger = deps.logger ?? silentLogger;
     this.now = deps.now ?? Date.now;
     this.maxCheckpointBytes = deps.maxCheckpointBytes ?? 512 * 1024 * 1024;
+    this.maxDocBytes = deps.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
     this.observer = deps.observer ?? {};
     this.exportArtifacts = deps.exportArtifacts ?? realExport;
     this.retry = deps.finalizeRetry ?? { initialMs: 1000, maxMs: 30_000 };
@@ -192,6 +197,8 @@ export class Coordinator {
     }
     // The network must fit the dataset's images (a preset's fixed shape, a config's geometry); the stored spec carries the resolved config.
     spec = fitSpecToDataset(spec, spec.dataset, { height: imp.height, width: imp.width, channels: imp.channels });
+    // Every epoch of every fold is kept in the run document: refused now rather than when the history no longer fits.
+    checkRunFits({ ...wireSpec(spec), datasetVersion: imp.version }, spec.folds, spec.epochs, this.maxDocBytes);
     return { spec, imp };
   }
 

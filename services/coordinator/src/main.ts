@@ -55,6 +55,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     runs,
     logger,
     maxCheckpointBytes: cfg.CVC_MAX_CHECKPOINT_BYTES,
+    // A run document must fit in one NATS message.
+    ...(nc.info?.max_payload ? { maxDocBytes: nc.info.max_payload } : {}),
     exportArtifacts: cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0 ? holdExport(cfg.CVC_FAULT_HOLD_FINALIZE_MS, exportRunArtifacts) : exportRunArtifacts,
     observer: {
       runChanged: (run) => {
