@@ -8,30 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { type ImageSet } from '@cvc/data';
 import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
-import { initBackend, tf } from '@cvc/tfjs-runtime';
 import { main } from './index.js';
 import { captureEnv } from './testing.js';
-
-/** A tiny encoder (flatten + dense) in the layout `cvc encoder fetch` writes. */
-async function writeEncoder(dir: string, shape: [number, number, number]): Promise<void> {
-  await initBackend('cpu');
-  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: shape }), tf.layers.dense({ units: 3, kernelInitializer: 'glorotUniform' })] });
-  let art: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler((a) => {
-      art = a;
-      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } });
-    }),
-  );
-  model.dispose();
-  if (!art?.weightSpecs || !art.weightData) throw new Error('no weights saved');
-  await mkdir(dir, { recursive: true });
-  await writeFile(
-    join(dir, 'model.json'),
-    JSON.stringify({ modelTopology: art.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: art.weightSpecs }] }),
-  );
-  await writeFile(join(dir, 'weights.bin'), new Uint8Array(tf.io.CompositeArrayBuffer.join(art.weightData)));
-}
+import { writeTinyEncoder } from './encoder-fixture.js';
 
 function png(set: ImageSet, i: number): Buffer {
   const p = new PNG({ width: set.width, height: set.height });
@@ -62,7 +41,7 @@ test('cluster --dataset: assignments.csv with split:index paths, --copy-to write
   try {
     const data = join(dir, 'data');
     await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(15, 8, 8, 1, 2, 3));
-    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 1]);
     const args = [
       'cluster',
       '--encoder',
@@ -144,7 +123,7 @@ test('cluster --images: class folders give labels, bad files fail naming them or
     }
     await writeFile(join(photos, 'cats', 'broken.png'), png(set, 0).subarray(0, 40));
     await writeFile(join(photos, 'notes.txt'), 'not an image');
-    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 1]);
     const base = ['cluster', '--encoder', join(dir, 'enc'), '--images', photos, '--k', '2', '--n-init', '2', '--out', join(dir, 'out')];
 
     const strict = captureEnv(dir);
@@ -228,7 +207,7 @@ test('cluster --manifold umap --assign gmm: UMAP + a Gaussian mixture on the cod
   try {
     const data = join(dir, 'data');
     await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(60, 8, 8, 1, 2, 3));
-    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 1]);
     const base = ['cluster', '--encoder', join(dir, 'enc'), '--dataset', data, '--k', '3', '--n-init', '2', '--manifold', 'umap', '--umap-dims', '2'];
     const args = (out: string, seed: string): string[] => [
       ...base,
@@ -279,7 +258,7 @@ test('cluster --umap-context N: UMAP also sees N images of the other split; only
   try {
     const data = join(dir, 'data');
     await writeIdxDataset(data, randomImageSet(30, 8, 8, 1, 1, 3), randomImageSet(40, 8, 8, 1, 2, 3));
-    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 1]);
     const args = (out: string, extra: string[]): string[] => [
       'cluster',
       '--encoder',
@@ -341,7 +320,7 @@ test('Ctrl-C during a long k-means (cluster --n-init 1000000) stops it between r
   try {
     const data = join(dir, 'data');
     await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(300, 8, 8, 1, 2, 3));
-    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 1]);
     const bin = fileURLToPath(new URL('../bin/cvc.js', import.meta.url));
     const args = ['cluster', '--encoder', join(dir, 'enc'), '--dataset', data, '--k', '3', '--n-init', '1000000', '--baseline', '--out', join(dir, 'out')];
     const p = (child = spawn(process.execPath, [bin, ...args], {

@@ -12,9 +12,9 @@ import { RemoteError, UsageError } from './errors.js';
 import { parseJobAssignments } from './cluster-job-report.js';
 import { importedFromDirectory, type ImportedVersion } from './imported-input.js';
 import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
-import { initBackend, tf } from '@cvc/tfjs-runtime';
 import { main } from './index.js';
 import { captureEnv } from './testing.js';
+import { tinyEncoderFiles } from './encoder-fixture.js';
 
 const progress = (i: number, extra: Partial<ClusterJobProgress> = {}): ClusterJobProgress => ({
   iteration: i * 140,
@@ -373,22 +373,3 @@ test('fetch --report draws the job: a picture per cluster, the map, the confusio
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-/** A tiny encoder (flatten + dense), as model.json and weights.bin bytes. */
-async function tinyEncoderFiles(shape: [number, number, number]): Promise<{ modelJson: Buffer; weights: Buffer }> {
-  await initBackend('cpu');
-  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: shape }), tf.layers.dense({ units: 3, kernelInitializer: 'glorotUniform' })] });
-  let art: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler((a) => {
-      art = a;
-      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } });
-    }),
-  );
-  model.dispose();
-  if (!art?.weightSpecs || !art.weightData) throw new Error('no weights saved');
-  return {
-    modelJson: Buffer.from(JSON.stringify({ modelTopology: art.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: art.weightSpecs }] })),
-    weights: Buffer.from(tf.io.CompositeArrayBuffer.join(art.weightData)),
-  };
-}

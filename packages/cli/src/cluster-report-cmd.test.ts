@@ -1,41 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
-import { initBackend, tf } from '@cvc/tfjs-runtime';
 import { main } from './index.js';
 import { captureEnv } from './testing.js';
-
-/** A tiny encoder (flatten + dense to 3 units) in the layout `cvc encoder fetch` writes. */
-async function writeEncoder(dir: string, shape: [number, number, number]): Promise<void> {
-  await initBackend('cpu');
-  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: shape }), tf.layers.dense({ units: 3 })] });
-  let art: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler((a) => {
-      art = a;
-      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } });
-    }),
-  );
-  model.dispose();
-  if (!art?.weightSpecs || !art.weightData) throw new Error('no weights saved');
-  await mkdir(dir, { recursive: true });
-  await writeFile(
-    join(dir, 'model.json'),
-    JSON.stringify({ modelTopology: art.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: art.weightSpecs }] }),
-  );
-  await writeFile(join(dir, 'weights.bin'), new Uint8Array(tf.io.CompositeArrayBuffer.join(art.weightData)));
-}
+import { writeTinyEncoder } from './encoder-fixture.js';
 
 test('cluster --report DIR: a picture per cluster, the map, the confusion matrix and report.md with every scored method', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-cluster-report-cmd-'));
   try {
     const data = join(dir, 'data');
     await writeIdxDataset(data, randomImageSet(20, 8, 8, 1, 1, 3), randomImageSet(24, 8, 8, 1, 2, 3));
-    await writeEncoder(join(dir, 'enc'), [8, 8, 1]);
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 1]);
     const rep = join(dir, 'rep');
     const args = [
       'cluster',
