@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createObjectStore, startS3Server, StorageError, StorageStallError, type ObjectStore } from './index.js';
+import { resolveOptions } from '@cvc/core';
+import { createObjectStore, s3EnvSchema, startS3Server, StorageError, StorageStallError, storeOptionsFromEnv, type ObjectStore } from './index.js';
 
 /** What the fake S3 server does with one request. */
 type Behaviour = 'ok' | 'stall-mid-body' | 'stall-before-headers';
@@ -166,4 +167,14 @@ test('real S3 server: a consumer slower than the stall deadline is not a stall; 
     await s3.close();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('CVC_S3_STALL_TIMEOUT_MS sets the stall deadline; unset leaves the default; under 1000 ms is refused, naming it', () => {
+  const env = { CVC_S3_ENDPOINT: 'minio', CVC_S3_PORT: '9000', CVC_S3_ACCESS_KEY: 'a', CVC_S3_SECRET_KEY: 's' };
+  assert.equal(storeOptionsFromEnv(resolveOptions(s3EnvSchema, { ...env, CVC_S3_STALL_TIMEOUT_MS: '5000' }, 'environment')).stallTimeoutMs, 5000);
+  assert.equal(storeOptionsFromEnv(resolveOptions(s3EnvSchema, env, 'environment')).stallTimeoutMs, undefined);
+  assert.throws(
+    () => resolveOptions(s3EnvSchema, { ...env, CVC_S3_STALL_TIMEOUT_MS: '500' }, 'environment'),
+    /CVC_S3_STALL_TIMEOUT_MS must be at least 1000 ms/,
+  );
 });
