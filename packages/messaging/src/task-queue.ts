@@ -4,7 +4,8 @@ import { nanos } from '@nats-io/nats-core';
 import { retry } from '@cvc/core';
 import { isNatsUnavailable } from './availability.js';
 import { MessagingError } from './errors.js';
-import { isConsumerNotFound, isNoMessageFound, isStreamNotFound } from './jetstream-errors.js';
+import { consumeGivenUp, ensureGivenUpStream, maxDeliveriesSubject } from './given-up.js';
+import { isConsumerNotFound, isStreamNotFound } from './jetstream-errors.js';
 import { assertReplicasPossible, ensureStreamReplicas, placingReplicas } from './replicas.js';
 
 /**
@@ -75,9 +76,12 @@ export interface TaskQueue {
   /**
    * Calls `handler` for each task that exhausted max_deliver (JetStream's
    * advisory), then removes the task from the stream. Returns a stop function.
+   * The advisories are kept in a stream (`<stream>_GIVEN_UP`, 7 days) and
+   * read through a durable consumer shared by every caller, so a task that
+   * gave up while no handler ran is handled when one starts, by one of them.
    * A failure of the handler or of JetStream is passed to `onError` (the
-   * advisory is not repeated, so the caller should log it); a task already
-   * removed is not a failure.
+   * caller should log it) and the advisory is tried again later; a task
+   * already removed is not a failure and is not handed to `handler` again.
    */
   onGivenUp(handler: (task: FoldTask, deliveries: number) => Promise<void>, onError?: (err: unknown, task: FoldTask | undefined) => void): () => void;
 }
@@ -127,6 +131,8 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
       );
     }
     await ensureStreamReplicas(jsm, stream, replicas);
+    // Next to the task stream: its give-up advisories are kept until a coordinator handles them.
+    await ensureGivenUpStream(jsm, stream, durable, replicas);
     try {
       await jsm.consumers.info(stream, durable);
       await placingReplicas(stream, replicas, () =>
@@ -172,7 +178,7 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
   return {
     maxDeliver,
     ackWaitMs,
-    maxDeliveriesSubject: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`,
+    maxDeliveriesSubject: maxDeliveriesSubject(stream, durable),
     enqueue: (task) =>
       retry(
         async () => {
@@ -191,28 +197,18 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
       const m = await (await getConsumer()).next({ expires: Math.max(expiresMs, 1000) });
       return m ? wrap(m) : undefined;
     },
-    onGivenUp: (handler, onError) => {
-      const sub = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`, {
-        callback: (_err, m) => {
-          void (async () => {
-            let task: FoldTask | undefined;
-            try {
-              const adv = m.json<{ stream_seq: number; deliveries: number }>();
-              // null: already removed (another coordinator handled it).
-              const stored = await jsm.streams.getMessage(stream, { seq: adv.stream_seq });
-              if (!stored) return;
-              task = stored.json<FoldTask>();
-              await handler(task, adv.deliveries);
-              await jsm.streams.deleteMessage(stream, adv.stream_seq);
-            } catch (err) {
-              // Removed meanwhile is fine; anything else is reported. The fold stays as recorded.
-              if (!isNoMessageFound(err)) onError?.(err, task);
-            }
-          })();
-        },
-      });
-      return () => sub.unsubscribe();
-    },
+    onGivenUp: (handler, onError) =>
+      consumeGivenUp<FoldTask>({
+        nc,
+        jsm,
+        stream,
+        durable,
+        replicas,
+        ackWaitMs: 60_000,
+        decode: (m) => m.json<FoldTask>(),
+        handler,
+        ...(onError ? { onError } : {}),
+      }),
     depth: async () => {
       const info = await jsm.consumers.info(stream, durable);
       return { pending: info.num_pending, inFlight: info.num_ack_pending };

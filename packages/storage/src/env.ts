@@ -9,6 +9,17 @@ export const s3EnvSchema = z.object({
   CVC_S3_ACCESS_KEY: z.string().min(1),
   CVC_S3_SECRET_KEY: z.string().min(1),
   CVC_S3_BUCKET: z.string().default('cvc'),
+  /**
+   * A read from S3 that gets no bytes for this long (ms) is aborted and
+   * retried (at least 1 000; unset: the store's default, 20 000): a server
+   * that accepts the connection and then goes silent cannot hold a worker's
+   * download forever.
+   */
+  CVC_S3_STALL_TIMEOUT_MS: z.coerce
+    .number({ error: 'CVC_S3_STALL_TIMEOUT_MS must be a whole number of milliseconds' })
+    .int('CVC_S3_STALL_TIMEOUT_MS must be a whole number of milliseconds')
+    .min(1000, 'CVC_S3_STALL_TIMEOUT_MS must be at least 1000 ms')
+    .optional(),
 });
 
 export function storeOptionsFromEnv(cfg: z.output<typeof s3EnvSchema>): StoreOptions {
@@ -19,5 +30,6 @@ export function storeOptionsFromEnv(cfg: z.output<typeof s3EnvSchema>): StoreOpt
     accessKey: cfg.CVC_S3_ACCESS_KEY,
     secretKey: cfg.CVC_S3_SECRET_KEY,
     bucket: cfg.CVC_S3_BUCKET,
+    ...(cfg.CVC_S3_STALL_TIMEOUT_MS === undefined ? {} : { stallTimeoutMs: cfg.CVC_S3_STALL_TIMEOUT_MS }),
   };
 }

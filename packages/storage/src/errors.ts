@@ -26,3 +26,22 @@ export class StorageError extends CvcError<StorageErrorCode> {
     this.key = key;
   }
 }
+
+/**
+ * An object read that got no bytes for its stall deadline (the connection
+ * open, the server silent: before the response headers or mid-body). The
+ * request was aborted; code `UNAVAILABLE`, so callers treat it as the
+ * retryable failure it is (the store itself retries it within its retry
+ * budget first).
+ */
+export class StorageStallError extends StorageError {
+  readonly bucket: string;
+  /** The stall deadline that ran out, in seconds. */
+  readonly stallSeconds: number;
+
+  constructor(bucket: string, key: string, stallMs: number, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', `read from bucket ${bucket} stalled: no bytes for ${stallMs / 1000} s, request aborted (CVC_S3_STALL_TIMEOUT_MS)`, key, options);
+    this.bucket = bucket;
+    this.stallSeconds = stallMs / 1000;
+  }
+}

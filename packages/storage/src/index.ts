@@ -1,4 +1,4 @@
-export { StorageError, type StorageErrorCode } from './errors.js';
+export { StorageError, StorageStallError, type StorageErrorCode } from './errors.js';
 export { validateKey, validateSegment, layout, MAX_KEY_LENGTH } from './keys.js';
 export {
   createObjectStore,

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Client } from 'minio';
 import { describeError, resolveOptions, retry as retryPolicy, type Logger } from '@cvc/core';
 import { z } from 'zod';
-import { StorageError } from './errors.js';
+import { StorageError, StorageStallError } from './errors.js';
+import { createStallAgent, guardStalls, releaseSocketDeadline, SocketStallError } from './stall.js';
 import { validateKey } from './keys.js';
 
 export const storeOptionsSchema = z
@@ -26,6 +27,14 @@ export const storeOptionsSchema = z
     region: z.string().default('us-east-1'),
     /** How long one S3 request is retried on connection errors and 5xx answers, in ms (default 30 000). */
     retryForMs: z.number().int().min(0).default(30_000),
+    /**
+     * A read (get, stat) that receives no bytes for this long while it waits
+     * for them (connecting, the response headers, the next piece of the body)
+     * is aborted and fails with a StorageStallError, retried within
+     * `retryForMs` like a lost connection (ms, default 20 000: below the retry
+     * budget, so a stalled read is tried again at least once).
+     */
+    stallTimeoutMs: z.number().int().min(1).default(20_000),
   })
   .strict();
 export type StoreOptions = z.input<typeof storeOptionsSchema>;
@@ -55,7 +64,13 @@ export interface ObjectStore {
     /** `expectSha256` may be a function, read once the data has ended (for streams whose hash comes last). */
     opts?: { expectSha256?: string | (() => string | undefined); contentType?: string },
   ): Promise<PutResult>;
+  /** The whole object; a read that stalls (see `stallTimeoutMs`) or loses its connection is retried from the start. */
   getBytes(key: string): Promise<Uint8Array>;
+  /**
+   * The object's body as it arrives. Opening is retried; once the body flows,
+   * a chunk that does not come within `stallTimeoutMs` fails the iteration
+   * with a StorageStallError (time the consumer takes between chunks does not count).
+   */
   getStream(key: string): Promise<AsyncIterable<Uint8Array>>;
   /** Size in bytes, or undefined when the object does not exist. */
   stat(key: string): Promise<{ size: number } | undefined>;
@@ -87,6 +102,7 @@ const TRANSIENT_CODES = new Set([
  */
 function isTransient(err: unknown, depth = 0): boolean {
   if (typeof err !== 'object' || err === null || depth > 4) return false;
+  if (err instanceof StorageStallError) return true;
   const e = err as { code?: unknown; cause?: unknown; statusCode?: unknown; errors?: unknown };
   if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
   if (typeof e.statusCode === 'number' && e.statusCode >= 500) return true;
@@ -135,8 +151,34 @@ async function* chunksOf(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable
 export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {}): ObjectStore {
   const o = resolveOptions(storeOptionsSchema, options, 'storage options');
   const client = new Client({ endPoint: o.endPoint, port: o.port, useSSL: o.useSSL, accessKey: o.accessKey, secretKey: o.secretKey, region: o.region });
+  // Reads go through their own client, whose sockets fail after stallTimeoutMs without traffic: a server that
+  // accepts the connection and then goes silent would otherwise hold a read (and the task waiting on it) forever.
+  const readClient = new Client({
+    endPoint: o.endPoint,
+    port: o.port,
+    useSSL: o.useSSL,
+    accessKey: o.accessKey,
+    secretKey: o.secretKey,
+    region: o.region,
+    transportAgent: createStallAgent(o.useSSL, o.stallTimeoutMs),
+  });
   const bucket = o.bucket;
   const retry = <T>(fn: () => Promise<T>): Promise<T> => retrying(o.retryForMs, fn, hooks);
+  const stalled = (key: string, cause?: unknown): StorageStallError => new StorageStallError(bucket, key, o.stallTimeoutMs, { cause });
+  /** One read request of `key`: a socket that stalled before the answer came becomes a StorageStallError naming the key. */
+  const reading = async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw err instanceof SocketStallError ? stalled(key, err) : err;
+    }
+  };
+  /** Opens `key`'s body, guarded against stalls from the headers on. */
+  const openBody = async (key: string): Promise<AsyncGenerator<Uint8Array>> => {
+    const body = await reading(key, () => readClient.getObject(bucket, key));
+    releaseSocketDeadline(body);
+    return guardStalls(body, o.stallTimeoutMs, () => stalled(key));
+  };
   const wrap = async <T>(what: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -230,9 +272,8 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
         validateKey(key);
         // The whole read is retried: a connection lost mid-body starts over.
         return retry(async () => {
-          const s = await client.getObject(bucket, key);
-          const parts: Buffer[] = [];
-          for await (const c of s) parts.push(c as Buffer);
+          const parts: Uint8Array[] = [];
+          for await (const c of await openBody(key)) parts.push(c);
           return new Uint8Array(Buffer.concat(parts));
         });
       }),
@@ -240,14 +281,15 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
     getStream: (key) =>
       wrap('get', key, async () => {
         validateKey(key);
-        return (await retry(() => client.getObject(bucket, key))) as AsyncIterable<Uint8Array>;
+        // Opening is retried; a stall once the body flows fails the caller's iteration with a StorageStallError.
+        return retry(() => openBody(key));
       }),
 
     stat: (key) =>
       wrap('stat', key, async () => {
         validateKey(key);
         try {
-          const s = await retry(() => client.statObject(bucket, key));
+          const s = await retry(() => reading(key, () => readClient.statObject(bucket, key)));
           return { size: s.size };
         } catch (err) {
           if (isNotFound(err)) return undefined;

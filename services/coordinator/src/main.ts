@@ -124,7 +124,14 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   sweep.unref();
   const stopGivenUp = queue.onGivenUp(
     (task, deliveries) => (task.jobId ? clusterJobs.onTaskGivenUp(task, deliveries) : coordinator.onTaskGivenUp(task, deliveries)),
-    (err, task) => logger.error('recording a task that exhausted its deliveries failed', { run: task?.runId, fold: task?.fold, error: describeError(err) }),
+    // The advisory is kept (CVC_TASKS_GIVEN_UP) and handed out again later: a failure here is retried, not lost.
+    (err, task) =>
+      logger.error('recording a task that exhausted its deliveries failed; it is tried again later', {
+        run: task?.runId,
+        fold: task?.fold,
+        job: task?.jobId,
+        error: describeError(err),
+      }),
   );
   const ready = async (): Promise<boolean> => !nc.isClosed() && (await store.ping());
   const server = createGrpcServer({
