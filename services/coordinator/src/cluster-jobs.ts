@@ -35,7 +35,7 @@ import {
 } from './cluster-job-doc.js';
 import { isTransient, pause } from './coordinator.js';
 import { capError, CoordinatorError } from './errors.js';
-import { reportedRecently } from './live-attempt.js';
+import { duplicateOfLiveAttempt } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { JobExporter } from './cluster-job-export.js';
 
@@ -256,9 +256,9 @@ export class ClusterJobs {
   /**
    * Begins an attempt at a job and hands out its token, the source checkpoint
    * and the resume point. Refused (proceed false: the worker acknowledges and
-   * drops the task) when the job is ending, or when it is RUNNING and its
-   * attempt was heard from less than half an ack_wait ago (a duplicate task;
-   * see live-attempt.ts).
+   * drops the task) when the job is ending, or when this is the first
+   * delivery of a task for a RUNNING job whose attempt was heard from less
+   * than half an ack_wait ago (a duplicate task; see live-attempt.ts).
    */
   async startAttempt(req: StartClusterAttemptRequest): Promise<StartClusterAttemptResponse> {
     const skip = (reason: string): StartClusterAttemptResponse => ({
@@ -275,7 +275,7 @@ export class ClusterJobs {
       // A second task for a job whose attempt is alive (a restart published one more after the queue's duplicate window,
       // say) is a duplicate: taking the token would make the two attempts steal it from each other. Acked and dropped.
       const now = this.now();
-      if (d.job.state === ClusterJobState.CLUSTER_JOB_STATE_RUNNING && d.token && reportedRecently(d.liveAtMs, now, this.queue.ackWaitMs))
+      if (d.job.state === ClusterJobState.CLUSTER_JOB_STATE_RUNNING && d.token && duplicateOfLiveAttempt(req.delivery, d.liveAtMs, now, this.queue.ackWaitMs))
         return `job is being run by a live attempt (worker ${d.job.worker || '?'}, heard from ${Math.round((now - (d.liveAtMs ?? 0)) / 1000)} s ago); this task is a duplicate`;
       return undefined;
     };

@@ -798,21 +798,30 @@ test('a fold paused a second time at the same rung (a retried attempt reported i
   assert.ok((await c.startAttempt({ runId: id, fold: 0, worker: 'w3', delivery: 1 })).proceed);
 });
 
-test('a second task for a fold whose attempt reports progress is refused as a duplicate; a redelivery after the attempt went quiet starts', T, async () => {
-  const w = await world();
-  const { c, advance } = pausingAtEpoch1(w);
-  const { id } = await c.submitRun(spec({ epochs: 3 }));
-  const a = await start(c, id, 0);
-  const progress = { epoch: 1, epochs: 3, images: 5, totalImages: 10, imagesPerSec: 5, loss: 0.5, etaSeconds: 7, updatedAtMs: 0 };
-  await c.reportProgress(a, progress);
-  advance(20_000);
-  const dup = await c.startAttempt({ runId: id, fold: 0, worker: 'w9', delivery: 1 });
-  assert.equal(dup.proceed, false);
-  assert.match(dup.reason, /fold 0 is being trained by a live attempt \(worker w0, progress 20 s ago\); this task is a duplicate/);
-  assert.deepEqual(await c.reportProgress(a, progress), { stop: false, reason: '' }, 'the live attempt keeps its token');
-  // Its worker died: the task comes back one ack_wait (60 s) after the last heartbeat, and takes the fold over.
-  advance(60_000);
-  const again = await c.startAttempt({ runId: id, fold: 0, worker: 'w9', delivery: 2 });
-  assert.ok(again.proceed, again.reason);
-  await assert.rejects(c.reportProgress(a, progress), outcome('FAILED_PRECONDITION'));
-});
+test(
+  'a second task for a fold whose attempt reports progress is refused as a duplicate; a redelivery of its own task, or a task once it went quiet, starts',
+  T,
+  async () => {
+    const w = await world();
+    const { c, advance } = pausingAtEpoch1(w);
+    const { id } = await c.submitRun(spec({ epochs: 3 }));
+    const a = await start(c, id, 0);
+    const progress = { epoch: 1, epochs: 3, images: 5, totalImages: 10, imagesPerSec: 5, loss: 0.5, etaSeconds: 7, updatedAtMs: 0 };
+    await c.reportProgress(a, progress);
+    advance(20_000);
+    const dup = await c.startAttempt({ runId: id, fold: 0, worker: 'w9', delivery: 1 });
+    assert.equal(dup.proceed, false);
+    assert.match(dup.reason, /fold 0 is being trained by a live attempt \(worker w0, progress 20 s ago\); this task is a duplicate/);
+    assert.deepEqual(await c.reportProgress(a, progress), { stop: false, reason: '' }, 'the live attempt keeps its token');
+    // Its own task handed back (its worker is stopping: a nak, redelivered at once) takes the fold over however recent the progress.
+    const again = await c.startAttempt({ runId: id, fold: 0, worker: 'w8', delivery: 2 });
+    assert.ok(again.proceed, again.reason);
+    await assert.rejects(c.reportProgress(a, progress), outcome('FAILED_PRECONDITION'));
+    const b: AttemptRef = { runId: id, fold: 0, token: again.token, jobId: '' };
+    await c.reportProgress(b, progress);
+    // An attempt quiet for more than half an ack_wait (60 s) may be dead: a new task takes over.
+    advance(31_000);
+    const late = await c.startAttempt({ runId: id, fold: 0, worker: 'w7', delivery: 1 });
+    assert.ok(late.proceed, late.reason);
+  },
+);

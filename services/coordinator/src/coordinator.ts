@@ -21,7 +21,7 @@ import {
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { capError, CoordinatorError } from './errors.js';
-import { reportedRecently } from './live-attempt.js';
+import { duplicateOfLiveAttempt } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
@@ -345,9 +345,9 @@ export class Coordinator {
   /**
    * Begins an attempt at a fold and hands out its token. Refused (proceed
    * false: the worker acknowledges and drops the task) when the run is ending,
-   * the fold has ended or is paused at a rung, or another attempt at the fold
-   * reported progress less than half an ack_wait ago (a duplicate task; see
-   * live-attempt.ts).
+   * the fold has ended or is paused at a rung, or this is the first delivery
+   * of a task for a fold whose attempt reported progress less than half an
+   * ack_wait ago (a duplicate task; see live-attempt.ts).
    */
   async startAttempt(req: StartAttemptRequest): Promise<StartAttemptResponse> {
     const cur = await this.load(req.runId);
@@ -363,7 +363,7 @@ export class Coordinator {
       // attempt would make the two steal it from each other until one task runs out of deliveries and fails the fold.
       const last = fold.progress?.updatedAtMs ?? 0;
       const now = this.now();
-      if (fold.state === FoldState.FOLD_STATE_RUNNING && d.tokens[req.fold] && reportedRecently(last, now, this.queue.ackWaitMs))
+      if (fold.state === FoldState.FOLD_STATE_RUNNING && d.tokens[req.fold] && duplicateOfLiveAttempt(req.delivery, last, now, this.queue.ackWaitMs))
         return `fold ${req.fold} is being trained by a live attempt (worker ${fold.worker || '?'}, progress ${Math.round((now - last) / 1000)} s ago); this task is a duplicate`;
       return undefined;
     };
