@@ -23,6 +23,14 @@ export interface FoldTask {
    * fold's first task does not swallow it.
    */
   readonly resumeAt?: number;
+  /**
+   * With `resumeAt`: the fold's attempt count when its pause was cleared. It
+   * makes the message id unique per pause (a fold paused twice at one rung,
+   * after a retried attempt reported that epoch again, gets a second task)
+   * and stable for a retried publish of the same resume. Absent in tasks
+   * published before it existed (their id is the old one).
+   */
+  readonly attempts?: number;
 }
 
 export interface TaskQueueOptions {
@@ -88,9 +96,17 @@ export interface TaskQueue {
 
 const SUBJECT = 'cvc.tasks';
 
-/** Encodes a task id for JetStream's message-id deduplication. */
-export const taskMsgId = (t: FoldTask): string =>
-  t.jobId ? `job.${t.jobId}` : t.resumeAt !== undefined && t.resumeAt > 0 ? `${t.runId}.${t.fold}.r${t.resumeAt}` : `${t.runId}.${t.fold}`;
+/**
+ * Encodes a task id for JetStream's message-id deduplication: `job.JOB` (a
+ * clustering job), `RUN.FOLD` (a fold's first task), `RUN.FOLD.rRUNG.aATTEMPTS`
+ * (a resume past a rung, one per pause) or `RUN.FOLD.rRUNG` (a resume without
+ * `attempts`, as published before it existed).
+ */
+export const taskMsgId = (t: FoldTask): string => {
+  if (t.jobId) return `job.${t.jobId}`;
+  if (t.resumeAt === undefined || t.resumeAt <= 0) return `${t.runId}.${t.fold}`;
+  return t.attempts === undefined ? `${t.runId}.${t.fold}.r${t.resumeAt}` : `${t.runId}.${t.fold}.r${t.resumeAt}.a${t.attempts}`;
+};
 
 /**
  * Creates (or opens) the work-queue stream and its durable pull consumer with

@@ -19,6 +19,13 @@ export interface ClusterJobDoc {
   readonly reported?: string;
   /** Token of the attempt whose finish was recorded, so that attempt's retried FinishClusterJob is answered OK. */
   readonly finishedBy?: string;
+  /**
+   * When (the coordinator's clock, ms) the current attempt last showed it is
+   * alive: its start, a progress report (the worker's cancel poll repeats the
+   * last one every 10 s), a checkpoint. A RUNNING job whose attempt did so
+   * recently refuses another delivery of its task (see live-attempt.ts).
+   */
+  readonly liveAtMs?: number;
 }
 
 export const jobKey = (id: string): string => `job.${id}`;
@@ -46,6 +53,7 @@ export function decodeJobDoc(doc: ClusterJobDoc): ClusterJobDoc {
     finalCheckpoint: doc.finalCheckpoint ?? '',
     ...(typeof doc.reported === 'string' ? { reported: doc.reported } : {}),
     ...(typeof doc.finishedBy === 'string' ? { finishedBy: doc.finishedBy } : {}),
+    ...(typeof doc.liveAtMs === 'number' ? { liveAtMs: doc.liveAtMs } : {}),
   };
 }
 

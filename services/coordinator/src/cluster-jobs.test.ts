@@ -51,6 +51,8 @@ interface World {
   readonly runId: string;
   /** A ClusterJobs over the world's stores (a new one is a restarted coordinator). */
   jobs(exportJob?: JobExporter): ClusterJobs;
+  /** Moves the clock on by `ms` (it also moves 1 s at every reading). */
+  advance(ms: number): void;
 }
 
 /** The stand-in export: encoder bytes, and the real assignments.csv. */
@@ -131,6 +133,9 @@ async function world(): Promise<World> {
     runId: run.id,
     jobs: (exportJob = fakeExport) =>
       new ClusterJobs({ store, queue, jobs: jobDocs, getRun: (id) => coordinator.getRun(id), now, exportJob, finalizeRetry: { initialMs: 1, maxMs: 4 } }),
+    advance: (ms) => {
+      clock += ms;
+    },
   };
 }
 
@@ -280,7 +285,8 @@ test('attempts: a stale token is refused, progress is kept, the next attempt res
   assert.equal(s.lastCheckpoint, key20);
   assert.equal(s.lastCheckpointIteration, 20);
 
-  // The worker died; the task comes back.
+  // The worker died; the task comes back (an ack_wait after its last heartbeat).
+  w.advance(60_000);
   const second = await j.startAttempt({ jobId: job.id, worker: 'w2', delivery: 2 });
   assert.ok(second.proceed);
   assert.equal(second.resumeCheckpoint, key20);
@@ -473,5 +479,36 @@ test(
     // Once published, later sweeps publish nothing new (duplicates), and a start-up recover covers the old one.
     assert.deepEqual((await jobs.recover()).requeued, []);
     assert.deepEqual((await jobs.recover({ requeue: true })).requeued, ['old-1']);
+  },
+);
+
+test(
+  'a second task for a job whose attempt was heard from recently is refused as a duplicate; a redelivery of its own task, or a task once it went quiet, starts',
+  T,
+  async () => {
+    const w = await world();
+    const j = w.jobs();
+    const job = await j.submit(jobSpec(w.runId, { updateInterval: 10 }));
+    // A start-up requeue after the 24-hour duplicate window published the job's task a second time: both are delivered.
+    const first = await startJob(j, job.id, w.runId, 1);
+    const dup = await j.startAttempt({ jobId: job.id, worker: 'w9', delivery: 1 });
+    assert.equal(dup.proceed, false, 'the worker acks a task that needs no work: the duplicate is dropped');
+    assert.match(dup.reason, /^job is being run by a live attempt \(worker w1, heard from \d+ s ago\); this task is a duplicate$/);
+    await j.reportProgress(first, progress(10));
+    // The worker's cancel poll repeats its last report every 10 s: that keeps it heard from (40 s after the report itself).
+    w.advance(20_000);
+    await j.reportProgress(first, progress(10));
+    w.advance(20_000);
+    assert.equal((await j.startAttempt({ jobId: job.id, worker: 'w9', delivery: 1 })).proceed, false);
+    assert.deepEqual(await j.reportProgress(first, progress(20)), { stop: false, reason: '' }, 'the live attempt keeps the job');
+    // Its own task handed back (a nak when its worker stops, redelivered at once) takes the job over however recent the report.
+    const again = await j.startAttempt({ jobId: job.id, worker: 'w2', delivery: 2 });
+    assert.ok(again.proceed, again.reason);
+    assert.equal((await j.get(job.id)).attempts, 2);
+    await assert.rejects(j.reportProgress(first, progress(30)), outcome('FAILED_PRECONDITION', /stale attempt token/));
+    // An attempt quiet for more than half an ack_wait (60 s) may be dead: a new task takes over.
+    w.advance(31_000);
+    const late = await j.startAttempt({ jobId: job.id, worker: 'w3', delivery: 1 });
+    assert.ok(late.proceed, late.reason);
   },
 );

@@ -35,6 +35,7 @@ import {
 } from './cluster-job-doc.js';
 import { isTransient, pause } from './coordinator.js';
 import { capError, CoordinatorError } from './errors.js';
+import { duplicateOfLiveAttempt } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { JobExporter } from './cluster-job-export.js';
 
@@ -252,7 +253,13 @@ export class ClusterJobs {
     );
   }
 
-  /** Begins an attempt at a job and hands out its token, the source checkpoint and the resume point. */
+  /**
+   * Begins an attempt at a job and hands out its token, the source checkpoint
+   * and the resume point. Refused (proceed false: the worker acknowledges and
+   * drops the task) when the job is ending, or when this is the first
+   * delivery of a task for a RUNNING job whose attempt was heard from less
+   * than half an ack_wait ago (a duplicate task; see live-attempt.ts).
+   */
   async startAttempt(req: StartClusterAttemptRequest): Promise<StartClusterAttemptResponse> {
     const skip = (reason: string): StartClusterAttemptResponse => ({
       proceed: false,
@@ -263,16 +270,25 @@ export class ClusterJobs {
       reason,
     });
     const cur = await this.load(req.jobId);
-    const refusal = (job: ClusterJob): string | undefined => (ENDING_JOB_STATES.includes(job.state) ? `job is ${jobStateName(job.state)}` : undefined);
-    const early = refusal(cur.job);
+    const refusal = (d: ClusterJobDoc): string | undefined => {
+      if (ENDING_JOB_STATES.includes(d.job.state)) return `job is ${jobStateName(d.job.state)}`;
+      // A second task for a job whose attempt is alive (a restart published one more after the queue's duplicate window,
+      // say) is a duplicate: taking the token would make the two attempts steal it from each other. Acked and dropped.
+      const now = this.now();
+      if (d.job.state === ClusterJobState.CLUSTER_JOB_STATE_RUNNING && d.token && duplicateOfLiveAttempt(req.delivery, d.liveAtMs, now, this.queue.ackWaitMs))
+        return `job is being run by a live attempt (worker ${d.job.worker || '?'}, heard from ${Math.round((now - (d.liveAtMs ?? 0)) / 1000)} s ago); this task is a duplicate`;
+      return undefined;
+    };
+    const early = refusal(cur);
     if (early) return skip(early);
     const token = randomUUID();
     const doc = await this.mutate(req.jobId, 'attempt started', (d) =>
-      refusal(d.job)
+      refusal(d)
         ? d
         : {
             ...d,
             token,
+            liveAtMs: this.now(),
             job: {
               ...d.job,
               state: ClusterJobState.CLUSTER_JOB_STATE_RUNNING,
@@ -283,7 +299,7 @@ export class ClusterJobs {
             },
           },
     );
-    if (doc.token !== token) return skip(refusal(doc.job) ?? 'another attempt owns this job');
+    if (doc.token !== token) return skip(refusal(doc) ?? 'another attempt owns this job');
     this.logger.info('clustering attempt started', { job: req.jobId, worker: req.worker, delivery: req.delivery, resume: doc.job.lastCheckpointIteration });
     return {
       proceed: true,
@@ -326,9 +342,16 @@ export class ClusterJobs {
     }
     const cur = await this.load(a.jobId);
     if (cur.job.state === ClusterJobState.CLUSTER_JOB_STATE_CANCELLED) return { stop: true, reason: `clustering job ${a.jobId} was cancelled` };
-    // The same report again (a retry, or the worker's cancel poll between refreshes): nothing to write.
+    // The same report again (a retry, or the worker's cancel poll between refreshes): nothing to write but, now and
+    // then, the time the attempt was last heard from (what keeps a duplicate task from taking the job over).
     if (cur.reported === `${a.token}:${p.iteration}`) {
       this.checkToken(cur, a);
+      if (this.now() - (cur.liveAtMs ?? 0) >= this.queue.ackWaitMs / 6)
+        await this.mutate(a.jobId, `progress ${p.iteration} again`, (d) => {
+          if (d.job.state === ClusterJobState.CLUSTER_JOB_STATE_CANCELLED) return d;
+          this.checkToken(d, a);
+          return { ...d, liveAtMs: this.now() };
+        });
       return { stop: false, reason: '' };
     }
     await this.mutate(a.jobId, `progress ${p.iteration}`, (d) => {
@@ -338,7 +361,7 @@ export class ClusterJobs {
       if (d.reported === mark) return d;
       const entry = { ...p, updatedAtMs: this.now() };
       const history = [...d.job.history.filter((h) => h.iteration < p.iteration), entry].slice(-MAX_HISTORY);
-      return { ...d, reported: mark, job: { ...d.job, history } };
+      return { ...d, reported: mark, liveAtMs: entry.updatedAtMs, job: { ...d.job, history } };
     });
     return { stop: false, reason: '' };
   }
@@ -391,10 +414,10 @@ export class ClusterJobs {
     await this.mutate(a.jobId, final ? 'final checkpoint' : `checkpoint ${header.epoch}`, (d) => {
       this.checkToken(d, a);
       replaced = '';
-      if (final) return { ...d, finalCheckpoint: key };
+      if (final) return { ...d, finalCheckpoint: key, liveAtMs: this.now() };
       if (header.epoch < d.job.lastCheckpointIteration) return d;
       if (d.job.lastCheckpoint && d.job.lastCheckpoint !== key) replaced = d.job.lastCheckpoint;
-      return { ...d, job: { ...d.job, lastCheckpoint: key, lastCheckpointIteration: header.epoch } };
+      return { ...d, liveAtMs: this.now(), job: { ...d.job, lastCheckpoint: key, lastCheckpointIteration: header.epoch } };
     });
     // A job keeps one resumable state, not one per refresh (about 140 for a default DCEC job, each with every record's
     // assignment and target row). Best effort: a leftover is only storage.

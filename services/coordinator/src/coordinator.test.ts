@@ -696,3 +696,132 @@ test('a final failFold of the last fold finalises the run FAILED; a run whose fo
   assert.deepEqual(w.exported, []);
   assert.equal((await summaryJson(w, id)).state, RunState.RUN_STATE_FAILED);
 });
+
+/** A coordinator over `w`'s stores with a clock that moves only when the test says (`advance`), pausing every fold at epoch 1 (a sweep's rung). */
+function pausingAtEpoch1(w: World, o: { checkpointGraceMs?: number } = {}) {
+  let clock = Date.UTC(2026, 0, 2, 3, 4, 5);
+  const c = new Coordinator({
+    store: w.store,
+    queue: w.queue,
+    runs: w.runs,
+    now: () => clock,
+    exportArtifacts: () => Promise.resolve(''),
+    ...(o.checkpointGraceMs !== undefined ? { checkpointGraceMs: o.checkpointGraceMs } : {}),
+  });
+  c.attachHooks({ pauseAt: (_run, e) => e === 1, runChanged: () => {} });
+  return { c, advance: (ms: number) => (clock += ms) };
+}
+
+/** The resume tasks published for `fold`, in stream order, as `rRUNG.aATTEMPTS`. */
+const resumes = (w: World, fold: number): string[] =>
+  w.queue
+    .records()
+    .filter((r) => r.task.fold === fold && r.task.resumeAt !== undefined)
+    .map((r) => `r${r.task.resumeAt}.a${r.task.attempts ?? '-'}`);
+
+test("resumePaused holds a released fold until its pausing attempt's rung checkpoint lands; the new attempt resumes from it", T, async () => {
+  const w = await world();
+  const { c } = pausingAtEpoch1(w);
+  const { id } = await c.submitRun(spec({ epochs: 3 }));
+  const a0 = await start(c, id, 0);
+  assert.equal((await c.reportEpoch(a0, epoch(1))).stop, true);
+  await upload(c, a0, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  // Fold 1's report is the last one the rung waited for: the run is judged while its attempt is still uploading.
+  const a1 = await start(c, id, 1);
+  assert.equal((await c.reportEpoch(a1, epoch(1))).stop, true);
+  assert.deepEqual(await c.resumePaused(id, 1), [0], 'fold 1 waits for its checkpoint');
+  assert.deepEqual(resumes(w, 1), []);
+  assert.deepEqual((await w.runs.get(runKey(id)))?.value.released, [1, 1], 'fold 1 is still owed its resume');
+  // The pausing attempt's upload is accepted (no new attempt took the token), and the next call queues the fold.
+  const key = await upload(c, a1, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  assert.deepEqual(await c.resumePaused(id, 1), [1]);
+  assert.deepEqual(resumes(w, 1), ['r1.a1']);
+  const next = await c.startAttempt({ runId: id, fold: 1, worker: 'w2', delivery: 1 });
+  assert.ok(next.proceed, next.reason);
+  assert.equal(next.resumeCheckpoint, key, 'resumes from the rung, not from scratch');
+});
+
+test('a released fold whose pausing attempt died before its upload is queued once the grace after the pause has passed', T, async () => {
+  const w = await world();
+  const { c, advance } = pausingAtEpoch1(w, { checkpointGraceMs: 120_000 });
+  const { id } = await c.submitRun(spec({ epochs: 3 }));
+  const a0 = await start(c, id, 0);
+  await c.reportEpoch(a0, epoch(1));
+  await upload(c, a0, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  const a1 = await start(c, id, 1);
+  await c.reportEpoch(a1, epoch(1));
+  advance(60_000);
+  assert.deepEqual(await c.resumePaused(id, 1), [0]);
+  advance(60_000);
+  // Its worker is gone: the fold goes on from what it has (no checkpoint: from scratch).
+  assert.deepEqual(await c.resumePaused(id, 1), [1]);
+  const next = await c.startAttempt({ runId: id, fold: 1, worker: 'w2', delivery: 1 });
+  assert.ok(next.proceed, next.reason);
+  assert.equal(next.resumeCheckpoint, '');
+  // Or its own task comes back first (un-acknowledged when its worker died): the redelivery takes the released fold, and
+  // no resume task is published for it any more.
+  const b = await c.submitRun(spec({ epochs: 3 }));
+  const b0 = await start(c, b.id, 0);
+  await c.reportEpoch(b0, epoch(1));
+  await upload(c, b0, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  const b1 = await start(c, b.id, 1);
+  await c.reportEpoch(b1, epoch(1));
+  assert.deepEqual(await c.resumePaused(b.id, 1), [0]);
+  const redelivered = await c.startAttempt({ runId: b.id, fold: 1, worker: 'w3', delivery: 2 });
+  assert.ok(redelivered.proceed, redelivered.reason);
+  assert.deepEqual(await c.resumePaused(b.id, 1), []);
+  assert.deepEqual(
+    w.queue
+      .records()
+      .filter((r) => r.task.runId === b.id && r.task.fold === 1)
+      .map((r) => r.task.resumeAt ?? 0),
+    [0],
+    'fold 1 of the second run has only its first task',
+  );
+});
+
+test('a fold paused a second time at the same rung (a retried attempt reported it again) gets a second resume task; a repeated call none', T, async () => {
+  const w = await world();
+  const { c } = pausingAtEpoch1(w);
+  const { id } = await c.submitRun(spec({ epochs: 3 }));
+  const first = await start(c, id, 0);
+  await c.reportEpoch(first, epoch(1));
+  await upload(c, first, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  assert.deepEqual(await c.resumePaused(id, 1), [0]);
+  assert.deepEqual(await c.resumePaused(id, 1), [], 'the same resume again is deduplicated');
+  // The resumed attempt reports epoch 1 again (say it resumed from an older checkpoint) and is paused there again.
+  const second = await start(c, id, 0);
+  assert.equal((await c.reportEpoch(second, epoch(1))).stop, true);
+  assert.deepEqual(await c.resumePaused(id, 1), [0], 'not swallowed as a duplicate of the first resume');
+  assert.deepEqual(resumes(w, 0), ['r1.a1', 'r1.a2']);
+  assert.deepEqual(await c.resumePaused(id, 1), []);
+  assert.ok((await c.startAttempt({ runId: id, fold: 0, worker: 'w3', delivery: 1 })).proceed);
+});
+
+test(
+  'a second task for a fold whose attempt reports progress is refused as a duplicate; a redelivery of its own task, or a task once it went quiet, starts',
+  T,
+  async () => {
+    const w = await world();
+    const { c, advance } = pausingAtEpoch1(w);
+    const { id } = await c.submitRun(spec({ epochs: 3 }));
+    const a = await start(c, id, 0);
+    const progress = { epoch: 1, epochs: 3, images: 5, totalImages: 10, imagesPerSec: 5, loss: 0.5, etaSeconds: 7, updatedAtMs: 0 };
+    await c.reportProgress(a, progress);
+    advance(20_000);
+    const dup = await c.startAttempt({ runId: id, fold: 0, worker: 'w9', delivery: 1 });
+    assert.equal(dup.proceed, false);
+    assert.match(dup.reason, /fold 0 is being trained by a live attempt \(worker w0, progress 20 s ago\); this task is a duplicate/);
+    assert.deepEqual(await c.reportProgress(a, progress), { stop: false, reason: '' }, 'the live attempt keeps its token');
+    // Its own task handed back (its worker is stopping: a nak, redelivered at once) takes the fold over however recent the progress.
+    const again = await c.startAttempt({ runId: id, fold: 0, worker: 'w8', delivery: 2 });
+    assert.ok(again.proceed, again.reason);
+    await assert.rejects(c.reportProgress(a, progress), outcome('FAILED_PRECONDITION'));
+    const b: AttemptRef = { runId: id, fold: 0, token: again.token, jobId: '' };
+    await c.reportProgress(b, progress);
+    // An attempt quiet for more than half an ack_wait (60 s) may be dead: a new task takes over.
+    advance(31_000);
+    const late = await c.startAttempt({ runId: id, fold: 0, worker: 'w7', delivery: 1 });
+    assert.ok(late.proceed, late.reason);
+  },
+);

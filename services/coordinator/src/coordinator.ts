@@ -22,6 +22,7 @@ import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type O
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { capError, CoordinatorError } from './errors.js';
 import { checkRunFits, DEFAULT_MAX_DOC_BYTES } from './run-size.js';
+import { duplicateOfLiveAttempt } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
@@ -47,6 +48,13 @@ export interface CoordinatorDeps {
   readonly exportArtifacts?: ArtifactExporter;
   /** Backoff between tries of a finalisation or cancel clean-up that failed transiently (ms; default 1000 doubling to 30 000, with jitter). */
   readonly finalizeRetry?: { readonly initialMs: number; readonly maxMs: number };
+  /**
+   * How long a fold let go on past a rung waits for the checkpoint of that
+   * rung from the attempt it paused (still uploading it) before it is queued
+   * anyway, from an older checkpoint (ms; default twice the queue's ack_wait).
+   * See `resumePaused`.
+   */
+  readonly checkpointGraceMs?: number;
 }
 
 /** The real export, imported on first use (tests hand in their own and never load it). */
@@ -116,6 +124,7 @@ export class Coordinator {
   private readonly observer: CoordinatorObserver;
   private readonly exportArtifacts: ArtifactExporter;
   private readonly retry: { readonly initialMs: number; readonly maxMs: number };
+  private readonly checkpointGraceMs: number;
   /** Finalisations and cancel clean-ups in progress, by run id. */
   private readonly background = new Map<string, Promise<void>>();
   /** Aborted by close(): background work stops (a restarted coordinator resumes it). */
@@ -134,6 +143,7 @@ export class Coordinator {
     this.observer = deps.observer ?? {};
     this.exportArtifacts = deps.exportArtifacts ?? realExport;
     this.retry = deps.finalizeRetry ?? { initialMs: 1000, maxMs: 30_000 };
+    this.checkpointGraceMs = deps.checkpointGraceMs ?? 2 * deps.queue.ackWaitMs;
   }
 
   /** Installs the sweep scheduler's hooks (one set; a second call replaces the first). */
@@ -164,6 +174,7 @@ export class Coordinator {
         const manifest = next.manifest ?? doc.manifest;
         const paused = next.paused ?? doc.paused;
         const released = next.released ?? doc.released;
+        const pausedAtMs = next.pausedAtMs ?? doc.pausedAtMs;
         return {
           run: { ...next.run, updatedAtMs: this.now() },
           tokens: next.tokens,
@@ -171,6 +182,7 @@ export class Coordinator {
           ...(manifest ? { manifest } : {}),
           ...(paused ? { paused } : {}),
           ...(released ? { released } : {}),
+          ...(pausedAtMs ? { pausedAtMs } : {}),
         };
       }));
     } catch (err) {
@@ -337,7 +349,13 @@ export class Coordinator {
     );
   }
 
-  /** Begins an attempt at a fold and hands out its token. */
+  /**
+   * Begins an attempt at a fold and hands out its token. Refused (proceed
+   * false: the worker acknowledges and drops the task) when the run is ending,
+   * the fold has ended or is paused at a rung, or this is the first delivery
+   * of a task for a fold whose attempt reported progress less than half an
+   * ack_wait ago (a duplicate task; see live-attempt.ts).
+   */
   async startAttempt(req: StartAttemptRequest): Promise<StartAttemptResponse> {
     const cur = await this.load(req.runId);
     const f = cur.run.folds[req.fold];
@@ -348,6 +366,12 @@ export class Coordinator {
       if (FINAL_FOLD_STATES.includes(fold.state)) return `fold ${req.fold} is ${FoldState[fold.state]}`;
       const rung = d.paused?.[req.fold] ?? 0;
       if (rung > 0) return `fold ${req.fold} is paused at epoch ${rung} until its sweep judges the run`;
+      // A second task for a fold whose attempt is alive (see live-attempt.ts) is a duplicate: taking the token from that
+      // attempt would make the two steal it from each other until one task runs out of deliveries and fails the fold.
+      const last = fold.progress?.updatedAtMs ?? 0;
+      const now = this.now();
+      if (fold.state === FoldState.FOLD_STATE_RUNNING && d.tokens[req.fold] && duplicateOfLiveAttempt(req.delivery, last, now, this.queue.ackWaitMs))
+        return `fold ${req.fold} is being trained by a live attempt (worker ${fold.worker || '?'}, progress ${Math.round((now - last) / 1000)} s ago); this task is a duplicate`;
       return undefined;
     };
     const early = refusal(cur, f);
@@ -428,7 +452,8 @@ export class Coordinator {
    * (nothing is recorded), or when its sweep pauses the fold at this epoch (a
    * rung): the fold then waits, PENDING, until the sweep judges the run and
    * queues it again (`resumePaused`), or stops the run. The attempt keeps its
-   * token so that it can still upload this epoch's checkpoint.
+   * token so that it can still upload this epoch's checkpoint (and the time of
+   * the pause is recorded: resumePaused waits for that upload for a while).
    */
   async reportEpoch(a: AttemptRef | undefined, m: EpochMetrics | undefined): Promise<Ack> {
     if (!a || !m) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt and metrics are required');
@@ -459,10 +484,13 @@ export class Coordinator {
       if (!this.hooks?.pauseAt(run, m.epoch)) return { reported, tokens: d.tokens, run };
       const paused = run.folds.map((x) => d.paused?.[x.fold] ?? 0);
       paused[fold] = m.epoch;
+      const pausedAtMs = run.folds.map((x) => d.pausedAtMs?.[x.fold] ?? 0);
+      pausedAtMs[fold] = this.now();
       return {
         reported,
         tokens: d.tokens,
         paused,
+        pausedAtMs,
         run: { ...run, folds: run.folds.map((x) => (x.fold === fold ? endAttempt(x, FoldState.FOLD_STATE_PENDING) : x)) },
       };
     });
@@ -503,10 +531,23 @@ export class Coordinator {
   /**
    * Lets a run's folds paused at `rung` go on: clears their pause and records
    * them as released (one update), then queues each released fold again
-   * (message id RUN.FOLD.rRUNG, so a repeated call, after a coordinator
-   * restart say, queues nothing twice). Only released folds are queued: a
-   * fold that is PENDING because its attempt failed waits for its own task's
-   * redelivery and gets no second task. Does nothing for a run that has ended.
+   * (message id RUN.FOLD.rRUNG.aATTEMPTS: a repeated call, after a coordinator
+   * restart say, queues nothing twice, and a second pause of the fold at the
+   * same rung, after another attempt, gets a task of its own). Only released
+   * folds are queued: a fold that is PENDING because its attempt failed waits
+   * for its own task's redelivery and gets no second task. Does nothing for a
+   * run that has ended.
+   *
+   * A released fold whose pausing attempt still holds its token and has not
+   * stored the rung's checkpoint yet (the attempt reports the epoch, then
+   * uploads its checkpoint, and the report may have been the last one the run
+   * was waiting for) is not queued yet: a new attempt would take the token,
+   * the upload would be refused, and the fold would redo the epochs since its
+   * older checkpoint. The stored checkpoint is a change of the run, so the
+   * sweep's step calls this again and the fold is queued then. An attempt that
+   * died before its upload is not waited for past `checkpointGraceMs` after
+   * the pause: the next call after that (the sweep's recovery every minute)
+   * queues the fold from its older checkpoint. Returns the folds queued.
    */
   async resumePaused(runId: string, rung: number): Promise<number[]> {
     let doc = await this.load(runId);
@@ -523,12 +564,32 @@ export class Coordinator {
     // Every fold released and not yet taken (this call's, or one cut short before it queued them): queued, deduplicated.
     const folds = doc.run.folds.filter((f) => f.state === FoldState.FOLD_STATE_PENDING && (doc.released?.[f.fold] ?? 0) > 0);
     const queued: number[] = [];
+    const waiting: number[] = [];
+    const now = this.now();
     for (const f of folds) {
       const at = doc.released?.[f.fold] ?? rung;
-      if (!(await this.queue.enqueue({ runId, fold: f.fold, resumeAt: at })).duplicate) queued.push(f.fold);
+      if (this.awaitsRungCheckpoint(doc, f, at, now)) {
+        waiting.push(f.fold);
+        continue;
+      }
+      if (!(await this.queue.enqueue({ runId, fold: f.fold, resumeAt: at, attempts: f.attempts })).duplicate) queued.push(f.fold);
     }
     if (queued.length > 0) this.logger.info('folds go on past a rung', { run: runId, rung, folds: queued });
+    if (waiting.length > 0)
+      this.logger.info('released folds wait for their pausing attempt to store the rung checkpoint', { run: runId, rung, folds: waiting });
     return queued;
+  }
+
+  /**
+   * True while fold `f`, released at rung `at`, still belongs to the attempt
+   * that paused it there (its token, which reported epoch `at`), that attempt
+   * has not stored the epoch-`at` checkpoint yet, and the pause is younger
+   * than `checkpointGraceMs`. Documents from before pausedAtMs never wait.
+   */
+  private awaitsRungCheckpoint(doc: RunDoc, f: FoldStatus, at: number, now: number): boolean {
+    const token = doc.tokens[f.fold] ?? '';
+    if (f.lastCheckpointEpoch >= at || token === '' || doc.reported?.[f.fold] !== `${token}:${at}`) return false;
+    return now - (doc.pausedAtMs?.[f.fold] ?? 0) < this.checkpointGraceMs;
   }
 
   /**

@@ -30,6 +30,12 @@ export interface RunDoc {
    * task (a failed attempt's redelivery) is never queued a second time.
    */
   readonly released?: number[];
+  /**
+   * Per fold, when (the coordinator's clock, ms) it was last paused at a rung
+   * (0 or absent: never). `resumePaused` waits for the pausing attempt's
+   * checkpoint of the rung until this is `checkpointGraceMs` old.
+   */
+  readonly pausedAtMs?: number[];
 }
 
 export const runKey = (id: string): string => `run.${id}`;
@@ -58,6 +64,7 @@ export function decodeDoc(doc: RunDoc): RunDoc {
     ...(typeof doc.manifest === 'string' ? { manifest: doc.manifest } : {}),
     ...(doc.paused ? { paused: [...doc.paused] } : {}),
     ...(doc.released ? { released: [...doc.released] } : {}),
+    ...(doc.pausedAtMs ? { pausedAtMs: [...doc.pausedAtMs] } : {}),
   };
 }
 

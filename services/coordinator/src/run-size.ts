@@ -68,6 +68,7 @@ export function runDocBound(spec: RunSpec, folds: number, epochs: number): numbe
     manifest: key,
     paused: Array.from({ length: folds }, () => E),
     released: Array.from({ length: folds }, () => E),
+    pausedAtMs: Array.from({ length: folds }, () => 9e15),
   };
   return new TextEncoder().encode(JSON.stringify(doc)).length + folds * epochs * EPOCH_RECORD_BYTES;
 }

@@ -143,10 +143,12 @@ function blippingQueue(queue: MemoryTaskQueue, fails: (task: Parameters<MemoryTa
 /** The first epoch's metrics (val loss 0.2) the tests below report. */
 const EPOCH1 = EpochMetrics.fromPartial({ epoch: 1, loss: 0.2, valLoss: 0.2, valMse: 0.2, seconds: 1, imagesPerSec: 10 });
 
-/** Starts an attempt of `fold` of `runId` and reports its first epoch. */
+/** Starts an attempt of `fold` of `runId`, reports its first epoch and stores its checkpoint (as a worker does, even when told to stop). */
 async function reportFirstEpoch(c: Coordinator, runId: string, fold: number): Promise<void> {
   const s = await c.startAttempt({ runId, fold, worker: 'w', delivery: 1 });
-  await c.reportEpoch({ runId, fold, token: s.token, jobId: '' }, EPOCH1);
+  const a: AttemptRef = { runId, fold, token: s.token, jobId: '' };
+  await c.reportEpoch(a, EPOCH1);
+  await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
 }
 
 test('ASHA over 4 configs x 2 folds x 4 epochs: the worse runs stop at rung 1, the best one finishes and is the sweep best', T, async () => {
@@ -332,18 +334,52 @@ test('a fold paused at a rung: its old task is skipped at StartAttempt, progress
   assert.match(again.reason, /fold 0 is paused at epoch 1 until its sweep judges the run/);
   await m.idle();
   assert.deepEqual((await m.getSweep(s0.id)).decisions, [], 'fold 1 has not reported epoch 1 yet');
-  // Fold 1 reaches the rung: the run is judged (alone: it goes on) and both folds are queued again.
+  // Fold 1 reaches the rung: the run is judged (alone: it goes on) and fold 0 is queued again; fold 1 once the
+  // checkpoint its attempt uploads after the report has landed (that change alone schedules the step that queues it).
   const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
-  await c.reportEpoch(
-    { runId, fold: 1, token: b.token, jobId: '' },
-    EpochMetrics.fromPartial({ epoch: 1, loss: 0.3, valLoss: 0.3, valMse: 0.3, seconds: 1, imagesPerSec: 10 }),
-  );
+  const b1: AttemptRef = { runId, fold: 1, token: b.token, jobId: '' };
+  await c.reportEpoch(b1, EpochMetrics.fromPartial({ epoch: 1, loss: 0.3, valLoss: 0.3, valMse: 0.3, seconds: 1, imagesPerSec: 10 }));
   await m.idle();
   assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go']);
+  assert.deepEqual(resumedFolds(w.queue, 1), [0], 'fold 1 waits for its rung checkpoint');
+  await upload(c, b1, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  await m.idle();
   assert.deepEqual(resumedFolds(w.queue, 1), [0, 1]);
-  const resumed = await c.startAttempt({ runId, fold: 0, worker: 'w3', delivery: 1 });
+  for (const fold of [0, 1]) {
+    const resumed = await c.startAttempt({ runId, fold, worker: 'w3', delivery: 1 });
+    assert.equal(resumed.proceed, true);
+    assert.equal(resumed.resumeCheckpoint, `runs/${runId}/fold-${fold}/checkpoints/epoch-0001.ckpt`);
+  }
+});
+
+test("a fold whose pausing attempt died before storing the rung checkpoint is queued by the minute's recover() once the grace has passed", T, async () => {
+  const w = await world();
+  let clock = Date.UTC(2026, 0, 2, 3, 4, 5);
+  const now = (): number => clock;
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, now, checkpointGraceMs: 120_000, exportArtifacts: () => Promise.resolve('') });
+  const m = new SweepManager({ coordinator: c, sweeps: w.sweepDocs, now, retryMs: 5 });
+  const s0 = await m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  await reportFirstEpoch(c, runId, 0);
+  await m.idle();
+  // Fold 1's worker dies between its report and its upload.
+  const b = await c.startAttempt({ runId, fold: 1, worker: 'w', delivery: 1 });
+  await c.reportEpoch({ runId, fold: 1, token: b.token, jobId: '' }, EPOCH1);
+  await m.idle();
+  assert.deepEqual(summary((await m.getSweep(s0.id)).decisions), ['0@1:go']);
+  assert.deepEqual(resumedFolds(w.queue, 1), [0]);
+  clock += 60_000;
+  await m.recover();
+  await m.idle();
+  assert.deepEqual(resumedFolds(w.queue, 1), [0], 'still within the grace');
+  clock += 60_000;
+  await m.recover();
+  await m.idle();
+  assert.deepEqual(resumedFolds(w.queue, 1), [0, 1]);
+  const resumed = await c.startAttempt({ runId, fold: 1, worker: 'w2', delivery: 1 });
   assert.equal(resumed.proceed, true);
-  assert.match(resumed.resumeCheckpoint, /epoch/);
+  assert.equal(resumed.resumeCheckpoint, '', 'from what the fold had: nothing');
+  await m.close();
 });
 
 test('median stopping over 4 configs: runs worse than the median of the others at a rung are stopped', T, async () => {

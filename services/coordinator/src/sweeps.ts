@@ -140,7 +140,10 @@ export class SweepManager {
       },
       runChanged: (run) => {
         if (!run.sweepId) return;
-        const mark = `${run.state}|${run.folds.map((f) => `${f.state}:${f.history.length}:${f.attempts}`).join(',')}`;
+        // A waiting fold's stored checkpoint counts too: resumePaused holds a released fold back until its rung checkpoint lands.
+        const mark = `${run.state}|${run.folds
+          .map((f) => `${f.state}:${f.history.length}:${f.attempts}${f.state === FoldState.FOLD_STATE_PENDING ? `:${f.lastCheckpointEpoch}` : ''}`)
+          .join(',')}`;
         if (this.seen.get(run.id) === mark) return;
         this.seen.set(run.id, mark);
         this.schedule(run.sweepId);
