@@ -39,8 +39,13 @@ export class StorageStallError extends StorageError {
   /** The stall deadline that ran out, in seconds. */
   readonly stallSeconds: number;
 
-  constructor(bucket: string, key: string, stallMs: number, options?: { cause?: unknown }) {
-    super('UNAVAILABLE', `read from bucket ${bucket} stalled: no bytes for ${stallMs / 1000} s, request aborted (CVC_S3_STALL_TIMEOUT_MS)`, key, options);
+  constructor(bucket: string, key: string, stallMs: number, options?: { cause?: unknown; what?: string }) {
+    super(
+      'UNAVAILABLE',
+      `${options?.what ?? 'read'} ${options?.what === 'write' ? 'to' : 'from'} bucket ${bucket} stalled: no bytes for ${stallMs / 1000} s, request aborted (CVC_S3_STALL_TIMEOUT_MS)`,
+      key,
+      options,
+    );
     this.bucket = bucket;
     this.stallSeconds = stallMs / 1000;
   }

@@ -106,6 +106,25 @@ test('a server that accepts the connection and never answers: the read (get and 
   }
 });
 
+test('a server that never answers a write, a removal or a listing: each fails as a stall naming the key, and nothing is left waiting', T, async () => {
+  const srv = await stallingServer(['stall-before-headers']);
+  try {
+    const store = storeOn(srv.port, 0);
+    const stallOf = (key: string, what: string) => (err: unknown) =>
+      err instanceof StorageStallError &&
+      err.key === key &&
+      err.code === 'UNAVAILABLE' &&
+      err.message.startsWith(`${key}: ${what} stalled: `) &&
+      /no bytes for 0\.3 s/.test(err.message);
+    await assert.rejects(store.put('f/epoch-1.ckpt', new Uint8Array(1000)), stallOf('f/epoch-1.ckpt', 'write to bucket stalls'));
+    await assert.rejects(store.remove('f/epoch-0.ckpt'), stallOf('f/epoch-0.ckpt', 'remove from bucket stalls'));
+    await assert.rejects(store.list('f/'), stallOf('f/', 'list from bucket stalls'));
+    await assert.rejects(store.ensureBucket(), (err: unknown) => err instanceof StorageStallError);
+  } finally {
+    await srv.close();
+  }
+});
+
 test('a transient stall is retried: the next try gets the whole object', T, async () => {
   const srv = await stallingServer(['stall-mid-body', 'stall-before-headers', 'ok']);
   try {

@@ -28,9 +28,9 @@ export const storeOptionsSchema = z
     /** How long one S3 request is retried on connection errors and 5xx answers, in ms (default 30 000). */
     retryForMs: z.number().int().min(0).default(30_000),
     /**
-     * A read (get, stat) that receives no bytes for this long while it waits
-     * for them (connecting, the response headers, the next piece of the body)
-     * is aborted and fails with a StorageStallError, retried within
+     * A request (a read, a write of a part, a listing, a removal) that
+     * receives no bytes for this long while it waits for them (connecting,
+     * the response headers, the next piece of a read's body) is aborted and fails with a StorageStallError, retried within
      * `retryForMs` like a lost connection (ms, default 20 000: below the retry
      * budget, so a stalled read is tried again at least once).
      */
@@ -150,10 +150,11 @@ async function* chunksOf(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable
 /** Creates an ObjectStore for one bucket on an S3 endpoint. */
 export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {}): ObjectStore {
   const o = resolveOptions(storeOptionsSchema, options, 'storage options');
-  const client = new Client({ endPoint: o.endPoint, port: o.port, useSSL: o.useSSL, accessKey: o.accessKey, secretKey: o.secretKey, region: o.region });
-  // Reads go through their own client, whose sockets fail after stallTimeoutMs without traffic: a server that
-  // accepts the connection and then goes silent would otherwise hold a read (and the task waiting on it) forever.
-  const readClient = new Client({
+  // Every request goes through sockets that fail after stallTimeoutMs without traffic: a server that accepts the
+  // connection and then goes silent would otherwise hold a read, or a write (and the task or upload slot waiting on
+  // it), forever. Writes send buffers already in memory (a put holds each part until it is stored), so a slow
+  // producer upstream never leaves one of these sockets idle.
+  const client = new Client({
     endPoint: o.endPoint,
     port: o.port,
     useSSL: o.useSSL,
@@ -164,18 +165,18 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
   });
   const bucket = o.bucket;
   const retry = <T>(fn: () => Promise<T>): Promise<T> => retrying(o.retryForMs, fn, hooks);
-  const stalled = (key: string, cause?: unknown): StorageStallError => new StorageStallError(bucket, key, o.stallTimeoutMs, { cause });
-  /** One read request of `key`: a socket that stalled before the answer came becomes a StorageStallError naming the key. */
-  const reading = async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+  const stalled = (key: string, cause?: unknown, what = 'read'): StorageStallError => new StorageStallError(bucket, key, o.stallTimeoutMs, { cause, what });
+  /** One request about `key`: a socket that stalled before the answer came becomes a StorageStallError naming the key. */
+  const reading = async <T>(key: string, fn: () => Promise<T>, what = 'read'): Promise<T> => {
     try {
       return await fn();
     } catch (err) {
-      throw err instanceof SocketStallError ? stalled(key, err) : err;
+      throw err instanceof SocketStallError ? stalled(key, err, what) : err;
     }
   };
   /** Opens `key`'s body, guarded against stalls from the headers on. */
   const openBody = async (key: string): Promise<AsyncGenerator<Uint8Array>> => {
-    const body = await reading(key, () => readClient.getObject(bucket, key));
+    const body = await reading(key, () => client.getObject(bucket, key));
     releaseSocketDeadline(body);
     return guardStalls(body, o.stallTimeoutMs, () => stalled(key));
   };
@@ -195,9 +196,9 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
     bucket,
     ensureBucket: () =>
       wrap('create bucket', bucket, async () => {
-        if (!(await retry(() => client.bucketExists(bucket)))) {
+        if (!(await retry(() => reading(bucket, () => client.bucketExists(bucket), 'bucket check')))) {
           try {
-            await retry(() => client.makeBucket(bucket, o.region));
+            await retry(() => reading(bucket, () => client.makeBucket(bucket, o.region), 'bucket creation'));
           } catch (err) {
             const code = (err as { code?: string }).code;
             if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw err;
@@ -219,10 +220,14 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
           const body = Buffer.concat(pending, pendingBytes);
           pending = [];
           pendingBytes = 0;
-          const id = (uploadId ??= await retry(() => client.initiateNewMultipartUpload(bucket, key, headers)));
+          const id = (uploadId ??= await retry(() => reading(key, () => client.initiateNewMultipartUpload(bucket, key, headers), 'write')));
           // Each part is held in memory until it is stored, so it can be sent again.
           const r = await retry(() =>
-            client.uploadPart({ bucketName: bucket, objectName: key, uploadID: id, partNumber: parts.length + 1, headers: {} }, body),
+            reading(
+              key,
+              () => client.uploadPart({ bucketName: bucket, objectName: key, uploadID: id, partNumber: parts.length + 1, headers: {} }, body),
+              'write',
+            ),
           );
           parts.push({ part: r.part, etag: r.etag });
         };
@@ -253,11 +258,11 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
           if (uploadId === undefined) {
             // Small object: one request (also the only path some S3 servers support without multipart listing).
             const body = Buffer.concat(pending, pendingBytes);
-            await retry(() => client.putObject(bucket, key, body, body.length, headers));
+            await retry(() => reading(key, () => client.putObject(bucket, key, body, body.length, headers), 'write'));
           } else {
             if (pendingBytes > 0) await flush();
             const id = uploadId;
-            await retry(() => client.completeMultipartUpload(bucket, key, id, parts));
+            await retry(() => reading(key, () => client.completeMultipartUpload(bucket, key, id, parts), 'write'));
           }
           return { key, bytes: total, sha256 };
         } catch (err) {
@@ -289,7 +294,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
       wrap('stat', key, async () => {
         validateKey(key);
         try {
-          const s = await retry(() => reading(key, () => readClient.statObject(bucket, key)));
+          const s = await retry(() => reading(key, () => client.statObject(bucket, key)));
           return { size: s.size };
         } catch (err) {
           if (isNotFound(err)) return undefined;
@@ -299,17 +304,24 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
 
     list: (prefix) =>
       wrap('list', prefix, async () => {
-        const keys: string[] = [];
-        for await (const item of client.listObjectsV2(bucket, prefix, true) as AsyncIterable<{ name?: string }>) {
-          if (item.name) keys.push(item.name);
-        }
-        return keys.sort();
+        // A listing that stalls fails (StorageStallError naming the prefix) rather than hanging; it is not retried part way.
+        return reading(
+          prefix,
+          async () => {
+            const keys: string[] = [];
+            for await (const item of client.listObjectsV2(bucket, prefix, true) as AsyncIterable<{ name?: string }>) {
+              if (item.name) keys.push(item.name);
+            }
+            return keys.sort();
+          },
+          'list',
+        );
       }),
 
     remove: (key) =>
       wrap('remove', key, async () => {
         validateKey(key);
-        await retry(() => client.removeObject(bucket, key));
+        await retry(() => reading(key, () => client.removeObject(bucket, key), 'remove'));
       }),
 
     ping: async () => {
