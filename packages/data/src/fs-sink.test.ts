@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataError, directorySink, importDataset, readManifestFile, readShardFile, type Dataset, type ShardSink, writeManifest } from './index.js';
+import { randomImageSet } from './testing.js';
+
+const tiny: Dataset = {
+  name: 'tiny',
+  dir: '/nowhere',
+  format: 'idx',
+  numClasses: 10,
+  classNames: [...'0123456789'],
+  train: randomImageSet(40, 4, 4, 1, 5),
+  test: randomImageSet(10, 4, 4, 1, 6),
+};
+
+test('a re-import into the same directory that stops part way leaves no manifest naming shards it replaced', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-sink-'));
+  try {
+    await writeManifest(dir, await importDataset(tiny, { folds: 4, scheme: 'stratified', seed: 1 }, directorySink(dir)));
+    const old = await readManifestFile(dir);
+    for (const e of old.shards) await readShardFile(dir, e);
+
+    // Another seed: other folds. The import stops after its second shard (Ctrl-C, a full disk).
+    const sink = directorySink(dir);
+    let written = 0;
+    const stopping: ShardSink = async (name, chunks) => {
+      if (written === 2) throw new Error('stopped');
+      written++;
+      return sink(name, chunks);
+    };
+    await assert.rejects(importDataset(tiny, { folds: 4, scheme: 'stratified', seed: 2 }, stopping), /stopped/);
+    await assert.rejects(
+      readManifestFile(dir),
+      (e: unknown) => e instanceof DataError && e.code === 'MANIFEST_MISSING',
+      'the old manifest no longer describes the directory, so it is gone',
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
