@@ -150,17 +150,45 @@ export async function importDataset(ds: Dataset, opts: ImportOptions, sink: Shar
   };
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+/** A plain object name (`fold-0.cvcs`): joined to a directory or key prefix, so no separators or dot names. */
+const isObjectName = (v: unknown): boolean => typeof v === 'string' && /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(v);
+
+/** The first problem of a manifest's shard entry, as `field: what`, or undefined when it is sound. */
+function shardEntryProblem(e: unknown): string | undefined {
+  if (!isObject(e)) return 'must be an object';
+  if (!isObjectName(e['name'])) return `.name must be a plain object name, got ${JSON.stringify(e['name'])}`;
+  if (e['split'] !== 'train' && e['split'] !== 'test') return `.split must be "train" or "test", got ${JSON.stringify(e['split'])}`;
+  if (e['split'] === 'train' && !isCount(e['fold'])) return `.fold must be a whole number for a training shard, got ${JSON.stringify(e['fold'])}`;
+  for (const f of ['count', 'bytes'] as const) if (!isCount(e[f])) return `.${f} must be a whole number >= 0, got ${JSON.stringify(e[f])}`;
+  if (typeof e['sha256'] !== 'string' || !/^[0-9a-f]{64}$/.test(e['sha256'])) return `.sha256 must be 64 hex digits, got ${JSON.stringify(e['sha256'])}`;
+  if (!Array.isArray(e['classCounts']) || !e['classCounts'].every(isCount)) return '.classCounts must be an array of whole numbers';
+  return undefined;
+}
+
 /** Parses and checks a manifest read from storage. */
 export function parseManifest(text: string, name: string): DatasetManifest {
-  let m: DatasetManifest;
+  let parsed: unknown;
   try {
-    m = JSON.parse(text) as DatasetManifest;
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new DataError('MANIFEST_CORRUPT', 'is not valid JSON', name, { cause: err });
   }
+  if (!isObject(parsed))
+    throw new DataError(
+      'MANIFEST_CORRUPT',
+      `is not a cvc dataset manifest (a JSON ${parsed === null ? 'null' : typeof parsed === 'object' ? 'array' : typeof parsed}, not an object)`,
+      name,
+    );
+  const m = parsed as unknown as DatasetManifest;
   if (m.format !== 'cvc-dataset' || m.formatVersion !== 1 || !Array.isArray(m.shards)) {
     throw new DataError('MANIFEST_CORRUPT', `is not a cvc dataset manifest (format ${String(m.format)}, version ${String(m.formatVersion)})`, name);
   }
+  (m.shards as readonly unknown[]).forEach((e, i) => {
+    const problem = shardEntryProblem(e);
+    if (problem !== undefined) throw new DataError('MANIFEST_CORRUPT', `shards[${i}]${problem.startsWith('.') ? '' : ' '}${problem}`, name);
+  });
   // Optional (image-folder imports): each split's sources file.
   if (m.sources !== undefined) {
     for (const split of ['train', 'test'] as const) {

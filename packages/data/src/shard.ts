@@ -176,12 +176,15 @@ function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; re
   const len = dv.getUint32(12, true);
   if (len > MAX_HEADER) throw new DataError('SHARD_CORRUPT', `header length ${len} exceeds ${MAX_HEADER}`, name);
   if (bytes.length < 16 + len) throw new DataError('SHARD_TRUNCATED', `header truncated (${bytes.length - 16} of ${len} bytes)`, name);
-  let header: ShardHeader;
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(16, 16 + len))) as ShardHeader;
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(16, 16 + len)));
   } catch (err) {
     throw new DataError('SHARD_CORRUPT', `header is not valid JSON`, name, { cause: err });
   }
+  // The header is read before the checksum is checked: any JSON can be here.
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new DataError('SHARD_CORRUPT', 'header is not a JSON object', name);
+  const header = parsed as ShardHeader;
   const dims = [header.height, header.width, header.channels, header.count];
   if (header.dtype !== 'uint8' || !dims.every((d) => Number.isInteger(d) && d >= 0) || header.height * header.width * header.channels === 0) {
     throw new DataError(
