@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataError, directorySink, importDataset, readManifestFile, readShardFile, type Dataset, type ShardSink, writeManifest } from './index.js';
+import { ConfigError } from '@cvc/core';
 import { randomImageSet } from './testing.js';
 
 const tiny: Dataset = {
@@ -37,6 +38,28 @@ test('a re-import into the same directory that stops part way leaves no manifest
       (e: unknown) => e instanceof DataError && e.code === 'MANIFEST_MISSING',
       'the old manifest no longer describes the directory, so it is gone',
     );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an import whose shards would be too big for a worker to read is refused before anything is written', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-sink-'));
+  try {
+    // 250 images of 4096x4096 RGB (50 MB each): folds of 50 would be 2.5 GB each. The pixels are never read before the check.
+    const labels = Uint8Array.from({ length: 250 }, (_, i) => i % 10);
+    const huge = { images: new Uint8Array(0), labels, count: 250, height: 4096, width: 4096, channels: 3 };
+    const ds: Dataset = { ...tiny, train: huge, test: { ...huge, count: 10, labels: labels.subarray(0, 10) } };
+    let calls = 0;
+    const counting: ShardSink = async (name, chunks) => {
+      calls++;
+      return directorySink(dir)(name, chunks);
+    };
+    await assert.rejects(
+      importDataset(ds, { folds: 5, scheme: 'stratified', seed: 1 }, counting),
+      (e: unknown) => e instanceof ConfigError && /fold-0\.cvcs would be 2\.3 GiB/.test(e.message) && /--folds/.test(e.message),
+    );
+    assert.equal(calls, 0, 'no shard was written');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -387,3 +387,15 @@ test('past the scratch cap the write pass decodes again (checked against the dig
   assert.equal(scratchCap({}, undefined), DEFAULT_SCRATCH_BYTES);
   assert.equal(scratchCap({}, '1000'), 1000);
 });
+
+test('an image import whose shards would pass maxShardBytes is refused by the check pass, naming the shard', async () => {
+  const root = await tree('big-shards', 16, 6, false);
+  const opts = { name: 'big', height: 16, width: 16, channels: 3 as const, folds: 2, seed: 1 };
+  // 8 records of 16x16x3 (773 bytes each) per fold: about 6.3 kB a shard.
+  await assert.rejects(
+    checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 5000 }),
+    (e: unknown) => e instanceof Error && e.name === 'ConfigError' && /fold-0\.cvcs would be .* more than the 5000 bytes/.test(e.message),
+  );
+  const plan = await checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 10_000 });
+  await plan.close();
+});

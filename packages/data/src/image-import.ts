@@ -10,7 +10,7 @@ import type { ImageFolderEntry, ImageFolderListing, ImageFolderProblem } from '.
 import type { DatasetManifest, ImageFolderInfo, ShardEntry } from './manifest.js';
 import { mapOrdered } from './ordered-map.js';
 import { openPixelSpool, type PixelSpool } from './pixel-spool.js';
-import { shardChunksFrom } from './shard.js';
+import { checkShardSize, shardBytes, shardChunksFrom } from './shard.js';
 import { encodeSources, sourcesName, type DatasetSources, type SourcesEntry } from './sources.js';
 
 /** Writes one object (a shard, a sources file) from chunks and returns its size and hash. */
@@ -49,6 +49,8 @@ export interface ImageImportOptions {
    * file existed: a huge folder never needs its size again in temp space.
    */
   readonly maxScratchBytes?: number;
+  /** The most bytes one shard may have (default MAX_SHARD_BYTES, what a worker can read): a larger one is refused before anything is written. */
+  readonly maxShardBytes?: number;
 }
 
 /** The scratch file's default cap: 4 GiB of decoded pixels (about 5.5 million 28x28 grey images, 350,000 64x64 RGB). */
@@ -274,6 +276,10 @@ async function checkInto(
     opts.folds,
     opts.seed,
   );
+
+  const shardMeta = { dataset: opts.name, version: '0'.repeat(16) };
+  indices.forEach((f, i) => checkShardSize(`fold-${i}.cvcs`, shardBytes(o, f.length, { ...shardMeta, split: 'train', fold: i }), opts.maxShardBytes));
+  checkShardSize('test.cvcs', shardBytes(o, test.length, { ...shardMeta, split: 'test' }), opts.maxShardBytes);
 
   const sourceSha256 = source.digest('hex');
   const test_ = testFrom.from === 'folder' ? 'folder' : `fraction=${testFrom.fraction}`;

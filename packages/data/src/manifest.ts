@@ -3,7 +3,7 @@ import { ConfigError } from '@cvc/core';
 import type { Dataset } from './load.js';
 import { classHistogram, selectImages, type ImageSet } from './image-set.js';
 import { partFolds, randomEqualFolds, stratifiedKFold, stratifiedSubset, type FoldScheme } from './folds.js';
-import { shardChunks } from './shard.js';
+import { checkShardSize, shardBytes, shardChunks } from './shard.js';
 import { DataError } from './errors.js';
 import type { DatasetSources } from './sources.js';
 import type { ImageFit } from './image-decode.js';
@@ -113,6 +113,10 @@ export async function importDataset(ds: Dataset, opts: ImportOptions, sink: Shar
   const test = testIdx ? selectImages(ds.test, testIdx) : ds.test;
   const folds = computeFolds(ds, train, trainIdx, opts);
   if (folds.some((f) => f.length === 0)) throw new ConfigError('folds', `${opts.folds} folds leave a fold empty`);
+  folds.forEach((f, i) =>
+    checkShardSize(`fold-${i}.cvcs`, shardBytes(train, f.length, { dataset: ds.name, version: '0'.repeat(16), split: 'train', fold: i })),
+  );
+  checkShardSize('test.cvcs', shardBytes(test, test.count, { dataset: ds.name, version: '0'.repeat(16), split: 'test' }));
 
   const sourceSha256 = sourceHash([ds.train, ds.test]);
   const version = createHash('sha256')

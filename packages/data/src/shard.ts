@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ConfigError } from '@cvc/core';
 import { DataError } from './errors.js';
 import { concatImages, type ImageSet } from './image-set.js';
 
@@ -77,6 +78,32 @@ export function* shardChunks(
     yield chunk;
   }
   yield trailerBytes(hash.digest());
+}
+
+/**
+ * The most bytes a shard may have: a worker and `readShardFile` read a shard
+ * whole into one buffer, and Node reads at most 2 GiB - 1 bytes from a file.
+ */
+export const MAX_SHARD_BYTES = 2 ** 31 - 1;
+
+/** The exact size in bytes of a shard of `count` records of `shape` with header `meta`. */
+export function shardBytes(shape: Pick<ShardHeader, 'height' | 'width' | 'channels'>, count: number, meta: ShardHeader['meta']): number {
+  const pre = headerBytes({ dtype: 'uint8', height: shape.height, width: shape.width, channels: shape.channels, count, meta });
+  return pre.length + count * (5 + shape.height * shape.width * shape.channels) + 40;
+}
+
+/**
+ * Refuses, before anything is written, an import whose shard `name` would
+ * be over `limit` bytes (default MAX_SHARD_BYTES): it could be written, but
+ * no worker could read it. Throws ConfigError (field `folds`) saying what to change.
+ */
+export function checkShardSize(name: string, bytes: number, limit = MAX_SHARD_BYTES): void {
+  if (bytes <= limit) return;
+  const size = bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${bytes} bytes`;
+  throw new ConfigError(
+    'folds',
+    `${name} would be ${size}, more than the ${limit} bytes a shard may have (a worker reads each shard whole): import with more folds (--folds), a smaller image size (--size) or fewer images`,
+  );
 }
 
 /** Magic, version, length and JSON of a shard header. */
