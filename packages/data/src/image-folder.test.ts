@@ -399,3 +399,30 @@ test('an image import whose shards would pass maxShardBytes is refused by the ch
   const plan = await checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 10_000 });
   await plan.close();
 });
+
+test('an image reached twice through symbolic links is listed once (the path without a link), the other paths are problems', async () => {
+  const root = await tree('dups', 12, 0, false);
+  const tshirt = (await readdir(join(root, 'Shirt'))).sort();
+  const first = tshirt[0] as string;
+  await symlink(first, join(root, 'Shirt', 'again.png'));
+  // A whole class linked into another: every Trouser image would also be a "Sandal".
+  await symlink('../Trouser', join(root, 'Sandal', 'more'));
+  await mkdir(join(root, '.pool'));
+  await writeFile(join(root, '.pool', 'p.png'), await readFile(join(root, 'Shirt', first)));
+  await symlink('../.pool/p.png', join(root, 'Coat', 'linked.png'));
+  const trousers = (await readdir(join(root, 'Trouser'))).sort();
+  const l = await listImageFolder(root);
+  const paths = l.entries.map((e) => e.path);
+  assert.equal(new Set(paths).size, paths.length);
+  assert.ok(paths.includes(`Shirt/${first}`) && !paths.includes('Shirt/again.png'));
+  for (const t of trousers) {
+    assert.ok(paths.includes(`Trouser/${t}`), `Trouser/${t} keeps its own label`);
+    assert.ok(!paths.includes(`Sandal/more/${t}`));
+  }
+  assert.ok(paths.includes('Coat/linked.png'), 'a file reached only through a link (from a hidden pool) is kept');
+  const dup = Object.fromEntries(l.problems.map((p) => [p.path, p]));
+  assert.equal(dup['Shirt/again.png']?.code, 'IMAGE_FOLDER_INVALID');
+  assert.match(dup['Shirt/again.png']?.reason ?? '', new RegExp(`same file as Shirt/${first.replace('.', '\\.')}`));
+  for (const t of trousers) assert.ok(dup[`Sandal/more/${t}`], `Sandal/more/${t} is a problem`);
+  assert.equal(l.problems.length, 1 + trousers.length);
+});
