@@ -193,3 +193,13 @@ test('a manifest or shard header that is valid JSON but not an object, or a mani
   bytes.set(json, 16);
   assert.throws(() => decodeShard(bytes, 'x.cvcs'), code('SHARD_CORRUPT'));
 });
+
+test('a stream that is not a shard is SHARD_BAD_MAGIC as soon as its first 16 bytes are in, whatever its bytes 12..15 say', async () => {
+  // A gzip file, a PNG...: bytes 12..15 read as a header length of about 4 GB.
+  const notShard = new Uint8Array(5000).fill(0xff);
+  await assert.rejects(readShardStream(chunked(notShard, 1000), 'x.cvcs'), code('SHARD_BAD_MAGIC'));
+  const wrongVersion = encodeShard(randomImageSet(2, 2, 2, 1), [0, 1], {});
+  new DataView(wrongVersion.buffer).setUint32(8, 7, true);
+  new DataView(wrongVersion.buffer).setUint32(12, 0xffffffff, true);
+  await assert.rejects(readShardStream(chunked(wrongVersion, 10), 'v.cvcs'), code('SHARD_BAD_VERSION'));
+});

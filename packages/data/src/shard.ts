@@ -192,7 +192,8 @@ export function encodeShard(set: ImageSet, indices: ArrayLike<number>, meta: Sha
   return out;
 }
 
-function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; recordsAt: number } {
+/** Checks the first 16 bytes (magic, version, header length) and returns the header length. */
+function parsePrefix(bytes: Uint8Array, name: string): number {
   if (bytes.length < 16) throw new DataError('SHARD_TRUNCATED', `too short for a shard header (${bytes.length} bytes)`, name);
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
   if (magic !== SHARD_MAGIC) throw new DataError('SHARD_BAD_MAGIC', `not a cvc shard (magic ${JSON.stringify(magic)})`, name);
@@ -202,6 +203,11 @@ function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; re
     throw new DataError('SHARD_BAD_VERSION', `shard format version ${version} is not supported (this cvc reads version ${SHARD_VERSION})`, name);
   const len = dv.getUint32(12, true);
   if (len > MAX_HEADER) throw new DataError('SHARD_CORRUPT', `header length ${len} exceeds ${MAX_HEADER}`, name);
+  return len;
+}
+
+function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; recordsAt: number } {
+  const len = parsePrefix(bytes, name);
   if (bytes.length < 16 + len) throw new DataError('SHARD_TRUNCATED', `header truncated (${bytes.length - 16} of ${len} bytes)`, name);
   let parsed: unknown;
   try {
@@ -305,8 +311,8 @@ export async function* streamShardRecords(
     append(chunk);
     if (!header) {
       if (buf.length < 16) continue;
-      const len = new DataView(buf.buffer, buf.byteOffset).getUint32(12, true);
-      if (buf.length < 16 + Math.min(len, MAX_HEADER + 1)) continue;
+      // Magic and version are known from the first 16 bytes: a stream that is no shard fails here, not after a megabyte.
+      if (buf.length < 16 + parsePrefix(buf, name)) continue;
       const parsed = parseHeader(buf, name);
       header = parsed.header;
       rec = 5 + header.height * header.width * header.channels;
