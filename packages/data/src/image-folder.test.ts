@@ -426,3 +426,18 @@ test('an image reached twice through symbolic links is listed once (the path wit
   for (const t of trousers) assert.ok(dup[`Sandal/more/${t}`], `Sandal/more/${t} is a problem`);
   assert.equal(l.problems.length, 1 + trousers.length);
 });
+
+test('a folder whose every image is invalid, skipped with skipInvalid, is IMAGE_FOLDER_EMPTY saying how many were skipped', async () => {
+  const root = join(dir, 'all-bad');
+  await mkdir(join(root, 'a'), { recursive: true });
+  await mkdir(join(root, 'b'), { recursive: true });
+  await writeFile(join(root, 'a', '1.png'), 'not a png');
+  await writeFile(join(root, 'b', '2.jpg'), new Uint8Array(0));
+  for (const size of [{}, { height: 8, width: 8, channels: 1 as const }]) {
+    await assert.rejects(
+      checkImageFolder(await listImageFolder(root), { name: 'bad', folds: 2, seed: 1, skipInvalid: true, ...size }),
+      (e: unknown) => e instanceof DataError && e.code === 'IMAGE_FOLDER_EMPTY' && /no (valid|readable) image/.test(e.message),
+      JSON.stringify(size),
+    );
+  }
+});

@@ -250,6 +250,7 @@ async function checkInto(
   await spool.finish();
   if (problems.length > 0 && !opts.skipInvalid) throw new InvalidImagesError(listing.root, problems);
   for (const p of problems) hooks.onSkip?.(p);
+  if (valid.length === 0) throw new DataError('IMAGE_FOLDER_EMPTY', `has no valid image (${problems.length} invalid file(s) skipped)`, listing.root);
 
   // The splits, each in path order (a record's source index is its place here).
   let train = valid.filter((e) => e.split === 'train');
