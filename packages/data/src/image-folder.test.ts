@@ -441,3 +441,18 @@ test('a folder whose every image is invalid, skipped with skipInvalid, is IMAGE_
     );
   }
 });
+
+test('a named pipe (or another non-regular file) with an image name is a problem of the listing, never read (reading one waits forever)', async () => {
+  const root = await tree('fifo', 4, 0, false);
+  const { execFileSync } = await import('node:child_process');
+  const cls = (await readdir(root)).sort()[0] as string;
+  execFileSync('mkfifo', [join(root, cls, 'pipe.png')]);
+  await symlink('pipe.png', join(root, cls, 'to-pipe.jpg'));
+  const l = await listImageFolder(root);
+  assert.ok(!l.entries.some((e) => e.path.includes('pipe')), 'the pipe is not an entry');
+  const problems = Object.fromEntries(l.problems.map((p) => [p.path, p]));
+  for (const p of [`${cls}/pipe.png`, `${cls}/to-pipe.jpg`]) {
+    assert.equal(problems[p]?.code, 'NOT_AN_IMAGE', p);
+    assert.match(problems[p]?.reason ?? '', /not a regular file/);
+  }
+});

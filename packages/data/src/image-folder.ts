@@ -78,7 +78,9 @@ interface Found {
  * without an image extension are ignored and counted. Symbolic links are
  * followed inside the folder; a link loop (SYMLINK_LOOP), a link to a place
  * outside the folder (PATH_ESCAPES) or a broken link (FILE_MISSING) is a
- * problem of that path, reported in `problems`, never followed. A file reached
+ * problem of that path, reported in `problems`, never followed; so is a file
+ * with an image name that is not a regular file (NOT_AN_IMAGE: a named pipe
+ * would block its read forever). A file reached
  * by more than one path (through links) is listed once, at its own path when
  * that is in the folder, else at its first path; each other path is an
  * IMAGE_FOLDER_INVALID problem (one image in two classes, or in two folds,
@@ -116,6 +118,7 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
         continue;
       }
       let isDir = d.isDirectory();
+      let isFile = d.isFile();
       let real = join(realAbs, d.name);
       if (d.isSymbolicLink()) {
         try {
@@ -130,7 +133,9 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
           problem(p, 'PATH_ESCAPES', `is a symbolic link to ${real}, outside the folder`);
           continue;
         }
-        isDir = (await stat(real)).isDirectory();
+        const target = await stat(real);
+        isDir = target.isDirectory();
+        isFile = target.isFile();
       }
       if (isDir) {
         if (ancestors.has(real)) {
@@ -139,7 +144,9 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
         }
         found.dirs.push({ name: d.name, abs: p, real });
       } else if (IMAGE_EXTENSIONS.includes(extname(d.name).toLowerCase())) {
-        found.images.push({ abs: p, real });
+        // Reading a named pipe waits for a writer forever (and no signal can stop it); a device never ends.
+        if (!isFile) problem(p, 'NOT_AN_IMAGE', 'is not a regular file (a named pipe, socket or device)');
+        else found.images.push({ abs: p, real });
       } else {
         ignored.notImage++;
       }
