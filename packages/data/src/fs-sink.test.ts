@@ -64,3 +64,19 @@ test('an import whose shards would be too big for a worker to read is refused be
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a manifest or shard that exists but cannot be read says why (the errno code), not just "cannot be read"', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-sink-'));
+  try {
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(dir, 'manifest.json'));
+    await mkdir(join(dir, 'fold-0.cvcs'));
+    await assert.rejects(readManifestFile(dir), (e: unknown) => e instanceof DataError && e.code === 'MANIFEST_MISSING' && /EISDIR/.test(e.message));
+    await assert.rejects(
+      readShardFile(dir, { name: 'fold-0.cvcs', bytes: 1, sha256: '0'.repeat(64) }),
+      (e: unknown) => e instanceof DataError && e.code === 'SHARD_MISSING' && /EISDIR/.test(e.message),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -9,6 +9,9 @@ import { DataError } from './errors.js';
 
 const MANIFEST = 'manifest.json';
 
+/** Why a file read failed, in a word: ENOENT, EACCES, EISDIR, ERR_FS_FILE_TOO_LARGE, ... */
+const errnoOf = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+
 /**
  * A sink (for shards and sources files) that writes into a local directory,
  * each object atomically via a temp file. Before its first object it removes
@@ -59,7 +62,7 @@ export async function readManifestFile(dir: string): Promise<DatasetManifest> {
   try {
     text = await readFile(p, 'utf8');
   } catch (err) {
-    throw new DataError('MANIFEST_MISSING', 'cannot be read', p, { cause: err });
+    throw new DataError('MANIFEST_MISSING', `cannot be read (${errnoOf(err)})`, p, { cause: err });
   }
   return parseManifest(text, p);
 }
@@ -74,7 +77,7 @@ export async function readShardFile(dir: string, entry: { name: string; bytes: n
   try {
     bytes = await readFile(p);
   } catch (err) {
-    throw new DataError('SHARD_MISSING', 'cannot be read', p, { cause: err });
+    throw new DataError('SHARD_MISSING', `cannot be read (${errnoOf(err)})`, p, { cause: err });
   }
   if (bytes.length !== entry.bytes) throw new DataError('SHARD_TRUNCATED', `is ${bytes.length} bytes, the manifest says ${entry.bytes}`, p);
   const shard = decodeShard(bytes, p);
