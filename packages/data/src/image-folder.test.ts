@@ -456,3 +456,40 @@ test('a named pipe (or another non-regular file) with an image name is a problem
     assert.match(problems[p]?.reason ?? '', /not a regular file/);
   }
 });
+
+test('a subfolder that cannot be read (EACCES, e.g. lost+found) is a problem of the listing naming it, not a raw error', async () => {
+  const { chmod } = await import('node:fs/promises');
+  const { execFileSync } = await import('node:child_process');
+  const root = await mkdtemp(join(tmpdir(), 'cvc-unreadable-'));
+  try {
+    await chmod(root, 0o755);
+    for (const c of ['a', 'b']) {
+      await mkdir(join(root, c));
+      for (const i of [1, 2])
+        await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 40 * i, g: 0, b: 0 } } })
+          .png()
+          .toFile(join(root, c, `${i}.png`));
+    }
+    await mkdir(join(root, 'a', 'private'));
+    await chmod(join(root, 'a', 'private'), 0o000);
+    // Root reads any folder: list as an unprivileged user where the test runs as root.
+    const script = `import('${new URL('./index.js', import.meta.url).href}').then((m) => m.listImageFolder(${JSON.stringify(root)})).then(
+      (l) => console.log(JSON.stringify({ entries: l.entries.map((e) => e.path), problems: l.problems })),
+      (e) => console.log(JSON.stringify({ error: { name: e.name, code: e.code, message: e.message } })))`;
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { ...asUser, encoding: 'utf8' })) as {
+      entries?: string[];
+      problems?: { path: string; code: string; reason: string }[];
+      error?: unknown;
+    };
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    assert.deepEqual(out.entries, ['a/1.png', 'a/2.png', 'b/1.png', 'b/2.png']);
+    assert.equal(out.problems?.length, 1);
+    assert.equal(out.problems?.[0]?.path, 'a/private');
+    assert.equal(out.problems?.[0]?.code, 'FILE_UNREADABLE');
+    assert.match(out.problems?.[0]?.reason ?? '', /EACCES/);
+  } finally {
+    await chmod(join(root, 'a', 'private'), 0o755).catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  }
+});

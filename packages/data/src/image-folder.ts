@@ -80,7 +80,8 @@ interface Found {
  * outside the folder (PATH_ESCAPES) or a broken link (FILE_MISSING) is a
  * problem of that path, reported in `problems`, never followed; so is a file
  * with an image name that is not a regular file (NOT_AN_IMAGE: a named pipe
- * would block its read forever). A file reached
+ * would block its read forever), and a subfolder that cannot be read
+ * (FILE_UNREADABLE, e.g. lost+found). A file reached
  * by more than one path (through links) is listed once, at its own path when
  * that is in the folder, else at its first path; each other path is an
  * IMAGE_FOLDER_INVALID problem (one image in two classes, or in two folds,
@@ -109,7 +110,16 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
   async function scan(abs: string, realAbs: string, ancestors: ReadonlySet<string>): Promise<Found> {
     throwIfAborted(opts.signal, `listing ${dir}`);
     const found: Found = { dirs: [], images: [] };
-    const dirents = await readdir(abs, { withFileTypes: true });
+    let dirents;
+    try {
+      dirents = await readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      if (abs === root) throw new DataError('FILE_UNREADABLE', `is a folder that cannot be read (${code})`, dir, { cause: err });
+      // An unreadable subfolder (lost+found, another user's) or one removed meanwhile: a problem of that path, like a bad file.
+      problem(abs, 'FILE_UNREADABLE', `is a folder that cannot be read (${code})`);
+      return found;
+    }
     dirents.sort((a, b) => byCodeUnits(a.name, b.name));
     for (const d of dirents) {
       const p = join(abs, d.name);
