@@ -493,3 +493,11 @@ test('a subfolder that cannot be read (EACCES, e.g. lost+found) is a problem of 
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('an image import with a concurrency below 1 is a ConfigError, not a folder without images', async () => {
+  const root = await tree('concurrency', 4, 0, false);
+  await assert.rejects(
+    checkImageFolder(await listImageFolder(root), { name: 'c', height: 8, width: 8, channels: 1, folds: 2, seed: 1, concurrency: 0 }),
+    (e: unknown) => e instanceof Error && e.name === 'ConfigError' && /concurrency/.test(e.message),
+  );
+});

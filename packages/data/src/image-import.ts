@@ -147,6 +147,7 @@ function problemOf(err: unknown, path: string): ImageFolderProblem {
 export async function checkImageFolder(listing: ImageFolderListing, opts: ImageImportOptions, hooks: ImageImportHooks = {}): Promise<ImageFolderPlan> {
   const what = `importing ${listing.root}`;
   const concurrency = opts.concurrency ?? Math.min(8, 2 * availableParallelism());
+  if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new ConfigError('concurrency', `must be a whole number >= 1, got ${concurrency}`);
   const fit = opts.fit ?? 'cover';
   if (listing.testFolder && opts.testFraction !== undefined)
     throw new ConfigError('test-fraction', `the folder has a test/ subfolder, which is the test split; drop --test-fraction`);
