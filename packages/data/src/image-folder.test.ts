@@ -388,14 +388,20 @@ test('past the scratch cap the write pass decodes again (checked against the dig
   assert.equal(scratchCap({}, '1000'), 1000);
 });
 
-test('an image import whose shards would pass maxShardBytes is refused by the check pass, naming the shard', async () => {
+test('an image import whose shards would pass maxShardBytes is refused naming the shard, before decoding unless skipInvalid', async () => {
   const root = await tree('big-shards', 16, 6, false);
   const opts = { name: 'big', height: 16, width: 16, channels: 3 as const, folds: 2, seed: 1 };
   // 8 records of 16x16x3 (773 bytes each) per fold: about 6.3 kB a shard.
+  let decoded = 0;
+  const counting = { onProgress: () => void decoded++ };
   await assert.rejects(
-    checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 5000 }),
+    checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 5000 }, counting),
     (e: unknown) => e instanceof Error && e.name === 'ConfigError' && /fold-0\.cvcs would be .* more than the 5000 bytes/.test(e.message),
   );
+  assert.equal(decoded, 0, 'refused before any image was decoded');
+  // With skipInvalid the sizes are known only after the check pass: refused then.
+  await assert.rejects(checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 5000, skipInvalid: true }, counting), /fold-0\.cvcs would be/);
+  assert.ok(decoded > 0);
   const plan = await checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 10_000 });
   await plan.close();
 });

@@ -184,6 +184,7 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     throw new DataError('IMAGE_FOLDER_EMPTY', 'has no readable image', listing.root);
   }
   if (height > 4096 || width > 4096) throw new ConfigError('size', `the first image is ${height}x${width}; give --size HxW (at most 4096x4096)`);
+  if (!opts.skipInvalid) checkShardSizesAhead(listing, opts, { height, width, channels }, testFraction);
   const cap = scratchCap(opts);
   const spool = await openPixelSpool(height * width * channels, opts.scratchDir);
   try {
@@ -192,6 +193,34 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     await spool.close();
     throw err;
   }
+}
+
+/**
+ * The shard size check, before any image is decoded. Without skipInvalid
+ * every listed image is in the dataset (or the import fails on the invalid
+ * ones anyway), so the split sizes are known now: a folder whose shards
+ * would be too big is refused at once, not after decoding all of it.
+ */
+function checkShardSizesAhead(
+  listing: ImageFolderListing,
+  opts: ImageImportOptions,
+  shape: { height: number; width: number; channels: number },
+  testFraction: number,
+): void {
+  let train = listing.entries.filter((e) => e.split === 'train').length;
+  let test = listing.entries.length - train;
+  if (!listing.testFolder) {
+    test = Math.max(1, Math.round(train * testFraction));
+    train -= test;
+  }
+  const meta = { dataset: opts.name, version: '0'.repeat(16) };
+  // Stratified folds differ in size by at most one: fold 0 is a largest.
+  checkShardSize(
+    'fold-0.cvcs',
+    shardBytes(shape, Math.ceil(Math.max(0, train) / Math.max(1, opts.folds)), { ...meta, split: 'train', fold: 0 }),
+    opts.maxShardBytes,
+  );
+  checkShardSize('test.cvcs', shardBytes(shape, test, { ...meta, split: 'test' }), opts.maxShardBytes);
 }
 
 /** The decode loop and splits of checkImageFolder, the pixels going into `spool`. */
