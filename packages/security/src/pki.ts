@@ -76,9 +76,13 @@ async function leaf(
 /** A certificate is renewed this long before it expires, so a cluster started now does not fail its TLS handshakes tomorrow. */
 const RENEW_BEFORE_MS = DAY;
 
-/** Whether every certificate file parses and stays valid for at least RENEW_BEFORE_MS more. */
-async function stillValid(files: readonly string[]): Promise<boolean> {
-  for (const f of files) {
+/**
+ * Whether every certificate file parses and stays valid for at least
+ * RENEW_BEFORE_MS more, and the server certificate (`files[server]`) covers
+ * every one of `names`.
+ */
+async function stillValid(files: readonly string[], server: number, names: readonly string[]): Promise<boolean> {
+  for (const [i, f] of files.entries()) {
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(await readFile(f));
@@ -87,6 +91,7 @@ async function stillValid(files: readonly string[]): Promise<boolean> {
       return false;
     }
     if (Date.parse(cert.validTo) - Date.now() < RENEW_BEFORE_MS) return false;
+    if (i === server && !names.every((n) => (isIP(n) ? cert.checkIP(n) : cert.checkHost(n)) !== undefined)) return false;
   }
   return true;
 }
@@ -96,8 +101,9 @@ async function stillValid(files: readonly string[]): Promise<boolean> {
  * names or IP addresses) and a client certificate, as PEM files in `dir`.
  * Private keys are written with mode 0600. Existing files are kept, so a
  * restarted local cluster keeps the certificate its clients trust, unless a
- * certificate has expired, expires within a day or cannot be read: then all
- * of them are made again (an expired certificate fails every TLS handshake).
+ * certificate has expired, expires within a day or cannot be read, or the
+ * server certificate does not cover every one of `names`: then all of them
+ * are made again (an expired certificate fails every TLS handshake).
  */
 export async function ensureLocalPki(dir: string, names: readonly string[] = ['localhost', '127.0.0.1'], days = 365): Promise<LocalPki> {
   const pki: LocalPki = {
@@ -108,7 +114,7 @@ export async function ensureLocalPki(dir: string, names: readonly string[] = ['l
     clientKeyFile: join(dir, 'client-key.pem'),
   };
   const all = Object.values(pki) as string[];
-  if ((await Promise.all(all.map(pathExists))).every(Boolean) && (await stillValid([pki.caFile, pki.certFile, pki.clientCertFile]))) return pki;
+  if ((await Promise.all(all.map(pathExists))).every(Boolean) && (await stillValid([pki.caFile, pki.certFile, pki.clientCertFile], 1, names))) return pki;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const keys = await generateKeys();
   const now = Date.now();

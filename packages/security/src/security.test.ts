@@ -170,3 +170,22 @@ test('an existing local PKI is kept while it is valid, and made again once a cer
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an existing local PKI whose server certificate does not cover the names asked for now is made again', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-pki-'));
+  const { X509Certificate } = await import('node:crypto');
+  try {
+    const pki = await ensureLocalPki(dir, ['localhost']);
+    const server = async (): Promise<InstanceType<typeof X509Certificate>> => new X509Certificate(await readFile(pki.certFile));
+    assert.equal((await server()).checkHost('cvc.example.org'), undefined);
+    await ensureLocalPki(dir, ['localhost', 'cvc.example.org', '10.1.2.3']);
+    assert.equal((await server()).checkHost('cvc.example.org'), 'cvc.example.org');
+    assert.equal((await server()).checkIP('10.1.2.3'), '10.1.2.3');
+    // A subset of the names it has: kept.
+    const ca = await readFile(pki.caFile, 'utf8');
+    await ensureLocalPki(dir, ['cvc.example.org']);
+    assert.equal(await readFile(pki.caFile, 'utf8'), ca);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
