@@ -203,3 +203,8 @@ test('a stream that is not a shard is SHARD_BAD_MAGIC as soon as its first 16 by
   new DataView(wrongVersion.buffer).setUint32(12, 0xffffffff, true);
   await assert.rejects(readShardStream(chunked(wrongVersion, 10), 'v.cvcs'), code('SHARD_BAD_VERSION'));
 });
+
+test('concatenating image sets of different shapes (shards of a mixed dataset) is a DataError SHAPE_MISMATCH, not a plain Error', async () => {
+  const { concatImages } = await import('./index.js');
+  assert.throws(() => concatImages([randomImageSet(2, 4, 4, 1), randomImageSet(2, 4, 4, 3)]), code('SHAPE_MISMATCH'));
+});
