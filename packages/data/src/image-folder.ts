@@ -81,12 +81,12 @@ interface Found {
  * problem of that path, reported in `problems`, never followed; so is a file
  * with an image name that is not a regular file (NOT_AN_IMAGE: a named pipe
  * would block its read forever), and a subfolder that cannot be read
- * (FILE_UNREADABLE, e.g. lost+found). A file reached
- * by more than one path (through links) is listed once, at its own path when
- * that is in the folder, else at its first path; each other path is an
- * IMAGE_FOLDER_INVALID problem (one image in two classes, or in two folds,
- * would leak between training and validation). Only names and file types are
- * read here, no image bytes: memory is one entry per file.
+ * (FILE_UNREADABLE, e.g. lost+found). A file reached by more than one path
+ * (through links) is listed once, at its own path when that is in the
+ * folder, else at its first path; each other path is an IMAGE_FOLDER_INVALID
+ * problem (one image in two classes, or in two folds, would leak between
+ * training and validation). Only names and file types are read here, no
+ * image bytes: memory is one entry per file.
  *
  * Throws DataError IMAGE_FOLDER_INVALID (not a folder, images beside class
  * folders, more than 256 classes) or IMAGE_FOLDER_EMPTY (no image at all).
