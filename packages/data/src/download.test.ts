@@ -87,3 +87,41 @@ test('the CIFAR-10 archive path downloads, verifies and unpacks into loadable ba
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a download that takes longer than timeoutMs in all but keeps sending is not cut off; a stalled one is, and leaves no .part file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-dl-'));
+  const body = new Uint8Array(50_000).map((_, i) => (i * 7) % 253);
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-length': body.length });
+    if (req.url === '/d/stall.bin') {
+      // Half the file, then nothing more.
+      res.write(body.subarray(0, body.length / 2));
+      return;
+    }
+    // Five pieces 300 ms apart: 1.2 s in all, never 1 s without data.
+    let piece = 0;
+    const send = (): void => {
+      res.write(body.subarray(piece * 10_000, (piece + 1) * 10_000));
+      piece++;
+      if (piece === 5) res.end();
+      else setTimeout(send, 300);
+    };
+    send();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/d/`;
+  try {
+    const [p] = await downloadFiles([{ file: 'slow.bin', bytes: body.length, sha256: sha(body) }], { dir, mirrors: [base], timeoutMs: 1000 });
+    assert.ok(Buffer.from(await readFile(p as string)).equals(body), 'the slow but steady download completes');
+    await assert.rejects(
+      downloadFiles([{ file: 'stall.bin', bytes: body.length, sha256: sha(body) }], { dir, mirrors: [base], timeoutMs: 1000 }),
+      (e: unknown) => e instanceof DataError && e.code === 'DOWNLOAD_FAILED' && /no data .*1000 ms/.test(e.message),
+    );
+    await assert.rejects(stat(join(dir, 'stall.bin.part')), 'a failed download leaves no partial file');
+    await assert.rejects(stat(join(dir, 'stall.bin')));
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

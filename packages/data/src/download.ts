@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describeError, isFileNotFound } from '@cvc/core';
@@ -14,7 +14,7 @@ export interface DownloadOptions {
   readonly mirrors: readonly string[];
   /** Injected for tests; defaults to the global fetch. */
   readonly fetch?: typeof fetch;
-  /** Per-request time limit in milliseconds (default 30 000). */
+  /** How long a request may go without receiving data, in milliseconds (default 30 000): an idle limit, not one on the whole transfer. */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
   /** Called as bytes arrive. */
@@ -63,30 +63,45 @@ export async function downloadFiles(files: readonly RemoteFile[], opts: Download
 }
 
 async function fetchVerified(doFetch: typeof fetch, url: string, dest: string, f: RemoteFile, opts: DownloadOptions): Promise<void> {
-  const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
-  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-  const res = await doFetch(url, { signal });
-  if (!res.ok || res.body === null) throw new Error(`HTTP ${res.status}`);
+  // An idle limit, re-armed by every chunk: a large file on a slow link takes as long as it takes while data flows.
+  const idleMs = opts.timeoutMs ?? 30_000;
+  const idle = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => idle.abort(new Error(`no data from the server for ${idleMs} ms`)), idleMs);
+  };
+  const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
   const tmp = `${dest}.part`;
-  const hash = createHash('sha256');
-  const fh = await open(tmp, 'w');
-  let received = 0;
+  let fh: FileHandle | undefined;
   try {
+    arm();
+    const res = await doFetch(url, { signal });
+    if (!res.ok || res.body === null) throw new Error(`HTTP ${res.status}`);
+    const hash = createHash('sha256');
+    fh = await open(tmp, 'w');
+    let received = 0;
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      arm();
       hash.update(chunk);
       received += chunk.length;
       await fh.write(chunk);
       opts.onProgress?.(f.file, received, f.bytes);
     }
-  } finally {
     await fh.close();
-  }
-  const got = hash.digest('hex');
-  if (got !== f.sha256) {
+    fh = undefined;
+    const got = hash.digest('hex');
+    if (got !== f.sha256)
+      throw new DataError('CHECKSUM_MISMATCH', `downloaded from ${url} with sha256 ${got}, expected ${f.sha256}; the file was discarded`, f.file);
+    await rename(tmp, dest);
+  } catch (err) {
+    // A failed, stalled or stopped download leaves no partial file behind.
+    await fh?.close();
     await rm(tmp, { force: true });
-    throw new DataError('CHECKSUM_MISMATCH', `downloaded from ${url} with sha256 ${got}, expected ${f.sha256}; the file was discarded`, f.file);
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
-  await rename(tmp, dest);
 }
 
 /** SHA-256 of a file, or undefined when it does not exist. */

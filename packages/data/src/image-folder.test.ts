@@ -387,3 +387,123 @@ test('past the scratch cap the write pass decodes again (checked against the dig
   assert.equal(scratchCap({}, undefined), DEFAULT_SCRATCH_BYTES);
   assert.equal(scratchCap({}, '1000'), 1000);
 });
+
+test('an image import whose shards would pass maxShardBytes is refused naming the shard, before decoding unless skipInvalid', async () => {
+  const root = await tree('big-shards', 16, 6, false);
+  const opts = { name: 'big', height: 16, width: 16, channels: 3 as const, folds: 2, seed: 1 };
+  // 8 records of 16x16x3 (773 bytes each) per fold: about 6.3 kB a shard.
+  let decoded = 0;
+  const counting = { onProgress: () => void decoded++ };
+  await assert.rejects(
+    checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 5000 }, counting),
+    (e: unknown) => e instanceof Error && e.name === 'ConfigError' && /fold-0\.cvcs would be .* more than the 5000 bytes/.test(e.message),
+  );
+  assert.equal(decoded, 0, 'refused before any image was decoded');
+  // With skipInvalid the sizes are known only after the check pass: refused then.
+  await assert.rejects(checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 5000, skipInvalid: true }, counting), /fold-0\.cvcs would be/);
+  assert.ok(decoded > 0);
+  const plan = await checkImageFolder(await listImageFolder(root), { ...opts, maxShardBytes: 10_000 });
+  await plan.close();
+});
+
+test('an image reached twice through symbolic links is listed once (the path without a link), the other paths are problems', async () => {
+  const root = await tree('dups', 12, 0, false);
+  const tshirt = (await readdir(join(root, 'Shirt'))).sort();
+  const first = tshirt[0] as string;
+  await symlink(first, join(root, 'Shirt', 'again.png'));
+  // A whole class linked into another: every Trouser image would also be a "Sandal".
+  await symlink('../Trouser', join(root, 'Sandal', 'more'));
+  await mkdir(join(root, '.pool'));
+  await writeFile(join(root, '.pool', 'p.png'), await readFile(join(root, 'Shirt', first)));
+  await symlink('../.pool/p.png', join(root, 'Coat', 'linked.png'));
+  const trousers = (await readdir(join(root, 'Trouser'))).sort();
+  const l = await listImageFolder(root);
+  const paths = l.entries.map((e) => e.path);
+  assert.equal(new Set(paths).size, paths.length);
+  assert.ok(paths.includes(`Shirt/${first}`) && !paths.includes('Shirt/again.png'));
+  for (const t of trousers) {
+    assert.ok(paths.includes(`Trouser/${t}`), `Trouser/${t} keeps its own label`);
+    assert.ok(!paths.includes(`Sandal/more/${t}`));
+  }
+  assert.ok(paths.includes('Coat/linked.png'), 'a file reached only through a link (from a hidden pool) is kept');
+  const dup = Object.fromEntries(l.problems.map((p) => [p.path, p]));
+  assert.equal(dup['Shirt/again.png']?.code, 'IMAGE_FOLDER_INVALID');
+  assert.match(dup['Shirt/again.png']?.reason ?? '', new RegExp(`same file as Shirt/${first.replace('.', '\\.')}`));
+  for (const t of trousers) assert.ok(dup[`Sandal/more/${t}`], `Sandal/more/${t} is a problem`);
+  assert.equal(l.problems.length, 1 + trousers.length);
+});
+
+test('a folder whose every image is invalid, skipped with skipInvalid, is IMAGE_FOLDER_EMPTY saying how many were skipped', async () => {
+  const root = join(dir, 'all-bad');
+  await mkdir(join(root, 'a'), { recursive: true });
+  await mkdir(join(root, 'b'), { recursive: true });
+  await writeFile(join(root, 'a', '1.png'), 'not a png');
+  await writeFile(join(root, 'b', '2.jpg'), new Uint8Array(0));
+  for (const size of [{}, { height: 8, width: 8, channels: 1 as const }]) {
+    await assert.rejects(
+      checkImageFolder(await listImageFolder(root), { name: 'bad', folds: 2, seed: 1, skipInvalid: true, ...size }),
+      (e: unknown) => e instanceof DataError && e.code === 'IMAGE_FOLDER_EMPTY' && /no (valid|readable) image/.test(e.message),
+      JSON.stringify(size),
+    );
+  }
+});
+
+test('a named pipe (or another non-regular file) with an image name is a problem of the listing, never read (reading one waits forever)', async () => {
+  const root = await tree('fifo', 4, 0, false);
+  const { execFileSync } = await import('node:child_process');
+  const cls = (await readdir(root)).sort()[0] as string;
+  execFileSync('mkfifo', [join(root, cls, 'pipe.png')]);
+  await symlink('pipe.png', join(root, cls, 'to-pipe.jpg'));
+  const l = await listImageFolder(root);
+  assert.ok(!l.entries.some((e) => e.path.includes('pipe')), 'the pipe is not an entry');
+  const problems = Object.fromEntries(l.problems.map((p) => [p.path, p]));
+  for (const p of [`${cls}/pipe.png`, `${cls}/to-pipe.jpg`]) {
+    assert.equal(problems[p]?.code, 'NOT_AN_IMAGE', p);
+    assert.match(problems[p]?.reason ?? '', /not a regular file/);
+  }
+});
+
+test('a subfolder that cannot be read (EACCES, e.g. lost+found) is a problem of the listing naming it, not a raw error', async () => {
+  const { chmod } = await import('node:fs/promises');
+  const { execFileSync } = await import('node:child_process');
+  const root = await mkdtemp(join(tmpdir(), 'cvc-unreadable-'));
+  try {
+    await chmod(root, 0o755);
+    for (const c of ['a', 'b']) {
+      await mkdir(join(root, c));
+      for (const i of [1, 2])
+        await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 40 * i, g: 0, b: 0 } } })
+          .png()
+          .toFile(join(root, c, `${i}.png`));
+    }
+    await mkdir(join(root, 'a', 'private'));
+    await chmod(join(root, 'a', 'private'), 0o000);
+    // Root reads any folder: list as an unprivileged user where the test runs as root.
+    const script = `import('${new URL('./index.js', import.meta.url).href}').then((m) => m.listImageFolder(${JSON.stringify(root)})).then(
+      (l) => console.log(JSON.stringify({ entries: l.entries.map((e) => e.path), problems: l.problems })),
+      (e) => console.log(JSON.stringify({ error: { name: e.name, code: e.code, message: e.message } })))`;
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { ...asUser, encoding: 'utf8' })) as {
+      entries?: string[];
+      problems?: { path: string; code: string; reason: string }[];
+      error?: unknown;
+    };
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    assert.deepEqual(out.entries, ['a/1.png', 'a/2.png', 'b/1.png', 'b/2.png']);
+    assert.equal(out.problems?.length, 1);
+    assert.equal(out.problems?.[0]?.path, 'a/private');
+    assert.equal(out.problems?.[0]?.code, 'FILE_UNREADABLE');
+    assert.match(out.problems?.[0]?.reason ?? '', /EACCES/);
+  } finally {
+    await chmod(join(root, 'a', 'private'), 0o755).catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('an image import with a concurrency below 1 is a ConfigError, not a folder without images', async () => {
+  const root = await tree('concurrency', 4, 0, false);
+  await assert.rejects(
+    checkImageFolder(await listImageFolder(root), { name: 'c', height: 8, width: 8, channels: 1, folds: 2, seed: 1, concurrency: 0 }),
+    (e: unknown) => e instanceof Error && e.name === 'ConfigError' && /concurrency/.test(e.message),
+  );
+});

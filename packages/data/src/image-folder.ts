@@ -37,7 +37,7 @@ export interface ImageFolderListing {
   readonly testFolder: boolean;
   /** Train entries sorted by path, then test entries sorted by path. */
   readonly entries: readonly ImageFolderEntry[];
-  /** Files that cannot be imported, each with its reason (in walk order). */
+  /** Files that cannot be imported, each with its reason (in walk order; then the extra paths of files reached twice, in path order). */
   readonly problems: readonly ImageFolderProblem[];
   /** Files and folders skipped on purpose. */
   readonly ignored: { readonly hidden: number; readonly notImage: number };
@@ -59,9 +59,15 @@ function within(root: string, real: string): boolean {
   return real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
+/** An image file: the path it was found at, and the real path of the file (links resolved). */
+interface FoundImage {
+  readonly abs: string;
+  readonly real: string;
+}
+
 interface Found {
   readonly dirs: { name: string; abs: string; real: string }[];
-  readonly images: string[];
+  readonly images: FoundImage[];
 }
 
 /**
@@ -72,8 +78,15 @@ interface Found {
  * without an image extension are ignored and counted. Symbolic links are
  * followed inside the folder; a link loop (SYMLINK_LOOP), a link to a place
  * outside the folder (PATH_ESCAPES) or a broken link (FILE_MISSING) is a
- * problem of that path, reported in `problems`, never followed. Only names
- * and file types are read here, no image bytes: memory is one entry per file.
+ * problem of that path, reported in `problems`, never followed; so is a file
+ * with an image name that is not a regular file (NOT_AN_IMAGE: a named pipe
+ * would block its read forever), and a subfolder that cannot be read
+ * (FILE_UNREADABLE, e.g. lost+found). A file reached by more than one path
+ * (through links) is listed once, at its own path when that is in the
+ * folder, else at its first path; each other path is an IMAGE_FOLDER_INVALID
+ * problem (one image in two classes, or in two folds, would leak between
+ * training and validation). Only names and file types are read here, no
+ * image bytes: memory is one entry per file.
  *
  * Throws DataError IMAGE_FOLDER_INVALID (not a folder, images beside class
  * folders, more than 256 classes) or IMAGE_FOLDER_EMPTY (no image at all).
@@ -93,11 +106,20 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
     problems.push({ path: rel(root, abs), code, reason });
   };
 
-  /** The folders and image files directly in `abs` (links resolved and checked). */
-  async function scan(abs: string, ancestors: ReadonlySet<string>): Promise<Found> {
+  /** The folders and image files directly in `abs`, whose real path is `realAbs` (links resolved and checked). */
+  async function scan(abs: string, realAbs: string, ancestors: ReadonlySet<string>): Promise<Found> {
     throwIfAborted(opts.signal, `listing ${dir}`);
     const found: Found = { dirs: [], images: [] };
-    const dirents = await readdir(abs, { withFileTypes: true });
+    let dirents;
+    try {
+      dirents = await readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      if (abs === root) throw new DataError('FILE_UNREADABLE', `is a folder that cannot be read (${code})`, dir, { cause: err });
+      // An unreadable subfolder (lost+found, another user's) or one removed meanwhile: a problem of that path, like a bad file.
+      problem(abs, 'FILE_UNREADABLE', `is a folder that cannot be read (${code})`);
+      return found;
+    }
     dirents.sort((a, b) => byCodeUnits(a.name, b.name));
     for (const d of dirents) {
       const p = join(abs, d.name);
@@ -106,7 +128,8 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
         continue;
       }
       let isDir = d.isDirectory();
-      let real = p;
+      let isFile = d.isFile();
+      let real = join(realAbs, d.name);
       if (d.isSymbolicLink()) {
         try {
           real = await realpath(p);
@@ -120,7 +143,9 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
           problem(p, 'PATH_ESCAPES', `is a symbolic link to ${real}, outside the folder`);
           continue;
         }
-        isDir = (await stat(real)).isDirectory();
+        const target = await stat(real);
+        isDir = target.isDirectory();
+        isFile = target.isFile();
       }
       if (isDir) {
         if (ancestors.has(real)) {
@@ -129,7 +154,9 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
         }
         found.dirs.push({ name: d.name, abs: p, real });
       } else if (IMAGE_EXTENSIONS.includes(extname(d.name).toLowerCase())) {
-        found.images.push(p);
+        // Reading a named pipe waits for a writer forever (and no signal can stop it); a device never ends.
+        if (!isFile) problem(p, 'NOT_AN_IMAGE', 'is not a regular file (a named pipe, socket or device)');
+        else found.images.push({ abs: p, real });
       } else {
         ignored.notImage++;
       }
@@ -138,22 +165,22 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
   }
 
   /** Every image under `abs`, recursively. */
-  async function walk(abs: string, real: string, ancestors: ReadonlySet<string>, out: string[]): Promise<void> {
+  async function walk(abs: string, real: string, ancestors: ReadonlySet<string>, out: FoundImage[]): Promise<void> {
     const inner = new Set(ancestors).add(real);
-    const f = await scan(abs, inner);
+    const f = await scan(abs, real, inner);
     out.push(...f.images);
     for (const d of f.dirs) await walk(d.abs, d.real, inner, out);
   }
 
-  const top = await scan(root, new Set([root]));
+  const top = await scan(root, root, new Set([root]));
   const testDir = top.dirs.find((d) => d.name === 'test');
   const classDirs = top.dirs.filter((d) => d !== testDir);
   const labeled = classDirs.length > 0;
   const topAncestors = new Set([root]);
-  const classes = new Map<string, { train: string[]; test: string[] }>();
-  const flat = { train: [...top.images], test: [] as string[] };
+  const classes = new Map<string, { train: FoundImage[]; test: FoundImage[] }>();
+  const flat = { train: [...top.images], test: [] as FoundImage[] };
   if (labeled && top.images.length > 0) {
-    const names = top.images.slice(0, 3).map((p) => rel(root, p));
+    const names = top.images.slice(0, 3).map((p) => rel(root, p.abs));
     throw new DataError(
       'IMAGE_FOLDER_INVALID',
       `has class subfolders and also ${top.images.length} image(s) at its top level (${names.join(', ')}${top.images.length > 3 ? ', ...' : ''}): put every image in a class folder, or use a flat folder without subfolders`,
@@ -161,13 +188,13 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
     );
   }
   for (const d of classDirs) {
-    const list: string[] = [];
+    const list: FoundImage[] = [];
     await walk(d.abs, d.real, topAncestors, list);
     classes.set(d.name, { train: list, test: [] });
   }
   if (testDir) {
     const testAncestors = new Set([root, testDir.real]);
-    const t = await scan(testDir.abs, testAncestors);
+    const t = await scan(testDir.abs, testDir.real, testAncestors);
     if (labeled) {
       if (t.images.length > 0)
         throw new DataError(
@@ -176,7 +203,7 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
           dir,
         );
       for (const d of t.dirs) {
-        const list: string[] = [];
+        const list: FoundImage[] = [];
         await walk(d.abs, d.real, testAncestors, list);
         const c = classes.get(d.name) ?? { train: [], test: [] };
         c.test.push(...list);
@@ -190,18 +217,37 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
   const classNames = labeled ? [...classes.keys()].sort(byCodeUnits) : [];
   if (classNames.length > MAX_CLASSES)
     throw new DataError('IMAGE_FOLDER_INVALID', `has ${classNames.length} class folders, at most ${MAX_CLASSES} are supported`, dir);
-  const train: ImageFolderEntry[] = [];
-  const test: ImageFolderEntry[] = [];
+  const found: { entry: ImageFolderEntry; real: string }[] = [];
   if (labeled) {
     classNames.forEach((name, label) => {
-      const c = classes.get(name) as { train: string[]; test: string[] };
-      for (const p of c.train) train.push({ path: rel(root, p), split: 'train', label });
-      for (const p of c.test) test.push({ path: rel(root, p), split: 'test', label });
+      const c = classes.get(name) as { train: FoundImage[]; test: FoundImage[] };
+      for (const p of c.train) found.push({ entry: { path: rel(root, p.abs), split: 'train', label }, real: p.real });
+      for (const p of c.test) found.push({ entry: { path: rel(root, p.abs), split: 'test', label }, real: p.real });
     });
   } else {
-    for (const p of flat.train) train.push({ path: rel(root, p), split: 'train', label: 0 });
-    for (const p of flat.test) test.push({ path: rel(root, p), split: 'test', label: 0 });
+    for (const p of flat.train) found.push({ entry: { path: rel(root, p.abs), split: 'train', label: 0 }, real: p.real });
+    for (const p of flat.test) found.push({ entry: { path: rel(root, p.abs), split: 'test', label: 0 }, real: p.real });
   }
+  const bySplitAndPath = (a: ImageFolderEntry, b: ImageFolderEntry): number =>
+    a.split === b.split ? byCodeUnits(a.path, b.path) : a.split === 'train' ? -1 : 1;
+  found.sort((a, b) => bySplitAndPath(a.entry, b.entry));
+  // One entry per file: its own path where that is listed, else the first path it was found at.
+  const kept = new Map<string, { entry: ImageFolderEntry; real: string }>();
+  for (const f of found) {
+    const k = kept.get(f.real);
+    if (k === undefined || (rel(root, f.real) === f.entry.path && rel(root, k.real) !== k.entry.path)) kept.set(f.real, f);
+  }
+  for (const f of found) {
+    const k = kept.get(f.real) as { entry: ImageFolderEntry };
+    if (k !== f)
+      problems.push({
+        path: f.entry.path,
+        code: 'IMAGE_FOLDER_INVALID',
+        reason: `is the same file as ${k.entry.path} (through a symbolic link): each image may be in the folder once`,
+      });
+  }
+  const train = [...kept.values()].map((f) => f.entry).filter((e) => e.split === 'train');
+  const test = [...kept.values()].map((f) => f.entry).filter((e) => e.split === 'test');
   train.sort((a, b) => byCodeUnits(a.path, b.path));
   test.sort((a, b) => byCodeUnits(a.path, b.path));
   if (train.length + test.length === 0 && problems.length === 0) {

@@ -10,7 +10,7 @@ import type { ImageFolderEntry, ImageFolderListing, ImageFolderProblem } from '.
 import type { DatasetManifest, ImageFolderInfo, ShardEntry } from './manifest.js';
 import { mapOrdered } from './ordered-map.js';
 import { openPixelSpool, type PixelSpool } from './pixel-spool.js';
-import { shardChunksFrom } from './shard.js';
+import { checkShardSize, shardBytes, shardChunksFrom } from './shard.js';
 import { encodeSources, sourcesName, type DatasetSources, type SourcesEntry } from './sources.js';
 
 /** Writes one object (a shard, a sources file) from chunks and returns its size and hash. */
@@ -49,6 +49,8 @@ export interface ImageImportOptions {
    * file existed: a huge folder never needs its size again in temp space.
    */
   readonly maxScratchBytes?: number;
+  /** The most bytes one shard may have (default MAX_SHARD_BYTES, what a worker can read): a larger one is refused before anything is written. */
+  readonly maxShardBytes?: number;
 }
 
 /** The scratch file's default cap: 4 GiB of decoded pixels (about 5.5 million 28x28 grey images, 350,000 64x64 RGB). */
@@ -145,6 +147,7 @@ function problemOf(err: unknown, path: string): ImageFolderProblem {
 export async function checkImageFolder(listing: ImageFolderListing, opts: ImageImportOptions, hooks: ImageImportHooks = {}): Promise<ImageFolderPlan> {
   const what = `importing ${listing.root}`;
   const concurrency = opts.concurrency ?? Math.min(8, 2 * availableParallelism());
+  if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new ConfigError('concurrency', `must be a whole number >= 1, got ${concurrency}`);
   const fit = opts.fit ?? 'cover';
   if (listing.testFolder && opts.testFraction !== undefined)
     throw new ConfigError('test-fraction', `the folder has a test/ subfolder, which is the test split; drop --test-fraction`);
@@ -181,6 +184,7 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     throw new DataError('IMAGE_FOLDER_EMPTY', 'has no readable image', listing.root);
   }
   if (height > 4096 || width > 4096) throw new ConfigError('size', `the first image is ${height}x${width}; give --size HxW (at most 4096x4096)`);
+  if (!opts.skipInvalid) checkShardSizesAhead(listing, opts, { height, width, channels }, testFraction);
   const cap = scratchCap(opts);
   const spool = await openPixelSpool(height * width * channels, opts.scratchDir);
   try {
@@ -189,6 +193,34 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
     await spool.close();
     throw err;
   }
+}
+
+/**
+ * The shard size check, before any image is decoded. Without skipInvalid
+ * every listed image is in the dataset (or the import fails on the invalid
+ * ones anyway), so the split sizes are known now: a folder whose shards
+ * would be too big is refused at once, not after decoding all of it.
+ */
+function checkShardSizesAhead(
+  listing: ImageFolderListing,
+  opts: ImageImportOptions,
+  shape: { height: number; width: number; channels: number },
+  testFraction: number,
+): void {
+  let train = listing.entries.filter((e) => e.split === 'train').length;
+  let test = listing.entries.length - train;
+  if (!listing.testFolder) {
+    test = Math.max(1, Math.round(train * testFraction));
+    train -= test;
+  }
+  const meta = { dataset: opts.name, version: '0'.repeat(16) };
+  // Stratified folds differ in size by at most one: fold 0 is a largest.
+  checkShardSize(
+    'fold-0.cvcs',
+    shardBytes(shape, Math.ceil(Math.max(0, train) / Math.max(1, opts.folds)), { ...meta, split: 'train', fold: 0 }),
+    opts.maxShardBytes,
+  );
+  checkShardSize('test.cvcs', shardBytes(shape, test, { ...meta, split: 'test' }), opts.maxShardBytes);
 }
 
 /** The decode loop and splits of checkImageFolder, the pixels going into `spool`. */
@@ -248,6 +280,7 @@ async function checkInto(
   await spool.finish();
   if (problems.length > 0 && !opts.skipInvalid) throw new InvalidImagesError(listing.root, problems);
   for (const p of problems) hooks.onSkip?.(p);
+  if (valid.length === 0) throw new DataError('IMAGE_FOLDER_EMPTY', `has no valid image (${problems.length} invalid file(s) skipped)`, listing.root);
 
   // The splits, each in path order (a record's source index is its place here).
   let train = valid.filter((e) => e.split === 'train');
@@ -274,6 +307,10 @@ async function checkInto(
     opts.folds,
     opts.seed,
   );
+
+  const shardMeta = { dataset: opts.name, version: '0'.repeat(16) };
+  indices.forEach((f, i) => checkShardSize(`fold-${i}.cvcs`, shardBytes(o, f.length, { ...shardMeta, split: 'train', fold: i }), opts.maxShardBytes));
+  checkShardSize('test.cvcs', shardBytes(o, test.length, { ...shardMeta, split: 'test' }), opts.maxShardBytes);
 
   const sourceSha256 = source.digest('hex');
   const test_ = testFrom.from === 'folder' ? 'folder' : `fraction=${testFrom.fraction}`;

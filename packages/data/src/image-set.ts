@@ -1,3 +1,5 @@
+import { DataError } from './errors.js';
+
 /**
  * A set of uint8 images in HWC order, one label byte each. The payload is
  * `count * height * width * channels` bytes, image after image.
@@ -40,7 +42,10 @@ export function concatImages(sets: readonly ImageSet[]): ImageSet {
   let at = 0;
   for (const s of sets) {
     if (s.height !== first.height || s.width !== first.width || s.channels !== first.channels) {
-      throw new Error(`cannot concatenate ${s.height}x${s.width}x${s.channels} images with ${first.height}x${first.width}x${first.channels}`);
+      throw new DataError(
+        'SHAPE_MISMATCH',
+        `cannot concatenate ${s.height}x${s.width}x${s.channels} images with ${first.height}x${first.width}x${first.channels} (the parts of one dataset must have one image shape)`,
+      );
     }
     images.set(s.images, at * per);
     labels.set(s.labels, at);

@@ -16,6 +16,9 @@ export {
   streamShardRecords,
   readShardStream,
   SHARD_VERSION,
+  MAX_SHARD_BYTES,
+  shardBytes,
+  checkShardSize,
   type Shard,
   type ShardHeader,
 } from './shard.js';

@@ -3,7 +3,7 @@ import { ConfigError } from '@cvc/core';
 import type { Dataset } from './load.js';
 import { classHistogram, selectImages, type ImageSet } from './image-set.js';
 import { partFolds, randomEqualFolds, stratifiedKFold, stratifiedSubset, type FoldScheme } from './folds.js';
-import { shardChunks } from './shard.js';
+import { checkShardSize, shardBytes, shardChunks } from './shard.js';
 import { DataError } from './errors.js';
 import type { DatasetSources } from './sources.js';
 import type { ImageFit } from './image-decode.js';
@@ -113,6 +113,10 @@ export async function importDataset(ds: Dataset, opts: ImportOptions, sink: Shar
   const test = testIdx ? selectImages(ds.test, testIdx) : ds.test;
   const folds = computeFolds(ds, train, trainIdx, opts);
   if (folds.some((f) => f.length === 0)) throw new ConfigError('folds', `${opts.folds} folds leave a fold empty`);
+  folds.forEach((f, i) =>
+    checkShardSize(`fold-${i}.cvcs`, shardBytes(train, f.length, { dataset: ds.name, version: '0'.repeat(16), split: 'train', fold: i })),
+  );
+  checkShardSize('test.cvcs', shardBytes(test, test.count, { dataset: ds.name, version: '0'.repeat(16), split: 'test' }));
 
   const sourceSha256 = sourceHash([ds.train, ds.test]);
   const version = createHash('sha256')
@@ -150,17 +154,45 @@ export async function importDataset(ds: Dataset, opts: ImportOptions, sink: Shar
   };
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+/** A plain object name (`fold-0.cvcs`): joined to a directory or key prefix, so no separators or dot names. */
+const isObjectName = (v: unknown): boolean => typeof v === 'string' && /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(v);
+
+/** The first problem of a manifest's shard entry, as `field: what`, or undefined when it is sound. */
+function shardEntryProblem(e: unknown): string | undefined {
+  if (!isObject(e)) return 'must be an object';
+  if (!isObjectName(e['name'])) return `.name must be a plain object name, got ${JSON.stringify(e['name'])}`;
+  if (e['split'] !== 'train' && e['split'] !== 'test') return `.split must be "train" or "test", got ${JSON.stringify(e['split'])}`;
+  if (e['split'] === 'train' && !isCount(e['fold'])) return `.fold must be a whole number for a training shard, got ${JSON.stringify(e['fold'])}`;
+  for (const f of ['count', 'bytes'] as const) if (!isCount(e[f])) return `.${f} must be a whole number >= 0, got ${JSON.stringify(e[f])}`;
+  if (typeof e['sha256'] !== 'string' || !/^[0-9a-f]{64}$/.test(e['sha256'])) return `.sha256 must be 64 hex digits, got ${JSON.stringify(e['sha256'])}`;
+  if (!Array.isArray(e['classCounts']) || !e['classCounts'].every(isCount)) return '.classCounts must be an array of whole numbers';
+  return undefined;
+}
+
 /** Parses and checks a manifest read from storage. */
 export function parseManifest(text: string, name: string): DatasetManifest {
-  let m: DatasetManifest;
+  let parsed: unknown;
   try {
-    m = JSON.parse(text) as DatasetManifest;
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new DataError('MANIFEST_CORRUPT', 'is not valid JSON', name, { cause: err });
   }
+  if (!isObject(parsed))
+    throw new DataError(
+      'MANIFEST_CORRUPT',
+      `is not a cvc dataset manifest (a JSON ${parsed === null ? 'null' : typeof parsed === 'object' ? 'array' : typeof parsed}, not an object)`,
+      name,
+    );
+  const m = parsed as unknown as DatasetManifest;
   if (m.format !== 'cvc-dataset' || m.formatVersion !== 1 || !Array.isArray(m.shards)) {
     throw new DataError('MANIFEST_CORRUPT', `is not a cvc dataset manifest (format ${String(m.format)}, version ${String(m.formatVersion)})`, name);
   }
+  (m.shards as readonly unknown[]).forEach((e, i) => {
+    const problem = shardEntryProblem(e);
+    if (problem !== undefined) throw new DataError('MANIFEST_CORRUPT', `shards[${i}]${problem.startsWith('.') ? '' : ' '}${problem}`, name);
+  });
   // Optional (image-folder imports): each split's sources file.
   if (m.sources !== undefined) {
     for (const split of ['train', 'test'] as const) {

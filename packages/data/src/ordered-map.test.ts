@@ -62,3 +62,15 @@ test('shardChunksFrom streams a valid shard and refuses a record count other tha
   await assert.rejects(collect(5, 7), { code: 'SHARD_BAD_INDEX' });
   await assert.rejects(collect(8, 7), { code: 'SHARD_BAD_INDEX' });
 });
+
+test('a limit below 1 (or not a whole number) is a RangeError, not a silent map of nothing', async () => {
+  for (const limit of [0, -1, 0.5, Number.NaN]) {
+    await assert.rejects(
+      (async () => {
+        for await (const _ of mapOrdered([1, 2, 3], limit, (x) => Promise.resolve(x))) void _;
+      })(),
+      RangeError,
+      String(limit),
+    );
+  }
+});

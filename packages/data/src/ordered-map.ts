@@ -13,6 +13,8 @@ export async function* mapOrdered<T, R>(
   signal?: AbortSignal,
   what = 'the work',
 ): AsyncGenerator<R> {
+  // A limit below 1 would start nothing and yield nothing: every item silently dropped.
+  if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`mapOrdered needs a whole-number limit >= 1, got ${limit}`);
   const it = items[Symbol.iterator]();
   const window: Promise<{ ok: true; value: R } | { ok: false; error: unknown }>[] = [];
   const start = (): boolean => {

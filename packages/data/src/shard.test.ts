@@ -15,6 +15,7 @@ import {
   writeManifest,
   readManifestFile,
   readShardFile,
+  parseManifest,
   type Dataset,
 } from './index.js';
 import { randomImageSet } from './testing.js';
@@ -159,4 +160,51 @@ test('--limit imports a stratified subset whose indices point into the full spli
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a manifest or shard header that is valid JSON but not an object, or a manifest shard entry with a bad field, is a DataError naming it', () => {
+  for (const text of ['null', '42', '"x"', '[]']) {
+    assert.throws(() => parseManifest(text, 'm.json'), code('MANIFEST_CORRUPT'), text);
+  }
+  const shard = { name: 'fold-0.cvcs', split: 'train', fold: 0, count: 2, bytes: 100, sha256: 'a'.repeat(64), classCounts: [1, 1] };
+  const manifest = (s: object): string => JSON.stringify({ format: 'cvc-dataset', formatVersion: 1, shards: [shard, s] });
+  assert.equal(parseManifest(manifest(shard), 'm.json').shards.length, 2);
+  for (const [bad, field] of [
+    [null, 'shards[1]'],
+    [{ ...shard, bytes: '100' }, 'shards[1].bytes'],
+    [{ ...shard, count: -1 }, 'shards[1].count'],
+    [{ ...shard, sha256: 'nothex' }, 'shards[1].sha256'],
+    [{ ...shard, name: '../../etc/passwd' }, 'shards[1].name'],
+    [{ ...shard, split: 'val' }, 'shards[1].split'],
+    [{ ...shard, fold: undefined }, 'shards[1].fold'],
+  ] as const) {
+    assert.throws(
+      () => parseManifest(manifest(bad as object), 'm.json'),
+      (e: unknown) => e instanceof DataError && e.code === 'MANIFEST_CORRUPT' && e.message.includes(field),
+      field,
+    );
+  }
+  // A shard header of JSON null: the header is parsed before the checksum, so this must not be a TypeError.
+  const json = new TextEncoder().encode('null');
+  const bytes = new Uint8Array(16 + json.length + 40);
+  bytes.set(new TextEncoder().encode('CVCSHARD'));
+  new DataView(bytes.buffer).setUint32(8, 1, true);
+  new DataView(bytes.buffer).setUint32(12, json.length, true);
+  bytes.set(json, 16);
+  assert.throws(() => decodeShard(bytes, 'x.cvcs'), code('SHARD_CORRUPT'));
+});
+
+test('a stream that is not a shard is SHARD_BAD_MAGIC as soon as its first 16 bytes are in, whatever its bytes 12..15 say', async () => {
+  // A gzip file, a PNG...: bytes 12..15 read as a header length of about 4 GB.
+  const notShard = new Uint8Array(5000).fill(0xff);
+  await assert.rejects(readShardStream(chunked(notShard, 1000), 'x.cvcs'), code('SHARD_BAD_MAGIC'));
+  const wrongVersion = encodeShard(randomImageSet(2, 2, 2, 1), [0, 1], {});
+  new DataView(wrongVersion.buffer).setUint32(8, 7, true);
+  new DataView(wrongVersion.buffer).setUint32(12, 0xffffffff, true);
+  await assert.rejects(readShardStream(chunked(wrongVersion, 10), 'v.cvcs'), code('SHARD_BAD_VERSION'));
+});
+
+test('concatenating image sets of different shapes (shards of a mixed dataset) is a DataError SHAPE_MISMATCH, not a plain Error', async () => {
+  const { concatImages } = await import('./index.js');
+  assert.throws(() => concatImages([randomImageSet(2, 4, 4, 1), randomImageSet(2, 4, 4, 3)]), code('SHAPE_MISMATCH'));
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ConfigError } from '@cvc/core';
 import { DataError } from './errors.js';
 import { concatImages, type ImageSet } from './image-set.js';
 
@@ -77,6 +78,32 @@ export function* shardChunks(
     yield chunk;
   }
   yield trailerBytes(hash.digest());
+}
+
+/**
+ * The most bytes a shard may have: a worker and `readShardFile` read a shard
+ * whole into one buffer, and Node reads at most 2 GiB - 1 bytes from a file.
+ */
+export const MAX_SHARD_BYTES = 2 ** 31 - 1;
+
+/** The exact size in bytes of a shard of `count` records of `shape` with header `meta`. */
+export function shardBytes(shape: Pick<ShardHeader, 'height' | 'width' | 'channels'>, count: number, meta: ShardHeader['meta']): number {
+  const pre = headerBytes({ dtype: 'uint8', height: shape.height, width: shape.width, channels: shape.channels, count, meta });
+  return pre.length + count * (5 + shape.height * shape.width * shape.channels) + 40;
+}
+
+/**
+ * Refuses, before anything is written, an import whose shard `name` would
+ * be over `limit` bytes (default MAX_SHARD_BYTES): it could be written, but
+ * no worker could read it. Throws ConfigError (field `folds`) saying what to change.
+ */
+export function checkShardSize(name: string, bytes: number, limit = MAX_SHARD_BYTES): void {
+  if (bytes <= limit) return;
+  const size = bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${bytes} bytes`;
+  throw new ConfigError(
+    'folds',
+    `${name} would be ${size}, more than the ${limit} bytes a shard may have (a worker reads each shard whole): import with more folds (--folds), a smaller image size (--size) or fewer images`,
+  );
 }
 
 /** Magic, version, length and JSON of a shard header. */
@@ -165,7 +192,8 @@ export function encodeShard(set: ImageSet, indices: ArrayLike<number>, meta: Sha
   return out;
 }
 
-function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; recordsAt: number } {
+/** Checks the first 16 bytes (magic, version, header length) and returns the header length. */
+function parsePrefix(bytes: Uint8Array, name: string): number {
   if (bytes.length < 16) throw new DataError('SHARD_TRUNCATED', `too short for a shard header (${bytes.length} bytes)`, name);
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
   if (magic !== SHARD_MAGIC) throw new DataError('SHARD_BAD_MAGIC', `not a cvc shard (magic ${JSON.stringify(magic)})`, name);
@@ -175,13 +203,21 @@ function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; re
     throw new DataError('SHARD_BAD_VERSION', `shard format version ${version} is not supported (this cvc reads version ${SHARD_VERSION})`, name);
   const len = dv.getUint32(12, true);
   if (len > MAX_HEADER) throw new DataError('SHARD_CORRUPT', `header length ${len} exceeds ${MAX_HEADER}`, name);
+  return len;
+}
+
+function parseHeader(bytes: Uint8Array, name: string): { header: ShardHeader; recordsAt: number } {
+  const len = parsePrefix(bytes, name);
   if (bytes.length < 16 + len) throw new DataError('SHARD_TRUNCATED', `header truncated (${bytes.length - 16} of ${len} bytes)`, name);
-  let header: ShardHeader;
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(16, 16 + len))) as ShardHeader;
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(16, 16 + len)));
   } catch (err) {
     throw new DataError('SHARD_CORRUPT', `header is not valid JSON`, name, { cause: err });
   }
+  // The header is read before the checksum is checked: any JSON can be here.
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new DataError('SHARD_CORRUPT', 'header is not a JSON object', name);
+  const header = parsed as ShardHeader;
   const dims = [header.height, header.width, header.channels, header.count];
   if (header.dtype !== 'uint8' || !dims.every((d) => Number.isInteger(d) && d >= 0) || header.height * header.width * header.channels === 0) {
     throw new DataError(
@@ -275,8 +311,8 @@ export async function* streamShardRecords(
     append(chunk);
     if (!header) {
       if (buf.length < 16) continue;
-      const len = new DataView(buf.buffer, buf.byteOffset).getUint32(12, true);
-      if (buf.length < 16 + Math.min(len, MAX_HEADER + 1)) continue;
+      // Magic and version are known from the first 16 bytes: a stream that is no shard fails here, not after a megabyte.
+      if (buf.length < 16 + parsePrefix(buf, name)) continue;
       const parsed = parseHeader(buf, name);
       header = parsed.header;
       rec = 5 + header.height * header.width * header.channels;

@@ -1,5 +1,5 @@
-import { webcrypto } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 // @peculiar/x509 resolves its ASN.1 types through tsyringe, which needs the Reflect metadata polyfill.
@@ -73,11 +73,37 @@ async function leaf(
   return { certPem: cert.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey) };
 }
 
+/** A certificate is renewed this long before it expires, so a cluster started now does not fail its TLS handshakes tomorrow. */
+const RENEW_BEFORE_MS = DAY;
+
+/**
+ * Whether every certificate file parses and stays valid for at least
+ * RENEW_BEFORE_MS more, and the server certificate (`files[server]`) covers
+ * every one of `names`.
+ */
+async function stillValid(files: readonly string[], server: number, names: readonly string[]): Promise<boolean> {
+  for (const [i, f] of files.entries()) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(await readFile(f));
+    } catch {
+      // Unreadable or not a certificate: the set is made again, as for a missing file.
+      return false;
+    }
+    if (Date.parse(cert.validTo) - Date.now() < RENEW_BEFORE_MS) return false;
+    if (i === server && !names.every((n) => (isIP(n) ? cert.checkIP(n) : cert.checkHost(n)) !== undefined)) return false;
+  }
+  return true;
+}
+
 /**
  * Creates a private CA (ECDSA P-256), a server certificate for `names` (DNS
  * names or IP addresses) and a client certificate, as PEM files in `dir`.
  * Private keys are written with mode 0600. Existing files are kept, so a
- * restarted local cluster keeps the certificate its clients trust.
+ * restarted local cluster keeps the certificate its clients trust, unless a
+ * certificate has expired, expires within a day or cannot be read, or the
+ * server certificate does not cover every one of `names`: then all of them
+ * are made again (an expired certificate fails every TLS handshake).
  */
 export async function ensureLocalPki(dir: string, names: readonly string[] = ['localhost', '127.0.0.1'], days = 365): Promise<LocalPki> {
   const pki: LocalPki = {
@@ -88,7 +114,7 @@ export async function ensureLocalPki(dir: string, names: readonly string[] = ['l
     clientKeyFile: join(dir, 'client-key.pem'),
   };
   const all = Object.values(pki) as string[];
-  if ((await Promise.all(all.map(pathExists))).every(Boolean)) return pki;
+  if ((await Promise.all(all.map(pathExists))).every(Boolean) && (await stillValid([pki.caFile, pki.certFile, pki.clientCertFile], 1, names))) return pki;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const keys = await generateKeys();
   const now = Date.now();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -144,6 +144,47 @@ test('TLS and mutual TLS with the generated CA: plaintext, unknown CAs and clien
     await assert.rejects(ask(await grpcClientSetup({ ...full, token: 'x'.repeat(20) })), (e: ServiceError) => e.code === status.UNAUTHENTICATED);
     await assert.rejects(grpcClientSetup({ ...full, keyFile: undefined }), /needs its key/);
     server.forceShutdown();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an existing local PKI is kept while it is valid, and made again once a certificate has expired', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-pki-'));
+  const { X509Certificate } = await import('node:crypto');
+  const notAfter = async (file: string): Promise<number> => Date.parse(new X509Certificate(await readFile(file)).validTo);
+  try {
+    const fresh = await ensureLocalPki(join(dir, 'fresh'));
+    const ca = await readFile(fresh.caFile, 'utf8');
+    await ensureLocalPki(join(dir, 'fresh'));
+    assert.equal(await readFile(fresh.caFile, 'utf8'), ca, 'a valid PKI is kept, byte for byte');
+
+    // Valid for 0 days: expired by the next start of the local cluster.
+    const old = await ensureLocalPki(join(dir, 'old'), ['localhost'], 0);
+    assert.ok((await notAfter(old.certFile)) <= Date.now());
+    const renewed = await ensureLocalPki(join(dir, 'old'));
+    for (const f of [renewed.caFile, renewed.certFile, renewed.clientCertFile]) {
+      assert.ok((await notAfter(f)) > Date.now() + 300 * 24 * 3600 * 1000, `${f} is valid again`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an existing local PKI whose server certificate does not cover the names asked for now is made again', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-pki-'));
+  const { X509Certificate } = await import('node:crypto');
+  try {
+    const pki = await ensureLocalPki(dir, ['localhost']);
+    const server = async (): Promise<InstanceType<typeof X509Certificate>> => new X509Certificate(await readFile(pki.certFile));
+    assert.equal((await server()).checkHost('cvc.example.org'), undefined);
+    await ensureLocalPki(dir, ['localhost', 'cvc.example.org', '10.1.2.3']);
+    assert.equal((await server()).checkHost('cvc.example.org'), 'cvc.example.org');
+    assert.equal((await server()).checkIP('10.1.2.3'), '10.1.2.3');
+    // A subset of the names it has: kept.
+    const ca = await readFile(pki.caFile, 'utf8');
+    await ensureLocalPki(dir, ['cvc.example.org']);
+    assert.equal(await readFile(pki.caFile, 'utf8'), ca);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
