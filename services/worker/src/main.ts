@@ -8,6 +8,7 @@ import { CoordinatorClient } from './client.js';
 import { ClusterCoordinatorClient } from './cluster-client.js';
 import { workerConfigFromEnv } from './config.js';
 import { Worker } from './worker.js';
+import { imagesOfEpoch } from './failures.js';
 
 /** Starts a worker process; SIGTERM hands the fold in progress back and exits. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -44,7 +45,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       metrics.trainLoss.set(labels, r.loss);
       metrics.valLoss.set(labels, r.valLoss);
       metrics.imagesPerSecond.set(labels, r.imagesPerSec);
-      metrics.imagesTrained.inc(labels, Math.round(r.imagesPerSec * r.seconds));
+      metrics.imagesTrained.inc(labels, imagesOfEpoch(r.imagesPerSec, r.seconds));
       metrics.epochDuration.observe(r.seconds);
     },
     onStep: (s) => metrics.stepDuration.observe(s),
