@@ -5,6 +5,7 @@ export type DataErrorCode =
   | 'FILE_MISSING'
   | 'FILE_UNREADABLE'
   | 'GZIP_CORRUPT'
+  | 'GZIP_TOO_LARGE'
   | 'IDX_TRUNCATED'
   | 'IDX_BAD_MAGIC'
   | 'IDX_BAD_TYPE'

@@ -4,7 +4,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parseIdx, loadDataset, DataError, IDX_FILES } from './index.js';
+import { parseIdx, loadDataset, DataError, IDX_FILES, maybeGunzip, MAX_GUNZIPPED_BYTES } from './index.js';
 import { encodeIdx, randomImageSet, writeIdxDataset } from './testing.js';
 
 const code = (c: string) => (err: unknown) => err instanceof DataError && err.code === c;
@@ -41,6 +41,20 @@ test('parseIdx names the file and the problem', () => {
   assert.throws(() => parseIdx(new Uint8Array([...good, 1]), 'x.idx', 3), code('IDX_TRAILING'));
   assert.throws(() => parseIdx(new Uint8Array(gzipSync(good)).subarray(0, 10), 'g.gz', 3), code('GZIP_CORRUPT'));
   assert.throws(() => parseIdx(new Uint8Array(2), 's.idx', 3), code('IDX_TRUNCATED'));
+});
+
+test('a gzipped file that inflates past the limit (a gzip bomb) is GZIP_TOO_LARGE naming the sizes, not "corrupt"', () => {
+  const bomb = new Uint8Array(gzipSync(new Uint8Array(1 << 20)));
+  assert.ok(bomb.length < 2048, `${bomb.length} gzipped bytes`);
+  assert.throws(
+    () => maybeGunzip(bomb, 'bomb.gz', 64 * 1024),
+    (e: unknown) =>
+      code('GZIP_TOO_LARGE')(e) &&
+      (e as Error).message ===
+        `bomb.gz: ${bomb.length} gzipped bytes inflate to more than 65536 bytes, the most cvc reads from one file: split the dataset, or import it as an image folder`,
+  );
+  assert.equal(maybeGunzip(bomb, 'ok.gz', 1 << 20).length, 1 << 20);
+  assert.equal(MAX_GUNZIPPED_BYTES, 2 ** 31 - 1);
 });
 
 test('loadDataset validates counts and label ranges of an IDX directory', async () => {

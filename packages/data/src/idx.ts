@@ -17,12 +17,26 @@ const typeNames: Record<number, string> = {
   0x0e: 'double',
 };
 
-/** Returns the bytes, gunzipped when they start with the gzip magic. */
-export function maybeGunzip(bytes: Uint8Array, file: string): Uint8Array {
+/**
+ * The most a gzipped dataset file may inflate to (2 GiB - 1: the largest file
+ * cvc reads whole). A file that inflates past it (a gzip bomb, or a dataset
+ * too big to hold in memory) is refused before it exhausts memory.
+ */
+export const MAX_GUNZIPPED_BYTES = 2 ** 31 - 1;
+
+/** Returns the bytes, gunzipped when they start with the gzip magic; GZIP_TOO_LARGE past `maxBytes` inflated. */
+export function maybeGunzip(bytes: Uint8Array, file: string, maxBytes = MAX_GUNZIPPED_BYTES): Uint8Array {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      return new Uint8Array(gunzipSync(bytes));
+      return new Uint8Array(gunzipSync(bytes, { maxOutputLength: maxBytes }));
     } catch (err) {
+      if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE')
+        throw new DataError(
+          'GZIP_TOO_LARGE',
+          `${bytes.length} gzipped bytes inflate to more than ${maxBytes} bytes, the most cvc reads from one file: split the dataset, or import it as an image folder`,
+          file,
+          { cause: err },
+        );
       throw new DataError('GZIP_CORRUPT', `gzip data is corrupt or truncated (${(err as Error).message})`, file, { cause: err });
     }
   }

@@ -1,6 +1,6 @@
 export { DataError, type DataErrorCode } from './errors.js';
 export { type ImageSet, imageBytes, selectImages, concatImages, headImages, classHistogram } from './image-set.js';
-export { parseIdx, readIdxFile, maybeGunzip, type IdxArray } from './idx.js';
+export { parseIdx, readIdxFile, maybeGunzip, MAX_GUNZIPPED_BYTES, type IdxArray } from './idx.js';
 export { parseCifarBatch, readCifarBatchFile, CIFAR_RECORD_BYTES } from './cifar.js';
 export { DATASETS, datasetInfo, IDX_FILES, CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH, type DatasetInfo, type RemoteFile } from './registry.js';
 export { readTar, type TarEntry } from './tar.js';

@@ -46,6 +46,7 @@ export const dataStatus: Record<DataErrorCode, status> = {
   FILE_MISSING: status.NOT_FOUND,
   FILE_UNREADABLE: status.INTERNAL,
   GZIP_CORRUPT: status.DATA_LOSS,
+  GZIP_TOO_LARGE: status.RESOURCE_EXHAUSTED,
   IDX_TRUNCATED: status.DATA_LOSS,
   IDX_BAD_MAGIC: status.DATA_LOSS,
   IDX_BAD_TYPE: status.DATA_LOSS,
