@@ -78,6 +78,29 @@ function summary(folder: string, plan: ImageFolderPlan, manifest: DatasetManifes
 }
 
 /**
+ * Warnings about classes that have images in test/ and none for training
+ * (a class folder in test/ whose name matches no training folder: often a
+ * typo or a case difference, which would make a class of its own that no
+ * fold ever trains on), one line each.
+ */
+export function testOnlyClassWarnings(plan: Pick<ImageFolderPlan, 'listing' | 'train' | 'test'>): string[] {
+  const l = plan.listing;
+  if (!l.labeled) return [];
+  const trained = new Set(plan.train.map((e) => e.label));
+  const testOnly = new Map<number, number>();
+  for (const e of plan.test) if (!trained.has(e.label)) testOnly.set(e.label, (testOnly.get(e.label) ?? 0) + 1);
+  const training = l.classNames.filter((_, i) => trained.has(i));
+  const shown = `${training.slice(0, 10).join(', ')}${training.length > 10 ? ', ...' : ''}`;
+  return [...testOnly.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(
+      ([label, n]) =>
+        `warning: class '${l.classNames[label] ?? label}' has ${n} image(s) in test/ and none for training, so no fold learns it ` +
+        `(a typo of a training folder? those are: ${shown})`,
+    );
+}
+
+/**
  * `cvc dataset import FOLDER --name NAME [--size HxW] [--channels 1|3]
  * [--fit cover|contain|fill] [--folds K] [--test-fraction F] [--skip-invalid]
  * [--seed S] [--out DIR | --cluster FILE]`: an image folder into a dataset version.
@@ -99,12 +122,14 @@ export async function importImageFolderCommand(folder: string, values: Record<st
       const manifest = await writeImageFolder(plan, directorySink(out), hooks);
       await writeManifest(out, manifest);
       bars.stop();
+      for (const w of testOnlyClassWarnings(plan)) env.stderr.write(`${w}\n`);
       env.stdout.write(summary(folder, plan, manifest, `imported into ${out}`));
       return 0;
     }
     const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
     const r = await importImageFolderToStore(listing, opts, cluster.s3, hooks);
     bars.stop();
+    for (const w of testOnlyClassWarnings(r.plan)) env.stderr.write(`${w}\n`);
     env.stdout.write(summary(folder, r.plan, r.manifest, `${r.added ? 'imported' : 'already imported, nothing changed'} at ${r.key}`));
     return 0;
   } finally {

@@ -85,6 +85,26 @@ test('an image folder with bad files fails naming them and registers nothing; --
   await assert.rejects(r.plan.spool.read(0), RangeError);
 });
 
+test('a class folder only in test/ (a typo of a training folder) is imported with a warning naming it and the training classes', async () => {
+  const ds = await loadDataset('fashion-mnist', { cacheDir: join(dir, 'cache') });
+  const typo = join(dir, 'typo');
+  const opts = { height: 28, width: 28, channels: 1 as const, format: 'png' as const };
+  await writeImageTree(typo, ds.test, 30, { ...opts, classNames: classes });
+  await writeImageTree(join(typo, 'test'), ds.test, 30, { ...opts, classNames: classes.map((c) => (c === 'Bag' ? 'bags' : c)) });
+  const env = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', typo, '--name', 'typo', '--folds', '3', '--out', join(dir, 'typo-out')], env), 0, env.err());
+  const bags = ds.test.labels.subarray(0, 30).filter((l) => l === 8).length;
+  assert.ok(bags > 0);
+  assert.match(
+    env.err(),
+    new RegExp(
+      `warning: class 'bags' has ${bags} image\\(s\\) in test/ and none for training, so no fold learns it \\(a typo of a training folder\\? those are: Bag, `,
+    ),
+  );
+  assert.equal(env.err().match(/warning: class/g)?.length, 1, env.err());
+  assert.match(env.out(), /11 classes/);
+});
+
 test('image-folder flags are checked: --size, --channels, --fit, --test-fraction, a missing --name, --limit', async () => {
   const bad: [string[], RegExp][] = [
     [['--name', 'p', '--size', '0x3'], /--size must be HxW/],
