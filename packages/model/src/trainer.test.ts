@@ -226,3 +226,15 @@ test("a checkpoint whose Adam state does not fit the model's variables is CHECKP
   // The state as saved still resumes.
   (await FoldTrainer.resume(encodeCheckpoint(state), 'ok.ckpt')).dispose();
 });
+
+test('a validation loss of NaN (training loss finite) is LOSS_NOT_FINITE, not a best epoch with a NaN loss', async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 2 });
+  // A NaN batch-norm moving variance: training normalises with batch statistics (finite loss), inference with the NaN.
+  t.setWeights(t.getWeights().map((w) => (w.name.endsWith('/moving_variance') ? { ...w, values: new Float32Array(w.values.length).fill(NaN) } : w)));
+  await assert.rejects(
+    t.fit({ train: randomImageSet(16, 28, 28, 1, 4), val }),
+    (e: unknown) => e instanceof ModelError && e.code === 'LOSS_NOT_FINITE' && /validation loss became NaN in epoch 1 \(training loss \d/.test(e.message),
+  );
+  assert.equal(t.bestEpoch, null);
+  t.dispose();
+});

@@ -224,6 +224,8 @@ export class FoldTrainer {
       lossSum.dispose();
       if (!Number.isFinite(loss)) throw new ModelError('LOSS_NOT_FINITE', `training loss became ${loss} in epoch ${epoch}`);
       const val = await this.evaluate(data.val);
+      // A NaN would never compare below the best (or, first, stay the best for good): fail as the training loss does.
+      if (!Number.isFinite(val.loss)) throw new ModelError('LOSS_NOT_FINITE', `validation loss became ${val.loss} in epoch ${epoch} (training loss ${loss})`);
       const record: EpochRecord = {
         epoch,
         loss,
