@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ari, confusionMatrix, hungarian, hungarianAccuracy, kmeans, nmi, purity, scoreClustering } from './index.js';
+import { ari, ClusteringError, confusionMatrix, hungarian, hungarianAccuracy, kmeans, nmi, purity, scoreClustering } from './index.js';
 
 // Reference values computed independently with scikit-learn 1.2 (normalized_mutual_info_score,
 // adjusted_rand_score, KMeans) and scipy's linear_sum_assignment, on the same inputs.
@@ -84,4 +84,31 @@ test('k-means finds well-separated blobs and matches scikit-learn’s inertia', 
   close(r.inertia, 649.6246668235772, 1e-6);
   assert.deepEqual(kmeans({ data, n, d: 3 }, { k: 4, seed: 0 }).labels, r.labels, 'reproducible from the seed');
   assert.throws(() => kmeans({ data, n, d: 3 }, { k: 0 }), RangeError);
+});
+
+test('scores take any integer labels (not only 0..k-1) and refuse a label that is not an integer, naming it', () => {
+  // Renaming the labels changes no score: -1 (a noise label), sparse and large ids give the 0..k-1 scores.
+  const y = [0, 0, 0, 1, 1, 1, 2, 2, 2];
+  const c = [1, 1, 0, 2, 2, 2, 0, 0, 0];
+  const want = scoreClustering(y, c);
+  const rename = (labels: number[], names: number[]): number[] => labels.map((l) => names[l] as number);
+  assert.deepEqual(scoreClustering(rename(y, [-1, 7, 3]), rename(c, [5000, -1, 12])), want);
+  // A cluster id of 100000 neither builds a 100001-row cost matrix nor hangs the Hungarian algorithm.
+  const h = hungarianAccuracy([0, 0, 1, 1], [0, 0, 100_000, 100_000]);
+  assert.equal(h.accuracy, 1);
+  assert.equal(h.mapping.length, 100_001);
+  assert.equal(h.mapping[0], 0);
+  assert.equal(h.mapping[100_000], 1);
+  assert.equal(new Set(h.mapping).size, 100_001, 'ids no point has map to distinct values past the classes');
+  assert.ok((h.mapping[1] as number) >= 2);
+  // The mapping is still by the cluster ids themselves.
+  assert.deepEqual(hungarianAccuracy(y, c).mapping, [2, 0, 1]);
+  const is = (code: string, field: string, text: string) => (e: unknown) =>
+    e instanceof ClusteringError && e.code === code && e.field === field && e.message.includes(text);
+  assert.throws(() => scoreClustering([0, 0.5, 1], [0, 0, 1]), is('INVALID_POINTS', 'classes', 'label 1 is 0.5'));
+  assert.throws(() => nmi([0, 1, 1], [0, NaN, 1]), is('INVALID_POINTS', 'clusters', 'label 1 is NaN'));
+  assert.throws(() => confusionMatrix([0, -1], [0, 1]), is('INVALID_POINTS', 'classes', 'label 1 is -1'));
+  assert.throws(() => scoreClustering([], []), is('TOO_FEW_POINTS', 'classes', 'no points'));
+  // One point: a perfect match (scikit-learn's convention), not 0 / 0.
+  assert.deepEqual(scoreClustering([3], [0]), { accuracy: 1, nmi: 1, ari: 1, purity: 1 });
 });

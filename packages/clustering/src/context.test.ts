@@ -39,3 +39,15 @@ test('withContext with count 0 is the points alone; a bad pool or count is a typ
     (e: unknown) => e instanceof ClusteringError && e.code === 'INVALID_OPTION',
   );
 });
+
+test('withContext refuses points or a pool whose buffer does not make its rows, or holds a NaN, naming which (no rows of zeros)', () => {
+  const is = (field: string, text: string) => (e: unknown) =>
+    e instanceof ClusteringError && e.code === 'INVALID_POINTS' && e.field === field && e.message.includes(text);
+  assert.throws(() => withContext({ data: new Float64Array(4), n: 3, d: 2 }, rows(5, 2, 0), 1), is('points', '4 values do not make 3 rows of 2'));
+  assert.throws(() => withContext(rows(3, 2, 0), { data: new Float64Array(7), n: 4, d: 2 }, 1), is('context', '7 values do not make 4 rows of 2'));
+  const pool = rows(5, 2, 0);
+  pool.data[9] = NaN;
+  assert.throws(() => withContext(rows(3, 2, 0), pool, 2), is('context', 'row 4 column 1 is NaN'));
+  // With no context rows asked for, the pool is not looked at.
+  assert.equal(withContext(rows(3, 2, 0), pool, 0).points.n, 3);
+});

@@ -1,5 +1,5 @@
 import { createRng, permutation } from '@cvc/core';
-import { ClusteringError, checkInt } from './errors.js';
+import { ClusteringError, checkInt, checkPoints } from './errors.js';
 import type { Points } from './kmeans.js';
 
 /** The points to cluster followed by a seeded sample of context rows, and which rows of the pool were taken. */
@@ -18,14 +18,18 @@ export interface WithContext {
  * assignment see more of the data than the images being clustered (N2D fits
  * on all 70,000 Fashion-MNIST images and scores the test set). Cluster the
  * result and keep the labels of its first `own` rows. `count` 0 returns the
- * points alone. Throws ClusteringError for a pool of another width or a count
- * above the pool's rows.
+ * points alone. Throws ClusteringError for points or a pool whose values do
+ * not make their rows or hold a NaN or an infinity, a pool of another width,
+ * or a count above the pool's rows.
  */
 export function withContext(points: Points, pool: Points, count: number, seed = 0): WithContext {
   checkInt('count', count, 0);
   checkInt('seed', seed, -0x80000000, 0xffffffff);
+  // A short buffer would otherwise be padded with rows of zeros, and a NaN would reach the clustering as context.
+  checkPoints('points', points);
   const { n, d } = points;
   if (count > 0 && pool.d !== d) throw new ClusteringError('INVALID_POINTS', 'context', `rows of ${pool.d} values do not match the points' ${d}`);
+  if (count > 0) checkPoints('context', pool);
   if (count > pool.n) throw new ClusteringError('TOO_FEW_POINTS', 'context', `${count} context rows asked for, the pool holds ${pool.n}`);
   const taken = count > 0 ? Int32Array.from(permutation(pool.n, createRng(seed)).slice(0, count)) : new Int32Array(0);
   const data = new Float64Array((n + count) * d);

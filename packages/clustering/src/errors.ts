@@ -35,9 +35,14 @@ export function checkNumber(field: string, v: number, min: number, max = Infinit
 export function checkPoints(field: string, p: { readonly data: ArrayLike<number>; readonly n: number; readonly d: number }): void {
   if (!Number.isInteger(p.n) || !Number.isInteger(p.d) || p.n < 0 || p.d < 1 || p.data.length !== p.n * p.d)
     throw new ClusteringError('INVALID_POINTS', field, `${p.data.length} values do not make ${p.n} rows of ${p.d}`);
-  for (let i = 0; i < p.data.length; i++) {
-    const v = p.data[i] as number;
+  checkFinite(field, p.data, p.n * p.d, p.d);
+}
+
+/** Throws INVALID_POINTS naming the row and column of the first of `data[0..count)` that is NaN or infinite (rows of `d` values). */
+export function checkFinite(field: string, data: ArrayLike<number>, count: number, d: number): void {
+  for (let i = 0; i < count; i++) {
+    const v = data[i] as number;
     if (!Number.isFinite(v))
-      throw new ClusteringError('INVALID_POINTS', field, `row ${Math.floor(i / p.d)} column ${i % p.d} is ${v}; every value must be a finite number`);
+      throw new ClusteringError('INVALID_POINTS', field, `row ${Math.floor(i / d)} column ${i % d} is ${v}; every value must be a finite number`);
   }
 }

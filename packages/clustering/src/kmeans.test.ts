@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng, type Rng } from '@cvc/core';
-import { kmeans } from './index.js';
+import { ClusteringError, kmeans } from './index.js';
 import { kmeansModuleBytes, kmeansWorkspace } from './kmeans-wasm.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -232,4 +232,27 @@ test('the committed cvc-kmeans.wasm is what scripts/build-wasm.sh builds from cs
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test('a NaN or an infinity in the points, or a bad option, is a ClusteringError naming it (not labels and an inertia of NaN)', () => {
+  const data = Float64Array.from([0, 0, 0, 1, 5, 5, 5, 6, 10, 10, 10, 11]);
+  const is = (code: string, field: string, text: string) => (e: unknown) =>
+    e instanceof ClusteringError && e.code === code && e.field === field && e.message.includes(text);
+  for (const [v, text] of [
+    [NaN, 'row 3 column 1 is NaN'],
+    [Infinity, 'row 3 column 1 is Infinity'],
+  ] as const) {
+    const bad = data.slice();
+    bad[7] = v;
+    assert.throws(() => kmeans({ data: bad, n: 6, d: 2 }, { k: 2, seed: 0 }), is('INVALID_POINTS', 'points', text));
+    assert.throws(() => kmeans({ data: Float32Array.from(bad), n: 6, d: 2 }, { k: 2, seed: 0 }), is('INVALID_POINTS', 'points', text));
+  }
+  // Values past n x d are not the points' and are not looked at.
+  assert.equal(kmeans({ data: Float64Array.from([...data, NaN]), n: 6, d: 2 }, { k: 3, seed: 0 }).labels.length, 6);
+  const ok = { data, n: 6, d: 2 };
+  assert.throws(() => kmeans(ok, { k: 2, nInit: 0 }), is('INVALID_OPTION', 'nInit', 'got 0'));
+  assert.throws(() => kmeans(ok, { k: 2, maxIter: -1 }), is('INVALID_OPTION', 'maxIter', 'got -1'));
+  assert.throws(() => kmeans(ok, { k: 2, tol: NaN }), is('INVALID_OPTION', 'tol', 'got NaN'));
+  assert.throws(() => kmeans(ok, { k: 2, seed: 1.5 }), is('INVALID_OPTION', 'seed', 'got 1.5'));
+  assert.deepEqual(Array.from(kmeans(ok, { k: 3, seed: 0 }).labels).sort(), [0, 0, 1, 1, 2, 2]);
 });

@@ -1,4 +1,5 @@
 import { createRng, type Rng } from '@cvc/core';
+import { checkFinite, checkInt, checkNumber } from './errors.js';
 import { kmeansWorkspace, type KMeansWorkspace } from './kmeans-wasm.js';
 import { drain, runSteps, type StepOptions, type Steps } from './steps.js';
 
@@ -78,7 +79,15 @@ export function* kmeansSteps(input: Points, opts: KMeansOptions): Steps<KMeansRe
   if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`k must be 1..${n}, got ${k}`);
   if (!Number.isInteger(d) || d < 1 || input.data.length < n * d) throw new RangeError(`points must hold n x d = ${n} x ${d} values, got ${input.data.length}`);
   const nInit = opts.nInit ?? 10;
+  checkInt('nInit', nInit, 1);
   const maxIter = opts.maxIter ?? 300;
+  checkInt('maxIter', maxIter, 0);
+  const tol = opts.tol ?? 1e-4;
+  checkNumber('tol', tol, 0);
+  const seed = opts.seed ?? 0;
+  checkInt('seed', seed, -0x80000000, 0xffffffff);
+  // A NaN or an infinity poisons every distance: k-means would return labels and an inertia of NaN without a word.
+  checkFinite('points', input.data, n * d, d);
   const trials = 2 + Math.floor(Math.log(k));
   const w = kmeansWorkspace(n, d, k, trials);
   const x = w.x;
@@ -93,8 +102,8 @@ export function* kmeansSteps(input: Points, opts: KMeansOptions): Steps<KMeansRe
     for (let i = 0; i < n; i++) v += ((x[i * d + j] as number) - m) ** 2;
     varSum += v / n;
   }
-  const tolAbs = (opts.tol ?? 1e-4) * (varSum / d);
-  const rng = createRng(opts.seed ?? 0);
+  const tolAbs = tol * (varSum / d);
+  const rng = createRng(seed);
   let best: KMeansResult | undefined;
   for (let r = 0; r < nInit; r++) {
     kmeansPlusPlus(w, n, d, k, trials, rng);

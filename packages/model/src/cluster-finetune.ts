@@ -21,7 +21,7 @@ import { decodeClusterState, encodeClusterState, FINE_TUNE_METHODS, type Cluster
 import { ModelError } from './errors.js';
 import { computeLoss } from './losses.js';
 import { shapeText, type ResolvedModelConfig } from './model-config.js';
-import { ADAM_POWERS, adamPowers, restoreAdamPowers } from './adam-powers.js';
+import { ADAM_POWERS, adamPowers, checkAdamSlots, restoreAdamPowers } from './adam-powers.js';
 import { seedSchema } from './spec.js';
 
 /**
@@ -397,6 +397,7 @@ class Run {
     const { p } = this;
     writeTensor(p.mu, tf.tensor2d(prior.centres, [this.s.k, p.d]));
     if (prior.optimizer.length > 0) {
+      checkAdamSlots(p.vars, prior.optimizer, 'resume state');
       // Adam's setWeights matches its slots to variables by position: the state lists them in training order.
       const slots = prior.optimizer
         .filter((a) => !a.name.startsWith(ADAM_POWERS))

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ImageSet } from '@cvc/data';
 import { tf } from '@cvc/tfjs-runtime';
 import { batchTensor } from './batches.js';
@@ -7,23 +7,69 @@ import { ModelError } from './errors.js';
 import { modelConfigSchema, describeConfigIssue, type ResolvedModelConfig } from './model-config.js';
 import { MODEL_NAMES, presetConfig, type ModelName } from './model-presets.js';
 
-/** Loads an encoder written by `cvc encoder fetch` (model.json + weights.bin in `dir`). */
+/** Bytes per value of a weight's dtype in a weights file (no quantization). */
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1 };
+
+/**
+ * Loads an encoder: a TensorFlow.js layers model in `dir`, model.json and the
+ * weight files its `weightsManifest` names (`cvc encoder fetch` writes one
+ * `weights.bin`; tensorflowjs_converter writes `group1-shard1of2.bin`, ...).
+ * Throws ModelError ENCODER_UNREADABLE naming the file and the problem: a
+ * graph model, a missing or short weights file, a topology tfjs cannot build.
+ */
 export async function loadEncoder(dir: string): Promise<tf.LayersModel> {
-  let json: { modelTopology: object; weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[] };
-  let weights: Buffer;
+  const hint = `fetch one with 'cvc encoder fetch RUN --out ${dir}'`;
+  const file = join(dir, 'model.json');
+  let json: { format?: unknown; modelTopology?: unknown; weightsManifest?: unknown };
   try {
-    json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as typeof json;
-    weights = await readFile(join(dir, 'weights.bin'));
+    json = JSON.parse(await readFile(file, 'utf8')) as typeof json;
   } catch (err) {
-    throw new ModelError(
-      'ENCODER_UNREADABLE',
-      `${dir}: cannot read model.json and weights.bin (${(err as Error).message}); fetch one with 'cvc encoder fetch RUN --out ${dir}'`,
-      { cause: err },
+    throw new ModelError('ENCODER_UNREADABLE', `${dir}: cannot read model.json (${(err as Error).message}); ${hint}`, { cause: err });
+  }
+  const unreadable = (why: string, cause?: unknown): ModelError =>
+    new ModelError('ENCODER_UNREADABLE', `${file}: ${why}`, cause === undefined ? undefined : { cause });
+  if (json === null || typeof json !== 'object' || typeof json.modelTopology !== 'object' || json.modelTopology === null || json.format === 'graph-model') {
+    throw unreadable(
+      `not a TensorFlow.js layers model${typeof json?.format === 'string' ? ` (format '${json.format}')` : ''}; convert a Keras model with tensorflowjs_converter --input_format keras --output_format tfjs_layers_model, or ${hint}`,
     );
   }
-  const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
+  const groups = json.weightsManifest;
+  if (!Array.isArray(groups)) throw unreadable('has no weightsManifest list');
+  const paths: string[] = [];
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  for (const [i, g] of (groups as { paths?: unknown; weights?: unknown }[]).entries()) {
+    if (!Array.isArray(g?.paths) || !Array.isArray(g.weights)) throw unreadable(`weightsManifest[${i}] needs 'paths' and 'weights' lists`);
+    for (const p of g.paths as unknown[]) {
+      // Only files beside model.json: a manifest must not read elsewhere.
+      if (typeof p !== 'string' || p === '' || p !== basename(p) || p === '..' || p === '.')
+        throw unreadable(`weightsManifest[${i}].paths holds ${JSON.stringify(p)}; weight files must be plain names beside model.json`);
+      paths.push(p);
+    }
+    weightSpecs.push(...(g.weights as tf.io.WeightsManifestEntry[]));
+  }
+  const parts: Buffer[] = [];
+  for (const p of paths) {
+    try {
+      parts.push(await readFile(join(dir, p)));
+    } catch (err) {
+      throw new ModelError('ENCODER_UNREADABLE', `${join(dir, p)}: cannot read it (${(err as Error).message}); model.json names it; ${hint}`, { cause: err });
+    }
+  }
+  const weights = Buffer.concat(parts);
+  // Quantized weights are smaller than their dtype; only plain ones have a size to check.
+  if (weightSpecs.every((w) => w.quantization === undefined && DTYPE_BYTES[w.dtype] !== undefined)) {
+    const want = weightSpecs.reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1) * (DTYPE_BYTES[w.dtype] as number), 0);
+    if (want !== weights.length)
+      throw unreadable(
+        `its ${weightSpecs.length} weights need ${want} bytes, ${paths.join(' + ') || 'the weight files'} ${paths.length === 1 ? 'holds' : 'hold'} ${weights.length} (truncated, or from another model?)`,
+      );
+  }
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+  try {
+    return await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+  } catch (err) {
+    throw unreadable(`TensorFlow.js cannot build the model (${(err as Error).message})`, err);
+  }
 }
 
 /**
@@ -57,13 +103,19 @@ export async function readEncoderModelConfig(dir: string): Promise<{ model: Mode
   return { model, modelConfig: modelConfigSchema.parse(presetConfig(model)) as ResolvedModelConfig };
 }
 
-/** The codes of every image of `set`, `batchSize` at a time: n x codeSize, row-major. */
+/** The codes of every image of `set`, `batchSize` at a time: n x codeSize, row-major (a feature-map output flattened per image). */
 export function embedImages(encoder: tf.LayersModel, set: ImageSet, batchSize = 256): { data: Float32Array; n: number; d: number } {
   const shape = encoder.inputs[0]?.shape ?? [];
   if (shape[1] !== set.height || shape[2] !== set.width || shape[3] !== set.channels) {
     throw new ModelError('SHAPE_MISMATCH', `the encoder takes ${shape.slice(1).join('x')} images, the dataset has ${set.height}x${set.width}x${set.channels}`);
   }
-  const d = encoder.outputs[0]?.shape[1] as number;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be an integer >= 1, got ${batchSize}`);
+  if (encoder.outputs.length !== 1) throw new ModelError('SHAPE_MISMATCH', `the encoder has ${encoder.outputs.length} outputs; it must have one, the code`);
+  // A feature map (batch x h x w x c) is flattened: each image's code is all of its values.
+  const dims = encoder.outputs[0]?.shape.slice(1) ?? [];
+  if (dims.length === 0 || dims.some((v) => v === null || !(v > 0)))
+    throw new ModelError('SHAPE_MISMATCH', `the encoder's output has shape [${encoder.outputs[0]?.shape.join(', ')}]; each image needs a code of a fixed size`);
+  const d = (dims as number[]).reduce((a, b) => a * b, 1);
   const out = new Float32Array(set.count * d);
   for (let start = 0; start < set.count; start += batchSize) {
     const size = Math.min(batchSize, set.count - start);

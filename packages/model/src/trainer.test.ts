@@ -201,3 +201,40 @@ test("training and evaluation give the event loop a turn after every batch (a wo
     t.dispose();
   }
 });
+
+test("a checkpoint whose Adam state does not fit the model's variables is CHECKPOINT_MISMATCH naming the slot, and leaves no tensor behind", async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 1 });
+  await t.fit({ train: randomImageSet(16, 28, 28, 1, 4), val });
+  const state = decodeCheckpoint(await t.checkpoint());
+  t.dispose();
+  // The iteration count, then a first and a second moment per variable; the two powers at the end.
+  const slots = state.optimizer.filter((a) => !a.name.startsWith('adam/power-'));
+  const powers = state.optimizer.filter((a) => a.name.startsWith('adam/power-'));
+  const before = tf.memory().numTensors;
+  const mismatch = (text: RegExp) => (e: unknown) => e instanceof ModelError && e.code === 'CHECKPOINT_MISMATCH' && text.test(e.message);
+  // A moment missing: Adam would pair every later moment with the wrong variable.
+  const short = encodeCheckpoint({ ...state, optimizer: [...slots.slice(0, -1), ...powers] });
+  await assert.rejects(FoldTrainer.resume(short, 'short.ckpt'), mismatch(/short\.ckpt: the optimizer state has \d+ values, training \d+ variables needs \d+/));
+  // Two first moments swapped (a kernel's and a bias'): as many values, the wrong shapes.
+  const swapped = [...slots];
+  [swapped[1], swapped[2]] = [swapped[2] as (typeof slots)[number], swapped[1] as (typeof slots)[number]];
+  await assert.rejects(
+    FoldTrainer.resume(encodeCheckpoint({ ...state, optimizer: [...swapped, ...powers] }), 'swapped.ckpt'),
+    mismatch(/swapped\.ckpt: optimizer slot 1 \(.*\) has shape \[\d+\], the variable it belongs to \(.*\) has \[7,7,1,32\]/),
+  );
+  assert.equal(tf.memory().numTensors, before, 'a refused checkpoint leaves no model behind');
+  // The state as saved still resumes.
+  (await FoldTrainer.resume(encodeCheckpoint(state), 'ok.ckpt')).dispose();
+});
+
+test('a validation loss of NaN (training loss finite) is LOSS_NOT_FINITE, not a best epoch with a NaN loss', async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 2 });
+  // A NaN batch-norm moving variance: training normalises with batch statistics (finite loss), inference with the NaN.
+  t.setWeights(t.getWeights().map((w) => (w.name.endsWith('/moving_variance') ? { ...w, values: new Float32Array(w.values.length).fill(NaN) } : w)));
+  await assert.rejects(
+    t.fit({ train: randomImageSet(16, 28, 28, 1, 4), val }),
+    (e: unknown) => e instanceof ModelError && e.code === 'LOSS_NOT_FINITE' && /validation loss became NaN in epoch 1 \(training loss \d/.test(e.message),
+  );
+  assert.equal(t.bestEpoch, null);
+  t.dispose();
+});

@@ -1,4 +1,4 @@
-import { ADAM_POWERS, adamPowers, restoreAdamPowers } from './adam-powers.js';
+import { ADAM_POWERS, adamPowers, checkAdamSlots, restoreAdamPowers } from './adam-powers.js';
 import { createRng, deriveSeed, permutation, throwIfAborted } from '@cvc/core';
 import type { ImageSet } from '@cvc/data';
 import { tf } from '@cvc/tfjs-runtime';
@@ -80,19 +80,25 @@ export class FoldTrainer {
   static async resume(bytes: Uint8Array, name = 'checkpoint', opts: { epochs?: number } = {}): Promise<FoldTrainer> {
     const state = decodeCheckpoint(bytes, name);
     const t = new FoldTrainer(resolveTrainConfig({ ...state.config, ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}) }));
-    t.setWeights(state.weights, name);
-    if (state.optimizer.length > 0) {
-      const values = state.optimizer
-        .filter((a) => !a.name.startsWith(ADAM_POWERS))
-        .map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) }));
-      try {
-        await t.optimizer.setWeights(values);
-      } finally {
-        // Adam's variables were made from these (sharing their data); the handles themselves are ours to release.
-        for (const v of values) v.tensor.dispose();
+    try {
+      t.setWeights(state.weights, name);
+      if (state.optimizer.length > 0) {
+        checkAdamSlots(t.vars, state.optimizer, name);
+        const values = state.optimizer
+          .filter((a) => !a.name.startsWith(ADAM_POWERS))
+          .map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) }));
+        try {
+          await t.optimizer.setWeights(values);
+        } finally {
+          // Adam's variables were made from these (sharing their data); the handles themselves are ours to release.
+          for (const v of values) v.tensor.dispose();
+        }
+        // Adam's setWeights recomputes beta^t with pow(); the saved running products keep a resumed fold on the uninterrupted path.
+        restoreAdamPowers(t.optimizer, state.optimizer);
       }
-      // Adam's setWeights recomputes beta^t with pow(); the saved running products keep a resumed fold on the uninterrupted path.
-      restoreAdamPowers(t.optimizer, state.optimizer);
+    } catch (err) {
+      t.dispose(); // a refused checkpoint leaves no model behind
+      throw err;
     }
     t.history = [...state.history];
     t.bnSteps = state.bnSteps;
@@ -218,6 +224,8 @@ export class FoldTrainer {
       lossSum.dispose();
       if (!Number.isFinite(loss)) throw new ModelError('LOSS_NOT_FINITE', `training loss became ${loss} in epoch ${epoch}`);
       const val = await this.evaluate(data.val);
+      // A NaN would never compare below the best (or, first, stay the best for good): fail as the training loss does.
+      if (!Number.isFinite(val.loss)) throw new ModelError('LOSS_NOT_FINITE', `validation loss became ${val.loss} in epoch ${epoch} (training loss ${loss})`);
       const record: EpochRecord = {
         epoch,
         loss,
