@@ -232,9 +232,10 @@ type Settled =
  * the worker once the queue has nothing to deliver, so `run()` returns when
  * the work is done.
  */
-function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue; settled: Settled[]; pullFailures: Error[] } {
+function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue; settled: Settled[]; pullFailures: Error[]; pullHooks: (() => void)[] } {
   const settled: Settled[] = [];
   const pullFailures: Error[] = [];
+  const pullHooks: (() => void)[] = [];
   const wrap = (d: TaskDelivery): TaskDelivery => {
     const at = { fold: d.task.fold, delivery: d.delivery };
     return {
@@ -258,11 +259,12 @@ function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue;
       const err = pullFailures.shift();
       if (err) throw err;
       const d = await inner.next(ms);
+      pullHooks.shift()?.();
       if (!d) stop();
       return d ? wrap(d) : undefined;
     },
   };
-  return { queue, settled, pullFailures };
+  return { queue, settled, pullFailures, pullHooks };
 }
 
 /** A logger that keeps every line. */
@@ -280,6 +282,8 @@ interface Setup {
   settled: Settled[];
   /** Errors the next pulls throw, one each. */
   pullFailures: Error[];
+  /** Called as the next pulls return (after the task was taken), one each. */
+  pullHooks: (() => void)[];
   logger: ReturnType<typeof memoryLogger>;
   outcomes: string[];
 }
@@ -306,7 +310,7 @@ function setup(opts: { coordinator?: FakeCoordinator; maxDeliver?: number; deps?
     onAttempt: (o) => outcomes.push(o),
     ...opts.deps,
   });
-  return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, logger, outcomes };
+  return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, pullHooks: spy.pullHooks, logger, outcomes };
 }
 
 const task: FoldTask = { runId: RUN, fold: 1 };
@@ -736,4 +740,27 @@ test('Ack.stop on a progress report: training stops after the current batch, the
   assert.ok(batches < 2 * BATCHES, `stopped within the first epoch of each fold (${batches} batches)`);
   assert.equal(s.coordinator.of('finishFold').length + s.coordinator.of('failFold').length, 0);
   assert.deepEqual(s.outcomes, ['started', 'stopped', 'started', 'stopped']);
+});
+
+test('stop() while a pull waits (SIGTERM on an idle worker): a task that arrives after it is handed straight back, not trained', async () => {
+  const s = setup();
+  await s.queue.enqueue(task);
+  // The pull returns the task only after the stop.
+  s.pullHooks.push(() => s.worker.stop());
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.equal(s.coordinator.of('startAttempt').length, 0, 'no attempt was started');
+  assert.equal(s.trainers.created.length, 0);
+  assert.equal(s.queue.record(task)?.state, 'pending', 'back in the queue for another worker');
+});
+
+test('stop() during the wait after a failed pull (NATS down) ends the wait at once', { timeout: 20_000 }, async () => {
+  // A first wait of 5..10 minutes: without the wake-up, run() would outlive the test's timeout.
+  const s = setup({ deps: { pullRetryMs: 600_000 } });
+  s.pullFailures.push(new Error('CONNECTION_REFUSED'));
+  const running = s.worker.run();
+  while (!s.logger.lines.some((l) => l.msg === 'pulling a task failed; retrying')) await new Promise((r) => setImmediate(r));
+  s.worker.stop();
+  await running;
+  assert.equal(s.coordinator.of('startAttempt').length, 0);
 });

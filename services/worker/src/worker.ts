@@ -86,6 +86,8 @@ export class Worker {
   private current: AbortController | undefined;
   private stopping = false;
   private fatal: Error | undefined;
+  /** Ends the wait before the next pull after a failed one (set while that wait runs). */
+  private wakePullWait: (() => void) | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
     this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload);
@@ -118,8 +120,31 @@ export class Worker {
         if (this.stopping) break;
         const wait = pullBackoff.next();
         this.logger.warn('pulling a task failed; retrying', { error: describeError(err), retryInMs: Math.round(wait) });
-        await new Promise((r) => setTimeout(r, wait));
+        await new Promise<void>((r) => {
+          // stop() ends the wait at once: a SIGTERM while NATS is down must not wait out a 10 s backoff.
+          const t = setTimeout(() => {
+            this.wakePullWait = undefined;
+            r();
+          }, wait);
+          this.wakePullWait = () => {
+            clearTimeout(t);
+            this.wakePullWait = undefined;
+            r();
+          };
+        });
         continue;
+      }
+      if (d && this.stopping) {
+        // stop() came while the pull was waiting and a task arrived after it: hand it straight back
+        // instead of training a whole fold past a SIGTERM (the kill at the end of the grace period loses it).
+        this.logger.info('stopping; handing back the task pulled during the stop', {
+          run: d.task.runId,
+          fold: d.task.fold,
+          ...(d.task.jobId ? { job: d.task.jobId } : {}),
+          worker: this.deps.id,
+        });
+        d.nak();
+        break;
       }
       if (d) await this.handle(d);
     }
@@ -129,6 +154,7 @@ export class Worker {
   stop(): void {
     this.stopping = true;
     this.current?.abort(new Error('worker stopping'));
+    this.wakePullWait?.();
   }
 
   /** A clustering job's task: cluster-attempt.ts does the work; here the heartbeat and the stop. */
