@@ -232,17 +232,32 @@ type Settled =
  * the worker once the queue has nothing to deliver, so `run()` returns when
  * the work is done.
  */
-function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue; settled: Settled[]; pullFailures: Error[]; pullHooks: (() => void)[] } {
+function spyQueue(
+  inner: MemoryTaskQueue,
+  stop: () => void,
+): {
+  queue: TaskQueue;
+  settled: Settled[];
+  pullFailures: Error[];
+  pullHooks: (() => void)[];
+  ackFailures: Error[];
+} {
   const settled: Settled[] = [];
   const pullFailures: Error[] = [];
   const pullHooks: (() => void)[] = [];
+  const ackFailures: Error[] = [];
   const wrap = (d: TaskDelivery): TaskDelivery => {
     const at = { fold: d.task.fold, delivery: d.delivery };
     return {
       task: d.task,
       delivery: d.delivery,
       maxDeliver: d.maxDeliver,
-      ack: () => (settled.push({ ...at, how: 'ack' }), d.ack()),
+      ack: () => {
+        const err = ackFailures.shift();
+        if (err) return Promise.reject(err);
+        settled.push({ ...at, how: 'ack' });
+        return d.ack();
+      },
       nak: (delayMs) => (settled.push({ ...at, how: 'nak', delayMs }), d.nak(delayMs)),
       term: (reason) => (settled.push({ ...at, how: 'term', reason }), d.term(reason)),
       working: () => d.working(),
@@ -264,7 +279,7 @@ function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue;
       return d ? wrap(d) : undefined;
     },
   };
-  return { queue, settled, pullFailures, pullHooks };
+  return { queue, settled, pullFailures, pullHooks, ackFailures };
 }
 
 /** A logger that keeps every line. */
@@ -284,6 +299,8 @@ interface Setup {
   pullFailures: Error[];
   /** Called as the next pulls return (after the task was taken), one each. */
   pullHooks: (() => void)[];
+  /** Errors the next acks reject with, one each (the task stays in flight). */
+  ackFailures: Error[];
   logger: ReturnType<typeof memoryLogger>;
   outcomes: string[];
 }
@@ -310,7 +327,18 @@ function setup(opts: { coordinator?: FakeCoordinator; maxDeliver?: number; deps?
     onAttempt: (o) => outcomes.push(o),
     ...opts.deps,
   });
-  return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, pullHooks: spy.pullHooks, logger, outcomes };
+  return {
+    worker,
+    coordinator,
+    trainers,
+    queue,
+    settled: spy.settled,
+    pullFailures: spy.pullFailures,
+    pullHooks: spy.pullHooks,
+    ackFailures: spy.ackFailures,
+    logger,
+    outcomes,
+  };
 }
 
 const task: FoldTask = { runId: RUN, fold: 1 };
@@ -763,4 +791,29 @@ test('stop() during the wait after a failed pull (NATS down) ends the wait at on
   s.worker.stop();
   await running;
   assert.equal(s.coordinator.of('startAttempt').length, 0);
+});
+
+test('a failed ack after the fold finished (NATS reconnecting) is logged: the recorded result is not failed, nor the task handed back', async () => {
+  const s = setup();
+  s.ackFailures.push(new Error('TIMEOUT'));
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('finishFold').length, 1);
+  assert.equal(s.coordinator.of('failFold').length, 0, 'a finished fold is not reported failed');
+  assert.deepEqual(s.settled, [], 'neither nak nor term: the delivery comes back after ack_wait and is found done');
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+  assert.ok(
+    s.logger.lines.some((l) => l.level === 'warn' && /acknowledging the task failed/.test(l.msg) && l.fields?.['run'] === RUN && l.fields?.['fold'] === 1),
+  );
+  assert.ok(!s.logger.lines.some((l) => l.level === 'error'), 'no "fold attempt failed"');
+});
+
+test('a failed ack of a task that needs no training is logged, not counted as a failed attempt', async () => {
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ proceed: false, token: '', reason: 'fold 1 is FOLD_STATE_SUCCEEDED' })) });
+  s.ackFailures.push(new Error('TIMEOUT'));
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, []);
+  assert.deepEqual(s.outcomes, ['skipped']);
+  assert.ok(!s.logger.lines.some((l) => l.level === 'error'));
 });

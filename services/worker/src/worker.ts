@@ -215,7 +215,8 @@ export class Worker {
       if (!start.proceed) {
         this.logger.info('task needs no training', { ...log, reason: start.reason });
         this.deps.onAttempt?.('skipped');
-        await d.ack();
+        // A failed ack is not a failed attempt: the task comes back and is skipped again.
+        await ackOrLog(d, this.logger, log);
         return;
       }
       attempt = { runId, fold, token: start.token, jobId: '' };
@@ -311,7 +312,9 @@ export class Worker {
       } finally {
         trainer.dispose();
       }
-      await d.ack();
+      // The fold's result is recorded: a failed ack (NATS reconnecting) must not turn it into a failed attempt. The task
+      // comes back after ack_wait and StartAttempt finds the fold done.
+      await ackOrLog(d, this.logger, log);
       if (stopReason !== undefined) {
         this.deps.onAttempt?.('stopped');
         this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason });
