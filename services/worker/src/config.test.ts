@@ -59,3 +59,15 @@ test('an empty or blank variable counts as unset: CVC_FAULT_FAIL_FOLD= does not 
     (e: unknown) => e instanceof ConfigError && e.field === 'CVC_FAULT_FAIL_FOLD',
   );
 });
+
+test('CVC_CACHE_MAX_BYTES defaults to 10 GiB; 0 is no limit; a negative or fractional value is refused, naming the variable', () => {
+  assert.equal(workerConfigFromEnv(good).CVC_CACHE_MAX_BYTES, 10 * 2 ** 30);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_CACHE_MAX_BYTES: '0' }).CVC_CACHE_MAX_BYTES, 0);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_CACHE_MAX_BYTES: '' }).CVC_CACHE_MAX_BYTES, 10 * 2 ** 30);
+  for (const v of ['-1', '1.5', 'lots'])
+    assert.throws(
+      () => workerConfigFromEnv({ ...good, CVC_CACHE_MAX_BYTES: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === 'CVC_CACHE_MAX_BYTES',
+      v,
+    );
+});

@@ -23,6 +23,18 @@ export const workerConfigSchema = natsEnvSchema
     CVC_WORKER_ID: z.preprocess(unsetIfBlank, z.string().default(`${hostname()}-${process.pid}`)),
     /** Verified shards are cached here, named by their sha256. */
     CVC_CACHE_DIR: z.preprocess(unsetIfBlank, z.string().default(join(tmpdir(), 'cvc-worker-cache'))),
+    /**
+     * Most bytes of shards kept in CVC_CACHE_DIR (default 10 GiB; 0: no limit): beyond it the least recently
+     * used shards are removed, so a worker that serves many datasets and versions for days does not fill its disk.
+     */
+    CVC_CACHE_MAX_BYTES: z.preprocess(
+      unsetIfBlank,
+      z.coerce
+        .number()
+        .int()
+        .min(0)
+        .default(10 * 2 ** 30),
+    ),
     CVC_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     /**
      * Threads of the wasm backend (cvc's kernel pool and XNNPACK's, on worker_threads); the native backends use

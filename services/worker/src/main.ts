@@ -38,6 +38,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     coordinator,
     cluster,
     cacheDir: cfg.CVC_CACHE_DIR,
+    ...(cfg.CVC_CACHE_MAX_BYTES > 0 ? { cacheMaxBytes: cfg.CVC_CACHE_MAX_BYTES } : {}),
     logger,
     progressIntervalMs: cfg.CVC_PROGRESS_INTERVAL_MS,
     onEpoch: (task, r) => {

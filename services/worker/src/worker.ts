@@ -23,6 +23,8 @@ export interface WorkerDeps {
   readonly store: ObjectStore;
   readonly coordinator: CoordinatorApi;
   readonly cacheDir: string;
+  /** Most bytes of shards kept in `cacheDir` (least recently used ones are removed beyond it; default: no limit). */
+  readonly cacheMaxBytes?: number;
   readonly logger?: Logger;
   /** Makes the fold trainers (default: FoldTrainer on the initialised TensorFlow.js backend). */
   readonly trainers?: TrainerFactory;
@@ -90,8 +92,11 @@ export class Worker {
   private wakePullWait: (() => void) | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
-    this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload);
     this.logger = deps.logger ?? silentLogger;
+    this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload, {
+      logger: this.logger,
+      ...(deps.cacheMaxBytes !== undefined ? { maxBytes: deps.cacheMaxBytes } : {}),
+    });
     this.trainers = deps.trainers ?? foldTrainerFactory;
     this.progressIntervalMs = deps.progressIntervalMs ?? 3000;
     this.now = deps.now ?? Date.now;
