@@ -80,3 +80,35 @@ test('the cache is kept under maxBytes by removing the least recently used shard
   // The last shard fetched (the manifest's last entry) is the most recently used, so it stays.
   assert.ok(files.includes(`${manifest.shards.at(-1)?.sha256}.cvcs`));
 });
+
+test('a split that spans several shards is used whole: two test shards and two shards of the validation fold are all read', async () => {
+  // A second import of other images supplies a second test shard and a second fold-1 shard.
+  const extra = await importDataset(
+    {
+      name: 'tiny',
+      dir: '',
+      format: 'idx',
+      numClasses: 10,
+      classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+      train: randomImageSet(12, 28, 28, 1, 3),
+      test: randomImageSet(5, 28, 28, 1, 4),
+    },
+    { folds: 3, scheme: 'stratified', seed: 1 },
+    async (name, chunks) => {
+      const r = await store.put(`datasets/tiny/v2/b-${name}`, chunks);
+      return { bytes: r.bytes, sha256: r.sha256 };
+    },
+  );
+  for (const e of manifest.shards) await store.put(`datasets/tiny/v2/${e.name}`, await store.getBytes(`datasets/tiny/v1/${e.name}`));
+  const more = extra.shards.filter((e) => e.split === 'test' || e.fold === 1).map((e) => ({ ...e, name: `b-${e.name}` }));
+  const key = 'datasets/tiny/v2/manifest.json';
+  await store.put(key, new TextEncoder().encode(JSON.stringify({ ...manifest, shards: [...manifest.shards, ...more] })));
+  const count = (m: DatasetManifest, f: (e: DatasetManifest['shards'][number]) => boolean): number => m.shards.filter(f).reduce((n, e) => n + e.count, 0);
+  const data = await new ShardCache(store, join(root, 'multi')).foldData(key, 1);
+  assert.equal(data.test.count, 4 + 5);
+  assert.equal(data.val.count, count(manifest, (e) => e.fold === 1) + count(extra, (e) => e.fold === 1));
+  assert.equal(
+    data.train.count,
+    count(manifest, (e) => e.split === 'train' && e.fold !== 1),
+  );
+});

@@ -143,16 +143,17 @@ export class ShardCache {
     const m = await this.manifest(manifestKey);
     const prefix = manifestKey.replace(/\/manifest\.json$/, '');
     const trainParts: ImageSet[] = [];
-    let val: ImageSet | undefined;
-    let test: ImageSet | undefined;
+    // A split may span several shards: every one is used (keeping only the last would evaluate on part of it, silently).
+    const valParts: ImageSet[] = [];
+    const testParts: ImageSet[] = [];
     for (const e of m.shards) {
       const set = await this.shard(prefix, e);
-      if (e.split === 'test') test = set;
-      else if (e.fold === fold) val = set;
+      if (e.split === 'test') testParts.push(set);
+      else if (e.fold === fold) valParts.push(set);
       else trainParts.push(set);
     }
-    if (!val || !test || trainParts.length === 0)
+    if (valParts.length === 0 || testParts.length === 0 || trainParts.length === 0)
       throw new DataError('MANIFEST_CORRUPT', `manifest has no fold ${fold}, other folds or test shard`, manifestKey);
-    return { train: concatImages(trainParts), val, test };
+    return { train: concatImages(trainParts), val: concatImages(valParts), test: concatImages(testParts) };
   }
 }
