@@ -154,6 +154,7 @@ export class ShardCache {
     }
     if (valParts.length === 0 || testParts.length === 0 || trainParts.length === 0)
       throw new DataError('MANIFEST_CORRUPT', `manifest has no fold ${fold}, other folds or test shard`, manifestKey);
-    return { train: concatImages(trainParts), val: concatImages(valParts), test: concatImages(testParts) };
+    const whole = (parts: ImageSet[]): ImageSet => (parts.length === 1 ? (parts[0] as ImageSet) : concatImages(parts));
+    return { train: concatImages(trainParts), val: whole(valParts), test: whole(testParts) };
   }
 }
