@@ -502,16 +502,50 @@ test('a failing pull (NATS unreachable) is logged and retried; the task is then 
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
 });
 
-test("the coordinator unreachable past the client's retries (UNAVAILABLE): the task goes back with backoff and the worker keeps serving", async () => {
-  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED')) });
+test("the coordinator unreachable past the client's retries (UNAVAILABLE, DEADLINE_EXCEEDED) at StartAttempt: the delivery is held, not handed back (each one counts towards max_deliver), until the coordinator answers", async () => {
+  const s = setup({
+    coordinator: new FakeCoordinator()
+      .fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 3)
+      .fail('startAttempt', grpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded')),
+  });
   await s.queue.enqueue(task);
   await s.queue.enqueue({ runId: RUN, fold: 2 });
   await s.worker.run();
   assert.deepEqual(s.settled, [
-    { fold: 1, delivery: 1, how: 'nak', delayMs: 2000 },
+    { fold: 1, delivery: 1, how: 'ack' },
     { fold: 2, delivery: 1, how: 'ack' },
   ]);
+  assert.deepEqual(
+    s.coordinator.of('startAttempt').map((c) => [c.req.fold, c.req.delivery]),
+    [
+      [1, 1],
+      [1, 1],
+      [1, 1],
+      [1, 1],
+      [1, 1],
+      [2, 1],
+    ],
+    'fold 1 was started on its first delivery once the coordinator answered',
+  );
   assert.equal(s.coordinator.of('failFold').length, 0, 'no attempt was started, so none is failed');
+  const held = s.logger.lines.filter((l) => l.msg === 'the coordinator is unreachable; holding the task until it answers');
+  assert.equal(held.length, 4);
+  assert.ok(held.every((l) => l.level === 'warn' && l.fields?.['run'] === RUN && l.fields?.['fold'] === 1));
+});
+
+test('stop() while the delivery is held for an unreachable coordinator hands it back at once', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 1000) });
+  await s.queue.enqueue(task);
+  let done = false;
+  const running = s.worker.run().finally(() => {
+    done = true;
+  });
+  while (!done && s.coordinator.of('startAttempt').length < 3) await new Promise((r) => setImmediate(r));
+  s.worker.stop();
+  await running;
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.deepEqual(s.outcomes, ['interrupted']);
+  assert.equal(s.queue.record(task)?.state, 'pending');
 });
 
 test('a failed attempt with deliveries left: failFold(final=false) and a nak with backoff growing by delivery', async () => {

@@ -1,12 +1,12 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { backoffDelay, CancelledError, createBackoff, describeError, silentLogger, type Logger } from '@cvc/core';
-import { CheckpointKind, type Ack, type AttemptRef } from '@cvc/proto';
+import { backoffDelay, CancelledError, createBackoff, describeError, retry, silentLogger, type Logger } from '@cvc/core';
+import { CheckpointKind, type Ack, type AttemptRef, type StartAttemptResponse } from '@cvc/proto';
 import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { ackOrLog } from './ack.js';
-import { isAuthError, isCoordinatorCancel } from './client.js';
+import { isAuthError, isCoordinatorCancel, RETRYABLE_CODES } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
@@ -200,6 +200,35 @@ export class Worker {
     }
   }
 
+  /**
+   * StartAttempt, held until the coordinator answers: while it is unreachable
+   * (UNAVAILABLE or DEADLINE_EXCEEDED past the client's own retries) the
+   * delivery is kept, with its heartbeat, instead of handed back. Every
+   * delivery counts towards max_deliver, so handing tasks back through a
+   * coordinator outage of a few minutes would give every queued fold up and
+   * fail it once the coordinator is back. `stop()` ends the wait
+   * (CancelledError: the task is handed back).
+   */
+  private startAttempt(d: TaskDelivery, signal: AbortSignal, log: Record<string, unknown>): Promise<StartAttemptResponse> {
+    const wait = Math.max(this.pullRetryMs, 1);
+    return retry(() => this.deps.coordinator.startAttempt({ runId: d.task.runId, fold: d.task.fold, worker: this.deps.id, delivery: d.delivery }), {
+      deadlineMs: Infinity,
+      initialDelayMs: wait,
+      maxDelayMs: Math.max(wait, 10_000),
+      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
+      signal,
+      what: `starting an attempt at run ${d.task.runId} fold ${d.task.fold}`,
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+      onRetry: (e) =>
+        this.logger.warn('the coordinator is unreachable; holding the task until it answers', {
+          ...log,
+          error: describeError(e.error),
+          retryInMs: Math.round(e.delayMs),
+          failures: e.failures,
+        }),
+    });
+  }
+
   private async handle(d: TaskDelivery): Promise<void> {
     if (d.task.jobId) return this.handleJob(d);
     const { runId, fold } = d.task;
@@ -216,7 +245,7 @@ export class Worker {
       ac.abort(new Error(reason));
     };
     try {
-      const start = await this.deps.coordinator.startAttempt({ runId, fold, worker: this.deps.id, delivery: d.delivery });
+      const start = await this.startAttempt(d, ac.signal, log);
       if (!start.proceed) {
         this.logger.info('task needs no training', { ...log, reason: start.reason });
         this.deps.onAttempt?.('skipped');
