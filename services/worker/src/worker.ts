@@ -184,6 +184,7 @@ export class Worker {
           fineTune: this.deps.fineTune ?? defaultFineTune,
           logger: this.logger,
           random: this.deps.random ?? Math.random,
+          startRetryMs: this.pullRetryMs,
           ...(this.deps.onClusterProgress ? { onProgress: this.deps.onClusterProgress } : {}),
           ...(this.deps.onAttempt ? { onAttempt: (o) => this.deps.onAttempt?.(o === 'cancelled' ? 'skipped' : o) } : {}),
         },
