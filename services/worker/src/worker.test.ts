@@ -851,3 +851,42 @@ test('a failed ack of a task that needs no training is logged, not counted as a 
   assert.deepEqual(s.outcomes, ['skipped']);
   assert.ok(!s.logger.lines.some((l) => l.level === 'error'));
 });
+
+test("the coordinator unreachable past the client's retries in the middle of a fold (an epoch report, a checkpoint, FinishFold): the attempt holds its delivery and goes on once it answers, instead of failing", async () => {
+  const s = setup({
+    coordinator: new FakeCoordinator()
+      .fail('reportEpoch', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 2)
+      .fail('uploadCheckpoint', grpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded'))
+      .fail('finishFold', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED')),
+  });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('failFold').length, 0, 'the attempt did not fail');
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch),
+    [1, 1, 1, 2],
+  );
+  assert.equal(s.coordinator.of('finishFold').length, 2);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }], 'one delivery, acked');
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+  const held = s.logger.lines.filter((l) => l.msg === 'the coordinator is unreachable; holding the task until it answers');
+  assert.deepEqual(
+    held.map((l) => l.fields?.['call']),
+    ['ReportEpoch', 'ReportEpoch', 'UploadCheckpoint', 'FinishFold'],
+  );
+});
+
+test('stop() while an epoch report is held for an unreachable coordinator ends the wait: the task is handed back at once', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('reportEpoch', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 1000) });
+  await s.queue.enqueue(task);
+  let done = false;
+  const running = s.worker.run().finally(() => {
+    done = true;
+  });
+  while (!done && s.coordinator.of('reportEpoch').length < 3) await new Promise((r) => setImmediate(r));
+  s.worker.stop();
+  await running;
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.deepEqual(s.outcomes, ['started', 'interrupted']);
+  assert.equal(s.coordinator.of('failFold').length, 0);
+});

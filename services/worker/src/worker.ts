@@ -230,6 +230,48 @@ export class Worker {
     });
   }
 
+  /**
+   * A report of a running attempt (an epoch's report or checkpoint, the best
+   * checkpoint, FinishFold), retried past the client's budget while the
+   * coordinator is unreachable: the delivery is held with its heartbeat, so
+   * an outage longer than the budget no longer fails the attempt (losing the
+   * epoch in progress and a delivery). The first try always runs, even after
+   * `stop()` (an epoch's checkpoint is kept); an abort only ends a wait
+   * between tries (CancelledError).
+   */
+  private untilReachable<T>(what: string, signal: AbortSignal, log: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+    const wait = Math.max(this.pullRetryMs, 1);
+    return retry(fn, {
+      deadlineMs: Infinity,
+      initialDelayMs: wait,
+      maxDelayMs: Math.max(wait, 10_000),
+      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
+      what,
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+      sleep: (ms) =>
+        new Promise<void>((resolve, reject) => {
+          if (signal.aborted) return reject(new CancelledError(what, { cause: signal.reason }));
+          const onAbort = (): void => {
+            clearTimeout(t);
+            reject(new CancelledError(what, { cause: signal.reason }));
+          };
+          const t = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          }, ms);
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      onRetry: (e) =>
+        this.logger.warn('the coordinator is unreachable; holding the task until it answers', {
+          ...log,
+          call: what,
+          error: describeError(e.error),
+          retryInMs: Math.round(e.delayMs),
+          failures: e.failures,
+        }),
+    });
+  }
+
   private async handle(d: TaskDelivery): Promise<void> {
     if (d.task.jobId) return this.handleJob(d);
     const { runId, fold } = d.task;
@@ -317,21 +359,26 @@ export class Worker {
             onEpochEnd: async (r) => {
               d.working();
               progress?.epochEnded(r.seconds);
-              const ack = await this.deps.coordinator.reportEpoch(a, {
-                epoch: r.epoch,
-                loss: r.loss,
-                valLoss: r.valLoss,
-                valMse: r.valMse,
-                ...(r.valCosine !== undefined ? { valCosine: r.valCosine } : {}),
-                seconds: r.seconds,
-                imagesPerSec: r.imagesPerSec,
-              });
+              const ack = await this.untilReachable('ReportEpoch', ac.signal, log, () =>
+                this.deps.coordinator.reportEpoch(a, {
+                  epoch: r.epoch,
+                  loss: r.loss,
+                  valLoss: r.valLoss,
+                  valMse: r.valMse,
+                  ...(r.valCosine !== undefined ? { valCosine: r.valCosine } : {}),
+                  seconds: r.seconds,
+                  imagesPerSec: r.imagesPerSec,
+                }),
+              );
               this.deps.onEpoch?.({ runId, fold }, r);
               // Told to stop: recorded before the upload, so that an upload refused because the paused fold was already
               // resumed elsewhere (a new attempt owns it) acknowledges this task instead of abandoning it as stale.
               stopWith(ackStopReason(ack));
               // Even when told to stop: the epoch's checkpoint is kept (a paused fold resumes from it).
-              await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await trainer.checkpoint());
+              const bytes = await trainer.checkpoint();
+              await this.untilReachable('UploadCheckpoint', ac.signal, log, () =>
+                this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes),
+              );
             },
           },
         );
@@ -341,8 +388,13 @@ export class Worker {
           const train = await trainer.evaluate(data.train);
           const val = await trainer.evaluate(data.val);
           const test = await trainer.evaluate(data.test);
-          await this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, await trainer.checkpoint());
-          await this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test });
+          const bytes = await trainer.checkpoint();
+          await this.untilReachable('UploadCheckpoint', ac.signal, log, () =>
+            this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, bytes),
+          );
+          await this.untilReachable('FinishFold', ac.signal, log, () =>
+            this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test }),
+          );
         }
       } finally {
         trainer.dispose();
