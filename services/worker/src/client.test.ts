@@ -235,3 +235,30 @@ test('a checkpoint upload that the coordinator never answers ends at its deadlin
     once.close();
   }
 });
+
+test("each retry event names the call's run and fold, so the worker's retry log lines say which fold waited", async () => {
+  const events: { what: string; run?: string; fold?: number }[] = [];
+  const c = new CoordinatorClient(
+    address,
+    { credentials: credentials.createInsecure() },
+    {
+      deadlineMs: 10_000,
+      initialDelayMs: 1,
+      maxDelayMs: 5,
+      onRetry: (e: { what: string; run?: string; fold?: number }) => void events.push({ what: e.what, run: e.run, fold: e.fold }),
+    },
+  );
+  script.set('named', [fail(status.UNAVAILABLE)]);
+  uploadRefusals = [fail(status.UNAVAILABLE)];
+  try {
+    await c.startAttempt({ runId: 'named', fold: 2, worker: 'w', delivery: 1 });
+    await c.uploadCheckpoint({ runId: 'named', fold: 2, token: 't', jobId: '' }, 1, CheckpointKind.CHECKPOINT_KIND_EPOCH, new Uint8Array(10));
+    assert.deepEqual(events, [
+      { what: 'StartAttempt', run: 'named', fold: 2 },
+      { what: 'UploadCheckpoint', run: 'named', fold: 2 },
+    ]);
+  } finally {
+    uploadRefusals = [];
+    c.close();
+  }
+});

@@ -1,6 +1,6 @@
 import { status, type ChannelCredentials, type ChannelOptions, type ServiceError, type ClientUnaryCall } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { retry, type RetryDecision, type RetryOptions } from '@cvc/core';
+import { retry, type RetryDecision, type RetryEvent, type RetryOptions } from '@cvc/core';
 import type { CheckpointKind } from '@cvc/proto';
 import {
   CHECKPOINT_CHUNK_BYTES,
@@ -66,8 +66,29 @@ export function coordinatorRetryable(err: unknown): RetryDecision {
   return false;
 }
 
+/** What a coordinator call was for (its run and fold, or its clustering job), added to its retry events so their log lines name it. */
+export interface CallSubject {
+  readonly run?: string;
+  readonly fold?: number;
+  readonly job?: string;
+}
+
+/** The subject of a call about `attempt` (nothing when there is none). */
+export function subjectOf(attempt: AttemptRef | undefined): CallSubject {
+  if (!attempt) return {};
+  return { run: attempt.runId, fold: attempt.fold, ...(attempt.jobId ? { job: attempt.jobId } : {}) };
+}
+
+/** @cvc/core's retry options for one call: `o` with its `onRetry` told the call's subject. */
+export function retryOptionsFor(o: CoordinatorRetryOptions, subject: CallSubject): Omit<CoordinatorRetryOptions, 'onRetry'> & Pick<RetryOptions, 'onRetry'> {
+  const { onRetry, ...rest } = o;
+  return { ...rest, ...(onRetry ? { onRetry: (e: RetryEvent) => onRetry({ ...e, ...subject }) } : {}) };
+}
+
 /** How the worker retries coordinator calls: @cvc/core's policy, tunable per client (tests shorten it). */
-export type CoordinatorRetryOptions = Pick<RetryOptions, 'deadlineMs' | 'initialDelayMs' | 'maxDelayMs' | 'onRetry' | 'signal' | 'sleep' | 'now' | 'random'> & {
+export type CoordinatorRetryOptions = Pick<RetryOptions, 'deadlineMs' | 'initialDelayMs' | 'maxDelayMs' | 'signal' | 'sleep' | 'now' | 'random'> & {
+  /** Called before each wait, with the call's run and fold (or job) when it has them. */
+  readonly onRetry?: (event: RetryEvent & CallSubject) => void;
   /** Deadline of one try of a unary call, in ms (default 30 000). */
   readonly callDeadlineMs?: number;
   /** Least time one try of a checkpoint upload gets, in ms (default 60 000), plus 1 s per MiB of checkpoint. */
@@ -107,18 +128,33 @@ export class CoordinatorClient implements CoordinatorApi {
     return { deadline: Date.now() + (this.retry.callDeadlineMs ?? UNARY_DEADLINE_MS) };
   }
 
-  private withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return retry(fn, { initialDelayMs: 200, maxDelayMs: 5000, deadlineMs: 120_000, ...this.retry, retryable: coordinatorRetryable, what });
+  private withRetry<T>(what: string, subject: CallSubject, fn: () => Promise<T>): Promise<T> {
+    return retry(fn, {
+      initialDelayMs: 200,
+      maxDelayMs: 5000,
+      deadlineMs: 120_000,
+      ...retryOptionsFor(this.retry, subject),
+      retryable: coordinatorRetryable,
+      what,
+    });
   }
 
-  private call<Req, Res>(what: string, fn: Unary<Req, Res>, req: Req): Promise<Res> {
-    return this.withRetry(what, () => new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res)))));
+  private call<Req, Res>(what: string, subject: CallSubject, fn: Unary<Req, Res>, req: Req): Promise<Res> {
+    return this.withRetry(what, subject, () => new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res)))));
   }
 
   startAttempt = (req: StartAttemptRequest): Promise<StartAttemptResponse> =>
-    this.call('StartAttempt', (r: StartAttemptRequest, cb) => this.client.startAttempt(r, new Metadata(), this.callOptions(), cb), req);
+    this.call(
+      'StartAttempt',
+      { run: req.runId, fold: req.fold },
+      (r: StartAttemptRequest, cb) => this.client.startAttempt(r, new Metadata(), this.callOptions(), cb),
+      req,
+    );
   reportEpoch = (attempt: AttemptRef, metrics: EpochMetrics): Promise<unknown> =>
-    this.call('ReportEpoch', (r: ReportEpochRequest, cb) => this.client.reportEpoch(r, new Metadata(), this.callOptions(), cb), { attempt, metrics });
+    this.call('ReportEpoch', subjectOf(attempt), (r: ReportEpochRequest, cb) => this.client.reportEpoch(r, new Metadata(), this.callOptions(), cb), {
+      attempt,
+      metrics,
+    });
   /**
    * One try with a 10 s deadline, no retries: progress is for display and
    * the next report (a few seconds later) supersedes a lost one.
@@ -130,9 +166,9 @@ export class CoordinatorClient implements CoordinatorApi {
       ),
     );
   finishFold = (req: FinishFoldRequest): Promise<unknown> =>
-    this.call('FinishFold', (r: FinishFoldRequest, cb) => this.client.finishFold(r, new Metadata(), this.callOptions(), cb), req);
+    this.call('FinishFold', subjectOf(req.attempt), (r: FinishFoldRequest, cb) => this.client.finishFold(r, new Metadata(), this.callOptions(), cb), req);
   failFold = (req: FailFoldRequest): Promise<unknown> =>
-    this.call('FailFold', (r: FailFoldRequest, cb) => this.client.failFold(r, new Metadata(), this.callOptions(), cb), req);
+    this.call('FailFold', subjectOf(req.attempt), (r: FailFoldRequest, cb) => this.client.failFold(r, new Metadata(), this.callOptions(), cb), req);
 
   /**
    * Streams a checkpoint in `CHECKPOINT_CHUNK_BYTES` chunks, the sha256 in
@@ -147,6 +183,7 @@ export class CoordinatorClient implements CoordinatorApi {
     const perTry = (this.retry.uploadDeadlineMs ?? UPLOAD_DEADLINE_MS) + Math.ceil(buf.length / 2 ** 20) * UPLOAD_MS_PER_MIB;
     return this.withRetry(
       'UploadCheckpoint',
+      subjectOf(attempt),
       () =>
         new Promise((resolve, reject) => {
           const stream = this.client.uploadCheckpoint(new Metadata(), { deadline: Date.now() + perTry }, (err, res) => (err ? reject(err) : resolve(res)));

@@ -116,7 +116,14 @@ class FakeServices implements CoordinatorApi, ClusterCoordinatorApi {
 
   constructor(readonly start: StartClusterAttemptResponse = started()) {}
 
+  /** The next StartClusterAttempt calls reject with these, one each. */
+  readonly startFailures: ServiceError[] = [];
+  starts = 0;
+
   startClusterAttempt(_req: StartClusterAttemptRequest): Promise<StartClusterAttemptResponse> {
+    this.starts++;
+    const err = this.startFailures.shift();
+    if (err) return Promise.reject(err);
     return Promise.resolve(this.start);
   }
   reportClusterProgress(_a: AttemptRef, p: ClusterJobProgress): Promise<Ack> {
@@ -383,4 +390,29 @@ test("the Worker hands a job's task to the clustering attempt, and stop() interr
   assert.equal(s.failed.length, 0);
   assert.equal(s.finished.length, 0);
   assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'pending', 'naked for another worker');
+});
+
+test('a coordinator unreachable at StartClusterAttempt (past the client retries) holds the delivery until it answers; a failed ack of the finished job is logged, not a failure', async () => {
+  const queue = createMemoryTaskQueue();
+  const s = new FakeServices();
+  s.startFailures.push(grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), grpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded'));
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, warn: (msg: string) => void warnings.push(msg) };
+  const real = await delivery(queue);
+  let naks = 0;
+  const d = {
+    ...real,
+    ack: () => Promise.reject(new Error('TIMEOUT')),
+    nak: (ms?: number) => {
+      naks++;
+      real.nak(ms);
+    },
+  };
+  assert.equal(await runClusterAttempt({ ...deps(s, fakeFineTune({ batches: 0 })), logger, startRetryMs: 1 }, d, new AbortController().signal), undefined);
+  assert.equal(s.starts, 3, 'two refusals, then the answer, on the same delivery');
+  assert.equal(naks, 0, 'never handed back');
+  assert.equal(s.finished.length, 1);
+  assert.equal(s.failed.length, 0, 'the finished job is not reported failed when its ack fails');
+  assert.equal(warnings.filter((w) => /coordinator is unreachable; holding the task/.test(w)).length, 2);
+  assert.ok(warnings.some((w) => /acknowledging the task failed/.test(w)));
 });

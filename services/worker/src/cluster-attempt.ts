@@ -1,12 +1,12 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { backoffDelay, CancelledError, describeError, type Logger } from '@cvc/core';
+import { backoffDelay, CancelledError, describeError, retry, type Logger } from '@cvc/core';
 import { decodeCheckpoint, encodeCheckpoint } from '@cvc/model';
 import { CheckpointKind, type AttemptRef, type ClusterJobProgress, type ClusterJobSpec } from '@cvc/proto';
 import type { TaskDelivery } from '@cvc/messaging';
 import type { ObjectStore } from '@cvc/storage';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
 import { ackOrLog } from './ack.js';
-import { isAuthError, isCoordinatorCancel } from './client.js';
+import { isAuthError, isCoordinatorCancel, RETRYABLE_CODES } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { WorkerError } from './errors.js';
 import { isPermanentFailure } from './failures.js';
@@ -34,6 +34,8 @@ export interface ClusterAttemptDeps {
    * at the next refresh (which may be the end of the fine-tune).
    */
   readonly cancelPollMs?: number;
+  /** First wait before StartClusterAttempt is tried again while the coordinator is unreachable, in ms (default 500, growing to 10 s). */
+  readonly startRetryMs?: number;
 }
 
 const code = (err: unknown): status | undefined => (err as Partial<ServiceError>).code;
@@ -113,11 +115,30 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
     return err;
   };
   try {
-    const start = await deps.cluster.startClusterAttempt({ jobId, worker: deps.worker, delivery: d.delivery });
+    // Held (with the worker's heartbeat) while the coordinator is unreachable past the client's retries: a delivery handed
+    // back counts towards max_deliver, so a coordinator outage would give the job up. stop() ends the wait (CancelledError).
+    const wait = Math.max(deps.startRetryMs ?? 500, 1);
+    const start = await retry(() => deps.cluster.startClusterAttempt({ jobId, worker: deps.worker, delivery: d.delivery }), {
+      deadlineMs: Infinity,
+      initialDelayMs: wait,
+      maxDelayMs: Math.max(wait, 10_000),
+      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
+      signal,
+      random: deps.random,
+      what: `starting an attempt at clustering job ${jobId}`,
+      onRetry: (e) =>
+        deps.logger.warn('the coordinator is unreachable; holding the task until it answers', {
+          ...log,
+          error: describeError(e.error),
+          retryInMs: Math.round(e.delayMs),
+          failures: e.failures,
+        }),
+    });
     if (!start.proceed) {
       deps.logger.info('clustering job needs no work', { ...log, reason: start.reason });
       deps.onAttempt?.('skipped');
-      await d.ack();
+      // A failed ack is not a failed attempt: the task comes back and is skipped again.
+      await ackOrLog(d, deps.logger, log);
       return undefined;
     }
     const job = start.job;
@@ -239,7 +260,8 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
     } catch (err) {
       throw classify(err);
     }
-    await d.ack();
+    // The result is recorded: a failed ack must not turn it into a failed attempt (the redelivery finds the job done).
+    await ackOrLog(d, deps.logger, log);
     deps.onAttempt?.('succeeded');
     deps.logger.info('clustering job done', { ...log, iterations: result.iterations, stopReason: result.stopReason, acc: result.final?.acc ?? null });
     return undefined;

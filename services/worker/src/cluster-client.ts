@@ -11,7 +11,7 @@ import {
   type StartClusterAttemptResponse,
 } from '@cvc/proto';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
-import { coordinatorRetryable, type CoordinatorRetryOptions } from './client.js';
+import { coordinatorRetryable, retryOptionsFor, subjectOf, type CallSubject, type CoordinatorRetryOptions } from './client.js';
 
 /** Deadline of one try of a unary call, in ms (FinishClusterJob carries one assignment per record). */
 const UNARY_DEADLINE_MS = 60_000;
@@ -32,6 +32,7 @@ export class ClusterCoordinatorClient implements ClusterCoordinatorApi {
 
   private call<Req, Res>(
     what: string,
+    subject: CallSubject,
     fn: (req: Req, md: Metadata, o: { deadline: number }, cb: (err: ServiceError | null, res: Res) => void) => unknown,
     req: Req,
   ): Promise<Res> {
@@ -42,15 +43,16 @@ export class ClusterCoordinatorClient implements ClusterCoordinatorApi {
             err ? reject(err) : resolve(res),
           ),
         ),
-      { initialDelayMs: 200, maxDelayMs: 5000, deadlineMs: 120_000, ...this.retry, retryable: coordinatorRetryable, what },
+      { initialDelayMs: 200, maxDelayMs: 5000, deadlineMs: 120_000, ...retryOptionsFor(this.retry, subject), retryable: coordinatorRetryable, what },
     );
   }
 
   startClusterAttempt = (req: StartClusterAttemptRequest): Promise<StartClusterAttemptResponse> =>
-    this.call('StartClusterAttempt', (r: StartClusterAttemptRequest, md, o, cb) => this.client.startClusterAttempt(r, md, o, cb), req);
+    this.call('StartClusterAttempt', { job: req.jobId }, (r: StartClusterAttemptRequest, md, o, cb) => this.client.startClusterAttempt(r, md, o, cb), req);
   reportClusterProgress = (attempt: AttemptRef, progress: ClusterJobProgress): Promise<Ack> =>
     this.call(
       'ReportClusterProgress',
+      subjectOf(attempt),
       (r: { attempt: AttemptRef; progress: ClusterJobProgress }, md, o, cb) => this.client.reportClusterProgress(r, md, o, cb),
       {
         attempt,
@@ -58,7 +60,7 @@ export class ClusterCoordinatorClient implements ClusterCoordinatorApi {
       },
     );
   finishClusterJob = (req: FinishClusterJobRequest): Promise<unknown> =>
-    this.call('FinishClusterJob', (r: FinishClusterJobRequest, md, o, cb) => this.client.finishClusterJob(r, md, o, cb), req);
+    this.call('FinishClusterJob', subjectOf(req.attempt), (r: FinishClusterJobRequest, md, o, cb) => this.client.finishClusterJob(r, md, o, cb), req);
 
   close(): void {
     this.client.close();

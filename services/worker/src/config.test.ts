@@ -34,3 +34,40 @@ test('CVC_WASM_THREADS defaults to the cores of the machine (a worker alone on i
   assert.equal(workerConfigFromEnv({ ...good, CVC_WASM_THREADS: '3' }).CVC_WASM_THREADS, 3);
   assert.throws(() => workerConfigFromEnv({ ...good, CVC_WASM_THREADS: '0' }), ConfigError);
 });
+
+test('an empty or blank variable counts as unset: CVC_FAULT_FAIL_FOLD= does not make fold 0 fail, nor does an empty number become 0', () => {
+  for (const blank of ['', '  ']) {
+    const cfg = workerConfigFromEnv({
+      ...good,
+      CVC_FAULT_FAIL_FOLD: blank,
+      CVC_PROGRESS_INTERVAL_MS: blank,
+      CVC_METRICS_PORT: blank,
+      CVC_WASM_THREADS: blank,
+      CVC_WORKER_ID: blank,
+      CVC_CACHE_DIR: blank,
+    });
+    assert.equal(cfg.CVC_FAULT_FAIL_FOLD, undefined, 'no fault injection');
+    assert.equal(cfg.CVC_PROGRESS_INTERVAL_MS, 3000);
+    assert.equal(cfg.CVC_METRICS_PORT, 9465);
+    assert.equal(cfg.CVC_WASM_THREADS, Math.min(64, availableParallelism()));
+    assert.notEqual(cfg.CVC_WORKER_ID.trim(), '', 'a worker id');
+    assert.notEqual(cfg.CVC_CACHE_DIR.trim(), '', 'not the working directory');
+  }
+  assert.equal(workerConfigFromEnv({ ...good, CVC_FAULT_FAIL_FOLD: '0' }).CVC_FAULT_FAIL_FOLD, 0, 'an explicit 0 still injects');
+  assert.throws(
+    () => workerConfigFromEnv({ ...good, CVC_FAULT_FAIL_FOLD: 'two' }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'CVC_FAULT_FAIL_FOLD',
+  );
+});
+
+test('CVC_CACHE_MAX_BYTES defaults to 10 GiB; 0 is no limit; a negative or fractional value is refused, naming the variable', () => {
+  assert.equal(workerConfigFromEnv(good).CVC_CACHE_MAX_BYTES, 10 * 2 ** 30);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_CACHE_MAX_BYTES: '0' }).CVC_CACHE_MAX_BYTES, 0);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_CACHE_MAX_BYTES: '' }).CVC_CACHE_MAX_BYTES, 10 * 2 ** 30);
+  for (const v of ['-1', '1.5', 'lots'])
+    assert.throws(
+      () => workerConfigFromEnv({ ...good, CVC_CACHE_MAX_BYTES: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === 'CVC_CACHE_MAX_BYTES',
+      v,
+    );
+});

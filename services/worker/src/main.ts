@@ -23,12 +23,26 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS });
   const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
     onRetry: (e) =>
-      logger.warn('coordinator call failed; retrying', { call: e.what, error: describeError(e.error), retryInMs: Math.round(e.delayMs), failures: e.failures }),
+      logger.warn('coordinator call failed; retrying', {
+        call: e.what,
+        ...(e.run !== undefined ? { run: e.run, fold: e.fold } : {}),
+        ...(e.job !== undefined ? { job: e.job } : {}),
+        error: describeError(e.error),
+        retryInMs: Math.round(e.delayMs),
+        failures: e.failures,
+      }),
   });
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
   const cluster = new ClusterCoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
     onRetry: (e) =>
-      logger.warn('coordinator call failed; retrying', { call: e.what, error: describeError(e.error), retryInMs: Math.round(e.delayMs), failures: e.failures }),
+      logger.warn('coordinator call failed; retrying', {
+        call: e.what,
+        ...(e.run !== undefined ? { run: e.run, fold: e.fold } : {}),
+        ...(e.job !== undefined ? { job: e.job } : {}),
+        error: describeError(e.error),
+        retryInMs: Math.round(e.delayMs),
+        failures: e.failures,
+      }),
   });
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
   const worker = new Worker({
@@ -38,6 +52,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     coordinator,
     cluster,
     cacheDir: cfg.CVC_CACHE_DIR,
+    ...(cfg.CVC_CACHE_MAX_BYTES > 0 ? { cacheMaxBytes: cfg.CVC_CACHE_MAX_BYTES } : {}),
     logger,
     progressIntervalMs: cfg.CVC_PROGRESS_INTERVAL_MS,
     onEpoch: (task, r) => {

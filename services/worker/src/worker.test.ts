@@ -232,16 +232,32 @@ type Settled =
  * the worker once the queue has nothing to deliver, so `run()` returns when
  * the work is done.
  */
-function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue; settled: Settled[]; pullFailures: Error[] } {
+function spyQueue(
+  inner: MemoryTaskQueue,
+  stop: () => void,
+): {
+  queue: TaskQueue;
+  settled: Settled[];
+  pullFailures: Error[];
+  pullHooks: (() => void)[];
+  ackFailures: Error[];
+} {
   const settled: Settled[] = [];
   const pullFailures: Error[] = [];
+  const pullHooks: (() => void)[] = [];
+  const ackFailures: Error[] = [];
   const wrap = (d: TaskDelivery): TaskDelivery => {
     const at = { fold: d.task.fold, delivery: d.delivery };
     return {
       task: d.task,
       delivery: d.delivery,
       maxDeliver: d.maxDeliver,
-      ack: () => (settled.push({ ...at, how: 'ack' }), d.ack()),
+      ack: () => {
+        const err = ackFailures.shift();
+        if (err) return Promise.reject(err);
+        settled.push({ ...at, how: 'ack' });
+        return d.ack();
+      },
       nak: (delayMs) => (settled.push({ ...at, how: 'nak', delayMs }), d.nak(delayMs)),
       term: (reason) => (settled.push({ ...at, how: 'term', reason }), d.term(reason)),
       working: () => d.working(),
@@ -258,11 +274,12 @@ function spyQueue(inner: MemoryTaskQueue, stop: () => void): { queue: TaskQueue;
       const err = pullFailures.shift();
       if (err) throw err;
       const d = await inner.next(ms);
+      pullHooks.shift()?.();
       if (!d) stop();
       return d ? wrap(d) : undefined;
     },
   };
-  return { queue, settled, pullFailures };
+  return { queue, settled, pullFailures, pullHooks, ackFailures };
 }
 
 /** A logger that keeps every line. */
@@ -280,6 +297,10 @@ interface Setup {
   settled: Settled[];
   /** Errors the next pulls throw, one each. */
   pullFailures: Error[];
+  /** Called as the next pulls return (after the task was taken), one each. */
+  pullHooks: (() => void)[];
+  /** Errors the next acks reject with, one each (the task stays in flight). */
+  ackFailures: Error[];
   logger: ReturnType<typeof memoryLogger>;
   outcomes: string[];
 }
@@ -306,7 +327,18 @@ function setup(opts: { coordinator?: FakeCoordinator; maxDeliver?: number; deps?
     onAttempt: (o) => outcomes.push(o),
     ...opts.deps,
   });
-  return { worker, coordinator, trainers, queue, settled: spy.settled, pullFailures: spy.pullFailures, logger, outcomes };
+  return {
+    worker,
+    coordinator,
+    trainers,
+    queue,
+    settled: spy.settled,
+    pullFailures: spy.pullFailures,
+    pullHooks: spy.pullHooks,
+    ackFailures: spy.ackFailures,
+    logger,
+    outcomes,
+  };
 }
 
 const task: FoldTask = { runId: RUN, fold: 1 };
@@ -470,16 +502,50 @@ test('a failing pull (NATS unreachable) is logged and retried; the task is then 
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
 });
 
-test("the coordinator unreachable past the client's retries (UNAVAILABLE): the task goes back with backoff and the worker keeps serving", async () => {
-  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED')) });
+test("the coordinator unreachable past the client's retries (UNAVAILABLE, DEADLINE_EXCEEDED) at StartAttempt: the delivery is held, not handed back (each one counts towards max_deliver), until the coordinator answers", async () => {
+  const s = setup({
+    coordinator: new FakeCoordinator()
+      .fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 3)
+      .fail('startAttempt', grpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded')),
+  });
   await s.queue.enqueue(task);
   await s.queue.enqueue({ runId: RUN, fold: 2 });
   await s.worker.run();
   assert.deepEqual(s.settled, [
-    { fold: 1, delivery: 1, how: 'nak', delayMs: 2000 },
+    { fold: 1, delivery: 1, how: 'ack' },
     { fold: 2, delivery: 1, how: 'ack' },
   ]);
+  assert.deepEqual(
+    s.coordinator.of('startAttempt').map((c) => [c.req.fold, c.req.delivery]),
+    [
+      [1, 1],
+      [1, 1],
+      [1, 1],
+      [1, 1],
+      [1, 1],
+      [2, 1],
+    ],
+    'fold 1 was started on its first delivery once the coordinator answered',
+  );
   assert.equal(s.coordinator.of('failFold').length, 0, 'no attempt was started, so none is failed');
+  const held = s.logger.lines.filter((l) => l.msg === 'the coordinator is unreachable; holding the task until it answers');
+  assert.equal(held.length, 4);
+  assert.ok(held.every((l) => l.level === 'warn' && l.fields?.['run'] === RUN && l.fields?.['fold'] === 1));
+});
+
+test('stop() while the delivery is held for an unreachable coordinator hands it back at once', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 1000) });
+  await s.queue.enqueue(task);
+  let done = false;
+  const running = s.worker.run().finally(() => {
+    done = true;
+  });
+  while (!done && s.coordinator.of('startAttempt').length < 3) await new Promise((r) => setImmediate(r));
+  s.worker.stop();
+  await running;
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.deepEqual(s.outcomes, ['interrupted']);
+  assert.equal(s.queue.record(task)?.state, 'pending');
 });
 
 test('a failed attempt with deliveries left: failFold(final=false) and a nak with backoff growing by delivery', async () => {
@@ -736,4 +802,91 @@ test('Ack.stop on a progress report: training stops after the current batch, the
   assert.ok(batches < 2 * BATCHES, `stopped within the first epoch of each fold (${batches} batches)`);
   assert.equal(s.coordinator.of('finishFold').length + s.coordinator.of('failFold').length, 0);
   assert.deepEqual(s.outcomes, ['started', 'stopped', 'started', 'stopped']);
+});
+
+test('stop() while a pull waits (SIGTERM on an idle worker): a task that arrives after it is handed straight back, not trained', async () => {
+  const s = setup();
+  await s.queue.enqueue(task);
+  // The pull returns the task only after the stop.
+  s.pullHooks.push(() => s.worker.stop());
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.equal(s.coordinator.of('startAttempt').length, 0, 'no attempt was started');
+  assert.equal(s.trainers.created.length, 0);
+  assert.equal(s.queue.record(task)?.state, 'pending', 'back in the queue for another worker');
+});
+
+test('stop() during the wait after a failed pull (NATS down) ends the wait at once', { timeout: 20_000 }, async () => {
+  // A first wait of 5..10 minutes: without the wake-up, run() would outlive the test's timeout.
+  const s = setup({ deps: { pullRetryMs: 600_000 } });
+  s.pullFailures.push(new Error('CONNECTION_REFUSED'));
+  const running = s.worker.run();
+  while (!s.logger.lines.some((l) => l.msg === 'pulling a task failed; retrying')) await new Promise((r) => setImmediate(r));
+  s.worker.stop();
+  await running;
+  assert.equal(s.coordinator.of('startAttempt').length, 0);
+});
+
+test('a failed ack after the fold finished (NATS reconnecting) is logged: the recorded result is not failed, nor the task handed back', async () => {
+  const s = setup();
+  s.ackFailures.push(new Error('TIMEOUT'));
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('finishFold').length, 1);
+  assert.equal(s.coordinator.of('failFold').length, 0, 'a finished fold is not reported failed');
+  assert.deepEqual(s.settled, [], 'neither nak nor term: the delivery comes back after ack_wait and is found done');
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+  assert.ok(
+    s.logger.lines.some((l) => l.level === 'warn' && /acknowledging the task failed/.test(l.msg) && l.fields?.['run'] === RUN && l.fields?.['fold'] === 1),
+  );
+  assert.ok(!s.logger.lines.some((l) => l.level === 'error'), 'no "fold attempt failed"');
+});
+
+test('a failed ack of a task that needs no training is logged, not counted as a failed attempt', async () => {
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ proceed: false, token: '', reason: 'fold 1 is FOLD_STATE_SUCCEEDED' })) });
+  s.ackFailures.push(new Error('TIMEOUT'));
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, []);
+  assert.deepEqual(s.outcomes, ['skipped']);
+  assert.ok(!s.logger.lines.some((l) => l.level === 'error'));
+});
+
+test("the coordinator unreachable past the client's retries in the middle of a fold (an epoch report, a checkpoint, FinishFold): the attempt holds its delivery and goes on once it answers, instead of failing", async () => {
+  const s = setup({
+    coordinator: new FakeCoordinator()
+      .fail('reportEpoch', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 2)
+      .fail('uploadCheckpoint', grpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded'))
+      .fail('finishFold', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED')),
+  });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('failFold').length, 0, 'the attempt did not fail');
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch),
+    [1, 1, 1, 2],
+  );
+  assert.equal(s.coordinator.of('finishFold').length, 2);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }], 'one delivery, acked');
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+  const held = s.logger.lines.filter((l) => l.msg === 'the coordinator is unreachable; holding the task until it answers');
+  assert.deepEqual(
+    held.map((l) => l.fields?.['call']),
+    ['ReportEpoch', 'ReportEpoch', 'UploadCheckpoint', 'FinishFold'],
+  );
+});
+
+test('stop() while an epoch report is held for an unreachable coordinator ends the wait: the task is handed back at once', async () => {
+  const s = setup({ coordinator: new FakeCoordinator().fail('reportEpoch', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 1000) });
+  await s.queue.enqueue(task);
+  let done = false;
+  const running = s.worker.run().finally(() => {
+    done = true;
+  });
+  while (!done && s.coordinator.of('reportEpoch').length < 3) await new Promise((r) => setImmediate(r));
+  s.worker.stop();
+  await running;
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.deepEqual(s.outcomes, ['started', 'interrupted']);
+  assert.equal(s.coordinator.of('failFold').length, 0);
 });

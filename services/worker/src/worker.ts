@@ -1,12 +1,12 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { backoffDelay, CancelledError, createBackoff, describeError, silentLogger, type Logger } from '@cvc/core';
-import { CheckpointKind, type Ack, type AttemptRef } from '@cvc/proto';
+import { backoffDelay, CancelledError, createBackoff, describeError, retry, silentLogger, type Logger } from '@cvc/core';
+import { CheckpointKind, type Ack, type AttemptRef, type StartAttemptResponse } from '@cvc/proto';
 import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { ackOrLog } from './ack.js';
-import { isAuthError, isCoordinatorCancel } from './client.js';
+import { isAuthError, isCoordinatorCancel, RETRYABLE_CODES } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
@@ -23,6 +23,8 @@ export interface WorkerDeps {
   readonly store: ObjectStore;
   readonly coordinator: CoordinatorApi;
   readonly cacheDir: string;
+  /** Most bytes of shards kept in `cacheDir` (least recently used ones are removed beyond it; default: no limit). */
+  readonly cacheMaxBytes?: number;
   readonly logger?: Logger;
   /** Makes the fold trainers (default: FoldTrainer on the initialised TensorFlow.js backend). */
   readonly trainers?: TrainerFactory;
@@ -86,10 +88,15 @@ export class Worker {
   private current: AbortController | undefined;
   private stopping = false;
   private fatal: Error | undefined;
+  /** Ends the wait before the next pull after a failed one (set while that wait runs). */
+  private wakePullWait: (() => void) | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
-    this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload);
     this.logger = deps.logger ?? silentLogger;
+    this.shards = new ShardCache(deps.store, deps.cacheDir, deps.onDownload, {
+      logger: this.logger,
+      ...(deps.cacheMaxBytes !== undefined ? { maxBytes: deps.cacheMaxBytes } : {}),
+    });
     this.trainers = deps.trainers ?? foldTrainerFactory;
     this.progressIntervalMs = deps.progressIntervalMs ?? 3000;
     this.now = deps.now ?? Date.now;
@@ -118,8 +125,31 @@ export class Worker {
         if (this.stopping) break;
         const wait = pullBackoff.next();
         this.logger.warn('pulling a task failed; retrying', { error: describeError(err), retryInMs: Math.round(wait) });
-        await new Promise((r) => setTimeout(r, wait));
+        await new Promise<void>((r) => {
+          // stop() ends the wait at once: a SIGTERM while NATS is down must not wait out a 10 s backoff.
+          const t = setTimeout(() => {
+            this.wakePullWait = undefined;
+            r();
+          }, wait);
+          this.wakePullWait = () => {
+            clearTimeout(t);
+            this.wakePullWait = undefined;
+            r();
+          };
+        });
         continue;
+      }
+      if (d && this.stopping) {
+        // stop() came while the pull was waiting and a task arrived after it: hand it straight back
+        // instead of training a whole fold past a SIGTERM (the kill at the end of the grace period loses it).
+        this.logger.info('stopping; handing back the task pulled during the stop', {
+          run: d.task.runId,
+          fold: d.task.fold,
+          ...(d.task.jobId ? { job: d.task.jobId } : {}),
+          worker: this.deps.id,
+        });
+        d.nak();
+        break;
       }
       if (d) await this.handle(d);
     }
@@ -129,6 +159,7 @@ export class Worker {
   stop(): void {
     this.stopping = true;
     this.current?.abort(new Error('worker stopping'));
+    this.wakePullWait?.();
   }
 
   /** A clustering job's task: cluster-attempt.ts does the work; here the heartbeat and the stop. */
@@ -153,6 +184,7 @@ export class Worker {
           fineTune: this.deps.fineTune ?? defaultFineTune,
           logger: this.logger,
           random: this.deps.random ?? Math.random,
+          startRetryMs: this.pullRetryMs,
           ...(this.deps.onClusterProgress ? { onProgress: this.deps.onClusterProgress } : {}),
           ...(this.deps.onAttempt ? { onAttempt: (o) => this.deps.onAttempt?.(o === 'cancelled' ? 'skipped' : o) } : {}),
         },
@@ -167,6 +199,77 @@ export class Worker {
       clearInterval(heartbeat);
       this.current = undefined;
     }
+  }
+
+  /**
+   * StartAttempt, held until the coordinator answers: while it is unreachable
+   * (UNAVAILABLE or DEADLINE_EXCEEDED past the client's own retries) the
+   * delivery is kept, with its heartbeat, instead of handed back. Every
+   * delivery counts towards max_deliver, so handing tasks back through a
+   * coordinator outage of a few minutes would give every queued fold up and
+   * fail it once the coordinator is back. `stop()` ends the wait
+   * (CancelledError: the task is handed back).
+   */
+  private startAttempt(d: TaskDelivery, signal: AbortSignal, log: Record<string, unknown>): Promise<StartAttemptResponse> {
+    const wait = Math.max(this.pullRetryMs, 1);
+    return retry(() => this.deps.coordinator.startAttempt({ runId: d.task.runId, fold: d.task.fold, worker: this.deps.id, delivery: d.delivery }), {
+      deadlineMs: Infinity,
+      initialDelayMs: wait,
+      maxDelayMs: Math.max(wait, 10_000),
+      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
+      signal,
+      what: `starting an attempt at run ${d.task.runId} fold ${d.task.fold}`,
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+      onRetry: (e) =>
+        this.logger.warn('the coordinator is unreachable; holding the task until it answers', {
+          ...log,
+          error: describeError(e.error),
+          retryInMs: Math.round(e.delayMs),
+          failures: e.failures,
+        }),
+    });
+  }
+
+  /**
+   * A report of a running attempt (an epoch's report or checkpoint, the best
+   * checkpoint, FinishFold), retried past the client's budget while the
+   * coordinator is unreachable: the delivery is held with its heartbeat, so
+   * an outage longer than the budget no longer fails the attempt (losing the
+   * epoch in progress and a delivery). The first try always runs, even after
+   * `stop()` (an epoch's checkpoint is kept); an abort only ends a wait
+   * between tries (CancelledError).
+   */
+  private untilReachable<T>(what: string, signal: AbortSignal, log: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+    const wait = Math.max(this.pullRetryMs, 1);
+    return retry(fn, {
+      deadlineMs: Infinity,
+      initialDelayMs: wait,
+      maxDelayMs: Math.max(wait, 10_000),
+      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
+      what,
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+      sleep: (ms) =>
+        new Promise<void>((resolve, reject) => {
+          if (signal.aborted) return reject(new CancelledError(what, { cause: signal.reason }));
+          const onAbort = (): void => {
+            clearTimeout(t);
+            reject(new CancelledError(what, { cause: signal.reason }));
+          };
+          const t = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          }, ms);
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      onRetry: (e) =>
+        this.logger.warn('the coordinator is unreachable; holding the task until it answers', {
+          ...log,
+          call: what,
+          error: describeError(e.error),
+          retryInMs: Math.round(e.delayMs),
+          failures: e.failures,
+        }),
+    });
   }
 
   private async handle(d: TaskDelivery): Promise<void> {
@@ -185,11 +288,12 @@ export class Worker {
       ac.abort(new Error(reason));
     };
     try {
-      const start = await this.deps.coordinator.startAttempt({ runId, fold, worker: this.deps.id, delivery: d.delivery });
+      const start = await this.startAttempt(d, ac.signal, log);
       if (!start.proceed) {
         this.logger.info('task needs no training', { ...log, reason: start.reason });
         this.deps.onAttempt?.('skipped');
-        await d.ack();
+        // A failed ack is not a failed attempt: the task comes back and is skipped again.
+        await ackOrLog(d, this.logger, log);
         return;
       }
       attempt = { runId, fold, token: start.token, jobId: '' };
@@ -255,21 +359,26 @@ export class Worker {
             onEpochEnd: async (r) => {
               d.working();
               progress?.epochEnded(r.seconds);
-              const ack = await this.deps.coordinator.reportEpoch(a, {
-                epoch: r.epoch,
-                loss: r.loss,
-                valLoss: r.valLoss,
-                valMse: r.valMse,
-                ...(r.valCosine !== undefined ? { valCosine: r.valCosine } : {}),
-                seconds: r.seconds,
-                imagesPerSec: r.imagesPerSec,
-              });
+              const ack = await this.untilReachable('ReportEpoch', ac.signal, log, () =>
+                this.deps.coordinator.reportEpoch(a, {
+                  epoch: r.epoch,
+                  loss: r.loss,
+                  valLoss: r.valLoss,
+                  valMse: r.valMse,
+                  ...(r.valCosine !== undefined ? { valCosine: r.valCosine } : {}),
+                  seconds: r.seconds,
+                  imagesPerSec: r.imagesPerSec,
+                }),
+              );
               this.deps.onEpoch?.({ runId, fold }, r);
               // Told to stop: recorded before the upload, so that an upload refused because the paused fold was already
               // resumed elsewhere (a new attempt owns it) acknowledges this task instead of abandoning it as stale.
               stopWith(ackStopReason(ack));
               // Even when told to stop: the epoch's checkpoint is kept (a paused fold resumes from it).
-              await this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, await trainer.checkpoint());
+              const bytes = await trainer.checkpoint();
+              await this.untilReachable('UploadCheckpoint', ac.signal, log, () =>
+                this.deps.coordinator.uploadCheckpoint(a, r.epoch, CheckpointKind.CHECKPOINT_KIND_EPOCH, bytes),
+              );
             },
           },
         );
@@ -279,13 +388,20 @@ export class Worker {
           const train = await trainer.evaluate(data.train);
           const val = await trainer.evaluate(data.val);
           const test = await trainer.evaluate(data.test);
-          await this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, await trainer.checkpoint());
-          await this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test });
+          const bytes = await trainer.checkpoint();
+          await this.untilReachable('UploadCheckpoint', ac.signal, log, () =>
+            this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, bytes),
+          );
+          await this.untilReachable('FinishFold', ac.signal, log, () =>
+            this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test }),
+          );
         }
       } finally {
         trainer.dispose();
       }
-      await d.ack();
+      // The fold's result is recorded: a failed ack (NATS reconnecting) must not turn it into a failed attempt. The task
+      // comes back after ack_wait and StartAttempt finds the fold done.
+      await ackOrLog(d, this.logger, log);
       if (stopReason !== undefined) {
         this.deps.onAttempt?.('stopped');
         this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason });
