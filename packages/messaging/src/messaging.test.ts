@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, createDocStore, createTaskQueue, MessagingError, startNatsServer, type NatsConnection, type NatsServer } from './index.js';
 
 let dir: string;
@@ -37,6 +38,28 @@ test('tasks are deduplicated by (run, fold), delivered once, and acked (real nat
   await b.ack();
   assert.equal(await q.next(1000), undefined);
   assert.deepEqual(await q.depth(), { pending: 0, inFlight: 0 });
+});
+
+test("a worker's queue (adopt) takes the coordinator's ack_wait and max_deliver and leaves the consumer as it is; without a consumer it creates one", async () => {
+  const owner = await createTaskQueue(nc, { stream: 'T_ADOPT', ackWaitMs: 45_000, maxDeliver: 4 });
+  const worker = await createTaskQueue(nc, { stream: 'T_ADOPT', ackWaitMs: 5000, maxDeliver: 9, adopt: true });
+  assert.equal(worker.ackWaitMs, 45_000);
+  assert.equal(worker.maxDeliver, 4);
+  assert.equal(owner.ackWaitMs, 45_000);
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.consumers.info('T_ADOPT', 'workers');
+  assert.equal(info.config.ack_wait, 45_000 * 1e6, 'the consumer keeps the owner ack_wait');
+  assert.equal(info.config.max_deliver, 4);
+  assert.ok(await worker.enqueue({ runId: 'r-adopt', fold: 0 }));
+  const d = await worker.next();
+  assert.equal(d?.maxDeliver, 4);
+  await d?.ack();
+  // The first to start creates the consumer, with its own values; a coordinator started later sets its own.
+  const first = await createTaskQueue(nc, { stream: 'T_ADOPT2', ackWaitMs: 7000, maxDeliver: 3, adopt: true });
+  assert.equal(first.ackWaitMs, 7000);
+  assert.equal((await jsm.consumers.info('T_ADOPT2', 'workers')).config.max_deliver, 3);
+  await createTaskQueue(nc, { stream: 'T_ADOPT2', ackWaitMs: 60_000, maxDeliver: 5 });
+  assert.equal((await jsm.consumers.info('T_ADOPT2', 'workers')).config.max_deliver, 5);
 });
 
 test('a nak redelivers with a higher delivery count; max_deliver ends with an advisory', async () => {

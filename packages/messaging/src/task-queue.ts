@@ -56,6 +56,14 @@ export interface TaskQueueOptions {
    * deduplicates a publish that did land.
    */
   readonly publishRetryMs?: number;
+  /**
+   * Use the existing consumer's ack_wait and max_deliver instead of setting
+   * them (workers: the coordinator owns them). The queue's `ackWaitMs` and
+   * `maxDeliver` are then the consumer's, so a worker heartbeats often enough
+   * for the ack_wait in force, whatever its own setting says. A consumer that
+   * does not exist yet is created with this queue's values.
+   */
+  readonly adopt?: boolean;
 }
 
 /** A delivered task: ack when done, nak to hand it back, working() as a heartbeat. */
@@ -115,8 +123,8 @@ export const taskMsgId = (t: FoldTask): string => {
 export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions = {}): Promise<TaskQueue> {
   const stream = opts.stream ?? 'CVC_TASKS';
   const durable = opts.consumer ?? 'workers';
-  const ackWaitMs = opts.ackWaitMs ?? 60_000;
-  const maxDeliver = opts.maxDeliver ?? 5;
+  let ackWaitMs = opts.ackWaitMs ?? 60_000;
+  let maxDeliver = opts.maxDeliver ?? 5;
   const replicas = opts.replicas ?? 1;
   assertReplicasPossible(nc, stream, replicas);
   const jsm = await jetstreamManager(nc);
@@ -150,7 +158,13 @@ export async function createTaskQueue(nc: NatsConnection, opts: TaskQueueOptions
     // Next to the task stream: its give-up advisories are kept until a coordinator handles them.
     await ensureGivenUpStream(jsm, stream, durable, replicas);
     try {
-      await jsm.consumers.info(stream, durable);
+      const info = await jsm.consumers.info(stream, durable);
+      if (opts.adopt) {
+        // The owner's settings stand; this queue takes them (ack_wait in nanoseconds).
+        if (info.config.ack_wait) ackWaitMs = Math.round(info.config.ack_wait / 1e6);
+        if (info.config.max_deliver !== undefined && info.config.max_deliver > 0) maxDeliver = info.config.max_deliver;
+        return;
+      }
       await placingReplicas(stream, replicas, () =>
         jsm.consumers.update(stream, durable, { ack_wait: consumerConfig.ack_wait, max_deliver: maxDeliver, num_replicas: replicas }),
       );

@@ -20,7 +20,15 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const backend = await initBackend(cfg.CVC_BACKEND, logger, { wasmThreads: cfg.CVC_WASM_THREADS, wasmConv: cfg.CVC_WASM_CONV });
   const nc = await connectNats(cfg.CVC_NATS_URL, { name: `cvc-worker-${cfg.CVC_WORKER_ID}`, ...natsAuthFromEnv(cfg) });
   const store = createObjectStore(storeOptionsFromEnv(cfg), logStoreRetries(logger));
-  const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS });
+  // The coordinator owns the consumer's ack_wait and max_deliver: a worker takes them (and heartbeats for them) rather than overwriting them.
+  const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS, adopt: true });
+  if (queue.ackWaitMs !== cfg.CVC_ACK_WAIT_MS || queue.maxDeliver !== cfg.CVC_MAX_DELIVER)
+    logger.warn("the task consumer's settings differ from this worker's; the consumer's are used", {
+      ackWaitMs: queue.ackWaitMs,
+      maxDeliver: queue.maxDeliver,
+      configuredAckWaitMs: cfg.CVC_ACK_WAIT_MS,
+      configuredMaxDeliver: cfg.CVC_MAX_DELIVER,
+    });
   const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
     onRetry: (e) =>
       logger.warn('coordinator call failed; retrying', {
