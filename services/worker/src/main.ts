@@ -29,29 +29,19 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       configuredAckWaitMs: cfg.CVC_ACK_WAIT_MS,
       configuredMaxDeliver: cfg.CVC_MAX_DELIVER,
     });
-  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
-    onRetry: (e) =>
-      logger.warn('coordinator call failed; retrying', {
-        call: e.what,
-        ...(e.run !== undefined ? { run: e.run, fold: e.fold } : {}),
-        ...(e.job !== undefined ? { job: e.job } : {}),
-        error: describeError(e.error),
-        retryInMs: Math.round(e.delayMs),
-        failures: e.failures,
-      }),
-  });
+  // Both clients log their retries the same way, naming the call and the run and fold (or the job).
+  const onRetry = (e: { what: string; run?: string; fold?: number; job?: string; error: unknown; delayMs: number; failures: number }): void =>
+    logger.warn('coordinator call failed; retrying', {
+      call: e.what,
+      ...(e.run !== undefined ? { run: e.run, fold: e.fold } : {}),
+      ...(e.job !== undefined ? { job: e.job } : {}),
+      error: describeError(e.error),
+      retryInMs: Math.round(e.delayMs),
+      failures: e.failures,
+    });
+  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry });
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
-  const cluster = new ClusterCoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), {
-    onRetry: (e) =>
-      logger.warn('coordinator call failed; retrying', {
-        call: e.what,
-        ...(e.run !== undefined ? { run: e.run, fold: e.fold } : {}),
-        ...(e.job !== undefined ? { job: e.job } : {}),
-        error: describeError(e.error),
-        retryInMs: Math.round(e.delayMs),
-        failures: e.failures,
-      }),
-  });
+  const cluster = new ClusterCoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry });
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
   const worker = new Worker({
     id: cfg.CVC_WORKER_ID,
