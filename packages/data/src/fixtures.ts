@@ -3,12 +3,26 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { createRng } from '@cvc/core';
 import type { ImageSet } from './image-set.js';
+import type { Dataset } from './load.js';
 import { IDX_FILES, CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH } from './registry.js';
 
 /**
  * Generators of small but real dataset files, for tests and benchmarks:
  * the same byte formats the canonical downloads use.
  */
+
+/** A tiny 28x28x1 IDX-style dataset named `tiny` (12 training and 4 test images of {@link randomImageSet}, classes c0..c9): the worker tests' import. */
+export function tinyDataset(): Dataset {
+  return {
+    name: 'tiny',
+    dir: '',
+    format: 'idx',
+    numClasses: 10,
+    classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+    train: randomImageSet(12, 28, 28, 1, 1),
+    test: randomImageSet(4, 28, 28, 1, 2),
+  };
+}
 
 /** A random image set with labels cycling over `numClasses` (seeded). */
 export function randomImageSet(count: number, height: number, width: number, channels: number, seed = 1, numClasses = 10): ImageSet {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { silentLogger, throwIfAborted } from '@cvc/core';
 import { importDataset, type Dataset } from '@cvc/data';
-import { randomImageSet } from '@cvc/data/testing';
+import { tinyDataset } from '@cvc/data/testing';
 import { decodeCheckpoint, encodeCheckpoint, ModelError, resolveTrainConfig, type TrainingState } from '@cvc/model';
 import {
   CheckpointKind,
@@ -47,15 +47,7 @@ const JOB = 'dcec-1';
 before(async () => {
   cacheDir = await mkdtemp(join(tmpdir(), 'cvc-cluster-attempt-test-'));
   store = createMemoryObjectStore();
-  const ds: Dataset = {
-    name: 'tiny',
-    dir: '',
-    format: 'idx',
-    numClasses: 10,
-    classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
-    train: randomImageSet(12, 28, 28, 1, 1),
-    test: randomImageSet(4, 28, 28, 1, 2),
-  };
+  const ds: Dataset = tinyDataset();
   const prefix = 'datasets/tiny/v1';
   const m = await importDataset(ds, { folds: 2, scheme: 'stratified', seed: 1 }, async (name, chunks) => {
     const r = await store.put(`${prefix}/${name}`, chunks);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '@cvc/core';
 import { importDataset, type DatasetManifest } from '@cvc/data';
-import { randomImageSet } from '@cvc/data/testing';
+import { randomImageSet, tinyDataset } from '@cvc/data/testing';
 import { createMemoryObjectStore, type MemoryObjectStore } from '@cvc/testkit';
 import { ShardCache } from './shards.js';
 
@@ -18,22 +18,10 @@ const manifestKey = 'datasets/tiny/v1/manifest.json';
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cvc-shards-test-'));
   store = createMemoryObjectStore();
-  manifest = await importDataset(
-    {
-      name: 'tiny',
-      dir: '',
-      format: 'idx',
-      numClasses: 10,
-      classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
-      train: randomImageSet(12, 28, 28, 1, 1),
-      test: randomImageSet(4, 28, 28, 1, 2),
-    },
-    { folds: 3, scheme: 'stratified', seed: 1 },
-    async (name, chunks) => {
-      const r = await store.put(`datasets/tiny/v1/${name}`, chunks);
-      return { bytes: r.bytes, sha256: r.sha256 };
-    },
-  );
+  manifest = await importDataset(tinyDataset(), { folds: 3, scheme: 'stratified', seed: 1 }, async (name, chunks) => {
+    const r = await store.put(`datasets/tiny/v1/${name}`, chunks);
+    return { bytes: r.bytes, sha256: r.sha256 };
+  });
   await store.put(manifestKey, new TextEncoder().encode(JSON.stringify(manifest)));
 });
 after(async () => {
@@ -84,15 +72,7 @@ test('the cache is kept under maxBytes by removing the least recently used shard
 test('a split that spans several shards is used whole: two test shards and two shards of the validation fold are all read', async () => {
   // A second import of other images supplies a second test shard and a second fold-1 shard.
   const extra = await importDataset(
-    {
-      name: 'tiny',
-      dir: '',
-      format: 'idx',
-      numClasses: 10,
-      classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
-      train: randomImageSet(12, 28, 28, 1, 3),
-      test: randomImageSet(5, 28, 28, 1, 4),
-    },
+    { ...tinyDataset(), train: randomImageSet(12, 28, 28, 1, 3), test: randomImageSet(5, 28, 28, 1, 4) },
     { folds: 3, scheme: 'stratified', seed: 1 },
     async (name, chunks) => {
       const r = await store.put(`datasets/tiny/v2/b-${name}`, chunks);

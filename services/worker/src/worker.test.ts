@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { throwIfAborted, type Logger } from '@cvc/core';
 import { importDataset, type Dataset, type ImageSet } from '@cvc/data';
-import { randomImageSet } from '@cvc/data/testing';
+import { tinyDataset } from '@cvc/data/testing';
 import { ModelError, type BatchProgress, type EpochRecord, type TrainConfigInput } from '@cvc/model';
 import {
   CheckpointKind,
@@ -40,15 +40,7 @@ before(async () => {
   cacheDir = await mkdtemp(join(tmpdir(), 'cvc-worker-test-'));
   store = createMemoryObjectStore();
   // A real (tiny) imported dataset, so the worker's shard download and checks run as in production.
-  const ds: Dataset = {
-    name: 'tiny',
-    dir: '',
-    format: 'idx',
-    numClasses: 10,
-    classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
-    train: randomImageSet(12, 28, 28, 1, 1),
-    test: randomImageSet(4, 28, 28, 1, 2),
-  };
+  const ds: Dataset = tinyDataset();
   const prefix = 'datasets/tiny/v1';
   const m = await importDataset(ds, { folds: 3, scheme: 'stratified', seed: 1 }, async (name, chunks) => {
     const r = await store.put(`${prefix}/${name}`, chunks);
