@@ -8,7 +8,7 @@ import { MessagingError } from './errors.js';
 import { isMessageTooLarge, isWrongLastSequence } from './jetstream-errors.js';
 
 /** Room kept under the server's max_payload for the headers of a KV write (its expected revision). */
-const HEADER_ROOM = 256;
+export const HEADER_ROOM = 256;
 
 /** A value and the KV revision it was read at. */
 export interface Versioned<T> {

@@ -167,7 +167,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
   const retry = <T>(fn: () => Promise<T>): Promise<T> => retrying(o.retryForMs, fn, hooks);
   const stalled = (key: string, cause?: unknown, what = 'read'): StorageStallError => new StorageStallError(bucket, key, o.stallTimeoutMs, { cause, what });
   /** One request about `key`: a socket that stalled before the answer came becomes a StorageStallError naming the key. */
-  const reading = async <T>(key: string, fn: () => Promise<T>, what = 'read'): Promise<T> => {
+  const request = async <T>(key: string, fn: () => Promise<T>, what = 'read'): Promise<T> => {
     try {
       return await fn();
     } catch (err) {
@@ -176,7 +176,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
   };
   /** Opens `key`'s body, guarded against stalls from the headers on. */
   const openBody = async (key: string): Promise<AsyncGenerator<Uint8Array>> => {
-    const body = await reading(key, () => client.getObject(bucket, key));
+    const body = await request(key, () => client.getObject(bucket, key));
     releaseSocketDeadline(body);
     return guardStalls(body, o.stallTimeoutMs, () => stalled(key));
   };
@@ -196,9 +196,9 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
     bucket,
     ensureBucket: () =>
       wrap('create bucket', bucket, async () => {
-        if (!(await retry(() => reading(bucket, () => client.bucketExists(bucket), 'bucket check')))) {
+        if (!(await retry(() => request(bucket, () => client.bucketExists(bucket), 'bucket check')))) {
           try {
-            await retry(() => reading(bucket, () => client.makeBucket(bucket, o.region), 'bucket creation'));
+            await retry(() => request(bucket, () => client.makeBucket(bucket, o.region), 'bucket creation'));
           } catch (err) {
             const code = (err as { code?: string }).code;
             if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw err;
@@ -220,10 +220,10 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
           const body = Buffer.concat(pending, pendingBytes);
           pending = [];
           pendingBytes = 0;
-          const id = (uploadId ??= await retry(() => reading(key, () => client.initiateNewMultipartUpload(bucket, key, headers), 'write')));
+          const id = (uploadId ??= await retry(() => request(key, () => client.initiateNewMultipartUpload(bucket, key, headers), 'write')));
           // Each part is held in memory until it is stored, so it can be sent again.
           const r = await retry(() =>
-            reading(
+            request(
               key,
               () => client.uploadPart({ bucketName: bucket, objectName: key, uploadID: id, partNumber: parts.length + 1, headers: {} }, body),
               'write',
@@ -258,11 +258,11 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
           if (uploadId === undefined) {
             // Small object: one request (also the only path some S3 servers support without multipart listing).
             const body = Buffer.concat(pending, pendingBytes);
-            await retry(() => reading(key, () => client.putObject(bucket, key, body, body.length, headers), 'write'));
+            await retry(() => request(key, () => client.putObject(bucket, key, body, body.length, headers), 'write'));
           } else {
             if (pendingBytes > 0) await flush();
             const id = uploadId;
-            await retry(() => reading(key, () => client.completeMultipartUpload(bucket, key, id, parts), 'write'));
+            await retry(() => request(key, () => client.completeMultipartUpload(bucket, key, id, parts), 'write'));
           }
           return { key, bytes: total, sha256 };
         } catch (err) {
@@ -294,7 +294,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
       wrap('stat', key, async () => {
         validateKey(key);
         try {
-          const s = await retry(() => reading(key, () => client.statObject(bucket, key)));
+          const s = await retry(() => request(key, () => client.statObject(bucket, key)));
           return { size: s.size };
         } catch (err) {
           if (isNotFound(err)) return undefined;
@@ -305,7 +305,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
     list: (prefix) =>
       wrap('list', prefix, async () => {
         // A listing that stalls fails (StorageStallError naming the prefix) rather than hanging; it is not retried part way.
-        return reading(
+        return request(
           prefix,
           async () => {
             const keys: string[] = [];
@@ -321,7 +321,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
     remove: (key) =>
       wrap('remove', key, async () => {
         validateKey(key);
-        await retry(() => reading(key, () => client.removeObject(bucket, key), 'remove'));
+        await retry(() => request(key, () => client.removeObject(bucket, key), 'remove'));
       }),
 
     ping: async () => {

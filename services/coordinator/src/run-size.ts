@@ -1,12 +1,10 @@
-import type { RunSpec } from '@cvc/proto';
-import { FoldState, Run, RunState, type EpochMetrics, type FoldStatus } from '@cvc/proto';
+import { KV_HEADER_ROOM } from '@cvc/messaging';
+import { FoldState, Run, RunState, type EpochMetrics, type FoldStatus, type RunSpec } from '@cvc/proto';
 import { CoordinatorError, MAX_ERROR_CHARS } from './errors.js';
 import type { RunDoc } from './run-doc.js';
 
 /** The NATS server's default max_payload, which a KV value (one run document) must fit in. */
 export const DEFAULT_MAX_DOC_BYTES = 1024 * 1024;
-/** Room kept under max_payload for the headers of a KV write (as the doc store keeps). */
-const HEADER_ROOM = 256;
 
 /** A double as long as JSON writes one. */
 const LONG = -1.2345678901234567e-300;
@@ -80,7 +78,7 @@ export function runDocBound(spec: RunSpec, folds: number, epochs: number): numbe
  * would have lost days of training. Says how many epochs would fit.
  */
 export function checkRunFits(spec: RunSpec, folds: number, epochs: number, maxDocBytes: number): void {
-  const limit = maxDocBytes - HEADER_ROOM;
+  const limit = maxDocBytes - KV_HEADER_ROOM;
   const bound = runDocBound(spec, folds, epochs);
   if (bound <= limit) return;
   const fixed = runDocBound(spec, folds, 0);
@@ -88,7 +86,7 @@ export function checkRunFits(spec: RunSpec, folds: number, epochs: number, maxDo
   throw new CoordinatorError(
     'INVALID_ARGUMENT',
     `a run of ${folds} folds x ${epochs} epochs keeps ${folds * epochs} epoch records in its run document (up to ${bound} bytes), ` +
-      `over the ${limit} bytes one NATS message can hold (the server's max_payload of ${maxDocBytes} bytes less ${HEADER_ROOM} for headers): ` +
+      `over the ${limit} bytes one NATS message can hold (the server's max_payload of ${maxDocBytes} bytes less ${KV_HEADER_ROOM} for headers): ` +
       `use at most ${fit} epochs with ${folds} folds, or raise the NATS server's max_payload`,
   );
 }

@@ -6,6 +6,7 @@ import { judgeRungs, type Decision } from './asha.js';
 import type { Coordinator, RunHooks } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 import { watchUntilFinal } from './watch-doc.js';
+import { DEFAULT_MAX_DOC_BYTES } from './run-size.js';
 import { planSweep, type EarlyStop } from './sweep-grid.js';
 import {
   decodeSweepDoc,
@@ -38,8 +39,6 @@ export interface SweepManagerDeps {
   readonly maxDocBytes?: number;
 }
 
-/** The NATS server's default max_payload. */
-const DEFAULT_MAX_DOC_BYTES = 1024 * 1024;
 /** Kept under `maxDocBytes` for the KV write's headers. */
 const HEADER_ROOM = 1024;
 /** Longest decision reason or trial stop reason kept in a sweep document (longer ones are cut, marked with an ellipsis). */

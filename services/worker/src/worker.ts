@@ -211,23 +211,9 @@ export class Worker {
    * (CancelledError: the task is handed back).
    */
   private startAttempt(d: TaskDelivery, signal: AbortSignal, log: Record<string, unknown>): Promise<StartAttemptResponse> {
-    const wait = Math.max(this.pullRetryMs, 1);
-    return retry(() => this.deps.coordinator.startAttempt({ runId: d.task.runId, fold: d.task.fold, worker: this.deps.id, delivery: d.delivery }), {
-      deadlineMs: Infinity,
-      initialDelayMs: wait,
-      maxDelayMs: Math.max(wait, 10_000),
-      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
-      signal,
-      what: `starting an attempt at run ${d.task.runId} fold ${d.task.fold}`,
-      ...(this.deps.random ? { random: this.deps.random } : {}),
-      onRetry: (e) =>
-        this.logger.warn('the coordinator is unreachable; holding the task until it answers', {
-          ...log,
-          error: describeError(e.error),
-          retryInMs: Math.round(e.delayMs),
-          failures: e.failures,
-        }),
-    });
+    return this.untilReachable(`starting an attempt at run ${d.task.runId} fold ${d.task.fold}`, signal, log, () =>
+      this.deps.coordinator.startAttempt({ runId: d.task.runId, fold: d.task.fold, worker: this.deps.id, delivery: d.delivery }),
+    );
   }
 
   /**
