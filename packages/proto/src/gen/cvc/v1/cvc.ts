@@ -452,7 +452,15 @@ export interface FoldStatus {
    * Progress inside the current epoch of the running attempt (absent when
    * the fold is not running or has not reported yet).
    */
-  progress?: FoldProgress | undefined;
+  progress?:
+    | FoldProgress
+    | undefined;
+  /**
+   * The last time an attempt could not resume from the checkpoint it was
+   * given (gone, corrupt, or not this fold's model): which one, why, and the
+   * epoch it restarted from instead (empty: never happened).
+   */
+  checkpointFallback: string;
 }
 
 /** Where a running attempt is inside its current epoch, reported every few seconds. */
@@ -596,6 +604,30 @@ export interface FinishFoldRequest {
   train?: EvalMetrics | undefined;
   val?: EvalMetrics | undefined;
   test?: EvalMetrics | undefined;
+}
+
+/**
+ * The checkpoint an attempt was told to resume from cannot be used: the
+ * object is gone, or it does not decode, or it does not fit the fold's model.
+ */
+export interface ReportBadCheckpointRequest {
+  attempt?:
+    | AttemptRef
+    | undefined;
+  /** Object key of the checkpoint that cannot be used. */
+  checkpoint: string;
+  /** Why (the worker's error). */
+  reason: string;
+}
+
+export interface ReportBadCheckpointResponse {
+  /**
+   * Object key of the checkpoint to resume from instead (the newest older
+   * one still stored); empty: start the fold fresh.
+   */
+  resumeCheckpoint: string;
+  /** The epoch that checkpoint holds (0 with a fresh start). */
+  resumeEpoch: number;
 }
 
 export interface FailFoldRequest {
@@ -1502,6 +1534,7 @@ function createBaseFoldStatus(): FoldStatus {
     epochReports: 0,
     resumedFromEpoch: 0,
     progress: undefined,
+    checkpointFallback: "",
   };
 }
 
@@ -1554,6 +1587,9 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     }
     if (message.progress !== undefined) {
       FoldProgress.encode(message.progress, writer.uint32(130).fork()).join();
+    }
+    if (message.checkpointFallback !== "") {
+      writer.uint32(138).string(message.checkpointFallback);
     }
     return writer;
   },
@@ -1699,6 +1735,14 @@ export const FoldStatus: MessageFns<FoldStatus> = {
             message.progress = FoldProgress.decode(reader, reader.uint32());
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.checkpointFallback = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1755,6 +1799,11 @@ export const FoldStatus: MessageFns<FoldStatus> = {
         ? globalThis.Number(object.resumed_from_epoch)
         : 0,
       progress: isSet(object.progress) ? FoldProgress.fromJSON(object.progress) : undefined,
+      checkpointFallback: isSet(object.checkpointFallback)
+        ? globalThis.String(object.checkpointFallback)
+        : isSet(object.checkpoint_fallback)
+        ? globalThis.String(object.checkpoint_fallback)
+        : "",
     };
   },
 
@@ -1808,6 +1857,9 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     if (message.progress !== undefined) {
       obj.progress = FoldProgress.toJSON(message.progress);
     }
+    if (message.checkpointFallback !== undefined) {
+      obj.checkpointFallback = message.checkpointFallback;
+    }
     return obj;
   },
 
@@ -1838,6 +1890,7 @@ export const FoldStatus: MessageFns<FoldStatus> = {
     message.progress = (object.progress !== undefined && object.progress !== null)
       ? FoldProgress.fromPartial(object.progress)
       : undefined;
+    message.checkpointFallback = object.checkpointFallback ?? "";
     return message;
   },
 };
@@ -3966,6 +4019,202 @@ export const FinishFoldRequest: MessageFns<FinishFoldRequest> = {
     message.test = (object.test !== undefined && object.test !== null)
       ? EvalMetrics.fromPartial(object.test)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseReportBadCheckpointRequest(): ReportBadCheckpointRequest {
+  return { attempt: undefined, checkpoint: "", reason: "" };
+}
+
+export const ReportBadCheckpointRequest: MessageFns<ReportBadCheckpointRequest> = {
+  encode(message: ReportBadCheckpointRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.attempt !== undefined) {
+      AttemptRef.encode(message.attempt, writer.uint32(10).fork()).join();
+    }
+    if (message.checkpoint !== "") {
+      writer.uint32(18).string(message.checkpoint);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportBadCheckpointRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportBadCheckpointRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.attempt = AttemptRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.checkpoint = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportBadCheckpointRequest {
+    return {
+      attempt: isSet(object.attempt) ? AttemptRef.fromJSON(object.attempt) : undefined,
+      checkpoint: isSet(object.checkpoint) ? globalThis.String(object.checkpoint) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ReportBadCheckpointRequest): unknown {
+    const obj: any = {};
+    if (message.attempt !== undefined) {
+      obj.attempt = AttemptRef.toJSON(message.attempt);
+    }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = message.checkpoint;
+    }
+    if (message.reason !== undefined) {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportBadCheckpointRequest>, I>>(base?: I): ReportBadCheckpointRequest {
+    return ReportBadCheckpointRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportBadCheckpointRequest>, I>>(object: I): ReportBadCheckpointRequest {
+    const message = createBaseReportBadCheckpointRequest();
+    message.attempt = (object.attempt !== undefined && object.attempt !== null)
+      ? AttemptRef.fromPartial(object.attempt)
+      : undefined;
+    message.checkpoint = object.checkpoint ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseReportBadCheckpointResponse(): ReportBadCheckpointResponse {
+  return { resumeCheckpoint: "", resumeEpoch: 0 };
+}
+
+export const ReportBadCheckpointResponse: MessageFns<ReportBadCheckpointResponse> = {
+  encode(message: ReportBadCheckpointResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resumeCheckpoint !== "") {
+      writer.uint32(10).string(message.resumeCheckpoint);
+    }
+    if (message.resumeEpoch !== 0) {
+      writer.uint32(16).uint32(message.resumeEpoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportBadCheckpointResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportBadCheckpointResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resumeCheckpoint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.resumeEpoch = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportBadCheckpointResponse {
+    return {
+      resumeCheckpoint: isSet(object.resumeCheckpoint)
+        ? globalThis.String(object.resumeCheckpoint)
+        : isSet(object.resume_checkpoint)
+        ? globalThis.String(object.resume_checkpoint)
+        : "",
+      resumeEpoch: isSet(object.resumeEpoch)
+        ? globalThis.Number(object.resumeEpoch)
+        : isSet(object.resume_epoch)
+        ? globalThis.Number(object.resume_epoch)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReportBadCheckpointResponse): unknown {
+    const obj: any = {};
+    if (message.resumeCheckpoint !== undefined) {
+      obj.resumeCheckpoint = message.resumeCheckpoint;
+    }
+    if (message.resumeEpoch !== undefined) {
+      obj.resumeEpoch = Math.round(message.resumeEpoch);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportBadCheckpointResponse>, I>>(base?: I): ReportBadCheckpointResponse {
+    return ReportBadCheckpointResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportBadCheckpointResponse>, I>>(object: I): ReportBadCheckpointResponse {
+    const message = createBaseReportBadCheckpointResponse();
+    message.resumeCheckpoint = object.resumeCheckpoint ?? "";
+    message.resumeEpoch = object.resumeEpoch ?? 0;
     return message;
   },
 };
@@ -8323,6 +8572,11 @@ export const WorkerServiceService = {
     responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
     responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
   },
+  /**
+   * Answers `stop` when the run was stopped early before the result came
+   * (it is not recorded; the fold stays STOPPED). A retry of a finish that
+   * landed (its answer was lost) is answered OK.
+   */
   finishFold: {
     path: "/cvc.v1.WorkerService/FinishFold" as const,
     requestStream: false as const,
@@ -8351,6 +8605,22 @@ export const WorkerServiceService = {
       Buffer.from(UploadCheckpointResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UploadCheckpointResponse => UploadCheckpointResponse.decode(value),
   },
+  /**
+   * The resume checkpoint StartAttempt gave cannot be used: the fold falls
+   * back to its newest older checkpoint (or a fresh start), and its epochs
+   * after that one are dropped from the history (they are trained again).
+   */
+  reportBadCheckpoint: {
+    path: "/cvc.v1.WorkerService/ReportBadCheckpoint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportBadCheckpointRequest): Buffer =>
+      Buffer.from(ReportBadCheckpointRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportBadCheckpointRequest => ReportBadCheckpointRequest.decode(value),
+    responseSerialize: (value: ReportBadCheckpointResponse): Buffer =>
+      Buffer.from(ReportBadCheckpointResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportBadCheckpointResponse => ReportBadCheckpointResponse.decode(value),
+  },
 } as const;
 
 export interface WorkerServiceServer extends UntypedServiceImplementation {
@@ -8358,9 +8628,20 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
   reportEpoch: handleUnaryCall<ReportEpochRequest, Ack>;
   /** Progress inside an epoch; the latest is kept in the fold's status (not history). */
   reportProgress: handleUnaryCall<ReportProgressRequest, Ack>;
+  /**
+   * Answers `stop` when the run was stopped early before the result came
+   * (it is not recorded; the fold stays STOPPED). A retry of a finish that
+   * landed (its answer was lost) is answered OK.
+   */
   finishFold: handleUnaryCall<FinishFoldRequest, Ack>;
   failFold: handleUnaryCall<FailFoldRequest, Ack>;
   uploadCheckpoint: handleClientStreamingCall<CheckpointChunk, UploadCheckpointResponse>;
+  /**
+   * The resume checkpoint StartAttempt gave cannot be used: the fold falls
+   * back to its newest older checkpoint (or a fresh start), and its epochs
+   * after that one are dropped from the history (they are trained again).
+   */
+  reportBadCheckpoint: handleUnaryCall<ReportBadCheckpointRequest, ReportBadCheckpointResponse>;
 }
 
 export interface WorkerServiceClient extends Client {
@@ -8410,6 +8691,11 @@ export interface WorkerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Ack) => void,
   ): ClientUnaryCall;
+  /**
+   * Answers `stop` when the run was stopped early before the result came
+   * (it is not recorded; the fold stays STOPPED). A retry of a finish that
+   * landed (its answer was lost) is answered OK.
+   */
   finishFold(
     request: FinishFoldRequest,
     callback: (error: ServiceError | null, response: Ack) => void,
@@ -8453,6 +8739,26 @@ export interface WorkerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UploadCheckpointResponse) => void,
   ): ClientWritableStream<CheckpointChunk>;
+  /**
+   * The resume checkpoint StartAttempt gave cannot be used: the fold falls
+   * back to its newest older checkpoint (or a fresh start), and its epochs
+   * after that one are dropped from the history (they are trained again).
+   */
+  reportBadCheckpoint(
+    request: ReportBadCheckpointRequest,
+    callback: (error: ServiceError | null, response: ReportBadCheckpointResponse) => void,
+  ): ClientUnaryCall;
+  reportBadCheckpoint(
+    request: ReportBadCheckpointRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportBadCheckpointResponse) => void,
+  ): ClientUnaryCall;
+  reportBadCheckpoint(
+    request: ReportBadCheckpointRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportBadCheckpointResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const WorkerServiceClient = makeGenericClientConstructor(
