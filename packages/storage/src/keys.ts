@@ -39,6 +39,8 @@ export const layout = {
   datasetIndex: (name: string) => `datasets/${validateSegment(name, 'dataset')}/index.json`,
   foldCheckpoint: (run: string, fold: number, epoch: number) =>
     `runs/${validateSegment(run, 'run id')}/fold-${fold}/checkpoints/epoch-${String(epoch).padStart(4, '0')}.ckpt`,
+  /** The prefix under which every epoch checkpoint of a fold lies (`foldCheckpoint`'s keys). */
+  foldCheckpoints: (run: string, fold: number) => `runs/${validateSegment(run, 'run id')}/fold-${fold}/checkpoints/`,
   foldBest: (run: string, fold: number) => `runs/${validateSegment(run, 'run id')}/fold-${fold}/best/model.ckpt`,
   encoderPrefix: (run: string) => `runs/${validateSegment(run, 'run id')}/encoder`,
   reportPrefix: (run: string) => `runs/${validateSegment(run, 'run id')}/report`,

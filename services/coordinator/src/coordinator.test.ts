@@ -287,6 +287,106 @@ test('FinishFold with a NaN, infinite or negative metric is INVALID_ARGUMENT nam
   assert.equal((await c.getRun(id)).folds[0]?.state, FoldState.FOLD_STATE_SUCCEEDED);
 });
 
+test(
+  "a retried FinishFold from the attempt whose finish landed (its first answer was lost) is answered OK, changing nothing; another attempt's is still stale",
+  T,
+  async () => {
+    const w = await world();
+    const c = w.coordinator();
+    const { id } = await c.submitRun(spec({ epochs: 1 }));
+    const a = await start(c, id, 0);
+    const req = { attempt: a, bestEpoch: 1, train: evalOf(0.2), val: evalOf(0.2), test: evalOf(0.2) };
+    assert.deepEqual(await c.finishFold(req), { stop: false, reason: '' });
+    const before = (await c.getRun(id)).folds[0];
+    assert.deepEqual(await c.finishFold({ ...req, val: evalOf(0.9) }), { stop: false, reason: '' }, 'the retry is OK');
+    assert.deepEqual((await c.getRun(id)).folds[0], before, 'and recorded nothing twice');
+    await assert.rejects(c.finishFold({ ...req, attempt: { ...a, token: 'another' } }), outcome('FAILED_PRECONDITION'));
+    await assert.rejects(c.finishFold({ ...req, attempt: { ...a, token: '' } }), outcome('FAILED_PRECONDITION'));
+  },
+);
+
+test('FinishFold after the run was stopped early is answered stop (the result is not recorded; the fold stays STOPPED)', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec({ epochs: 1 }));
+  const a = await start(c, id, 0);
+  await c.stopRun(id, 'asha rung 1');
+  const ack = await c.finishFold({ attempt: a, bestEpoch: 1, train: evalOf(0.2), val: evalOf(0.2), test: evalOf(0.2) });
+  assert.equal(ack.stop, true);
+  assert.match(ack.reason, /run stopped early: asha rung 1/);
+  assert.equal((await c.getRun(id)).folds[0]?.state, FoldState.FOLD_STATE_STOPPED);
+});
+
+test(
+  'a bad resume checkpoint falls back to the newest older stored one: history cut to it, resumed_from_epoch and checkpoint_fallback say so; a retry changes nothing; then a fresh start',
+  T,
+  async () => {
+    const w = await world();
+    const c = w.coordinator();
+    const { id } = await c.submitRun(spec({ epochs: 5 }));
+    const a1 = await start(c, id, 0);
+    for (const e of [1, 2, 3]) {
+      await c.reportEpoch(a1, epoch(e));
+      await upload(c, a1, CheckpointKind.CHECKPOINT_KIND_EPOCH, e);
+    }
+    // Epoch 4 was reported but its checkpoint never landed; epoch 2's object is gone (a lifecycle rule, say).
+    await c.reportEpoch(a1, epoch(4));
+    await w.store.remove(`runs/${id}/fold-0/checkpoints/epoch-0002.ckpt`);
+    const s = await c.startAttempt({ runId: id, fold: 0, worker: 'w1', delivery: 2 });
+    const a2: AttemptRef = { runId: id, fold: 0, token: s.token, jobId: '' };
+    const bad3 = `runs/${id}/fold-0/checkpoints/epoch-0003.ckpt`;
+    assert.equal(s.resumeCheckpoint, bad3);
+    await assert.rejects(c.reportBadCheckpoint({ attempt: a1, checkpoint: bad3, reason: 'x' }), outcome('FAILED_PRECONDITION'), 'a stale attempt is refused');
+
+    const r = await c.reportBadCheckpoint({ attempt: a2, checkpoint: bad3, reason: 'CHECKPOINT_CORRUPT: bad magic' });
+    const one = `runs/${id}/fold-0/checkpoints/epoch-0001.ckpt`;
+    assert.deepEqual(r, { resumeCheckpoint: one, resumeEpoch: 1 }, 'epoch 2 is gone: epoch 1 is the newest older one');
+    let f = (await c.getRun(id)).folds[0];
+    assert.deepEqual(
+      f?.history.map((h) => h.epoch),
+      [1],
+      'the epochs after the fallback are trained again',
+    );
+    assert.equal(f?.lastCheckpoint, one);
+    assert.equal(f?.lastCheckpointEpoch, 1);
+    assert.equal(f?.resumedFromEpoch, 1);
+    assert.match(f?.checkpointFallback ?? '', /epoch-0003\.ckpt \(epoch 3\) could not be used: CHECKPOINT_CORRUPT: bad magic; restarted from epoch 1/);
+    // The answer was lost and the worker retries: the same answer, nothing changes.
+    assert.deepEqual(await c.reportBadCheckpoint({ attempt: a2, checkpoint: bad3, reason: 'CHECKPOINT_CORRUPT: bad magic' }), r);
+    assert.deepEqual((await c.getRun(id)).folds[0], f);
+    // Epoch 2 is trained and reported again, once, and its checkpoint is the latest again.
+    await c.reportEpoch(a2, epoch(2, 0.3));
+    await upload(c, a2, CheckpointKind.CHECKPOINT_KIND_EPOCH, 2);
+    f = (await c.getRun(id)).folds[0];
+    assert.deepEqual(
+      f?.history.map((h) => [h.epoch, h.valLoss]),
+      [
+        [1, 0.5],
+        [2, 0.3],
+      ],
+    );
+    assert.equal(f?.lastCheckpointEpoch, 2);
+
+    // The next attempt finds epoch 2 unusable too, and epoch 1 as well: a fresh start.
+    const s3 = await c.startAttempt({ runId: id, fold: 0, worker: 'w2', delivery: 3 });
+    const a3: AttemptRef = { runId: id, fold: 0, token: s3.token, jobId: '' };
+    const r2 = await c.reportBadCheckpoint({ attempt: a3, checkpoint: s3.resumeCheckpoint, reason: 'CHECKPOINT_MISMATCH' });
+    assert.deepEqual(r2, { resumeCheckpoint: one, resumeEpoch: 1 });
+    assert.deepEqual(await c.reportBadCheckpoint({ attempt: a3, checkpoint: one, reason: 'CHECKPOINT_MISMATCH' }), { resumeCheckpoint: '', resumeEpoch: 0 });
+    f = (await c.getRun(id)).folds[0];
+    assert.deepEqual(f?.history, []);
+    assert.equal(f?.lastCheckpoint, '');
+    assert.equal(f?.resumedFromEpoch, 0);
+    assert.match(
+      f?.checkpointFallback ?? '',
+      /epoch-0001\.ckpt \(epoch 1\) could not be used: CHECKPOINT_MISMATCH; restarted from epoch 0 \(no older checkpoint is stored\)/,
+    );
+    await c.reportEpoch(a3, epoch(1));
+    await upload(c, a3, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+    assert.equal((await c.getRun(id)).folds[0]?.lastCheckpoint, one, 'a fresh start stores its epochs as the latest again');
+  },
+);
+
 test('a run watch whose KV watch ends under it (NATS gone) fails UNAVAILABLE, so the client watches again, instead of hanging', T, async () => {
   const w = await world();
   const c = w.coordinator();

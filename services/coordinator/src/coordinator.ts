@@ -13,6 +13,8 @@ import {
   type FailFoldRequest,
   type FinishFoldRequest,
   type FoldProgress,
+  type ReportBadCheckpointRequest,
+  type ReportBadCheckpointResponse,
   type RunEvent,
   type RunSpec,
   type StartAttemptRequest,
@@ -175,6 +177,7 @@ export class Coordinator {
         const paused = next.paused ?? doc.paused;
         const released = next.released ?? doc.released;
         const pausedAtMs = next.pausedAtMs ?? doc.pausedAtMs;
+        const finishedBy = next.finishedBy ?? doc.finishedBy;
         return {
           run: { ...next.run, updatedAtMs: this.now() },
           tokens: next.tokens,
@@ -183,6 +186,7 @@ export class Coordinator {
           ...(paused ? { paused } : {}),
           ...(released ? { released } : {}),
           ...(pausedAtMs ? { pausedAtMs } : {}),
+          ...(finishedBy ? { finishedBy } : {}),
         };
       }));
     } catch (err) {
@@ -678,8 +682,14 @@ export class Coordinator {
     return { key, size: put.bytes };
   }
 
-  /** Records a fold's result; when it was the last fold, the run becomes FINALIZING in the same update and is finalised in the background. */
-  async finishFold(req: FinishFoldRequest): Promise<void> {
+  /**
+   * Records a fold's result; when it was the last fold, the run becomes
+   * FINALIZING in the same update and is finalised in the background.
+   * Answers `stop` when the run was stopped early before the result came (it
+   * is not recorded: the fold stays STOPPED). A retry from the attempt whose
+   * finish was recorded (its first answer was lost) is answered OK.
+   */
+  async finishFold(req: FinishFoldRequest): Promise<Ack> {
     const a = req.attempt;
     if (!a) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt is required');
     // A NaN would be stored as null and read back as 0: the "best" fold. Refused like an epoch report's.
@@ -698,12 +708,21 @@ export class Coordinator {
       }
       if (m.loss < 0 || m.mse < 0) throw new CoordinatorError('INVALID_ARGUMENT', `${split}: loss and mse must be >= 0 (loss ${m.loss}, mse ${m.mse})`);
     }
+    const finishedBy = (d: RunDoc): boolean => a.token !== '' && d.finishedBy?.[a.fold] === a.token;
+    // This attempt's finish landed already (its answer was lost and the client retried): done, not a stale attempt.
+    if (finishedBy(await this.load(a.runId))) return GO_ON;
+    let recorded = false;
     const doc = await this.mutate(a.runId, `fold ${a.fold} finished`, (d) => {
+      recorded = finishedBy(d);
+      if (recorded) return d;
       // A run stopped early keeps its folds STOPPED: a result that comes after the stop is not recorded.
       if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
       const fold = this.checkToken(d, a);
+      recorded = true;
       const tokens = [...d.tokens];
       tokens[fold] = '';
+      const by = d.run.folds.map((x) => d.finishedBy?.[x.fold] ?? '');
+      by[fold] = a.token;
       const result = {
         bestEpoch: req.bestEpoch,
         ...(req.train ? { train: req.train } : {}),
@@ -713,10 +732,81 @@ export class Coordinator {
       return {
         ...d,
         tokens,
+        finishedBy: by,
         run: finalizingIfDone({ ...d.run, folds: d.run.folds.map((x) => (x.fold === fold ? endAttempt(x, FoldState.FOLD_STATE_SUCCEEDED, result) : x)) }),
       };
     });
     this.finalizeIfReady(doc);
+    return recorded ? GO_ON : this.ackFor(doc, a.fold);
+  }
+
+  /**
+   * The resume checkpoint StartAttempt gave attempt `req.attempt` cannot be
+   * used (the object is gone, or it does not decode or fit the model): the
+   * fold falls back to its newest stored epoch checkpoint older than that one,
+   * or to a fresh start when there is none. One update sets it as the fold's
+   * latest checkpoint and the epoch the attempt resumed from, drops the
+   * history's epochs after it (the attempt trains and reports them again), and
+   * records why in `checkpoint_fallback`. The bad object is left in place (it
+   * is overwritten when its epoch is stored again). A retry, or a report of a
+   * checkpoint that is no longer the fold's latest, changes nothing and gets
+   * the fold's latest checkpoint.
+   */
+  async reportBadCheckpoint(req: ReportBadCheckpointRequest): Promise<ReportBadCheckpointResponse> {
+    const a = req.attempt;
+    if (!a || !req.checkpoint) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt and checkpoint are required');
+    const latest = (f: FoldStatus | undefined): ReportBadCheckpointResponse =>
+      f?.lastCheckpoint ? { resumeCheckpoint: f.lastCheckpoint, resumeEpoch: f.lastCheckpointEpoch } : { resumeCheckpoint: '', resumeEpoch: 0 };
+    const cur = await this.load(a.runId);
+    const fold = this.checkToken(cur, a);
+    const bad = cur.run.folds[fold];
+    if (bad?.lastCheckpoint !== req.checkpoint) return latest(bad);
+    // Epoch checkpoints are all kept, one key per epoch: the newest one below the bad epoch is the fallback.
+    let epoch = 0;
+    let key = '';
+    for (const k of await this.store.list(layout.foldCheckpoints(a.runId, fold))) {
+      const m = /epoch-(\d+)\.ckpt$/.exec(k);
+      const e = m ? Number(m[1]) : NaN;
+      if (e > epoch && e < bad.lastCheckpointEpoch && k === layout.foldCheckpoint(a.runId, fold, e)) {
+        epoch = e;
+        key = k;
+      }
+    }
+    const note =
+      `checkpoint ${req.checkpoint} (epoch ${bad.lastCheckpointEpoch}) could not be used: ${capError(req.reason || 'no reason given')}; ` +
+      (key ? `restarted from epoch ${epoch} (${key})` : 'restarted from epoch 0 (no older checkpoint is stored)');
+    const doc = await this.mutate(a.runId, `fold ${fold} checkpoint fallback`, (d) => {
+      this.checkToken(d, a);
+      const f = d.run.folds[fold];
+      if (f?.lastCheckpoint !== req.checkpoint) return d;
+      return {
+        ...d,
+        run: {
+          ...d.run,
+          folds: d.run.folds.map((x) =>
+            x.fold === fold
+              ? {
+                  ...x,
+                  lastCheckpoint: key,
+                  lastCheckpointEpoch: epoch,
+                  resumedFromEpoch: epoch,
+                  history: x.history.filter((h) => h.epoch <= epoch),
+                  checkpointFallback: note,
+                }
+              : x,
+          ),
+        },
+      };
+    });
+    this.logger.warn('a fold falls back from a resume checkpoint that cannot be used', {
+      run: a.runId,
+      fold,
+      checkpoint: req.checkpoint,
+      reason: req.reason,
+      resumeFromEpoch: epoch,
+      ...(key ? { resumeCheckpoint: key } : {}),
+    });
+    return latest(doc.run.folds[fold]);
   }
 
   /** Records a failed attempt: the fold is retried (PENDING), or, when `final`, FAILED (and the run may be finalised). */

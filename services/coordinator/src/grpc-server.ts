@@ -172,16 +172,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
     startAttempt: unary('StartAttempt', 'worker', guard, (r) => c.startAttempt(r), observe),
     reportEpoch: unary('ReportEpoch', 'worker', guard, (r) => c.reportEpoch(r.attempt, r.metrics), observe),
     reportProgress: unary('ReportProgress', 'worker', guard, (r) => c.reportProgress(r.attempt, r.progress), observe),
-    finishFold: unary(
-      'FinishFold',
-      'worker',
-      guard,
-      async (r) => {
-        await c.finishFold(r);
-        return { stop: false, reason: '' };
-      },
-      observe,
-    ),
+    finishFold: unary('FinishFold', 'worker', guard, (r) => c.finishFold(r), observe),
     failFold: unary(
       'FailFold',
       'worker',
@@ -192,6 +183,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       },
       observe,
     ),
+    reportBadCheckpoint: unary('ReportBadCheckpoint', 'worker', guard, (r) => c.reportBadCheckpoint(r), observe),
     uploadCheckpoint: (call: ServerReadableStream<CheckpointChunk, { key: string; size: number }>, callback) => {
       const t0 = performance.now();
       const refuse = (err: unknown): void => {

@@ -36,6 +36,12 @@ export interface RunDoc {
    * checkpoint of the rung until this is `checkpointGraceMs` old.
    */
   readonly pausedAtMs?: number[];
+  /**
+   * Per fold, the token of the attempt whose FinishFold was recorded ('' or
+   * absent: none), so that attempt's retried FinishFold (its first answer was
+   * lost) is answered OK instead of refused as stale.
+   */
+  readonly finishedBy?: string[];
 }
 
 export const runKey = (id: string): string => `run.${id}`;
@@ -65,6 +71,7 @@ export function decodeDoc(doc: RunDoc): RunDoc {
     ...(doc.paused ? { paused: [...doc.paused] } : {}),
     ...(doc.released ? { released: [...doc.released] } : {}),
     ...(doc.pausedAtMs ? { pausedAtMs: [...doc.pausedAtMs] } : {}),
+    ...(doc.finishedBy ? { finishedBy: [...doc.finishedBy] } : {}),
   };
 }
 

@@ -44,6 +44,8 @@ export function runDocBound(spec: RunSpec, folds: number, epochs: number): numbe
     bestCheckpoint: key,
     epochReports: E * 10,
     resumedFromEpoch: E,
+    // Two checkpoint keys and a capped error, with the words around them.
+    checkpointFallback: `${key} ${key} ${TEXT} ${'x'.repeat(128)}`,
     progress: { epoch: E, epochs: E, images: 2 ** 31, totalImages: 2 ** 31, imagesPerSec: LONG, loss: LONG, etaSeconds: LONG, updatedAtMs: 9e15 },
   });
   const run = Run.fromPartial({
@@ -67,6 +69,7 @@ export function runDocBound(spec: RunSpec, folds: number, epochs: number): numbe
     paused: Array.from({ length: folds }, () => E),
     released: Array.from({ length: folds }, () => E),
     pausedAtMs: Array.from({ length: folds }, () => 9e15),
+    finishedBy: Array.from({ length: folds }, () => 'f'.repeat(36)),
   };
   return new TextEncoder().encode(JSON.stringify(doc)).length + folds * epochs * EPOCH_RECORD_BYTES;
 }
