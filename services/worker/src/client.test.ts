@@ -51,6 +51,7 @@ const fake: WorkerServiceServer = {
   reportProgress: unimplemented,
   finishFold: unimplemented,
   failFold: unimplemented,
+  reportBadCheckpoint: unimplemented,
   uploadCheckpoint: (call, cb) => {
     let chunks = 0;
     let bytes = 0;

@@ -12,6 +12,8 @@ import {
   type FailFoldRequest,
   type FinishFoldRequest,
   type FoldProgress,
+  type ReportBadCheckpointRequest,
+  type ReportBadCheckpointResponse,
   type ReportEpochRequest,
   type ReportProgressRequest,
   type StartAttemptRequest,
@@ -169,6 +171,13 @@ export class CoordinatorClient implements CoordinatorApi {
     this.call('FinishFold', subjectOf(req.attempt), (r: FinishFoldRequest, cb) => this.client.finishFold(r, new Metadata(), this.callOptions(), cb), req);
   failFold = (req: FailFoldRequest): Promise<unknown> =>
     this.call('FailFold', subjectOf(req.attempt), (r: FailFoldRequest, cb) => this.client.failFold(r, new Metadata(), this.callOptions(), cb), req);
+  reportBadCheckpoint = (req: ReportBadCheckpointRequest): Promise<ReportBadCheckpointResponse> =>
+    this.call(
+      'ReportBadCheckpoint',
+      subjectOf(req.attempt),
+      (r: ReportBadCheckpointRequest, cb) => this.client.reportBadCheckpoint(r, new Metadata(), this.callOptions(), cb),
+      req,
+    );
 
   /**
    * Streams a checkpoint in `CHECKPOINT_CHUNK_BYTES` chunks, the sha256 in

@@ -23,6 +23,7 @@ import {
   type FinishClusterJobRequest,
   type FinishFoldRequest,
   type FoldProgress,
+  type ReportBadCheckpointResponse,
   type StartAttemptRequest,
   type StartAttemptResponse,
   type StartClusterAttemptRequest,
@@ -136,6 +137,9 @@ class FakeServices implements CoordinatorApi, ClusterCoordinatorApi {
     return Promise.resolve({});
   }
   startAttempt(_req: StartAttemptRequest): Promise<StartAttemptResponse> {
+    return Promise.reject(new Error('not a fold test'));
+  }
+  reportBadCheckpoint(): Promise<ReportBadCheckpointResponse> {
     return Promise.reject(new Error('not a fold test'));
   }
   reportEpoch(_a: AttemptRef, _m: EpochMetrics): Promise<unknown> {

@@ -5,6 +5,8 @@ import type {
   FailFoldRequest,
   FinishFoldRequest,
   FoldProgress,
+  ReportBadCheckpointRequest,
+  ReportBadCheckpointResponse,
   StartAttemptRequest,
   StartAttemptResponse,
 } from '@cvc/proto';
@@ -26,8 +28,10 @@ export interface CoordinatorApi {
   reportProgress(attempt: AttemptRef, progress: FoldProgress): Promise<unknown>;
   /** Stores a checkpoint (an epoch's, or the fold's best). */
   uploadCheckpoint(attempt: AttemptRef, epoch: number, kind: CheckpointKind, bytes: Uint8Array): Promise<{ key: string; size: number }>;
-  /** Records the fold's final metrics. */
+  /** Records the fold's final metrics; an Ack with `stop` says they were not recorded (the run was stopped early). */
   finishFold(req: FinishFoldRequest): Promise<unknown>;
   /** Records a failed attempt; `final` when no delivery of the task is left. */
   failFold(req: FailFoldRequest): Promise<unknown>;
+  /** The resume checkpoint cannot be used: answers the one to fall back to (empty: start fresh). */
+  reportBadCheckpoint(req: ReportBadCheckpointRequest): Promise<ReportBadCheckpointResponse>;
 }

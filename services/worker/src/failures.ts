@@ -1,5 +1,6 @@
 import { DataError, type DataErrorCode } from '@cvc/data';
 import { ModelError, type ModelErrorCode } from '@cvc/model';
+import { StorageError } from '@cvc/storage';
 
 /** ModelError codes that the same task would meet again on every delivery: the data, the checkpoint or the numbers are at fault. */
 const PERMANENT_MODEL_CODES: ReadonlySet<ModelErrorCode> = new Set<ModelErrorCode>([
@@ -38,6 +39,18 @@ const PERMANENT_DATA_CODES: ReadonlySet<DataErrorCode> = new Set<DataErrorCode>(
 export function isPermanentFailure(err: unknown): boolean {
   if (err instanceof ModelError) return PERMANENT_MODEL_CODES.has(err.code);
   return err instanceof DataError && PERMANENT_DATA_CODES.has(err.code);
+}
+
+/**
+ * Whether a resume checkpoint failed to load because of the checkpoint
+ * itself: the object is gone (StorageError NOT_FOUND: a lifecycle rule, a
+ * manual delete), or it does not decode or fit the fold's model (ModelError
+ * CHECKPOINT_CORRUPT, CHECKPOINT_MISMATCH). Another delivery would meet the
+ * same object; the fold falls back to an older checkpoint instead.
+ */
+export function isBadCheckpoint(err: unknown): boolean {
+  if (err instanceof ModelError) return err.code === 'CHECKPOINT_CORRUPT' || err.code === 'CHECKPOINT_MISMATCH';
+  return err instanceof StorageError && err.code === 'NOT_FOUND';
 }
 
 /** Images an epoch trained, from its rate and duration, for the images-trained counter: 0 when either is not a finite non-negative number. */

@@ -19,6 +19,8 @@ import {
   type FailFoldRequest,
   type FinishFoldRequest,
   type FoldProgress,
+  type ReportBadCheckpointRequest,
+  type ReportBadCheckpointResponse,
   type StartAttemptRequest,
   type StartAttemptResponse,
 } from '@cvc/proto';
@@ -70,7 +72,8 @@ type Call =
   | { m: 'reportProgress'; attempt: AttemptRef; progress: FoldProgress }
   | { m: 'uploadCheckpoint'; attempt: AttemptRef; epoch: number; kind: CheckpointKind; bytes: Uint8Array }
   | { m: 'finishFold'; req: FinishFoldRequest }
-  | { m: 'failFold'; req: FailFoldRequest };
+  | { m: 'failFold'; req: FailFoldRequest }
+  | { m: 'reportBadCheckpoint'; req: ReportBadCheckpointRequest };
 type Method = Call['m'];
 
 /** Records every call; `fail` makes the next calls of a method reject; `hold` makes reportProgress hang until released. */
@@ -82,6 +85,12 @@ class FakeCoordinator implements CoordinatorApi {
   stopAtEpoch: number | undefined;
   /** reportProgress answers Ack.stop from this report on (1-based). */
   stopAtProgress: number | undefined;
+  /** The answers of the next reportBadCheckpoint calls, in turn (then: start fresh). */
+  readonly fallbacks: ReportBadCheckpointResponse[] = [];
+  /** The answer of finishFold (default: recorded). */
+  finishAnswer: unknown = {};
+  /** Called as finishFold is recorded, before it answers. */
+  onFinish: (() => Promise<void>) | undefined;
   private readonly held: (() => void)[] = [];
 
   constructor(private readonly answer: (req: StartAttemptRequest) => StartAttemptResponse = () => started()) {}
@@ -130,10 +139,16 @@ class FakeCoordinator implements CoordinatorApi {
     };
   }
   async finishFold(req: FinishFoldRequest): Promise<unknown> {
-    return this.record({ m: 'finishFold', req });
+    await this.record({ m: 'finishFold', req });
+    await this.onFinish?.();
+    return this.finishAnswer;
   }
   async failFold(req: FailFoldRequest): Promise<unknown> {
     return this.record({ m: 'failFold', req });
+  }
+  async reportBadCheckpoint(req: ReportBadCheckpointRequest): Promise<ReportBadCheckpointResponse> {
+    await this.record({ m: 'reportBadCheckpoint', req });
+    return this.fallbacks.shift() ?? { resumeCheckpoint: '', resumeEpoch: 0 };
   }
 }
 
@@ -202,7 +217,12 @@ class FakeTrainers implements TrainerFactory {
   }
   resume(bytes: Uint8Array, name: string, opts: { epochs?: number }): Promise<WorkerTrainer> {
     this.resumed.push({ bytes, name, opts });
-    const state = JSON.parse(new TextDecoder().decode(bytes)) as { epochsDone: number; epochs: number };
+    let state: { epochsDone: number; epochs: number };
+    try {
+      state = JSON.parse(new TextDecoder().decode(bytes)) as { epochsDone: number; epochs: number };
+    } catch (err) {
+      return Promise.reject(new ModelError('CHECKPOINT_CORRUPT', `${name}: not a checkpoint`, { cause: err }));
+    }
     return Promise.resolve(this.add(new FakeTrainer(state.epochsDone, opts.epochs ?? state.epochs, (e, b) => this.onBatch(e, b))));
   }
   private add(t: FakeTrainer): FakeTrainer {
@@ -398,6 +418,54 @@ test("a redelivered task resumes from the fold checkpoint in the store: resume g
   );
   assert.equal(s.coordinator.of('finishFold')[0]?.req.attempt?.token, 'tok-2');
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 2, how: 'ack' }]);
+});
+
+test('a corrupt resume checkpoint is reported and the fold falls back to the older one the coordinator offers (warning naming it); only the epochs after that are trained', async () => {
+  const bad = `runs/${RUN}/folds/1/epoch-2.ckpt`;
+  const older = `runs/${RUN}/folds/1/epoch-1.ckpt`;
+  await store.put(bad, new TextEncoder().encode('rotten bytes'));
+  await store.put(older, new TextEncoder().encode(JSON.stringify({ epochsDone: 1, epochs: 3 })));
+  const coordinator = new FakeCoordinator(() => started({ resumeCheckpoint: bad, spec: spec({ epochs: 3 }) }));
+  coordinator.fallbacks.push({ resumeCheckpoint: older, resumeEpoch: 1 });
+  const s = setup({ coordinator });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  const reports = s.coordinator.of('reportBadCheckpoint');
+  assert.equal(reports.length, 1);
+  assert.equal(reports[0]?.req.checkpoint, bad);
+  assert.equal(reports[0]?.req.attempt?.token, 'tok-1');
+  assert.match(reports[0]?.req.reason ?? '', /CHECKPOINT_CORRUPT|not a checkpoint/);
+  assert.deepEqual(
+    s.trainers.resumed.map((r) => r.name),
+    [bad, older],
+  );
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch),
+    [2, 3],
+  );
+  const warn = s.logger.lines.find((l) => l.msg === 'the resume checkpoint cannot be used; falling back');
+  assert.equal(warn?.level, 'warn');
+  assert.equal(warn?.fields?.['checkpoint'], bad);
+  assert.equal(warn?.fields?.['fallback'], older);
+  assert.equal(s.coordinator.of('failFold').length, 0);
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+});
+
+test('a resume checkpoint that is gone from the store (NOT_FOUND), with no older one: the fold starts fresh after reporting it, instead of failing', async () => {
+  const gone = `runs/${RUN}/folds/1/epoch-9-gone.ckpt`;
+  const s = setup({ coordinator: new FakeCoordinator(() => started({ resumeCheckpoint: gone })) });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('reportBadCheckpoint')[0]?.req.checkpoint, gone);
+  assert.match(s.coordinator.of('reportBadCheckpoint')[0]?.req.reason ?? '', /NOT_FOUND|no such object/);
+  assert.equal(s.trainers.created.length, 1, 'a fresh trainer');
+  assert.deepEqual(
+    s.coordinator.of('reportEpoch').map((c) => c.metrics.epoch),
+    [1, 2],
+  );
+  assert.equal(s.logger.lines.find((l) => l.msg === 'the resume checkpoint cannot be used; falling back')?.fields?.['fallback'], 'a fresh start');
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
 });
 
 test("the trainer is built from the spec's model config (the coordinator's resolved one); a config that is not JSON fails the attempt", async () => {
@@ -715,7 +783,7 @@ test('never more than one progress report in flight, and a hanging one does not 
   coordinator.releaseProgress();
 });
 
-test('failing progress reports are logged at debug and dropped; the fold still succeeds', async () => {
+test('failing progress reports are logged at debug and dropped, repeated failures once at warn; the fold still succeeds', async () => {
   let clock = 0;
   const coordinator = new FakeCoordinator().fail('reportProgress', grpcError(status.UNAVAILABLE, 'coordinator restarting'), 100);
   const s = setup({ coordinator, deps: { progressIntervalMs: 1000, now: () => clock } });
@@ -728,6 +796,10 @@ test('failing progress reports are logged at debug and dropped; the fold still s
   const dropped = s.logger.lines.filter((l) => l.msg === 'progress report failed; dropped');
   assert.ok(dropped.length >= 1);
   assert.ok(dropped.every((l) => l.level === 'debug' && /coordinator restarting/.test(String(l.fields?.['error']))));
+  // Failing again and again: visible at warn, with the run, the fold and the gRPC code.
+  const warned = s.logger.lines.filter((l) => l.level === 'warn' && /progress reports keep failing/.test(l.msg));
+  assert.equal(warned.length, 1, 'rate-limited: once within the fold');
+  assert.deepEqual([warned[0]?.fields?.['run'], warned[0]?.fields?.['fold'], warned[0]?.fields?.['code']], [RUN, 1, 'UNAVAILABLE']);
   assert.equal(s.coordinator.of('failFold').length, 0);
   assert.equal(s.coordinator.of('finishFold').length, 1);
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
@@ -794,6 +866,40 @@ test('Ack.stop on a progress report: training stops after the current batch, the
   assert.ok(batches < 2 * BATCHES, `stopped within the first epoch of each fold (${batches} batches)`);
   assert.equal(s.coordinator.of('finishFold').length + s.coordinator.of('failFold').length, 0);
   assert.deepEqual(s.outcomes, ['started', 'stopped', 'started', 'stopped']);
+});
+
+test('a stop answer to a progress report that arrives during the final phase does not relabel a fold whose FinishFold was recorded: it is counted and logged as done', async () => {
+  let clock = 0;
+  const coordinator = new FakeCoordinator();
+  coordinator.holdProgress = true;
+  coordinator.stopAtProgress = 1;
+  // The report held since the first epoch is answered stop while FinishFold is on its way.
+  coordinator.onFinish = async () => {
+    coordinator.releaseProgress();
+    await new Promise((r) => setImmediate(r));
+  };
+  const s = setup({ coordinator, deps: { progressIntervalMs: 1000, now: () => clock } });
+  s.trainers.onBatch = () => {
+    clock += 1000;
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.equal(s.coordinator.of('finishFold').length, 1);
+  assert.deepEqual(s.outcomes, ['started', 'succeeded']);
+  assert.ok(s.logger.lines.some((l) => l.msg === 'fold done'));
+  assert.ok(!s.logger.lines.some((l) => /stopped by the coordinator/.test(l.msg)));
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
+});
+
+test('FinishFold answered stop (the run was stopped early before the result came; it is not recorded): the task is acked and counted as stopped', async () => {
+  const coordinator = new FakeCoordinator();
+  coordinator.finishAnswer = { stop: true, reason: 'run stopped early: asha rung 1' };
+  const s = setup({ coordinator });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.outcomes, ['started', 'stopped']);
+  assert.equal(s.logger.lines.find((l) => /stopped by the coordinator/.test(l.msg))?.fields?.['reason'], 'run stopped early: asha rung 1');
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'ack' }]);
 });
 
 test('stop() while a pull waits (SIGTERM on an idle worker): a task that arrives after it is handed straight back, not trained', async () => {

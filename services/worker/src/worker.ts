@@ -11,7 +11,7 @@ import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
 import { WorkerError } from './errors.js';
-import { isPermanentFailure } from './failures.js';
+import { isBadCheckpoint, isPermanentFailure } from './failures.js';
 import { foldTrainerFactory, type TrainerFactory, type WorkerTrainer } from './trainer-factory.js';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
 import { runClusterAttempt, type ClusterAttemptDeps } from './cluster-attempt.js';
@@ -258,6 +258,48 @@ export class Worker {
     });
   }
 
+  /**
+   * The trainer resumed from `key` (undefined: start the fold fresh). A
+   * checkpoint that cannot be used (gone from the store, corrupt, or not this
+   * fold's model) is reported to the coordinator, which answers the fold's
+   * newest older checkpoint, or none: tried in turn, each refusal logged at
+   * warn naming the checkpoint and why. Any other failure (the store
+   * unreachable, say) is thrown as before.
+   */
+  private async resume(
+    attempt: AttemptRef,
+    key: string,
+    epochs: number,
+    signal: AbortSignal,
+    log: Record<string, unknown>,
+  ): Promise<WorkerTrainer | undefined> {
+    const tried = new Set<string>();
+    while (key) {
+      if (tried.has(key)) throw new WorkerError('BAD_CHECKPOINT', `the coordinator offered checkpoint ${key} again after it could not be used`);
+      tried.add(key);
+      try {
+        const trainer = await this.trainers.resume(await this.deps.store.getBytes(key), key, { epochs });
+        this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: key });
+        return trainer;
+      } catch (err) {
+        if (!isBadCheckpoint(err)) throw err;
+        const bad = key;
+        const next = await this.untilReachable('ReportBadCheckpoint', signal, log, () =>
+          this.deps.coordinator.reportBadCheckpoint({ attempt, checkpoint: bad, reason: describeError(err) }),
+        );
+        key = next.resumeCheckpoint;
+        this.logger.warn('the resume checkpoint cannot be used; falling back', {
+          ...log,
+          checkpoint: bad,
+          error: describeError(err),
+          fallback: key || 'a fresh start',
+          fromEpoch: key ? next.resumeEpoch : 0,
+        });
+      }
+    }
+    return undefined;
+  }
+
   private async handle(d: TaskDelivery): Promise<void> {
     if (d.task.jobId) return this.handleJob(d);
     const { runId, fold } = d.task;
@@ -268,6 +310,8 @@ export class Worker {
     let attempt: AttemptRef | undefined;
     // Set when a report's answer asks the attempt to stop (its run was stopped early, or the fold paused at a sweep's rung).
     let stopReason: string | undefined;
+    // Set once FinishFold recorded the fold's result.
+    let finished = false;
     const stopWith = (reason: string | undefined): void => {
       if (reason === undefined || stopReason !== undefined) return;
       stopReason = reason;
@@ -296,11 +340,10 @@ export class Worker {
       }
       const data = await this.shards.foldData(start.manifest, fold);
       if (this.deps.failFold === fold) throw new WorkerError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
+      const resumed = await this.resume(attempt, start.resumeCheckpoint, epochs, ac.signal, log);
       let trainer: WorkerTrainer;
-      if (start.resumeCheckpoint) {
-        trainer = await this.trainers.resume(await this.deps.store.getBytes(start.resumeCheckpoint), start.resumeCheckpoint, { epochs });
-        this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: start.resumeCheckpoint });
-      } else {
+      if (resumed) trainer = resumed;
+      else {
         // The coordinator sends the fully resolved network config; the trainer checks it with the same schema. Runs
         // submitted before configs existed have none: their preset and up-sampling stand for it.
         let modelConfig: unknown;
@@ -378,9 +421,14 @@ export class Worker {
           await this.untilReachable('UploadCheckpoint', ac.signal, log, () =>
             this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, bytes),
           );
-          await this.untilReachable('FinishFold', ac.signal, log, () =>
+          const done = await this.untilReachable('FinishFold', ac.signal, log, () =>
             this.deps.coordinator.finishFold({ attempt: a, bestEpoch: best?.epoch ?? 0, train, val, test }),
           );
+          // The coordinator's answer decides the outcome, not a stop answer to a progress report that came in meanwhile:
+          // OK means the result is recorded (the fold finished); stop means it was not (the run was stopped early first).
+          const refused = ackStopReason(done);
+          if (refused === undefined) finished = true;
+          else stopWith(refused);
         }
       } finally {
         trainer.dispose();
@@ -388,7 +436,7 @@ export class Worker {
       // The fold's result is recorded: a failed ack (NATS reconnecting) must not turn it into a failed attempt. The task
       // comes back after ack_wait and StartAttempt finds the fold done.
       await ackOrLog(d, this.logger, log);
-      if (stopReason !== undefined) {
+      if (!finished) {
         this.deps.onAttempt?.('stopped');
         this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason });
       } else {
@@ -402,7 +450,7 @@ export class Worker {
         d.nak(5000);
         this.fatal = err as Error;
         this.stopping = true;
-      } else if (stopReason !== undefined && !this.stopping) {
+      } else if (stopReason !== undefined && !this.stopping && !finished) {
         // Told to stop (stopped early, or paused at a rung): the coordinator wants nothing more of this task; no retry.
         this.logger.info('fold stopped by the coordinator; task acknowledged', { ...log, reason: stopReason, error: describeError(err) });
         this.deps.onAttempt?.('stopped');
