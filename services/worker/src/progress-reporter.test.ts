@@ -106,3 +106,46 @@ test('the reporter sends at most once per interval, skips while one is in flight
   );
   assert.deepEqual(debug, ['progress report failed; dropped', 'progress sample has no finite loss or pace; not reported']);
 });
+
+test('reports that keep failing are logged at warn, at most once per warnEveryMs, with the gRPC code and the failures in a row; a report that goes through resets the count', async () => {
+  let clock = 0;
+  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, ...(fields ? { fields } : {}) });
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  let refuse = true;
+  const r = new ProgressReporter({
+    send: () => (refuse ? Promise.reject(Object.assign(new Error('3 INVALID_ARGUMENT: progress.loss'), { code: 3 })) : Promise.resolve({})),
+    intervalMs: 1000,
+    now: () => clock,
+    logger,
+    logFields: { run: 'run-1', fold: 2 },
+    warnEveryMs: 10_000,
+  });
+  const send = async (): Promise<void> => {
+    clock += 1000;
+    r.offer(sample());
+    await r.idle();
+  };
+  for (let i = 0; i < 8; i++) await send(); // failures 1..8 at t = 1..8 s
+  const warns = (): typeof lines => lines.filter((l) => l.level === 'warn');
+  assert.equal(warns().length, 1, 'the third failure warns; the next ones within 10 s do not');
+  assert.match(warns()[0]?.msg ?? '', /progress reports keep failing/);
+  assert.deepEqual(
+    { run: warns()[0]?.fields?.['run'], fold: warns()[0]?.fields?.['fold'], code: warns()[0]?.fields?.['code'], failures: warns()[0]?.fields?.['failures'] },
+    { run: 'run-1', fold: 2, code: 'INVALID_ARGUMENT', failures: 3 },
+  );
+  assert.equal(lines.filter((l) => l.level === 'debug').length, 7);
+  for (let i = 0; i < 5; i++) await send(); // t = 13 s: 10 s after the first warning
+  assert.equal(warns().length, 2);
+  assert.equal(warns()[1]?.fields?.['failures'], 13);
+  refuse = false;
+  await send();
+  refuse = true;
+  clock += 60_000;
+  await send();
+  await send();
+  assert.equal(warns().length, 2, 'two failures after a report went through are not yet a warning');
+  await send();
+  assert.equal(warns().length, 3);
+  assert.equal(warns()[2]?.fields?.['failures'], 3);
+});

@@ -1,3 +1,4 @@
+import { status } from '@grpc/grpc-js';
 import { describeError, type Logger } from '@cvc/core';
 import type { BatchProgress } from '@cvc/model';
 import type { FoldProgress } from '@cvc/proto';
@@ -44,22 +45,40 @@ export interface ProgressReporterOptions {
   /** Clock in milliseconds. */
   readonly now: () => number;
   readonly logger: Logger;
-  /** Fields added to the debug line of a failed send (run, fold, ...). */
+  /** Fields added to the log line of a failed send (run, fold, ...). */
   readonly logFields?: Record<string, unknown>;
+  /** Least milliseconds between two warnings about failing reports (default 60 000). */
+  readonly warnEveryMs?: number;
+}
+
+/** Failed reports in a row after which they are logged at warn (rate-limited), not debug. */
+export const PROGRESS_FAILURES_BEFORE_WARN = 3;
+
+/** The gRPC code of a failed call by name (`INVALID_ARGUMENT`), or undefined when the error has none. */
+function grpcCodeName(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? (status[code] ?? String(code)) : undefined;
 }
 
 /**
  * Forwards the trainer's progress inside an epoch to the coordinator,
  * fire-and-forget: at most one report every `intervalMs` and never more than
  * one in flight (a sample that comes while one is in flight is dropped, the
- * next one goes out once it settles). A failed report is logged at debug and
- * dropped: progress is for display, and the next report supersedes it.
+ * next one goes out once it settles). A failed report is dropped: progress
+ * is for display, and the next report supersedes it. It is logged at debug,
+ * or at warn (at most once every `warnEveryMs`, with the gRPC code and the
+ * failures in a row) once `PROGRESS_FAILURES_BEFORE_WARN` reports in a row
+ * failed: a coordinator that refuses every report must show at the default
+ * level.
  */
 export class ProgressReporter {
   private inFlight: Promise<void> | undefined;
   private lastSentAt: number | undefined;
   private lastEpochEndAt: number;
   private epochOverheadSeconds = 0;
+  /** Reports failed in a row (a report that goes through resets it). */
+  private failures = 0;
+  private lastWarnAt: number | undefined;
 
   /** Make it just before training starts: the first epoch's overhead is measured from then. */
   constructor(private readonly opts: ProgressReporterOptions) {
@@ -84,12 +103,25 @@ export class ProgressReporter {
     this.inFlight = Promise.resolve()
       .then(() => this.opts.send(progress))
       .then(
-        () => undefined,
-        (err: unknown) => this.opts.logger.debug('progress report failed; dropped', { ...this.opts.logFields, epoch: p.epoch, error: describeError(err) }),
+        () => {
+          this.failures = 0;
+        },
+        (err: unknown) => this.failed(err, p.epoch),
       )
       .finally(() => {
         this.inFlight = undefined;
       });
+  }
+
+  private failed(err: unknown, epoch: number): void {
+    this.failures += 1;
+    const code = grpcCodeName(err);
+    const fields = { ...this.opts.logFields, epoch, ...(code ? { code } : {}), failures: this.failures, error: describeError(err) };
+    const t = this.opts.now();
+    if (this.failures >= PROGRESS_FAILURES_BEFORE_WARN && (this.lastWarnAt === undefined || t - this.lastWarnAt >= (this.opts.warnEveryMs ?? 60_000))) {
+      this.lastWarnAt = t;
+      this.opts.logger.warn('progress reports keep failing; dropped (training goes on, but watchers see no progress)', fields);
+    } else this.opts.logger.debug('progress report failed; dropped', fields);
   }
 
   /**

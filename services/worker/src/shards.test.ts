@@ -47,6 +47,26 @@ test('a cache directory that cannot be written (here a file stands in its place)
   assert.match(String(logger.warnings[0]?.fields?.['shard']), /^datasets\/tiny\/v1\//);
 });
 
+test('a cached shard whose sha256 no longer matches (bit rot) is downloaded again and rewritten, with a warning naming the shard', async () => {
+  const dir = join(root, 'rotten');
+  const cache = new ShardCache(store, dir, undefined, {});
+  await cache.foldData(manifestKey, 0);
+  const entry = manifest.shards[0];
+  assert.ok(entry);
+  const file = join(dir, `${entry.sha256}.cvcs`);
+  await writeFile(file, 'rotten bytes');
+  const logger = memoryLogger();
+  let downloads = 0;
+  const data = await new ShardCache(store, dir, () => void downloads++, { logger }).foldData(manifestKey, 0);
+  assert.equal(data.test.count, 4);
+  assert.equal(downloads, 1, 'only the rotten shard is downloaded again');
+  assert.equal(logger.warnings.length, 1);
+  assert.match(logger.warnings[0]?.msg ?? '', /a cached shard does not match its sha256; downloading it again/);
+  assert.equal(logger.warnings[0]?.fields?.['shard'], `datasets/tiny/v1/${entry.name}`);
+  assert.equal(logger.warnings[0]?.fields?.['file'], file);
+  assert.equal((await stat(file)).size, entry.bytes, 'the cache entry is rewritten');
+});
+
 test('the cache is kept under maxBytes by removing the least recently used shards; a stale temp file of a dead write is removed', async () => {
   const dir = join(root, 'bounded');
   await mkdir(dir, { recursive: true });

@@ -49,7 +49,18 @@ export class ShardCache {
     let bytes: Uint8Array | undefined;
     try {
       bytes = await readFile(cached);
-      if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) bytes = undefined;
+      const got = createHash('sha256').update(bytes).digest('hex');
+      if (got !== entry.sha256) {
+        // Bit rot or a truncated copy: said once, then the shard is downloaded again and the entry rewritten.
+        this.logger.warn('a cached shard does not match its sha256; downloading it again', {
+          shard: `${prefix}/${entry.name}`,
+          file: cached,
+          bytes: bytes.length,
+          expectedBytes: entry.bytes,
+          sha256: got,
+        });
+        bytes = undefined;
+      }
       // Marks it used, for the least-recently-used clean-up (another worker may have just removed it: no matter).
       else await utimes(cached, new Date(), new Date()).catch(() => undefined);
     } catch {
