@@ -16,6 +16,7 @@ import {
   FailFoldRequest,
   FinishFoldRequest,
   GetRunRequest,
+  ReportBadCheckpointRequest,
   ReportEpochRequest,
   RunServiceService,
   StartAttemptRequest,
@@ -137,6 +138,7 @@ test('gRPC handlers: random, truncated, corrupted and out-of-range requests alwa
         FinishFoldRequest.encode(FinishFoldRequest.fromPartial({ attempt: attempt(), bestEpoch: u32(), train: evalm(), val: evalm(), test: evalm() })).finish(),
       ],
       failFold: () => [FailFoldRequest.encode({ attempt: attempt(), error: str(), final: false }).finish()],
+      reportBadCheckpoint: () => [ReportBadCheckpointRequest.encode({ attempt: attempt(), checkpoint: str(), reason: str() }).finish()],
       uploadCheckpoint: () =>
         Array.from({ length: 1 + rng.int(4) }, () =>
           CheckpointChunk.encode(
