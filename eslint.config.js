@@ -25,8 +25,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['@cvc/*/*', '!@cvc/cli/testing', '!@cvc/data/testing'],
-              message: 'import a package through its front door (src/index.ts; test kits: @cvc/cli/testing, @cvc/data/testing)',
+              group: ['@cvc/*/*', '!@cvc/cli/testing', '!@cvc/data/testing', '!@cvc/metrics/testing'],
+              message: 'import a package through its front door (src/index.ts; test kits: @cvc/cli/testing, @cvc/data/testing, @cvc/metrics/testing)',
             },
           ],
         },

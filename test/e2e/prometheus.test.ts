@@ -23,8 +23,12 @@ interface PromVector {
   data: { result: { metric: Record<string, string>; value: [number, string] }[] };
 }
 
-test('a real Prometheus scrapes the local cluster: per-fold loss series exist and change; promtool accepts every /metrics', async () => {
+/** How long an ended run's series stay on /metrics in this test (the services inherit the environment). */
+const RETENTION_MS = 60_000;
+
+test('a real Prometheus scrapes the local cluster: per-fold loss series exist and change; promtool accepts every /metrics; an ended run leaves /metrics after the retention, its history stays in Prometheus', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-prom-'));
+  process.env['CVC_METRICS_RETENTION_MS'] = String(RETENTION_MS);
   const cluster = await startLocalCluster({ dir, workers: 2, backend: 'wasm' });
   const promPort = await freePort();
   await writeFile(
@@ -96,6 +100,30 @@ test('a real Prometheus scrapes the local cluster: per-fold loss series exist an
       assert.equal((await fetch(`http://${a}/healthz`)).status, 200);
       assert.equal((await fetch(`http://${a}/readyz`)).status, 200);
     }
+
+    // After the retention the run's series leave every /metrics (coordinator and workers); Prometheus keeps their history.
+    for (const a of addrs) {
+      await until(
+        `${a}: the ended run's series to leave /metrics`,
+        async () => (await fetch(`http://${a}/metrics`)).text(),
+        (text) => !text.includes(`run="${runId}"`),
+        RETENTION_MS + 60_000,
+      );
+    }
+    const history = await q(`max_over_time(cvc_fold_epochs_done${sel}[15m])`);
+    assert.deepEqual(
+      history.map((s) => [s.metric['fold'], s.value[1]]).sort(),
+      [
+        ['0', '4'],
+        ['1', '4'],
+      ],
+      'the history of the removed series is still in Prometheus',
+    );
+    assert.deepEqual(
+      (await q('cvc_runs{state="succeeded"}')).map((s) => s.value[1]),
+      ['1'],
+      'the ended run still counts by state',
+    );
   } finally {
     rc.close();
     prom.kill('SIGTERM');

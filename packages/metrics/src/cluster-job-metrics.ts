@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { SeriesRetention } from './series-retention.js';
 
 /** What the coordinator knows of one clustering job, for its metrics. */
 export interface ClusterJobView {
@@ -15,8 +16,11 @@ export interface ClusterJobView {
  * state and, per job (labels job, method), the latest refresh's iteration,
  * loss, share of assignments changed and accuracy (when the dataset is
  * labelled). `update` replaces the state counts from the latest view of every job.
+ * A job's series are tracked in `retention` and leave /metrics a retention
+ * period after the job ended; a job first seen ended (the jobs stored when the
+ * coordinator starts) gets none: Prometheus has its history.
  */
-export function createClusterJobMetrics(registry: Registry) {
+export function createClusterJobMetrics(registry: Registry, retention: SeriesRetention) {
   const jobs = new Gauge({ name: 'cvc_cluster_jobs', help: 'Clustering jobs by state.', labelNames: ['state'], registers: [registry] });
   const iteration = new Gauge({
     name: 'cvc_cluster_job_iteration',
@@ -48,7 +52,8 @@ export function createClusterJobMetrics(registry: Registry) {
     labelNames: ['state'],
     registers: [registry],
   });
-  const latest = new Map<string, ClusterJobView>();
+  /** Each job's latest state, for the counts by state: every job of the bucket, a few bytes each. */
+  const states = new Map<string, string>();
   const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
   return {
     jobs,
@@ -59,18 +64,31 @@ export function createClusterJobMetrics(registry: Registry) {
     ended,
     /** Records a job's new view; recounts the states. */
     update(view: ClusterJobView): void {
-      const before = latest.get(view.id);
-      latest.set(view.id, view);
-      if (FINAL.has(view.state) && before !== undefined && before.state !== view.state) ended.inc({ state: view.state });
+      const before = states.get(view.id);
+      states.set(view.id, view.state);
+      const final = FINAL.has(view.state);
+      if (final && before !== undefined && before !== view.state) ended.inc({ state: view.state });
       jobs.reset();
-      for (const v of latest.values()) jobs.inc({ state: v.state });
-      const labels = { job: view.id, method: view.method };
-      if (view.latest) {
+      for (const s of states.values()) jobs.inc({ state: s });
+      const key = `job:${view.id}`;
+      const show = !final || (before !== undefined && !FINAL.has(before)) || retention.has(key);
+      if (show && view.latest) {
+        // A view without a method (a job document with no spec) keeps the method its series have; a new
+        // method replaces the series rather than start a second one.
+        const had = retention.series(key)[0]?.labels['method'];
+        const method = view.method || had || '';
+        if (had !== undefined && had !== method) retention.remove(key);
+        const labels = { job: view.id, method };
+        for (const g of [iteration, loss, changed]) retention.track(key, g, labels);
         iteration.set(labels, view.latest.iteration);
         loss.set(labels, view.latest.loss);
         changed.set(labels, view.latest.changed);
-        if (view.latest.acc !== undefined) acc.set(labels, view.latest.acc);
+        if (view.latest.acc !== undefined) {
+          retention.track(key, acc, labels);
+          acc.set(labels, view.latest.acc);
+        }
       }
+      if (final) retention.finished(key);
     },
   };
 }

@@ -2,16 +2,24 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics } from './defaults.js';
 import { createSweepMetrics } from './sweep-metrics.js';
 import { createClusterJobMetrics } from './cluster-job-metrics.js';
+import { retentionOf, type RetentionSettings } from './series-retention.js';
 
-/** The coordinator's metrics (base units, `_total` counters, labels run/fold/method/code/state only). */
-export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ pending: number; inFlight: number }> } = {}) {
+/**
+ * The coordinator's metrics (base units, `_total` counters, labels run/fold/method/code/state only).
+ * The per-run, per-job and per-sweep series are tracked in `retention`: they
+ * leave /metrics a retention period after their run, job or sweep ended.
+ */
+export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ pending: number; inFlight: number }> } & RetentionSettings = {}) {
   const registry = new Registry();
   registerProcessMetrics(registry, 'cvc_coordinator_');
   const pending = opts.pendingTasks;
+  const retention = retentionOf(opts);
   return {
     registry,
+    /** The per-run, per-job and per-sweep series' bookkeeping (close it on shutdown). */
+    retention,
     /** Per-sweep gauges (trials by state, best score so far, decisions). */
-    sweeps: createSweepMetrics(registry),
+    sweeps: createSweepMetrics(registry, retention),
     runs: new Gauge({ name: 'cvc_runs', help: 'Runs by state.', labelNames: ['state'], registers: [registry] }),
     folds: new Gauge({ name: 'cvc_folds', help: 'Folds by state, over all runs.', labelNames: ['state'], registers: [registry] }),
     foldTrainLoss: new Gauge({
@@ -66,7 +74,7 @@ export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ 
       },
     }),
     /** Clustering jobs (cluster-job-metrics.ts). */
-    clusterJobs: createClusterJobMetrics(registry),
+    clusterJobs: createClusterJobMetrics(registry, retention),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;

@@ -1,12 +1,17 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics } from './defaults.js';
+import { retentionOf, type RetentionSettings } from './series-retention.js';
 
-/** A worker's metrics. */
-export function createWorkerMetrics(worker: string) {
+/**
+ * A worker's metrics. The per-task series (labels run and fold, or job and
+ * method) are set through `epoch` and `clusterProgress`; `taskEnded` starts
+ * their retention, after which they leave /metrics.
+ */
+export function createWorkerMetrics(worker: string, opts: RetentionSettings = {}) {
   const registry = new Registry();
   registry.setDefaultLabels({ worker });
   registerProcessMetrics(registry, 'cvc_worker_');
-  return {
+  const m = {
     registry,
     trainLoss: new Gauge({
       name: 'cvc_worker_train_loss',
@@ -65,5 +70,42 @@ export function createWorkerMetrics(worker: string) {
       registers: [registry],
     }),
   };
+  const retention = retentionOf(opts);
+  const foldKey = (t: TaskRef): string => (t.jobId ? `job:${t.jobId}` : `fold:${t.runId}/${t.fold}`);
+  return {
+    ...m,
+    /** The per-task series' bookkeeping (close it on shutdown). */
+    retention,
+    /** A fold task's finished epoch: its loss, throughput and images trained. */
+    epoch(task: { readonly runId: string; readonly fold: number }, r: { loss: number; valLoss: number; imagesPerSec: number; images: number }): void {
+      const labels = { run: task.runId, fold: String(task.fold) };
+      const key = foldKey(task);
+      for (const g of [m.trainLoss, m.valLoss, m.imagesPerSecond, m.imagesTrained]) retention.track(key, g, labels);
+      m.trainLoss.set(labels, r.loss);
+      m.valLoss.set(labels, r.valLoss);
+      m.imagesPerSecond.set(labels, r.imagesPerSec);
+      m.imagesTrained.inc(labels, r.images);
+    },
+    /** A clustering job's refresh. */
+    clusterProgress(job: string, method: string, p: { iteration: number; loss: number }): void {
+      const labels = { job, method };
+      const key = foldKey({ runId: '', fold: 0, jobId: job });
+      for (const g of [m.clusterIteration, m.clusterLoss]) retention.track(key, g, labels);
+      m.clusterIteration.set(labels, p.iteration);
+      m.clusterLoss.set(labels, p.loss);
+    },
+    /** The worker is done with a task (whatever the outcome): its series go after the retention. */
+    taskEnded(task: TaskRef): void {
+      retention.finished(foldKey(task));
+    },
+  };
 }
+
+/** A task of the work queue, as the worker metrics name it (a fold of a run, or a clustering job's task). */
+export interface TaskRef {
+  readonly runId: string;
+  readonly fold: number;
+  readonly jobId?: string | undefined;
+}
+
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

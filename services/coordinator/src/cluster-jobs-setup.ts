@@ -1,6 +1,7 @@
 import type { Logger } from '@cvc/core';
 import { createDocStore, type NatsConnection, type TaskQueue } from '@cvc/messaging';
-import type { ClusterJobMetrics } from '@cvc/metrics';
+import type { ClusterJobMetrics, ClusterJobView } from '@cvc/metrics';
+import type { ClusterJob } from '@cvc/proto';
 import type { ObjectStore } from '@cvc/storage';
 import { jobStateName, type ClusterJobDoc } from './cluster-job-doc.js';
 import { ClusterJobs } from './cluster-jobs.js';
@@ -8,6 +9,17 @@ import type { Coordinator } from './coordinator.js';
 
 /** The KV bucket of clustering-job documents. */
 export const CLUSTER_JOBS_BUCKET = 'cvc_cluster_jobs';
+
+/** What the metrics show of a job: its state, method and latest refresh. */
+export function jobView(job: ClusterJob): ClusterJobView {
+  const last = job.history[job.history.length - 1];
+  return {
+    id: job.id,
+    state: jobStateName(job.state),
+    method: job.spec?.method ?? '',
+    ...(last ? { latest: { iteration: last.iteration, loss: last.loss, changed: last.changed, acc: last.acc } } : {}),
+  };
+}
 
 /**
  * Opens the clustering jobs' KV bucket and builds the coordinator's
@@ -32,18 +44,9 @@ export async function createClusterJobs(o: {
     getRun: (id) => o.coordinator.getRun(id),
     logger: o.logger,
     maxCheckpointBytes: o.maxCheckpointBytes,
-    observer: {
-      jobChanged: (job) => {
-        const last = job.history[job.history.length - 1];
-        o.metrics.update({
-          id: job.id,
-          state: jobStateName(job.state),
-          method: job.spec?.method ?? '',
-          ...(last ? { latest: { iteration: last.iteration, loss: last.loss, changed: last.changed, acc: last.acc } } : {}),
-        });
-      },
-    },
+    observer: { jobChanged: (job) => o.metrics.update(jobView(job)) },
   });
-  for (const job of await clusterJobs.list()) o.metrics.update({ id: job.id, state: jobStateName(job.state), method: job.spec?.method ?? '' });
+  // The jobs stored: all counted by state, the live ones' series set at once with their latest refresh.
+  for (const job of await clusterJobs.list()) o.metrics.update(jobView(job));
   return clusterJobs;
 }

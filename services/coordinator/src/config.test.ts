@@ -38,3 +38,17 @@ test('a missing or wrong variable is named in the error, and no secret is echoed
     (e: unknown) => e instanceof ConfigError && e.field === 'CVC_S3_SECRET_KEY' && !e.message.includes('super-secret'),
   );
 });
+
+test('CVC_METRICS_RETENTION_MS defaults to 10 minutes (empty counts as unset); a negative, fractional, non-numeric or over-a-day value is refused, naming it', () => {
+  assert.equal(coordinatorConfigFromEnv(good).CVC_METRICS_RETENTION_MS, 600_000);
+  assert.equal(coordinatorConfigFromEnv({ ...good, CVC_METRICS_RETENTION_MS: '' }).CVC_METRICS_RETENTION_MS, 600_000);
+  assert.equal(coordinatorConfigFromEnv({ ...good, CVC_METRICS_RETENTION_MS: '0' }).CVC_METRICS_RETENTION_MS, 0);
+  assert.equal(coordinatorConfigFromEnv({ ...good, CVC_METRICS_RETENTION_MS: '60000' }).CVC_METRICS_RETENTION_MS, 60_000);
+  for (const v of ['-1', '1.5', 'ten minutes', '86400001']) {
+    assert.throws(
+      () => coordinatorConfigFromEnv({ ...good, CVC_METRICS_RETENTION_MS: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === 'CVC_METRICS_RETENTION_MS' && e.message.includes('CVC_METRICS_RETENTION_MS'),
+      v,
+    );
+  }
+});

@@ -22,6 +22,15 @@ export const coordinatorConfigSchema = natsEnvSchema
     /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
     CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
     CVC_METRICS_HOST: z.string().default('0.0.0.0'),
+    /**
+     * How long the series of an ended run, clustering job or sweep stay on /metrics, in ms (default 10 minutes;
+     * at most a day): long enough to be scraped with their final values, which Prometheus keeps. 0 removes them
+     * as it ends (its last values may never be scraped). Empty counts as unset (not 0).
+     */
+    CVC_METRICS_RETENTION_MS: z.preprocess(
+      (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+      z.coerce.number().int().min(0).max(86_400_000).default(600_000),
+    ),
     CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
     /**
      * Test-only fault injection: hold each run's artifact export this long

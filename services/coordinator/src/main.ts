@@ -4,7 +4,6 @@ import { createObjectStore, logStoreRetries, storeOptionsFromEnv } from '@cvc/st
 import { grpcServerSecurity } from '@cvc/security';
 import { initBackend } from '@cvc/tfjs-runtime';
 import { createCoordinatorMetrics, startMetricsServer } from '@cvc/metrics';
-import { FoldState, RunState, type Run } from '@cvc/proto';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Coordinator } from './coordinator.js';
 import { coordinatorConfigFromEnv } from './config.js';
@@ -14,6 +13,7 @@ import type { RunDoc } from './run-doc.js';
 import { sweepMetricsView, type SweepDoc } from './sweep-doc.js';
 import { SweepManager } from './sweeps.js';
 import { createClusterJobs } from './cluster-jobs-setup.js';
+import { createRunMetrics } from './run-metrics.js';
 
 /** How often the running coordinator looks for runs left finalising or cancelling with nobody finishing them (ms). */
 const RECOVER_SWEEP_MS = 60_000;
@@ -36,19 +36,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   await store.ensureBucket();
   const queue = await createTaskQueue(nc, { ackWaitMs: cfg.CVC_ACK_WAIT_MS, maxDeliver: cfg.CVC_MAX_DELIVER, replicas: cfg.CVC_NATS_REPLICAS });
   const runs = await createDocStore<RunDoc>(nc, 'cvc_runs', { replicas: cfg.CVC_NATS_REPLICAS });
-  const metrics = createCoordinatorMetrics({ pendingTasks: () => queue.depth() });
-  // Run and fold state gauges are recomputed from the latest view of every run.
-  const latest = new Map<string, Run>();
-  // Per running fold: (attempts, epochs) at its last progress, to stamp progress only when it moves.
-  const progress = new Map<string, string>();
-  const recount = (): void => {
-    metrics.runs.reset();
-    metrics.folds.reset();
-    for (const r of latest.values()) {
-      metrics.runs.inc({ state: RunState[r.state].replace('RUN_STATE_', '').toLowerCase() });
-      for (const f of r.folds) metrics.folds.inc({ state: FoldState[f.state].replace('FOLD_STATE_', '').toLowerCase() });
-    }
-  };
+  const metrics = createCoordinatorMetrics({ pendingTasks: () => queue.depth(), retentionMs: cfg.CVC_METRICS_RETENTION_MS });
+  const runMetrics = createRunMetrics(metrics);
   const coordinator = new Coordinator({
     store,
     queue,
@@ -59,28 +48,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     ...(nc.info?.max_payload ? { maxDocBytes: nc.info.max_payload } : {}),
     exportArtifacts: cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0 ? holdExport(cfg.CVC_FAULT_HOLD_FINALIZE_MS, exportRunArtifacts) : exportRunArtifacts,
     observer: {
-      runChanged: (run) => {
-        latest.set(run.id, run);
-        recount();
-        for (const f of run.folds) {
-          const labels = { run: run.id, fold: String(f.fold) };
-          const key = `${run.id}/${f.fold}`;
-          if (f.state === FoldState.FOLD_STATE_RUNNING) {
-            const mark = `${f.attempts}/${f.epochReports}`;
-            if (progress.get(key) !== mark) {
-              progress.set(key, mark);
-              metrics.foldLastProgress.set(labels, Date.now() / 1000);
-            }
-          } else if (progress.delete(key)) {
-            metrics.foldLastProgress.remove(labels);
-          }
-          const last = f.history[f.history.length - 1];
-          if (!last) continue;
-          metrics.foldTrainLoss.set(labels, last.loss);
-          metrics.foldValLoss.set(labels, last.valLoss);
-          metrics.foldEpoch.set(labels, last.epoch);
-        }
-      },
+      runChanged: (run) => runMetrics.update(run),
       redelivery: () => metrics.redeliveries.inc(),
       checkpointStored: (bytes) => metrics.checkpointBytes.inc(bytes),
       foldFailed: () => metrics.foldsFailed.inc(),
@@ -108,8 +76,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     metrics: metrics.clusterJobs,
   });
   if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
-  for (const r of await coordinator.listRuns()) latest.set(r.id, r);
-  recount();
+  // The runs stored: all counted by state, the live ones' per-fold series set at once (not at their next report).
+  for (const r of await coordinator.listRuns()) runMetrics.update(r);
   // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the
   // background, and folds of a submission cut short before their tasks were all published are queued.
   await coordinator.recover({ requeue: true });
@@ -165,6 +133,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     stopGivenUp();
     clearInterval(sweep);
     void metricsServer.close();
+    metrics.retention.close();
     // Background finalisation is stopped and awaited before NATS closes (it is idempotent: a restart redoes it).
     server.tryShutdown(() => {
       void Promise.all([sweeps.close().then(() => coordinator.close()), clusterJobs.close()])

@@ -69,6 +69,7 @@ export function sweepMetricsView(s: Sweep): {
   bestValLoss: number | undefined;
   bestRungScore: number | undefined;
   decisions: { stopped: number; continued: number };
+  final: boolean;
 } {
   const trialsByState: Record<string, number> = {};
   for (const t of s.trials) {
@@ -83,5 +84,6 @@ export function sweepMetricsView(s: Sweep): {
     bestValLoss: best,
     bestRungScore: scores.length > 0 ? Math.min(...scores) : undefined,
     decisions: { stopped: s.decisions.filter((d) => d.stopped).length, continued: s.decisions.filter((d) => !d.stopped).length },
+    final: FINAL_SWEEP_STATES.includes(s.state),
   };
 }

@@ -29,6 +29,19 @@ test('a CVC_PROGRESS_INTERVAL_MS below 500, above 10 minutes, negative or not an
   }
 });
 
+test('CVC_METRICS_RETENTION_MS defaults to 10 minutes; a negative, fractional, non-numeric or over-a-day value is refused, naming it', () => {
+  assert.equal(workerConfigFromEnv(good).CVC_METRICS_RETENTION_MS, 600_000);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_METRICS_RETENTION_MS: '0' }).CVC_METRICS_RETENTION_MS, 0);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_METRICS_RETENTION_MS: '60000' }).CVC_METRICS_RETENTION_MS, 60_000);
+  for (const v of ['-1', '1.5', 'ten minutes', '86400001']) {
+    assert.throws(
+      () => workerConfigFromEnv({ ...good, CVC_METRICS_RETENTION_MS: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === 'CVC_METRICS_RETENTION_MS' && e.message.includes('CVC_METRICS_RETENTION_MS'),
+      v,
+    );
+  }
+});
+
 test('CVC_WASM_THREADS defaults to the cores of the machine (a worker alone on it); a value given wins', () => {
   assert.equal(workerConfigFromEnv(good).CVC_WASM_THREADS, Math.min(64, availableParallelism()));
   assert.equal(workerConfigFromEnv({ ...good, CVC_WASM_THREADS: '3' }).CVC_WASM_THREADS, 3);
@@ -42,6 +55,7 @@ test('an empty or blank variable counts as unset: CVC_FAULT_FAIL_FOLD= does not 
       CVC_FAULT_FAIL_FOLD: blank,
       CVC_PROGRESS_INTERVAL_MS: blank,
       CVC_METRICS_PORT: blank,
+      CVC_METRICS_RETENTION_MS: blank,
       CVC_WASM_THREADS: blank,
       CVC_WORKER_ID: blank,
       CVC_CACHE_DIR: blank,
@@ -49,6 +63,7 @@ test('an empty or blank variable counts as unset: CVC_FAULT_FAIL_FOLD= does not 
     assert.equal(cfg.CVC_FAULT_FAIL_FOLD, undefined, 'no fault injection');
     assert.equal(cfg.CVC_PROGRESS_INTERVAL_MS, 3000);
     assert.equal(cfg.CVC_METRICS_PORT, 9465);
+    assert.equal(cfg.CVC_METRICS_RETENTION_MS, 600_000);
     assert.equal(cfg.CVC_WASM_THREADS, Math.min(64, availableParallelism()));
     assert.notEqual(cfg.CVC_WORKER_ID.trim(), '', 'a worker id');
     assert.notEqual(cfg.CVC_CACHE_DIR.trim(), '', 'not the working directory');

@@ -54,6 +54,12 @@ export const workerConfigSchema = natsEnvSchema
     /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
     CVC_METRICS_PORT: z.preprocess(unsetIfBlank, z.coerce.number().int().min(0).max(65535).default(9465)),
     CVC_METRICS_HOST: z.string().default('0.0.0.0'),
+    /**
+     * How long the series of a task this worker finished (labels run and fold, or job) stay on /metrics, in ms
+     * (default 10 minutes; at most a day): long enough to be scraped with their final values, which Prometheus
+     * keeps. 0 removes them as the task ends (its last values may never be scraped).
+     */
+    CVC_METRICS_RETENTION_MS: z.preprocess(unsetIfBlank, z.coerce.number().int().min(0).max(86_400_000).default(600_000)),
     CVC_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
     /**
      * Milliseconds between progress reports inside an epoch (images done,

@@ -8,7 +8,7 @@ import { CoordinatorClient } from './client.js';
 import { ClusterCoordinatorClient } from './cluster-client.js';
 import { workerConfigFromEnv } from './config.js';
 import { Worker } from './worker.js';
-import { imagesOfEpoch } from './failures.js';
+import { workerMetricsHooks } from './metrics-hooks.js';
 
 /** Starts a worker process; SIGTERM hands the fold in progress back and exits. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -42,7 +42,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry });
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
   const cluster = new ClusterCoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry });
-  const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID);
+  const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID, { retentionMs: cfg.CVC_METRICS_RETENTION_MS });
   const worker = new Worker({
     id: cfg.CVC_WORKER_ID,
     queue,
@@ -53,24 +53,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     ...(cfg.CVC_CACHE_MAX_BYTES > 0 ? { cacheMaxBytes: cfg.CVC_CACHE_MAX_BYTES } : {}),
     logger,
     progressIntervalMs: cfg.CVC_PROGRESS_INTERVAL_MS,
-    onEpoch: (task, r) => {
-      const labels = { run: task.runId, fold: String(task.fold) };
-      metrics.trainLoss.set(labels, r.loss);
-      metrics.valLoss.set(labels, r.valLoss);
-      metrics.imagesPerSecond.set(labels, r.imagesPerSec);
-      metrics.imagesTrained.inc(labels, imagesOfEpoch(r.imagesPerSec, r.seconds));
-      metrics.epochDuration.observe(r.seconds);
-    },
-    onStep: (s) => metrics.stepDuration.observe(s),
-    onDownload: (bytes, seconds) => {
-      metrics.downloadBytes.inc(bytes);
-      metrics.downloadSeconds.inc(seconds);
-    },
-    onAttempt: (state) => metrics.attempts.inc({ state }),
-    onClusterProgress: (job, method, p) => {
-      metrics.clusterIteration.set({ job, method }, p.iteration);
-      metrics.clusterLoss.set({ job, method }, p.loss);
-    },
+    ...workerMetricsHooks(metrics),
     failFold: cfg.CVC_FAULT_FAIL_FOLD,
   });
   if (cfg.CVC_FAULT_FAIL_FOLD !== undefined) logger.warn('fault injection on: every attempt at this fold fails', { fold: cfg.CVC_FAULT_FAIL_FOLD });
@@ -86,6 +69,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   process.once('SIGINT', shutdown);
   await worker.run();
   await metricsServer.close();
+  metrics.retention.close();
   coordinator.close();
   cluster.close();
   await nc.close();

@@ -26,9 +26,12 @@ import {
 } from '@cvc/proto';
 import type { FoldTask, TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { createMemoryObjectStore, createMemoryTaskQueue, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
+import { createWorkerMetrics } from '@cvc/metrics';
+import { ManualClock } from '@cvc/metrics/testing';
 import type { CoordinatorApi } from './coordinator-api.js';
 import type { TrainerFactory, WorkerFitCallbacks, WorkerTrainer } from './trainer-factory.js';
 import { Worker, type WorkerDeps } from './worker.js';
+import { workerMetricsHooks } from './metrics-hooks.js';
 
 // ---------------------------------------------------------------- fixtures
 
@@ -710,6 +713,32 @@ test("a CANCELLED without the coordinator's 'was cancelled' (a stream reset by a
     [false],
   );
   assert.equal(s.settled[0]?.how, 'nak');
+});
+
+test("metrics (main.ts's hooks): a fold task's series leave /metrics a retention after the task ended; the fold in training keeps its own", async () => {
+  const clock = new ManualClock();
+  const metrics = createWorkerMetrics('w1', { retentionMs: 600_000, clock });
+  const s = setup({ deps: workerMetricsHooks(metrics) });
+  // In fold 2's second epoch (its first epoch's series exist), well past fold 0's retention.
+  s.trainers.onBatch = (epoch, batch) => {
+    if (s.trainers.trainers.length === 2 && epoch === 2 && batch === 1) clock.advance(3_600_000);
+  };
+  await s.queue.enqueue({ runId: RUN, fold: 0 });
+  await s.queue.enqueue({ runId: RUN, fold: 2 });
+  await s.worker.run();
+  assert.deepEqual(s.settled, [
+    { fold: 0, delivery: 1, how: 'ack' },
+    { fold: 2, delivery: 1, how: 'ack' },
+  ]);
+  let text = await metrics.registry.metrics();
+  assert.doesNotMatch(text, /fold="0"/, 'the first task ended an hour before: its series went');
+  for (const name of ['train_loss', 'val_loss', 'images_per_second', 'images_trained_total'])
+    assert.match(text, new RegExp(`^cvc_worker_${name}\\{run="${RUN}",fold="2",worker="w1"\\} `, 'm'), `${name}: kept while live and for the retention`);
+  clock.advance(600_000);
+  text = await metrics.registry.metrics();
+  assert.doesNotMatch(text, /fold="2"/);
+  assert.match(text, /^cvc_worker_attempts_total\{state="succeeded",worker="w1"\} 2$/m, 'the counters without a task stay');
+  metrics.retention.close();
 });
 
 test('a task that needs no training (proceed=false) is acked without creating a trainer', async () => {

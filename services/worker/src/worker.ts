@@ -43,6 +43,8 @@ export interface WorkerDeps {
   readonly onStep?: (seconds: number) => void;
   readonly onDownload?: (bytes: number, seconds: number) => void;
   readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped' | 'abandoned' | 'stopped') => void;
+  /** The worker is done with a delivered task, whatever the outcome (its per-task metrics can go). */
+  readonly onTaskEnd?: (task: TaskDelivery['task']) => void;
   /** The coordinator's ClusterWorkerService: without it, clustering-job tasks are handed back. */
   readonly cluster?: ClusterCoordinatorApi;
   /** The clustering fine-tune (default: @cvc/model's fineTuneClustering). */
@@ -151,7 +153,7 @@ export class Worker {
         d.nak();
         break;
       }
-      if (d) await this.handle(d);
+      if (d) await this.handle(d).finally(() => this.deps.onTaskEnd?.(d.task));
     }
     if (this.fatal) throw this.fatal;
   }

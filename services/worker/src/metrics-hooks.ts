@@ -1,0 +1,27 @@
+import type { WorkerMetrics } from '@cvc/metrics';
+import { imagesOfEpoch } from './failures.js';
+import type { WorkerDeps } from './worker.js';
+
+/**
+ * The Worker's observers that feed its metrics: per-epoch loss and throughput
+ * and clustering refreshes (per task), step and download times, attempt
+ * outcomes; a task's end starts the retention of its series.
+ */
+export function workerMetricsHooks(
+  metrics: WorkerMetrics,
+): Required<Pick<WorkerDeps, 'onEpoch' | 'onStep' | 'onDownload' | 'onAttempt' | 'onClusterProgress' | 'onTaskEnd'>> {
+  return {
+    onEpoch: (task, r) => {
+      metrics.epoch(task, { loss: r.loss, valLoss: r.valLoss, imagesPerSec: r.imagesPerSec, images: imagesOfEpoch(r.imagesPerSec, r.seconds) });
+      metrics.epochDuration.observe(r.seconds);
+    },
+    onStep: (s) => metrics.stepDuration.observe(s),
+    onDownload: (bytes, seconds) => {
+      metrics.downloadBytes.inc(bytes);
+      metrics.downloadSeconds.inc(seconds);
+    },
+    onAttempt: (state) => metrics.attempts.inc({ state }),
+    onClusterProgress: (job, method, p) => metrics.clusterProgress(job, method, p),
+    onTaskEnd: (task) => metrics.taskEnded(task),
+  };
+}
