@@ -507,3 +507,32 @@ test('an image import with a concurrency below 1 is a ConfigError, not a folder 
     (e: unknown) => e instanceof Error && e.name === 'ConfigError' && /concurrency/.test(e.message),
   );
 });
+
+test("the test fraction never takes a class's only image; a folder where it must is a ConfigError naming test-fraction", async () => {
+  const root = await tree('rare', 12, 0, false);
+  const some = (await readdir(join(root, 'Trouser')))[0] as string;
+  // 'Aardvark' sorts first: the held-out share's first extra image was its only one.
+  await mkdir(join(root, 'Aardvark'));
+  await cp(join(root, 'Trouser', some), join(root, 'Aardvark', `only.${some.split('.').pop()}`));
+  const l = await listImageFolder(root);
+  const plan = await checkImageFolder(l, { name: 'rare', folds: 2, seed: 1, testFraction: 0.2 });
+  assert.equal(plan.test.length, 3);
+  for (const [label, name] of l.classNames.entries())
+    if (l.entries.some((e) => e.label === label))
+      assert.ok(
+        plan.train.some((e) => e.label === label),
+        `class ${name} keeps a training image`,
+      );
+  await plan.close();
+  // Every class holds one image: nothing can be held out.
+  const singles = join(dir, 'singles');
+  for (const c of ['A', 'B', 'C', 'D']) {
+    await mkdir(join(singles, c), { recursive: true });
+    await cp(join(root, 'Trouser', some), join(singles, c, `x.${some.split('.').pop()}`));
+  }
+  await assert.rejects(
+    checkImageFolder(await listImageFolder(singles), { name: 'singles', folds: 2, seed: 1, testFraction: 0.2 }),
+    (e: unknown) =>
+      e instanceof Error && e.name === 'ConfigError' && /test-fraction.*only 0 can go while each of the 4 classes keeps a training image/.test(e.message),
+  );
+});
