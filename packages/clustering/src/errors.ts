@@ -3,7 +3,8 @@ import { CvcError } from '@cvc/core';
 /**
  * Why a clustering step refused its input: an option out of range
  * (`INVALID_OPTION`, naming the option), points that are not finite numbers
- * (`INVALID_POINTS`, naming the first bad row), fewer points than the step
+ * (`INVALID_POINTS`, naming the first bad row; also points so large that a
+ * fit's squared distances overflow), fewer points than the step
  * needs (`TOO_FEW_POINTS`), or a covariance that is not positive definite even
  * after regularisation (`SINGULAR_COVARIANCE`).
  */

@@ -68,7 +68,28 @@ interface Prepared {
   readonly logDet: Float64Array;
 }
 
-function prepare(cov: Float64Array, k: number, d: number, kind: Covariance): Prepared {
+/**
+ * The error for a fit whose arithmetic overflowed: the points are finite (checked first), so a non-finite
+ * covariance or likelihood means their squares went past float64's range, not a singular covariance.
+ */
+type Overflow = (what: string) => ClusteringError;
+
+function overflowError(data: Float64Array): Overflow {
+  let max = 0;
+  for (const v of data) max = Math.max(max, Math.abs(v));
+  return (what) =>
+    new ClusteringError(
+      'INVALID_POINTS',
+      'points',
+      `values up to ${max.toExponential(2)} are too large: ${what} (their squares overflow float64); scale the points (e.g. standardise the codes) before fitting a mixture`,
+    );
+}
+
+function prepare(cov: Float64Array, k: number, d: number, kind: Covariance, overflow: Overflow): Prepared {
+  for (let i = 0; i < cov.length; i++) {
+    const v = cov[i] as number;
+    if (!Number.isFinite(v)) throw overflow(`component ${Math.floor(i / (kind === 'diag' ? d : d * d))}'s covariance became ${v}`);
+  }
   const logDet = new Float64Array(k);
   if (kind === 'diag') {
     const factor = new Float64Array(k * d);
@@ -118,6 +139,7 @@ function expectation(
   means: Float64Array,
   prep: Prepared,
   resp: Float64Array,
+  overflow: Overflow,
 ): number {
   const logW = Float64Array.from(weights, (w) => Math.log(w));
   const y = new Float64Array(d);
@@ -151,6 +173,7 @@ function expectation(
     let s = 0;
     for (let c = 0; c < k; c++) s += Math.exp((resp[i * k + c] as number) - max);
     const lse = max + Math.log(s);
+    if (!Number.isFinite(lse)) throw overflow(`the log-likelihood of point ${i} (${lse})`);
     total += lse;
     for (let c = 0; c < k; c++) resp[i * k + c] = Math.exp((resp[i * k + c] as number) - lse);
   }
@@ -258,6 +281,7 @@ export function* gmmSteps(points: Points, opts: GmmOptions): Steps<GmmModel> {
   const reg = opts.regCovar ?? 1e-6;
   checkNumber('regCovar', reg, 0);
   const data = as64(points);
+  const overflow = overflowError(data);
   const rng = createRng(opts.seed ?? 0);
   let best: Omit<GmmModel, 'predict' | 'predictProba'> | undefined;
   let done = 0;
@@ -281,7 +305,7 @@ export function* gmmSteps(points: Points, opts: GmmOptions): Steps<GmmModel> {
     for (let it = 0; it < maxIter; it++) {
       iterations = it + 1;
       const prev = ll;
-      ll = expectation(data, n, d, k, kind, params.weights, params.means, prepare(params.covariances, k, d, kind), resp);
+      ll = expectation(data, n, d, k, kind, params.weights, params.means, prepare(params.covariances, k, d, kind, overflow), resp, overflow);
       if (Math.abs(ll - prev) < tol) {
         converged = true;
         break;
@@ -289,17 +313,18 @@ export function* gmmSteps(points: Points, opts: GmmOptions): Steps<GmmModel> {
       params = maximisation(data, n, d, k, kind, reg, resp);
       yield ++done;
     }
-    if (!converged) ll = expectation(data, n, d, k, kind, params.weights, params.means, prepare(params.covariances, k, d, kind), resp);
+    if (!converged) ll = expectation(data, n, d, k, kind, params.weights, params.means, prepare(params.covariances, k, d, kind, overflow), resp, overflow);
     if (!best || ll > best.logLikelihood)
       best = { k, d, covariance: kind, ...params, labels: argmaxRows(resp, n, k), probabilities: resp, logLikelihood: ll, iterations, converged };
   }
   const fit = best as Omit<GmmModel, 'predict' | 'predictProba'>;
-  const prep = prepare(fit.covariances, k, d, kind);
+  const prep = prepare(fit.covariances, k, d, kind, overflow);
   const predictProba = (p: Points): Float64Array => {
     checkPoints('points', p);
     if (p.d !== d) throw new ClusteringError('INVALID_POINTS', 'points', `the mixture was fitted on ${d}-d points, got ${p.d}-d`);
     const resp = new Float64Array(p.n * k);
-    expectation(as64(p), p.n, d, k, kind, fit.weights, fit.means, prep, resp);
+    const x = as64(p);
+    expectation(x, p.n, d, k, kind, fit.weights, fit.means, prep, resp, overflowError(x));
     return resp;
   };
   return { ...fit, predictProba, predict: (p: Points) => argmaxRows(predictProba(p), p.n, k) };

@@ -82,6 +82,21 @@ test('gmm refuses bad input with typed errors', () => {
   code(() => gmm({ data: new Float64Array(20), n: 10, d: 2 }, { k: 1, regCovar: 0 }), 'SINGULAR_COVARIANCE', 'gmm');
 });
 
+test('gmm on values whose squares overflow says the values are too large, not that a covariance is singular', () => {
+  const { points } = blobs(three, 5, 1, 2);
+  const huge = Float64Array.from(points.data, (v) => v * 1e160);
+  for (const covariance of ['full', 'diag'] as const)
+    assert.throws(
+      () => gmm({ ...points, data: huge }, { k: 2, covariance }),
+      (e: unknown) =>
+        e instanceof ClusteringError &&
+        e.code === 'INVALID_POINTS' &&
+        /^points: values up to [0-9.]+e\+16\d are too large: component \d's covariance became (Infinity|NaN) \(their squares overflow float64\); scale the points/.test(
+          e.message,
+        ),
+    );
+});
+
 test('umapEmbed is reproducible from its seed and keeps the blobs apart', async () => {
   const { points, labels } = blobs(
     [

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -77,11 +77,29 @@ test('the CIFAR-10 archive path downloads, verifies and unpacks into loadable ba
       ...(DATASETS['cifar-10'] as DatasetInfo),
       downloads: [{ file: 'cifar-10-binary.tar.gz', bytes: archive.length, sha256: sha(archive) }],
     };
+    // A partial batch from an extraction cut short, and a second name (hard link) for its bytes.
+    await mkdir(join(dir, 'cifar-10'));
+    await writeFile(join(dir, 'cifar-10', 'data_batch_2.bin'), 'partial');
+    await link(join(dir, 'cifar-10', 'data_batch_2.bin'), join(dir, 'old-batch-2'));
     const out = await downloadDataset('cifar-10', dir, { mirrors: [base], info });
     const ds = await loadDataset('cifar-10', { cacheDir: dir });
     assert.equal(ds.dir, out);
     assert.equal(ds.train.count, 20);
     assert.equal(ds.test.count, 3);
+    // The batch was written aside and renamed over the old file (so a cut leaves the old file whole), never rewritten in place.
+    assert.equal(await readFile(join(dir, 'old-batch-2'), 'utf8'), 'partial');
+    assert.deepEqual(
+      (await readdir(out)).filter((f) => f.endsWith('.part')),
+      [],
+    );
+    // A batch that cannot be put in place (a directory in its way) fails, and leaves no .part file behind.
+    await rm(join(out, 'test_batch.bin'));
+    await mkdir(join(out, 'test_batch.bin', 'x'), { recursive: true });
+    await assert.rejects(downloadDataset('cifar-10', dir, { mirrors: [base], info }));
+    assert.deepEqual(
+      (await readdir(out)).filter((f) => f.endsWith('.part')),
+      [],
+    );
   } finally {
     server.close();
     await rm(dir, { recursive: true, force: true });

@@ -142,8 +142,24 @@ export async function downloadDataset(
     const wanted = new Set([...CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH, 'batches.meta.txt']);
     for (const e of entries) {
       const base = e.name.split('/').pop() ?? '';
-      if (wanted.has(base)) await writeFile(join(dir, base), e.data);
+      if (wanted.has(base)) await writeWhole(join(dir, base), e.data);
     }
   }
   return dir;
+}
+
+/**
+ * Writes `data` to `path` whole or not at all: into `path.part`, then renamed
+ * over `path`. An extraction cut short (Ctrl-C, a full disk) leaves the old
+ * file or none, never a partial batch that could read as a smaller one.
+ */
+async function writeWhole(path: string, data: Uint8Array): Promise<void> {
+  const tmp = `${path}.part`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }

@@ -75,3 +75,14 @@ test('a stratified subset keeps class proportions', () => {
     new Array(10).fill(20),
   );
 });
+
+test("a stratified subset with leaveOnePerClass never takes a class's last image", () => {
+  // Class 0 has one image; the round-robin of the leftover picks gave it to the subset.
+  const labels = Uint8Array.from([0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+  assert.ok([...stratifiedSubset(labels, 2, 1)].includes(0), 'without the option the only image of class 0 is taken');
+  const sub = stratifiedSubset(labels, 2, 1, { leaveOnePerClass: true });
+  assert.equal(sub.length, 2);
+  assert.ok(!sub.includes(0));
+  assert.equal(stratifiedSubset(labels, 8, 1, { leaveOnePerClass: true }).length, 8);
+  assert.throws(() => stratifiedSubset(labels, 9, 1, { leaveOnePerClass: true }), RangeError);
+});

@@ -75,8 +75,17 @@ export function partFolds(sizes: readonly number[]): Int32Array[] {
   });
 }
 
-/** A seeded stratified subset of `n` indices (sorted), for `--limit`. */
-export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): Int32Array {
+/**
+ * A seeded stratified subset of `n` indices (sorted): what `--limit` keeps,
+ * or the test fraction an image import holds out. With `leaveOnePerClass`
+ * the subset never takes a class's last image (a held-out test set must
+ * leave every class a training image); `n` must then be at most
+ * `maxSubsetLeavingOne(labels)` (a RangeError otherwise).
+ */
+export function stratifiedSubset(labels: Uint8Array, n: number, seed: number, opts: { leaveOnePerClass?: boolean } = {}): Int32Array {
+  const leave = opts.leaveOnePerClass === true ? 1 : 0;
+  if (leave === 1 && n > maxSubsetLeavingOne(labels))
+    throw new RangeError(`a subset of ${n} that leaves each class an image is not possible: at most ${maxSubsetLeavingOne(labels)}`);
   if (n >= labels.length) return Int32Array.from(labels.keys());
   // Dealing over ceil(len/n) folds and keeping the first n of the dealt order keeps classes balanced.
   const rng = createRng(seed);
@@ -87,10 +96,11 @@ export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): I
     else byClass.set(l, [i]);
   });
   const queues = [...byClass.keys()].sort((a, b) => a - b).map((c) => shuffleInPlace(byClass.get(c) as number[], rng));
-  const quota = queues.map((q) => Math.floor((q.length * n) / labels.length));
+  const cap = queues.map((q) => q.length - leave);
+  const quota = queues.map((q, c) => Math.min(cap[c] as number, Math.floor((q.length * n) / labels.length)));
   let left = n - quota.reduce((a, b) => a + b, 0);
   for (let c = 0; left > 0; c = (c + 1) % queues.length) {
-    if ((quota[c] as number) < (queues[c] as number[]).length) {
+    if ((quota[c] as number) < (cap[c] as number)) {
       quota[c] = (quota[c] as number) + 1;
       left--;
     }
@@ -98,4 +108,9 @@ export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): I
   const out: number[] = [];
   queues.forEach((q, c) => out.push(...q.slice(0, quota[c])));
   return Int32Array.from(out).sort();
+}
+
+/** The largest subset `stratifiedSubset(..., { leaveOnePerClass: true })` can take: every image but one per class. */
+export function maxSubsetLeavingOne(labels: Uint8Array): number {
+  return labels.length - new Set(labels).size;
 }

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, link, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -505,5 +505,56 @@ test('an image import with a concurrency below 1 is a ConfigError, not a folder 
   await assert.rejects(
     checkImageFolder(await listImageFolder(root), { name: 'c', height: 8, width: 8, channels: 1, folds: 2, seed: 1, concurrency: 0 }),
     (e: unknown) => e instanceof Error && e.name === 'ConfigError' && /concurrency/.test(e.message),
+  );
+});
+
+test("the test fraction never takes a class's only image; a folder where it must is a ConfigError naming test-fraction", async () => {
+  const root = await tree('rare', 12, 0, false);
+  const some = (await readdir(join(root, 'Trouser')))[0] as string;
+  // 'Aardvark' sorts first: the held-out share's first extra image was its only one.
+  await mkdir(join(root, 'Aardvark'));
+  await cp(join(root, 'Trouser', some), join(root, 'Aardvark', `only.${some.split('.').pop()}`));
+  const l = await listImageFolder(root);
+  const plan = await checkImageFolder(l, { name: 'rare', folds: 2, seed: 1, testFraction: 0.2 });
+  assert.equal(plan.test.length, 3);
+  for (const [label, name] of l.classNames.entries())
+    if (l.entries.some((e) => e.label === label))
+      assert.ok(
+        plan.train.some((e) => e.label === label),
+        `class ${name} keeps a training image`,
+      );
+  await plan.close();
+  // Every class holds one image: nothing can be held out.
+  const singles = join(dir, 'singles');
+  for (const c of ['A', 'B', 'C', 'D']) {
+    await mkdir(join(singles, c), { recursive: true });
+    await cp(join(root, 'Trouser', some), join(singles, c, `x.${some.split('.').pop()}`));
+  }
+  await assert.rejects(
+    checkImageFolder(await listImageFolder(singles), { name: 'singles', folds: 2, seed: 1, testFraction: 0.2 }),
+    (e: unknown) =>
+      e instanceof Error && e.name === 'ConfigError' && /test-fraction.*only 0 can go while each of the 4 classes keeps a training image/.test(e.message),
+  );
+});
+
+test('an image reached through two hard links (same device and inode) is listed once, the other path is a problem', async () => {
+  const root = await tree('hardlinks', 12, 0, false);
+  const first = (await readdir(join(root, 'Shirt'))).sort()[0] as string;
+  // One file in two classes, and a test/ split made with `cp -al` style links.
+  await link(join(root, 'Shirt', first), join(root, 'Coat', `hard-${first}`));
+  const trouser = (await readdir(join(root, 'Trouser'))).sort()[0] as string;
+  await mkdir(join(root, 'test', 'Trouser'), { recursive: true });
+  await link(join(root, 'Trouser', trouser), join(root, 'test', 'Trouser', trouser));
+  const l = await listImageFolder(root);
+  const paths = l.entries.map((e) => e.path);
+  // Paths sort train-first, then by code units: the first path found is kept.
+  assert.ok(paths.includes(`Coat/hard-${first}`) && !paths.includes(`Shirt/${first}`));
+  assert.ok(paths.includes(`Trouser/${trouser}`) && !paths.includes(`test/Trouser/${trouser}`), 'the training path is kept');
+  assert.deepEqual(
+    l.problems.map((p) => [p.path, p.code, p.reason]),
+    [
+      [`Shirt/${first}`, 'IMAGE_FOLDER_INVALID', `is the same file as Coat/hard-${first} (a hard link to it): each image may be in the folder once`],
+      [`test/Trouser/${trouser}`, 'IMAGE_FOLDER_INVALID', `is the same file as Trouser/${trouser} (a hard link to it): each image may be in the folder once`],
+    ],
   );
 });

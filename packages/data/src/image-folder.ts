@@ -59,10 +59,11 @@ function within(root: string, real: string): boolean {
   return real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-/** An image file: the path it was found at, and the real path of the file (links resolved). */
+/** An image file: the path it was found at, the real path of the file (links resolved) and its identity (device:inode, the same for all its hard links). */
 interface FoundImage {
   readonly abs: string;
   readonly real: string;
+  readonly id: string;
 }
 
 interface Found {
@@ -82,7 +83,7 @@ interface Found {
  * with an image name that is not a regular file (NOT_AN_IMAGE: a named pipe
  * would block its read forever), and a subfolder that cannot be read
  * (FILE_UNREADABLE, e.g. lost+found). A file reached by more than one path
- * (through links) is listed once, at its own path when that is in the
+ * (through symbolic links, or hard links: the same device and inode) is listed once, at its own path when that is in the
  * folder, else at its first path; each other path is an IMAGE_FOLDER_INVALID
  * problem (one image in two classes, or in two folds, would leak between
  * training and validation). Only names and file types are read here, no
@@ -143,9 +144,22 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
           problem(p, 'PATH_ESCAPES', `is a symbolic link to ${real}, outside the folder`);
           continue;
         }
-        const target = await stat(real);
+      }
+      // One stat per entry that may be listed (it follows links): the type of a link's target and the file's (dev, ino).
+      let id = '';
+      if (d.isSymbolicLink() || (isFile && IMAGE_EXTENSIONS.includes(extname(d.name).toLowerCase()))) {
+        let target;
+        try {
+          target = await stat(real, { bigint: true });
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code ?? String(err);
+          // Removed since readdir, or not statable: a problem of that path, like a bad file.
+          problem(p, code === 'ENOENT' ? 'FILE_MISSING' : 'FILE_UNREADABLE', `cannot be examined (${code})`);
+          continue;
+        }
         isDir = target.isDirectory();
         isFile = target.isFile();
+        id = `${target.dev}:${target.ino}`;
       }
       if (isDir) {
         if (ancestors.has(real)) {
@@ -156,7 +170,7 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
       } else if (IMAGE_EXTENSIONS.includes(extname(d.name).toLowerCase())) {
         // Reading a named pipe waits for a writer forever (and no signal can stop it); a device never ends.
         if (!isFile) problem(p, 'NOT_AN_IMAGE', 'is not a regular file (a named pipe, socket or device)');
-        else found.images.push({ abs: p, real });
+        else found.images.push({ abs: p, real, id });
       } else {
         ignored.notImage++;
       }
@@ -217,33 +231,34 @@ export async function listImageFolder(dir: string, opts: ListOptions = {}): Prom
   const classNames = labeled ? [...classes.keys()].sort(byCodeUnits) : [];
   if (classNames.length > MAX_CLASSES)
     throw new DataError('IMAGE_FOLDER_INVALID', `has ${classNames.length} class folders, at most ${MAX_CLASSES} are supported`, dir);
-  const found: { entry: ImageFolderEntry; real: string }[] = [];
+  type Listed = { entry: ImageFolderEntry; real: string; id: string };
+  const found: Listed[] = [];
   if (labeled) {
     classNames.forEach((name, label) => {
       const c = classes.get(name) as { train: FoundImage[]; test: FoundImage[] };
-      for (const p of c.train) found.push({ entry: { path: rel(root, p.abs), split: 'train', label }, real: p.real });
-      for (const p of c.test) found.push({ entry: { path: rel(root, p.abs), split: 'test', label }, real: p.real });
+      for (const p of c.train) found.push({ entry: { path: rel(root, p.abs), split: 'train', label }, real: p.real, id: p.id });
+      for (const p of c.test) found.push({ entry: { path: rel(root, p.abs), split: 'test', label }, real: p.real, id: p.id });
     });
   } else {
-    for (const p of flat.train) found.push({ entry: { path: rel(root, p.abs), split: 'train', label: 0 }, real: p.real });
-    for (const p of flat.test) found.push({ entry: { path: rel(root, p.abs), split: 'test', label: 0 }, real: p.real });
+    for (const p of flat.train) found.push({ entry: { path: rel(root, p.abs), split: 'train', label: 0 }, real: p.real, id: p.id });
+    for (const p of flat.test) found.push({ entry: { path: rel(root, p.abs), split: 'test', label: 0 }, real: p.real, id: p.id });
   }
   const bySplitAndPath = (a: ImageFolderEntry, b: ImageFolderEntry): number =>
     a.split === b.split ? byCodeUnits(a.path, b.path) : a.split === 'train' ? -1 : 1;
   found.sort((a, b) => bySplitAndPath(a.entry, b.entry));
-  // One entry per file: its own path where that is listed, else the first path it was found at.
-  const kept = new Map<string, { entry: ImageFolderEntry; real: string }>();
+  // One entry per file (by device and inode: symbolic and hard links alike): its own path where that is listed, else the first path it was found at.
+  const kept = new Map<string, Listed>();
   for (const f of found) {
-    const k = kept.get(f.real);
-    if (k === undefined || (rel(root, f.real) === f.entry.path && rel(root, k.real) !== k.entry.path)) kept.set(f.real, f);
+    const k = kept.get(f.id);
+    if (k === undefined || (rel(root, f.real) === f.entry.path && rel(root, k.real) !== k.entry.path)) kept.set(f.id, f);
   }
   for (const f of found) {
-    const k = kept.get(f.real) as { entry: ImageFolderEntry };
+    const k = kept.get(f.id) as Listed;
     if (k !== f)
       problems.push({
         path: f.entry.path,
         code: 'IMAGE_FOLDER_INVALID',
-        reason: `is the same file as ${k.entry.path} (through a symbolic link): each image may be in the folder once`,
+        reason: `is the same file as ${k.entry.path} (${k.real === f.real ? 'through a symbolic link' : 'a hard link to it'}): each image may be in the folder once`,
       });
   }
   const train = [...kept.values()].map((f) => f.entry).filter((e) => e.split === 'train');

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, throwIfAborted } from '@cvc/core';
 import { DataError } from './errors.js';
-import { stratifiedKFold, stratifiedSubset } from './folds.js';
+import { maxSubsetLeavingOne, stratifiedKFold, stratifiedSubset } from './folds.js';
 import { classHistogram } from './image-set.js';
 import { decodeImage, probeImage, type ImageFit } from './image-decode.js';
 import type { ImageFolderEntry, ImageFolderListing, ImageFolderProblem } from './image-folder.js';
@@ -294,7 +294,14 @@ async function checkInto(
         'folds',
         `${train.length} valid image(s) leave ${train.length - want} for training after the test split, fewer than ${opts.folds} folds`,
       );
-    const held = new Set(stratifiedSubset(labels, want, opts.seed));
+    // The test fraction never takes a class's only (or last) image: every class keeps one for training.
+    const most = maxSubsetLeavingOne(labels);
+    if (want > most)
+      throw new ConfigError(
+        'test-fraction',
+        `a test fraction of ${testFraction} holds out ${want} of ${train.length} image(s), but only ${most} can go while each of the ${labels.length - most} classes keeps a training image: add images, lower --test-fraction or give a test/ folder`,
+      );
+    const held = new Set(stratifiedSubset(labels, want, opts.seed, { leaveOnePerClass: true }));
     test = train.filter((_, i) => held.has(i));
     train = train.filter((_, i) => !held.has(i));
     testFrom = { from: 'fraction', fraction: testFraction };

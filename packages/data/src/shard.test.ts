@@ -208,3 +208,46 @@ test('concatenating image sets of different shapes (shards of a mixed dataset) i
   const { concatImages } = await import('./index.js');
   assert.throws(() => concatImages([randomImageSet(2, 4, 4, 1), randomImageSet(2, 4, 4, 3)]), code('SHAPE_MISMATCH'));
 });
+
+test('shardChunks sizes its chunks in bytes: big images give chunks of about 256 KiB, not 1024 records', () => {
+  const set = randomImageSet(300, 32, 32, 3);
+  const indices = Array.from({ length: 300 }, (_, i) => i);
+  const chunks = [...shardChunks(set, indices, {})];
+  const records = chunks.slice(1, -1);
+  assert.ok(records.length > 1, `${records.length} record chunk(s)`);
+  for (const c of records) assert.ok(c.length <= 1 << 18, `a chunk of ${c.length} bytes`);
+  // A record bigger than the chunk size still goes whole, one per chunk.
+  assert.deepEqual(
+    [...shardChunks(set, [0, 1, 2], {}, [0, 1, 2], 100)].slice(1, -1).map((c) => c.length),
+    [3077, 3077, 3077],
+  );
+  assert.ok(Buffer.concat(chunks).equals(encodeShard(set, indices, {})));
+});
+
+test('streamShardRecords copies each byte a bounded number of times (linear), and gives what decodeShard gives', async () => {
+  const set = randomImageSet(64, 16, 16, 4);
+  const indices = Array.from({ length: 64 }, (_, i) => 63 - i);
+  const bytes = encodeShard(set, indices, { split: 'train' });
+  const want = decodeShard(bytes, 's');
+  // Count the bytes Uint8Array#set copies while the stream is read in 100-byte chunks, in one batch.
+  const proto = Uint8Array.prototype as { set: Uint8Array['set'] };
+  const own = Object.getOwnPropertyDescriptor(proto, 'set');
+  const original = proto.set;
+  let copied = 0;
+  proto.set = function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+    copied += src.length;
+    return original.call(this, src, offset);
+  };
+  const parts: { set: { images: Uint8Array; labels: Uint8Array }; indices: Uint32Array }[] = [];
+  try {
+    for await (const p of streamShardRecords(chunked(bytes, 100), 's', 64)) parts.push(p);
+  } finally {
+    if (own) Object.defineProperty(proto, 'set', own);
+    else delete (proto as { set?: unknown }).set;
+  }
+  assert.ok(copied < 3 * bytes.length, `${copied} bytes copied for a ${bytes.length}-byte shard`);
+  assert.equal(parts.length, 1);
+  assert.deepEqual(parts[0]?.set.images, want.set.images);
+  assert.deepEqual(parts[0]?.set.labels, want.set.labels);
+  assert.deepEqual([...(parts[0]?.indices ?? [])], [...want.indices]);
+});

@@ -46,8 +46,9 @@ const enc = new TextEncoder();
 
 /**
  * Encodes the images at `indices` of `set` as a shard, chunk by chunk, so a
- * shard can be streamed to storage without being held whole. `chunkRecords`
- * records go in each yielded chunk.
+ * shard can be streamed to storage without being held whole. Each yielded
+ * chunk of records holds about `chunkBytes` (at least one record), whatever
+ * the image size, as `shardChunksFrom`'s do.
  */
 export function* shardChunks(
   set: ImageSet,
@@ -55,7 +56,7 @@ export function* shardChunks(
   meta: ShardHeader['meta'],
   /** The index recorded for each record (default: `indices` itself). */
   recorded: ArrayLike<number> = indices,
-  chunkRecords = 1024,
+  chunkBytes = 1 << 18,
 ): Generator<Uint8Array> {
   const hash = createHash('sha256');
   const pre = headerBytes({ dtype: 'uint8', height: set.height, width: set.width, channels: set.channels, count: indices.length, meta });
@@ -63,6 +64,7 @@ export function* shardChunks(
   yield pre;
   const per = set.height * set.width * set.channels;
   const rec = 5 + per;
+  const chunkRecords = Math.max(1, Math.floor(chunkBytes / rec));
   for (let start = 0; start < indices.length; start += chunkRecords) {
     const n = Math.min(chunkRecords, indices.length - start);
     const chunk = new Uint8Array(n * rec);
@@ -274,16 +276,12 @@ export async function* streamShardRecords(
   batch = 1024,
 ): AsyncGenerator<{ header: ShardHeader; set: ImageSet; indices: Uint32Array }> {
   const hash = createHash('sha256');
-  let buf = new Uint8Array(0);
+  const buf = new ByteQueue();
   let header: ShardHeader | undefined;
   let rec = 0;
   let seen = 0;
-  const append = (c: Uint8Array): void => {
-    const next = new Uint8Array(buf.length + c.length);
-    next.set(buf);
-    next.set(c, buf.length);
-    buf = next;
-  };
+  // Bytes the header needs before it is parsed again: the prefix, then the prefix and its JSON.
+  let headerNeeds = 16;
   const flushRecords = function* (final: boolean): Generator<{ header: ShardHeader; set: ImageSet; indices: Uint32Array }> {
     if (!header) return;
     const h = header;
@@ -292,39 +290,41 @@ export async function* streamShardRecords(
       const avail = Math.floor(buf.length / rec);
       const n = Math.min(avail, batch, h.count - seen);
       if (n === 0 || (!final && n < batch && seen + n < h.count)) return;
+      // Each byte is copied out of the queue once: linear in the shard, whatever the chunk and batch sizes.
+      const block = buf.take(n * rec);
       const images = new Uint8Array(n * per);
       const labels = new Uint8Array(n);
       const indices = new Uint32Array(n);
-      const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
       for (let r = 0; r < n; r++) {
         indices[r] = dv.getUint32(r * rec, true);
-        labels[r] = buf[r * rec + 4] as number;
-        images.set(buf.subarray(r * rec + 5, (r + 1) * rec), r * per);
+        labels[r] = block[r * rec + 4] as number;
+        images.set(block.subarray(r * rec + 5, (r + 1) * rec), r * per);
       }
-      hash.update(buf.subarray(0, n * rec));
-      buf = buf.slice(n * rec);
+      hash.update(block);
       seen += n;
       yield { header: h, set: { images, labels, count: n, height: h.height, width: h.width, channels: h.channels }, indices };
     }
   };
   for await (const chunk of source) {
-    append(chunk);
+    buf.push(chunk);
     if (!header) {
-      if (buf.length < 16) continue;
+      if (buf.length < headerNeeds) continue;
       // Magic and version are known from the first 16 bytes: a stream that is no shard fails here, not after a megabyte.
-      if (buf.length < 16 + parsePrefix(buf, name)) continue;
-      const parsed = parseHeader(buf, name);
+      if (headerNeeds === 16) headerNeeds = 16 + parsePrefix(buf.take(16, false), name);
+      if (buf.length < headerNeeds) continue;
+      const pre = buf.take(headerNeeds);
+      const parsed = parseHeader(pre, name);
       header = parsed.header;
       rec = 5 + header.height * header.width * header.channels;
-      hash.update(buf.subarray(0, parsed.recordsAt));
-      buf = buf.slice(parsed.recordsAt);
+      hash.update(pre);
     }
     yield* flushRecords(false);
   }
   if (!header) throw new DataError('SHARD_TRUNCATED', 'ended before the header was complete', name);
   yield* flushRecords(true);
   if (seen < header.count) throw new DataError('SHARD_TRUNCATED', `ended after ${seen} of ${header.count} records`, name);
-  const trailer = buf;
+  const trailer = buf.take(buf.length);
   if (trailer.length < 40) throw new DataError('SHARD_TRUNCATED', 'ended before the checksum trailer', name);
   if (trailer.length > 40) throw new DataError('SHARD_CORRUPT', `${trailer.length - 40} unexpected bytes after the trailer`, name);
   if (new TextDecoder().decode(trailer.subarray(0, 8)) !== SHARD_END) throw new DataError('SHARD_CORRUPT', 'trailer magic missing', name);
@@ -352,4 +352,44 @@ export async function readShardStream(source: AsyncIterable<Uint8Array>, name: s
     at += p.indices.length;
   }
   return { header: first.header, set, indices };
+}
+
+/** Bytes as they arrive, in the chunks they came in; `take` copies bytes out from the front once. */
+class ByteQueue {
+  private readonly parts: Uint8Array[] = [];
+  /** Bytes of parts[0] already taken. */
+  private head = 0;
+  /** Bytes held and not taken. */
+  length = 0;
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.parts.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** The first `n` bytes (n <= length) in one new buffer; removed from the queue unless `consume` is false. */
+  take(n: number, consume = true): Uint8Array {
+    const out = new Uint8Array(n);
+    let at = 0;
+    let i = 0;
+    let off = this.head;
+    while (at < n) {
+      const p = this.parts[i] as Uint8Array;
+      const k = Math.min(n - at, p.length - off);
+      out.set(p.subarray(off, off + k), at);
+      at += k;
+      off += k;
+      if (off === p.length) {
+        i++;
+        off = 0;
+      }
+    }
+    if (consume) {
+      this.parts.splice(0, i);
+      this.head = off;
+      this.length -= n;
+    }
+    return out;
+  }
 }

@@ -14,6 +14,7 @@ import {
   fineTuneClustering,
   klDivergenceTensor,
   softAssignmentTensor,
+  type ClusterStateMeta,
   type FineTuneOptions,
   type FineTuneProgress,
   type NamedArray,
@@ -324,4 +325,61 @@ test('a resume state whose centres hold NaN ends in LOSS_NOT_FINITE naming the c
     }),
     (err: unknown) => err instanceof ModelError && err.code === 'CHECKPOINT_CORRUPT' && /resume state: weight .* holds Infinity/.test(err.message),
   );
+});
+
+test('a resume state of other images (same n) or another source is CHECKPOINT_MISMATCH; one without the hashes resumes with a warning', async () => {
+  let saved: Uint8Array | undefined;
+  await tune({ maxIterations: 2, updateInterval: 1, tol: 0, onCheckpoint: (s) => ((saved = s), Promise.resolve()) });
+  assert.ok(saved);
+  const state = decodeClusterState(saved);
+  assert.equal(state.meta.iteration, 1);
+  assert.match(state.meta.imagesSha256 ?? '', /^[0-9a-f]{64}$/);
+  const other = Uint8Array.from(images.images);
+  other[100] = (other[100] as number) ^ 1;
+  await assert.rejects(
+    fineTuneClustering({ modelConfig, source, images: { ...images, images: other } }, { ...base, maxIterations: 2, updateInterval: 1, resume: saved }),
+    (e: unknown) =>
+      e instanceof ModelError && e.code === 'CHECKPOINT_MISMATCH' && /resume state: was taken with other images \(sha256 [0-9a-f]{12}…/.test(e.message),
+  );
+  const otherSource: TrainingState = {
+    ...source,
+    weights: source.weights.map((w, i) => (i === 0 ? { ...w, values: Float32Array.from(w.values, (v, j) => (j === 0 ? v + 1e-3 : v)) } : w)),
+  };
+  await assert.rejects(
+    fineTuneClustering({ modelConfig, source: otherSource, images }, { ...base, maxIterations: 2, updateInterval: 1, resume: saved }),
+    (e: unknown) => e instanceof ModelError && e.code === 'CHECKPOINT_MISMATCH' && /other source checkpoint's weights/.test(e.message),
+  );
+  // A state from before the hashes: resumed, with a warning that says it is unchecked.
+  // JSON drops undefined: the header is as an older cvc wrote it.
+  const oldMeta: ClusterStateMeta = { ...state.meta, imagesSha256: undefined, sourceSha256: undefined };
+  const warnings: string[] = [];
+  const r = await tune({
+    maxIterations: 2,
+    updateInterval: 1,
+    tol: 0,
+    resume: encodeClusterState({ ...state, meta: oldMeta }),
+    onWarning: (m) => void warnings.push(m),
+  });
+  assert.equal(r.iterations, 2);
+  assert.deepEqual(warnings, [
+    "resume state: records no sha256 of the images or the source checkpoint's weights (written by an older cvc); resuming unchecked, so it must come from this fine-tune's own images and source",
+  ]);
+});
+
+test('a resume whose optimizer restore fails leaves no slot tensors behind', async () => {
+  let saved: Uint8Array | undefined;
+  await tune({ maxIterations: 2, updateInterval: 1, tol: 0, onCheckpoint: (s) => ((saved = s), Promise.resolve()) });
+  assert.ok(saved);
+  assert.ok(decodeClusterState(saved).optimizer.length > 1, "the state holds Adam's slots");
+  const proto = tf.AdamOptimizer.prototype;
+  const setWeights = Object.getOwnPropertyDescriptor(proto, 'setWeights');
+  // A setWeights that fails (as tfjs may on a state it cannot take), after the slot tensors were made.
+  proto.setWeights = () => Promise.reject(new Error('injected setWeights failure'));
+  const before = tf.memory().numTensors;
+  try {
+    await assert.rejects(tune({ maxIterations: 2, updateInterval: 1, tol: 0, resume: saved }), /injected setWeights failure/);
+  } finally {
+    if (setWeights) Object.defineProperty(proto, 'setWeights', setWeights);
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
 });

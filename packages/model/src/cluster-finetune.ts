@@ -17,7 +17,16 @@ import { z } from 'zod';
 import { batchTensor } from './batches.js';
 import { buildAutoencoder, type Autoencoder } from './build.js';
 import type { NamedArray, TrainingState } from './checkpoint.js';
-import { decodeClusterState, encodeClusterState, FINE_TUNE_METHODS, type ClusterScores, type ClusterState, type ClusterStateMeta } from './cluster-state.js';
+import {
+  decodeClusterState,
+  encodeClusterState,
+  imageSetSha256,
+  weightsSha256,
+  FINE_TUNE_METHODS,
+  type ClusterScores,
+  type ClusterState,
+  type ClusterStateMeta,
+} from './cluster-state.js';
 import { ModelError } from './errors.js';
 import { computeLoss } from './losses.js';
 import { shapeText, type ResolvedModelConfig } from './model-config.js';
@@ -66,8 +75,15 @@ export interface FineTuneOptions {
   readonly labels?: ArrayLike<number>;
   /** Aborting stops the fine-tune after the current batch with ModelError('ABORTED'). */
   readonly signal?: AbortSignal;
-  /** Bytes from a previous `onCheckpoint` of the same fine-tune (same source, images and settings): it continues from there. */
+  /**
+   * Bytes from a previous `onCheckpoint` of the same fine-tune (same source,
+   * images and settings): it continues from there. A state of other images or
+   * another source (their sha256 differ) is CHECKPOINT_MISMATCH; a state
+   * written before cvc recorded those hashes is resumed with a warning.
+   */
   readonly resume?: Uint8Array;
+  /** Gets warnings (a resume state that cannot be checked against the images and source); default: `process.emitWarning`. */
+  readonly onWarning?: (message: string) => void;
   /** At each refresh of P (the first one, at iteration 0, carries the k-means initialisation's scores). */
   readonly onProgress?: (p: FineTuneProgress) => void | Promise<void>;
   /** After each refresh (or every `checkpointEvery`), the state to resume from and the batches done. */
@@ -158,7 +174,7 @@ export async function fineTuneClustering(
   input: { modelConfig: ResolvedModelConfig; source: TrainingState; images: ImageSet },
   opts: FineTuneOptions,
 ): Promise<FineTuneResult> {
-  const { signal, labels, onProgress, onCheckpoint, resume, ...rest } = opts;
+  const { signal, labels, onProgress, onCheckpoint, resume, onWarning, ...rest } = opts;
   const s = resolveOptions(optionsSchema, rest, 'fine-tune options');
   const { images, source, modelConfig } = input;
   const n = images.count;
@@ -174,7 +190,9 @@ export async function fineTuneClustering(
   if (labels && labels.length !== n) throw new ModelError('SHAPE_MISMATCH', `${labels.length} labels for ${n} images`);
   const d = modelConfig.codeSize;
   const prior = resume ? decodeClusterState(resume, 'resume state') : null;
-  if (prior) checkResumable(prior.meta, s, n, d);
+  // What a state records of the images and the source (hashed only when a state is read or written).
+  const identity = prior || onCheckpoint ? { imagesSha256: imageSetSha256(images), sourceSha256: weightsSha256(source.weights, source.bnSteps) } : null;
+  if (prior && identity) checkResumable(prior.meta, s, n, d, identity, onWarning ?? ((m) => process.emitWarning(m, { code: 'CVC_RESUME_UNCHECKED' })));
 
   const net = buildAutoencoder(modelConfig, { name: source.config.model, seed: s.seed });
   const optimizer = tf.train.adam(s.learningRate, 0.9, 0.999, 1e-7);
@@ -185,7 +203,7 @@ export async function fineTuneClustering(
   try {
     setModelWeights(net, prior ? prior.weights : source.weights, prior ? 'resume state' : 'source checkpoint');
     const rawStats = useDebiasedStats(net, source);
-    run = new Run(s, { net, both, optimizer, mu, vars, images, d, labels, signal, onProgress, onCheckpoint, rawStats });
+    run = new Run(s, { net, both, optimizer, mu, vars, images, d, labels, signal, onProgress, onCheckpoint, rawStats, identity });
     return await run.go(prior, source);
   } finally {
     run?.dispose();
@@ -196,7 +214,13 @@ export async function fineTuneClustering(
   }
 }
 
-function checkResumable(m: ClusterStateMeta, s: Settings, n: number, d: number): void {
+/** What a fine-tune's states record of its images and source, to refuse a resume on others. */
+interface Identity {
+  readonly imagesSha256: string;
+  readonly sourceSha256: string;
+}
+
+function checkResumable(m: ClusterStateMeta, s: Settings, n: number, d: number, id: Identity, warn: (message: string) => void): void {
   const want: [Exclude<keyof ClusterStateMeta, 'initial'>, string | number][] = [
     ['method', s.method],
     ['k', s.k],
@@ -211,6 +235,25 @@ function checkResumable(m: ClusterStateMeta, s: Settings, n: number, d: number):
   for (const [key, value] of want) {
     if (m[key] !== value) throw new ModelError('CHECKPOINT_MISMATCH', `resume state: ${key} is ${m[key]}, this fine-tune has ${value}`);
   }
+  // Same n is not the same images: a state of another set would train on with its stale target P.
+  const what = [
+    ['images', 'imagesSha256', 'resume only on the images it was fine-tuned on'],
+    ["source checkpoint's weights", 'sourceSha256', 'resume only from the source checkpoint it started from'],
+  ] as const;
+  const unchecked: string[] = [];
+  for (const [name, key, hint] of what) {
+    const saved = m[key];
+    if (saved === undefined) unchecked.push(name);
+    else if (saved !== id[key])
+      throw new ModelError(
+        'CHECKPOINT_MISMATCH',
+        `resume state: was taken with other ${name} (sha256 ${saved.slice(0, 12)}…, this fine-tune's are ${id[key].slice(0, 12)}…); ${hint}`,
+      );
+  }
+  if (unchecked.length > 0)
+    warn(
+      `resume state: records no sha256 of the ${unchecked.join(' or the ')} (written by an older cvc); resuming unchecked, so it must come from this fine-tune's own images and source`,
+    );
 }
 
 function setModelWeights(net: Autoencoder, list: readonly NamedArray[], what: string): void {
@@ -298,6 +341,7 @@ interface Parts {
   readonly onProgress: FineTuneOptions['onProgress'];
   readonly onCheckpoint: FineTuneOptions['onCheckpoint'];
   readonly rawStats: Map<string, NamedArray>;
+  readonly identity: Identity | null;
 }
 
 /** What one refresh of the target computed over the whole set. */
@@ -399,12 +443,14 @@ class Run {
     if (prior.optimizer.length > 0) {
       checkAdamSlots(p.vars, prior.optimizer, 'resume state');
       // Adam's setWeights matches its slots to variables by position: the state lists them in training order.
-      const slots = prior.optimizer
-        .filter((a) => !a.name.startsWith(ADAM_POWERS))
-        .map((a) => ({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) }));
-      await p.optimizer.setWeights(slots);
-      // Adam made its own variables of them.
-      for (const slot of slots) slot.tensor.dispose();
+      const slots: { name: string; tensor: tf.Tensor }[] = [];
+      try {
+        for (const a of prior.optimizer) if (!a.name.startsWith(ADAM_POWERS)) slots.push({ name: a.name, tensor: tf.tensor(a.values, [...a.shape], a.dtype) });
+        await p.optimizer.setWeights(slots);
+      } finally {
+        // Adam made its own variables of them (or failed): either way these copies are ours to free.
+        for (const slot of slots) slot.tensor.dispose();
+      }
       restoreAdamPowers(p.optimizer, prior.optimizer);
     }
     this.iteration = prior.meta.iteration;
@@ -504,6 +550,7 @@ class Run {
       refreshes: this.refreshes,
       seconds: this.seconds(),
       initial: this.initial,
+      ...(p.identity ?? {}),
     };
     const bytes = encodeClusterState({
       meta,

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import type { ImageSet } from '@cvc/data';
 import type { NamedArray } from './checkpoint.js';
 import { ModelError } from './errors.js';
 import { count, decodeContainer, encodeContainer, tensorListSchema } from './tensor-container.js';
@@ -38,6 +40,14 @@ export interface ClusterStateMeta {
   readonly seconds: number;
   /** Scores of the k-means initialisation, when the set had labels. */
   readonly initial: ClusterScores | null;
+  /**
+   * sha256 (hex) of the images fine-tuned (`imageSetSha256`) and of the
+   * source checkpoint's weights (`weightsSha256`): a resume on other images
+   * or from another source is refused. States written before cvc recorded
+   * them have neither (and are resumed with a warning).
+   */
+  readonly imagesSha256?: string;
+  readonly sourceSha256?: string;
 }
 
 /**
@@ -66,6 +76,7 @@ export interface ClusterState {
 const MAGIC = 'CVCCLUS1';
 const GROUPS = ['weights', 'optimizer', 'centres', 'assignments', 'target'] as const;
 
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in hex');
 const scoresSchema = z.object({ acc: z.number(), nmi: z.number(), ari: z.number() });
 const metaSchema = z.object({
   method: z.enum(FINE_TUNE_METHODS),
@@ -81,6 +92,8 @@ const metaSchema = z.object({
   refreshes: count,
   seconds: z.number().min(0),
   initial: scoresSchema.nullable(),
+  imagesSha256: sha256Hex.optional(),
+  sourceSha256: sha256Hex.optional(),
 });
 const headerSchema = z.object({
   meta: metaSchema,
@@ -121,4 +134,23 @@ export function decodeClusterState(bytes: Uint8Array, name = 'clustering state')
     assignments: one('assignments', 'int32', meta.n) as Int32Array,
     target: one('target', 'float32', meta.n * meta.k) as Float32Array,
   };
+}
+
+/** sha256 (hex) of an image set's shape and pixels: what a fine-tune state records of the images it belongs to. */
+export function imageSetSha256(set: ImageSet): string {
+  const h = createHash('sha256');
+  h.update(`${set.count}x${set.height}x${set.width}x${set.channels}\n`);
+  h.update(set.images.subarray(0, set.count * set.height * set.width * set.channels));
+  return h.digest('hex');
+}
+
+/** sha256 (hex) of named weights (names, shapes, dtypes and values, in order), with the batch-norm step count that debiases them. */
+export function weightsSha256(weights: readonly NamedArray[], bnSteps: number): string {
+  const h = createHash('sha256');
+  h.update(`bnSteps ${bnSteps}\n`);
+  for (const w of weights) {
+    h.update(`${w.name} ${w.dtype} [${w.shape.join(',')}]\n`);
+    h.update(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength));
+  }
+  return h.digest('hex');
 }

@@ -86,3 +86,23 @@ test('embedImages flattens an encoder whose output is a feature map, and refuses
   assert.throws(() => embedImages(model, set, 0), /batchSize must be an integer >= 1, got 0/);
   model.dispose();
 });
+
+test('embedImages refuses an infinite code with CODES_NOT_FINITE naming the image, its file and the code dimension', () => {
+  const model = mapEncoder();
+  // Huge kernels: an image of zeros still codes to 0, any bright pixel overflows float32.
+  const [kernel, bias] = model.getWeights();
+  const huge = [tf.fill(kernel?.shape ?? [], 1e38), tf.zerosLike(bias as tf.Tensor)];
+  model.setWeights(huge);
+  tf.dispose(huge);
+  const set = randomImageSet(4, 8, 8, 1, 2);
+  const images = Uint8Array.from(set.images);
+  images.fill(0, 0, 2 * 64);
+  images.fill(255, 2 * 64, 3 * 64);
+  const files = ['a.png', 'b.png', 'c.png', 'd.png'];
+  assert.throws(
+    () => embedImages(model, { ...set, images }, 2, (i) => files[i] as string),
+    (e: unknown) => e instanceof ModelError && e.code === 'CODES_NOT_FINITE' && /gave Infinity for image 2 \(c\.png\), code dimension 0 of 32/.test(e.message),
+  );
+  assert.throws(() => embedImages(model, { ...set, images }, 3), /gave Infinity for image 2, code dimension 0 of 32/);
+  model.dispose();
+});

@@ -103,8 +103,20 @@ export async function readEncoderModelConfig(dir: string): Promise<{ model: Mode
   return { model, modelConfig: modelConfigSchema.parse(presetConfig(model)) as ResolvedModelConfig };
 }
 
-/** The codes of every image of `set`, `batchSize` at a time: n x codeSize, row-major (a feature-map output flattened per image). */
-export function embedImages(encoder: tf.LayersModel, set: ImageSet, batchSize = 256): { data: Float32Array; n: number; d: number } {
+/**
+ * The codes of every image of `set`, `batchSize` at a time: n x codeSize,
+ * row-major (a feature-map output flattened per image). A NaN or infinite
+ * code value (a diverged or broken encoder, or one whose weights overflow on
+ * these images) is ModelError CODES_NOT_FINITE naming the image (by index, or
+ * by `describeImage(index)` when given, e.g. its file) and the code dimension,
+ * never codes written or clustered silently.
+ */
+export function embedImages(
+  encoder: tf.LayersModel,
+  set: ImageSet,
+  batchSize = 256,
+  describeImage?: (index: number) => string,
+): { data: Float32Array; n: number; d: number } {
   const shape = encoder.inputs[0]?.shape ?? [];
   if (shape[1] !== set.height || shape[2] !== set.width || shape[3] !== set.channels) {
     throw new ModelError('SHAPE_MISMATCH', `the encoder takes ${shape.slice(1).join('x')} images, the dataset has ${set.height}x${set.width}x${set.channels}`);
@@ -121,8 +133,19 @@ export function embedImages(encoder: tf.LayersModel, set: ImageSet, batchSize = 
     const size = Math.min(batchSize, set.count - start);
     // One predict batch per call: predict's default (32) would split it again (1.7x slower for seed-cifar).
     const codes = tf.tidy(() => encoder.predict(batchTensor(set, undefined, start, size), { batchSize: size }) as tf.Tensor);
-    out.set(codes.dataSync(), start * d);
+    const values = codes.dataSync();
     codes.dispose();
+    for (let j = 0; j < values.length; j++) {
+      const v = values[j] as number;
+      if (Number.isFinite(v)) continue;
+      const image = start + Math.floor(j / d);
+      const what = describeImage ? `image ${image} (${describeImage(image)})` : `image ${image}`;
+      throw new ModelError(
+        'CODES_NOT_FINITE',
+        `the encoder gave ${v} for ${what}, code dimension ${j % d} of ${d}: its weights hold NaN or infinite values, or overflow on these images; retrain it or check the model`,
+      );
+    }
+    out.set(values, start * d);
   }
   return { data: out, n: set.count, d };
 }

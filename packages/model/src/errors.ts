@@ -10,6 +10,7 @@ export type ModelErrorCode =
   | 'EMPTY_DATA'
   | 'NO_EPOCHS'
   | 'LOSS_NOT_FINITE'
+  | 'CODES_NOT_FINITE'
   | 'EXPORT_FAILED'
   | 'ABORTED';
 

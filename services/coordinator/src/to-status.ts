@@ -98,6 +98,7 @@ export const modelStatus: Record<ModelErrorCode, status> = {
   EMPTY_DATA: status.FAILED_PRECONDITION,
   NO_EPOCHS: status.FAILED_PRECONDITION,
   LOSS_NOT_FINITE: status.FAILED_PRECONDITION,
+  CODES_NOT_FINITE: status.FAILED_PRECONDITION,
   EXPORT_FAILED: status.INTERNAL,
   // A fine-tune stopped by its signal (a cancelled clustering job, a stopping worker).
   ABORTED: status.CANCELLED,
