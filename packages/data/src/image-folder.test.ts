@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, link, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -517,6 +518,10 @@ test("the test fraction never takes a class's only image; a folder where it must
   const l = await listImageFolder(root);
   const plan = await checkImageFolder(l, { name: 'rare', folds: 2, seed: 1, testFraction: 0.2 });
   assert.equal(plan.test.length, 3);
+  // The rule changed this folder's split, so its version is not the one imports before the rule gave it.
+  const legacyVersion = (p: { sourceSha256: string }): string =>
+    createHash('sha256').update(`${p.sourceSha256}:k=2:scheme=stratified:seed=1:test=fraction=0.2`).digest('hex').slice(0, 16);
+  assert.notEqual(plan.version, legacyVersion(plan));
   for (const [label, name] of l.classNames.entries())
     if (l.entries.some((e) => e.label === label))
       assert.ok(
@@ -524,6 +529,10 @@ test("the test fraction never takes a class's only image; a folder where it must
         `class ${name} keeps a training image`,
       );
   await plan.close();
+  // A folder whose split the rule leaves alone keeps the version it always had.
+  const plain = await checkImageFolder(await listImageFolder(await tree('plain', 60, 0, false)), { name: 'plain', folds: 2, seed: 1, testFraction: 0.2 });
+  assert.equal(plain.version, legacyVersion(plain));
+  await plain.close();
   // Every class holds one image: nothing can be held out.
   const singles = join(dir, 'singles');
   for (const c of ['A', 'B', 'C', 'D']) {

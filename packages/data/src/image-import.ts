@@ -286,6 +286,8 @@ async function checkInto(
   let train = valid.filter((e) => e.split === 'train');
   let test = valid.filter((e) => e.split === 'test');
   let testFrom: ImageFolderInfo['test'] = { from: 'folder' };
+  /** Whether the held-out share differs from what imports before the leave-one-per-class rule chose. */
+  let leaveOneChanged = false;
   if (!listing.testFolder) {
     const labels = Uint8Array.from(train, (e) => e.label);
     const want = Math.max(1, Math.round(train.length * testFraction));
@@ -301,7 +303,12 @@ async function checkInto(
         'test-fraction',
         `a test fraction of ${testFraction} holds out ${want} of ${train.length} image(s), but only ${most} can go while each of the ${labels.length - most} classes keeps a training image: add images, lower --test-fraction or give a test/ folder`,
       );
-    const held = new Set(stratifiedSubset(labels, want, opts.seed, { leaveOnePerClass: true }));
+    const kept = stratifiedSubset(labels, want, opts.seed, { leaveOnePerClass: true });
+    // Imports made before this rule took a class's last image; where the rule changes the split, the
+    // version changes too (same data and settings, other content must not share a version).
+    const legacy = stratifiedSubset(labels, want, opts.seed);
+    leaveOneChanged = kept.length !== legacy.length || kept.some((v, i) => v !== legacy[i]);
+    const held = new Set(kept);
     test = train.filter((_, i) => held.has(i));
     train = train.filter((_, i) => !held.has(i));
     testFrom = { from: 'fraction', fraction: testFraction };
@@ -321,7 +328,10 @@ async function checkInto(
 
   const sourceSha256 = source.digest('hex');
   const test_ = testFrom.from === 'folder' ? 'folder' : `fraction=${testFrom.fraction}`;
-  const version = createHash('sha256').update(`${sourceSha256}:k=${opts.folds}:scheme=stratified:seed=${opts.seed}:test=${test_}`).digest('hex').slice(0, 16);
+  const version = createHash('sha256')
+    .update(`${sourceSha256}:k=${opts.folds}:scheme=stratified:seed=${opts.seed}:test=${test_}${leaveOneChanged ? ':leave-one-per-class' : ''}`)
+    .digest('hex')
+    .slice(0, 16);
   return {
     listing,
     name: opts.name,
