@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
 import { datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
@@ -23,6 +24,7 @@ import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './
 import { copyToClusters, type CopyToResult } from './copy-to.js';
 import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
 import { embedFolder } from './folder-input.js';
+import { requireParentDir } from './output-path.js';
 import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, kmeansWithProgress, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
 import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
 
@@ -109,6 +111,8 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
   if (!id) throw new UsageError('encoder fetch needs a RUN or SWEEP id');
   const out = typeof values['out'] === 'string' ? values['out'] : join('encoders', id);
   const by = choiceOpt(values, 'by', ['val-loss', 'cluster-acc'] as const, 'val-loss');
+  if (values['by'] !== undefined && typeof values['fold'] === 'string' && values['fold'] !== 'best')
+    throw new UsageError(`--by chooses the best fold; --fold ${values['fold']} names one (give one of them)`);
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   await initBackend('auto');
   const c = await runServiceClient(cluster);
@@ -293,6 +297,7 @@ async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | u
   const out = values['out'];
   if (typeof out !== 'string') throw new UsageError('embed needs --encoder DIR, one of --dataset NAME|PATH or --images DIR, and --out FILE(.npy|.csv)');
   if (!/\.(npy|csv)$/.test(out)) throw new UsageError(`--out must end in .npy or .csv, got ${out}`);
+  await requireParentDir(out, '--out');
   const input = await embedInput('embed', values, env, signal, false);
   const { codes } = input;
   throwIfAborted(signal, 'embed');
@@ -322,6 +327,9 @@ async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | u
  */
 const DEFAULT_N_INIT = 100;
 
+/** `--k`: one cluster is no clustering. */
+const atLeastTwo = z.number().int().min(2);
+
 async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
   const { values } = parse(
     args,
@@ -341,10 +349,10 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     },
     'cluster',
   );
-  const k = intOpt(values, 'k', 10, positiveInt) as number;
+  const k = intOpt(values, 'k', 10, atLeastTwo) as number;
   const nInit = intOpt(values, 'n-init', DEFAULT_N_INIT, positiveInt) as number;
   const seed = intOpt(values, 'seed', 0) as number;
-  if (k < 2) throw new UsageError(`--k must be >= 2, got ${k}`);
+  if (typeof values['confusion'] === 'string') await requireParentDir(values['confusion'], '--confusion');
   const outDir = typeof values['out'] === 'string' ? values['out'] : 'clusters';
   const copyTo = typeof values['copy-to'] === 'string' ? values['copy-to'] : undefined;
   if (values['force'] && copyTo === undefined) throw new UsageError('--force applies to --copy-to');
