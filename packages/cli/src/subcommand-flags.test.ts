@@ -46,7 +46,7 @@ test('local up checks --backend and --ack-wait-ms before starting anything', asy
   }
 });
 
-test('embed and cluster refuse an output whose directory is missing before reading any image; --k needs 2', async () => {
+test('embed and cluster refuse an output whose directory is missing before reading any image; --k needs 2; a dataset name is one path segment', async () => {
   const cases: [string[], RegExp][] = [
     [
       ['embed', '--encoder', '/nonexistent/enc', '--dataset', 'mnist', '--out', '/nonexistent/dir/codes.npy'],
@@ -58,6 +58,8 @@ test('embed and cluster refuse an output whose directory is missing before readi
     ],
     [['cluster', '--encoder', '/nonexistent/enc', '--dataset', 'mnist', '--k', '1'], /--k must be >= 2, got '1'/],
     [['cluster', '--encoder', '/nonexistent/enc', '--dataset', 'mnist', '--k', '0'], /--k must be >= 2, got '0'/],
+    // A dataset name is one segment of datasets/NAME/VERSION/ in S3: 'a/b' would land inside dataset 'a'.
+    [['dataset', 'import', '/nonexistent/photos', '--name', 'photos/2024', '--out', '/nonexistent/out'], /--name must be letters, digits.*got 'photos\/2024'/],
   ];
   for (const [argv, message] of cases) {
     const env = captureEnv('/nonexistent');
