@@ -82,6 +82,17 @@ export function clusterAccClasses(manifest: DatasetManifest, where: string): num
   return manifest.classNames.length;
 }
 
+/**
+ * `encoder fetch --fold K`: K must be a fold of the run (a UsageError says
+ * how many it has) that has finished with a best checkpoint.
+ */
+export function checkFetchableFold(run: Pick<Run, 'id' | 'folds'>, fold: number): void {
+  if (!run.folds.some((f) => f.fold === fold))
+    throw new UsageError(`run ${run.id} has no fold ${fold} (it has ${run.folds.length}: --fold 0..${Math.max(run.folds.length - 1, 0)})`);
+  const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);
+  if (!done.some((f) => f.fold === fold)) throw new UsageError(`run ${run.id} fold ${fold} has not finished (finished: ${done.map((f) => f.fold).join(', ')})`);
+}
+
 async function runTestSet(cluster: ClusterEndpoints, run: Run): Promise<{ set: ImageSet; k: number }> {
   const store = createObjectStore(cluster.s3);
   const imp = await createDatasetCatalog(store).find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
@@ -129,8 +140,7 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     const foldOpt = values['fold'];
     if (typeof foldOpt === 'string' && foldOpt !== 'best') {
       fold = intOpt(values, 'fold', 0) as number;
-      if (!done.some((f) => f.fold === fold))
-        throw new UsageError(`run ${runId} fold ${fold} has not finished (finished: ${done.map((f) => f.fold).join(', ')})`);
+      checkFetchableFold(run, fold);
     } else if (by === 'val-loss') {
       fold = done.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b)).fold;
     } else {
