@@ -4,10 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledError } from '@cvc/core';
-import { randomImageSet } from '@cvc/data/testing';
+import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
 import { embedImages, loadEncoder } from '@cvc/model';
 import { embedAbortable } from './embed-slices.js';
 import { writeTinyEncoder } from './encoder-fixture.js';
+import { main } from './index.js';
+import { captureEnv } from './testing.js';
 
 test('embedding a large split stops between slices on Ctrl-C (the abort signal) and gives the same codes as one call', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-embed-slices-'));
@@ -38,6 +40,22 @@ test('embedding a large split stops between slices on Ctrl-C (the abort signal) 
     );
     assert.deepEqual(seen, [10]);
     encoder.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('embed of a split larger than a slice shows its progress (a line per slice without a terminal)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-embed-progress-'));
+  try {
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 1]);
+    await writeIdxDataset(join(dir, 'data'), randomImageSet(4100, 8, 8, 1, 3, 3), randomImageSet(10, 8, 8, 1, 4, 3));
+    const env = captureEnv(join(dir, 'cache'));
+    const args = ['embed', '--encoder', join(dir, 'enc'), '--dataset', join(dir, 'data'), '--split', 'train', '--out', join(dir, 'codes.npy')];
+    assert.equal(await main(args, env, { handleSignals: false }), 0, env.err());
+    assert.match(env.err(), /embedding .*data train 4096\/4100 images\n/);
+    assert.match(env.err(), /embedding .*data train 4100\/4100 images\n/);
+    assert.match(env.out(), /4100 codes of size 3 written/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -4,6 +4,9 @@ import { imageBytes, type ImageSet } from '@cvc/data';
 import { embedImages } from '@cvc/model';
 import type { tf } from '@cvc/tfjs-runtime';
 
+/** Hears the images embedded so far of `total`, after each slice. */
+export type SliceListener = (done: number, total: number) => void;
+
 /** Images embedded between two looks at the abort signal (about 2 s of a seed model on one core). */
 export const EMBED_SLICE = 4096;
 
@@ -18,7 +21,7 @@ export async function embedAbortable(
   set: ImageSet,
   batchSize: number,
   signal: AbortSignal | undefined,
-  onSlice?: (done: number, total: number) => void,
+  onSlice?: SliceListener,
   slice = EMBED_SLICE,
 ): Promise<{ data: Float32Array; n: number; d: number }> {
   if (set.count <= slice) {

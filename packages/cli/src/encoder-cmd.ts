@@ -268,13 +268,21 @@ async function embedInput(
   const encoder = await loadEncoder(dir);
   if (typeof dataset === 'string') {
     const lim = limit !== undefined ? { limit } : {};
-    // An import written with --out DIR, a dataset's own files, or a dataset imported into the cluster.
-    const local = await importedFromDirectory(dataset);
-    if (local) return embedImported(encoder, local, { split, ...lim, batchSize, signal });
-    if (datasetInfo(dataset) !== undefined || (await pathExists(dataset))) return embedDataset(encoder, { ...env, dataset, split, ...lim, batchSize, signal });
-    const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
-    const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
-    return embedImported(encoder, await importedFromCluster(cluster, dataset, version), { split, ...lim, batchSize, signal });
+    // A split of tens of thousands of images takes a while: a bar (a line per slice without a terminal).
+    const bars = new Progress(env.stderr, { plainIntervalMs: 0 });
+    const onSlice = (done: number, total: number): void => bars.set('embed', { label: `embedding ${dataset} ${split}`, value: done, total, detail: 'images' });
+    try {
+      // An import written with --out DIR, a dataset's own files, or a dataset imported into the cluster.
+      const local = await importedFromDirectory(dataset);
+      if (local) return await embedImported(encoder, local, { split, ...lim, batchSize, signal, onSlice });
+      if (datasetInfo(dataset) !== undefined || (await pathExists(dataset)))
+        return await embedDataset(encoder, { ...env, dataset, split, ...lim, batchSize, signal, onSlice });
+      const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
+      const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
+      return await embedImported(encoder, await importedFromCluster(cluster, dataset, version), { split, ...lim, batchSize, signal, onSlice });
+    } finally {
+      bars.stop();
+    }
   }
   const fitDefault = IMAGE_FITS.includes(meta.fit as ImageFit) ? (meta.fit as ImageFit) : 'cover';
   const bars = new Progress(env.stderr);
