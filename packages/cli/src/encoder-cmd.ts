@@ -251,6 +251,8 @@ async function embedInput(
   const dataset = values['dataset'];
   const images = values['images'];
   const usage = cmd === 'embed' ? ' --out FILE(.npy|.csv)' : '';
+  if (typeof dataset === 'string' && typeof images === 'string')
+    throw new UsageError(`${cmd}: --dataset ${dataset} and --images ${images} exclude each other (give one)`);
   if (typeof dir !== 'string' || (typeof dataset === 'string') === (typeof images === 'string'))
     throw new UsageError(`${cmd} needs --encoder DIR and one of --dataset NAME|PATH or --images DIR${usage}`);
   if (typeof images === 'string') {

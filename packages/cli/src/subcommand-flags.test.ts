@@ -58,6 +58,10 @@ test('embed and cluster refuse an output whose directory is missing before readi
     ],
     [['cluster', '--encoder', '/nonexistent/enc', '--dataset', 'mnist', '--k', '1'], /--k must be >= 2, got '1'/],
     [['cluster', '--encoder', '/nonexistent/enc', '--dataset', 'mnist', '--k', '0'], /--k must be >= 2, got '0'/],
+    [
+      ['embed', '--encoder', '/nonexistent/enc', '--dataset', 'mnist', '--images', '/nonexistent/photos', '--out', 'c.npy'],
+      /embed: --dataset mnist and --images \/nonexistent\/photos exclude each other/,
+    ],
     // A dataset name is one segment of datasets/NAME/VERSION/ in S3: 'a/b' would land inside dataset 'a'.
     [['dataset', 'import', '/nonexistent/photos', '--name', 'photos/2024', '--out', '/nonexistent/out'], /--name must be letters, digits.*got 'photos\/2024'/],
   ];
