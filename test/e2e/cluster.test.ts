@@ -77,7 +77,7 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     assert.equal((byAcc.err().match(/k-means accuracy on the test split/g) ?? []).length, 5);
     const badFold = captureEnv(dir);
     assert.equal(await main(['encoder', 'fetch', run.id, '--fold', '9', '--out', join(dir, 'x'), '--cluster', clusterFile], badFold), 2);
-    assert.match(badFold.err(), /fold 9 has not finished/);
+    assert.match(badFold.err(), /has no fold 9 \(it has 5: --fold 0\.\.4\)/);
 
     const npy = join(dir, 'codes.npy');
     assert.equal(await main(['embed', '--encoder', encDir, '--dataset', 'fashion-mnist', '--limit', '300', '--out', npy], captureEnv(dir)), 0);

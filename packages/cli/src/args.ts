@@ -92,3 +92,12 @@ export function choiceOpt<T extends string>(values: Record<string, unknown>, nam
   if (!choices.includes(v as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${typeof v === 'string' ? v : JSON.stringify(v)}'`);
   return v as T;
 }
+
+/**
+ * Refuses, naming the first one, any of `flags` that was given: flags of
+ * another subcommand (`cvc run list --epochs 3`) would otherwise be parsed
+ * and silently ignored. `owner` says where the flag belongs.
+ */
+export function refuseFlags(values: Record<string, unknown>, flags: readonly string[], owner: string): void {
+  for (const f of flags) if (values[f] !== undefined) throw new UsageError(`--${f} applies to ${owner}`);
+}

@@ -112,7 +112,20 @@ test('cv --local runs every fold, writes results, prints a JSON summary, and res
       await main(['cv', '--local', '--dataset', join(dir, 'data'), '--model', 'seed-mnist', '--folds', '2', '--epochs', '3', '--out', out], clash),
       2,
     );
-    assert.match(clash.err(), /holds a run with different settings/);
+    assert.match(clash.err(), /holds a run with different settings \(config\.batchSize: 8 there, 32 now; config\.epochs: 2 there, 3 now\)/);
+    // Refused before the dataset is imported: other folds must not rewrite the shards the earlier run trains on.
+    const manifestBefore = await readFile(join(out, 'dataset', 'manifest.json'), 'utf8');
+    const folds3 = captureEnv(dir);
+    assert.equal(
+      await main(
+        ['cv', '--local', '--dataset', join(dir, 'data'), '--model', 'seed-mnist', '--folds', '3', '--epochs', '2', '--batch-size', '8', '--out', out],
+        folds3,
+      ),
+      2,
+    );
+    assert.match(folds3.err(), /different settings \(folds: 2 there, 3 now\)/);
+    assert.equal(await readFile(join(out, 'dataset', 'manifest.json'), 'utf8'), manifestBefore);
+    await assert.rejects(access(join(out, 'dataset', 'fold-2.cvcs')));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -196,7 +196,7 @@ test('cluster --images: class folders give labels, bad files fail naming them or
 
     const usage = captureEnv(dir);
     assert.equal(await main([...base, '--dataset', 'mnist'], usage), 2);
-    assert.match(usage.err(), /one of --dataset NAME\|PATH or --images DIR/);
+    assert.match(usage.err(), /--dataset mnist and --images .* exclude each other/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { throwIfAborted } from '@cvc/core';
 import { loadDataset, type ImageFolderProblem, selectImages, stratifiedSubset, imageBytes, type ImageSet, type LocateOptions } from '@cvc/data';
-import { embedImages } from '@cvc/model';
 import type { tf } from '@cvc/tfjs-runtime';
 import { recordPaths } from './assignments.js';
+import { embedAbortable, type SliceListener } from './embed-slices.js';
 
 /** A file left out of `--images --skip-invalid`, with why (the import's own problem record). */
 export type SkippedImage = ImageFolderProblem;
@@ -42,7 +41,7 @@ export function encoderInputShape(encoder: tf.LayersModel): [number, number, num
  */
 export async function embedDataset(
   encoder: tf.LayersModel,
-  opts: LocateOptions & { dataset: string; split: 'test' | 'train'; limit?: number; batchSize: number; signal?: AbortSignal },
+  opts: LocateOptions & { dataset: string; split: 'test' | 'train'; limit?: number; batchSize: number; signal?: AbortSignal; onSlice?: SliceListener },
 ): Promise<EmbeddedImages> {
   const ds = await loadDataset(opts.dataset, opts);
   const whole = opts.split === 'train' ? ds.train : ds.test;
@@ -50,8 +49,7 @@ export async function embedDataset(
   const set = idx ? selectImages(whole, idx) : whole;
   const all = recordPaths(opts.split, whole.count);
   const paths = idx ? Array.from(idx, (i) => all[i] as string) : all;
-  throwIfAborted(opts.signal, 'embedding');
-  const codes = embedImages(encoder, set, opts.batchSize);
+  const codes = await embedAbortable(encoder, set, opts.batchSize, opts.signal, opts.onSlice);
   return { codes, labels: set.labels, labelled: true, classNames: ds.classNames, paths, pixels: set, skipped: [] };
 }
 

@@ -314,6 +314,13 @@ test('parseJobAssignments reads record/path, split, cluster and confidence or di
   const b = parseJobAssignments('path,cluster,distance\n"shirts/a, b.png",2,1.5\n', 'b.csv');
   assert.deepEqual(b.paths, ['shirts/a, b.png']);
   assert.deepEqual([...b.confidence], [-1.5]);
+  // The coordinator's header: the image is `source` (a file of an image folder, or split:index), never the ordinal `record`.
+  const coord = parseJobAssignments(
+    'record,split,fold,index,cluster,confidence,label,class,source\n0,train,0,828,1,0.2,8,Bag,train:828\n1,train,1,5,2,0.3,0,Top,shirts/a.png\n',
+    'e.csv',
+  );
+  assert.deepEqual(coord.paths, ['train:828', 'shirts/a.png']);
+  assert.deepEqual(parseJobAssignments('split,index,cluster,confidence\ntest,12,0,0.5\n', 'f.csv').paths, ['test:12']);
   assert.throws(() => parseJobAssignments('record,confidence\n1,0.5\n', 'c.csv'), /c\.csv: the header 'record,confidence' lacks/);
   assert.throws(() => parseJobAssignments('record,cluster,confidence\ntest:1,x,0.5\n', 'd.csv'), /d\.csv line 2: bad cluster/);
 });
@@ -326,11 +333,13 @@ test('fetch --report draws the job: a picture per cluster, the map, the confusio
     const shards = join(dir, 'shards');
     assert.equal(await main(['dataset', 'import', data, '--folds', '2', '--out', shards], captureEnv(join(dir, 'cache'))), 0);
     const enc = await tinyEncoderFiles([8, 8, 1]);
-    const rows = Array.from({ length: 24 }, (_, i) => `test:${i},${i % 3},${(0.5 + (i % 5) / 10).toFixed(2)},${i % 3}`);
+    // As the coordinator writes it (services/coordinator/src/cluster-job-export.ts ASSIGNMENTS_HEADER): `record` is the
+    // row's ordinal over every shard (the 20 training rows come first), the image is `source` (split:index here).
+    const rows = Array.from({ length: 24 }, (_, i) => `${20 + i},test,,${i},${i % 3},${(0.5 + (i % 5) / 10).toFixed(2)},${i % 3},c${i % 3},test:${i}`);
     const files = {
       'model.json': { data: enc.modelJson },
       'weights.bin': { data: enc.weights },
-      'assignments.csv': { data: Buffer.from(['record,cluster,confidence,label', ...rows].join('\n') + '\n') },
+      'assignments.csv': { data: Buffer.from(['record,split,fold,index,cluster,confidence,label,class,source', ...rows].join('\n') + '\n') },
     };
     const done = job(ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED, {
       spec: { runId: 'r-1', method: 'dcec', k: 3, dataset: 'd', name: '', datasetVersion: '' },

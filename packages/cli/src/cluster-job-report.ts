@@ -43,9 +43,12 @@ export function splitCsvLine(line: string): string[] {
 }
 
 /**
- * Parses a job's assignments.csv: the record column (`record` or `path`,
- * prefixed with the `split` column when that holds the split and the record
- * is a bare index), `cluster`, and `confidence` (or `distance`). A missing
+ * Parses a job's assignments.csv: which image each row is, `cluster`, and
+ * `confidence` (or `distance`). The image is the `source` column when there
+ * is one (the coordinator's: the image file, or `split:index`), else
+ * `split:index` from the `split` and `index` columns, else the `record` (or
+ * `path`) column, prefixed with `split` when it is a bare index. (The
+ * coordinator's `record` is the row's ordinal, not the image.) A missing
  * column or a bad value is a RemoteError naming the file and line.
  */
 export function parseJobAssignments(csv: string, file: string): JobAssignments {
@@ -57,17 +60,25 @@ export function parseJobAssignments(csv: string, file: string): JobAssignments {
   const confCol = col('confidence');
   const distCol = col('distance');
   const splitCol = col('split');
-  if (pathCol < 0 || clusterCol < 0 || (confCol < 0 && distCol < 0))
-    throw new RemoteError('CHECKSUM', `${file}: the header '${lines[0] ?? ''}' lacks a record (or path), cluster or confidence (or distance) column`);
+  const indexCol = col('index');
+  const sourceCol = col('source');
+  if (pathCol < 0 && sourceCol < 0 && (splitCol < 0 || indexCol < 0))
+    throw new RemoteError('CHECKSUM', `${file}: the header '${lines[0] ?? ''}' lacks a source, split and index, record or path column`);
+  if (clusterCol < 0 || clusterCol < 0 || (confCol < 0 && distCol < 0))
+    throw new RemoteError('CHECKSUM', `${file}: the header '${lines[0] ?? ''}' lacks a cluster or confidence (or distance) column`);
   const n = lines.length - 1;
   const paths: string[] = [];
   const clusters = new Int32Array(n);
   const confidence = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const f = splitCsvLine(lines[i + 1] as string);
-    const record = f[pathCol] ?? '';
     const split = splitCol >= 0 ? (f[splitCol] ?? '') : '';
-    paths.push(split && /^\d+$/.test(record) ? `${split}:${record}` : record);
+    const source = sourceCol >= 0 ? (f[sourceCol] ?? '') : '';
+    const index = indexCol >= 0 ? (f[indexCol] ?? '') : '';
+    const record = pathCol >= 0 ? (f[pathCol] ?? '') : '';
+    if (source) paths.push(source);
+    else if (split && /^\d+$/.test(index)) paths.push(`${split}:${index}`);
+    else paths.push(split && /^\d+$/.test(record) ? `${split}:${record}` : record);
     const c = Number(f[clusterCol]);
     const s = Number(f[confCol >= 0 ? confCol : distCol]);
     if (!Number.isInteger(c) || c < 0 || !Number.isFinite(s))

@@ -59,8 +59,7 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
     },
     'cv',
   );
-  if (!values['local'])
-    throw new UsageError('cv runs in one process with --local; cluster runs are submitted with `cvc run submit` (coming with the coordinator)');
+  if (!values['local']) throw new UsageError('cv runs in one process with --local; cluster runs are submitted with `cvc run submit`');
   const dataset = values['dataset'];
   if (typeof dataset !== 'string') throw new UsageError('cv needs --dataset NAME|PATH');
   const choice = await modelFromFlags(values, 'cv');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveTrainConfig } from '@cvc/model';
-import { sameLocalRun, type LocalRunSpec } from './cv-local.js';
+import { localRunDifferences, sameLocalRun, type LocalRunSpec } from './cv-local.js';
 
 const spec = (config = resolveTrainConfig({ model: 'seed-mnist', epochs: 2, seed: 7 })): LocalRunSpec => ({
   model: 'seed-mnist',
@@ -36,4 +36,15 @@ test('a run.json with different settings does not match', () => {
   assert.equal(sameLocalRun({ ...next, config: { ...rest, epochs: 3 } }, next), false);
   assert.equal(sameLocalRun({ ...next, config: { model: 'nonsense' } }, next), false);
   assert.equal(sameLocalRun('garbage', next), false);
+});
+
+test('the refusal names each setting that differs, with both values', () => {
+  const next = spec();
+  const rest = withoutModelConfig(next.config);
+  assert.deepEqual(localRunDifferences({ ...next, folds: 5, config: { ...rest, epochs: 3 } }, next), [
+    'folds: 5 there, 3 now',
+    'config.epochs: 3 there, 2 now',
+  ]);
+  assert.deepEqual(localRunDifferences({ ...next, datasetVersion: 'v0' }, next, ['datasetVersion']), []);
+  assert.deepEqual(localRunDifferences({ ...next, datasetVersion: 'v0' }, next), ['datasetVersion: v0 there, v1 now']);
 });

@@ -136,17 +136,38 @@ export interface LocalRunSpec {
  * matches the same settings today; an unresolvable one never matches.
  */
 export function sameLocalRun(prev: unknown, next: LocalRunSpec): boolean {
-  if (typeof prev !== 'object' || prev === null) return false;
+  return localRunDifferences(prev, next).length === 0;
+}
+
+/** A setting's value in a message: numbers and names as they are, anything larger left out. */
+const shown = (v: unknown): string => (typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && v.length <= 40) ? String(v) : 'other');
+
+/**
+ * The settings in which `prev` (a parsed run.json) differs from `next`, each
+ * as `name: PREV there, NEXT now` (`folds: 2 there, 3 now`, `config.epochs`);
+ * keys in `ignore` are not compared. Empty when they match.
+ */
+export function localRunDifferences(prev: unknown, next: LocalRunSpec, ignore: readonly (keyof LocalRunSpec)[] = []): string[] {
+  if (typeof prev !== 'object' || prev === null) return ['run.json is not a run'];
   const p = prev as Partial<Record<keyof LocalRunSpec, unknown>>;
   let config: TrainConfig;
   try {
     config = resolveTrainConfig(p.config as TrainConfigInput);
   } catch (err) {
-    if (err instanceof ConfigError) return false;
+    if (err instanceof ConfigError) return [`its config cannot be read (${err.message})`];
     throw err;
   }
-  const normalised = { model: p.model, dataset: p.dataset, datasetVersion: p.datasetVersion, folds: p.folds, scheme: p.scheme, config };
-  return canonicalJson(normalised) === canonicalJson(next);
+  const out: string[] = [];
+  const differ = (name: string, a: unknown, b: unknown): void => {
+    if (canonicalJson(a) !== canonicalJson(b)) out.push(`${name}: ${shown(a)} there, ${shown(b)} now`);
+  };
+  for (const k of ['model', 'dataset', 'datasetVersion', 'folds', 'scheme'] as const) if (!ignore.includes(k)) differ(k, p[k], next[k]);
+  if (!ignore.includes('config')) {
+    const prevConfig = config as unknown as Record<string, unknown>;
+    const nextConfig = next.config as unknown as Record<string, unknown>;
+    for (const k of [...new Set([...Object.keys(prevConfig), ...Object.keys(nextConfig)])].sort()) differ(`config.${k}`, prevConfig[k], nextConfig[k]);
+  }
+  return out;
 }
 
 /** JSON with every object's keys sorted, so two equal values compare equal whatever order their keys were set in. */
@@ -164,6 +185,17 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
     `backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''}${backend.conv ? `, ${backend.conv} convolutions` : ''})`,
   );
 
+  const runFile = join(o.out, 'run.json');
+  const prev = (await pathExists(runFile)) ? (JSON.parse(await readFile(runFile, 'utf8')) as unknown) : undefined;
+  const refuse = (diff: readonly string[]): ConfigError =>
+    new ConfigError('out', `${o.out} holds a run with different settings (${diff.join('; ')}); choose another --out or delete it`);
+  // Before the dataset is imported into OUT/dataset: a refused run must not rewrite the shards the earlier one trains on.
+  if (prev !== undefined) {
+    const early = localRunDifferences(prev, { model: o.model, dataset: ds.name, datasetVersion: '', folds: o.folds, scheme: o.scheme, config }, [
+      'datasetVersion',
+    ]);
+    if (early.length > 0) throw refuse(early);
+  }
   const dataDir = join(o.out, 'dataset');
   // Deterministic: the same data and settings write the same shards and manifest again.
   const manifest = await importDataset(
@@ -178,12 +210,10 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
     `dataset: ${ds.name} version ${manifest.version}, ${o.folds} folds (${o.scheme}) of ${folds.map((f) => f.count).join('/')} images, ${test.count} test images`,
   );
 
-  const runFile = join(o.out, 'run.json');
   const runSpec: LocalRunSpec = { model: o.model, dataset: ds.name, datasetVersion: manifest.version, folds: o.folds, scheme: o.scheme, config };
-  if (await pathExists(runFile)) {
-    if (!sameLocalRun(JSON.parse(await readFile(runFile, 'utf8')) as unknown, runSpec)) {
-      throw new ConfigError('out', `${o.out} holds a run with different settings; choose another --out or delete it`);
-    }
+  if (prev !== undefined) {
+    const diff = localRunDifferences(prev, runSpec);
+    if (diff.length > 0) throw refuse(diff);
   } else {
     await mkdir(o.out, { recursive: true });
     await writeJson(runFile, runSpec);

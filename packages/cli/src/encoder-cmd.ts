@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
 import { datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
@@ -23,6 +24,7 @@ import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './
 import { copyToClusters, type CopyToResult } from './copy-to.js';
 import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
 import { embedFolder } from './folder-input.js';
+import { requireParentDir } from './output-path.js';
 import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, kmeansWithProgress, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
 import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
 
@@ -80,6 +82,17 @@ export function clusterAccClasses(manifest: DatasetManifest, where: string): num
   return manifest.classNames.length;
 }
 
+/**
+ * `encoder fetch --fold K`: K must be a fold of the run (a UsageError says
+ * how many it has) that has finished with a best checkpoint.
+ */
+export function checkFetchableFold(run: Pick<Run, 'id' | 'folds'>, fold: number): void {
+  if (!run.folds.some((f) => f.fold === fold))
+    throw new UsageError(`run ${run.id} has no fold ${fold} (it has ${run.folds.length}: --fold 0..${Math.max(run.folds.length - 1, 0)})`);
+  const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);
+  if (!done.some((f) => f.fold === fold)) throw new UsageError(`run ${run.id} fold ${fold} has not finished (finished: ${done.map((f) => f.fold).join(', ')})`);
+}
+
 async function runTestSet(cluster: ClusterEndpoints, run: Run): Promise<{ set: ImageSet; k: number }> {
   const store = createObjectStore(cluster.s3);
   const imp = await createDatasetCatalog(store).find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
@@ -109,6 +122,8 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
   if (!id) throw new UsageError('encoder fetch needs a RUN or SWEEP id');
   const out = typeof values['out'] === 'string' ? values['out'] : join('encoders', id);
   const by = choiceOpt(values, 'by', ['val-loss', 'cluster-acc'] as const, 'val-loss');
+  if (values['by'] !== undefined && typeof values['fold'] === 'string' && values['fold'] !== 'best')
+    throw new UsageError(`--by chooses the best fold; --fold ${values['fold']} names one (give one of them)`);
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
   await initBackend('auto');
   const c = await runServiceClient(cluster);
@@ -125,8 +140,7 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     const foldOpt = values['fold'];
     if (typeof foldOpt === 'string' && foldOpt !== 'best') {
       fold = intOpt(values, 'fold', 0) as number;
-      if (!done.some((f) => f.fold === fold))
-        throw new UsageError(`run ${runId} fold ${fold} has not finished (finished: ${done.map((f) => f.fold).join(', ')})`);
+      checkFetchableFold(run, fold);
     } else if (by === 'val-loss') {
       fold = done.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b)).fold;
     } else {
@@ -237,6 +251,8 @@ async function embedInput(
   const dataset = values['dataset'];
   const images = values['images'];
   const usage = cmd === 'embed' ? ' --out FILE(.npy|.csv)' : '';
+  if (typeof dataset === 'string' && typeof images === 'string')
+    throw new UsageError(`${cmd}: --dataset ${dataset} and --images ${images} exclude each other (give one)`);
   if (typeof dir !== 'string' || (typeof dataset === 'string') === (typeof images === 'string'))
     throw new UsageError(`${cmd} needs --encoder DIR and one of --dataset NAME|PATH or --images DIR${usage}`);
   if (typeof images === 'string') {
@@ -254,13 +270,21 @@ async function embedInput(
   const encoder = await loadEncoder(dir);
   if (typeof dataset === 'string') {
     const lim = limit !== undefined ? { limit } : {};
-    // An import written with --out DIR, a dataset's own files, or a dataset imported into the cluster.
-    const local = await importedFromDirectory(dataset);
-    if (local) return embedImported(encoder, local, { split, ...lim, batchSize, signal });
-    if (datasetInfo(dataset) !== undefined || (await pathExists(dataset))) return embedDataset(encoder, { ...env, dataset, split, ...lim, batchSize, signal });
-    const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
-    const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
-    return embedImported(encoder, await importedFromCluster(cluster, dataset, version), { split, ...lim, batchSize, signal });
+    // A split of tens of thousands of images takes a while: a bar (a line per slice without a terminal).
+    const bars = new Progress(env.stderr, { plainIntervalMs: 0 });
+    const onSlice = (done: number, total: number): void => bars.set('embed', { label: `embedding ${dataset} ${split}`, value: done, total, detail: 'images' });
+    try {
+      // An import written with --out DIR, a dataset's own files, or a dataset imported into the cluster.
+      const local = await importedFromDirectory(dataset);
+      if (local) return await embedImported(encoder, local, { split, ...lim, batchSize, signal, onSlice });
+      if (datasetInfo(dataset) !== undefined || (await pathExists(dataset)))
+        return await embedDataset(encoder, { ...env, dataset, split, ...lim, batchSize, signal, onSlice });
+      const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
+      const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
+      return await embedImported(encoder, await importedFromCluster(cluster, dataset, version), { split, ...lim, batchSize, signal, onSlice });
+    } finally {
+      bars.stop();
+    }
   }
   const fitDefault = IMAGE_FITS.includes(meta.fit as ImageFit) ? (meta.fit as ImageFit) : 'cover';
   const bars = new Progress(env.stderr);
@@ -293,6 +317,7 @@ async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | u
   const out = values['out'];
   if (typeof out !== 'string') throw new UsageError('embed needs --encoder DIR, one of --dataset NAME|PATH or --images DIR, and --out FILE(.npy|.csv)');
   if (!/\.(npy|csv)$/.test(out)) throw new UsageError(`--out must end in .npy or .csv, got ${out}`);
+  await requireParentDir(out, '--out');
   const input = await embedInput('embed', values, env, signal, false);
   const { codes } = input;
   throwIfAborted(signal, 'embed');
@@ -322,6 +347,9 @@ async function embedCommand(args: string[], env: CliEnv, signal: AbortSignal | u
  */
 const DEFAULT_N_INIT = 100;
 
+/** `--k`: one cluster is no clustering. */
+const atLeastTwo = z.number().int().min(2);
+
 async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal | undefined): Promise<number> {
   const { values } = parse(
     args,
@@ -341,10 +369,10 @@ async function clusterCommand(args: string[], env: CliEnv, signal: AbortSignal |
     },
     'cluster',
   );
-  const k = intOpt(values, 'k', 10, positiveInt) as number;
+  const k = intOpt(values, 'k', 10, atLeastTwo) as number;
   const nInit = intOpt(values, 'n-init', DEFAULT_N_INIT, positiveInt) as number;
   const seed = intOpt(values, 'seed', 0) as number;
-  if (k < 2) throw new UsageError(`--k must be >= 2, got ${k}`);
+  if (typeof values['confusion'] === 'string') await requireParentDir(values['confusion'], '--confusion');
   const outDir = typeof values['out'] === 'string' ? values['out'] : 'clusters';
   const copyTo = typeof values['copy-to'] === 'string' ? values['copy-to'] : undefined;
   if (values['force'] && copyTo === undefined) throw new UsageError('--force applies to --copy-to');

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DatasetManifest } from '@cvc/data';
-import { clusterAccClasses } from './encoder-cmd.js';
+import { FoldState, type Run } from '@cvc/proto';
+import { checkFetchableFold, clusterAccClasses } from './encoder-cmd.js';
 import { UsageError } from './errors.js';
 
 const manifest = (m: Partial<DatasetManifest>): DatasetManifest => ({ classNames: [], shards: [], ...m }) as unknown as DatasetManifest;
@@ -19,4 +20,19 @@ test('encoder fetch --by cluster-acc takes k from the manifest class count, and 
   };
   refused(manifest({ classNames: ['unlabeled'], imageFolder: { labeled: false } as DatasetManifest['imageFolder'] }));
   refused(manifest({ classNames: ['x', 'y'], imageFolder: { labeled: false } as DatasetManifest['imageFolder'] }));
+});
+
+test('encoder fetch --fold K names a fold the run does not have apart from one that has not finished', () => {
+  const fold = (n: number, state: FoldState): Run['folds'][number] =>
+    ({ fold: n, state, bestCheckpoint: state === FoldState.FOLD_STATE_SUCCEEDED ? 'k' : '' }) as Run['folds'][number];
+  const run = { id: 'r-1', folds: [fold(0, FoldState.FOLD_STATE_SUCCEEDED), fold(1, FoldState.FOLD_STATE_RUNNING)] };
+  assert.throws(
+    () => checkFetchableFold(run, 5),
+    (e: unknown) => e instanceof UsageError && e.message === 'run r-1 has no fold 5 (it has 2: --fold 0..1)',
+  );
+  assert.throws(
+    () => checkFetchableFold(run, 1),
+    (e: unknown) => e instanceof UsageError && e.message === 'run r-1 fold 1 has not finished (finished: 0)',
+  );
+  checkFetchableFold(run, 0);
 });

@@ -36,6 +36,12 @@ const CLUSTER: FlagHelp = {
   text: 'the cluster to talk to (or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*)',
   default: '.cvc/local/cluster.json',
 };
+/** `--cluster` of embed and cluster: only a --dataset that is neither built in, a directory nor a local import is read from it. */
+const IMPORTED_CLUSTER: FlagHelp = {
+  flag: '--cluster FILE',
+  text: '--dataset NAME imported into a cluster (not built in, not a directory): the cluster whose S3 holds it (or CVC_COORDINATOR, CVC_S3_*)',
+  default: '.cvc/local/cluster.json',
+};
 const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on stdout (every field, zero values included)' };
 
 /** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
@@ -228,7 +234,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       "Downloads a finished fold's best checkpoint through the coordinator and writes its encoder as a TensorFlow.js layers model with metadata. A sweep id fetches from the sweep's best run.",
     flags: [
       { flag: '--fold best|K', text: 'which fold', default: 'best' },
-      { flag: '--by val-loss|cluster-acc', text: 'how the best fold is chosen', default: 'val-loss' },
+      { flag: '--by val-loss|cluster-acc', text: 'how the best fold is chosen (not with --fold K)', default: 'val-loss' },
       { flag: '--out DIR', text: 'output directory', default: 'encoders/RUN (or encoders/SWEEP)' },
       CLUSTER,
     ],
@@ -251,7 +257,8 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--split S', text: '--dataset: test or train', default: 'test' },
       { flag: '--limit N', text: '--dataset: a seeded, stratified subset of N images' },
       { flag: '--batch-size N', text: 'images per inference batch', default: '256' },
-      { flag: '--out FILE', text: 'FILE.npy or FILE.csv' },
+      { flag: '--out FILE', text: 'FILE.npy or FILE.csv (its directory must exist)' },
+      IMPORTED_CLUSTER,
     ],
     example: 'cvc embed --encoder encoders/best --images ./photos --out codes.npy',
   },
@@ -276,7 +283,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       },
       { flag: '--force', text: '--copy-to into a non-empty DIR: replaces only what cvc wrote there before, never another file' },
       { flag: '--split S', text: '--dataset: test or train', default: 'test' },
-      { flag: '--k K', text: 'clusters', default: '10' },
+      { flag: '--k K', text: 'clusters (at least 2)', default: '10' },
       { flag: '--n-init N', text: 'k-means restarts, the lowest inertia wins (also the start of --assign gmm)', default: '100' },
       { flag: '--seed S', text: 'seed of the restarts', default: '0' },
       { flag: '--limit N', text: '--dataset: a seeded, stratified subset of N images' },
@@ -302,12 +309,13 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
         flag: '--dec-centres',
         text: 'refine the k-means centres with DEC: centres only, the encoder is not fine-tuned (for DEC/IDEC/DCEC fine-tuning submit `cvc cluster-job submit`); the CSV then holds its confidence',
       },
-      { flag: '--confusion FILE.png', text: 'write the confusion matrix as a picture' },
+      { flag: '--confusion FILE.png', text: 'write the confusion matrix as a picture (its directory must exist)' },
       {
         flag: '--report DIR',
         text: 'write pictures of the clusters into DIR: a grid per cluster (most and least confident members), a 2-D map of the codes, the confusion matrix, and report.md with the scores of every method',
       },
       JSON_FLAG,
+      IMPORTED_CLUSTER,
     ],
     example: 'cvc cluster --encoder encoders/best --images ./photos --k 10 --copy-to ./sorted',
   },

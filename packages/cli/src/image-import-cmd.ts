@@ -43,10 +43,16 @@ export function parseSize(v: unknown): { height: number; width: number } | undef
   return { height: h, width: w };
 }
 
+/** A dataset name: one path segment of the cluster's S3 keys. */
+const DATASET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /** The import options from the command line. */
 function importOptions(values: Record<string, unknown>): ImageImportOptions {
   const name = values['name'];
   if (typeof name !== 'string' || name === '') throw new UsageError('importing an image folder needs --name NAME (the dataset name runs refer to)');
+  // The name is a directory of the cluster's S3 (datasets/NAME/VERSION/): a '/' would nest it inside another dataset.
+  if (!DATASET_NAME.test(name))
+    throw new UsageError(`--name must be letters, digits, '.', '_' or '-' (starting with a letter or digit, at most 64), got '${name}'`);
   const size = parseSize(values['size']);
   const channels = values['channels'] === undefined ? undefined : (Number(choiceOpt(values, 'channels', ['1', '3'], '3')) as 1 | 3);
   const testFraction = floatOpt(values, 'test-fraction', z.number().gt(0).lt(1));

@@ -3,12 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFileNotFound, throwIfAborted } from '@cvc/core';
 import { concatImages, decodeShard, parseManifest, readSourcePaths, selectImages, stratifiedSubset, type DatasetManifest, type ImageSet } from '@cvc/data';
-import { embedImages } from '@cvc/model';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import type { tf } from '@cvc/tfjs-runtime';
 import { RemoteError, UsageError } from './errors.js';
 import type { ClusterEndpoints } from './cluster-config.js';
 import type { EmbeddedImages } from './cluster-input.js';
+import { embedAbortable, type SliceListener } from './embed-slices.js';
 
 /** An imported dataset version: its manifest and a way to fetch its objects by name. */
 export interface ImportedVersion {
@@ -56,7 +56,7 @@ export async function importedFromCluster(cluster: ClusterEndpoints, dataset: st
 export async function embedImported(
   encoder: tf.LayersModel,
   v: ImportedVersion,
-  opts: { split: 'test' | 'train'; limit?: number; batchSize: number; signal?: AbortSignal },
+  opts: { split: 'test' | 'train'; limit?: number; batchSize: number; signal?: AbortSignal; onSlice?: SliceListener },
 ): Promise<EmbeddedImages> {
   const entries = v.manifest.shards.filter((s) => s.split === opts.split);
   if (entries.length === 0) throw new RemoteError('NO_TEST_SPLIT', `${v.where} has no ${opts.split} shard`);
@@ -77,8 +77,7 @@ export async function embedImported(
   const set = pick ? selectImages(whole, pick) : whole;
   const order = pick ? Array.from(pick, (i) => indices[i] as number) : indices;
   const paths = order.map((src) => sources?.[src] ?? `${opts.split}:${src}`);
-  throwIfAborted(opts.signal, 'embedding');
-  const codes = embedImages(encoder, set, opts.batchSize);
+  const codes = await embedAbortable(encoder, set, opts.batchSize, opts.signal, opts.onSlice);
   const labelled = v.manifest.imageFolder?.labeled !== false;
   return { codes, labels: set.labels, labelled, classNames: v.manifest.classNames, paths, pixels: set, skipped: [] };
 }

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { CliEnv } from './env.js';
-import { intOpt, parse } from './args.js';
+import { BACKEND_CHOICES } from '@cvc/tfjs-runtime';
+import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { UsageError } from './errors.js';
 import { DEFAULT_LOCAL_DIR } from './cluster-config.js';
 import { startLocalCluster } from './local-cluster.js';
@@ -17,14 +18,16 @@ export async function localCommand(argv: string[], env: CliEnv, signal: AbortSig
   const workers = intOpt(values, 'workers', availableParallelism()) as number;
   if (workers < 0 || workers > 256) throw new UsageError(`--workers must be 0..256, got ${workers}`);
   const dir = typeof values['dir'] === 'string' ? values['dir'] : DEFAULT_LOCAL_DIR;
-  const ackWaitMs = intOpt(values, 'ack-wait-ms', undefined);
+  // 0 would silently mean the default: a value given must be a real wait.
+  const ackWaitMs = intOpt(values, 'ack-wait-ms', undefined, positiveInt);
+  const backend = values['backend'] !== undefined ? choiceOpt(values, 'backend', BACKEND_CHOICES, 'auto') : undefined;
   const natsNodes = intOpt(values, 'nats-nodes', 1) as number;
   if (natsNodes < 1 || natsNodes > 5) throw new UsageError(`--nats-nodes must be 1..5 (3 survives losing one), got ${natsNodes}`);
   const cluster = await startLocalCluster({
     dir,
     workers,
-    ...(typeof values['backend'] === 'string' ? { backend: values['backend'] } : {}),
-    ...(ackWaitMs ? { ackWaitMs } : {}),
+    ...(backend !== undefined ? { backend } : {}),
+    ...(ackWaitMs !== undefined ? { ackWaitMs } : {}),
     natsNodes,
   });
   const e = cluster.endpoints;

@@ -11,6 +11,7 @@ import { reportCommand } from './report-cmd.js';
 import { clusterJobCommand } from './cluster-job-cmd.js';
 import { helpFor } from './help.js';
 import { secretsCommand } from './secrets-cmd.js';
+import { EXIT_OUTPUT_CLOSED, systemErrorMessage, watchOutputClosed, type OutputWatch } from './output-errors.js';
 
 export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
 
@@ -61,13 +62,35 @@ export interface MainOptions {
 
 /**
  * Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage, 130
- * interrupted by Ctrl-C, 143 by SIGTERM). One handler for SIGINT and SIGTERM
+ * interrupted by Ctrl-C, 143 by SIGTERM, 141 when stdout or stderr is a pipe
+ * whose reader went away: the command is stopped as by Ctrl-C, silently). One handler for SIGINT and SIGTERM
  * aborts the signal every command is given (gRPC calls and streams are
  * cancelled, training stops after its batch, file work stops between files);
  * it then removes itself, so a second Ctrl-C ends the process at once.
  */
 export async function main(argv: string[], env: CliEnv = cliEnvFromProcess(), opts: MainOptions = {}): Promise<number> {
   const [cmd, ...rest] = argv;
+  const ac = new AbortController();
+  // Output piped into a reader that went away (`cvc run list | head -1`): stop the command, exit 141.
+  const closed = watchOutputClosed([env.stdout, env.stderr], () => ac.abort(new CancelledError(`cvc ${cmd ?? ''}: output closed`.trim())));
+  try {
+    const code = await dispatch(cmd, rest, argv, env, opts, ac, closed);
+    await closed.settle();
+    return closed.closed ? closed.exitCode(code) : code;
+  } finally {
+    closed.release();
+  }
+}
+
+async function dispatch(
+  cmd: string | undefined,
+  rest: string[],
+  argv: string[],
+  env: CliEnv,
+  opts: MainOptions,
+  ac: AbortController,
+  out: OutputWatch,
+): Promise<number> {
   const help = helpFor(argv);
   if (help !== undefined) {
     env.stdout.write(help);
@@ -77,7 +100,6 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess(), op
     env.stdout.write(HELP);
     return 0;
   }
-  const ac = new AbortController();
   let interruptedCode = 130;
   const onSignal = (sig: NodeJS.Signals): void => {
     process.off('SIGINT', onSignal);
@@ -135,10 +157,18 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess(), op
     // A command that stopped on the signal without an error (local up) still says so.
     return signal.aborted && code === 0 ? interruptedCode : code;
   } catch (err) {
+    // Nobody reads what would be said: the exit code tells (main).
+    if (out.closed && signal.aborted) return EXIT_OUTPUT_CLOSED;
     if (err instanceof CancelledError || (signal.aborted && isAbort(err))) {
       const hint = cmd === 'cv' ? '; finished epochs are checkpointed, re-run the same command to resume' : '';
       env.stderr.write(`cvc: ${(err as Error).message}${hint}\n`);
       return interruptedCode;
+    }
+    // A file or socket the command used (--out in a missing directory, a full disk): say which, without a stack.
+    const sys = systemErrorMessage(err);
+    if (sys !== undefined) {
+      env.stderr.write(`cvc: ${sys}\n`);
+      return 1;
     }
     if (err instanceof UsageError || err instanceof ConfigError) {
       env.stderr.write(`cvc: ${err.message}\n`);

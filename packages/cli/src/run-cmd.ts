@@ -1,6 +1,6 @@
 import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
-import { parse } from './args.js';
+import { parse, refuseFlags } from './args.js';
 import { runSpecFromFlags } from './run-spec-flags.js';
 import { MODEL_FLAG_OPTIONS } from './model-flags.js';
 import { UsageError } from './errors.js';
@@ -110,27 +110,34 @@ export async function watchRun(c: RunServiceClient, runId: string, env: CliEnv, 
   });
 }
 
+const RUN_SUBCOMMANDS: readonly string[] = ['submit', 'watch', 'list', 'show', 'cancel'];
+
 /** `cvc run submit|watch|list|show|cancel` */
 export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parse(
-    rest,
-    {
-      cluster: { type: 'string' },
-      dataset: { type: 'string' },
-      ...MODEL_FLAG_OPTIONS,
-      folds: { type: 'string' },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      'learning-rate': { type: 'string' },
-      seed: { type: 'string' },
-      name: { type: 'string' },
-      'dataset-version': { type: 'string' },
-      watch: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-    `run ${sub ?? ''}`,
-  );
+  if (sub === undefined || !RUN_SUBCOMMANDS.includes(sub)) throw new UsageError(`unknown 'run ${sub ?? ''}' (use submit, watch, list, show or cancel)`);
+  const options = {
+    cluster: { type: 'string' },
+    dataset: { type: 'string' },
+    ...MODEL_FLAG_OPTIONS,
+    folds: { type: 'string' },
+    epochs: { type: 'string' },
+    'batch-size': { type: 'string' },
+    'learning-rate': { type: 'string' },
+    seed: { type: 'string' },
+    name: { type: 'string' },
+    'dataset-version': { type: 'string' },
+    watch: { type: 'boolean' },
+    json: { type: 'boolean' },
+  } as const;
+  const { values, positionals } = parse(rest, options, `run ${sub}`);
+  if (sub !== 'submit')
+    refuseFlags(
+      values,
+      Object.keys(options).filter((f) => f !== 'cluster' && f !== 'json'),
+      'run submit',
+    );
+  if (sub !== 'submit' && sub !== 'list' && !positionals[0]) throw new UsageError(`run ${sub} needs a RUN id`);
   // Flags are checked before any connection is made.
   const spec = sub === 'submit' ? await runSpecFromFlags(values) : undefined;
   const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);

@@ -1,6 +1,6 @@
 import { RunState, SweepState, type ListSweepsResponse, type Sweep, type SweepEvent, type SweepServiceClient } from '@cvc/proto';
 import type { CliEnv } from './env.js';
-import { parse } from './args.js';
+import { parse, refuseFlags } from './args.js';
 import { MODEL_FLAG_OPTIONS } from './model-flags.js';
 import { UsageError } from './errors.js';
 import { num } from './format.js';
@@ -111,9 +111,15 @@ export async function watchSweep(c: SweepServiceClient, sweepId: string, env: Cl
 /** `cvc sweep submit|watch|show|list|cancel` */
 export async function sweepCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parse(rest, SWEEP_FLAG_OPTIONS, `sweep ${sub ?? ''}`);
   if (!['submit', 'watch', 'show', 'list', 'cancel'].includes(sub ?? ''))
     throw new UsageError(`unknown 'sweep ${sub ?? ''}' (use submit, watch, show, list or cancel)`);
+  const { values, positionals } = parse(rest, SWEEP_FLAG_OPTIONS, `sweep ${sub}`);
+  if (sub !== 'submit')
+    refuseFlags(
+      values,
+      Object.keys(SWEEP_FLAG_OPTIONS).filter((f) => f !== 'cluster' && f !== 'json'),
+      'sweep submit',
+    );
   // Flags are checked before any connection is made.
   const spec = sub === 'submit' ? await sweepSpecFromFlags(values) : undefined;
   const id = positionals[0];
