@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -184,6 +185,16 @@ test('cluster --images: class folders give labels, bad files fail naming them or
       pathsCsv.slice(1).map((l) => l.replace(/,[01],(cats|dogs)$/, '')),
       codeLines.slice(1).map((l) => (/^("[^"]+")/.exec(l) as RegExpExecArray)[1]),
     );
+
+    // An encoder whose weights are NaN: embed stops naming the file whose code is NaN, and writes nothing.
+    await mkdir(join(dir, 'nan-enc'));
+    await copyFile(join(dir, 'enc', 'model.json'), join(dir, 'nan-enc', 'model.json'));
+    const w = await readFile(join(dir, 'enc', 'weights.bin'));
+    await writeFile(join(dir, 'nan-enc', 'weights.bin'), Buffer.from(new Float32Array(w.length / 4).fill(NaN).buffer));
+    const nanEnv = captureEnv(dir);
+    assert.equal(await main(['embed', '--encoder', join(dir, 'nan-enc'), '--images', photos, '--skip-invalid', '--out', join(dir, 'nan.csv')], nanEnv), 1);
+    assert.match(nanEnv.err(), /gave NaN for image 0 \((cats|dogs)\/img,\d+\.png\), code dimension 0 of 3/);
+    assert.equal(existsSync(join(dir, 'nan.csv')), false);
 
     // An unlabelled (flat) folder: no scores, empty label and class columns.
     const flat = join(dir, 'flat');

@@ -35,7 +35,7 @@ export async function embedAbortable(
     throwIfAborted(signal, 'embedding');
     const end = Math.min(set.count, start + slice);
     const part = { ...set, images: set.images.subarray(start * per, end * per), labels: set.labels.subarray(start, end), count: end - start };
-    const codes = embedImages(encoder, part, batchSize);
+    const codes = embedImages(encoder, part, batchSize, (i) => `record ${start + i} of ${set.count}`);
     d = codes.d;
     out ??= new Float32Array(set.count * d);
     out.set(codes.data, start * d);

@@ -78,7 +78,8 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
     }
     const set: ImageSet = { images: pixels.subarray(0, n * per), labels: new Uint8Array(n), count: n, height, width, channels };
     // Once a file is bad without --skip-invalid, the rest is only checked.
-    if (n > 0 && (opts.skipInvalid || skipped.length === 0)) codeParts.push(embedImages(encoder, set, opts.batchSize).data);
+    if (n > 0 && (opts.skipInvalid || skipped.length === 0))
+      codeParts.push(embedImages(encoder, set, opts.batchSize, (i) => paths[paths.length - n + i] as string).data);
     if (opts.keepPixels) pixelParts.push(set.images);
     opts.progress?.set('images', {
       label: `embedding ${opts.dir}`,

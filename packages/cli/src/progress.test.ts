@@ -151,3 +151,11 @@ test('--json output carries every field: fold 0 has its fold key, a fresh fold i
   assert.deepEqual(json.folds[1]?.['history'], []);
   assert.equal((json.folds[0]?.['progress'] as Record<string, unknown>)['images'], 1600);
 });
+
+test('run show says when a fold could not resume from its checkpoint and where it restarted', () => {
+  const run = runningRun();
+  assert.doesNotMatch(renderRun(run), /could not be used/);
+  const note = 'checkpoint runs/r-test/fold-0/epoch-2.ckpt (epoch 2) could not be used: CHECKPOINT_CORRUPT bad checksum; restarted from epoch 1';
+  const folds = run.folds.map((f) => (f.fold === 0 ? { ...f, checkpointFallback: note } : f));
+  assert.match(renderRun({ ...run, folds }), new RegExp(`\\nfold 0: ${note.replace(/[.()]/g, '\\$&')}\\n`));
+});

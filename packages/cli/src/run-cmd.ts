@@ -67,6 +67,9 @@ export function renderRun(run: Run): string {
     );
     lines.push(`best fold: ${s.bestFold}${s.encoder ? `; encoder at ${s.encoder}/model.json` : ''}`);
   }
+  // A fold that could not resume from its checkpoint says so (it restarted from an older one, or from scratch).
+  const fallbacks = run.folds.filter((f) => f.checkpointFallback);
+  if (fallbacks.length > 0) lines.push('', ...fallbacks.map((f) => `fold ${f.fold}: ${f.checkpointFallback}`));
   if (run.stopReason) lines.push(`stopped early by sweep ${run.sweepId}: ${run.stopReason}`);
   if (run.error) lines.push(`error: ${run.error}`);
   return lines.join('\n') + '\n';
