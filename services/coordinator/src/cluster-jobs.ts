@@ -401,6 +401,8 @@ export class ClusterJobs {
     try {
       put = await this.store.put(key, capped(), { expectSha256: sha256 });
     } catch (err) {
+      // The store wraps a failure of the stream it reads (the size cap, an upload gone silent) as S3_ERROR: the refusal itself is the answer.
+      if (err instanceof StorageError && err.cause instanceof CoordinatorError) throw err.cause;
       if (err instanceof StorageError && err.code === 'CHECKSUM_MISMATCH')
         throw new CoordinatorError('DATA_LOSS', `checkpoint for clustering job ${a.jobId}: ${err.message}`);
       throw err;

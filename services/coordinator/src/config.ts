@@ -19,6 +19,8 @@ export const coordinatorConfigSchema = natsEnvSchema
     CVC_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).default(8),
     /** How long an upload over that limit waits for a slot before it is refused (ms; 0: refuse at once). */
     CVC_UPLOAD_QUEUE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    /** How long an upload may send nothing before it is dropped with DEADLINE_EXCEEDED and its slot freed (ms). */
+    CVC_UPLOAD_IDLE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
     /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
     CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
     CVC_METRICS_HOST: z.string().default('0.0.0.0'),
