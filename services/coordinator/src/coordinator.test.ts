@@ -436,7 +436,7 @@ test('a repeated epoch report is counted once; progress is kept while running an
 test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previous checkpoint in place', T, async () => {
   const w = await world();
   const c = w.coordinator();
-  const { id } = await c.submitRun(spec());
+  const { id } = await c.submitRun(spec({ epochs: 2 }));
   const a = await start(c, id, 1);
   const good = await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
   const data = new Uint8Array([9, 9, 9]);

@@ -23,7 +23,7 @@ import {
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { capError, CoordinatorError } from './errors.js';
-import { checkRunFits, DEFAULT_MAX_DOC_BYTES } from './run-size.js';
+import { checkRunFits, DEFAULT_MAX_DOC_BYTES, MAX_WORKER_BYTES } from './run-size.js';
 import { duplicateOfLiveAttempt } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
@@ -361,6 +361,9 @@ export class Coordinator {
    * ack_wait ago (a duplicate task; see live-attempt.ts).
    */
   async startAttempt(req: StartAttemptRequest): Promise<StartAttemptResponse> {
+    // The name is kept in the fold's status: the run document's size bound (run-size.ts) allows MAX_WORKER_BYTES.
+    if (Buffer.byteLength(req.worker) > MAX_WORKER_BYTES)
+      throw new CoordinatorError('INVALID_ARGUMENT', `worker name must be at most ${MAX_WORKER_BYTES} bytes, got ${Buffer.byteLength(req.worker)}`);
     const cur = await this.load(req.runId);
     const f = cur.run.folds[req.fold];
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${req.runId} has no fold ${req.fold}`);
@@ -467,7 +470,21 @@ export class Coordinator {
         `epoch report must have a positive epoch and finite losses (epoch ${m.epoch}, loss ${m.loss}, val_loss ${m.valLoss})`,
       );
     }
+    for (const [field, v] of [
+      ['val_mse', m.valMse],
+      ['val_cosine', m.valCosine ?? 0],
+      ['seconds', m.seconds],
+      ['images_per_sec', m.imagesPerSec],
+    ] as const) {
+      if (!Number.isFinite(v) || (field !== 'val_cosine' && v < 0))
+        throw new CoordinatorError('INVALID_ARGUMENT', `epoch report: ${field} must be a finite number${field === 'val_cosine' ? '' : ' >= 0'}, got ${v}`);
+    }
     const before = await this.load(a.runId);
+    // The run document keeps one history record per epoch up to the spec's count (checkRunFits sized it so): a later
+    // epoch would grow it past one NATS message, after which no update of the run could be stored.
+    const epochs = before.run.spec?.epochs ?? 0;
+    if (epochs > 0 && m.epoch > epochs)
+      throw new CoordinatorError('INVALID_ARGUMENT', `epoch report: epoch ${m.epoch} is past the ${epochs} epochs of run ${a.runId}`);
     if (before.run.state === RunState.RUN_STATE_STOPPED) return this.ackFor(before, a.fold);
     const doc = await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
       if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
@@ -638,7 +655,12 @@ export class Coordinator {
   ): Promise<{ key: string; size: number }> {
     if (!header?.attempt) throw new CoordinatorError('INVALID_ARGUMENT', 'the first message of a checkpoint upload must carry a header with the attempt');
     const a = header.attempt;
-    this.checkToken(await this.load(a.runId), a);
+    const cur = await this.load(a.runId);
+    this.checkToken(cur, a);
+    // An epoch checkpoint past the spec's epochs (or of epoch 0) would become the fold's resume point: refused.
+    const epochs = cur.run.spec?.epochs ?? 0;
+    if (header.kind !== CheckpointKind.CHECKPOINT_KIND_BEST && (header.epoch < 1 || (epochs > 0 && header.epoch > epochs)))
+      throw new CoordinatorError('INVALID_ARGUMENT', `checkpoint upload: epoch ${header.epoch} is not one of the epochs 1..${epochs} of run ${a.runId}`);
     if (header.size > this.maxCheckpointBytes) {
       throw new CoordinatorError('RESOURCE_EXHAUSTED', `checkpoint of ${header.size} bytes exceeds the limit of ${this.maxCheckpointBytes}`);
     }

@@ -123,11 +123,11 @@ function stalledUpload(wc: WorkerServiceClient, a: AttemptRef, data: Buffer): Pr
   });
 }
 
-function upload(wc: WorkerServiceClient, a: AttemptRef, data: Buffer, size = data.length): Promise<UploadCheckpointResponse> {
+function upload(wc: WorkerServiceClient, a: AttemptRef, data: Buffer, size = data.length, epoch = 1): Promise<UploadCheckpointResponse> {
   return new Promise((resolve, reject) => {
     const s = wc.uploadCheckpoint((err, r) => (err ? reject(err) : resolve(r)));
     s.on('error', () => {});
-    s.write({ header: { attempt: a, epoch: 1, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size }, data, sha256: '' });
+    s.write({ header: { attempt: a, epoch, kind: CheckpointKind.CHECKPOINT_KIND_EPOCH, size }, data, sha256: '' });
     s.write({ data: Buffer.alloc(0), sha256: createHash('sha256').update(data).digest('hex') });
     s.end();
   });
@@ -161,6 +161,42 @@ test('an upload that announces no size and streams past the checkpoint limit is 
       (err: ServiceError) => err.code === status.RESOURCE_EXHAUSTED && /^checkpoint exceeds the limit of 16 bytes$/.test(err.details),
     );
     assert.equal((await call<Run>((cb) => e.rc.getRun({ runId: 'r' }, cb))).folds[0]?.lastCheckpoint, '', 'nothing recorded');
+  } finally {
+    await e.close();
+  }
+});
+
+test('reports, uploads and starts that would grow a run document past its size bound are refused, naming the field', async () => {
+  const e = await edge();
+  try {
+    // Two epochs: the run document was sized at submit for two history records per fold.
+    await e.runs.create(runKey('r'), runningDoc('r', { epochs: 2 }));
+    const attempt: AttemptRef = { runId: 'r', fold: 0, token: 'tok', jobId: '' };
+    const metrics = { epoch: 3, loss: 0.5, valLoss: 0.5, valMse: 0.1, seconds: 1, imagesPerSec: 10 };
+    const invalid = (re: RegExp) => (err: ServiceError) => err.code === status.INVALID_ARGUMENT && re.test(err.details);
+    await assert.rejects(
+      call((cb) => e.wc.reportEpoch({ attempt, metrics }, cb)),
+      invalid(/epoch 3 is past the 2 epochs of run r/),
+    );
+    await assert.rejects(
+      call((cb) => e.wc.reportEpoch({ attempt, metrics: { ...metrics, epoch: 2, seconds: NaN } }, cb)),
+      invalid(/seconds must be a finite number >= 0, got NaN/),
+    );
+    await assert.rejects(upload(e.wc, attempt, Buffer.from('ckpt'), 4, 1000), invalid(/epoch 1000 is not one of the epochs 1\.\.2 of run r/));
+    await assert.rejects(
+      call((cb) => e.wc.startAttempt({ runId: 'r', fold: 0, worker: 'w'.repeat(10_000), delivery: 2 }, cb)),
+      invalid(/worker name must be at most 256 bytes, got 10000/),
+    );
+    const run = await call<Run>((cb) => e.rc.getRun({ runId: 'r' }, cb));
+    assert.deepEqual(
+      run.folds[0]?.history.map((h) => h.epoch),
+      [1, 2],
+      'no record past the spec',
+    );
+    assert.equal(run.folds[0]?.lastCheckpoint, '');
+    assert.equal(run.folds[0]?.worker, 'w');
+    // An epoch in range is still taken.
+    assert.deepEqual(await call((cb) => e.wc.reportEpoch({ attempt, metrics: { ...metrics, epoch: 2 } }, cb)), { stop: false, reason: '' });
   } finally {
     await e.close();
   }
