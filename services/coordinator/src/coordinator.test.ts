@@ -17,6 +17,7 @@ import {
 import { Coordinator } from './coordinator.js';
 import { CoordinatorError, FinalizeError, MAX_ERROR_CHARS } from './errors.js';
 import type { ArtifactExporter } from './export-artifacts.js';
+import { REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { runKey, type RunDoc } from './run-doc.js';
 
 const DATASET = 'fashion-mnist';
@@ -923,5 +924,29 @@ test(
     advance(31_000);
     const late = await c.startAttempt({ runId: id, fold: 0, worker: 'w7', delivery: 1 });
     assert.ok(late.proceed, late.reason);
+  },
+);
+
+test(
+  'a run whose task publish failed at submit gets its tasks from the next periodic recover(); one older than the duplicate window waits for a start-up recover',
+  T,
+  async () => {
+    const w = await world();
+    const c = w.coordinator();
+    const enqueue = w.queue.enqueue.bind(w.queue);
+    w.queue.enqueue = () => Promise.reject(new Error('nats: timeout'));
+    await assert.rejects(c.submitRun(spec()), /nats: timeout/);
+    w.queue.enqueue = enqueue;
+    const keys = await w.runs.keys();
+    assert.equal(keys.length, 1, 'the run was recorded before the publish failed');
+    const doc = (await w.runs.get(keys[0] as string))?.value;
+    assert.ok(doc && doc.run.state === RunState.RUN_STATE_PENDING);
+    // An old never-started run (past the duplicate window): a second publish could give a fold two tasks.
+    w.runs.put(runKey('old-1'), { ...doc, run: { ...doc.run, id: 'old-1', createdAtMs: doc.run.createdAtMs - REQUEUE_WINDOW_MS - 1 } });
+    const r = await c.recover();
+    assert.deepEqual(r.requeued.sort(), [`${doc.run.id}.0`, `${doc.run.id}.1`]);
+    assert.deepEqual((await w.queue.next(1))?.task, { runId: doc.run.id, fold: 0 });
+    assert.deepEqual((await c.recover()).requeued, [], 'published once');
+    assert.deepEqual((await c.recover({ requeue: true })).requeued.sort(), ['old-1.0', 'old-1.1']);
   },
 );

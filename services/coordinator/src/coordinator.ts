@@ -24,7 +24,7 @@ import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type O
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { capError, CoordinatorError } from './errors.js';
 import { checkRunFits, DEFAULT_MAX_DOC_BYTES, MAX_WORKER_BYTES } from './run-size.js';
-import { duplicateOfLiveAttempt } from './live-attempt.js';
+import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
@@ -965,10 +965,13 @@ export class Coordinator {
   /**
    * On start: finalises every FINALIZING run, completes every CANCELLING
    * run, and finalises runs left RUNNING or PENDING with every fold ended
-   * (by a coordinator that stopped in between). With `requeue` (on start),
-   * the never-started folds of a pending or running run are published again
-   * (deduplicated by message id), so a submission cut short between recording
-   * the run and publishing its tasks still runs. Returns the runs taken up;
+   * (by a coordinator that stopped in between). The never-started folds of a
+   * pending or running run are published again (deduplicated by message id),
+   * so a submission cut short between recording the run and publishing its
+   * tasks (a NATS blip) still runs: with `requeue` (on start) of every such
+   * run; without (the sweep every minute) of those submitted within the
+   * queue's duplicate window (REQUEUE_WINDOW_MS), where a second publish is
+   * certain to be dropped as a duplicate. Returns the runs taken up;
    * the work goes on in the background (`idle()` waits for it).
    */
   async recover(opts: { requeue?: boolean } = {}): Promise<{ finalizing: string[]; cancelling: string[]; requeued: string[] }> {
@@ -992,7 +995,10 @@ export class Coordinator {
         if (run.state === RunState.RUN_STATE_FINALIZING) {
           out.finalizing.push(run.id);
           this.schedule(run.id, 'finalize');
-        } else if (opts.requeue && (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING)) {
+        } else if (
+          (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) &&
+          (opts.requeue === true || this.now() - run.createdAtMs < REQUEUE_WINDOW_MS)
+        ) {
           for (const fold of await this.requeueNeverStarted(run)) out.requeued.push(`${run.id}.${fold}`);
         }
       } catch (err) {
