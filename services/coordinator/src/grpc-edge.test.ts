@@ -14,6 +14,7 @@ import {
   RunState,
   WorkerServiceClient,
   type AttemptRef,
+  type Chunk,
   type ListRunsResponse,
   type UploadCheckpointResponse,
 } from '@cvc/proto';
@@ -197,6 +198,30 @@ test('reports, uploads and starts that would grow a run document past its size b
     assert.equal(run.folds[0]?.worker, 'w');
     // An epoch in range is still taken.
     assert.deepEqual(await call((cb) => e.wc.reportEpoch({ attempt, metrics: { ...metrics, epoch: 2 } }, cb)), { stop: false, reason: '' });
+  } finally {
+    await e.close();
+  }
+});
+
+test('DownloadCheckpoint streams a best checkpoint of several chunks whole, with its size and sha256', async () => {
+  const e = await edge();
+  try {
+    const doc = runningDoc('r');
+    const key = 'runs/r/fold-0/best.ckpt';
+    await e.runs.create(runKey('r'), { ...doc, run: { ...doc.run, folds: doc.run.folds.map((f) => ({ ...f, bestCheckpoint: key })) } });
+    const data = Buffer.alloc(20 * 1024 * 1024 + 5, 3);
+    await e.store.put(key, data);
+    const chunks: Chunk[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const s = e.rc.downloadCheckpoint({ runId: 'r', fold: 0 });
+      s.on('data', (c: Chunk) => chunks.push(c));
+      s.on('error', reject);
+      s.on('end', resolve);
+    });
+    const got = Buffer.concat(chunks.map((c) => c.data));
+    assert.equal(chunks[0]?.size, data.length);
+    assert.ok(got.equals(data));
+    assert.equal(chunks.at(-1)?.sha256, createHash('sha256').update(data).digest('hex'));
   } finally {
     await e.close();
   }
