@@ -950,3 +950,19 @@ test(
     assert.deepEqual((await c.recover({ requeue: true })).requeued.sort(), ['old-1.0', 'old-1.1']);
   },
 );
+
+test('the reason of a ReportBadCheckpoint is logged capped at MAX_ERROR_CHARS, as the fold keeps it', T, async () => {
+  const w = await world();
+  const warned: Record<string, unknown>[] = [];
+  const logger = { debug() {}, info() {}, error() {}, warn: (_msg: string, fields?: Record<string, unknown>) => void warned.push(fields ?? {}) };
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, logger, finalizeRetry: { initialMs: 1, maxMs: 4 } });
+  const { id } = await c.submitRun(spec({ epochs: 2 }));
+  const a1 = await start(c, id, 0);
+  await c.reportEpoch(a1, epoch(1));
+  const key = await upload(c, a1, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  const s = await c.startAttempt({ runId: id, fold: 0, worker: 'w1', delivery: 2 });
+  await c.reportBadCheckpoint({ attempt: { runId: id, fold: 0, token: s.token, jobId: '' }, checkpoint: key, reason: 'x'.repeat(3_000_000) });
+  const logged = warned.find((f) => f['checkpoint'] === key);
+  assert.ok(logged);
+  assert.ok(String(logged['reason']).length <= MAX_ERROR_CHARS, `logged ${String(logged['reason']).length} characters`);
+});

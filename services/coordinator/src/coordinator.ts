@@ -826,7 +826,8 @@ export class Coordinator {
       run: a.runId,
       fold,
       checkpoint: req.checkpoint,
-      reason: req.reason,
+      // The worker's text, up to a whole gRPC message: capped like the note the fold keeps.
+      reason: capError(req.reason),
       resumeFromEpoch: epoch,
       ...(key ? { resumeCheckpoint: key } : {}),
     });
