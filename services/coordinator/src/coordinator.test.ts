@@ -966,3 +966,13 @@ test('the reason of a ReportBadCheckpoint is logged capped at MAX_ERROR_CHARS, a
   assert.ok(logged);
   assert.ok(String(logged['reason']).length <= MAX_ERROR_CHARS, `logged ${String(logged['reason']).length} characters`);
 });
+
+test('a give-up advisory for a run that does not exist (or a malformed id) is handled, not thrown back for retries', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  await c.onTaskGivenUp({ runId: 'gone-run', fold: 0 }, 5);
+  await c.onTaskGivenUp({ runId: '../bad id', fold: 0 }, 5);
+  // A transient failure is still thrown, so the advisory comes back.
+  w.runs.failNext('get', new Error('nats: timeout'));
+  await assert.rejects(c.onTaskGivenUp({ runId: 'gone-run', fold: 0 }, 5), /nats: timeout/);
+});

@@ -858,7 +858,24 @@ export class Coordinator {
 
   /** A task ran out of deliveries (its worker died each time): mark the fold failed. */
   async onTaskGivenUp(task: FoldTask, deliveries: number): Promise<void> {
-    const before = (await this.load(task.runId)).run.folds[task.fold];
+    let run: Run;
+    try {
+      run = (await this.load(task.runId)).run;
+    } catch (err) {
+      // No such run (its document was removed by hand, or the task names a malformed id): nothing to record, now or
+      // later; thrown, the durable give-up consumer would hand the advisory back every minute for a week.
+      if (err instanceof CoordinatorError && (err.outcome === 'NOT_FOUND' || err.outcome === 'INVALID_ARGUMENT')) {
+        this.logger.warn('a task for a run that does not exist ran out of deliveries; nothing to record', {
+          run: task.runId,
+          fold: task.fold,
+          deliveries,
+          error: err.message,
+        });
+        return;
+      }
+      throw err;
+    }
+    const before = run.folds[task.fold];
     if (!before || FINAL_FOLD_STATES.includes(before.state)) return;
     const doc = await this.mutate(task.runId, `fold ${task.fold} gave up`, (d) => {
       const f = d.run.folds[task.fold];
