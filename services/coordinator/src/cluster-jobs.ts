@@ -35,7 +35,7 @@ import {
 } from './cluster-job-doc.js';
 import { isTransient, pause } from './coordinator.js';
 import { capError, CoordinatorError } from './errors.js';
-import { duplicateOfLiveAttempt } from './live-attempt.js';
+import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { JobExporter } from './cluster-job-export.js';
 
@@ -72,12 +72,7 @@ export interface StoredAssignments {
   readonly confidence: readonly number[];
 }
 
-/**
- * How long after submission the periodic recover() may publish a
- * never-started job's task again: inside the task queue's 24-hour duplicate
- * window, with an hour to spare.
- */
-export const REQUEUE_WINDOW_MS = 23 * 3600 * 1000;
+export { REQUEUE_WINDOW_MS } from './live-attempt.js';
 
 /**
  * Clustering jobs: validates and records them (a KV bucket of their own),
@@ -401,6 +396,8 @@ export class ClusterJobs {
     try {
       put = await this.store.put(key, capped(), { expectSha256: sha256 });
     } catch (err) {
+      // The store wraps a failure of the stream it reads (the size cap, an upload gone silent) as S3_ERROR: the refusal itself is the answer.
+      if (err instanceof StorageError && err.cause instanceof CoordinatorError) throw err.cause;
       if (err instanceof StorageError && err.code === 'CHECKSUM_MISMATCH')
         throw new CoordinatorError('DATA_LOSS', `checkpoint for clustering job ${a.jobId}: ${err.message}`);
       throw err;

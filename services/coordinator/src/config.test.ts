@@ -52,3 +52,20 @@ test('CVC_METRICS_RETENTION_MS defaults to 10 minutes (empty counts as unset); a
     );
   }
 });
+
+test('CVC_GRPC_PORT, CVC_MAX_CHECKPOINT_BYTES and CVC_UPLOAD_IDLE_MS out of range are refused, naming them', () => {
+  assert.equal(coordinatorConfigFromEnv(good).CVC_UPLOAD_IDLE_MS, 120_000);
+  for (const [field, v] of [
+    ['CVC_GRPC_PORT', '70000'],
+    ['CVC_GRPC_PORT', '-1'],
+    ['CVC_MAX_CHECKPOINT_BYTES', '0'],
+    ['CVC_MAX_CHECKPOINT_BYTES', '-5'],
+    ['CVC_UPLOAD_IDLE_MS', '500'],
+  ] as const) {
+    assert.throws(
+      () => coordinatorConfigFromEnv({ ...good, [field]: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === field,
+      `${field}=${v}`,
+    );
+  }
+});

@@ -4,8 +4,6 @@ import { natsEnvSchema } from '@cvc/messaging';
 import { s3EnvSchema } from '@cvc/storage';
 import { grpcServerSecurityEnvSchema } from '@cvc/security';
 
-const int = (d: number) => z.coerce.number().int().default(d);
-
 /** Coordinator settings, from the environment (Kubernetes passes Secrets as env). */
 export const coordinatorConfigSchema = natsEnvSchema
   .extend(s3EnvSchema.shape)
@@ -13,12 +11,19 @@ export const coordinatorConfigSchema = natsEnvSchema
   .extend({
     /** gRPC listen address; port 0 picks a free one (printed on start). */
     CVC_GRPC_HOST: z.string().default('0.0.0.0'),
-    CVC_GRPC_PORT: int(50051),
-    CVC_MAX_CHECKPOINT_BYTES: int(512 * 1024 * 1024),
+    CVC_GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50051),
+    /** Largest checkpoint an upload may store (bytes; at least 1: 0 or less would refuse every checkpoint, failing every fold). */
+    CVC_MAX_CHECKPOINT_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(512 * 1024 * 1024),
     /** Checkpoint uploads streamed at once; more are refused with RESOURCE_EXHAUSTED and a retry hint. */
     CVC_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).default(8),
     /** How long an upload over that limit waits for a slot before it is refused (ms; 0: refuse at once). */
     CVC_UPLOAD_QUEUE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    /** How long an upload may send nothing before it is dropped with DEADLINE_EXCEEDED and its slot freed (ms). */
+    CVC_UPLOAD_IDLE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
     /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
     CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
     CVC_METRICS_HOST: z.string().default('0.0.0.0'),

@@ -17,6 +17,7 @@ import {
 import { Coordinator } from './coordinator.js';
 import { CoordinatorError, FinalizeError, MAX_ERROR_CHARS } from './errors.js';
 import type { ArtifactExporter } from './export-artifacts.js';
+import { REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { runKey, type RunDoc } from './run-doc.js';
 
 const DATASET = 'fashion-mnist';
@@ -436,7 +437,7 @@ test('a repeated epoch report is counted once; progress is kept while running an
 test('a checkpoint whose sha256 does not match is DATA_LOSS and leaves the previous checkpoint in place', T, async () => {
   const w = await world();
   const c = w.coordinator();
-  const { id } = await c.submitRun(spec());
+  const { id } = await c.submitRun(spec({ epochs: 2 }));
   const a = await start(c, id, 1);
   const good = await upload(c, a, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
   const data = new Uint8Array([9, 9, 9]);
@@ -925,3 +926,53 @@ test(
     assert.ok(late.proceed, late.reason);
   },
 );
+
+test(
+  'a run whose task publish failed at submit gets its tasks from the next periodic recover(); one older than the duplicate window waits for a start-up recover',
+  T,
+  async () => {
+    const w = await world();
+    const c = w.coordinator();
+    const enqueue = w.queue.enqueue.bind(w.queue);
+    w.queue.enqueue = () => Promise.reject(new Error('nats: timeout'));
+    await assert.rejects(c.submitRun(spec()), /nats: timeout/);
+    w.queue.enqueue = enqueue;
+    const keys = await w.runs.keys();
+    assert.equal(keys.length, 1, 'the run was recorded before the publish failed');
+    const doc = (await w.runs.get(keys[0] as string))?.value;
+    assert.ok(doc && doc.run.state === RunState.RUN_STATE_PENDING);
+    // An old never-started run (past the duplicate window): a second publish could give a fold two tasks.
+    w.runs.put(runKey('old-1'), { ...doc, run: { ...doc.run, id: 'old-1', createdAtMs: doc.run.createdAtMs - REQUEUE_WINDOW_MS - 1 } });
+    const r = await c.recover();
+    assert.deepEqual(r.requeued.sort(), [`${doc.run.id}.0`, `${doc.run.id}.1`]);
+    assert.deepEqual((await w.queue.next(1))?.task, { runId: doc.run.id, fold: 0 });
+    assert.deepEqual((await c.recover()).requeued, [], 'published once');
+    assert.deepEqual((await c.recover({ requeue: true })).requeued.sort(), ['old-1.0', 'old-1.1']);
+  },
+);
+
+test('the reason of a ReportBadCheckpoint is logged capped at MAX_ERROR_CHARS, as the fold keeps it', T, async () => {
+  const w = await world();
+  const warned: Record<string, unknown>[] = [];
+  const logger = { debug() {}, info() {}, error() {}, warn: (_msg: string, fields?: Record<string, unknown>) => void warned.push(fields ?? {}) };
+  const c = new Coordinator({ store: w.store, queue: w.queue, runs: w.runs, logger, finalizeRetry: { initialMs: 1, maxMs: 4 } });
+  const { id } = await c.submitRun(spec({ epochs: 2 }));
+  const a1 = await start(c, id, 0);
+  await c.reportEpoch(a1, epoch(1));
+  const key = await upload(c, a1, CheckpointKind.CHECKPOINT_KIND_EPOCH, 1);
+  const s = await c.startAttempt({ runId: id, fold: 0, worker: 'w1', delivery: 2 });
+  await c.reportBadCheckpoint({ attempt: { runId: id, fold: 0, token: s.token, jobId: '' }, checkpoint: key, reason: 'x'.repeat(3_000_000) });
+  const logged = warned.find((f) => f['checkpoint'] === key);
+  assert.ok(logged);
+  assert.ok(String(logged['reason']).length <= MAX_ERROR_CHARS, `logged ${String(logged['reason']).length} characters`);
+});
+
+test('a give-up advisory for a run that does not exist (or a malformed id) is handled, not thrown back for retries', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  await c.onTaskGivenUp({ runId: 'gone-run', fold: 0 }, 5);
+  await c.onTaskGivenUp({ runId: '../bad id', fold: 0 }, 5);
+  // A transient failure is still thrown, so the advisory comes back.
+  w.runs.failNext('get', new Error('nats: timeout'));
+  await assert.rejects(c.onTaskGivenUp({ runId: 'gone-run', fold: 0 }, 5), /nats: timeout/);
+});

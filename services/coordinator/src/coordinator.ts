@@ -23,8 +23,8 @@ import {
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { capError, CoordinatorError } from './errors.js';
-import { checkRunFits, DEFAULT_MAX_DOC_BYTES } from './run-size.js';
-import { duplicateOfLiveAttempt } from './live-attempt.js';
+import { checkRunFits, DEFAULT_MAX_DOC_BYTES, MAX_WORKER_BYTES } from './run-size.js';
+import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
@@ -361,6 +361,9 @@ export class Coordinator {
    * ack_wait ago (a duplicate task; see live-attempt.ts).
    */
   async startAttempt(req: StartAttemptRequest): Promise<StartAttemptResponse> {
+    // The name is kept in the fold's status: the run document's size bound (run-size.ts) allows MAX_WORKER_BYTES.
+    if (Buffer.byteLength(req.worker) > MAX_WORKER_BYTES)
+      throw new CoordinatorError('INVALID_ARGUMENT', `worker name must be at most ${MAX_WORKER_BYTES} bytes, got ${Buffer.byteLength(req.worker)}`);
     const cur = await this.load(req.runId);
     const f = cur.run.folds[req.fold];
     if (!f) throw new CoordinatorError('INVALID_ARGUMENT', `run ${req.runId} has no fold ${req.fold}`);
@@ -467,7 +470,21 @@ export class Coordinator {
         `epoch report must have a positive epoch and finite losses (epoch ${m.epoch}, loss ${m.loss}, val_loss ${m.valLoss})`,
       );
     }
+    for (const [field, v] of [
+      ['val_mse', m.valMse],
+      ['val_cosine', m.valCosine ?? 0],
+      ['seconds', m.seconds],
+      ['images_per_sec', m.imagesPerSec],
+    ] as const) {
+      if (!Number.isFinite(v) || (field !== 'val_cosine' && v < 0))
+        throw new CoordinatorError('INVALID_ARGUMENT', `epoch report: ${field} must be a finite number${field === 'val_cosine' ? '' : ' >= 0'}, got ${v}`);
+    }
     const before = await this.load(a.runId);
+    // The run document keeps one history record per epoch up to the spec's count (checkRunFits sized it so): a later
+    // epoch would grow it past one NATS message, after which no update of the run could be stored.
+    const epochs = before.run.spec?.epochs ?? 0;
+    if (epochs > 0 && m.epoch > epochs)
+      throw new CoordinatorError('INVALID_ARGUMENT', `epoch report: epoch ${m.epoch} is past the ${epochs} epochs of run ${a.runId}`);
     if (before.run.state === RunState.RUN_STATE_STOPPED) return this.ackFor(before, a.fold);
     const doc = await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
       if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
@@ -638,7 +655,12 @@ export class Coordinator {
   ): Promise<{ key: string; size: number }> {
     if (!header?.attempt) throw new CoordinatorError('INVALID_ARGUMENT', 'the first message of a checkpoint upload must carry a header with the attempt');
     const a = header.attempt;
-    this.checkToken(await this.load(a.runId), a);
+    const cur = await this.load(a.runId);
+    this.checkToken(cur, a);
+    // An epoch checkpoint past the spec's epochs (or of epoch 0) would become the fold's resume point: refused.
+    const epochs = cur.run.spec?.epochs ?? 0;
+    if (header.kind !== CheckpointKind.CHECKPOINT_KIND_BEST && (header.epoch < 1 || (epochs > 0 && header.epoch > epochs)))
+      throw new CoordinatorError('INVALID_ARGUMENT', `checkpoint upload: epoch ${header.epoch} is not one of the epochs 1..${epochs} of run ${a.runId}`);
     if (header.size > this.maxCheckpointBytes) {
       throw new CoordinatorError('RESOURCE_EXHAUSTED', `checkpoint of ${header.size} bytes exceeds the limit of ${this.maxCheckpointBytes}`);
     }
@@ -656,6 +678,8 @@ export class Coordinator {
     try {
       put = await this.store.put(key, capped(), { expectSha256: sha256 });
     } catch (err) {
+      // The store wraps a failure of the stream it reads (the size cap, an upload gone silent) as S3_ERROR: the refusal itself is the answer.
+      if (err instanceof StorageError && err.cause instanceof CoordinatorError) throw err.cause;
       if (err instanceof StorageError && err.code === 'CHECKSUM_MISMATCH')
         throw new CoordinatorError('DATA_LOSS', `checkpoint for run ${a.runId} fold ${a.fold}: ${err.message}`);
       throw err;
@@ -802,7 +826,8 @@ export class Coordinator {
       run: a.runId,
       fold,
       checkpoint: req.checkpoint,
-      reason: req.reason,
+      // The worker's text, up to a whole gRPC message: capped like the note the fold keeps.
+      reason: capError(req.reason),
       resumeFromEpoch: epoch,
       ...(key ? { resumeCheckpoint: key } : {}),
     });
@@ -833,7 +858,24 @@ export class Coordinator {
 
   /** A task ran out of deliveries (its worker died each time): mark the fold failed. */
   async onTaskGivenUp(task: FoldTask, deliveries: number): Promise<void> {
-    const before = (await this.load(task.runId)).run.folds[task.fold];
+    let run: Run;
+    try {
+      run = (await this.load(task.runId)).run;
+    } catch (err) {
+      // No such run (its document was removed by hand, or the task names a malformed id): nothing to record, now or
+      // later; thrown, the durable give-up consumer would hand the advisory back every minute for a week.
+      if (err instanceof CoordinatorError && (err.outcome === 'NOT_FOUND' || err.outcome === 'INVALID_ARGUMENT')) {
+        this.logger.warn('a task for a run that does not exist ran out of deliveries; nothing to record', {
+          run: task.runId,
+          fold: task.fold,
+          deliveries,
+          error: err.message,
+        });
+        return;
+      }
+      throw err;
+    }
+    const before = run.folds[task.fold];
     if (!before || FINAL_FOLD_STATES.includes(before.state)) return;
     const doc = await this.mutate(task.runId, `fold ${task.fold} gave up`, (d) => {
       const f = d.run.folds[task.fold];
@@ -941,10 +983,13 @@ export class Coordinator {
   /**
    * On start: finalises every FINALIZING run, completes every CANCELLING
    * run, and finalises runs left RUNNING or PENDING with every fold ended
-   * (by a coordinator that stopped in between). With `requeue` (on start),
-   * the never-started folds of a pending or running run are published again
-   * (deduplicated by message id), so a submission cut short between recording
-   * the run and publishing its tasks still runs. Returns the runs taken up;
+   * (by a coordinator that stopped in between). The never-started folds of a
+   * pending or running run are published again (deduplicated by message id),
+   * so a submission cut short between recording the run and publishing its
+   * tasks (a NATS blip) still runs: with `requeue` (on start) of every such
+   * run; without (the sweep every minute) of those submitted within the
+   * queue's duplicate window (REQUEUE_WINDOW_MS), where a second publish is
+   * certain to be dropped as a duplicate. Returns the runs taken up;
    * the work goes on in the background (`idle()` waits for it).
    */
   async recover(opts: { requeue?: boolean } = {}): Promise<{ finalizing: string[]; cancelling: string[]; requeued: string[] }> {
@@ -968,7 +1013,10 @@ export class Coordinator {
         if (run.state === RunState.RUN_STATE_FINALIZING) {
           out.finalizing.push(run.id);
           this.schedule(run.id, 'finalize');
-        } else if (opts.requeue && (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING)) {
+        } else if (
+          (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) &&
+          (opts.requeue === true || this.now() - run.createdAtMs < REQUEUE_WINDOW_MS)
+        ) {
           for (const fold of await this.requeueNeverStarted(run)) out.requeued.push(`${run.id}.${fold}`);
         }
       } catch (err) {

@@ -2,7 +2,15 @@ import { CvcError } from '@cvc/core';
 
 /** gRPC-independent outcome classes; the server maps them to status codes. */
 export type Outcome =
-  'NOT_FOUND' | 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED' | 'CANCELLED' | 'DATA_LOSS' | 'ALREADY_EXISTS' | 'UNAVAILABLE';
+  | 'NOT_FOUND'
+  | 'INVALID_ARGUMENT'
+  | 'FAILED_PRECONDITION'
+  | 'RESOURCE_EXHAUSTED'
+  | 'CANCELLED'
+  | 'DATA_LOSS'
+  | 'ALREADY_EXISTS'
+  | 'UNAVAILABLE'
+  | 'DEADLINE_EXCEEDED';
 
 /** A refusal decided by the coordinator, with the outcome class the edge reports. */
 export class CoordinatorError extends CvcError<Outcome> {

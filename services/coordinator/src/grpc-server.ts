@@ -30,8 +30,9 @@ import type { Authenticator, Role } from '@cvc/security';
 import type { Coordinator } from './coordinator.js';
 import { addClusterServices } from './cluster-grpc.js';
 import type { ClusterJobs } from './cluster-jobs.js';
-import { UploadsBusyError } from './errors.js';
+import { CoordinatorError, UploadsBusyError } from './errors.js';
 import type { SweepManager } from './sweeps.js';
+import { listing } from './run-list.js';
 import { toStatus } from './to-status.js';
 import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
 
@@ -83,6 +84,24 @@ export class UploadSlots {
   }
 }
 
+/** Default of `GrpcServerOptions.uploadIdleMs`. */
+export const DEFAULT_UPLOAD_IDLE_MS = 120_000;
+
+/** The iterator's next item, or the error `timeout()` makes when none comes within `ms` (time spent by the consumer does not count). */
+async function nextWithin<T>(it: AsyncIterator<T>, ms: number, timeout: () => Error): Promise<IteratorResult<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      it.next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(timeout()), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface GrpcCallObserver {
   (method: string, code: status, seconds: number): void;
 }
@@ -131,6 +150,11 @@ export interface GrpcServerOptions {
   readonly maxConcurrentUploads?: number;
   /** How long an upload waits for a slot (ms, default 10 000; 0: refuse at once). */
   readonly uploadQueueMs?: number;
+  /**
+   * How long an upload may send nothing before it is dropped with DEADLINE_EXCEEDED and its slot freed (ms, default
+   * 120 000): a worker whose machine vanished mid-upload leaves a half-open connection that would hold a slot for hours.
+   */
+  readonly uploadIdleMs?: number;
   /** Clustering jobs: serves ClusterJobService and ClusterWorkerService, and job attempts' FailFold and UploadCheckpoint. */
   readonly clusterJobs?: ClusterJobs;
 }
@@ -141,6 +165,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
   const observe = o.observe ?? (() => {});
   const guard = guardFor(o.auth);
   const slots = new UploadSlots(o.maxConcurrentUploads ?? 8, o.uploadQueueMs ?? 10_000);
+  const idleMs = o.uploadIdleMs ?? DEFAULT_UPLOAD_IDLE_MS;
   // grpc-js sends a server stream's status when 'error' is emitted on it (destroy() does not).
   const fail: FailStream = (call, err): void => {
     const s = toStatus(err);
@@ -151,7 +176,17 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
   const runService: RunServiceServer = {
     submitRun: unary('SubmitRun', 'user', guard, (r) => c.submitRun(r.spec), observe),
     getRun: unary('GetRun', 'user', guard, (r) => c.getRun(r.runId), observe),
-    listRuns: unary('ListRuns', 'user', guard, async () => ({ runs: await c.listRuns() }), observe),
+    listRuns: unary(
+      'ListRuns',
+      'user',
+      guard,
+      async () => {
+        const { runs, omitted } = listing(await c.listRuns());
+        if (omitted > 0) o.logger.warn('ListRuns answer left out the oldest runs to fit in one gRPC message', { listed: runs.length, omitted });
+        return { runs };
+      },
+      observe,
+    ),
     cancelRun: unary('CancelRun', 'user', guard, (r) => c.cancelRun(r.runId), observe),
     watchRun: watchHandler('WatchRun', guard, fail, (r: WatchRunRequest, send, signal) => c.watchRun(r.runId, send, signal)),
     downloadCheckpoint: (call: ServerWritableStream<{ runId: string; fold: number }, Chunk>) => {
@@ -202,8 +237,20 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       let resolveHeader: (h: CheckpointChunk_Header | undefined) => void = () => {};
       const headerReady = new Promise<CheckpointChunk_Header | undefined>((r) => (resolveHeader = r));
       async function* data(): AsyncGenerator<Uint8Array> {
+        const src = (call as AsyncIterable<CheckpointChunk>)[Symbol.asyncIterator]();
         let seenFirst = false;
-        for await (const m of call as AsyncIterable<CheckpointChunk>) {
+        for (;;) {
+          const next = await nextWithin(src, idleMs, () => {
+            const a = header?.attempt;
+            const what = !a
+              ? 'a checkpoint upload'
+              : a.jobId
+                ? `the checkpoint upload of clustering job ${a.jobId}`
+                : `the checkpoint upload of run ${a.runId} fold ${a.fold}`;
+            return new CoordinatorError('DEADLINE_EXCEEDED', `${what} sent nothing for ${idleMs} ms (its worker is gone?); it was dropped`);
+          });
+          if (next.done) break;
+          const m = next.value;
           if (!seenFirst) {
             seenFirst = true;
             header = m.header;

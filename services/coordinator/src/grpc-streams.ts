@@ -1,21 +1,56 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { CHECKPOINT_CHUNK_BYTES, type Chunk } from '@cvc/proto';
+import { CoordinatorError } from './errors.js';
 import type { Guard } from './grpc-server.js';
 
 /** Ends a server stream with the gRPC status of `err` (grpc-js sends it when 'error' is emitted; destroy() does not). */
 export type FailStream = (call: { emit(event: 'error', err: Error): boolean }, err: unknown) => void;
 
-/** Streams `stream` as Chunks (the total size in the first, the sha256 of all the data in the last). */
-export async function writeChunks(call: { write(c: Chunk): boolean }, size: number, stream: AsyncIterable<Uint8Array>): Promise<void> {
+/** What `writeChunks` writes to: a gRPC server stream (its 'drain', 'cancelled' and 'close' events). */
+export interface ChunkSink {
+  write(c: Chunk): boolean;
+  once(event: 'drain' | 'cancelled' | 'close', listener: () => void): unknown;
+  removeListener(event: 'drain' | 'cancelled' | 'close', listener: () => void): unknown;
+}
+
+/** Resolves once `call` wants more data; rejects with CANCELLED when the client went away first. */
+function drained(call: ChunkSink): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const off = (): void => {
+      call.removeListener('drain', onDrain);
+      call.removeListener('cancelled', onGone);
+      call.removeListener('close', onGone);
+    };
+    const onDrain = (): void => {
+      off();
+      resolve();
+    };
+    const onGone = (): void => {
+      off();
+      reject(new CoordinatorError('CANCELLED', 'the download was cancelled by the client'));
+    };
+    call.once('drain', onDrain);
+    call.once('cancelled', onGone);
+    call.once('close', onGone);
+  });
+}
+
+/**
+ * Streams `stream` as Chunks (the total size in the first, the sha256 of all
+ * the data in the last). Waits for the client whenever the stream's buffer is
+ * full, so a slow reader holds about one chunk in memory, not the whole object.
+ */
+export async function writeChunks(call: ChunkSink, size: number, stream: AsyncIterable<Uint8Array>): Promise<void> {
   const hash = createHash('sha256');
   let first = true;
   for await (const chunk of stream) {
     for (let i = 0; i < chunk.length; i += CHECKPOINT_CHUNK_BYTES) {
       const part = Buffer.from(chunk.buffer, chunk.byteOffset + i, Math.min(CHECKPOINT_CHUNK_BYTES, chunk.length - i));
       hash.update(part);
-      call.write({ data: part, sha256: '', size: first ? size : 0 });
+      const more = call.write({ data: part, sha256: '', size: first ? size : 0 });
       first = false;
+      if (!more) await drained(call);
     }
   }
   call.write({ data: Buffer.alloc(0), sha256: hash.digest('hex'), size: first ? size : 0 });

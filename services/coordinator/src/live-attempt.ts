@@ -1,4 +1,11 @@
 /**
+ * How long after submission the periodic recover() may publish a
+ * never-started fold's or job's task again: inside the task queue's 24-hour
+ * duplicate window, with an hour to spare (a second publish is dropped).
+ */
+export const REQUEUE_WINDOW_MS = 23 * 3600 * 1000;
+
+/**
  * Whether a delivery of a fold's or a clustering job's task is a duplicate
  * of the work of the attempt that holds the token, to be refused (the worker
  * acknowledges a refused task and drops it) rather than handed a new token,

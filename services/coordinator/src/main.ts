@@ -111,6 +111,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     auth: security.auth,
     maxConcurrentUploads: cfg.CVC_MAX_CONCURRENT_UPLOADS,
     uploadQueueMs: cfg.CVC_UPLOAD_QUEUE_MS,
+    uploadIdleMs: cfg.CVC_UPLOAD_IDLE_MS,
     observe: (method, code, seconds) => {
       metrics.grpcRequests.inc({ method, code: grpcStatus[code] ?? String(code) });
       metrics.grpcDuration.observe({ method }, seconds);

@@ -65,8 +65,9 @@ test('a run document the coordinator really writes stays under the bound: full h
     assert.ok(s.proceed, s.reason);
     const a = { runId: run.id, fold, token: s.token, jobId: '' };
     for (let e = 1; e <= epochs; e++) {
+      // Negative where a report may be (one character longer), positive where it must be >= 0.
       const x = -Math.PI * 1e-300 * e;
-      await w.coordinator.reportEpoch(a, EpochMetrics.fromPartial({ epoch: e, loss: x, valLoss: x, valMse: x, valCosine: x, seconds: x, imagesPerSec: x }));
+      await w.coordinator.reportEpoch(a, EpochMetrics.fromPartial({ epoch: e, loss: x, valLoss: x, valMse: -x, valCosine: x, seconds: -x, imagesPerSec: -x }));
     }
     await w.coordinator.failFold({ attempt: a, error: '\u20ac'.repeat(MAX_ERROR_CHARS * 3), final: true });
   }

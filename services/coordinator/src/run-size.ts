@@ -6,6 +6,9 @@ import type { RunDoc } from './run-doc.js';
 /** The NATS server's default max_payload, which a KV value (one run document) must fit in. */
 export const DEFAULT_MAX_DOC_BYTES = 1024 * 1024;
 
+/** The longest worker name StartAttempt takes (UTF-8 bytes); the fold keeps it. */
+export const MAX_WORKER_BYTES = 256;
+
 /** A double as long as JSON writes one. */
 const LONG = -1.2345678901234567e-300;
 /** The longest an epoch record can be in the run document: every field set, every number at full length. */
@@ -31,7 +34,7 @@ export function runDocBound(spec: RunSpec, folds: number, epochs: number): numbe
     fold: i,
     state: FoldState.FOLD_STATE_SUCCEEDED,
     attempts: 1000,
-    worker: 'w'.repeat(256),
+    worker: 'w'.repeat(MAX_WORKER_BYTES),
     history: [],
     bestEpoch: E,
     train: evalMetrics,

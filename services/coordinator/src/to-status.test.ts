@@ -59,6 +59,7 @@ const expected = {
     DATA_LOSS: status.DATA_LOSS,
     ALREADY_EXISTS: status.ALREADY_EXISTS,
     UNAVAILABLE: status.UNAVAILABLE,
+    DEADLINE_EXCEEDED: status.DEADLINE_EXCEEDED,
   } satisfies Record<Outcome, status>,
 } as const;
 

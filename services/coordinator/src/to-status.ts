@@ -24,6 +24,7 @@ const outcomeStatus: Record<Outcome, status> = {
   DATA_LOSS: status.DATA_LOSS,
   ALREADY_EXISTS: status.ALREADY_EXISTS,
   UNAVAILABLE: status.UNAVAILABLE,
+  DEADLINE_EXCEEDED: status.DEADLINE_EXCEEDED,
 };
 
 /** Object storage's codes at the edge. */
