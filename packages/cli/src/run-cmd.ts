@@ -1,8 +1,7 @@
 import { FoldState, Run, type RunServiceClient, RunState, type ListRunsResponse, type RunEvent } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { parse, refuseFlags } from './args.js';
-import { runSpecFromFlags } from './run-spec-flags.js';
-import { MODEL_FLAG_OPTIONS } from './model-flags.js';
+import { RUN_SPEC_FLAG_OPTIONS, runSpecFromFlags } from './run-spec-flags.js';
 import { UsageError } from './errors.js';
 import { num, table } from './format.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
@@ -120,16 +119,7 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
   const [sub, ...rest] = argv;
   if (sub === undefined || !RUN_SUBCOMMANDS.includes(sub)) throw new UsageError(`unknown 'run ${sub ?? ''}' (use submit, watch, list, show or cancel)`);
   const options = {
-    cluster: { type: 'string' },
-    dataset: { type: 'string' },
-    ...MODEL_FLAG_OPTIONS,
-    folds: { type: 'string' },
-    epochs: { type: 'string' },
-    'batch-size': { type: 'string' },
-    'learning-rate': { type: 'string' },
-    seed: { type: 'string' },
-    name: { type: 'string' },
-    'dataset-version': { type: 'string' },
+    ...RUN_SPEC_FLAG_OPTIONS,
     watch: { type: 'boolean' },
     json: { type: 'boolean' },
   } as const;

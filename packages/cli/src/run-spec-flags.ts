@@ -2,7 +2,7 @@ import type { RunSpec } from '@cvc/proto';
 import { runSpecSchema } from '@cvc/model';
 import { floatOpt, intOpt } from './args.js';
 import { UsageError } from './errors.js';
-import { modelFromFlags } from './model-flags.js';
+import { MODEL_FLAG_OPTIONS, modelFromFlags } from './model-flags.js';
 
 /** The training flags of `cvc run submit` and `cvc cv --local`; an unset flag is undefined. */
 export interface TrainingFlags {
@@ -14,6 +14,20 @@ export interface TrainingFlags {
 }
 
 const field = runSpecSchema.shape;
+
+/** The parseArgs options of a run spec (`cvc run submit`, and the base spec of `cvc sweep submit`). */
+export const RUN_SPEC_FLAG_OPTIONS = {
+  cluster: { type: 'string' },
+  dataset: { type: 'string' },
+  ...MODEL_FLAG_OPTIONS,
+  folds: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'learning-rate': { type: 'string' },
+  seed: { type: 'string' },
+  name: { type: 'string' },
+  'dataset-version': { type: 'string' },
+} as const;
 
 /**
  * `--folds`, `--epochs`, `--batch-size`, `--learning-rate` and `--seed`, each

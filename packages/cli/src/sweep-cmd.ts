@@ -1,7 +1,7 @@
 import { RunState, SweepState, type ListSweepsResponse, type Sweep, type SweepEvent, type SweepServiceClient } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { parse, refuseFlags } from './args.js';
-import { MODEL_FLAG_OPTIONS } from './model-flags.js';
+import { RUN_SPEC_FLAG_OPTIONS } from './run-spec-flags.js';
 import { UsageError } from './errors.js';
 import { num } from './format.js';
 import { resolveCluster, sweepServiceClient } from './cluster-config.js';
@@ -23,16 +23,7 @@ import {
 
 /** The parseArgs options of `cvc sweep`: the run-submit flags for the base spec plus the sweep's own. */
 export const SWEEP_FLAG_OPTIONS = {
-  cluster: { type: 'string' },
-  dataset: { type: 'string' },
-  ...MODEL_FLAG_OPTIONS,
-  folds: { type: 'string' },
-  epochs: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'learning-rate': { type: 'string' },
-  seed: { type: 'string' },
-  name: { type: 'string' },
-  'dataset-version': { type: 'string' },
+  ...RUN_SPEC_FLAG_OPTIONS,
   grid: { type: 'string', multiple: true },
   random: { type: 'string' },
   'early-stop': { type: 'string' },
