@@ -39,7 +39,7 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
       assert.equal(f.test?.count, 200);
       const keys = await store.list(`runs/${run.id}/fold-${f.fold}/`);
       assert.deepEqual(keys, [
-        `runs/${run.id}/fold-${f.fold}/best/model.ckpt`,
+        `runs/${run.id}/fold-${f.fold}/best/attempt-1.ckpt`,
         `runs/${run.id}/fold-${f.fold}/checkpoints/epoch-0001.ckpt`,
         `runs/${run.id}/fold-${f.fold}/checkpoints/epoch-0002.ckpt`,
       ]);

@@ -112,7 +112,11 @@ test('S3 down for 10 s during shard downloads and again during checkpoint upload
       );
       const keys = (await store.list(`runs/${runId}/fold-${f.fold}/`)).sort();
       const wanted = Array.from({ length: epochs }, (_, i) => `runs/${runId}/fold-${f.fold}/checkpoints/epoch-${String(i + 1).padStart(4, '0')}.ckpt`);
-      assert.deepEqual(keys, [`runs/${runId}/fold-${f.fold}/best/model.ckpt`, ...wanted].sort(), `fold ${f.fold}: every checkpoint stored once`);
+      assert.deepEqual(
+        keys,
+        [`runs/${runId}/fold-${f.fold}/best/attempt-${f.attempts}.ckpt`, ...wanted].sort(),
+        `fold ${f.fold}: every checkpoint stored once`,
+      );
     }
     // The workers were up (ready, task taken) before S3 came back, retried their shard downloads (logged),
     // and trained only after it; the coordinator retried the checkpoint uploads of the second outage.
@@ -170,7 +174,7 @@ test('a task that always fails: its fold is marked failed with the reason after 
         [1, 2],
       );
       assert.equal((await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`)).length, 2);
-      assert.ok(await store.stat(`runs/${runId}/fold-${f.fold}/best/model.ckpt`));
+      assert.ok(await store.stat(`runs/${runId}/fold-${f.fold}/best/attempt-${f.attempts}.ckpt`));
     }
     assert.deepEqual(await store.list(`runs/${runId}/fold-1/`), [], 'the failed fold stored nothing');
     // The folds that succeeded still give a summary and an encoder.

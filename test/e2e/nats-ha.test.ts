@@ -136,7 +136,7 @@ test('3 nats-servers with R3 streams and KV: a follower and later the meta leade
       const keys = await store.list(`runs/${runId}/fold-${f.fold}/checkpoints/`);
       const wanted = Array.from({ length: epochs }, (_, i) => `runs/${runId}/fold-${f.fold}/checkpoints/epoch-${String(i + 1).padStart(4, '0')}.ckpt`);
       assert.deepEqual(keys.sort(), wanted, `fold ${f.fold}: every checkpoint stored`);
-      assert.ok(await store.stat(`runs/${runId}/fold-${f.fold}/best/model.ckpt`));
+      assert.ok(await store.stat(`runs/${runId}/fold-${f.fold}/best/attempt-${f.attempts}.ckpt`));
     }
     assert.ok(done.summary?.encoder, 'the run was finalised: summary and encoder');
     assert.ok(await store.stat(`runs/${runId}/summary.json`));

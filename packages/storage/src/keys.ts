@@ -41,7 +41,11 @@ export const layout = {
     `runs/${validateSegment(run, 'run id')}/fold-${fold}/checkpoints/epoch-${String(epoch).padStart(4, '0')}.ckpt`,
   /** The prefix under which every epoch checkpoint of a fold lies (`foldCheckpoint`'s keys). */
   foldCheckpoints: (run: string, fold: number) => `runs/${validateSegment(run, 'run id')}/fold-${fold}/checkpoints/`,
-  foldBest: (run: string, fold: number) => `runs/${validateSegment(run, 'run id')}/fold-${fold}/best/model.ckpt`,
+  /**
+   * A fold's best checkpoint, one key per attempt (its number, from 1): a replaced attempt whose upload lands late
+   * writes its own key, never over the one the current attempt stored.
+   */
+  foldBest: (run: string, fold: number, attempt: number) => `runs/${validateSegment(run, 'run id')}/fold-${fold}/best/attempt-${attempt}.ckpt`,
   encoderPrefix: (run: string) => `runs/${validateSegment(run, 'run id')}/encoder`,
   reportPrefix: (run: string) => `runs/${validateSegment(run, 'run id')}/report`,
   summary: (run: string) => `runs/${validateSegment(run, 'run id')}/summary.json`,

@@ -75,7 +75,7 @@ test('missing objects and invalid keys get clear errors', async () => {
     assert.throws(() => validateKey(bad), StorageError, bad);
     await assert.rejects(store.put(bad, new Uint8Array(1)), StorageError);
   }
-  assert.throws(() => layout.foldBest('../x', 0), /run id/);
+  assert.throws(() => layout.foldBest('../x', 0, 1), /run id/);
   assert.equal(layout.foldCheckpoint('run-1', 2, 7), 'runs/run-1/fold-2/checkpoints/epoch-0007.ckpt');
 });
 

@@ -290,7 +290,7 @@ test('attempts: a stale token is refused, progress is kept, the next attempt res
   const second = await j.startAttempt({ jobId: job.id, worker: 'w2', delivery: 2 });
   assert.ok(second.proceed);
   assert.equal(second.resumeCheckpoint, key20);
-  assert.equal(second.sourceCheckpoint, `runs/${w.runId}/fold-1/best/model.ckpt`);
+  assert.equal(second.sourceCheckpoint, `runs/${w.runId}/fold-1/best/attempt-1.ckpt`);
   assert.equal(second.manifest, MANIFEST);
   s = await j.get(job.id);
   assert.equal(s.attempts, 2);

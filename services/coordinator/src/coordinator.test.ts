@@ -268,6 +268,38 @@ test('each attempt gets a new token; a stale token is refused; the new attempt r
   await assert.rejects(c.reportEpoch(a1, epoch(2)), outcome('FAILED_PRECONDITION'));
 });
 
+test("a replaced attempt whose best-checkpoint upload lands late cannot overwrite the new attempt's; its object is removed", T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  const { id } = await c.submitRun(spec());
+  const old = await start(c, id, 0);
+  // The old attempt's upload passes the token check, then its bytes are slow to come...
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  const oldBytes = new Uint8Array([9, 9, 9]);
+  async function* slow(): AsyncGenerator<Uint8Array> {
+    await held;
+    yield oldBytes;
+  }
+  const late = c.uploadCheckpoint({ attempt: old, epoch: 1, kind: CheckpointKind.CHECKPOINT_KIND_BEST, size: 3 }, slow(), () => sha(oldBytes));
+  // ...meanwhile its task is redelivered: the new attempt trains, stores its best checkpoint and finishes.
+  const fresh = await start(c, id, 0, 2);
+  await c.reportEpoch(fresh, epoch(1));
+  const newBytes = new Uint8Array([1, 2, 3]);
+  const key = await upload(c, fresh, CheckpointKind.CHECKPOINT_KIND_BEST, 1, newBytes);
+  assert.equal(key, `runs/${id}/fold-0/best/attempt-2.ckpt`);
+  await c.finishFold({ attempt: fresh, bestEpoch: 1, train: evalOf(0.6), val: evalOf(0.5), test: evalOf(0.55) });
+  release();
+  await assert.rejects(late, outcome('FAILED_PRECONDITION'));
+  assert.equal((await c.getRun(id)).folds[0]?.bestCheckpoint, key);
+  assert.deepEqual([...(await w.store.getBytes(key))], [...newBytes], "the recorded best checkpoint holds the new attempt's bytes");
+  assert.deepEqual(
+    w.store.keys().filter((k) => k.includes('/best/')),
+    [key],
+    'the late upload left no object behind',
+  );
+});
+
 test('FinishFold with a NaN, infinite or negative metric is INVALID_ARGUMENT naming it, and the fold stays running', T, async () => {
   const w = await world();
   const c = w.coordinator();
@@ -692,8 +724,8 @@ test('cancel: unfinished folds CANCELLED, workers told CANCELLED, finished folds
     saved.folds.map((f) => f.state),
     [FoldState.FOLD_STATE_SUCCEEDED, FoldState.FOLD_STATE_CANCELLED],
   );
-  assert.ok(w.store.object(`runs/${id}/fold-0/best/model.ckpt`), 'the finished fold keeps its checkpoint');
-  assert.equal((await c.openBestCheckpoint(id, 0)).key, `runs/${id}/fold-0/best/model.ckpt`);
+  assert.ok(w.store.object(`runs/${id}/fold-0/best/attempt-1.ckpt`), 'the finished fold keeps its checkpoint');
+  assert.equal((await c.openBestCheckpoint(id, 0)).key, `runs/${id}/fold-0/best/attempt-1.ckpt`);
   assert.equal((await c.cancelRun(id)).state, RunState.RUN_STATE_CANCELLED, 'a second cancel changes nothing');
   await c.idle();
   assert.deepEqual(w.exported, []);

@@ -656,7 +656,7 @@ export class Coordinator {
     if (!header?.attempt) throw new CoordinatorError('INVALID_ARGUMENT', 'the first message of a checkpoint upload must carry a header with the attempt');
     const a = header.attempt;
     const cur = await this.load(a.runId);
-    this.checkToken(cur, a);
+    const attemptNo = cur.run.folds[this.checkToken(cur, a)]?.attempts ?? 0;
     // An epoch checkpoint past the spec's epochs (or of epoch 0) would become the fold's resume point: refused.
     const epochs = cur.run.spec?.epochs ?? 0;
     if (header.kind !== CheckpointKind.CHECKPOINT_KIND_BEST && (header.epoch < 1 || (epochs > 0 && header.epoch > epochs)))
@@ -664,7 +664,8 @@ export class Coordinator {
     if (header.size > this.maxCheckpointBytes) {
       throw new CoordinatorError('RESOURCE_EXHAUSTED', `checkpoint of ${header.size} bytes exceeds the limit of ${this.maxCheckpointBytes}`);
     }
-    const key = header.kind === CheckpointKind.CHECKPOINT_KIND_BEST ? layout.foldBest(a.runId, a.fold) : layout.foldCheckpoint(a.runId, a.fold, header.epoch);
+    const best = header.kind === CheckpointKind.CHECKPOINT_KIND_BEST;
+    const key = best ? layout.foldBest(a.runId, a.fold, attemptNo) : layout.foldCheckpoint(a.runId, a.fold, header.epoch);
     let seen = 0;
     const max = this.maxCheckpointBytes;
     async function* capped(): AsyncGenerator<Uint8Array> {
@@ -689,7 +690,7 @@ export class Coordinator {
       throw new CoordinatorError('DATA_LOSS', `checkpoint announced ${header.size} bytes but ${put.bytes} arrived; it was discarded`);
     }
     this.observer.checkpointStored?.(put.bytes);
-    await this.mutate(a.runId, `fold ${a.fold} checkpoint`, (d) => {
+    const record = this.mutate(a.runId, `fold ${a.fold} checkpoint`, (d) => {
       const fold = this.checkToken(d, a);
       return {
         tokens: d.tokens,
@@ -697,11 +698,17 @@ export class Coordinator {
           ...d.run,
           folds: d.run.folds.map((x) => {
             if (x.fold !== fold) return x;
-            if (header.kind === CheckpointKind.CHECKPOINT_KIND_BEST) return { ...x, bestCheckpoint: key };
+            if (best) return { ...x, bestCheckpoint: key };
             return header.epoch >= x.lastCheckpointEpoch ? { ...x, lastCheckpoint: key, lastCheckpointEpoch: header.epoch } : x;
           }),
         },
       };
+    });
+    await record.catch(async (err: unknown) => {
+      // A best checkpoint of an attempt replaced (or cancelled) while it uploaded: its own key, which nothing records; removed.
+      if (best && err instanceof CoordinatorError && (err.outcome === 'FAILED_PRECONDITION' || err.outcome === 'CANCELLED'))
+        await this.store.remove(key).catch(() => undefined);
+      throw err;
     });
     return { key, size: put.bytes };
   }

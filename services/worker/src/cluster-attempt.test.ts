@@ -41,7 +41,7 @@ let cacheDir: string;
 let store: MemoryObjectStore;
 let manifestKey: string;
 let source: TrainingState;
-const SOURCE_KEY = 'runs/r1/fold-1/best/model.ckpt';
+const SOURCE_KEY = 'runs/r1/fold-1/best/attempt-1.ckpt';
 const RECORDS = 16;
 const JOB = 'dcec-1';
 
