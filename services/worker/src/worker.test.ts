@@ -596,16 +596,22 @@ test("the coordinator unreachable past the client's retries (UNAVAILABLE, DEADLI
   assert.ok(held.every((l) => l.level === 'warn' && l.fields?.['run'] === RUN && l.fields?.['fold'] === 1));
 });
 
-test('stop() while the delivery is held for an unreachable coordinator hands it back at once', async () => {
-  const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 1000) });
+/** A worker whose `call` meets an unreachable coordinator: run until it was tried 3 times, then stop()ped. */
+async function stopWhileHeld(call: 'startAttempt' | 'reportEpoch'): Promise<Setup> {
+  const s = setup({ coordinator: new FakeCoordinator().fail(call, grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 1000) });
   await s.queue.enqueue(task);
   let done = false;
   const running = s.worker.run().finally(() => {
     done = true;
   });
-  while (!done && s.coordinator.of('startAttempt').length < 3) await new Promise((r) => setImmediate(r));
+  while (!done && s.coordinator.of(call).length < 3) await new Promise((r) => setImmediate(r));
   s.worker.stop();
   await running;
+  return s;
+}
+
+test('stop() while the delivery is held for an unreachable coordinator hands it back at once', async () => {
+  const s = await stopWhileHeld('startAttempt');
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
   assert.deepEqual(s.outcomes, ['interrupted']);
   assert.equal(s.queue.record(task)?.state, 'pending');
@@ -1004,15 +1010,7 @@ test("the coordinator unreachable past the client's retries in the middle of a f
 });
 
 test('stop() while an epoch report is held for an unreachable coordinator ends the wait: the task is handed back at once', async () => {
-  const s = setup({ coordinator: new FakeCoordinator().fail('reportEpoch', grpcError(status.UNAVAILABLE, 'connect ECONNREFUSED'), 1000) });
-  await s.queue.enqueue(task);
-  let done = false;
-  const running = s.worker.run().finally(() => {
-    done = true;
-  });
-  while (!done && s.coordinator.of('reportEpoch').length < 3) await new Promise((r) => setImmediate(r));
-  s.worker.stop();
-  await running;
+  const s = await stopWhileHeld('reportEpoch');
   assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
   assert.deepEqual(s.outcomes, ['started', 'interrupted']);
   assert.equal(s.coordinator.of('failFold').length, 0);
