@@ -7,6 +7,7 @@ import { writeChunks } from './grpc-streams.js';
 /** A server stream whose buffer is always full: every write asks the writer to wait for 'drain'. */
 class SlowClient extends EventEmitter {
   readonly written: Chunk[] = [];
+  cancelled = false;
   write(c: Chunk): boolean {
     this.written.push(c);
     return false;
@@ -33,4 +34,14 @@ test('writeChunks waits for the client to drain before it reads more of the obje
   client.emit('cancelled');
   await assert.rejects(done, /the download was cancelled by the client/);
   assert.equal(pulled, 2, 'nothing more read from storage');
+});
+
+test('writeChunks stops when the client went away before it waited (no cancelled event comes again)', { timeout: 5000 }, async () => {
+  async function* object(): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < 10; i++) yield await Promise.resolve(new Uint8Array(16).fill(i));
+  }
+  const client = new SlowClient();
+  client.cancelled = true;
+  await assert.rejects(writeChunks(client, 160, object()), /the download was cancelled by the client/);
+  assert.equal(client.written.length, 1);
 });

@@ -9,6 +9,8 @@ export type FailStream = (call: { emit(event: 'error', err: Error): boolean }, e
 
 /** What `writeChunks` writes to: a gRPC server stream (its 'drain', 'cancelled' and 'close' events). */
 export interface ChunkSink {
+  /** grpc-js sets it once the client went away ('cancelled' may have been emitted before anyone listened). */
+  readonly cancelled?: boolean;
   write(c: Chunk): boolean;
   once(event: 'drain' | 'cancelled' | 'close', listener: () => void): unknown;
   removeListener(event: 'drain' | 'cancelled' | 'close', listener: () => void): unknown;
@@ -16,6 +18,9 @@ export interface ChunkSink {
 
 /** Resolves once `call` wants more data; rejects with CANCELLED when the client went away first. */
 function drained(call: ChunkSink): Promise<void> {
+  const gone = (): CoordinatorError => new CoordinatorError('CANCELLED', 'the download was cancelled by the client');
+  // A client gone before this wait would never emit 'drain' (nor 'cancelled' again): the wait would hold the object open for good.
+  if (call.cancelled === true) return Promise.reject(gone());
   return new Promise((resolve, reject) => {
     const off = (): void => {
       call.removeListener('drain', onDrain);
@@ -28,7 +33,7 @@ function drained(call: ChunkSink): Promise<void> {
     };
     const onGone = (): void => {
       off();
-      reject(new CoordinatorError('CANCELLED', 'the download was cancelled by the client'));
+      reject(gone());
     };
     call.once('drain', onDrain);
     call.once('cancelled', onGone);
