@@ -180,7 +180,57 @@ test('promtool accepts the scrape config and the alert rules, whose unit tests p
   const rule = build('k8s/base').find((o) => o.kind === 'PrometheusRule');
   assert.deepEqual(rule?.spec, local);
   const names = ((local as { groups: { rules: { alert: string }[] }[] }).groups[0]?.rules ?? []).map((r) => r.alert);
-  assert.deepEqual(names, ['CvcWorkerDown', 'CvcCoordinatorDown', 'CvcFoldNoProgress', 'CvcLossNaN', 'CvcFoldFailed', 'CvcClusterJobFailed']);
+  assert.deepEqual(names, ['CvcWorkerDown', 'CvcCoordinatorDown', 'CvcNoWorkers', 'CvcFoldNoProgress', 'CvcLossNaN', 'CvcFoldFailed', 'CvcClusterJobFailed']);
+});
+
+/** Every series name the services export, with its label names (registered, default, and the target's job and instance). */
+async function exportedMetrics(): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  const target = ['job', 'instance'];
+  for (const [reg, defaults] of [
+    [createCoordinatorMetrics().registry, []],
+    [createWorkerMetrics('w').registry, ['worker']],
+  ] as const) {
+    for (const m of await reg.getMetricsAsJSON()) {
+      const labelNames = (reg.getSingleMetric(m.name) as unknown as { labelNames?: string[] }).labelNames ?? [];
+      const labels = new Set([...labelNames, ...defaults, ...target]);
+      out.set(m.name, labels);
+      if (String(m.type) === 'histogram') {
+        for (const s of ['_sum', '_count']) out.set(m.name + s, labels);
+        out.set(`${m.name}_bucket`, new Set([...labels, 'le']));
+      }
+    }
+  }
+  out.set('up', new Set(target));
+  return out;
+}
+
+/** The metric names in `expr` that no service exports, and the label matchers or groupings no metric of `expr` has. */
+function unknownNames(expr: string, exported: Map<string, Set<string>>): string[] {
+  const bad: string[] = [];
+  const names = [...new Set(expr.match(/\b(cvc_[a-z0-9_]+|up)\b(?!\s*\()/g) ?? [])];
+  for (const n of names) if (!exported.has(n)) bad.push(`metric ${n}`);
+  for (const m of expr.matchAll(/\b(cvc_[a-z0-9_]+|up)\{([^}]*)\}/g)) {
+    for (const [, label] of (m[2] ?? '').matchAll(/(\w+)\s*(?:=~|!~|!=|=)/g))
+      if (!exported.get(m[1] ?? '')?.has(label ?? '')) bad.push(`label ${label} of ${m[1]}`);
+  }
+  const anyHas = (label: string): boolean => names.some((n) => exported.get(n)?.has(label));
+  for (const m of expr.matchAll(/\b(?:by|without|on|ignoring)\s*\(([^)]*)\)/g)) {
+    for (const label of (m[1] ?? '')
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean))
+      if (!anyHas(label)) bad.push(`grouping label ${label}`);
+  }
+  return bad;
+}
+
+test('the alert rules only use metrics and labels the services export', async () => {
+  const exported = await exportedMetrics();
+  const rules = (
+    parse(readFileSync(join(deploy, 'prometheus/rules/cvc-alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }
+  ).groups.flatMap((g) => g.rules);
+  for (const r of rules) assert.deepEqual(unknownNames(r.expr, exported), [], `${r.alert}: ${r.expr}`);
 });
 
 test('the Grafana dashboard is provisioned for the sidecar and only queries metrics the services export', async () => {
@@ -191,18 +241,11 @@ test('the Grafana dashboard is provisioned for the sidecar and only queries metr
     panels: { title: string; targets: { expr: string; datasource: { uid: string } }[] }[];
   };
   assert.ok(dash.templating.list.some((v) => v.name === 'datasource' && v.type === 'datasource'));
-  const exported = new Set<string>();
-  for (const reg of [createCoordinatorMetrics().registry, createWorkerMetrics('w').registry]) {
-    for (const m of await reg.getMetricsAsJSON()) {
-      exported.add(m.name);
-      if (String(m.type) === 'histogram') ['_bucket', '_sum', '_count'].forEach((s) => exported.add(m.name + s));
-    }
-  }
-  exported.add('up');
+  const exported = await exportedMetrics();
   for (const p of dash.panels) {
     for (const t of p.targets) {
       assert.equal(t.datasource.uid, '${datasource}', `${p.title} uses the datasource variable`);
-      for (const name of t.expr.match(/\b(cvc_[a-z0-9_]+|up)\b/g) ?? []) assert.ok(exported.has(name), `${p.title}: ${name} is not exported`);
+      assert.deepEqual(unknownNames(t.expr, exported), [], `${p.title}: ${t.expr}`);
     }
   }
   const titles = dash.panels.map((p) => p.title).join(' | ');

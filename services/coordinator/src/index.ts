@@ -3,6 +3,6 @@ export { CoordinatorError, FinalizeError, UploadsBusyError, type FinalizeCode, t
 export { exportRunArtifacts, type ArtifactExporter, type ExportInput } from './export-artifacts.js';
 export { createGrpcServer, bindServer } from './grpc-server.js';
 export { toStatus } from './to-status.js';
-export { coordinatorConfigFromEnv, type CoordinatorConfig } from './config.js';
+export { coordinatorConfigFromEnv, coordinatorConfigSchema, type CoordinatorConfig } from './config.js';
 export { main } from './main.js';
 export type { RunDoc } from './run-doc.js';

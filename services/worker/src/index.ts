@@ -4,7 +4,7 @@ export type { CoordinatorApi } from './coordinator-api.js';
 export { foldTrainerFactory, type TrainerFactory, type WorkerTrainer, type WorkerFitCallbacks } from './trainer-factory.js';
 export { ProgressReporter, foldEtaSeconds, toFoldProgress, type ProgressReporterOptions } from './progress-reporter.js';
 export { ShardCache } from './shards.js';
-export { workerConfigFromEnv, type WorkerConfig } from './config.js';
+export { workerConfigFromEnv, workerConfigSchema, type WorkerConfig } from './config.js';
 export { main } from './main.js';
 export { coordinatorRetryable, RETRYABLE_CODES, isAuthError, type CoordinatorRetryOptions } from './client.js';
 export { WorkerError, type WorkerErrorCode } from './errors.js';
