@@ -35,6 +35,8 @@ interface Probe {
 }
 interface Container {
   name: string;
+  image: string;
+  ports?: { name: string; containerPort: number }[];
   env?: EnvVar[];
   envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
   volumeMounts?: Mount[];
@@ -120,9 +122,21 @@ const bytesOf = (q: string): number => {
   return Number(m[1]) * (m[2] ? (BYTES[m[2]] ?? NaN) : 1);
 };
 
+/** The ENV of the final stage of the Dockerfile that builds `image` (cvc-coordinator, cvc-worker-cpu or cvc-worker-gpu). */
+function imageEnv(image: string): Record<string, string> {
+  const name = (image.split('/').pop() ?? '').split(':')[0] ?? '';
+  const text = readFileSync(join(repoRoot, 'deploy/docker', `Dockerfile.${name.replace(/^cvc-/, '')}`), 'utf8');
+  const final = text.slice(text.lastIndexOf('\nFROM '));
+  const env: Record<string, string> = {};
+  for (const m of final.matchAll(/^ENV (.+)$/gm)) {
+    for (const kv of (m[1] ?? '').trim().split(/\s+/)) env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+  }
+  return env;
+}
+
 /** A container's environment as the kubelet gives it (Secrets from the documented ones); problems are listed, not thrown. */
 function resolveEnv(objs: K8sObject[], pod: PodSpec, c: Container, problems: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = c.image.startsWith('cvc-') || c.image.includes('/cvc-') ? imageEnv(c.image) : {};
   for (const from of c.envFrom ?? []) {
     const cm = from.configMapRef && objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === from.configMapRef?.name);
     if (!cm) problems.push(`${c.name}: envFrom ${JSON.stringify(from)} is not a ConfigMap of the build`);
@@ -194,6 +208,7 @@ const schemaKeys = {
 /** Variables a manifest may set that cvc's code does not read, and who reads them. */
 const READ_ELSEWHERE: Record<string, string> = {
   TF_NUM_INTRAOP_THREADS: "libtensorflow (tfjs-node)'s intra-op thread pool",
+  NODE_ENV: 'Node.js and npm (the images set production)',
 };
 
 for (const overlay of OVERLAYS) {
@@ -245,6 +260,28 @@ for (const overlay of OVERLAYS) {
     assert.ok(parseTokens(coord.data.CVC_WORKER_TOKENS, 'CVC_WORKER_TOKENS').includes(worker.data.CVC_TOKEN ?? ''), 'the worker token is accepted');
     const host = worker.data.CVC_TLS_SERVER_NAME ?? worker.data.CVC_COORDINATOR.split(':')[0];
     assert.ok(certNames.includes(host ?? ''), `${host} is a name of the certificate (${certNames.join(', ')})`);
+
+    // The ports the services listen on (settings, image ENV or defaults) are the ports the pods declare and the probes and Services use.
+    const port = (c: Container, name: string): number | undefined => c.ports?.find((p) => p.name === name)?.containerPort;
+    assert.equal(coord.data.CVC_GRPC_PORT, port(coordC, 'grpc'));
+    assert.equal(coord.data.CVC_METRICS_PORT, port(coordC, 'metrics'));
+    assert.equal(worker.data.CVC_METRICS_PORT, port(workerC, 'metrics'));
+    for (const c of [coordC, workerC]) for (const p of [c.livenessProbe, c.startupProbe]) assert.equal(p?.httpGet?.port, 'metrics');
+    const servicePort = (name: string, target: string): number | undefined =>
+      (objs.find((o) => o.kind === 'Service' && o.metadata.name === name)?.spec as { ports: { port: number; targetPort: string }[] } | undefined)?.ports.find(
+        (p) => p.targetPort === target,
+      )?.port;
+    assert.equal(worker.data.CVC_COORDINATOR, `cvc-coordinator:${servicePort('cvc-coordinator', 'grpc')}`);
+    assert.equal(coord.data.CVC_S3_PORT, servicePort(coord.data.CVC_S3_ENDPOINT, 's3'), 'CVC_S3_ENDPOINT/PORT name the MinIO Service');
+    // Series of ended runs and tasks stay long enough to be scraped with their final values.
+    for (const [kind, value] of [
+      ['ServiceMonitor', coord.data.CVC_METRICS_RETENTION_MS],
+      ['PodMonitor', worker.data.CVC_METRICS_RETENTION_MS],
+    ] as const) {
+      const mon = objs.find((o) => o.kind === kind)?.spec as { endpoints?: { interval: string }[]; podMetricsEndpoints?: { interval: string }[] } | undefined;
+      const interval = Number(/^(\d+)s$/.exec((mon?.endpoints ?? mon?.podMetricsEndpoints ?? [])[0]?.interval ?? '')?.[1]);
+      assert.ok(value >= 4 * interval * 1000, `${kind}: CVC_METRICS_RETENTION_MS ${value} covers several scrapes of ${interval} s`);
+    }
 
     // NATS and MinIO are given the credentials the services use.
     const natsSts = workload(objs, 'StatefulSet', 'cvc-nats');
