@@ -385,3 +385,17 @@ test('NATS stops in lame duck mode: a preStop hook signals it through the pid fi
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the cvc services are not PID 1: a SIGTERM before their handler is installed (during start-up) stops them at once', () => {
+  // Node as PID 1 ignores SIGTERM until main() installs its handler, which comes after NATS, S3, the
+  // backend and (for a worker) the coordinator answer: a pod deleted while it starts would wait out its
+  // whole grace period. With a shared process namespace the pause container is PID 1 (and reaps zombies).
+  for (const overlay of OVERLAYS) {
+    const objs = kustomizeBuild(overlay);
+    for (const name of ['cvc-coordinator', 'cvc-worker']) {
+      const pod = podOf(workload(objs, 'Deployment', name)) as PodSpec & { shareProcessNamespace?: boolean };
+      assert.equal(pod.shareProcessNamespace, true, `${overlay} ${name}`);
+      assert.equal(pod.containers.length, 1, `${overlay} ${name}: one container (nothing else sees its processes)`);
+    }
+  }
+});
