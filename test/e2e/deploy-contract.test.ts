@@ -306,6 +306,9 @@ for (const overlay of OVERLAYS) {
       worker.data.CVC_CACHE_MAX_BYTES > 0 && worker.data.CVC_CACHE_MAX_BYTES <= 0.9 * bytesOf(cacheVol.emptyDir.sizeLimit),
       'the cache stays under the sizeLimit',
     );
+    // ...and the scheduler places the worker where that much disk is free.
+    const disk = workerC.resources?.requests?.['ephemeral-storage'];
+    assert.ok(disk && bytesOf(disk) >= worker.data.CVC_CACHE_MAX_BYTES, `the worker requests ephemeral-storage for its cache (${disk})`);
 
     // Thread pools follow the container's CPU limit, not the node's cores (availableParallelism sees the node).
     const cpuLimit = Math.ceil(cpuCount(workerC.resources?.limits?.['cpu'] ?? 'NaN'));
