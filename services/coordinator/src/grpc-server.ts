@@ -33,6 +33,7 @@ import type { ClusterJobs } from './cluster-jobs.js';
 import { CoordinatorError, UploadsBusyError } from './errors.js';
 import type { SweepManager } from './sweeps.js';
 import { listing } from './run-list.js';
+import { pageFields, selectPage } from './paging.js';
 import { toStatus } from './to-status.js';
 import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
 
@@ -180,10 +181,13 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       'ListRuns',
       'user',
       guard,
-      async () => {
-        const { runs, omitted } = listing(await c.listRuns());
-        if (omitted > 0) o.logger.warn('ListRuns answer left out the oldest runs to fit in one gRPC message', { listed: runs.length, omitted });
-        return { runs };
+      async (r) => {
+        const page = await c.listRunsPage(r);
+        // A page too large for one message is cut short: the rest comes with the next page.
+        const { runs, omitted } = listing(page.items);
+        if (omitted > 0 && !r.pageToken && r.pageSize === 0)
+          o.logger.warn('ListRuns answer (a client that does not page) left out the oldest runs to fit in one gRPC message', { listed: runs.length, omitted });
+        return { runs, ...pageFields(runs, page.remaining + omitted) };
       },
       observe,
     ),
@@ -309,7 +313,16 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
     const sweepService: SweepServiceServer = {
       submitSweep: unary('SubmitSweep', 'user', guard, (r) => sw.submitSweep(r.spec), observe),
       getSweep: unary('GetSweep', 'user', guard, (r) => sw.getSweep(r.sweepId), observe),
-      listSweeps: unary('ListSweeps', 'user', guard, async () => ({ sweeps: await sw.listSweeps() }), observe),
+      listSweeps: unary(
+        'ListSweeps',
+        'user',
+        guard,
+        async (r) => {
+          const page = selectPage(await sw.listSweeps(), r);
+          return { sweeps: page.items, ...pageFields(page.items, page.remaining) };
+        },
+        observe,
+      ),
       cancelSweep: unary('CancelSweep', 'user', guard, (r) => sw.cancelSweep(r.sweepId), observe),
       watchSweep: watchHandler('WatchSweep', guard, fail, (r: SweepRef, send, signal) => sw.watchSweep(r.sweepId, send, signal)),
     };
