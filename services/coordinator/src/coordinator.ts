@@ -99,6 +99,12 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
 export interface RunHooks {
   /** True when a fold of `run` (its history already holding `epoch`) is to pause at `epoch` until its sweep judges the run. Must be pure. */
   pauseAt(run: Run, epoch: number): boolean;
+  /**
+   * Awaited before a report of `run` is recorded, so that `pauseAt` knows the
+   * run's sweep: one submitted through another coordinator since this one
+   * last read the sweeps (optional).
+   */
+  prepare?(run: Run): Promise<void>;
   /** Told after every recorded change of a run. */
   runChanged(run: Run, reason: string): void;
 }
@@ -547,6 +553,7 @@ export class Coordinator {
     if (epochs > 0 && m.epoch > epochs)
       throw new CoordinatorError('INVALID_ARGUMENT', `epoch report: epoch ${m.epoch} is past the ${epochs} epochs of run ${a.runId}`);
     if (before.run.state === RunState.RUN_STATE_STOPPED) return this.ackFor(before, a.fold);
+    await this.hooks?.prepare?.(before.run);
     const doc = await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
       if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
       const fold = this.checkToken(d, a);
