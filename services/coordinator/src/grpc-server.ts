@@ -36,6 +36,7 @@ import { listing } from './run-list.js';
 import { pageFields, selectPage } from './paging.js';
 import { toStatus } from './to-status.js';
 import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
+import { WatchSlots } from './watch-slots.js';
 
 /**
  * At most `limit` checkpoint uploads are processed at once. Beyond that an
@@ -87,6 +88,10 @@ export class UploadSlots {
 
 /** Default of `GrpcServerOptions.uploadIdleMs`. */
 export const DEFAULT_UPLOAD_IDLE_MS = 120_000;
+/** Default of `GrpcServerOptions.keepaliveMs` (CVC_GRPC_KEEPALIVE_MS). */
+export const DEFAULT_KEEPALIVE_MS = 60_000;
+/** Default of `GrpcServerOptions.keepaliveTimeoutMs` (CVC_GRPC_KEEPALIVE_TIMEOUT_MS). */
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 20_000;
 
 /** The iterator's next item, or the error `timeout()` makes when none comes within `ms` (time spent by the consumer does not count). */
 async function nextWithin<T>(it: AsyncIterator<T>, ms: number, timeout: () => Error): Promise<IteratorResult<T>> {
@@ -158,6 +163,15 @@ export interface GrpcServerOptions {
   readonly uploadIdleMs?: number;
   /** Clustering jobs: serves ClusterJobService and ClusterWorkerService, and job attempts' FailFold and UploadCheckpoint. */
   readonly clusterJobs?: ClusterJobs;
+  /**
+   * How often the server pings each connection (ms, default 60 000), and how long it waits for the answer before it
+   * drops the connection (default 20 000). Without pings a client that vanished (a laptop that slept, a half-open TCP
+   * connection) keeps its watch streams and uploads open for hours (grpc-js's default is no pings).
+   */
+  readonly keepaliveMs?: number;
+  readonly keepaliveTimeoutMs?: number;
+  /** Caps on open watch streams, per client and in all (default: 64 and 2048). */
+  readonly watches?: WatchSlots;
 }
 
 /** Builds the gRPC server with the run, worker and health services. */
@@ -172,7 +186,12 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
     const s = toStatus(err);
     call.emit('error', Object.assign(new Error(s.details), s));
   };
-  const server = new Server(MESSAGE_SIZE_OPTIONS);
+  const watches = o.watches ?? new WatchSlots();
+  const server = new Server({
+    ...MESSAGE_SIZE_OPTIONS,
+    'grpc.keepalive_time_ms': o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS,
+  });
 
   const runService: RunServiceServer = {
     submitRun: unary('SubmitRun', 'user', guard, (r) => c.submitRun(r.spec), observe),
@@ -192,7 +211,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       observe,
     ),
     cancelRun: unary('CancelRun', 'user', guard, (r) => c.cancelRun(r.runId), observe),
-    watchRun: watchHandler('WatchRun', guard, fail, (r: WatchRunRequest, send, signal) => c.watchRun(r.runId, send, signal)),
+    watchRun: watchHandler('WatchRun', guard, fail, (r: WatchRunRequest, send, signal) => c.watchRun(r.runId, send, signal), watches),
     downloadCheckpoint: (call: ServerWritableStream<{ runId: string; fold: number }, Chunk>) => {
       void (async () => {
         try {
@@ -324,13 +343,13 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
         observe,
       ),
       cancelSweep: unary('CancelSweep', 'user', guard, (r) => sw.cancelSweep(r.sweepId), observe),
-      watchSweep: watchHandler('WatchSweep', guard, fail, (r: SweepRef, send, signal) => sw.watchSweep(r.sweepId, send, signal)),
+      watchSweep: watchHandler('WatchSweep', guard, fail, (r: SweepRef, send, signal) => sw.watchSweep(r.sweepId, send, signal), watches),
     };
     server.addService(SweepServiceService, sweepService);
   }
   server.addService(WorkerServiceService, workerService);
   server.addService(HealthService, health);
-  if (o.clusterJobs) addClusterServices(server, o.clusterJobs, guard, observe, fail);
+  if (o.clusterJobs) addClusterServices(server, o.clusterJobs, guard, observe, fail, watches);
   return server;
 }
 
