@@ -86,13 +86,13 @@ test('fetchPages follows tokens until the limit, and cuts the whole list a coord
     { items: [5], nextPageToken: '', remaining: 0 },
   ];
   const sizes: number[] = [];
-  const paged = async (req: { pageSize: number; pageToken: string }) => {
+  const paged = (req: { pageSize: number; pageToken: string }) => {
     sizes.push(req.pageSize);
-    return pages[req.pageToken === '' ? 0 : req.pageToken === 'a' ? 1 : 2]!;
+    return Promise.resolve(pages[req.pageToken === '' ? 0 : req.pageToken === 'a' ? 1 : 2]!);
   };
   assert.deepEqual(await fetchPages({ limit: 3 }, paged), { items: [1, 2, 3], more: 2 });
   assert.deepEqual(sizes, [3, 1]);
   assert.deepEqual(await fetchPages({ limit: Number.POSITIVE_INFINITY }, paged), { items: [1, 2, 3, 4, 5], more: 0 });
-  const old = async () => ({ items: [1, 2, 3, 4, 5], nextPageToken: '', remaining: 0 });
+  const old = () => Promise.resolve({ items: [1, 2, 3, 4, 5], nextPageToken: '', remaining: 0 });
   assert.deepEqual(await fetchPages({ limit: 2 }, old), { items: [1, 2], more: 3 });
 });

@@ -30,7 +30,7 @@ export const coordinatorConfigSchema = natsEnvSchema
      */
     CVC_GRPC_KEEPALIVE_MS: z.coerce.number().int().min(1000).max(7_200_000).default(60_000),
     CVC_GRPC_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(20_000),
-    /** Open watch streams (run, sweep and clustering-job watches) one client (peer address) may hold, and all clients together; more are RESOURCE_EXHAUSTED. */
+    /** Open watch streams (run, sweep and clustering-job watches) one client (peer address and bearer token) may hold, and all clients together; more are RESOURCE_EXHAUSTED. */
     CVC_MAX_WATCHES_PER_CLIENT: z.coerce.number().int().min(1).max(1_000_000).default(64),
     CVC_MAX_WATCHES: z.coerce.number().int().min(1).max(1_000_000).default(2048),
     /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */

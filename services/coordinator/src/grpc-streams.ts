@@ -80,7 +80,8 @@ export function watchHandler<Req, E>(
     let release: () => void;
     try {
       guard(call.metadata, 'user', method);
-      release = slots ? slots.take(watchClient(call.getPeer())) : () => {};
+      const auth = call.metadata.get('authorization')[0];
+      release = slots ? slots.take(watchClient(call.getPeer(), typeof auth === 'string' ? auth : undefined)) : () => {};
     } catch (err) {
       fail(call, err);
       return;

@@ -59,6 +59,10 @@ test('WatchSlots: a cap per client and one in all, each named in its RESOURCE_EX
   assert.equal(w.inUse, 2);
   w.take('c');
   assert.deepEqual([watchClient('127.0.0.1:5123'), watchClient('[::1]:40000')], ['127.0.0.1', '[::1]']);
+  const [u1, u2] = [watchClient('10.0.0.1:1', 'Bearer one'), watchClient('10.0.0.1:2', 'Bearer two')];
+  assert.notEqual(u1, u2, 'two tokens from one address count apart');
+  assert.match(u1, /^10\.0\.0\.1 \(token sha256:[0-9a-f]{12}\)$/);
+  assert.doesNotMatch(u1, /one/, 'the token itself is never named');
 });
 
 test('a client over its watch cap gets RESOURCE_EXHAUSTED naming the limit; a cancelled watch frees its slot', T, async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { CoordinatorError } from './errors.js';
 
 /** Default of `GrpcServerOptions.maxWatchesPerClient` (CVC_MAX_WATCHES_PER_CLIENT). */
@@ -54,8 +55,14 @@ export class WatchSlots {
   }
 }
 
-/** The client a call counts against: its peer's host, without the port (each connection has its own). */
-export function watchClient(peer: string): string {
-  const m = /^(.*):\d+$/.exec(peer);
-  return m?.[1] ?? peer;
+/**
+ * The client a call counts against: its peer's host, without the port (each
+ * connection has its own), and with a bearer token a short digest of it (never
+ * the token): users behind one address (a NAT, an ingress) with tokens of their
+ * own count apart.
+ */
+export function watchClient(peer: string, authorization?: string): string {
+  const host = /^(.*):\d+$/.exec(peer)?.[1] ?? peer;
+  if (!authorization) return host;
+  return `${host} (token sha256:${createHash('sha256').update(authorization).digest('hex').slice(0, 12)})`;
 }
