@@ -63,7 +63,7 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
       const c = new RunServiceClient(addr, creds, { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' });
       clients.push(c);
       await assert.rejects(
-        call((cb) => c.listRuns({}, new Metadata(), { deadline: Date.now() + 5000 }, cb)),
+        call((cb) => c.listRuns({ pageSize: 0, pageToken: '' }, new Metadata(), { deadline: Date.now() + 5000 }, cb)),
         (e: ServiceError) => e.code === status.UNAVAILABLE || e.code === status.DEADLINE_EXCEEDED,
       );
     }
@@ -74,11 +74,11 @@ test('only the right clients are let in: TLS, user and worker tokens, bounded up
     const anonWorker = workerClient(cluster, '');
     clients.push(anon, wrong, anonWorker);
     await assert.rejects(
-      call((cb) => anon.listRuns({}, cb)),
+      call((cb) => anon.listRuns({ pageSize: 0, pageToken: '' }, cb)),
       code(status.UNAUTHENTICATED, /missing bearer token/),
     );
     await assert.rejects(
-      call((cb) => wrong.listRuns({}, cb)),
+      call((cb) => wrong.listRuns({ pageSize: 0, pageToken: '' }, cb)),
       code(status.UNAUTHENTICATED, /invalid token/),
     );
     await assert.rejects(

@@ -99,7 +99,7 @@ test('bad input gets clear gRPC statuses and loses nothing; a coordinator restar
       call((cb) => rc.submitRun({ spec: { ...spec, model: 'custom', modelConfigJson: JSON.stringify({ encoder: [{ filters: 0 }], codeSize: 4 }) } }, cb)),
       code(status.INVALID_ARGUMENT, /^spec\.model_config\.encoder\[0\]\.filters: must be >= 1$/),
     );
-    assert.equal((await call<{ runs: unknown[] }>((cb) => rc.listRuns({}, cb))).runs.length, 0, 'no refused spec was recorded');
+    assert.equal((await call<{ runs: unknown[] }>((cb) => rc.listRuns({ pageSize: 0, pageToken: '' }, cb))).runs.length, 0, 'no refused spec was recorded');
     // Through the CLI: `--seed 0` sends 0, and the recorded run's spec has it, with every other field filled in.
     const seedEnv = captureEnv(dir);
     assert.equal(

@@ -26,7 +26,7 @@ test('SweepService end to end: ASHA over 4 configurations keeps the best at rung
   const submit = unary<{ spec: SweepSpec }, Sweep>((r, cb) => sweeps.submitSweep(r, cb));
   const get = unary<{ sweepId: string }, Sweep>((r, cb) => sweeps.getSweep(r, cb));
   const cancel = unary<{ sweepId: string }, Sweep>((r, cb) => sweeps.cancelSweep(r, cb));
-  const list = unary<object, { sweeps: Sweep[] }>((r, cb) => sweeps.listSweeps(r, cb));
+  const list = unary<{ pageSize: number; pageToken: string }, { sweeps: Sweep[] }>((r, cb) => sweeps.listSweeps(r, cb));
   try {
     await importFashion(cluster, 2, 200);
     const base = { name: '', dataset: 'fashion-mnist', model: 'seed-mnist', folds: 2, epochs: 3, upsample: '', datasetVersion: '', modelConfigJson: '' };
@@ -90,7 +90,7 @@ test('SweepService end to end: ASHA over 4 configurations keeps the best at rung
       cancelled.trials.map((t) => t.state),
       [RunState.RUN_STATE_CANCELLED, RunState.RUN_STATE_CANCELLED],
     );
-    const all = await list({});
+    const all = await list({ pageSize: 0, pageToken: '' });
     assert.deepEqual(all.sweeps.map((s) => s.id).sort(), [s0.id, s1.id].sort());
   } finally {
     sweeps.close();

@@ -16,7 +16,8 @@ import {
   type Run,
 } from '@cvc/proto';
 import type { CliEnv } from './env.js';
-import { choiceOpt, floatOpt, intOpt, parse, positiveInt } from './args.js';
+import { choiceOpt, floatOpt, intOpt, parse, positiveInt, refuseFlags } from './args.js';
+import { fetchPages, LIST_PAGE_OPTIONS, listScope, moreLine } from './list-pages.js';
 import { RemoteError, UsageError } from './errors.js';
 import { duration, num, table } from './format.js';
 import { clusterChannel, resolveCluster, runServiceClient } from './cluster-config.js';
@@ -372,6 +373,7 @@ export async function clusterJobCommand(
       json: { type: 'boolean' },
       out: { type: 'string' },
       report: { type: 'string' },
+      ...LIST_PAGE_OPTIONS,
     },
     `cluster-job ${sub ?? ''}`,
   );
@@ -395,6 +397,8 @@ export async function clusterJobCommand(
   ];
   if (sub !== 'submit') for (const f of submitOnly) if (values[f] !== undefined) throw new UsageError(`--${f} applies to cluster-job submit`);
   for (const f of ['out', 'report']) if (sub !== 'fetch' && values[f] !== undefined) throw new UsageError(`--${f} applies to cluster-job fetch`);
+  if (sub !== 'list') refuseFlags(values, Object.keys(LIST_PAGE_OPTIONS), 'cluster-job list');
+  const scope = sub === 'list' ? listScope(values) : undefined;
   const spec = sub === 'submit' ? clusterJobSpecFromFlags(values, positionals) : undefined;
   const id = positionals[0];
   if (sub !== 'submit' && sub !== 'list' && !id) throw new UsageError(`cluster-job ${sub} needs a JOB id`);
@@ -428,8 +432,12 @@ export async function clusterJobCommand(
         print(await unary<ClusterJob>(signal, `cluster-job cancel ${id}`, (cb) => c.cancelClusterJob({ jobId: id as string }, cb)));
         return 0;
       case 'list': {
-        const { jobs } = await unary<ListClusterJobsResponse>(signal, 'cluster-job list', (cb) => c.listClusterJobs({}, cb));
+        const { items: jobs, more } = await fetchPages(scope ?? listScope({}), async (req) => {
+          const a = await unary<ListClusterJobsResponse>(signal, 'cluster-job list', (cb) => c.listClusterJobs(req, cb));
+          return { ...a, items: a.jobs };
+        });
         env.stdout.write(values['json'] ? JSON.stringify(jobs.map(clusterJobJson), null, 2) + '\n' : renderClusterJobList(jobs));
+        env.stderr.write(moreLine(more, 'cvc cluster-job list'));
         return 0;
       }
       default: {

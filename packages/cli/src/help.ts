@@ -42,6 +42,11 @@ const IMPORTED_CLUSTER: FlagHelp = {
   text: '--dataset NAME imported into a cluster (not built in, not a directory): the cluster whose S3 holds it (or CVC_COORDINATOR, CVC_S3_*)',
   default: '.cvc/local/cluster.json',
 };
+/** --limit and --all of the paged list commands (list-pages.ts). */
+const LIST_PAGE_FLAGS: FlagHelp[] = [
+  { flag: '--limit N', text: 'print at most N entries, newest first; a line on stderr says how many more there are', default: '50' },
+  { flag: '--all', text: 'print every entry (follows the pages)' },
+];
 const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on stdout (every field, zero values included)' };
 
 /** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
@@ -148,9 +153,9 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     example: 'cvc run show r-20261201-abc123 --json',
   },
   'run list': {
-    usage: 'cvc run list [--json]',
-    summary: 'Every run of the cluster, newest first.',
-    flags: [JSON_FLAG, CLUSTER],
+    usage: 'cvc run list [--limit N | --all] [--json]',
+    summary: 'The runs of the cluster, newest first: the 50 newest unless --limit or --all; says how many more there are.',
+    flags: [...LIST_PAGE_FLAGS, JSON_FLAG, CLUSTER],
     example: 'cvc run list',
   },
   'run cancel': {
@@ -204,9 +209,9 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     example: 'cvc sweep show lr-20261201-122735-268107',
   },
   'sweep list': {
-    usage: 'cvc sweep list [--json]',
-    summary: 'Every sweep of the cluster with its state, trial counts and best score.',
-    flags: [JSON_FLAG, CLUSTER],
+    usage: 'cvc sweep list [--limit N | --all] [--json]',
+    summary: 'The sweeps of the cluster, newest first (the 50 newest unless --limit or --all), with state, trial counts and best score.',
+    flags: [...LIST_PAGE_FLAGS, JSON_FLAG, CLUSTER],
     example: 'cvc sweep list',
   },
   'sweep cancel': {
@@ -357,9 +362,9 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     example: 'cvc cluster-job show j-20261201-abc123',
   },
   'cluster-job list': {
-    usage: 'cvc cluster-job list [--json]',
-    summary: 'Every clustering job with its state, method, source run and fold, progress and accuracy.',
-    flags: [JSON_FLAG, CLUSTER],
+    usage: 'cvc cluster-job list [--limit N | --all] [--json]',
+    summary: 'The clustering jobs, newest first (the 50 newest unless --limit or --all), with state, method, source run and fold, progress and accuracy.',
+    flags: [...LIST_PAGE_FLAGS, JSON_FLAG, CLUSTER],
     example: 'cvc cluster-job list',
   },
   'cluster-job cancel': {

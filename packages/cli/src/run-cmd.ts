@@ -8,6 +8,7 @@ import { resolveCluster, runServiceClient } from './cluster-config.js';
 import { Progress, type ProgressOptions } from './progress.js';
 import { followUntilFinal, unary } from './rpc.js';
 import { foldBar, foldName, progressText } from './run-progress.js';
+import { fetchPages, LIST_PAGE_OPTIONS, listScope, moreLine } from './list-pages.js';
 
 export { RemoteError } from './errors.js';
 
@@ -122,14 +123,18 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
     ...RUN_SPEC_FLAG_OPTIONS,
     watch: { type: 'boolean' },
     json: { type: 'boolean' },
+    ...LIST_PAGE_OPTIONS,
   } as const;
   const { values, positionals } = parse(rest, options, `run ${sub}`);
+  const listFlags = Object.keys(LIST_PAGE_OPTIONS);
+  if (sub !== 'list') refuseFlags(values, listFlags, 'run list');
   if (sub !== 'submit')
     refuseFlags(
       values,
-      Object.keys(options).filter((f) => f !== 'cluster' && f !== 'json'),
+      Object.keys(options).filter((f) => f !== 'cluster' && f !== 'json' && !listFlags.includes(f)),
       'run submit',
     );
+  const scope = sub === 'list' ? listScope(values) : undefined;
   if (sub !== 'submit' && sub !== 'list' && !positionals[0]) throw new UsageError(`run ${sub} needs a RUN id`);
   // Flags are checked before any connection is made.
   const spec = sub === 'submit' ? await runSpecFromFlags(values) : undefined;
@@ -171,7 +176,10 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
         return 0;
       }
       case 'list': {
-        const { runs } = await unary<ListRunsResponse>(signal, 'run list', (cb) => c.listRuns({}, cb));
+        const { items: runs, more } = await fetchPages(scope ?? listScope({}), async (req) => {
+          const a = await unary<ListRunsResponse>(signal, 'run list', (cb) => c.listRuns(req, cb));
+          return { ...a, items: a.runs };
+        });
         if (values['json'])
           env.stdout.write(
             JSON.stringify(
@@ -194,6 +202,7 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
               ]),
             ) + '\n',
           );
+        env.stderr.write(moreLine(more, 'cvc run list'));
         return 0;
       }
       default:

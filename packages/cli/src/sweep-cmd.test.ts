@@ -228,7 +228,8 @@ async function fakeCoordinator(dir: string, final: SweepState | undefined): Prom
         : call.request.sweepId === 's-new'
           ? cb(null, Sweep.fromPartial({ id: 's-new', state: SweepState.SWEEP_STATE_RUNNING }))
           : cb(notFound(`sweep ${call.request.sweepId}`), null),
-    listSweeps: (_call: ServerUnaryCall<ListSweepsRequest, ListSweepsResponse>, cb: sendUnaryData<ListSweepsResponse>) => cb(null, { sweeps: [sweep()] }),
+    listSweeps: (_call: ServerUnaryCall<ListSweepsRequest, ListSweepsResponse>, cb: sendUnaryData<ListSweepsResponse>) =>
+      cb(null, { sweeps: [sweep()], nextPageToken: '', remaining: 0 }),
     cancelSweep: (call: ServerUnaryCall<SweepRef, Sweep>, cb: sendUnaryData<Sweep>) => {
       cancelled.push(call.request.sweepId);
       cb(null, sweep(SweepState.SWEEP_STATE_CANCELLED));

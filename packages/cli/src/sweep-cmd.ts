@@ -1,6 +1,7 @@
 import { RunState, SweepState, type ListSweepsResponse, type Sweep, type SweepEvent, type SweepServiceClient } from '@cvc/proto';
 import type { CliEnv } from './env.js';
 import { parse, refuseFlags } from './args.js';
+import { fetchPages, LIST_PAGE_OPTIONS, listScope, moreLine } from './list-pages.js';
 import { RUN_SPEC_FLAG_OPTIONS } from './run-spec-flags.js';
 import { UsageError } from './errors.js';
 import { num } from './format.js';
@@ -104,7 +105,9 @@ export async function sweepCommand(argv: string[], env: CliEnv, signal?: AbortSi
   const [sub, ...rest] = argv;
   if (!['submit', 'watch', 'show', 'list', 'cancel'].includes(sub ?? ''))
     throw new UsageError(`unknown 'sweep ${sub ?? ''}' (use submit, watch, show, list or cancel)`);
-  const { values, positionals } = parse(rest, SWEEP_FLAG_OPTIONS, `sweep ${sub}`);
+  const { values, positionals } = parse(rest, { ...SWEEP_FLAG_OPTIONS, ...LIST_PAGE_OPTIONS }, `sweep ${sub}`);
+  if (sub !== 'list') refuseFlags(values, Object.keys(LIST_PAGE_OPTIONS), 'sweep list');
+  const scope = sub === 'list' ? listScope(values) : undefined;
   if (sub !== 'submit')
     refuseFlags(
       values,
@@ -149,8 +152,12 @@ export async function sweepCommand(argv: string[], env: CliEnv, signal?: AbortSi
         print(await unary<Sweep>(signal, `sweep cancel ${id}`, (cb) => c.cancelSweep({ sweepId: id as string }, cb)));
         return 0;
       default: {
-        const { sweeps } = await unary<ListSweepsResponse>(signal, 'sweep list', (cb) => c.listSweeps({}, cb));
+        const { items: sweeps, more } = await fetchPages(scope ?? listScope({}), async (req) => {
+          const a = await unary<ListSweepsResponse>(signal, 'sweep list', (cb) => c.listSweeps(req, cb));
+          return { ...a, items: a.sweeps };
+        });
         env.stdout.write(values['json'] ? JSON.stringify(sweeps.map(sweepJson), null, 2) + '\n' : renderSweepList(sweeps));
+        env.stderr.write(moreLine(more, 'cvc sweep list'));
         return 0;
       }
     }

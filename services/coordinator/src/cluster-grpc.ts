@@ -11,15 +11,26 @@ import {
 import type { ClusterJobs } from './cluster-jobs.js';
 import { unary, type Guard, type GrpcCallObserver } from './grpc-server.js';
 import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
+import { pageFields, selectPage } from './paging.js';
+import type { WatchSlots } from './watch-slots.js';
 
 /** Adds ClusterJobService (users) and ClusterWorkerService (workers) over `jobs` to `server`. */
-export function addClusterServices(server: Server, jobs: ClusterJobs, guard: Guard, observe: GrpcCallObserver, fail: FailStream): void {
+export function addClusterServices(server: Server, jobs: ClusterJobs, guard: Guard, observe: GrpcCallObserver, fail: FailStream, watches?: WatchSlots): void {
   const user: ClusterJobServiceServer = {
     submitClusterJob: unary('SubmitClusterJob', 'user', guard, (r) => jobs.submit(r.spec), observe),
     getClusterJob: unary('GetClusterJob', 'user', guard, (r) => jobs.get(r.jobId), observe),
-    listClusterJobs: unary('ListClusterJobs', 'user', guard, async () => ({ jobs: await jobs.list() }), observe),
+    listClusterJobs: unary(
+      'ListClusterJobs',
+      'user',
+      guard,
+      async (r) => {
+        const page = selectPage(await jobs.list(), r);
+        return { jobs: page.items, ...pageFields(page.items, page.remaining) };
+      },
+      observe,
+    ),
     cancelClusterJob: unary('CancelClusterJob', 'user', guard, (r) => jobs.cancel(r.jobId), observe),
-    watchClusterJob: watchHandler('WatchClusterJob', guard, fail, (r: ClusterJobRef, send, signal) => jobs.watch(r.jobId, send, signal)),
+    watchClusterJob: watchHandler('WatchClusterJob', guard, fail, (r: ClusterJobRef, send, signal) => jobs.watch(r.jobId, send, signal), watches),
     downloadClusterArtifact: (call: ServerWritableStream<DownloadClusterArtifactRequest, Chunk>) => {
       void (async () => {
         try {

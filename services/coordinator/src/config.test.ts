@@ -69,3 +69,21 @@ test('CVC_GRPC_PORT, CVC_MAX_CHECKPOINT_BYTES and CVC_UPLOAD_IDLE_MS out of rang
     );
   }
 });
+
+test('the gRPC keepalive and the watch caps have defaults and refuse values out of range, naming them', () => {
+  const c = coordinatorConfigFromEnv(good);
+  assert.deepEqual([c.CVC_GRPC_KEEPALIVE_MS, c.CVC_GRPC_KEEPALIVE_TIMEOUT_MS, c.CVC_MAX_WATCHES_PER_CLIENT, c.CVC_MAX_WATCHES], [60_000, 20_000, 64, 2048]);
+  assert.equal(coordinatorConfigFromEnv({ ...good, CVC_MAX_WATCHES_PER_CLIENT: '8' }).CVC_MAX_WATCHES_PER_CLIENT, 8);
+  for (const [field, v] of [
+    ['CVC_GRPC_KEEPALIVE_MS', '10'],
+    ['CVC_GRPC_KEEPALIVE_TIMEOUT_MS', '0'],
+    ['CVC_MAX_WATCHES_PER_CLIENT', '0'],
+    ['CVC_MAX_WATCHES', '-1'],
+  ] as const) {
+    assert.throws(
+      () => coordinatorConfigFromEnv({ ...good, [field]: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === field,
+      `${field}=${v}`,
+    );
+  }
+});

@@ -24,6 +24,15 @@ export const coordinatorConfigSchema = natsEnvSchema
     CVC_UPLOAD_QUEUE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** How long an upload may send nothing before it is dropped with DEADLINE_EXCEEDED and its slot freed (ms). */
     CVC_UPLOAD_IDLE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
+    /**
+     * How often the gRPC server pings each connection (ms), and how long it waits for the answer before it drops the
+     * connection, ending its watch streams and uploads: a client that vanished is noticed in about their sum.
+     */
+    CVC_GRPC_KEEPALIVE_MS: z.coerce.number().int().min(1000).max(7_200_000).default(60_000),
+    CVC_GRPC_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(20_000),
+    /** Open watch streams (run, sweep and clustering-job watches) one client (peer address and bearer token) may hold, and all clients together; more are RESOURCE_EXHAUSTED. */
+    CVC_MAX_WATCHES_PER_CLIENT: z.coerce.number().int().min(1).max(1_000_000).default(64),
+    CVC_MAX_WATCHES: z.coerce.number().int().min(1).max(1_000_000).default(2048),
     /** Port of /metrics, /healthz and /readyz (0: a free port, printed on start). */
     CVC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
     CVC_METRICS_HOST: z.string().default('0.0.0.0'),

@@ -26,6 +26,8 @@ import { capError, CoordinatorError } from './errors.js';
 import { checkRunFits, DEFAULT_MAX_DOC_BYTES, MAX_WORKER_BYTES } from './run-size.js';
 import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
+import { RunIndex } from './run-index.js';
+import { selectPage, type Page, type PageRequest } from './paging.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
 import { decodeDoc, ENDING_RUN_STATES, FINAL_FOLD_STATES, FINAL_RUN_STATES, fitSpecToDataset, resolveSpec, runKey, wireSpec, type RunDoc } from './run-doc.js';
@@ -57,7 +59,16 @@ export interface CoordinatorDeps {
    * See `resumePaused`.
    */
   readonly checkpointGraceMs?: number;
+  /**
+   * How often the periodic `recover()` reads every run document again, ended
+   * runs included (ms; default FULL_RECOVER_EVERY_MS). In between it skips the
+   * runs this coordinator has seen end, which never change again.
+   */
+  readonly fullRecoverEveryMs?: number;
 }
+
+/** Default of `CoordinatorDeps.fullRecoverEveryMs`: an hour. */
+export const FULL_RECOVER_EVERY_MS = 3_600_000;
 
 /** The real export, imported on first use (tests hand in their own and never load it). */
 const realExport: ArtifactExporter = async (input) => (await import('./export-artifacts.js')).exportRunArtifacts(input);
@@ -88,6 +99,12 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
 export interface RunHooks {
   /** True when a fold of `run` (its history already holding `epoch`) is to pause at `epoch` until its sweep judges the run. Must be pure. */
   pauseAt(run: Run, epoch: number): boolean;
+  /**
+   * Awaited before a report of `run` is recorded, so that `pauseAt` knows the
+   * run's sweep: one submitted through another coordinator since this one
+   * last read the sweeps (optional).
+   */
+  prepare?(run: Run): Promise<void>;
   /** Told after every recorded change of a run. */
   runChanged(run: Run, reason: string): void;
 }
@@ -132,6 +149,11 @@ export class Coordinator {
   /** Aborted by close(): background work stops (a restarted coordinator resumes it). */
   private readonly shutdown = new AbortController();
   private hooks: RunHooks | undefined;
+  /** Creation times and ended runs seen by this coordinator (see RunIndex). */
+  private readonly index = new RunIndex();
+  private readonly fullRecoverEveryMs: number;
+  /** When `recover()` last read every run document (the coordinator's clock). */
+  private lastFullRecoverMs = Number.NEGATIVE_INFINITY;
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -146,6 +168,7 @@ export class Coordinator {
     this.exportArtifacts = deps.exportArtifacts ?? realExport;
     this.retry = deps.finalizeRetry ?? { initialMs: 1000, maxMs: 30_000 };
     this.checkpointGraceMs = deps.checkpointGraceMs ?? 2 * deps.queue.ackWaitMs;
+    this.fullRecoverEveryMs = deps.fullRecoverEveryMs ?? FULL_RECOVER_EVERY_MS;
   }
 
   /** Installs the sweep scheduler's hooks (one set; a second call replaces the first). */
@@ -161,7 +184,9 @@ export class Coordinator {
     this.checkRunId(runId);
     const v = await this.runs.get(runKey(runId));
     if (!v) throw new CoordinatorError('NOT_FOUND', `run ${runId} does not exist`);
-    return decodeDoc(v.value);
+    const doc = decodeDoc(v.value);
+    this.index.saw(doc.run);
+    return doc;
   }
 
   /** Applies `fn` with compare-and-set (it may run more than once, so it must be pure). */
@@ -194,6 +219,7 @@ export class Coordinator {
       throw err;
     }
     const doc = decodeDoc(value);
+    this.index.saw(doc.run);
     this.observer.runChanged?.(doc.run, reason);
     this.hooks?.runChanged(doc.run, reason);
     return doc;
@@ -253,6 +279,7 @@ export class Coordinator {
       await this.requeueNeverStarted(existing);
       return existing;
     }
+    this.index.saw(run);
     for (let fold = 0; fold < spec.folds; fold++) await this.queue.enqueue({ runId: id, fold });
     this.logger.info('run submitted', { run: id, dataset: spec.dataset, version: imp.version, folds: spec.folds });
     this.observer.runChanged?.(run, 'submitted');
@@ -281,13 +308,53 @@ export class Coordinator {
     return (await this.load(runId)).run;
   }
 
+  /** Every run, newest first (reads every run document). */
   async listRuns(): Promise<Run[]> {
     const out: Run[] = [];
     for (const k of await this.runs.keys()) {
       const v = await this.runs.get(k);
-      if (v) out.push(decodeDoc(v.value).run);
+      if (v) out.push(this.seen(decodeDoc(v.value).run));
     }
     return out.sort((a, b) => b.createdAtMs - a.createdAtMs);
+  }
+
+  private seen(run: Run): Run {
+    this.index.saw(run);
+    return run;
+  }
+
+  /**
+   * One page of the runs, newest first (see paging.ts; INVALID_ARGUMENT for a
+   * bad page_token). Reads the documents of the page's runs, and of runs this
+   * coordinator has not seen yet (to learn their creation time, once), not
+   * every document each time.
+   */
+  async listRunsPage(req: PageRequest): Promise<Page<Run>> {
+    // Checked before any read: a bad token costs nothing.
+    selectPage([], req);
+    const read = new Map<string, Run>();
+    const positions: { id: string; createdAtMs: number }[] = [];
+    for (const k of await this.runs.keys()) {
+      if (!k.startsWith('run.')) continue;
+      const id = k.slice('run.'.length);
+      let createdAtMs = this.index.createdAt(id);
+      if (createdAtMs === undefined) {
+        const v = await this.runs.get(k);
+        if (!v) continue;
+        const run = this.seen(decodeDoc(v.value).run);
+        read.set(id, run);
+        createdAtMs = run.createdAtMs;
+      }
+      positions.push({ id, createdAtMs });
+    }
+    const page = selectPage(positions, req);
+    const items: Run[] = [];
+    for (const p of page.items) {
+      const run = read.get(p.id) ?? (await this.runs.get(runKey(p.id)).then((v) => (v ? this.seen(decodeDoc(v.value).run) : undefined)));
+      // Deleted since its key was listed (by hand: nothing here deletes runs).
+      if (run) items.push(run);
+    }
+    return { items, remaining: page.remaining };
   }
 
   /**
@@ -486,6 +553,7 @@ export class Coordinator {
     if (epochs > 0 && m.epoch > epochs)
       throw new CoordinatorError('INVALID_ARGUMENT', `epoch report: epoch ${m.epoch} is past the ${epochs} epochs of run ${a.runId}`);
     if (before.run.state === RunState.RUN_STATE_STOPPED) return this.ackFor(before, a.fold);
+    await this.hooks?.prepare?.(before.run);
     const doc = await this.mutate(a.runId, `fold ${a.fold} epoch ${m.epoch}`, (d) => {
       if (d.run.state === RunState.RUN_STATE_STOPPED) return d;
       const fold = this.checkToken(d, a);
@@ -997,15 +1065,21 @@ export class Coordinator {
    * run; without (the sweep every minute) of those submitted within the
    * queue's duplicate window (REQUEUE_WINDOW_MS), where a second publish is
    * certain to be dropped as a duplicate. Returns the runs taken up;
-   * the work goes on in the background (`idle()` waits for it).
+   * the work goes on in the background (`idle()` waits for it). Without
+   * `requeue`, runs this coordinator has seen end are not read again, but
+   * every `fullRecoverEveryMs`: a minute's sweep reads only the live runs.
    */
   async recover(opts: { requeue?: boolean } = {}): Promise<{ finalizing: string[]; cancelling: string[]; requeued: string[] }> {
     const out = { finalizing: [] as string[], cancelling: [] as string[], requeued: [] as string[] };
+    // Ended runs never change again: read once, then skipped, but for a full read now and then as a safety net.
+    const full = opts.requeue === true || this.now() - this.lastFullRecoverMs >= this.fullRecoverEveryMs;
+    if (full) this.lastFullRecoverMs = this.now();
     for (const key of await this.runs.keys()) {
+      if (!full && key.startsWith('run.') && this.index.isFinal(key.slice('run.'.length))) continue;
       try {
         const v = await this.runs.get(key);
         if (!v) continue;
-        let run = decodeDoc(v.value).run;
+        let run = this.seen(decodeDoc(v.value).run);
         if (run.state === RunState.RUN_STATE_CANCELLING) {
           out.cancelling.push(run.id);
           this.schedule(run.id, 'cancel');

@@ -84,7 +84,7 @@ test('ListRuns answers with every run, without fold histories, when the runs tog
   try {
     // 60 runs of 5 folds x 400 epochs: about 140 KB each with their histories as protobuf, 8 MB in all (the limit is 4 MiB).
     for (let i = 0; i < 60; i++) await e.runs.create(runKey(`r${i}`), runningDoc(`r${i}`, { folds: 5, epochs: 400, createdAtMs: 1000 + i }));
-    const { runs } = await call<ListRunsResponse>((cb) => e.rc.listRuns({}, cb));
+    const { runs } = await call<ListRunsResponse>((cb) => e.rc.listRuns({ pageSize: 0, pageToken: '' }, cb));
     assert.equal(runs.length, 60);
     assert.deepEqual(
       runs.map((r) => r.id),
@@ -98,6 +98,56 @@ test('ListRuns answers with every run, without fold histories, when the runs tog
     // GetRun still has the whole run.
     const one = await call<Run>((cb) => e.rc.getRun({ runId: 'r7' }, cb));
     assert.equal(one.folds[0]?.history.length, 400);
+  } finally {
+    await e.close();
+  }
+});
+
+test('ListRuns pages newest first; a run submitted between pages shifts no later page; the last page has no token', async () => {
+  const e = await edge();
+  try {
+    // r2 and r3 share a creation time: the id breaks the tie.
+    for (const [id, at] of [
+      ['r0', 1000],
+      ['r1', 1001],
+      ['r2', 1002],
+      ['r3', 1002],
+      ['r4', 1004],
+      ['r5', 1005],
+      ['r6', 1006],
+    ] as const)
+      await e.runs.create(runKey(id), runningDoc(id, { createdAtMs: at }));
+    const page = (pageToken: string) => call<ListRunsResponse>((cb) => e.rc.listRuns({ pageSize: 3, pageToken }, cb));
+    const p1 = await page('');
+    assert.deepEqual([p1.runs.map((r) => r.id), p1.remaining], [['r6', 'r5', 'r4'], 4]);
+    assert.notEqual(p1.nextPageToken, '');
+    await e.runs.create(runKey('new'), runningDoc('new', { createdAtMs: 9999 }));
+    const p2 = await page(p1.nextPageToken);
+    assert.deepEqual([p2.runs.map((r) => r.id), p2.remaining], [['r3', 'r2', 'r1'], 1]);
+    const p3 = await page(p2.nextPageToken);
+    assert.deepEqual([p3.runs.map((r) => r.id), p3.remaining, p3.nextPageToken], [['r0'], 0, '']);
+    // A client that does not page gets every run, as before paging.
+    const all = await call<ListRunsResponse>((cb) => e.rc.listRuns({ pageSize: 0, pageToken: '' }, cb));
+    assert.deepEqual([all.runs.length, all.nextPageToken], [8, '']);
+  } finally {
+    await e.close();
+  }
+});
+
+test('ListRuns refuses a page_token it did not make (INVALID_ARGUMENT naming page_token); page_size 0 with a token is 50, a huge one 1000', async () => {
+  const e = await edge();
+  try {
+    for (let i = 0; i < 1002; i++) await e.runs.create(runKey(`r${i}`), runningDoc(`r${i}`, { createdAtMs: 1000 + i }));
+    for (const pageToken of ['garbage', `p1.${Buffer.from('12:').toString('base64url')}`])
+      await assert.rejects(
+        call((cb) => e.rc.listRuns({ pageSize: 3, pageToken }, cb)),
+        (err: ServiceError) => err.code === status.INVALID_ARGUMENT && /page_token/.test(err.details),
+      );
+    const first = await call<ListRunsResponse>((cb) => e.rc.listRuns({ pageSize: 1, pageToken: '' }, cb));
+    const zero = await call<ListRunsResponse>((cb) => e.rc.listRuns({ pageSize: 0, pageToken: first.nextPageToken }, cb));
+    assert.deepEqual([zero.runs.length, zero.runs[0]?.id, zero.remaining], [50, 'r1000', 1001 - 50]);
+    const huge = await call<ListRunsResponse>((cb) => e.rc.listRuns({ pageSize: 4_294_967_295, pageToken: '' }, cb));
+    assert.deepEqual([huge.runs.length, huge.remaining], [1000, 2]);
   } finally {
     await e.close();
   }

@@ -33,8 +33,10 @@ import type { ClusterJobs } from './cluster-jobs.js';
 import { CoordinatorError, UploadsBusyError } from './errors.js';
 import type { SweepManager } from './sweeps.js';
 import { listing } from './run-list.js';
+import { pageFields, selectPage } from './paging.js';
 import { toStatus } from './to-status.js';
 import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
+import { WatchSlots } from './watch-slots.js';
 
 /**
  * At most `limit` checkpoint uploads are processed at once. Beyond that an
@@ -86,6 +88,10 @@ export class UploadSlots {
 
 /** Default of `GrpcServerOptions.uploadIdleMs`. */
 export const DEFAULT_UPLOAD_IDLE_MS = 120_000;
+/** Default of `GrpcServerOptions.keepaliveMs` (CVC_GRPC_KEEPALIVE_MS). */
+export const DEFAULT_KEEPALIVE_MS = 60_000;
+/** Default of `GrpcServerOptions.keepaliveTimeoutMs` (CVC_GRPC_KEEPALIVE_TIMEOUT_MS). */
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 20_000;
 
 /** The iterator's next item, or the error `timeout()` makes when none comes within `ms` (time spent by the consumer does not count). */
 async function nextWithin<T>(it: AsyncIterator<T>, ms: number, timeout: () => Error): Promise<IteratorResult<T>> {
@@ -157,6 +163,15 @@ export interface GrpcServerOptions {
   readonly uploadIdleMs?: number;
   /** Clustering jobs: serves ClusterJobService and ClusterWorkerService, and job attempts' FailFold and UploadCheckpoint. */
   readonly clusterJobs?: ClusterJobs;
+  /**
+   * How often the server pings each connection (ms, default 60 000), and how long it waits for the answer before it
+   * drops the connection (default 20 000). Without pings a client that vanished (a laptop that slept, a half-open TCP
+   * connection) keeps its watch streams and uploads open for hours (grpc-js's default is no pings).
+   */
+  readonly keepaliveMs?: number;
+  readonly keepaliveTimeoutMs?: number;
+  /** Caps on open watch streams, per client and in all (default: 64 and 2048). */
+  readonly watches?: WatchSlots;
 }
 
 /** Builds the gRPC server with the run, worker and health services. */
@@ -171,7 +186,12 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
     const s = toStatus(err);
     call.emit('error', Object.assign(new Error(s.details), s));
   };
-  const server = new Server(MESSAGE_SIZE_OPTIONS);
+  const watches = o.watches ?? new WatchSlots();
+  const server = new Server({
+    ...MESSAGE_SIZE_OPTIONS,
+    'grpc.keepalive_time_ms': o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS,
+  });
 
   const runService: RunServiceServer = {
     submitRun: unary('SubmitRun', 'user', guard, (r) => c.submitRun(r.spec), observe),
@@ -180,15 +200,18 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       'ListRuns',
       'user',
       guard,
-      async () => {
-        const { runs, omitted } = listing(await c.listRuns());
-        if (omitted > 0) o.logger.warn('ListRuns answer left out the oldest runs to fit in one gRPC message', { listed: runs.length, omitted });
-        return { runs };
+      async (r) => {
+        const page = await c.listRunsPage(r);
+        // A page too large for one message is cut short: the rest comes with the next page.
+        const { runs, omitted } = listing(page.items);
+        if (omitted > 0 && !r.pageToken && r.pageSize === 0)
+          o.logger.warn('ListRuns answer (a client that does not page) left out the oldest runs to fit in one gRPC message', { listed: runs.length, omitted });
+        return { runs, ...pageFields(runs, page.remaining + omitted) };
       },
       observe,
     ),
     cancelRun: unary('CancelRun', 'user', guard, (r) => c.cancelRun(r.runId), observe),
-    watchRun: watchHandler('WatchRun', guard, fail, (r: WatchRunRequest, send, signal) => c.watchRun(r.runId, send, signal)),
+    watchRun: watchHandler('WatchRun', guard, fail, (r: WatchRunRequest, send, signal) => c.watchRun(r.runId, send, signal), watches),
     downloadCheckpoint: (call: ServerWritableStream<{ runId: string; fold: number }, Chunk>) => {
       void (async () => {
         try {
@@ -309,15 +332,24 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
     const sweepService: SweepServiceServer = {
       submitSweep: unary('SubmitSweep', 'user', guard, (r) => sw.submitSweep(r.spec), observe),
       getSweep: unary('GetSweep', 'user', guard, (r) => sw.getSweep(r.sweepId), observe),
-      listSweeps: unary('ListSweeps', 'user', guard, async () => ({ sweeps: await sw.listSweeps() }), observe),
+      listSweeps: unary(
+        'ListSweeps',
+        'user',
+        guard,
+        async (r) => {
+          const page = selectPage(await sw.listSweeps(), r);
+          return { sweeps: page.items, ...pageFields(page.items, page.remaining) };
+        },
+        observe,
+      ),
       cancelSweep: unary('CancelSweep', 'user', guard, (r) => sw.cancelSweep(r.sweepId), observe),
-      watchSweep: watchHandler('WatchSweep', guard, fail, (r: SweepRef, send, signal) => sw.watchSweep(r.sweepId, send, signal)),
+      watchSweep: watchHandler('WatchSweep', guard, fail, (r: SweepRef, send, signal) => sw.watchSweep(r.sweepId, send, signal), watches),
     };
     server.addService(SweepServiceService, sweepService);
   }
   server.addService(WorkerServiceService, workerService);
   server.addService(HealthService, health);
-  if (o.clusterJobs) addClusterServices(server, o.clusterJobs, guard, observe, fail);
+  if (o.clusterJobs) addClusterServices(server, o.clusterJobs, guard, observe, fail, watches);
   return server;
 }
 

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { CHECKPOINT_CHUNK_BYTES, type Chunk } from '@cvc/proto';
 import { CoordinatorError } from './errors.js';
 import type { Guard } from './grpc-server.js';
+import { watchClient, type WatchSlots } from './watch-slots.js';
 
 /** Ends a server stream with the gRPC status of `err` (grpc-js sends it when 'error' is emitted; destroy() does not). */
 export type FailStream = (call: { emit(event: 'error', err: Error): boolean }, err: unknown) => void;
@@ -63,27 +64,35 @@ export async function writeChunks(call: ChunkSink, size: number, stream: AsyncIt
 
 /**
  * A user's watch stream (WatchRun, WatchSweep, WatchClusterJob): checks the
- * caller, sends what `watch` sends until it resolves (the watched thing ended)
- * or the client cancels, then ends the stream, or fails it with the error's status.
+ * caller, takes one of `slots` (RESOURCE_EXHAUSTED over a cap), sends what
+ * `watch` sends until it resolves (the watched thing ended) or the client
+ * cancels (or is found gone by the server's keepalive), then ends the stream,
+ * or fails it with the error's status, and gives the slot back.
  */
 export function watchHandler<Req, E>(
   method: string,
   guard: Guard,
   fail: FailStream,
   watch: (req: Req, send: (e: E) => void, signal: AbortSignal) => Promise<void>,
+  slots?: WatchSlots,
 ): (call: ServerWritableStream<Req, E>) => void {
   return (call) => {
+    let release: () => void;
     try {
       guard(call.metadata, 'user', method);
+      const auth = call.metadata.get('authorization')[0];
+      release = slots ? slots.take(watchClient(call.getPeer(), typeof auth === 'string' ? auth : undefined)) : () => {};
     } catch (err) {
       fail(call, err);
       return;
     }
     const ac = new AbortController();
     call.on('cancelled', () => ac.abort());
-    watch(call.request, (e) => call.write(e), ac.signal).then(
-      () => call.end(),
-      (err: unknown) => fail(call, err),
-    );
+    watch(call.request, (e) => call.write(e), ac.signal)
+      .then(
+        () => call.end(),
+        (err: unknown) => fail(call, err),
+      )
+      .finally(release);
   };
 }

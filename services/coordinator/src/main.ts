@@ -14,6 +14,7 @@ import { sweepMetricsView, type SweepDoc } from './sweep-doc.js';
 import { SweepManager } from './sweeps.js';
 import { createClusterJobs } from './cluster-jobs-setup.js';
 import { createRunMetrics } from './run-metrics.js';
+import { WatchSlots } from './watch-slots.js';
 
 /** How often the running coordinator looks for runs left finalising or cancelling with nobody finishing them (ms). */
 const RECOVER_SWEEP_MS = 60_000;
@@ -112,6 +113,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     maxConcurrentUploads: cfg.CVC_MAX_CONCURRENT_UPLOADS,
     uploadQueueMs: cfg.CVC_UPLOAD_QUEUE_MS,
     uploadIdleMs: cfg.CVC_UPLOAD_IDLE_MS,
+    keepaliveMs: cfg.CVC_GRPC_KEEPALIVE_MS,
+    keepaliveTimeoutMs: cfg.CVC_GRPC_KEEPALIVE_TIMEOUT_MS,
+    watches: new WatchSlots(cfg.CVC_MAX_WATCHES_PER_CLIENT, cfg.CVC_MAX_WATCHES),
     observe: (method, code, seconds) => {
       metrics.grpcRequests.inc({ method, code: grpcStatus[code] ?? String(code) });
       metrics.grpcDuration.observe({ method }, seconds);

@@ -352,6 +352,19 @@ test('a fold paused at a rung: its old task is skipped at StartAttempt, progress
   }
 });
 
+test('with two coordinators, a fold of a sweep submitted through the other one pauses at its first rung (no wait for the minute recover())', T, async () => {
+  const w = await world();
+  const a = w.start();
+  const b = w.start();
+  const s0 = await a.m.submitSweep(fourConfigs({ grid: [{ name: 'learning-rate', values: ['1e-3'] }] }));
+  const runId = `${s0.id}-t0`;
+  const s = await b.c.startAttempt({ runId, fold: 0, worker: 'w', delivery: 1 });
+  const ack = await b.c.reportEpoch({ runId, fold: 0, token: s.token, jobId: '' }, EPOCH1);
+  assert.deepEqual(ack, { stop: true, reason: 'paused at epoch 1: the sweep judges the run once every fold has reported it' });
+  await a.m.idle();
+  await b.m.idle();
+});
+
 test("a fold whose pausing attempt died before storing the rung checkpoint is queued by the minute's recover() once the grace has passed", T, async () => {
   const w = await world();
   let clock = Date.UTC(2026, 0, 2, 3, 4, 5);

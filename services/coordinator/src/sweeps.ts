@@ -137,6 +137,21 @@ export class SweepManager {
         if (!trial) return false;
         return !s.decisions.some((d) => d.trial === trial.index && d.rung === epoch);
       },
+      // A sweep submitted through another coordinator is not cached here until the next recover() (a minute): read
+      // it at its runs' first report instead, so their folds pause at its rungs from the start. One read per sweep.
+      prepare: async (run) => {
+        if (!run.sweepId || this.cache.has(run.sweepId)) return;
+        try {
+          const v = await this.sweeps.get(sweepKey(run.sweepId));
+          if (v) this.remember(decodeSweepDoc(v.value).sweep, v.revision);
+        } catch (err) {
+          this.logger.warn('reading the sweep of a reported run failed; its folds pause at rungs from the next recovery', {
+            run: run.id,
+            sweep: run.sweepId,
+            error: describeError(err),
+          });
+        }
+      },
       runChanged: (run) => {
         if (!run.sweepId) return;
         // A waiting fold's stored checkpoint counts too: resumePaused holds a released fold back until its rung checkpoint lands.

@@ -519,10 +519,24 @@ export interface GetRunRequest {
 }
 
 export interface ListRunsRequest {
+  /**
+   * Paging (newest first). page_size 0 with no page_token: every entry that fits in one message (the answer
+   * before paging existed; older clients send that). Otherwise at most page_size entries (0: 50, clamped to
+   * 1000); page_token is a previous answer's next_page_token.
+   */
+  pageSize: number;
+  pageToken: string;
 }
 
 export interface ListRunsResponse {
   runs: Run[];
+  /**
+   * Set when more entries follow this page: pass it as page_token for the next one. A position (creation
+   * time and id of this page's last entry), so entries added meanwhile never shift a later page.
+   */
+  nextPageToken: string;
+  /** How many entries follow this page when it was answered. */
+  remaining: number;
 }
 
 export interface CancelRunRequest {
@@ -795,10 +809,16 @@ export interface ClusterJobRef {
 }
 
 export interface ListClusterJobsRequest {
+  /** As ListRunsRequest. */
+  pageSize: number;
+  pageToken: string;
 }
 
 export interface ListClusterJobsResponse {
   jobs: ClusterJob[];
+  /** As ListRunsResponse. */
+  nextPageToken: string;
+  remaining: number;
 }
 
 export interface ClusterJobEvent {
@@ -950,10 +970,16 @@ export interface SweepRef {
 }
 
 export interface ListSweepsRequest {
+  /** As ListRunsRequest. */
+  pageSize: number;
+  pageToken: string;
 }
 
 export interface ListSweepsResponse {
   sweeps: Sweep[];
+  /** As ListRunsResponse. */
+  nextPageToken: string;
+  remaining: number;
 }
 
 export interface SweepEvent {
@@ -2736,11 +2762,17 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
 };
 
 function createBaseListRunsRequest(): ListRunsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "" };
 }
 
 export const ListRunsRequest: MessageFns<ListRunsRequest> = {
-  encode(_: ListRunsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListRunsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
     return writer;
   },
 
@@ -2757,6 +2789,22 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2769,32 +2817,57 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListRunsRequest {
-    return {};
+  fromJSON(object: any): ListRunsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
-  toJSON(_: ListRunsRequest): unknown {
+  toJSON(message: ListRunsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== undefined) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== undefined) {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListRunsRequest>, I>>(base?: I): ListRunsRequest {
     return ListRunsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListRunsRequest>, I>>(_: I): ListRunsRequest {
+  fromPartial<I extends Exact<DeepPartial<ListRunsRequest>, I>>(object: I): ListRunsRequest {
     const message = createBaseListRunsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListRunsResponse(): ListRunsResponse {
-  return { runs: [] };
+  return { runs: [], nextPageToken: "", remaining: 0 };
 }
 
 export const ListRunsResponse: MessageFns<ListRunsResponse> = {
   encode(message: ListRunsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.runs) {
       Run.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.remaining !== 0) {
+      writer.uint32(24).uint32(message.remaining);
     }
     return writer;
   },
@@ -2820,6 +2893,22 @@ export const ListRunsResponse: MessageFns<ListRunsResponse> = {
             message.runs.push(Run.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remaining = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2833,13 +2922,27 @@ export const ListRunsResponse: MessageFns<ListRunsResponse> = {
   },
 
   fromJSON(object: any): ListRunsResponse {
-    return { runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => Run.fromJSON(e)) : [] };
+    return {
+      runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => Run.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      remaining: isSet(object.remaining) ? globalThis.Number(object.remaining) : 0,
+    };
   },
 
   toJSON(message: ListRunsResponse): unknown {
     const obj: any = {};
     if (message.runs?.length) {
       obj.runs = message.runs.map((e) => Run.toJSON(e));
+    }
+    if (message.nextPageToken !== undefined) {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.remaining !== undefined) {
+      obj.remaining = Math.round(message.remaining);
     }
     return obj;
   },
@@ -2850,6 +2953,8 @@ export const ListRunsResponse: MessageFns<ListRunsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListRunsResponse>, I>>(object: I): ListRunsResponse {
     const message = createBaseListRunsResponse();
     message.runs = object.runs?.map((e) => Run.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.remaining = object.remaining ?? 0;
     return message;
   },
 };
@@ -6143,11 +6248,17 @@ export const ClusterJobRef: MessageFns<ClusterJobRef> = {
 };
 
 function createBaseListClusterJobsRequest(): ListClusterJobsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "" };
 }
 
 export const ListClusterJobsRequest: MessageFns<ListClusterJobsRequest> = {
-  encode(_: ListClusterJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListClusterJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
     return writer;
   },
 
@@ -6164,6 +6275,22 @@ export const ListClusterJobsRequest: MessageFns<ListClusterJobsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6176,32 +6303,57 @@ export const ListClusterJobsRequest: MessageFns<ListClusterJobsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListClusterJobsRequest {
-    return {};
+  fromJSON(object: any): ListClusterJobsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
-  toJSON(_: ListClusterJobsRequest): unknown {
+  toJSON(message: ListClusterJobsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== undefined) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== undefined) {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListClusterJobsRequest>, I>>(base?: I): ListClusterJobsRequest {
     return ListClusterJobsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListClusterJobsRequest>, I>>(_: I): ListClusterJobsRequest {
+  fromPartial<I extends Exact<DeepPartial<ListClusterJobsRequest>, I>>(object: I): ListClusterJobsRequest {
     const message = createBaseListClusterJobsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListClusterJobsResponse(): ListClusterJobsResponse {
-  return { jobs: [] };
+  return { jobs: [], nextPageToken: "", remaining: 0 };
 }
 
 export const ListClusterJobsResponse: MessageFns<ListClusterJobsResponse> = {
   encode(message: ListClusterJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.jobs) {
       ClusterJob.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.remaining !== 0) {
+      writer.uint32(24).uint32(message.remaining);
     }
     return writer;
   },
@@ -6227,6 +6379,22 @@ export const ListClusterJobsResponse: MessageFns<ListClusterJobsResponse> = {
             message.jobs.push(ClusterJob.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remaining = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6240,13 +6408,27 @@ export const ListClusterJobsResponse: MessageFns<ListClusterJobsResponse> = {
   },
 
   fromJSON(object: any): ListClusterJobsResponse {
-    return { jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => ClusterJob.fromJSON(e)) : [] };
+    return {
+      jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => ClusterJob.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      remaining: isSet(object.remaining) ? globalThis.Number(object.remaining) : 0,
+    };
   },
 
   toJSON(message: ListClusterJobsResponse): unknown {
     const obj: any = {};
     if (message.jobs?.length) {
       obj.jobs = message.jobs.map((e) => ClusterJob.toJSON(e));
+    }
+    if (message.nextPageToken !== undefined) {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.remaining !== undefined) {
+      obj.remaining = Math.round(message.remaining);
     }
     return obj;
   },
@@ -6257,6 +6439,8 @@ export const ListClusterJobsResponse: MessageFns<ListClusterJobsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListClusterJobsResponse>, I>>(object: I): ListClusterJobsResponse {
     const message = createBaseListClusterJobsResponse();
     message.jobs = object.jobs?.map((e) => ClusterJob.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.remaining = object.remaining ?? 0;
     return message;
   },
 };
@@ -8195,11 +8379,17 @@ export const SweepRef: MessageFns<SweepRef> = {
 };
 
 function createBaseListSweepsRequest(): ListSweepsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "" };
 }
 
 export const ListSweepsRequest: MessageFns<ListSweepsRequest> = {
-  encode(_: ListSweepsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListSweepsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
     return writer;
   },
 
@@ -8216,6 +8406,22 @@ export const ListSweepsRequest: MessageFns<ListSweepsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8228,32 +8434,57 @@ export const ListSweepsRequest: MessageFns<ListSweepsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListSweepsRequest {
-    return {};
+  fromJSON(object: any): ListSweepsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
-  toJSON(_: ListSweepsRequest): unknown {
+  toJSON(message: ListSweepsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== undefined) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== undefined) {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListSweepsRequest>, I>>(base?: I): ListSweepsRequest {
     return ListSweepsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListSweepsRequest>, I>>(_: I): ListSweepsRequest {
+  fromPartial<I extends Exact<DeepPartial<ListSweepsRequest>, I>>(object: I): ListSweepsRequest {
     const message = createBaseListSweepsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListSweepsResponse(): ListSweepsResponse {
-  return { sweeps: [] };
+  return { sweeps: [], nextPageToken: "", remaining: 0 };
 }
 
 export const ListSweepsResponse: MessageFns<ListSweepsResponse> = {
   encode(message: ListSweepsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.sweeps) {
       Sweep.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.remaining !== 0) {
+      writer.uint32(24).uint32(message.remaining);
     }
     return writer;
   },
@@ -8279,6 +8510,22 @@ export const ListSweepsResponse: MessageFns<ListSweepsResponse> = {
             message.sweeps.push(Sweep.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remaining = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8292,13 +8539,27 @@ export const ListSweepsResponse: MessageFns<ListSweepsResponse> = {
   },
 
   fromJSON(object: any): ListSweepsResponse {
-    return { sweeps: globalThis.Array.isArray(object?.sweeps) ? object.sweeps.map((e: any) => Sweep.fromJSON(e)) : [] };
+    return {
+      sweeps: globalThis.Array.isArray(object?.sweeps) ? object.sweeps.map((e: any) => Sweep.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      remaining: isSet(object.remaining) ? globalThis.Number(object.remaining) : 0,
+    };
   },
 
   toJSON(message: ListSweepsResponse): unknown {
     const obj: any = {};
     if (message.sweeps?.length) {
       obj.sweeps = message.sweeps.map((e) => Sweep.toJSON(e));
+    }
+    if (message.nextPageToken !== undefined) {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.remaining !== undefined) {
+      obj.remaining = Math.round(message.remaining);
     }
     return obj;
   },
@@ -8309,6 +8570,8 @@ export const ListSweepsResponse: MessageFns<ListSweepsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListSweepsResponse>, I>>(object: I): ListSweepsResponse {
     const message = createBaseListSweepsResponse();
     message.sweeps = object.sweeps?.map((e) => Sweep.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.remaining = object.remaining ?? 0;
     return message;
   },
 };
