@@ -624,9 +624,12 @@ test(
     );
     const s = setup({ deps: { coordinator: client, coordinatorHungMs: 300 } });
     await s.queue.enqueue(task);
+    // Without the limit the worker would hold the task for good: stopped here, it hands it back at once (no backoff).
+    const guard = setTimeout(() => s.worker.stop(), 10_000);
     try {
       await s.worker.run();
     } finally {
+      clearTimeout(guard);
       client.close();
       server.forceShutdown();
     }
