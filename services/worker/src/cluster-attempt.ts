@@ -89,7 +89,10 @@ function resolvedSpec(
  * fine-tunes (resuming from the job's last CLUSTER checkpoint when there is
  * one), reports progress and uploads a CLUSTER checkpoint at each refresh,
  * then uploads the CLUSTER_FINAL checkpoint and finishes the job with the
- * assignments, and acks the task.
+ * assignments, and acks the task. A resume checkpoint that is gone, corrupt
+ * or of another job is reported (ReportBadCheckpoint with the job id) and the
+ * fine-tune starts again from the coordinator's answer: an older job
+ * checkpoint, or none (the source checkpoint, as a new job does).
  *
  * How it ends decides the task's fate, as for folds: done, skipped or
  * cancelled (an Ack.stop or a CANCELLED answer: stopped after the current
