@@ -301,6 +301,63 @@ test('attempts: a stale token is refused, progress is kept, the next attempt res
   await assert.rejects(j.finish(finishReq(first)), outcome('FAILED_PRECONDITION', /stale attempt token/));
 });
 
+test(
+  'a bad resume checkpoint (ReportBadCheckpoint with job_id): the newest older stored one, else a fresh start; history cut, error says why; a retry changes nothing; a stored one reported missing is kept',
+  T,
+  async () => {
+    const w = await world();
+    const j = w.jobs();
+    const job = await j.submit(jobSpec(w.runId, { updateInterval: 10 }));
+    const first = await startJob(j, job.id, w.runId, 1);
+    for (const i of [10, 20, 30]) await j.reportProgress(first, progress(i));
+    const key20 = await upload(j, first, CheckpointKind.CHECKPOINT_KIND_CLUSTER, 20);
+    // An older state left in the store (its removal as superseded is best effort).
+    const key10 = `cluster-jobs/${job.id}/checkpoints/iter-0000010.ckpt`;
+    await w.store.put(key10, new Uint8Array([10, 1]));
+    w.advance(60_000);
+    const second = await startJob(j, job.id, w.runId, 1, 2);
+    await assert.rejects(j.reportBadCheckpoint({ attempt: first, checkpoint: key20, reason: 'x' }), outcome('FAILED_PRECONDITION'));
+    const missing = `NOT_FOUND: ${key20}: get: no such object`;
+    assert.deepEqual(
+      await j.reportBadCheckpoint({ attempt: second, checkpoint: key20, reason: missing }),
+      { resumeCheckpoint: key20, resumeEpoch: 20 },
+      'it is stored',
+    );
+    assert.equal((await j.get(job.id)).lastCheckpoint, key20);
+
+    const r = await j.reportBadCheckpoint({ attempt: second, checkpoint: key20, reason: 'CHECKPOINT_CORRUPT: bad magic' });
+    assert.deepEqual(r, { resumeCheckpoint: key10, resumeEpoch: 10 });
+    let s = await j.get(job.id);
+    assert.deepEqual(
+      s.history.map((h) => h.iteration),
+      [10],
+    );
+    assert.equal(s.lastCheckpointIteration, 10);
+    assert.equal(s.resumedFromIteration, 10);
+    assert.equal(s.state, ClusterJobState.CLUSTER_JOB_STATE_RUNNING);
+    assert.equal(s.attempts, 2);
+    assert.match(s.error, /iter-0000020\.ckpt \(iteration 20\) could not be used: CHECKPOINT_CORRUPT: bad magic; resumed from iteration 10/);
+    const rev = (await w.jobDocs.get(`job.${job.id}`))?.revision;
+    assert.deepEqual(await j.reportBadCheckpoint({ attempt: second, checkpoint: key20, reason: 'CHECKPOINT_CORRUPT: bad magic' }), r, 'a retry');
+    assert.equal((await w.jobDocs.get(`job.${job.id}`))?.revision, rev, 'a retry writes nothing');
+
+    // That one is gone too: a fresh start from the source checkpoint, which the next attempt still shows.
+    await w.store.remove(key10);
+    assert.deepEqual(await j.reportBadCheckpoint({ attempt: second, checkpoint: key10, reason: `NOT_FOUND: ${key10}` }), {
+      resumeCheckpoint: '',
+      resumeEpoch: 0,
+    });
+    s = await j.get(job.id);
+    assert.deepEqual(s.history, []);
+    assert.equal(s.lastCheckpoint, '');
+    assert.match(s.error, /restarted from iteration 0 \(the source fold's best checkpoint/);
+    w.advance(60_000);
+    const third = await j.startAttempt({ jobId: job.id, worker: 'w3', delivery: 3 });
+    assert.equal(third.resumeCheckpoint, '');
+    assert.match((await j.get(job.id)).error, /restarted from iteration 0/);
+  },
+);
+
 test('finish: FINALIZING, then the encoder and assignments.csv; SUCCEEDED; artifacts downloadable; a watch sees it end', T, async () => {
   const w = await world();
   const j = w.jobs();

@@ -16,6 +16,8 @@ import {
   type ClusterJobSpec,
   type FailFoldRequest,
   type FinishClusterJobRequest,
+  type ReportBadCheckpointRequest,
+  type ReportBadCheckpointResponse,
   type Run,
   type StartClusterAttemptRequest,
   type StartClusterAttemptResponse,
@@ -34,6 +36,7 @@ import {
   type ClusterJobDoc,
 } from './cluster-job-doc.js';
 import { isTransient, pause } from './coordinator.js';
+import { confirmBadCheckpoint } from './bad-checkpoint.js';
 import { capError, CoordinatorError } from './errors.js';
 import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
@@ -289,7 +292,8 @@ export class ClusterJobs {
               state: ClusterJobState.CLUSTER_JOB_STATE_RUNNING,
               attempts: d.job.attempts + 1,
               worker: req.worker,
-              error: '',
+              // A checkpoint fallback stays visible on the attempts after it (the job has no field of its own for it).
+              error: d.checkpointFallback ?? '',
               resumedFromIteration: d.job.lastCheckpoint ? d.job.lastCheckpointIteration : 0,
             },
           },
@@ -478,6 +482,79 @@ export class ClusterJobs {
       return { ...d, token: '', finishedBy: a.token, job: { ...d.job, state: ClusterJobState.CLUSTER_JOB_STATE_FINALIZING, result } };
     });
     this.schedule(a.jobId);
+  }
+
+  /**
+   * The resume checkpoint StartClusterAttempt gave attempt `req.attempt`
+   * cannot be used (gone, or it does not decode or fit the job): the job falls
+   * back to its newest stored CLUSTER checkpoint older than that one (a job
+   * keeps one, so mostly there is none), or to a fresh start from the source
+   * fold's best checkpoint, as a new job does. One update sets it as the
+   * job's latest checkpoint and the iteration the attempt resumed from, drops
+   * the history after it (trained and reported again) and records why in
+   * `error` (kept across the job's later attempts until one fails). No
+   * delivery is used up. A retry, or a report of a checkpoint that is no
+   * longer the job's latest, changes nothing and gets the job's latest; a
+   * checkpoint reported missing that the store has is kept, and that same
+   * checkpoint is the answer (the worker downloads it again).
+   */
+  async reportBadCheckpoint(req: ReportBadCheckpointRequest): Promise<ReportBadCheckpointResponse> {
+    const a = req.attempt;
+    if (!a?.jobId || !req.checkpoint) throw new CoordinatorError('INVALID_ARGUMENT', 'attempt (with job_id) and checkpoint are required');
+    const latest = (d: ClusterJobDoc): ReportBadCheckpointResponse =>
+      d.job.lastCheckpoint ? { resumeCheckpoint: d.job.lastCheckpoint, resumeEpoch: d.job.lastCheckpointIteration } : { resumeCheckpoint: '', resumeEpoch: 0 };
+    const cur = await this.load(a.jobId);
+    this.checkToken(cur, a);
+    if (cur.job.lastCheckpoint !== req.checkpoint) return latest(cur);
+    const reason = capError(req.reason || 'no reason given');
+    if (!(await confirmBadCheckpoint(this.store, req.checkpoint, req.reason))) {
+      this.logger.warn('a worker reported a job checkpoint missing that is stored; it is kept and the worker downloads it again', {
+        job: a.jobId,
+        checkpoint: req.checkpoint,
+        reason,
+      });
+      return latest(cur);
+    }
+    const badIteration = cur.job.lastCheckpointIteration;
+    let iteration = 0;
+    let key = '';
+    for (const k of await this.store.list(`${jobLayout.prefix(a.jobId)}/checkpoints/`)) {
+      const m = /iter-(\d+)\.ckpt$/.exec(k);
+      const i = m ? Number(m[1]) : NaN;
+      if (i > iteration && i < badIteration && k === jobLayout.checkpoint(a.jobId, i)) {
+        iteration = i;
+        key = k;
+      }
+    }
+    const note =
+      `checkpoint ${req.checkpoint} (iteration ${badIteration}) could not be used: ${reason}; ` +
+      (key
+        ? `resumed from iteration ${iteration} (${key})`
+        : "restarted from iteration 0 (the source fold's best checkpoint; no older job checkpoint is stored)");
+    const doc = await this.mutate(a.jobId, 'checkpoint fallback', (d) => {
+      this.checkToken(d, a);
+      if (d.job.lastCheckpoint !== req.checkpoint) return d;
+      return {
+        ...d,
+        checkpointFallback: note,
+        job: {
+          ...d.job,
+          lastCheckpoint: key,
+          lastCheckpointIteration: iteration,
+          resumedFromIteration: iteration,
+          history: d.job.history.filter((h) => h.iteration <= iteration),
+          error: note,
+        },
+      };
+    });
+    this.logger.warn('a clustering job falls back from a resume checkpoint that cannot be used', {
+      job: a.jobId,
+      checkpoint: req.checkpoint,
+      reason,
+      resumeFromIteration: iteration,
+      ...(key ? { resumeCheckpoint: key } : {}),
+    });
+    return latest(doc);
   }
 
   /** A failed attempt (FailFold with job_id): the job goes back to PENDING for the next delivery, or FAILED when `final`. */

@@ -420,6 +420,33 @@ test(
   },
 );
 
+test(
+  'a resume checkpoint a worker says is missing (NOT_FOUND) is looked up first: one that is stored is kept and offered again; one that is gone falls back',
+  T,
+  async () => {
+    const w = await world();
+    const c = w.coordinator();
+    const { id } = await c.submitRun(spec({ epochs: 3 }));
+    const a1 = await start(c, id, 0);
+    for (const e of [1, 2]) {
+      await c.reportEpoch(a1, epoch(e));
+      await upload(c, a1, CheckpointKind.CHECKPOINT_KIND_EPOCH, e);
+    }
+    const s = await c.startAttempt({ runId: id, fold: 0, worker: 'w1', delivery: 2 });
+    const a2: AttemptRef = { runId: id, fold: 0, token: s.token, jobId: '' };
+    const two = `runs/${id}/fold-0/checkpoints/epoch-0002.ckpt`;
+    const before = (await c.getRun(id)).folds[0];
+    const missing = `NOT_FOUND: ${two}: get: no such object`;
+    assert.deepEqual(await c.reportBadCheckpoint({ attempt: a2, checkpoint: two, reason: missing }), { resumeCheckpoint: two, resumeEpoch: 2 });
+    assert.deepEqual((await c.getRun(id)).folds[0], before, "a stored checkpoint is not dropped on the worker's word");
+    await w.store.remove(two);
+    assert.deepEqual(await c.reportBadCheckpoint({ attempt: a2, checkpoint: two, reason: missing }), {
+      resumeCheckpoint: `runs/${id}/fold-0/checkpoints/epoch-0001.ckpt`,
+      resumeEpoch: 1,
+    });
+  },
+);
+
 test('a run watch whose KV watch ends under it (NATS gone) fails UNAVAILABLE, so the client watches again, instead of hanging', T, async () => {
   const w = await world();
   const c = w.coordinator();

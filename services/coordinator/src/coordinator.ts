@@ -23,6 +23,7 @@ import {
 import { createDatasetCatalog, layout, StorageError, type DatasetCatalog, type ObjectStore } from '@cvc/storage';
 import { isNatsUnavailable, MessagingError, type DocStore, type FoldTask, type TaskQueue } from '@cvc/messaging';
 import { capError, CoordinatorError } from './errors.js';
+import { confirmBadCheckpoint } from './bad-checkpoint.js';
 import { checkRunFits, DEFAULT_MAX_DOC_BYTES, MAX_WORKER_BYTES } from './run-size.js';
 import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
@@ -849,7 +850,9 @@ export class Coordinator {
    * records why in `checkpoint_fallback`. The bad object is left in place (it
    * is overwritten when its epoch is stored again). A retry, or a report of a
    * checkpoint that is no longer the fold's latest, changes nothing and gets
-   * the fold's latest checkpoint.
+   * the fold's latest checkpoint. A checkpoint reported missing (reason
+   * `NOT_FOUND: …`) that the store still has is kept: the answer is that same
+   * checkpoint, which the worker downloads again.
    */
   async reportBadCheckpoint(req: ReportBadCheckpointRequest): Promise<ReportBadCheckpointResponse> {
     const a = req.attempt;
@@ -860,6 +863,16 @@ export class Coordinator {
     const fold = this.checkToken(cur, a);
     const bad = cur.run.folds[fold];
     if (bad?.lastCheckpoint !== req.checkpoint) return latest(bad);
+    // "Missing" is checked: a checkpoint that is in fact stored is kept, and the worker told so (the same key: download it again).
+    if (!(await confirmBadCheckpoint(this.store, req.checkpoint, req.reason))) {
+      this.logger.warn('a worker reported a resume checkpoint missing that is stored; it is kept and the worker downloads it again', {
+        run: a.runId,
+        fold,
+        checkpoint: req.checkpoint,
+        reason: capError(req.reason),
+      });
+      return latest(bad);
+    }
     // Epoch checkpoints are all kept, one key per epoch: the newest one below the bad epoch is the fallback.
     let epoch = 0;
     let key = '';

@@ -161,7 +161,7 @@ export interface GrpcServerOptions {
    * 120 000): a worker whose machine vanished mid-upload leaves a half-open connection that would hold a slot for hours.
    */
   readonly uploadIdleMs?: number;
-  /** Clustering jobs: serves ClusterJobService and ClusterWorkerService, and job attempts' FailFold and UploadCheckpoint. */
+  /** Clustering jobs: serves ClusterJobService and ClusterWorkerService, and job attempts' FailFold, UploadCheckpoint and ReportBadCheckpoint. */
   readonly clusterJobs?: ClusterJobs;
   /**
    * How often the server pings each connection (ms, default 60 000), and how long it waits for the answer before it
@@ -241,7 +241,13 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
       },
       observe,
     ),
-    reportBadCheckpoint: unary('ReportBadCheckpoint', 'worker', guard, (r) => c.reportBadCheckpoint(r), observe),
+    reportBadCheckpoint: unary(
+      'ReportBadCheckpoint',
+      'worker',
+      guard,
+      (r) => (r.attempt?.jobId && o.clusterJobs ? o.clusterJobs.reportBadCheckpoint(r) : c.reportBadCheckpoint(r)),
+      observe,
+    ),
     uploadCheckpoint: (call: ServerReadableStream<CheckpointChunk, { key: string; size: number }>, callback) => {
       const t0 = performance.now();
       const refuse = (err: unknown): void => {

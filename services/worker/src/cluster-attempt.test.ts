@@ -23,6 +23,7 @@ import {
   type FinishClusterJobRequest,
   type FinishFoldRequest,
   type FoldProgress,
+  type ReportBadCheckpointRequest,
   type ReportBadCheckpointResponse,
   type StartAttemptRequest,
   type StartAttemptResponse,
@@ -139,8 +140,12 @@ class FakeServices implements CoordinatorApi, ClusterCoordinatorApi {
   startAttempt(_req: StartAttemptRequest): Promise<StartAttemptResponse> {
     return Promise.reject(new Error('not a fold test'));
   }
-  reportBadCheckpoint(): Promise<ReportBadCheckpointResponse> {
-    return Promise.reject(new Error('not a fold test'));
+  /** The ReportBadCheckpoint calls (with job_id), and the answers to give them in turn (then: a fresh start). */
+  readonly badReports: ReportBadCheckpointRequest[] = [];
+  readonly fallbacks: ReportBadCheckpointResponse[] = [];
+  reportBadCheckpoint(req: ReportBadCheckpointRequest): Promise<ReportBadCheckpointResponse> {
+    this.badReports.push(req);
+    return Promise.resolve(this.fallbacks.shift() ?? { resumeCheckpoint: '', resumeEpoch: 0 });
   }
   reportEpoch(_a: AttemptRef, _m: EpochMetrics): Promise<unknown> {
     return Promise.reject(new Error('not a fold test'));
@@ -167,7 +172,9 @@ function fakeFineTune(seen: Seen, o: { throwAt?: number; throwError?: Error; onB
     seen.opts = opts;
     seen.images = input.images.count;
     assert.deepEqual(input.source.weights[0]?.values, new Float32Array([1, 2]), 'the source checkpoint is decoded');
-    const from = opts.resume ? Number(new TextDecoder().decode(opts.resume).replace('iter:', '')) : 0;
+    const text = opts.resume ? new TextDecoder().decode(opts.resume) : 'iter:0';
+    if (!text.startsWith('iter:')) throw new ModelError('CHECKPOINT_CORRUPT', 'resume state: not a clustering state');
+    const from = Number(text.replace('iter:', ''));
     seen.resumedFrom = from;
     for (let i = from + 1; i <= opts.maxIterations; i++) {
       throwIfAborted(opts.signal, 'fine-tune');
@@ -247,6 +254,41 @@ test('a job attempt fine-tunes every record, reports and checkpoints each refres
   assert.deepEqual([f?.result?.iterations, f?.result?.stopReason, f?.result?.initialAcc, f?.result?.acc], [50, 'max-iterations', 0.3, 0.6]);
   assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked');
   assert.equal(s.failed.length, 0);
+});
+
+test('a corrupt resume checkpoint is reported (with job_id) and the job resumes from the one the coordinator answers; no delivery is used up', async () => {
+  const bad = `cluster-jobs/${JOB}/checkpoints/iter-0000030.ckpt`;
+  await store.put(bad, new TextEncoder().encode('rotten'));
+  const queue = createMemoryTaskQueue();
+  const s = new FakeServices(started({ resumeCheckpoint: bad }));
+  s.fallbacks.push({ resumeCheckpoint: `cluster-jobs/${JOB}/checkpoints/iter-0000020.ckpt`, resumeEpoch: 20 });
+  const seen: Seen = { batches: 0 };
+  await runClusterAttempt(deps(s, fakeFineTune(seen)), await delivery(queue), new AbortController().signal);
+  assert.deepEqual(
+    s.badReports.map((r) => [r.checkpoint, r.attempt?.jobId, r.attempt?.token]),
+    [[bad, JOB, 'tok-1']],
+  );
+  assert.match(s.badReports[0]?.reason ?? '', /^CHECKPOINT_CORRUPT: /);
+  assert.equal(seen.resumedFrom, 20);
+  assert.equal(s.finished.length, 1);
+  assert.equal(s.failed.length, 0);
+  assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked');
+});
+
+test('a resume checkpoint not found that the coordinator says is stored (it answers the same key) is downloaded again, not dropped', async () => {
+  const late = `cluster-jobs/${JOB}/checkpoints/iter-0000040.ckpt`;
+  const queue = createMemoryTaskQueue();
+  const s = new FakeServices(started({ resumeCheckpoint: late }));
+  s.fallbacks.push({ resumeCheckpoint: late, resumeEpoch: 40 });
+  const seen: Seen = { batches: 0 };
+  // The object shows up by the second download (the worker's view of the store was behind).
+  const sleep = (): Promise<void> => store.put(late, new TextEncoder().encode('iter:40')).then(() => undefined);
+  await runClusterAttempt({ ...deps(s, fakeFineTune(seen)), sleep }, await delivery(queue), new AbortController().signal);
+  assert.equal(s.badReports.length, 1);
+  assert.match(s.badReports[0]?.reason ?? '', /^NOT_FOUND: /);
+  assert.equal(seen.resumedFrom, 40);
+  assert.equal(s.failed.length, 0);
+  assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked');
 });
 
 test('an attempt with a resume checkpoint continues from it', async () => {

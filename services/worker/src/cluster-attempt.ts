@@ -6,10 +6,12 @@ import type { TaskDelivery } from '@cvc/messaging';
 import type { ObjectStore } from '@cvc/storage';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
 import { ackOrLog } from './ack.js';
-import { isAuthError, isCoordinatorCancel, RETRYABLE_CODES } from './client.js';
+import { resumeWithFallback } from './checkpoint-fallback.js';
+import { isAuthError, isCoordinatorCancel } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { WorkerError } from './errors.js';
-import { isPermanentFailure } from './failures.js';
+import { isBadCheckpoint, isPermanentFailure } from './failures.js';
+import { DEFAULT_HUNG_MS, holdRetryable } from './hold.js';
 import type { FineTuneFn, FineTuneOptions, FineTuneProgress } from './fine-tune.js';
 import type { ShardCache } from './shards.js';
 
@@ -36,6 +38,10 @@ export interface ClusterAttemptDeps {
   readonly cancelPollMs?: number;
   /** First wait before StartClusterAttempt is tried again while the coordinator is unreachable, in ms (default 500, growing to 10 s). */
   readonly startRetryMs?: number;
+  /** How long StartClusterAttempt is held for a coordinator that takes calls but answers none, in ms (default DEFAULT_HUNG_MS; see hold.ts). */
+  readonly hungMs?: number;
+  /** Waits before a resume checkpoint found missing, which the coordinator has, is downloaded again (default: a timer). */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 const code = (err: unknown): status | undefined => (err as Partial<ServiceError>).code;
@@ -83,7 +89,10 @@ function resolvedSpec(
  * fine-tunes (resuming from the job's last CLUSTER checkpoint when there is
  * one), reports progress and uploads a CLUSTER checkpoint at each refresh,
  * then uploads the CLUSTER_FINAL checkpoint and finishes the job with the
- * assignments, and acks the task.
+ * assignments, and acks the task. A resume checkpoint that is gone, corrupt
+ * or of another job is reported (ReportBadCheckpoint with the job id) and the
+ * fine-tune starts again from the coordinator's answer: an older job
+ * checkpoint, or none (the source checkpoint, as a new job does).
  *
  * How it ends decides the task's fate, as for folds: done, skipped or
  * cancelled (an Ack.stop or a CANCELLED answer: stopped after the current
@@ -122,7 +131,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
       deadlineMs: Infinity,
       initialDelayMs: wait,
       maxDelayMs: Math.max(wait, 10_000),
-      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
+      retryable: holdRetryable(deps.hungMs ?? DEFAULT_HUNG_MS),
       signal,
       random: deps.random,
       what: `starting an attempt at clustering job ${jobId}`,
@@ -148,14 +157,14 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
     const spec = resolvedSpec(jobId, job?.spec);
     const { manifest, set } = await deps.shards.allRecords(start.manifest);
     const source = decodeCheckpoint(await deps.store.getBytes(start.sourceCheckpoint), start.sourceCheckpoint);
-    const resume = start.resumeCheckpoint ? await deps.store.getBytes(start.resumeCheckpoint) : undefined;
-    deps.logger.info(resume ? 'resuming clustering job' : 'fine-tuning clustering job', {
-      ...log,
-      method: spec.method,
-      k: spec.k,
-      records: set.count,
-      ...(resume ? { fromIteration: job?.lastCheckpointIteration ?? 0, checkpoint: start.resumeCheckpoint } : {}),
-    });
+    const startLog = (resume?: { key: string; iteration: number }): void =>
+      deps.logger.info(resume ? 'resuming clustering job' : 'fine-tuning clustering job', {
+        ...log,
+        method: spec.method,
+        k: spec.k,
+        records: set.count,
+        ...(resume ? { fromIteration: resume.iteration, checkpoint: resume.key } : {}),
+      });
     const labelled = manifest.imageFolder?.labeled !== false;
     // Reports and uploads go one at a time, in order, and the fine-tune waits for each (so a stop answer is seen before
     // its next batch, and a checkpoint is stored before training goes on); a refusal ends the attempt.
@@ -199,42 +208,83 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
       );
     }, deps.cancelPollMs ?? 10_000);
     poll.unref();
-    const result = await deps.fineTune(
-      { modelConfig: source.config.modelConfig, source, images: set },
-      {
-        ...spec,
-        ...(labelled ? { labels: set.labels } : {}),
-        signal: ac.signal,
-        ...(resume ? { resume } : {}),
-        onProgress: (p) => {
-          d.working();
-          deps.onProgress?.(jobId, spec.method, p);
-          const progress: ClusterJobProgress = (lastReport = {
-            iteration: p.iteration,
-            maxIterations: p.maxIterations,
-            loss: p.loss,
-            clusterLoss: p.clusterLoss,
-            reconstructionLoss: p.reconstructionLoss,
-            changed: p.changed,
-            ...(p.acc !== undefined ? { acc: p.acc } : {}),
-            ...(p.nmi !== undefined ? { nmi: p.nmi } : {}),
-            ...(p.ari !== undefined ? { ari: p.ari } : {}),
-            seconds: p.seconds,
-            updatedAtMs: 0,
-          });
-          return enqueue('progress', async () => {
-            const ack = await deps.cluster.reportClusterProgress(a, progress);
-            if (ack.stop) end(new AttemptEnded('cancelled', ack.reason || `clustering job ${jobId} was stopped`));
-          });
+    // Set by the fine-tune's first report or checkpoint: from then on a failure is the fine-tune's, not its resume state's.
+    let begun = false;
+    const fineTune = (resume: Uint8Array | undefined): ReturnType<FineTuneFn> =>
+      deps.fineTune(
+        { modelConfig: source.config.modelConfig, source, images: set },
+        {
+          ...spec,
+          ...(labelled ? { labels: set.labels } : {}),
+          signal: ac.signal,
+          ...(resume ? { resume } : {}),
+          onProgress: (p) => {
+            begun = true;
+            d.working();
+            deps.onProgress?.(jobId, spec.method, p);
+            const progress: ClusterJobProgress = (lastReport = {
+              iteration: p.iteration,
+              maxIterations: p.maxIterations,
+              loss: p.loss,
+              clusterLoss: p.clusterLoss,
+              reconstructionLoss: p.reconstructionLoss,
+              changed: p.changed,
+              ...(p.acc !== undefined ? { acc: p.acc } : {}),
+              ...(p.nmi !== undefined ? { nmi: p.nmi } : {}),
+              ...(p.ari !== undefined ? { ari: p.ari } : {}),
+              seconds: p.seconds,
+              updatedAtMs: 0,
+            });
+            return enqueue('progress', async () => {
+              const ack = await deps.cluster.reportClusterProgress(a, progress);
+              if (ack.stop) end(new AttemptEnded('cancelled', ack.reason || `clustering job ${jobId} was stopped`));
+            });
+          },
+          onCheckpoint: (state, iteration) => {
+            begun = true;
+            d.working();
+            return enqueue('checkpoint upload', async () => {
+              await deps.coordinator.uploadCheckpoint(a, iteration, CheckpointKind.CHECKPOINT_KIND_CLUSTER, state);
+            });
+          },
         },
-        onCheckpoint: (state, iteration) => {
-          d.working();
-          return enqueue('checkpoint upload', async () => {
-            await deps.coordinator.uploadCheckpoint(a, iteration, CheckpointKind.CHECKPOINT_KIND_CLUSTER, state);
-          });
-        },
+      );
+    // A resume state that is gone, corrupt or of another job (its failures come before the first report) is reported;
+    // the coordinator answers an older one or a fresh start (from the source checkpoint), as for a fold.
+    let resumeIteration = job?.lastCheckpointIteration ?? 0;
+    const resumed = await resumeWithFallback(start.resumeCheckpoint, {
+      load: async (key) => {
+        const bytes = await deps.store.getBytes(key);
+        startLog({ key, iteration: resumeIteration });
+        return fineTune(bytes);
       },
-    );
+      isBad: (err) => !begun && isBadCheckpoint(err),
+      report: (bad, reason) => deps.coordinator.reportBadCheckpoint({ attempt: a, checkpoint: bad, reason }),
+      onFallback: (bad, err, next) => {
+        resumeIteration = next.resumeEpoch;
+        deps.logger.warn('the resume checkpoint of a clustering job cannot be used; falling back', {
+          ...log,
+          checkpoint: bad,
+          error: describeError(err),
+          fallback: next.resumeCheckpoint || 'a fresh start from the source checkpoint',
+          fromIteration: next.resumeCheckpoint ? next.resumeEpoch : 0,
+        });
+      },
+      onRetryMissing: (key, err, tries) =>
+        deps.logger.warn('the resume checkpoint of a clustering job was not found, but the coordinator has it; downloading it again', {
+          ...log,
+          checkpoint: key,
+          error: describeError(err),
+          tries,
+        }),
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    });
+    const result =
+      resumed ??
+      (await (async () => {
+        startLog();
+        return fineTune(undefined);
+      })());
     // The poll is for the gaps between refreshes: none is left once the fine-tune returned.
     clearInterval(poll);
     await chain;

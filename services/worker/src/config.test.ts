@@ -86,3 +86,18 @@ test('CVC_CACHE_MAX_BYTES defaults to 10 GiB; 0 is no limit; a negative or fract
       v,
     );
 });
+
+test('CVC_COORDINATOR_HUNG_MS defaults to 5 minutes and CVC_COORDINATOR_CALL_TIMEOUT_MS to unset (the clients keep theirs); below 1 s is refused, naming the variable', () => {
+  assert.equal(workerConfigFromEnv(good).CVC_COORDINATOR_HUNG_MS, 300_000);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_COORDINATOR_CALL_TIMEOUT_MS: '' }).CVC_COORDINATOR_CALL_TIMEOUT_MS, undefined);
+  assert.equal(workerConfigFromEnv({ ...good, CVC_COORDINATOR_CALL_TIMEOUT_MS: '5000' }).CVC_COORDINATOR_CALL_TIMEOUT_MS, 5000);
+  for (const name of ['CVC_COORDINATOR_HUNG_MS', 'CVC_COORDINATOR_CALL_TIMEOUT_MS'] as const) {
+    for (const v of ['999', '-1', 'soon']) {
+      assert.throws(
+        () => workerConfigFromEnv({ ...good, [name]: v }),
+        (e: unknown) => e instanceof ConfigError && e.field === name,
+        `${name}=${v}`,
+      );
+    }
+  }
+});

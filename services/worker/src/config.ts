@@ -76,6 +76,18 @@ export const workerConfigSchema = natsEnvSchema
         .default(3000),
     ),
     /**
+     * Deadline of one try of a unary call to the coordinator, in ms (1000..600000; unset: 30 000, and 60 000 for the
+     * clustering calls, whose FinishClusterJob carries one assignment per record). A try that gets no answer in time
+     * is DEADLINE_EXCEEDED and retried.
+     */
+    CVC_COORDINATOR_CALL_TIMEOUT_MS: z.preprocess(unsetIfBlank, z.coerce.number().int().min(1000).max(600_000).optional()),
+    /**
+     * How long a task is held for a coordinator that takes calls but answers none (every try DEADLINE_EXCEEDED), in
+     * ms (default 300 000, at least 1000): past it the attempt fails and the task is handed back (nak with backoff). A
+     * coordinator that is down (UNAVAILABLE) is waited for without limit.
+     */
+    CVC_COORDINATOR_HUNG_MS: z.preprocess(unsetIfBlank, z.coerce.number().int().min(1000).default(300_000)),
+    /**
      * Fault injection, for reliability tests only: every attempt at this fold
      * number (of any run) fails after its shards are downloaded, as a task that
      * can never succeed would.

@@ -39,9 +39,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       retryInMs: Math.round(e.delayMs),
       failures: e.failures,
     });
-  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry });
+  const callTimeout = cfg.CVC_COORDINATOR_CALL_TIMEOUT_MS !== undefined ? { callDeadlineMs: cfg.CVC_COORDINATOR_CALL_TIMEOUT_MS } : {};
+  const coordinator = new CoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry, ...callTimeout });
   await coordinator.verifyAccess(cfg.CVC_WORKER_ID);
-  const cluster = new ClusterCoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry });
+  const cluster = new ClusterCoordinatorClient(cfg.CVC_COORDINATOR, await grpcClientSetup(security), { onRetry, ...callTimeout });
   const metrics = createWorkerMetrics(cfg.CVC_WORKER_ID, { retentionMs: cfg.CVC_METRICS_RETENTION_MS });
   const worker = new Worker({
     id: cfg.CVC_WORKER_ID,
@@ -53,6 +54,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     ...(cfg.CVC_CACHE_MAX_BYTES > 0 ? { cacheMaxBytes: cfg.CVC_CACHE_MAX_BYTES } : {}),
     logger,
     progressIntervalMs: cfg.CVC_PROGRESS_INTERVAL_MS,
+    coordinatorHungMs: cfg.CVC_COORDINATOR_HUNG_MS,
     ...workerMetricsHooks(metrics),
     failFold: cfg.CVC_FAULT_FAIL_FOLD,
   });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
 import { throwIfAborted, type Logger } from '@cvc/core';
 import { importDataset, type Dataset, type ImageSet } from '@cvc/data';
 import { tinyDataset } from '@cvc/data/testing';
@@ -14,6 +14,7 @@ import { ModelError, type BatchProgress, type EpochRecord, type TrainConfigInput
 import {
   CheckpointKind,
   RunSpec,
+  WorkerServiceService,
   type AttemptRef,
   type EpochMetrics,
   type FailFoldRequest,
@@ -28,6 +29,7 @@ import type { FoldTask, TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { createMemoryObjectStore, createMemoryTaskQueue, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
 import { createWorkerMetrics } from '@cvc/metrics';
 import { ManualClock } from '@cvc/metrics/testing';
+import { CoordinatorClient } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import type { TrainerFactory, WorkerFitCallbacks, WorkerTrainer } from './trainer-factory.js';
 import { Worker, type WorkerDeps } from './worker.js';
@@ -595,6 +597,51 @@ test("the coordinator unreachable past the client's retries (UNAVAILABLE, DEADLI
   assert.equal(held.length, 4);
   assert.ok(held.every((l) => l.level === 'warn' && l.fields?.['run'] === RUN && l.fields?.['fold'] === 1));
 });
+
+test(
+  'a coordinator that takes calls and never answers (hung) holds a task only coordinatorHungMs: each try ends at its deadline, then the task is handed back with backoff',
+  { timeout: 20_000 },
+  async () => {
+    // A real gRPC server whose handlers never call back.
+    const server = new Server();
+    const never = (): void => {};
+    server.addService(WorkerServiceService, {
+      startAttempt: never,
+      reportEpoch: never,
+      reportProgress: never,
+      finishFold: never,
+      failFold: never,
+      reportBadCheckpoint: never,
+      uploadCheckpoint: never,
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const client = new CoordinatorClient(
+      `127.0.0.1:${port}`,
+      { credentials: credentials.createInsecure() },
+      { deadlineMs: 100, initialDelayMs: 1, maxDelayMs: 5, callDeadlineMs: 50 },
+    );
+    const s = setup({ deps: { coordinator: client, coordinatorHungMs: 300 } });
+    await s.queue.enqueue(task);
+    // Without the limit the worker would hold the task for good: stopped here, it hands it back at once (no backoff).
+    const guard = setTimeout(() => s.worker.stop(), 10_000);
+    try {
+      await s.worker.run();
+    } finally {
+      clearTimeout(guard);
+      client.close();
+      server.forceShutdown();
+    }
+    assert.equal(s.settled.length, 1);
+    assert.equal(s.settled[0]?.how, 'nak');
+    assert.ok(s.settled[0]?.how === 'nak' && (s.settled[0].delayMs ?? 0) > 0, 'with backoff');
+    assert.equal(s.trainers.created.length, 0);
+    const failed = s.logger.lines.find((l) => l.msg === 'fold attempt failed');
+    assert.match(String(failed?.fields?.['error']), /DEADLINE_EXCEEDED|Deadline exceeded/);
+    assert.ok(s.logger.lines.some((l) => l.msg === 'the coordinator is unreachable; holding the task until it answers'));
+  },
+);
 
 /** A worker whose `call` meets an unreachable coordinator: run until it was tried 3 times, then stop()ped. */
 async function stopWhileHeld(call: 'startAttempt' | 'reportEpoch'): Promise<Setup> {

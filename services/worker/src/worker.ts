@@ -6,12 +6,14 @@ import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model'
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { ackOrLog } from './ack.js';
-import { isAuthError, isCoordinatorCancel, RETRYABLE_CODES } from './client.js';
+import { isAuthError, isCoordinatorCancel } from './client.js';
+import { abortableSleep, DEFAULT_HUNG_MS, holdRetryable } from './hold.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { ShardCache } from './shards.js';
 import { WorkerError } from './errors.js';
-import { isBadCheckpoint, isPermanentFailure } from './failures.js';
+import { isPermanentFailure } from './failures.js';
+import { resumeWithFallback } from './checkpoint-fallback.js';
 import { foldTrainerFactory, type TrainerFactory, type WorkerTrainer } from './trainer-factory.js';
 import type { ClusterCoordinatorApi } from './cluster-api.js';
 import { runClusterAttempt, type ClusterAttemptDeps } from './cluster-attempt.js';
@@ -38,6 +40,12 @@ export interface WorkerDeps {
   readonly pollMs?: number;
   /** First wait before pulling again after a pull failed (NATS unreachable), in ms (default 500; it doubles with jitter up to 10 s while pulls keep failing). */
   readonly pullRetryMs?: number;
+  /**
+   * How long a task is held for a coordinator that takes calls but answers none (each try DEADLINE_EXCEEDED), in ms
+   * (default DEFAULT_HUNG_MS, 5 minutes); past it the attempt fails and the task is handed back. One that is down
+   * (UNAVAILABLE) is waited for without limit.
+   */
+  readonly coordinatorHungMs?: number;
   /** Observers for metrics. */
   readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
   readonly onStep?: (seconds: number) => void;
@@ -87,6 +95,7 @@ export class Worker {
   private readonly now: () => number;
   private readonly pollMs: number;
   private readonly pullRetryMs: number;
+  private readonly hungMs: number;
   private current: AbortController | undefined;
   private stopping = false;
   private fatal: Error | undefined;
@@ -104,6 +113,7 @@ export class Worker {
     this.now = deps.now ?? Date.now;
     this.pollMs = deps.pollMs ?? 2000;
     this.pullRetryMs = deps.pullRetryMs ?? 500;
+    this.hungMs = deps.coordinatorHungMs ?? DEFAULT_HUNG_MS;
   }
 
   /**
@@ -187,6 +197,7 @@ export class Worker {
           logger: this.logger,
           random: this.deps.random ?? Math.random,
           startRetryMs: this.pullRetryMs,
+          hungMs: this.hungMs,
           ...(this.deps.onClusterProgress ? { onProgress: this.deps.onClusterProgress } : {}),
           ...(this.deps.onAttempt ? { onAttempt: (o) => this.deps.onAttempt?.(o === 'cancelled' ? 'skipped' : o) } : {}),
         },
@@ -223,9 +234,11 @@ export class Worker {
    * checkpoint, FinishFold), retried past the client's budget while the
    * coordinator is unreachable: the delivery is held with its heartbeat, so
    * an outage longer than the budget no longer fails the attempt (losing the
-   * epoch in progress and a delivery). The first try always runs, even after
-   * `stop()` (an epoch's checkpoint is kept); an abort only ends a wait
-   * between tries (CancelledError).
+   * epoch in progress and a delivery). A coordinator that is hung instead
+   * (every try DEADLINE_EXCEEDED) holds it only `coordinatorHungMs`; then the
+   * error is thrown and the attempt fails the normal way (see hold.ts). The
+   * first try always runs, even after `stop()` (an epoch's checkpoint is
+   * kept); an abort only ends a wait between tries (CancelledError).
    */
   private untilReachable<T>(what: string, signal: AbortSignal, log: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
     const wait = Math.max(this.pullRetryMs, 1);
@@ -233,22 +246,10 @@ export class Worker {
       deadlineMs: Infinity,
       initialDelayMs: wait,
       maxDelayMs: Math.max(wait, 10_000),
-      retryable: (err) => RETRYABLE_CODES.has((err as ServiceError).code),
+      retryable: holdRetryable(this.hungMs),
       what,
       ...(this.deps.random ? { random: this.deps.random } : {}),
-      sleep: (ms) =>
-        new Promise<void>((resolve, reject) => {
-          if (signal.aborted) return reject(new CancelledError(what, { cause: signal.reason }));
-          const onAbort = (): void => {
-            clearTimeout(t);
-            reject(new CancelledError(what, { cause: signal.reason }));
-          };
-          const t = setTimeout(() => {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          }, ms);
-          signal.addEventListener('abort', onAbort, { once: true });
-        }),
+      sleep: (ms) => abortableSleep(ms, signal, what),
       onRetry: (e) =>
         this.logger.warn('the coordinator is unreachable; holding the task until it answers', {
           ...log,
@@ -265,41 +266,36 @@ export class Worker {
    * checkpoint that cannot be used (gone from the store, corrupt, or not this
    * fold's model) is reported to the coordinator, which answers the fold's
    * newest older checkpoint, or none: tried in turn, each refusal logged at
-   * warn naming the checkpoint and why. Any other failure (the store
-   * unreachable, say) is thrown as before.
+   * warn naming the checkpoint and why; one found missing that the
+   * coordinator still has is downloaded again (checkpoint-fallback.ts). Any
+   * other failure (the store unreachable, say) is thrown as before.
    */
-  private async resume(
-    attempt: AttemptRef,
-    key: string,
-    epochs: number,
-    signal: AbortSignal,
-    log: Record<string, unknown>,
-  ): Promise<WorkerTrainer | undefined> {
-    const tried = new Set<string>();
-    while (key) {
-      if (tried.has(key)) throw new WorkerError('BAD_CHECKPOINT', `the coordinator offered checkpoint ${key} again after it could not be used`);
-      tried.add(key);
-      try {
-        const trainer = await this.trainers.resume(await this.deps.store.getBytes(key), key, { epochs });
-        this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: key });
+  private resume(attempt: AttemptRef, key: string, epochs: number, signal: AbortSignal, log: Record<string, unknown>): Promise<WorkerTrainer | undefined> {
+    return resumeWithFallback(key, {
+      load: async (k) => {
+        const trainer = await this.trainers.resume(await this.deps.store.getBytes(k), k, { epochs });
+        this.logger.info('resuming fold', { ...log, fromEpoch: trainer.epochsDone, checkpoint: k });
         return trainer;
-      } catch (err) {
-        if (!isBadCheckpoint(err)) throw err;
-        const bad = key;
-        const next = await this.untilReachable('ReportBadCheckpoint', signal, log, () =>
-          this.deps.coordinator.reportBadCheckpoint({ attempt, checkpoint: bad, reason: describeError(err) }),
-        );
-        key = next.resumeCheckpoint;
+      },
+      report: (bad, reason) =>
+        this.untilReachable('ReportBadCheckpoint', signal, log, () => this.deps.coordinator.reportBadCheckpoint({ attempt, checkpoint: bad, reason })),
+      onFallback: (bad, err, next) =>
         this.logger.warn('the resume checkpoint cannot be used; falling back', {
           ...log,
           checkpoint: bad,
           error: describeError(err),
-          fallback: key || 'a fresh start',
-          fromEpoch: key ? next.resumeEpoch : 0,
-        });
-      }
-    }
-    return undefined;
+          fallback: next.resumeCheckpoint || 'a fresh start',
+          fromEpoch: next.resumeCheckpoint ? next.resumeEpoch : 0,
+        }),
+      onRetryMissing: (k, err, tries) =>
+        this.logger.warn('the resume checkpoint was not found, but the coordinator has it; downloading it again', {
+          ...log,
+          checkpoint: k,
+          error: describeError(err),
+          tries,
+        }),
+      sleep: (ms) => abortableSleep(ms, signal, 'waiting to download the resume checkpoint again'),
+    });
   }
 
   private async handle(d: TaskDelivery): Promise<void> {
