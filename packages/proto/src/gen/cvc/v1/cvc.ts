@@ -798,6 +798,11 @@ export interface ClusterJob {
   updatedAtMs: number;
   /** The fully resolved model config of the source run (JSON). */
   modelConfigJson: string;
+  /**
+   * Why the job last fell back from a resume checkpoint that could not be used
+   * (WorkerService.ReportBadCheckpoint); empty when it never did.
+   */
+  checkpointFallback: string;
 }
 
 export interface SubmitClusterJobRequest {
@@ -5763,6 +5768,7 @@ function createBaseClusterJob(): ClusterJob {
     createdAtMs: 0,
     updatedAtMs: 0,
     modelConfigJson: "",
+    checkpointFallback: "",
   };
 }
 
@@ -5815,6 +5821,9 @@ export const ClusterJob: MessageFns<ClusterJob> = {
     }
     if (message.modelConfigJson !== "") {
       writer.uint32(130).string(message.modelConfigJson);
+    }
+    if (message.checkpointFallback !== "") {
+      writer.uint32(138).string(message.checkpointFallback);
     }
     return writer;
   },
@@ -5960,6 +5969,14 @@ export const ClusterJob: MessageFns<ClusterJob> = {
             message.modelConfigJson = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.checkpointFallback = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6020,6 +6037,11 @@ export const ClusterJob: MessageFns<ClusterJob> = {
         : isSet(object.model_config_json)
         ? globalThis.String(object.model_config_json)
         : "",
+      checkpointFallback: isSet(object.checkpointFallback)
+        ? globalThis.String(object.checkpointFallback)
+        : isSet(object.checkpoint_fallback)
+        ? globalThis.String(object.checkpoint_fallback)
+        : "",
     };
   },
 
@@ -6073,6 +6095,9 @@ export const ClusterJob: MessageFns<ClusterJob> = {
     if (message.modelConfigJson !== undefined) {
       obj.modelConfigJson = message.modelConfigJson;
     }
+    if (message.checkpointFallback !== undefined) {
+      obj.checkpointFallback = message.checkpointFallback;
+    }
     return obj;
   },
 
@@ -6101,6 +6126,7 @@ export const ClusterJob: MessageFns<ClusterJob> = {
     message.createdAtMs = object.createdAtMs ?? 0;
     message.updatedAtMs = object.updatedAtMs ?? 0;
     message.modelConfigJson = object.modelConfigJson ?? "";
+    message.checkpointFallback = object.checkpointFallback ?? "";
     return message;
   },
 };
