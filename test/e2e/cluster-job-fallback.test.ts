@@ -38,7 +38,7 @@ function uploadJobCheckpoint(wc: WorkerServiceClient, attempt: AttemptRef, itera
 
 const FINAL_JOB = [ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED, ClusterJobState.CLUSTER_JOB_STATE_FAILED, ClusterJobState.CLUSTER_JOB_STATE_CANCELLED];
 
-test('a corrupt clustering-job checkpoint: the real worker reports it, the job restarts fresh from the source fold (why in its error) and succeeds', async () => {
+test('a corrupt clustering-job checkpoint: the real worker reports it, the job restarts fresh from the source fold (why in its checkpoint_fallback) and succeeds', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-e2e-cjob-ckpt-'));
   const cluster = await startLocalCluster({ dir, workers: 1, backend: 'wasm', ackWaitMs: 10_000 });
   const rc = runClient(cluster);
@@ -78,7 +78,10 @@ test('a corrupt clustering-job checkpoint: the real worker reports it, the job r
     assert.equal(job.attempts, 2, 'the earlier attempt and the real one: the fallback took no delivery');
     assert.equal(job.resumedFromIteration, 0);
     assert.equal(job.result?.iterations, 10);
-    assert.match(job.error, new RegExp(`${key.replace(/[.]/g, '\\.')} \\(iteration 5\\) could not be used: CHECKPOINT_CORRUPT: .*restarted from iteration 0`));
+    assert.match(
+      job.checkpointFallback,
+      new RegExp(`${key.replace(/[.]/g, '\\.')} \\(iteration 5\\) could not be used: CHECKPOINT_CORRUPT: .*restarted from iteration 0`),
+    );
     const logs = await Promise.all((await readdir(join(dir, 'logs'))).map((n) => readFile(join(dir, 'logs', n), 'utf8')));
     const warned = logs
       .join('\n')

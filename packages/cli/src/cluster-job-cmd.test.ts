@@ -227,6 +227,7 @@ test('show lists spec, the latest history, the result and the resume; list and c
     lastCheckpoint: 'jobs/j-1/ckpt-2800.bin',
     lastCheckpointIteration: 2800,
     resumedFromIteration: 1400,
+    checkpointFallback: 'checkpoint jobs/j-1/ckpt-4200.bin (iteration 4200) could not be used: CHECKPOINT_CORRUPT: bad magic; resumed from iteration 2800',
     result: {
       encoder: 'jobs/j-1/encoder',
       assignments: 'jobs/j-1/assignments.csv',
@@ -253,6 +254,8 @@ test('show lists spec, the latest history, the result and the resume; list and c
   assert.match(text, /k-means on the source codes: acc 0\.4800 nmi 0\.5000; fine-tuned: acc 0\.6500 nmi 0\.6200 ari 0\.5000/);
   assert.match(text, /grid\.png: jobs\/j-1\/grid\.png/);
   assert.match(text, /cvc cluster-job fetch j-1 downloads them/);
+  assert.match(text, /^checkpoint fallback: checkpoint jobs\/j-1\/ckpt-4200\.bin \(iteration 4200\) could not be used: CHECKPOINT_CORRUPT/m);
+  assert.doesNotMatch(text, /^error:/m, 'a succeeded job with a fallback shows no error');
   assert.match(renderClusterJobList([j]), /^j-1 +succeeded +dcec +r-1 +2 +3500\/1400 +0\.6500 +try$/m);
 
   const { deps, calls } = fakeClient([j]);

@@ -170,6 +170,7 @@ export function renderClusterJob(job: ClusterJob): string {
     for (const [name, key] of Object.entries(r.artifacts)) lines.push(`  ${name}: ${key}`);
     if (job.state === ClusterJobState.CLUSTER_JOB_STATE_SUCCEEDED) lines.push(`  cvc cluster-job fetch ${job.id} downloads them`);
   }
+  if (job.checkpointFallback) lines.push(`checkpoint fallback: ${job.checkpointFallback}`);
   if (job.error) lines.push(`error: ${job.error}`);
   return lines.join('\n') + '\n';
 }

@@ -26,12 +26,6 @@ export interface ClusterJobDoc {
    * recently refuses another delivery of its task (see live-attempt.ts).
    */
   readonly liveAtMs?: number;
-  /**
-   * Why the job last fell back from a resume checkpoint that could not be
-   * used (ReportBadCheckpoint), shown in `job.error` while no attempt failed
-   * since: ClusterJob has no field of its own for it.
-   */
-  readonly checkpointFallback?: string;
 }
 
 export const jobKey = (id: string): string => `job.${id}`;
@@ -60,7 +54,6 @@ export function decodeJobDoc(doc: ClusterJobDoc): ClusterJobDoc {
     ...(typeof doc.reported === 'string' ? { reported: doc.reported } : {}),
     ...(typeof doc.finishedBy === 'string' ? { finishedBy: doc.finishedBy } : {}),
     ...(typeof doc.liveAtMs === 'number' ? { liveAtMs: doc.liveAtMs } : {}),
-    ...(typeof doc.checkpointFallback === 'string' ? { checkpointFallback: doc.checkpointFallback } : {}),
   };
 }
 

@@ -336,7 +336,8 @@ test(
     assert.equal(s.resumedFromIteration, 10);
     assert.equal(s.state, ClusterJobState.CLUSTER_JOB_STATE_RUNNING);
     assert.equal(s.attempts, 2);
-    assert.match(s.error, /iter-0000020\.ckpt \(iteration 20\) could not be used: CHECKPOINT_CORRUPT: bad magic; resumed from iteration 10/);
+    assert.equal(s.error, '', 'a fallback is not an error');
+    assert.match(s.checkpointFallback, /iter-0000020\.ckpt \(iteration 20\) could not be used: CHECKPOINT_CORRUPT: bad magic; resumed from iteration 10/);
     const rev = (await w.jobDocs.get(`job.${job.id}`))?.revision;
     assert.deepEqual(await j.reportBadCheckpoint({ attempt: second, checkpoint: key20, reason: 'CHECKPOINT_CORRUPT: bad magic' }), r, 'a retry');
     assert.equal((await w.jobDocs.get(`job.${job.id}`))?.revision, rev, 'a retry writes nothing');
@@ -350,11 +351,11 @@ test(
     s = await j.get(job.id);
     assert.deepEqual(s.history, []);
     assert.equal(s.lastCheckpoint, '');
-    assert.match(s.error, /restarted from iteration 0 \(the source fold's best checkpoint/);
+    assert.match(s.checkpointFallback, /restarted from iteration 0 \(the source fold's best checkpoint/);
     w.advance(60_000);
     const third = await j.startAttempt({ jobId: job.id, worker: 'w3', delivery: 3 });
     assert.equal(third.resumeCheckpoint, '');
-    assert.match((await j.get(job.id)).error, /restarted from iteration 0/);
+    assert.match((await j.get(job.id)).checkpointFallback, /restarted from iteration 0/, 'the next attempt still shows it');
   },
 );
 

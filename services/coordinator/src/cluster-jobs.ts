@@ -292,8 +292,7 @@ export class ClusterJobs {
               state: ClusterJobState.CLUSTER_JOB_STATE_RUNNING,
               attempts: d.job.attempts + 1,
               worker: req.worker,
-              // A checkpoint fallback stays visible on the attempts after it (the job has no field of its own for it).
-              error: d.checkpointFallback ?? '',
+              error: '',
               resumedFromIteration: d.job.lastCheckpoint ? d.job.lastCheckpointIteration : 0,
             },
           },
@@ -492,7 +491,7 @@ export class ClusterJobs {
    * fold's best checkpoint, as a new job does. One update sets it as the
    * job's latest checkpoint and the iteration the attempt resumed from, drops
    * the history after it (trained and reported again) and records why in
-   * `error` (kept across the job's later attempts until one fails). No
+   * `checkpoint_fallback`. No
    * delivery is used up. A retry, or a report of a checkpoint that is no
    * longer the job's latest, changes nothing and gets the job's latest; a
    * checkpoint reported missing that the store has is kept, and that same
@@ -536,14 +535,13 @@ export class ClusterJobs {
       if (d.job.lastCheckpoint !== req.checkpoint) return d;
       return {
         ...d,
-        checkpointFallback: note,
         job: {
           ...d.job,
           lastCheckpoint: key,
           lastCheckpointIteration: iteration,
           resumedFromIteration: iteration,
           history: d.job.history.filter((h) => h.iteration <= iteration),
-          error: note,
+          checkpointFallback: note,
         },
       };
     });
