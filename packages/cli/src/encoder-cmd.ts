@@ -14,6 +14,7 @@ import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { RemoteError, UsageError } from './errors.js';
 import { resolveCluster, runServiceClient, sweepServiceClient, type ClusterEndpoints } from './cluster-config.js';
 import { resolveRunOrSweep } from './sweep-best.js';
+import { chooseFold, type FoldChoice } from './fetch-fold.js';
 import { readStream } from './rpc.js';
 import { Progress } from './progress.js';
 import { encodeNpy } from './npy.js';
@@ -135,31 +136,31 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     if (sweepId) env.stderr.write(`sweep ${sweepId}: its best run is ${runId}\n`);
     const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);
     if (done.length === 0) throw new RemoteError('NO_FOLDS', `run ${runId} has no finished fold yet`);
-    let fold: number;
-    const selection: Record<string, number> = {};
     const foldOpt = values['fold'];
+    let choice: FoldChoice;
     if (typeof foldOpt === 'string' && foldOpt !== 'best') {
-      fold = intOpt(values, 'fold', 0) as number;
-      checkFetchableFold(run, fold);
-    } else if (by === 'val-loss') {
-      fold = done.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b)).fold;
-    } else {
+      const named = intOpt(values, 'fold', 0) as number;
+      checkFetchableFold(run, named);
+      choice = { by: 'fold', fold: named };
+    } else if (by === 'val-loss') choice = { by: 'val-loss' };
+    else {
       // Cluster each fold's codes of the test split; keep the most accurate.
       const { set, k } = await runTestSet(cluster, run);
-      let best = { fold: -1, acc: -1 };
-      for (const f of done) {
-        const { trainer } = await encoderFromCheckpoint(await downloadCheckpoint(c, runId, f.fold, env, signal));
-        const codes = trainer.withInferenceStats(() => embedImages(trainer.net.encoder, set));
-        trainer.dispose();
-        const acc = hungarianAccuracy(set.labels, kmeans(codes, { k, nInit: 3, seed: 0 }).labels).accuracy;
-        selection[`fold${f.fold}`] = acc;
-        env.stderr.write(`fold ${f.fold}: k-means accuracy on the test split ${acc.toFixed(4)}\n`);
-        if (acc > best.acc) best = { fold: f.fold, acc };
-      }
-      fold = best.fold;
+      choice = {
+        by: 'cluster-acc',
+        accuracy: async (bytes, f) => {
+          const { trainer } = await encoderFromCheckpoint(bytes);
+          const codes = trainer.withInferenceStats(() => embedImages(trainer.net.encoder, set));
+          trainer.dispose();
+          const acc = hungarianAccuracy(set.labels, kmeans(codes, { k, nInit: 3, seed: 0 }).labels).accuracy;
+          env.stderr.write(`fold ${f}: k-means accuracy on the test split ${acc.toFixed(4)}\n`);
+          throwIfAborted(signal, `encoder fetch ${runId}`);
+          return acc;
+        },
+      };
     }
+    const { fold, checkpoint: ckpt, selection } = await chooseFold(done, choice, (f) => downloadCheckpoint(c, runId, f, env, signal));
     throwIfAborted(signal, `encoder fetch ${runId}`);
-    const ckpt = await downloadCheckpoint(c, runId, fold, env, signal);
     const { modelJson, weights, trainer } = await encoderFromCheckpoint(ckpt);
     const shape = trainer.net.encoder.inputs[0]?.shape.slice(1) ?? [];
     const codeSize = trainer.net.encoder.outputs[0]?.shape[1] ?? 0;
