@@ -18,7 +18,7 @@ import {
 import type { CliEnv } from './env.js';
 import { choiceOpt, floatOpt, intOpt, parse, positiveInt } from './args.js';
 import { RemoteError, UsageError } from './errors.js';
-import { duration, num, table } from './format.js';
+import { duration, listTable, num, table } from './format.js';
 import { clusterChannel, resolveCluster, runServiceClient } from './cluster-config.js';
 import { importedFromCluster, type ImportedVersion } from './imported-input.js';
 import { writeClusterJobReport } from './cluster-job-report.js';
@@ -176,7 +176,7 @@ export function renderClusterJob(job: ClusterJob): string {
 /** The table of `cluster-job list`. */
 export function renderClusterJobList(jobs: readonly ClusterJob[]): string {
   return (
-    table(
+    listTable(
       ['job', 'state', 'method', 'run', 'fold', 'iterations', 'acc', 'name'],
       jobs.map((j) => {
         const last = j.history[j.history.length - 1];
@@ -191,6 +191,7 @@ export function renderClusterJobList(jobs: readonly ClusterJob[]): string {
           j.spec?.name ?? '',
         ];
       }),
+      'no clustering jobs yet (cvc cluster-job submit RUN --method dcec starts one)',
     ) + '\n'
   );
 }
