@@ -8,13 +8,17 @@ const folds = [0.3, 0.1, 0.2].map((loss, fold) => ({ fold, val: { loss } }) as u
 /** A download that counts its calls per fold and answers bytes that name the fold. */
 function counting(): { download: (fold: number) => Promise<Uint8Array>; calls: number[] } {
   const calls: number[] = [];
-  return { calls, download: async (fold) => (calls.push(fold), Uint8Array.of(fold)) };
+  return { calls, download: (fold) => (calls.push(fold), Promise.resolve(Uint8Array.of(fold))) };
 }
 
 test("encoder fetch --by cluster-acc downloads each fold once and keeps the best one's bytes", async () => {
   const d = counting();
   const acc = [0.5, 0.7, 0.9];
-  const got = await chooseFold(folds, { by: 'cluster-acc', accuracy: async (bytes, fold) => (assert.equal(bytes[0], fold), acc[fold] as number) }, d.download);
+  const got = await chooseFold(
+    folds,
+    { by: 'cluster-acc', accuracy: (bytes, fold) => (assert.equal(bytes[0], fold), Promise.resolve(acc[fold] as number)) },
+    d.download,
+  );
   assert.deepEqual(d.calls, [0, 1, 2], 'one download per fold, none again for the chosen one');
   assert.equal(got.fold, 2);
   assert.deepEqual(Array.from(got.checkpoint), [2]);

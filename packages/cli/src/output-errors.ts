@@ -44,7 +44,11 @@ export const OUTPUT_PROBE_MS = 1000;
  */
 export function watchOutputClosed(streams: readonly NodeJS.WritableStream[], onClosed: () => void, probeMs = OUTPUT_PROBE_MS): OutputWatch {
   let closed = false;
-  let probe: NodeJS.Timeout | undefined;
+  const probe = setInterval(() => {
+    for (const s of streams) s.write('', (err?: Error | null) => (err ? onError() : undefined));
+  }, probeMs);
+  // The probe alone never keeps the process alive.
+  probe.unref();
   // Any write error (also ENOSPC on a redirected file) means the output is lost: the same stop.
   const onError = (): void => {
     if (closed) return;
@@ -56,11 +60,6 @@ export function watchOutputClosed(streams: readonly NodeJS.WritableStream[], onC
     s.on('error', onError);
     s.on('close', onError);
   }
-  probe = setInterval(() => {
-    for (const s of streams) s.write('', (err?: Error | null) => (err ? onError() : undefined));
-  }, probeMs);
-  // The probe alone never keeps the process alive.
-  probe.unref();
   // An empty write's callback runs after every earlier write finished: with an error when one failed.
   const flush = (s: NodeJS.WritableStream): Promise<boolean> =>
     new Promise((resolve) => s.write('', (err?: Error | null) => resolve(err !== undefined && err !== null)));
