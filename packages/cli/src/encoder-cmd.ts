@@ -74,13 +74,19 @@ async function datasetManifest(cluster: ClusterEndpoints, run: Run): Promise<Dat
 /**
  * The k of `encoder fetch --by cluster-acc`: the dataset's class count. An
  * unlabeled dataset (a flat image folder) has no labels to score against, so
- * it is a UsageError pointing at --by val-loss.
+ * it is a UsageError pointing at --by val-loss, as is a test split with
+ * fewer images than classes.
  */
 export function clusterAccClasses(manifest: DatasetManifest, where: string): number {
   if (manifest.imageFolder?.labeled === false || manifest.classNames.length < 2) {
     throw new UsageError(`--by cluster-acc needs labels (class folders); ${where} is unlabeled: use --by val-loss`);
   }
-  return manifest.classNames.length;
+  const k = manifest.classNames.length;
+  // k-means needs k points (else a ClusteringError about `k` that never names the test split).
+  const test = manifest.shards.find((s) => s.split === 'test');
+  if (test && test.count < k)
+    throw new UsageError(`--by cluster-acc clusters the test split into its ${k} classes, but ${where} has ${test.count} test images: use --by val-loss`);
+  return k;
 }
 
 /**
