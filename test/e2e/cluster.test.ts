@@ -147,7 +147,7 @@ test('a 5-fold CV runs through the local cluster (nats-server, S3, coordinator, 
     assert.match(bad.err(), /takes 32x32x3 images/);
     // An unknown model is a usage error of the CLI (exit 2), before any connection.
     assert.equal(await main(['run', 'submit', '--dataset', 'fashion-mnist', '--model', 'vgg16', '--cluster', clusterFile], bad), 2);
-    assert.match(bad.err(), /--model must be one of seed-mnist, seed-cifar, cae, custom, got 'vgg16'/);
+    assert.match(bad.err(), /--model must be one of seed-mnist, seed-cifar, cae, got 'vgg16'/);
 
     // After a whole run: no generated secret in the coordinator's or any worker's log.
     assert.ok((await assertNoSecretsInLogs(cluster)) > 1000);

@@ -85,6 +85,10 @@ test('cv --local runs every fold, writes results, prints a JSON summary, and res
     assert.ok(Number.isFinite(summary.loss.val.mean));
     assert.equal(summary.folds[0]?.metrics.test.count, 12);
     assert.match(env.err(), /fold 1 epoch 2\/2 .* val_loss/);
+    // Evaluation is a line per split, never a progress line counting 0/0.
+    assert.match(env.err(), /^fold 0 evaluating the train split \(\d+ images\)$/m);
+    assert.match(env.err(), /^fold 1 evaluating the test split \(12 images\)$/m);
+    assert.doesNotMatch(env.err(), / 0\/0\b/);
     for (const k of [0, 1]) {
       const history = JSON.parse(await readFile(join(out, `fold-${k}`, 'history.json'), 'utf8')) as unknown[];
       assert.equal(history.length, 2);

@@ -19,7 +19,7 @@ import type { CliEnv } from './env.js';
 import { choiceOpt, floatOpt, intOpt, parse, positiveInt, refuseFlags } from './args.js';
 import { fetchPages, LIST_PAGE_OPTIONS, listScope, moreLine } from './list-pages.js';
 import { RemoteError, UsageError } from './errors.js';
-import { duration, num, table } from './format.js';
+import { duration, listTable, num, table } from './format.js';
 import { clusterChannel, resolveCluster, runServiceClient } from './cluster-config.js';
 import { importedFromCluster, type ImportedVersion } from './imported-input.js';
 import { writeClusterJobReport } from './cluster-job-report.js';
@@ -178,7 +178,7 @@ export function renderClusterJob(job: ClusterJob): string {
 /** The table of `cluster-job list`. */
 export function renderClusterJobList(jobs: readonly ClusterJob[]): string {
   return (
-    table(
+    listTable(
       ['job', 'state', 'method', 'run', 'fold', 'iterations', 'acc', 'name'],
       jobs.map((j) => {
         const last = j.history[j.history.length - 1];
@@ -193,6 +193,7 @@ export function renderClusterJobList(jobs: readonly ClusterJob[]): string {
           j.spec?.name ?? '',
         ];
       }),
+      'no clustering jobs yet (cvc cluster-job submit RUN --method dcec starts one)',
     ) + '\n'
   );
 }

@@ -262,7 +262,12 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
             await rename(`${lastCkpt}.tmp`, lastCkpt);
             await writeJson(join(foldDir, 'history.json'), t.epochHistory);
           },
-          onEvaluate: (split) => progress.set(`fold ${k}`, { label: `fold ${k} evaluating`, value: 0, total: 0, detail: split }),
+          // Evaluation reports no batches: a line per split, not a bar stuck at 0/0.
+          onEvaluate: (split) => {
+            const images = ({ train: train.count, val: val.count, test: test.count } as Record<string, number>)[split];
+            progress.remove(`fold ${k}`);
+            progress.log(`fold ${k} evaluating the ${split} split${images === undefined ? '' : ` (${images} images)`}`);
+          },
         },
       );
       await writeFile(join(foldDir, 'best.ckpt'), result.bestCheckpoint);

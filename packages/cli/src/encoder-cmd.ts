@@ -14,6 +14,7 @@ import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { RemoteError, UsageError } from './errors.js';
 import { resolveCluster, runServiceClient, sweepServiceClient, type ClusterEndpoints } from './cluster-config.js';
 import { resolveRunOrSweep } from './sweep-best.js';
+import { chooseFold, type FoldChoice } from './fetch-fold.js';
 import { readStream } from './rpc.js';
 import { Progress } from './progress.js';
 import { encodeNpy } from './npy.js';
@@ -73,13 +74,19 @@ async function datasetManifest(cluster: ClusterEndpoints, run: Run): Promise<Dat
 /**
  * The k of `encoder fetch --by cluster-acc`: the dataset's class count. An
  * unlabeled dataset (a flat image folder) has no labels to score against, so
- * it is a UsageError pointing at --by val-loss.
+ * it is a UsageError pointing at --by val-loss, as is a test split with
+ * fewer images than classes.
  */
 export function clusterAccClasses(manifest: DatasetManifest, where: string): number {
   if (manifest.imageFolder?.labeled === false || manifest.classNames.length < 2) {
     throw new UsageError(`--by cluster-acc needs labels (class folders); ${where} is unlabeled: use --by val-loss`);
   }
-  return manifest.classNames.length;
+  const k = manifest.classNames.length;
+  // k-means needs k points (else a ClusteringError about `k` that never names the test split).
+  const test = manifest.shards.find((s) => s.split === 'test');
+  if (test && test.count < k)
+    throw new UsageError(`--by cluster-acc clusters the test split into its ${k} classes, but ${where} has ${test.count} test images: use --by val-loss`);
+  return k;
 }
 
 /**
@@ -135,31 +142,31 @@ async function encoderFetch(args: string[], env: CliEnv, signal: AbortSignal | u
     if (sweepId) env.stderr.write(`sweep ${sweepId}: its best run is ${runId}\n`);
     const done = run.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED && f.bestCheckpoint);
     if (done.length === 0) throw new RemoteError('NO_FOLDS', `run ${runId} has no finished fold yet`);
-    let fold: number;
-    const selection: Record<string, number> = {};
     const foldOpt = values['fold'];
+    let choice: FoldChoice;
     if (typeof foldOpt === 'string' && foldOpt !== 'best') {
-      fold = intOpt(values, 'fold', 0) as number;
-      checkFetchableFold(run, fold);
-    } else if (by === 'val-loss') {
-      fold = done.reduce((b, f) => ((f.val?.loss ?? Infinity) < (b.val?.loss ?? Infinity) ? f : b)).fold;
-    } else {
+      const named = intOpt(values, 'fold', 0) as number;
+      checkFetchableFold(run, named);
+      choice = { by: 'fold', fold: named };
+    } else if (by === 'val-loss') choice = { by: 'val-loss' };
+    else {
       // Cluster each fold's codes of the test split; keep the most accurate.
       const { set, k } = await runTestSet(cluster, run);
-      let best = { fold: -1, acc: -1 };
-      for (const f of done) {
-        const { trainer } = await encoderFromCheckpoint(await downloadCheckpoint(c, runId, f.fold, env, signal));
-        const codes = trainer.withInferenceStats(() => embedImages(trainer.net.encoder, set));
-        trainer.dispose();
-        const acc = hungarianAccuracy(set.labels, kmeans(codes, { k, nInit: 3, seed: 0 }).labels).accuracy;
-        selection[`fold${f.fold}`] = acc;
-        env.stderr.write(`fold ${f.fold}: k-means accuracy on the test split ${acc.toFixed(4)}\n`);
-        if (acc > best.acc) best = { fold: f.fold, acc };
-      }
-      fold = best.fold;
+      choice = {
+        by: 'cluster-acc',
+        accuracy: async (bytes, f) => {
+          const { trainer } = await encoderFromCheckpoint(bytes);
+          const codes = trainer.withInferenceStats(() => embedImages(trainer.net.encoder, set));
+          trainer.dispose();
+          const acc = hungarianAccuracy(set.labels, kmeans(codes, { k, nInit: 3, seed: 0 }).labels).accuracy;
+          env.stderr.write(`fold ${f}: k-means accuracy on the test split ${acc.toFixed(4)}\n`);
+          throwIfAborted(signal, `encoder fetch ${runId}`);
+          return acc;
+        },
+      };
     }
+    const { fold, checkpoint: ckpt, selection } = await chooseFold(done, choice, (f) => downloadCheckpoint(c, runId, f, env, signal));
     throwIfAborted(signal, `encoder fetch ${runId}`);
-    const ckpt = await downloadCheckpoint(c, runId, fold, env, signal);
     const { modelJson, weights, trainer } = await encoderFromCheckpoint(ckpt);
     const shape = trainer.net.encoder.inputs[0]?.shape.slice(1) ?? [];
     const codeSize = trainer.net.encoder.outputs[0]?.shape[1] ?? 0;

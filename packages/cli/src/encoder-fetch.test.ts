@@ -20,6 +20,15 @@ test('encoder fetch --by cluster-acc takes k from the manifest class count, and 
   };
   refused(manifest({ classNames: ['unlabeled'], imageFolder: { labeled: false } as DatasetManifest['imageFolder'] }));
   refused(manifest({ classNames: ['x', 'y'], imageFolder: { labeled: false } as DatasetManifest['imageFolder'] }));
+  // Fewer test images than classes: k-means cannot make k clusters; said in terms of the test split.
+  const shard = (split: string, count: number) => ({ name: `${split}.cvcs`, split, count }) as unknown as DatasetManifest['shards'][number];
+  assert.throws(
+    () => clusterAccClasses(manifest({ classNames: ['a', 'b', 'c', 'd'], shards: [shard('fold', 40), shard('test', 3)] }), 'dataset photos version v1'),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message === '--by cluster-acc clusters the test split into its 4 classes, but dataset photos version v1 has 3 test images: use --by val-loss',
+  );
+  assert.equal(clusterAccClasses(manifest({ classNames: ['a', 'b'], shards: [shard('test', 2)] }), 'x'), 2);
 });
 
 test('encoder fetch --fold K names a fold the run does not have apart from one that has not finished', () => {

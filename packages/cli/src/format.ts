@@ -21,6 +21,15 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/**
+ * The table of a list command, or `empty` (a line saying there is nothing
+ * yet and how to start one) when there are no rows: a header alone reads
+ * as a failed or cut-off listing.
+ */
+export function listTable(header: readonly string[], rows: readonly (readonly string[])[], empty: string): string {
+  return rows.length === 0 ? empty : table(header, rows);
+}
+
 export function duration(seconds: number): string {
   if (seconds < 60) return `${seconds.toFixed(1)}s`;
   const m = Math.floor(seconds / 60);

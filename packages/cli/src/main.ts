@@ -58,6 +58,8 @@ export interface MainOptions {
   readonly signal?: AbortSignal;
   /** Whether main() handles SIGINT and SIGTERM itself (default true). */
   readonly handleSignals?: boolean;
+  /** How often a closed stdout or stderr is looked for while the command writes nothing (ms; tests). */
+  readonly outputProbeMs?: number;
 }
 
 /**
@@ -72,7 +74,7 @@ export async function main(argv: string[], env: CliEnv = cliEnvFromProcess(), op
   const [cmd, ...rest] = argv;
   const ac = new AbortController();
   // Output piped into a reader that went away (`cvc run list | head -1`): stop the command, exit 141.
-  const closed = watchOutputClosed([env.stdout, env.stderr], () => ac.abort(new CancelledError(`cvc ${cmd ?? ''}: output closed`.trim())));
+  const closed = watchOutputClosed([env.stdout, env.stderr], () => ac.abort(new CancelledError(`cvc ${cmd ?? ''}: output closed`.trim())), opts.outputProbeMs);
   try {
     const code = await dispatch(cmd, rest, argv, env, opts, ac, closed);
     await closed.settle();

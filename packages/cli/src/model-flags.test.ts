@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { UsageError } from './errors.js';
 import { modelFromFlags } from './model-flags.js';
 import { runSpecFromFlags } from './run-spec-flags.js';
+import { COMMAND_HELP } from './help.js';
 
 const refused = async (values: Record<string, unknown>, re: RegExp): Promise<void> => {
   await assert.rejects(
@@ -65,4 +66,21 @@ test('--model-config FILE is checked with the schema; errors name the file and t
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('an unknown --model lists the names the help lists, and custom only with its --model-config', async () => {
+  const help = COMMAND_HELP['run submit']?.flags.find((f) => f.flag === '--model NAME')?.text ?? '';
+  let listed: string[] = [];
+  await assert.rejects(
+    () => modelFromFlags({ model: 'nope' }, 'run submit'),
+    (e: unknown) => {
+      const m = /^--model must be one of (.+), got 'nope'$/.exec((e as Error).message);
+      assert.ok(m, String(e));
+      listed = (m[1] ?? '').split(', ');
+      return true;
+    },
+  );
+  assert.deepEqual(listed, ['seed-mnist', 'seed-cifar', 'cae']);
+  for (const name of listed) assert.match(help, new RegExp(`(^|[ ,])${name} \\(`), `help describes --model ${name}`);
+  await refused({ model: 'custom' }, /^run submit: --model custom needs --model-config FILE$/);
 });

@@ -29,6 +29,9 @@ export const MODEL_FLAG_OPTIONS = {
   upsample: { type: 'string' },
 } as const;
 
+/** What `--model` chooses (the help lists these): every model name but `custom`, which only labels a --model-config run. */
+const PRESET_NAMES = MODEL_NAMES.filter((m): m is Exclude<ModelName, 'custom'> => m !== 'custom');
+
 /** The `cae` flags; any of them with another model is a usage error. */
 const CAE_FLAGS = ['filters', 'code-size', 'kernel', 'dense', 'init', 'loss', 'output-activation'] as const;
 
@@ -78,10 +81,10 @@ export async function modelFromFlags(values: Record<string, unknown>, command: s
     }
     return { model: 'custom', config: checked(raw, file, upsample) };
   }
-  if (values['model'] === undefined)
-    throw new UsageError(`${command} needs --model (${MODEL_NAMES.filter((m) => m !== 'custom').join(', ')}) or --model-config FILE`);
-  const model = choiceOpt(values, 'model', MODEL_NAMES, 'seed-mnist');
-  if (model === 'custom') throw new UsageError(`${command}: --model custom needs --model-config FILE`);
+  if (values['model'] === undefined) throw new UsageError(`${command} needs --model (${PRESET_NAMES.join(', ')}) or --model-config FILE`);
+  // `custom` is how a run with --model-config is labelled, not a model of its own.
+  if (values['model'] === 'custom') throw new UsageError(`${command}: --model custom needs --model-config FILE`);
+  const model = choiceOpt(values, 'model', PRESET_NAMES, 'seed-mnist');
   if (model !== 'cae') {
     if (caeGiven.length > 0) throw new UsageError(`${command}: --${caeGiven[0]} applies to --model cae, not ${model}`);
     return { model, ...(upsample ? { upsample } : {}) };

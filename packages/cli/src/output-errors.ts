@@ -24,22 +24,42 @@ function isClosedOutput(err: unknown): boolean {
   return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'EIO' || code === 'ECONNRESET';
 }
 
+/** How often {@link watchOutputClosed} tries an empty write on each stream (ms). */
+export const OUTPUT_PROBE_MS = 1000;
+
 /**
  * Listens for write errors on `streams` (stdout and stderr). Node emits a
  * failed write (EPIPE once the reader of a pipe exits) as an 'error' event,
  * which without a listener kills the process with a raw stack; instead the
- * first one calls `onClosed` (main aborts the command's signal, so a watch
- * stops instead of writing on) and is remembered.
+ * first one (or a 'close' of the stream) calls `onClosed` (main aborts the
+ * command's signal, so a watch stops instead of writing on) and is remembered.
+ *
+ * Nothing tells a writer that its reader went away before it writes, and a
+ * watch of a run that does not change writes nothing for hours: every
+ * `probeMs` an empty write to each stream finds out while the command only
+ * waits. That catches a socket (the stdio of a process started by Node or a
+ * supervisor is a socketpair), but an empty write into a kernel pipe
+ * (`cvc run watch R | head`) succeeds whatever the reader did, so there the
+ * command still learns it at its next real write.
  */
-export function watchOutputClosed(streams: readonly NodeJS.WritableStream[], onClosed: () => void): OutputWatch {
+export function watchOutputClosed(streams: readonly NodeJS.WritableStream[], onClosed: () => void, probeMs = OUTPUT_PROBE_MS): OutputWatch {
   let closed = false;
+  const probe = setInterval(() => {
+    for (const s of streams) s.write('', (err?: Error | null) => (err ? onError() : undefined));
+  }, probeMs);
+  // The probe alone never keeps the process alive.
+  probe.unref();
   // Any write error (also ENOSPC on a redirected file) means the output is lost: the same stop.
   const onError = (): void => {
     if (closed) return;
     closed = true;
+    clearInterval(probe);
     onClosed();
   };
-  for (const s of streams) s.on('error', onError);
+  for (const s of streams) {
+    s.on('error', onError);
+    s.on('close', onError);
+  }
   // An empty write's callback runs after every earlier write finished: with an error when one failed.
   const flush = (s: NodeJS.WritableStream): Promise<boolean> =>
     new Promise((resolve) => s.write('', (err?: Error | null) => resolve(err !== undefined && err !== null)));
@@ -53,8 +73,10 @@ export function watchOutputClosed(streams: readonly NodeJS.WritableStream[], onC
     },
     exitCode: (code) => (code === 0 || code === 130 ? EXIT_OUTPUT_CLOSED : code),
     release() {
+      clearInterval(probe);
       for (const s of streams) {
         s.off('error', onError);
+        s.off('close', onError);
         // Once per stream: later errors of a stream that already failed are not news (nobody reads it).
         if (!guarded.has(s)) {
           guarded.add(s);

@@ -3,7 +3,7 @@ import type { CliEnv } from './env.js';
 import { parse, refuseFlags } from './args.js';
 import { RUN_SPEC_FLAG_OPTIONS, runSpecFromFlags } from './run-spec-flags.js';
 import { UsageError } from './errors.js';
-import { num, table } from './format.js';
+import { listTable, num, table } from './format.js';
 import { resolveCluster, runServiceClient } from './cluster-config.js';
 import { Progress, type ProgressOptions } from './progress.js';
 import { followUntilFinal, unary } from './rpc.js';
@@ -190,7 +190,7 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
           );
         else
           env.stdout.write(
-            table(
+            listTable(
               ['run', 'state', 'model', 'dataset', 'folds done', 'val loss'],
               runs.map((r) => [
                 r.id,
@@ -200,6 +200,7 @@ export async function runCommand(argv: string[], env: CliEnv, signal?: AbortSign
                 `${r.folds.filter((f) => f.state === FoldState.FOLD_STATE_SUCCEEDED).length}/${r.folds.length}`,
                 r.summary?.valLoss ? `${num(r.summary.valLoss.mean)} +- ${num(r.summary.valLoss.std)}` : '-',
               ]),
+              'no runs yet (cvc run submit --dataset NAME --model M starts one)',
             ) + '\n',
           );
         env.stderr.write(moreLine(more, 'cvc run list'));

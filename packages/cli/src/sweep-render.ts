@@ -1,5 +1,5 @@
 import { RunState, Sweep, SweepState, type SweepTrial } from '@cvc/proto';
-import { num, table } from './format.js';
+import { listTable, num, table } from './format.js';
 import { withEmptyLists } from './run-cmd.js';
 
 /** The states a sweep ends in. */
@@ -147,7 +147,7 @@ export function renderSweep(sweep: Sweep): string {
 export function renderSweepList(sweeps: readonly Sweep[]): string {
   const count = (s: Sweep, st: RunState): number => s.trials.filter((t) => t.state === st).length;
   return (
-    table(
+    listTable(
       ['sweep', 'name', 'state', 'trials', 'succeeded', 'stopped', 'best trial', 'best val loss'],
       sweeps.map((s) => {
         const best = s.trials.find((t) => t.index === s.bestTrial);
@@ -162,6 +162,7 @@ export function renderSweepList(sweeps: readonly Sweep[]): string {
           best?.valLoss ? `${num(best.valLoss.mean)} +- ${num(best.valLoss.std)}` : '-',
         ];
       }),
+      'no sweeps yet (cvc sweep submit --dataset NAME --model M --grid NAME=V1,V2 starts one)',
     ) + '\n'
   );
 }

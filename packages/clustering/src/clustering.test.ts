@@ -83,7 +83,91 @@ test('k-means finds well-separated blobs and matches scikit-learn’s inertia', 
   );
   close(r.inertia, 649.6246668235772, 1e-6);
   assert.deepEqual(kmeans({ data, n, d: 3 }, { k: 4, seed: 0 }).labels, r.labels, 'reproducible from the seed');
-  assert.throws(() => kmeans({ data, n, d: 3 }, { k: 0 }), RangeError);
+});
+
+test('k-means refuses bad input with a typed ClusteringError naming the problem', () => {
+  const data = Float64Array.from([0, 0, 1, 1, 5, 5]);
+  const is = (code: string, field: string, text: RegExp) => (e: unknown) =>
+    e instanceof ClusteringError && e.code === code && e.field === field && text.test(e.message);
+  assert.throws(() => kmeans({ data, n: 3, d: 2 }, { k: 4 }), is('TOO_FEW_POINTS', 'k', /^k: 4 clusters need at least 4 points, got 3$/));
+  assert.throws(() => kmeans({ data, n: 3, d: 2 }, { k: 0 }), is('INVALID_OPTION', 'k', /^k: must be an integer >= 1, got 0$/));
+  assert.throws(() => kmeans({ data, n: 3, d: 2 }, { k: 1.5 }), is('INVALID_OPTION', 'k', /got 1\.5/));
+  assert.throws(() => kmeans({ data: new Float64Array(0), n: 0, d: 2 }, { k: 1 }), is('TOO_FEW_POINTS', 'points', /no points to cluster/));
+  assert.throws(() => kmeans({ data, n: 4, d: 2 }, { k: 2 }), is('INVALID_POINTS', 'points', /^points: 6 values do not make 4 rows of 2$/));
+  assert.throws(() => kmeans({ data, n: 3, d: 0 }, { k: 2 }), is('INVALID_POINTS', 'points', /d \(values per point\) must be an integer >= 1, got 0/));
+  assert.throws(() => kmeans({ data: Float64Array.from([0, 0, NaN, 1]), n: 2, d: 2 }, { k: 1 }), is('INVALID_POINTS', 'points', /row 1 column 0 is NaN/));
+  // More values than n x d: the rest is ignored, as before.
+  assert.equal(kmeans({ data, n: 2, d: 2 }, { k: 2, seed: 0 }).labels.length, 2);
+});
+
+/** The least total cost of giving each row of the smaller side a distinct column (or row), by trying every injection. */
+function bruteForceCost(m: number[][]): number {
+  const rows = m.length;
+  const cols = m[0]?.length ?? 0;
+  const at = rows <= cols ? (r: number, c: number) => m[r]?.[c] as number : (r: number, c: number) => m[c]?.[r] as number;
+  const [n, k] = rows <= cols ? [rows, cols] : [cols, rows];
+  const best = (r: number, used: Set<number>): number =>
+    r === n
+      ? 0
+      : Math.min(
+          ...range(k)
+            .filter((c) => !used.has(c))
+            .map((c) => at(r, c) + best(r + 1, new Set([...used, c]))),
+        );
+  return best(0, new Set());
+}
+
+test('the Hungarian algorithm on rectangular matrices (wide and tall) finds the brute-force minimum', () => {
+  const wide = Array.from({ length: 3 }, (_, r) => Array.from({ length: 7 }, (_, c) => ((r * 11 + c * 5 + r * c * 3) % 13) + 1));
+  const tall = wide[0]!.map((_, c) => wide.map((row) => row[c] as number));
+  for (const m of [wide, tall]) {
+    const a = hungarian(m);
+    assert.equal(a.length, m.length);
+    const assigned = a.filter((c) => c >= 0);
+    assert.equal(assigned.length, Math.min(m.length, m[0]!.length), 'the smaller side is matched in full');
+    assert.equal(new Set(assigned).size, assigned.length, 'distinct columns');
+    assert.equal(
+      a.reduce((s, c, r) => s + (c >= 0 ? (m[r]?.[c] as number) : 0), 0),
+      bruteForceCost(m),
+    );
+  }
+  assert.deepEqual(hungarian([]), []);
+  assert.throws(
+    () => hungarian([[1, 2], [3]]),
+    (e: unknown) => e instanceof ClusteringError && e.code === 'INVALID_OPTION' && /row 1 has 1 values/.test(e.message),
+  );
+  assert.throws(
+    () => hungarian([[1, NaN]]),
+    (e: unknown) => e instanceof ClusteringError && e.code === 'INVALID_POINTS' && /row 0 column 1 is NaN/.test(e.message),
+  );
+});
+
+test('cluster accuracy with more clusters than classes, or fewer, matches brute force; 1000 clusters against 10 labels', () => {
+  const i = range(60);
+  for (const [y, c] of [
+    [i.map((x) => x % 3), i.map((x) => (x * x + x) % 7)],
+    [i.map((x) => (x * 5) % 4), i.map((x) => Math.floor(x / 7) % 2)],
+  ] as [number[], number[]][]) {
+    const m = confusionMatrix(y, c);
+    const correct = -bruteForceCost(m.map((row) => row.map((v) => -v)));
+    close(hungarianAccuracy(y, c).accuracy, correct / y.length);
+  }
+  // Every cluster is pure (5 points of one class): the best matching takes one cluster per class.
+  const n = 5000;
+  const h = hungarianAccuracy(
+    range(n).map((x) => x % 10),
+    range(n).map((x) => x % 1000),
+  );
+  close(h.accuracy, (10 * 5) / n);
+  assert.equal(h.mapping.length, 1000);
+  const matched = h.mapping.filter((v) => v < 10);
+  assert.deepEqual(
+    [...matched].sort((a, b) => a - b),
+    range(10),
+    'each class matched to one cluster',
+  );
+  h.mapping.forEach((v, id) => assert.ok(v >= 10 || v === id % 10, `cluster ${id} is matched to its own class`));
+  assert.equal(new Set(h.mapping).size, 1000);
 });
 
 test('scores take any integer labels (not only 0..k-1) and refuse a label that is not an integer, naming it', () => {
@@ -109,6 +193,8 @@ test('scores take any integer labels (not only 0..k-1) and refuse a label that i
   assert.throws(() => nmi([0, 1, 1], [0, NaN, 1]), is('INVALID_POINTS', 'clusters', 'label 1 is NaN'));
   assert.throws(() => confusionMatrix([0, -1], [0, 1]), is('INVALID_POINTS', 'classes', 'label 1 is -1'));
   assert.throws(() => scoreClustering([], []), is('TOO_FEW_POINTS', 'classes', 'no points'));
+  assert.throws(() => scoreClustering([0, 1, 1], [0, 1]), is('INVALID_POINTS', 'clusters', '2 cluster assignments for 3 labels'));
+  assert.throws(() => confusionMatrix([0, 1], [0, 1, 1]), is('INVALID_POINTS', 'clusters', '3 cluster assignments for 2 labels'));
   // One point: a perfect match (scikit-learn's convention), not 0 / 0.
   assert.deepEqual(scoreClustering([3], [0]), { accuracy: 1, nmi: 1, ari: 1, purity: 1 });
 });

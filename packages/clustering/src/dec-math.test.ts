@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { argmaxRows, changedShare, klDivergence, softAssignment, stopDecision, targetDistribution } from './index.js';
+import { argmaxRows, changedShare, ClusteringError, klDivergence, softAssignment, stopDecision, targetDistribution } from './index.js';
+
+const invalid = (field: string, text: RegExp) => (e: unknown) =>
+  e instanceof ClusteringError && e.code === 'INVALID_POINTS' && e.field === field && text.test(e.message);
 
 const close = (a: number, b: number, tol = 1e-12): void => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b}`);
 const closeAll = (a: ArrayLike<number>, b: readonly number[]): void => {
@@ -23,7 +26,8 @@ const P = [125 / 132, 7 / 132, 45 / 52, 7 / 52, 1 / 36, 35 / 36];
 
 test('Student-t soft assignment (alpha = 1) on a 3x2 case worked out by hand', () => {
   closeAll(softAssignment(z, mu, 3, 2, 2), Q);
-  assert.throws(() => softAssignment(z, mu, 3, 3, 2), RangeError);
+  assert.throws(() => softAssignment(z, mu, 3, 3, 2), invalid('codes', /^codes: 6 values, expected n x d = 3 x 3$/));
+  assert.throws(() => softAssignment(z, mu, 3, 2, 3), invalid('centres', /4 values, expected k x d = 3 x 2/));
 });
 
 test('target distribution p = (q² / f) normalised per row, on the same case', () => {
@@ -52,6 +56,8 @@ test('KL(P‖Q) averaged over points, on the same case', () => {
   close(klDivergence(Q, Q, 3, 2), 0);
   // Zeros are clipped to 1e-7 (Keras' kld), so a zero q gives a large but finite loss.
   assert.ok(Number.isFinite(klDivergence([1, 0], [0, 1], 1, 2)));
+  assert.throws(() => klDivergence(P, Q.slice(1), 3, 2), invalid('p, q', /must both have n x k = 3 x 2 values \(got 6 and 5\)/));
+  assert.throws(() => targetDistribution(Q, 2, 2), invalid('q', /^q: 6 values, expected n x k = 2 x 2$/));
 });
 
 test('hard assignments, confidence and the share that changed', () => {
@@ -60,7 +66,7 @@ test('hard assignments, confidence and the share that changed', () => {
   closeAll(confidence, [Math.fround(5 / 6), 0.75, Math.fround(5 / 6)]);
   close(changedShare([0, 0, 1], [0, 1, 1]), 1 / 3);
   close(changedShare([0, 0, 1], labels), 0);
-  assert.throws(() => changedShare([0], [0, 1]), RangeError);
+  assert.throws(() => changedShare([0], [0, 1]), invalid('after', /1 assignments before but 2 after/));
 });
 
 test('the stop rule: converged below tol after the first refresh, else at the batch budget', () => {

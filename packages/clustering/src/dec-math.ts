@@ -7,6 +7,8 @@
  * target refreshes and its tests check its tensor version against them.
  */
 
+import { ClusteringError } from './errors.js';
+
 /** Keras' epsilon: KL(P‖Q) clips p and q to [eps, 1] as Keras' `kld` loss does. */
 export const KL_EPSILON = 1e-7;
 
@@ -16,8 +18,8 @@ export const KL_EPSILON = 1e-7;
  * `codes` is n x d and `centres` k x d, row-major; returns n x k, row-major.
  */
 export function softAssignment(codes: ArrayLike<number>, centres: ArrayLike<number>, n: number, d: number, k: number): Float64Array {
-  if (codes.length !== n * d) throw new RangeError(`codes: ${codes.length} values, expected n x d = ${n} x ${d}`);
-  if (centres.length !== k * d) throw new RangeError(`centres: ${centres.length} values, expected k x d = ${k} x ${d}`);
+  if (codes.length !== n * d) throw new ClusteringError('INVALID_POINTS', 'codes', `${codes.length} values, expected n x d = ${n} x ${d}`);
+  if (centres.length !== k * d) throw new ClusteringError('INVALID_POINTS', 'centres', `${centres.length} values, expected k x d = ${k} x ${d}`);
   const q = new Float64Array(n * k);
   for (let i = 0; i < n; i++) {
     let sum = 0;
@@ -42,7 +44,7 @@ export function softAssignment(codes: ArrayLike<number>, centres: ArrayLike<numb
  * assignments; dividing by f_j keeps large clusters from taking over.
  */
 export function targetDistribution(q: ArrayLike<number>, n: number, k: number): Float64Array {
-  if (q.length !== n * k) throw new RangeError(`q: ${q.length} values, expected n x k = ${n} x ${k}`);
+  if (q.length !== n * k) throw new ClusteringError('INVALID_POINTS', 'q', `${q.length} values, expected n x k = ${n} x ${k}`);
   const f = new Float64Array(k);
   for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) f[j] = (f[j] as number) + (q[i * k + j] as number);
   const p = new Float64Array(n * k);
@@ -64,7 +66,8 @@ export function targetDistribution(q: ArrayLike<number>, n: number, k: number): 
  * with p and q clipped to [1e-7, 1] (Keras' `kld`, the loss DEC, IDEC and DCEC train).
  */
 export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>, n: number, k: number): number {
-  if (p.length !== n * k || q.length !== n * k) throw new RangeError(`p and q must both have n x k = ${n} x ${k} values (got ${p.length} and ${q.length})`);
+  if (p.length !== n * k || q.length !== n * k)
+    throw new ClusteringError('INVALID_POINTS', 'p, q', `must both have n x k = ${n} x ${k} values (got ${p.length} and ${q.length})`);
   const clip = (v: number): number => Math.min(1, Math.max(KL_EPSILON, v));
   let s = 0;
   for (let i = 0; i < n * k; i++) {
@@ -96,7 +99,7 @@ export function argmaxRows(m: ArrayLike<number>, n: number, k: number): { labels
 
 /** Share of points whose assignment differs between `before` and `after` (0..1). */
 export function changedShare(before: ArrayLike<number>, after: ArrayLike<number>): number {
-  if (before.length !== after.length) throw new RangeError(`${before.length} assignments before but ${after.length} after`);
+  if (before.length !== after.length) throw new ClusteringError('INVALID_POINTS', 'after', `${before.length} assignments before but ${after.length} after`);
   if (after.length === 0) return 0;
   let moved = 0;
   for (let i = 0; i < after.length; i++) if (before[i] !== after[i]) moved++;

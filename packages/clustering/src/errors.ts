@@ -4,7 +4,8 @@ import { CvcError } from '@cvc/core';
  * Why a clustering step refused its input: an option out of range
  * (`INVALID_OPTION`, naming the option), points that are not finite numbers
  * (`INVALID_POINTS`, naming the first bad row; also points so large that a
- * fit's squared distances overflow), fewer points than the step
+ * fit's squared distances overflow, and inputs of the wrong shape: values
+ * that do not make n rows of d, label lists of unequal length), fewer points than the step
  * needs (`TOO_FEW_POINTS`), or a covariance that is not positive definite even
  * after regularisation (`SINGULAR_COVARIANCE`).
  */

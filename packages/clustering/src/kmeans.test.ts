@@ -191,7 +191,10 @@ test('float32 points give the result of the same values in float64, and the seed
   assert.deepEqual(a, b);
   assert.deepEqual(kmeans({ data: f32, n, d }, { k, seed: 9 }), a, 'reproducible');
   assert.notDeepEqual(kmeans({ data: f32, n, d }, { k, nInit: 1, seed: 10 }).centers, kmeans({ data: f32, n, d }, { k, nInit: 1, seed: 9 }).centers);
-  assert.throws(() => kmeans({ data: f32, n: n + 1, d }, { k }), RangeError);
+  assert.throws(
+    () => kmeans({ data: f32, n: n + 1, d }, { k }),
+    (e: unknown) => e instanceof ClusteringError && e.code === 'INVALID_POINTS',
+  );
 });
 
 test('the wasm module imports only its memory and writes nothing below its buffers', () => {

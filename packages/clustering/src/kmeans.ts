@@ -1,5 +1,5 @@
 import { createRng, type Rng } from '@cvc/core';
-import { checkFinite, checkInt, checkNumber } from './errors.js';
+import { ClusteringError, checkFinite, checkInt, checkNumber } from './errors.js';
 import { kmeansWorkspace, type KMeansWorkspace } from './kmeans-wasm.js';
 import { drain, runSteps, type StepOptions, type Steps } from './steps.js';
 
@@ -58,6 +58,9 @@ function kmeansPlusPlus(w: KMeansWorkspace, n: number, d: number, k: number, tri
  * reproducible. The distance work runs in cvc's WebAssembly SIMD kernels
  * (csrc/kmeans.c) in float64; Lloyd's iterations skip, with Hamerly's bounds,
  * the points whose assignment cannot change, so the result is plain Lloyd's.
+ * Throws ClusteringError: INVALID_POINTS for a shape that is not n rows of
+ * d values or a NaN/infinite value (naming the row), TOO_FEW_POINTS for no
+ * points or fewer than k, INVALID_OPTION for a bad k, nInit, maxIter, tol or seed.
  */
 export function kmeans(input: Points, opts: KMeansOptions): KMeansResult {
   return drain(kmeansSteps(input, opts));
@@ -72,12 +75,31 @@ export function kmeansAsync(input: Points, opts: KMeansOptions & StepOptions): P
   return runSteps(kmeansSteps(input, opts), opts.nInit ?? 10, 'k-means', opts);
 }
 
-/** kmeans as steps: yields after each restart (restarts done). */
+/**
+ * Throws ClusteringError for points whose shape is not n rows of d values
+ * (INVALID_POINTS), no points or fewer than k (TOO_FEW_POINTS), or a k that
+ * is not an integer >= 1 (INVALID_OPTION). `data` may hold more than n x d
+ * values (the rest is ignored).
+ */
+function checkKMeansInput(input: Points, k: number): void {
+  const { n, d } = input;
+  const len = input.data.length;
+  if (!Number.isInteger(n) || n < 0) throw new ClusteringError('INVALID_POINTS', 'points', `n must be an integer >= 0, got ${n}`);
+  if (!Number.isInteger(d) || d < 1) throw new ClusteringError('INVALID_POINTS', 'points', `d (values per point) must be an integer >= 1, got ${d}`);
+  if (len < n * d) throw new ClusteringError('INVALID_POINTS', 'points', `${len} values do not make ${n} rows of ${d}`);
+  checkInt('k', k, 1);
+  if (n === 0) throw new ClusteringError('TOO_FEW_POINTS', 'points', 'no points to cluster');
+  if (k > n) throw new ClusteringError('TOO_FEW_POINTS', 'k', `${k} clusters need at least ${k} points, got ${n}`);
+}
+
+/**
+ * kmeans as steps: yields after each restart (restarts done). Throws
+ * ClusteringError for bad points or options (see checkKMeansInput).
+ */
 export function* kmeansSteps(input: Points, opts: KMeansOptions): Steps<KMeansResult> {
   const { k } = opts;
   const { n, d } = input;
-  if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`k must be 1..${n}, got ${k}`);
-  if (!Number.isInteger(d) || d < 1 || input.data.length < n * d) throw new RangeError(`points must hold n x d = ${n} x ${d} values, got ${input.data.length}`);
+  checkKMeansInput(input, k);
   const nInit = opts.nInit ?? 10;
   checkInt('nInit', nInit, 1);
   const maxIter = opts.maxIter ?? 300;

@@ -14,9 +14,15 @@ function checkLabels(field: 'classes' | 'clusters', labels: ArrayLike<number>, m
   }
 }
 
+/** Throws INVALID_POINTS unless there is one cluster assignment per label. */
+function checkSameLength(classes: ArrayLike<number>, clusters: ArrayLike<number>): void {
+  if (classes.length !== clusters.length)
+    throw new ClusteringError('INVALID_POINTS', 'clusters', `${clusters.length} cluster assignments for ${classes.length} labels; give one per point`);
+}
+
 /** Checks both label lists (same length, at least one point, integers) for a score. */
 function checkPair(classes: ArrayLike<number>, clusters: ArrayLike<number>): void {
-  if (classes.length !== clusters.length) throw new RangeError(`${classes.length} labels but ${clusters.length} cluster assignments`);
+  checkSameLength(classes, clusters);
   if (classes.length === 0) throw new ClusteringError('TOO_FEW_POINTS', 'classes', 'no points to score');
   checkLabels('classes', classes, -Infinity);
   checkLabels('clusters', clusters, -Infinity);
@@ -47,7 +53,7 @@ function compactMatrix(classes: ArrayLike<number>, clusters: ArrayLike<number>):
  * INVALID_POINTS naming the first label that is not an integer >= 0.
  */
 export function confusionMatrix(classes: ArrayLike<number>, clusters: ArrayLike<number>): number[][] {
-  if (classes.length !== clusters.length) throw new RangeError(`${classes.length} labels but ${clusters.length} cluster assignments`);
+  checkSameLength(classes, clusters);
   checkLabels('classes', classes, 0);
   checkLabels('clusters', clusters, 0);
   return rawMatrix(classes, clusters);
@@ -66,28 +72,61 @@ function rawMatrix(classes: ArrayLike<number>, clusters: ArrayLike<number>): num
 }
 
 /**
- * Minimum-cost assignment of rows to columns (Hungarian algorithm, O(n^3)) on
- * a square cost matrix; returns the column of each row.
+ * Minimum-cost assignment on an r x c cost matrix (the Hungarian algorithm
+ * with potentials, run along the smaller side): min(r, c) rows get distinct
+ * columns and the sum of their costs is the least possible. Returns the
+ * column of each row, -1 for a row left without one (more rows than
+ * columns). Time O(min(r,c)^2 x max(r,c)), memory O(r x c): 1000 clusters
+ * against 10 classes is 10 passes over 1000 columns, not a padded
+ * 1000 x 1000 problem. Throws ClusteringError for rows of unequal length
+ * (INVALID_OPTION) or a cost that is not a finite number (INVALID_POINTS).
  */
-export function hungarian(cost: number[][]): number[] {
-  const n = cost.length;
-  const u = new Array<number>(n + 1).fill(0);
-  const v = new Array<number>(n + 1).fill(0);
-  const p = new Array<number>(n + 1).fill(0);
-  const way = new Array<number>(n + 1).fill(0);
+export function hungarian(cost: readonly (readonly number[])[]): number[] {
+  const rows = cost.length;
+  const cols = cost[0]?.length ?? 0;
+  // The algorithm runs over the smaller side as its rows: `a` is that orientation, row-major.
+  const flip = rows > cols;
+  const [n, m] = flip ? [cols, rows] : [rows, cols];
+  const a = new Float64Array(n * m);
+  cost.forEach((row, r) => {
+    if (row.length !== cols) throw new ClusteringError('INVALID_OPTION', 'cost', `row ${r} has ${row.length} values, row 0 has ${cols}`);
+    for (let c = 0; c < cols; c++) {
+      const v = row[c] as number;
+      if (!Number.isFinite(v)) throw new ClusteringError('INVALID_POINTS', 'cost', `row ${r} column ${c} is ${v}; every cost must be a finite number`);
+      a[flip ? c * m + r : r * m + c] = v;
+    }
+  });
+  const matched = assignRows(a, n, m);
+  if (!flip) return matched;
+  const rowToCol = new Array<number>(rows).fill(-1);
+  matched.forEach((r, c) => (rowToCol[r] = c));
+  return rowToCol;
+}
+
+/** The Hungarian algorithm for n <= m (e-maxx's form): each of the n rows of `a` (n x m, row-major) gets a distinct column; returns them. */
+function assignRows(a: Float64Array, n: number, m: number): number[] {
+  const u = new Float64Array(n + 1);
+  const v = new Float64Array(m + 1);
+  // p[j]: the row (1-based) holding column j; way[j]: the column before j on the augmenting path.
+  const p = new Int32Array(m + 1);
+  const way = new Int32Array(m + 1);
+  const minv = new Float64Array(m + 1);
+  const used = new Uint8Array(m + 1);
   for (let i = 1; i <= n; i++) {
     p[0] = i;
     let j0 = 0;
-    const minv = new Array<number>(n + 1).fill(Infinity);
-    const used = new Array<boolean>(n + 1).fill(false);
+    minv.fill(Infinity);
+    used.fill(0);
     do {
-      used[j0] = true;
+      used[j0] = 1;
       const i0 = p[j0] as number;
+      const base = (i0 - 1) * m - 1;
+      const ui = u[i0] as number;
       let delta = Infinity;
       let j1 = 0;
-      for (let j = 1; j <= n; j++) {
+      for (let j = 1; j <= m; j++) {
         if (used[j]) continue;
-        const cur = (cost[i0 - 1]?.[j - 1] as number) - (u[i0] as number) - (v[j] as number);
+        const cur = (a[base + j] as number) - ui - (v[j] as number);
         if (cur < (minv[j] as number)) {
           minv[j] = cur;
           way[j] = j0;
@@ -97,9 +136,10 @@ export function hungarian(cost: number[][]): number[] {
           j1 = j;
         }
       }
-      for (let j = 0; j <= n; j++) {
+      for (let j = 0; j <= m; j++) {
         if (used[j]) {
-          u[p[j] as number] = (u[p[j] as number] as number) + delta;
+          const r = p[j] as number;
+          u[r] = (u[r] as number) + delta;
           v[j] = (v[j] as number) - delta;
         } else minv[j] = (minv[j] as number) - delta;
       }
@@ -112,7 +152,7 @@ export function hungarian(cost: number[][]): number[] {
     } while (j0 !== 0);
   }
   const rowToCol = new Array<number>(n).fill(-1);
-  for (let j = 1; j <= n; j++) if ((p[j] as number) > 0) rowToCol[(p[j] as number) - 1] = j - 1;
+  for (let j = 1; j <= m; j++) if ((p[j] as number) > 0) rowToCol[(p[j] as number) - 1] = j - 1;
   return rowToCol;
 }
 
@@ -120,24 +160,24 @@ export function hungarian(cost: number[][]): number[] {
  * Accuracy under the best one-to-one mapping of clusters to classes.
  * `mapping[c]` is the class cluster `c` is matched to, for each cluster id
  * 0..max; a cluster matched to no class (more clusters than classes, or an id
- * no point has) gets a distinct value past the largest class.
+ * no point has) gets a distinct value past the largest class. The matching
+ * runs on the clusters x classes counts as they are (no square padding).
  */
 export function hungarianAccuracy(classes: ArrayLike<number>, clusters: ArrayLike<number>): { accuracy: number; mapping: number[] } {
   const { m, classValues, clusterValues } = compactMatrix(classes, clusters);
-  const size = Math.max(m.length, m[0]?.length ?? 0);
   let max = 0;
   for (const row of m) for (const v of row) if (v > max) max = v;
-  const cost = Array.from({ length: size }, (_, r) => Array.from({ length: size }, (_, c) => max - (m[r]?.[c] ?? 0)));
-  const matched = hungarian(cost).slice(0, m.length);
+  // As many pairs are matched whatever the matching (the smaller side): least (max - count) is most count.
+  const matched = hungarian(m.map((row) => row.map((v) => max - v)));
   let correct = 0;
-  matched.forEach((c, r) => (correct += m[r]?.[c] ?? 0));
+  matched.forEach((c, r) => (correct += c >= 0 ? (m[r]?.[c] ?? 0) : 0));
   // The values are ascending: the last is the largest.
   const pastClasses = Math.max(-1, classValues[classValues.length - 1] as number) + 1;
   const top = Math.max(-1, clusterValues[clusterValues.length - 1] as number);
   const mapping = new Array<number>(top + 1).fill(-1);
   matched.forEach((c, r) => {
     const id = clusterValues[r] as number;
-    if (id >= 0 && c < classValues.length) mapping[id] = classValues[c] as number;
+    if (id >= 0 && c >= 0) mapping[id] = classValues[c] as number;
   });
   let spare = pastClasses;
   for (let id = 0; id <= top; id++) if (mapping[id] === -1) mapping[id] = spare++;

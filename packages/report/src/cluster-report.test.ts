@@ -119,6 +119,14 @@ test('members sort by confidence, highest first; the Hungarian matching maximise
     [1, 0, 2],
   );
   assert.deepEqual(matchClusters([[3], [5]]), [-1, 0], 'more clusters than classes: one is unmatched');
+  assert.deepEqual(matchClusters([[0, 2, 5]]), [2], 'fewer clusters than classes');
+  // 1000 clusters of one class each against 10 classes: one cluster per class, the biggest of its class.
+  const many = Array.from({ length: 1000 }, (_, r) => Array.from({ length: 10 }, (_, c) => (c === r % 10 ? 1 + (r === 500 + c ? 9 : 0) : 0)));
+  const m = matchClusters(many);
+  assert.deepEqual(
+    m.flatMap((c, r) => (c >= 0 ? [[r, c]] : [])),
+    Array.from({ length: 10 }, (_, c) => [500 + c, c]),
+  );
 });
 
 test('pca2d: the first axis follows the largest spread, reproducibly, with a fixed sign', () => {

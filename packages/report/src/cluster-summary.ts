@@ -40,14 +40,10 @@ export function countMatrix(assignments: ArrayLike<number>, labels: ArrayLike<nu
 
 /** The class matched to each cluster by the Hungarian algorithm on the counts (maximum agreement); -1 for a cluster left unmatched. */
 export function matchClusters(counts: readonly (readonly number[])[]): number[] {
-  const k = counts.length;
-  const classes = counts[0]?.length ?? 0;
-  const size = Math.max(k, classes);
-  const max = Math.max(0, ...counts.flat());
-  const cost = Array.from({ length: size }, (_, r) => Array.from({ length: size }, (_, c) => max - (counts[r]?.[c] ?? 0)));
-  return hungarian(cost)
-    .slice(0, k)
-    .map((c) => (c < classes ? c : -1));
+  let max = 0;
+  for (const row of counts) for (const v of row) if (v > max) max = v;
+  // Rectangular as it is (k clusters x classes): hungarian leaves the rows past the smaller side at -1.
+  return hungarian(counts.map((row) => row.map((v) => max - v)));
 }
 
 /** Each cluster's members (by confidence) and, with labels, its matched and majority class. */
