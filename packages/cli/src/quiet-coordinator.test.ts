@@ -31,17 +31,19 @@ async function quietCoordinator(dir: string): Promise<{ file: string; watching: 
   let watched!: () => void;
   const watching = new Promise<void>((r) => (watched = r));
   const runs: Partial<RunServiceServer> = {
-    listRuns: (_c: ServerUnaryCall<unknown, ListRunsResponse>, cb: sendUnaryData<ListRunsResponse>) => cb(null, { runs: [] }),
+    listRuns: (_c: ServerUnaryCall<unknown, ListRunsResponse>, cb: sendUnaryData<ListRunsResponse>) => cb(null, { runs: [], nextPageToken: '', remaining: 0 }),
     watchRun: (call: ServerWritableStream<WatchRunRequest, RunEvent>) => {
       call.write(RunEvent.fromPartial({ run: Run.fromPartial({ id: call.request.runId, state: RunState.RUN_STATE_PENDING }) }));
       watched();
     },
   };
   const sweeps: Partial<SweepServiceServer> = {
-    listSweeps: (_c: ServerUnaryCall<unknown, ListSweepsResponse>, cb: sendUnaryData<ListSweepsResponse>) => cb(null, { sweeps: [] }),
+    listSweeps: (_c: ServerUnaryCall<unknown, ListSweepsResponse>, cb: sendUnaryData<ListSweepsResponse>) =>
+      cb(null, { sweeps: [], nextPageToken: '', remaining: 0 }),
   };
   const jobs: Partial<ClusterJobServiceServer> = {
-    listClusterJobs: (_c: ServerUnaryCall<unknown, ListClusterJobsResponse>, cb: sendUnaryData<ListClusterJobsResponse>) => cb(null, { jobs: [] }),
+    listClusterJobs: (_c: ServerUnaryCall<unknown, ListClusterJobsResponse>, cb: sendUnaryData<ListClusterJobsResponse>) =>
+      cb(null, { jobs: [], nextPageToken: '', remaining: 0 }),
   };
   const server = new Server();
   server.addService(RunServiceService, runs as RunServiceServer);
