@@ -66,7 +66,8 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
   const model = choice.model;
   const limit = intOpt(values, 'limit', undefined, positiveInt);
   // Unset flags take the run-spec schema's defaults: the trainer's own.
-  const spec = runSpecSchema.parse({ model, ...trainingFlags(values) });
+  const flags = trainingFlags(values);
+  const spec = runSpecSchema.parse({ model, ...flags });
   const out = typeof values['out'] === 'string' ? values['out'] : `runs/${model}-${dataset.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
   const logger = values['verbose'] ? createJsonLogger('debug') : silentLogger;
   const result = await runLocalCv(
@@ -75,11 +76,12 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
       model,
       ...(choice.config ? { modelConfig: choice.config } : {}),
       ...(choice.upsample ? { upsample: choice.upsample } : {}),
-      folds: spec.folds,
+      // Unset: 5 for a built-in dataset, an import's own count.
+      ...(flags.folds !== undefined ? { folds: flags.folds } : {}),
       epochs: spec.epochs,
       batchSize: spec.batchSize,
       seed: spec.seed,
-      scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'),
+      ...(values['fold-scheme'] !== undefined ? { scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified') } : {}),
       ...(limit !== undefined ? { limit } : {}),
       learningRate: spec.learningRate,
       out,
@@ -92,10 +94,14 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
   );
   if (values['json']) {
     env.stdout.write(
-      JSON.stringify({ out: result.outDir, backend: result.backend.name, datasetVersion: result.datasetVersion, ...result.summary }, null, 2) + '\n',
+      JSON.stringify(
+        { out: result.outDir, encoder: result.encoderDir, backend: result.backend.name, datasetVersion: result.datasetVersion, ...result.summary },
+        null,
+        2,
+      ) + '\n',
     );
   } else {
-    env.stdout.write(`\n${renderSummary(result.summary)}results in ${result.outDir}\n`);
+    env.stdout.write(`\n${renderSummary(result.summary)}results in ${result.outDir}; the best fold's encoder in ${result.encoderDir}\n`);
   }
   return 0;
 }

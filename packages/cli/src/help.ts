@@ -80,16 +80,20 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   },
   cv: {
     usage: 'cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar|cae [cae flags] | --model-config FILE [options]',
-    summary: 'Runs a whole K-fold cross-validation in this process, folds one after another; re-running resumes.',
+    summary:
+      "Runs a whole K-fold cross-validation in this process, folds one after another, and writes the best fold's encoder to OUT/encoder; re-running resumes.",
     flags: [
       { flag: '--local', text: 'train in this process (cluster runs: cvc run submit)' },
-      { flag: '--dataset NAME|PATH', text: 'mnist, fashion-mnist, cifar-10, or a directory of IDX files / CIFAR-10 batches' },
+      {
+        flag: '--dataset NAME|PATH',
+        text: 'mnist, fashion-mnist, cifar-10, a directory of IDX files / CIFAR-10 batches, or an import written by cvc dataset import FOLDER --name N --out DIR (your images: its folds as imported)',
+      },
       ...MODEL_FLAGS,
-      { flag: '--folds K', text: 'number of folds', default: '5' },
+      { flag: '--folds K', text: 'number of folds', default: "5; an import's own" },
       { flag: '--epochs N', text: 'epochs per fold', default: '100' },
       { flag: '--batch-size N', text: 'batch size', default: '32' },
-      { flag: '--limit N', text: 'use N training images (seeded, stratified) and at most N test images' },
-      { flag: '--fold-scheme S', text: "stratified or seed (the seed's random equal folds)", default: 'stratified' },
+      { flag: '--limit N', text: 'use N training images (seeded, stratified) and at most N test images (built-in datasets)' },
+      { flag: '--fold-scheme S', text: "stratified or seed (the seed's random equal folds) (built-in datasets)", default: 'stratified' },
       { flag: '--seed S', text: 'seed for folds, initialisation and batch order', default: '42' },
       { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
       { flag: '--backend B', text: 'auto, tensorflow, wasm or cpu', default: 'auto' },
