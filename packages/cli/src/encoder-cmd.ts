@@ -26,12 +26,9 @@ import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './clust
 import { embedFolder } from './folder-input.js';
 import { requireParentDir } from './output-path.js';
 import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, kmeansWithProgress, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
-import { embedImported, importedFromCluster, importedFromDirectory, type ImportedVersion } from './imported-input.js';
+import { embedImported, importedFromCluster, importedFromDirectory, isDatasetName, type ImportedVersion } from './imported-input.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** Whether `s` can name a dataset imported into the cluster (one object-key segment, as @cvc/storage's validateSegment takes). */
-const isDatasetName = (s: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(s) && !s.includes('..');
 
 /**
  * Downloads a fold's best checkpoint through the coordinator, checking the

@@ -47,9 +47,10 @@ const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on
 /** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
 export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   'dataset inspect': {
-    usage: 'cvc dataset inspect NAME|PATH [--json]',
-    summary: 'Counts, image shape and class histogram of a dataset (mnist, fashion-mnist, cifar-10 or a directory).',
-    flags: [JSON_FLAG],
+    usage: 'cvc dataset inspect NAME|PATH|IMPORT [--json]',
+    summary:
+      'Counts, image shape and class histogram of a dataset (mnist, fashion-mnist, cifar-10 or a directory), or of an import: a directory written by dataset import --out DIR, or a dataset imported into the cluster (per fold and test shard).',
+    flags: [JSON_FLAG, { flag: '--cluster FILE', text: 'the cluster whose imports a NAME is looked up in', default: '.cvc/local/cluster.json' }],
     example: 'cvc dataset inspect fashion-mnist',
   },
   'dataset download': {

@@ -165,3 +165,37 @@ test('embed/cluster --dataset NAME where ./NAME is the image folder it was impor
     process.chdir(cwd);
   }
 });
+
+test('dataset inspect shows an import: a directory written with --out DIR, and a name in the cluster even with its image folder here', async () => {
+  const out = join(dir, 'inspect-out');
+  const written = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', root, ...args, '--skip-invalid', '--out', out], written), 0, written.err());
+  const env = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'inspect', out], env), 0, env.err());
+  assert.match(
+    env.out(),
+    /^dataset photos version [0-9a-f]{16} \(imported\) from .*inspect-out\n32x32x1 uint8, 10 classes, 3 folds \(stratified, seed 42\), test: a 0.1 share/,
+  );
+  assert.match(env.out(), /image folder: fit cover, 2 invalid file\(s\) skipped/);
+  assert.match(env.out(), /label\s+class\s+fold 0\s+fold 1\s+fold 2\s+test\n/);
+  assert.match(env.out(), /\n\s+all\s+\d+\s+\d+\s+\d+\s+\d+\n/);
+  const json = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'inspect', out, '--json'], json), 0, json.err());
+  const parsed = JSON.parse(json.out()) as { shape: number[]; shards: { count: number }[]; imageFolder: { fit: string } };
+  assert.deepEqual(parsed.shape, [32, 32, 1]);
+  assert.equal(
+    parsed.shards.reduce((n, s) => n + s.count, 0),
+    60,
+  );
+  assert.equal(parsed.imageFolder.fit, 'cover');
+
+  const cwd = process.cwd();
+  process.chdir(dir); // dir/photos is the folder of images
+  try {
+    const named = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['dataset', 'inspect', 'photos', '--cluster', clusterFile], named), 0, named.err());
+    assert.match(named.out(), /^dataset photos version [0-9a-f]{16} \(imported\) from the cluster's object store/);
+  } finally {
+    process.chdir(cwd);
+  }
+});
