@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { basename, resolve } from 'node:path';
 import { createJsonLogger, silentLogger } from '@cvc/core';
 import { FOLD_SCHEMES } from '@cvc/data';
 import { runSpecSchema, type CvSummary } from '@cvc/model';
@@ -68,7 +69,9 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
   // Unset flags take the run-spec schema's defaults: the trainer's own.
   const flags = trainingFlags(values);
   const spec = runSpecSchema.parse({ model, ...flags });
-  const out = typeof values['out'] === 'string' ? values['out'] : `runs/${model}-${dataset.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
+  // A path is named by its last part (`./photos-ds/` gives runs/MODEL-photos-ds, not runs/MODEL-._photos-ds_).
+  const datasetName = dataset.includes('/') ? basename(resolve(dataset)) : dataset;
+  const out = typeof values['out'] === 'string' ? values['out'] : `runs/${model}-${datasetName.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
   const logger = values['verbose'] ? createJsonLogger('debug') : silentLogger;
   const result = await runLocalCv(
     {

@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,4 +87,17 @@ test('cv --local on a folder of images says to import it first (exit 1)', async 
     env.err(),
     /a folder of images is imported first \(cvc dataset import .*photos --name NAME --out DIR\) and then cross-validated with cvc cv --local --dataset DIR/,
   );
+});
+
+test('cv --local without --out names its directory by the last part of the dataset path', async () => {
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    const env = captureEnv(join(dir, 'cache'));
+    assert.equal(await main([...cv, '--dataset', './photos-ds/'], env), 0, env.err());
+    assert.match(env.out(), /results in runs\/cae-photos-ds; the best fold's encoder in runs\/cae-photos-ds\/encoder\n/);
+    assert.ok(existsSync(join(dir, 'runs', 'cae-photos-ds', 'encoder', 'model.json')));
+  } finally {
+    process.chdir(cwd);
+  }
 });
