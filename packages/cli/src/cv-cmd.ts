@@ -78,6 +78,7 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
       dataset,
       model,
       ...(choice.config ? { modelConfig: choice.config } : {}),
+      ...(typeof values['model-config'] === 'string' ? { modelConfigFile: values['model-config'] } : {}),
       ...(choice.upsample ? { upsample: choice.upsample } : {}),
       // Unset: 5 for a built-in dataset, an import's own count.
       ...(flags.folds !== undefined ? { folds: flags.folds } : {}),

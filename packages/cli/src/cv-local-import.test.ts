@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset, selectImages } from '@cvc/data';
@@ -100,4 +100,13 @@ test('cv --local without --out names its directory by the last part of the datas
   } finally {
     process.chdir(cwd);
   }
+});
+
+test('cv --local --model-config FILE: a config that does not fit the import names the file and the field (exit 2)', async () => {
+  const file = join(dir, 'pool3.json');
+  await writeFile(file, JSON.stringify({ encoder: [{ filters: 4, pool: 3 }, { filters: 8 }], codeSize: 4 }));
+  const env = captureEnv(join(dir, 'cache'));
+  const argv = ['cv', '--local', '--dataset', imported, '--model-config', file, '--epochs', '1', '--out', join(dir, 'refused')];
+  assert.equal(await main(argv, env), 2, env.err());
+  assert.match(env.err(), /pool3\.json: encoder\[0\]\.pool: pool 3 does not divide the 16x16 map/);
 });

@@ -48,6 +48,8 @@ export interface LocalCvOptions {
   readonly model: ModelName;
   /** The network (absent: the preset `model` names); its input shape is the dataset's. */
   readonly modelConfig?: ModelConfigInput;
+  /** The file `modelConfig` was read from (`--model-config FILE`): errors of its fit to the dataset name it. */
+  readonly modelConfigFile?: string;
   /** Folds: default 5; an import's own count (another is refused). */
   readonly folds?: number | undefined;
   readonly epochs: number;
@@ -112,7 +114,11 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   const fit = fitModelConfig(given, source.shape);
   if (!fit.ok) {
     throw new ConfigError(
-      fit.field === 'input' && !o.modelConfig ? 'model' : `model_config${fit.field ? `.${fit.field}` : ''}`,
+      fit.field === 'input' && !o.modelConfig
+        ? 'model'
+        : o.modelConfigFile !== undefined
+          ? `${o.modelConfigFile}${fit.field ? `: ${fit.field}` : ''}`
+          : `model_config${fit.field ? `.${fit.field}` : ''}`,
       `${fit.message}${fit.field === 'input' ? ` (model ${o.model}, dataset ${source.name})` : ''}`,
     );
   }
