@@ -304,7 +304,10 @@ async function embedInput(
       } catch (err) {
         // A bare name that is also a folder here without a dataset's files (the images it was imported from, say)
         // is the cluster's dataset of that name.
-        if (err instanceof DataError && err.code === 'DATASET_UNRECOGNISED' && isDatasetName(dataset)) return await fromCluster(err.message);
+        if (err instanceof DataError && err.code === 'DATASET_UNRECOGNISED') {
+          if (isDatasetName(dataset)) return await fromCluster(err.message);
+          throw new DataError(err.code, `${err.message}; a folder of images is read with --images ${dataset}`, undefined, { cause: err });
+        }
         throw err;
       }
     } finally {

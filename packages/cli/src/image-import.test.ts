@@ -161,6 +161,10 @@ test('embed/cluster --dataset NAME where ./NAME is the image folder it was impor
       missing.err(),
       /typo-x: no dataset files found.*; a folder of images is read with --images typo-x; and no dataset 'typo-x' is imported into the cluster/,
     );
+    // A path (no dataset name): the folder is all there is to say about.
+    const path = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['embed', '--encoder', enc, '--dataset', './typo-x', '--cluster', clusterFile, '--out', join(dir, 'c.npy')], path), 1);
+    assert.match(path.err(), /typo-x: no dataset files found.*; a folder of images is read with --images \.\/typo-x\n/);
   } finally {
     process.chdir(cwd);
   }
