@@ -110,3 +110,16 @@ test('cv --local --model-config FILE: a config that does not fit the import name
   assert.equal(await main(argv, env), 2, env.err());
   assert.match(env.err(), /pool3\.json: encoder\[0\]\.pool: pool 3 does not divide the 16x16 map/);
 });
+
+test('cv --local: a seed preset or --model cae flags that do not fit the import say what to change', async () => {
+  const preset = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['cv', '--local', '--dataset', imported, '--model', 'seed-mnist', '--epochs', '1', '--out', join(dir, 'refused')], preset), 2);
+  assert.match(preset.err(), /the model takes 28x28x1 images, the dataset's are 16x16x1 .*; --model cae or --model-config FILE take the dataset's 16x16/);
+  const deep = captureEnv(join(dir, 'cache'));
+  const argv = ['cv', '--local', '--dataset', imported, '--model', 'cae', '--filters', '4,4,4,4,8', '--epochs', '1', '--out', join(dir, 'refused')];
+  assert.equal(await main(argv, deep), 2);
+  assert.match(
+    deep.err(),
+    /encoder\[3\]\.kernel: kernel 3 is larger than the 2x2 map it convolves; with --model cae every block but the last max-pools 2x2, so 5 --filters need sides divisible by 16 .*: give fewer --filters/,
+  );
+});

@@ -119,7 +119,7 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
         : o.modelConfigFile !== undefined
           ? `${o.modelConfigFile}${fit.field ? `: ${fit.field}` : ''}`
           : `model_config${fit.field ? `.${fit.field}` : ''}`,
-      `${fit.message}${fit.field === 'input' ? ` (model ${o.model}, dataset ${source.name})` : ''}`,
+      `${fit.message}${fit.field === 'input' ? ` (model ${o.model}, dataset ${source.name})` : ''}${fitHint(o, fit.field, source.shape)}`,
     );
   }
   const config: TrainConfig = resolveTrainConfig({
@@ -137,6 +137,19 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   } finally {
     progress.stop();
   }
+}
+
+/**
+ * What to change when a model does not fit the dataset: a seed preset fixes its input (`--model cae` fits any
+ * size); the `--model cae` flags pool 2x2 after every block but the last, so n blocks need sides divisible by 2^(n-1)
+ * (and still larger than the kernel).
+ */
+function fitHint(o: LocalCvOptions, field: string, shape: { height: number; width: number }): string {
+  if (field === 'input' && !o.modelConfig) return `; --model cae or --model-config FILE take the dataset's ${shape.height}x${shape.width}`;
+  const blocks = o.model === 'cae' && o.modelConfigFile === undefined ? (o.modelConfig?.encoder?.length ?? 0) : 0;
+  if (blocks > 1 && /^encoder\[\d+\]\.(pool|kernel)$/.test(field))
+    return `; with --model cae every block but the last max-pools 2x2, so ${blocks} --filters need sides divisible by ${2 ** (blocks - 1)} (and larger than the kernel at the last): give fewer --filters, a smaller --kernel, or import the images with a larger --size`;
+  return '';
 }
 
 /** Where a local run's folds come from: a built-in dataset to split, or an import's shards. */
