@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { basename, resolve } from 'node:path';
 import { createJsonLogger, silentLogger } from '@cvc/core';
 import { FOLD_SCHEMES } from '@cvc/data';
 import { runSpecSchema, type CvSummary } from '@cvc/model';
@@ -66,20 +67,25 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
   const model = choice.model;
   const limit = intOpt(values, 'limit', undefined, positiveInt);
   // Unset flags take the run-spec schema's defaults: the trainer's own.
-  const spec = runSpecSchema.parse({ model, ...trainingFlags(values) });
-  const out = typeof values['out'] === 'string' ? values['out'] : `runs/${model}-${dataset.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
+  const flags = trainingFlags(values);
+  const spec = runSpecSchema.parse({ model, ...flags });
+  // A path is named by its last part (`./photos-ds/` gives runs/MODEL-photos-ds, not runs/MODEL-._photos-ds_).
+  const datasetName = dataset.includes('/') ? basename(resolve(dataset)) : dataset;
+  const out = typeof values['out'] === 'string' ? values['out'] : `runs/${model}-${datasetName.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
   const logger = values['verbose'] ? createJsonLogger('debug') : silentLogger;
   const result = await runLocalCv(
     {
       dataset,
       model,
       ...(choice.config ? { modelConfig: choice.config } : {}),
+      ...(typeof values['model-config'] === 'string' ? { modelConfigFile: values['model-config'] } : {}),
       ...(choice.upsample ? { upsample: choice.upsample } : {}),
-      folds: spec.folds,
+      // Unset: 5 for a built-in dataset, an import's own count.
+      ...(flags.folds !== undefined ? { folds: flags.folds } : {}),
       epochs: spec.epochs,
       batchSize: spec.batchSize,
       seed: spec.seed,
-      scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified'),
+      ...(values['fold-scheme'] !== undefined ? { scheme: choiceOpt(values, 'fold-scheme', FOLD_SCHEMES, 'stratified') } : {}),
       ...(limit !== undefined ? { limit } : {}),
       learningRate: spec.learningRate,
       out,
@@ -92,10 +98,14 @@ export async function cvCommand(argv: string[], env: CliEnv, signal?: AbortSigna
   );
   if (values['json']) {
     env.stdout.write(
-      JSON.stringify({ out: result.outDir, backend: result.backend.name, datasetVersion: result.datasetVersion, ...result.summary }, null, 2) + '\n',
+      JSON.stringify(
+        { out: result.outDir, encoder: result.encoderDir, backend: result.backend.name, datasetVersion: result.datasetVersion, ...result.summary },
+        null,
+        2,
+      ) + '\n',
     );
   } else {
-    env.stdout.write(`\n${renderSummary(result.summary)}results in ${result.outDir}\n`);
+    env.stdout.write(`\n${renderSummary(result.summary)}results in ${result.outDir}; the best fold's encoder in ${result.encoderDir}\n`);
   }
   return 0;
 }

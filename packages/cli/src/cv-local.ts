@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigError, pathExists, type Logger } from '@cvc/core';
 import {
   concatImages,
+  DataError,
   directorySink,
   type Dataset,
   importDataset,
@@ -33,17 +34,30 @@ import { initBackend, type BackendChoice, type BackendInfo } from '@cvc/tfjs-run
 import type { CliEnv } from './env.js';
 import { Progress } from './progress.js';
 import { duration, num } from './format.js';
+import { importedFromDirectory } from './imported-input.js';
+import { writeLocalEncoder } from './local-encoder.js';
 
 export interface LocalCvOptions {
+  /**
+   * A built-in dataset (name or directory of its files), split into folds
+   * under OUT/dataset; or the directory of an import written by `cvc dataset
+   * import ... --out DIR` (an image folder's, say), whose folds are used as
+   * they are.
+   */
   readonly dataset: string;
   readonly model: ModelName;
   /** The network (absent: the preset `model` names); its input shape is the dataset's. */
   readonly modelConfig?: ModelConfigInput;
-  readonly folds: number;
+  /** The file `modelConfig` was read from (`--model-config FILE`): errors of its fit to the dataset name it. */
+  readonly modelConfigFile?: string;
+  /** Folds: default 5; an import's own count (another is refused). */
+  readonly folds?: number | undefined;
   readonly epochs: number;
   readonly batchSize: number;
   readonly seed: number;
-  readonly scheme: FoldScheme;
+  /** How a built-in dataset is split (default stratified); refused for an import, whose folds are fixed. */
+  readonly scheme?: FoldScheme | undefined;
+  /** A seeded, stratified subset of a built-in dataset; refused for an import. */
   readonly limit?: number;
   readonly out: string;
   readonly backend: BackendChoice;
@@ -58,6 +72,8 @@ export interface LocalCvOptions {
 export interface LocalCvResult {
   readonly summary: CvSummary;
   readonly outDir: string;
+  /** OUT/encoder: the best fold's encoder, as `cvc encoder fetch` writes one. */
+  readonly encoderDir: string;
   readonly backend: BackendInfo;
   readonly datasetVersion: string;
 }
@@ -85,21 +101,25 @@ async function loadShards(dir: string, manifest: DatasetManifest): Promise<{ fol
 
 /**
  * Runs a whole K-fold cross-validation in this process, folds one after
- * another: imports the dataset into fold shards under OUT/dataset, then
- * trains each fold from its verified shards. Re-running with the same OUT
- * and settings skips finished folds and resumes an interrupted one from its
- * last per-epoch checkpoint.
+ * another: imports a built-in dataset into fold shards under OUT/dataset (an
+ * import directory's shards are read where they are), then trains each fold
+ * from its verified shards and writes the best fold's encoder to
+ * OUT/encoder. Re-running with the same OUT and settings skips finished
+ * folds and resumes an interrupted one from its last per-epoch checkpoint.
  */
 export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger): Promise<LocalCvResult> {
-  const ds = await loadDataset(o.dataset, env);
+  const source = await localSource(o, env);
   const given = o.modelConfig ?? presetConfig(o.model, o.upsample ? { upsample: o.upsample } : {});
   if (!given) throw new ConfigError('model', `${o.model} needs a model config (--model-config FILE)`);
-  const shape = { height: ds.train.height, width: ds.train.width, channels: ds.train.channels };
-  const fit = fitModelConfig(given, shape);
+  const fit = fitModelConfig(given, source.shape);
   if (!fit.ok) {
     throw new ConfigError(
-      fit.field === 'input' && !o.modelConfig ? 'model' : `model_config${fit.field ? `.${fit.field}` : ''}`,
-      `${fit.message}${fit.field === 'input' ? ` (model ${o.model}, dataset ${ds.name})` : ''}`,
+      fit.field === 'input' && !o.modelConfig
+        ? 'model'
+        : o.modelConfigFile !== undefined
+          ? `${o.modelConfigFile}${fit.field ? `: ${fit.field}` : ''}`
+          : `model_config${fit.field ? `.${fit.field}` : ''}`,
+      `${fit.message}${fit.field === 'input' ? ` (model ${o.model}, dataset ${source.name})` : ''}${fitHint(o, fit.field, source.shape)}`,
     );
   }
   const config: TrainConfig = resolveTrainConfig({
@@ -113,10 +133,89 @@ export async function runLocalCv(o: LocalCvOptions, env: CliEnv, logger: Logger)
   const backend = await initBackend(o.backend, logger, { wasmThreads: o.wasmThreads ?? 1 });
   const progress = new Progress(env.stderr);
   try {
-    return await crossValidate(o, config, ds, backend, progress);
+    return await crossValidate(o, config, source, backend, progress);
   } finally {
     progress.stop();
   }
+}
+
+/**
+ * What to change when a model does not fit the dataset: a seed preset fixes its input (`--model cae` fits any
+ * size); the `--model cae` flags pool 2x2 after every block but the last, so n blocks need sides divisible by 2^(n-1)
+ * (and still larger than the kernel).
+ */
+function fitHint(o: LocalCvOptions, field: string, shape: { height: number; width: number }): string {
+  if (field === 'input' && !o.modelConfig) return `; --model cae or --model-config FILE take the dataset's ${shape.height}x${shape.width}`;
+  const blocks = o.model === 'cae' && o.modelConfigFile === undefined ? (o.modelConfig?.encoder?.length ?? 0) : 0;
+  if (blocks > 1 && /^encoder\[\d+\]\.(pool|kernel)$/.test(field))
+    return `; with --model cae every block but the last max-pools 2x2, so ${blocks} --filters need sides divisible by ${2 ** (blocks - 1)} (and larger than the kernel at the last): give fewer --filters, a smaller --kernel, or import the images with a larger --size`;
+  return '';
+}
+
+/** Where a local run's folds come from: a built-in dataset to split, or an import's shards. */
+interface LocalSource {
+  readonly name: string;
+  readonly shape: { height: number; width: number; channels: number };
+  readonly folds: number;
+  readonly scheme: FoldScheme;
+  /** The shards' directory and manifest (imports the built-in dataset into `dataDir` first). */
+  shards(dataDir: string): Promise<{ dir: string; manifest: DatasetManifest }>;
+}
+
+/**
+ * The dataset of `o.dataset`: an import directory (manifest.json; its folds,
+ * scheme and test split are fixed, so `--folds` must match and `--limit` /
+ * `--fold-scheme` are refused) or a built-in dataset.
+ */
+async function localSource(o: LocalCvOptions, env: CliEnv): Promise<LocalSource> {
+  const imported = await importedFromDirectory(o.dataset);
+  if (imported) {
+    const m = imported.manifest;
+    const where = `${o.dataset} (dataset ${m.dataset} version ${m.version})`;
+    if (o.folds !== undefined && o.folds !== m.folds.k)
+      throw new ConfigError(
+        'folds',
+        `${where} was imported with ${m.folds.k} folds, not ${o.folds}: leave --folds out (or give ${m.folds.k}), or import it again with --folds ${o.folds}`,
+      );
+    if (o.limit !== undefined) throw new ConfigError('limit', `--limit applies to a built-in dataset; ${where} is an import, trained on as it is`);
+    if (o.scheme !== undefined && o.scheme !== m.folds.scheme)
+      throw new ConfigError('fold-scheme', `--fold-scheme applies to a built-in dataset; ${where} is an import, split ${m.folds.scheme}`);
+    return {
+      name: m.dataset,
+      shape: { height: m.height, width: m.width, channels: m.channels },
+      folds: m.folds.k,
+      scheme: m.folds.scheme,
+      shards: () => Promise.resolve({ dir: o.dataset, manifest: m }),
+    };
+  }
+  let ds: Dataset;
+  try {
+    ds = await loadDataset(o.dataset, env);
+  } catch (err) {
+    // A folder of images lands here: it is imported first.
+    if (err instanceof DataError && err.code === 'DATASET_UNRECOGNISED')
+      throw new DataError(
+        err.code,
+        `${err.message}, nor an import's manifest.json; a folder of images is imported first (cvc dataset import ${o.dataset} --name NAME --out DIR) and then cross-validated with cvc cv --local --dataset DIR`,
+        undefined,
+        { cause: err },
+      );
+    throw err;
+  }
+  const folds = o.folds ?? 5;
+  const scheme = o.scheme ?? 'stratified';
+  return {
+    name: ds.name,
+    shape: { height: ds.train.height, width: ds.train.width, channels: ds.train.channels },
+    folds,
+    scheme,
+    shards: async (dataDir) => {
+      // Deterministic: the same data and settings write the same shards and manifest again.
+      const manifest = await importDataset(ds, { folds, scheme, seed: o.seed, ...(o.limit !== undefined ? { limit: o.limit } : {}) }, directorySink(dataDir));
+      await writeManifest(dataDir, manifest);
+      return { dir: dataDir, manifest: await readManifestFile(dataDir) };
+    },
+  };
 }
 
 /** What `cvc cv --local` records in OUT/run.json. */
@@ -180,7 +279,7 @@ function canonicalJson(value: unknown): string {
 }
 
 /** The folds of runLocalCv, one after another, drawing on `progress`. */
-async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset, backend: BackendInfo, progress: Progress): Promise<LocalCvResult> {
+async function crossValidate(o: LocalCvOptions, config: TrainConfig, src: LocalSource, backend: BackendInfo, progress: Progress): Promise<LocalCvResult> {
   progress.log(
     `backend: ${backend.name} (${backend.provider}${backend.threads && backend.threads > 1 ? `, ${backend.threads} threads` : ''}${backend.conv ? `, ${backend.conv} convolutions` : ''})`,
   );
@@ -191,26 +290,18 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
     new ConfigError('out', `${o.out} holds a run with different settings (${diff.join('; ')}); choose another --out or delete it`);
   // Before the dataset is imported into OUT/dataset: a refused run must not rewrite the shards the earlier one trains on.
   if (prev !== undefined) {
-    const early = localRunDifferences(prev, { model: o.model, dataset: ds.name, datasetVersion: '', folds: o.folds, scheme: o.scheme, config }, [
+    const early = localRunDifferences(prev, { model: o.model, dataset: src.name, datasetVersion: '', folds: src.folds, scheme: src.scheme, config }, [
       'datasetVersion',
     ]);
     if (early.length > 0) throw refuse(early);
   }
-  const dataDir = join(o.out, 'dataset');
-  // Deterministic: the same data and settings write the same shards and manifest again.
-  const manifest = await importDataset(
-    ds,
-    { folds: o.folds, scheme: o.scheme, seed: o.seed, ...(o.limit !== undefined ? { limit: o.limit } : {}) },
-    directorySink(dataDir),
-  );
-  await writeManifest(dataDir, manifest);
-  const stored = await readManifestFile(dataDir);
-  const { folds, test } = await loadShards(dataDir, stored);
+  const { dir: dataDir, manifest } = await src.shards(join(o.out, 'dataset'));
+  const { folds, test } = await loadShards(dataDir, manifest);
   progress.log(
-    `dataset: ${ds.name} version ${manifest.version}, ${o.folds} folds (${o.scheme}) of ${folds.map((f) => f.count).join('/')} images, ${test.count} test images`,
+    `dataset: ${src.name} version ${manifest.version}, ${src.folds} folds (${src.scheme}) of ${folds.map((f) => f.count).join('/')} images, ${test.count} test images`,
   );
 
-  const runSpec: LocalRunSpec = { model: o.model, dataset: ds.name, datasetVersion: manifest.version, folds: o.folds, scheme: o.scheme, config };
+  const runSpec: LocalRunSpec = { model: o.model, dataset: src.name, datasetVersion: manifest.version, folds: src.folds, scheme: src.scheme, config };
   if (prev !== undefined) {
     const diff = localRunDifferences(prev, runSpec);
     if (diff.length > 0) throw refuse(diff);
@@ -220,7 +311,7 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
   }
 
   const results: FoldSummary[] = [];
-  for (let k = 0; k < o.folds; k++) {
+  for (let k = 0; k < src.folds; k++) {
     const foldDir = join(o.out, `fold-${k}`);
     const resultFile = join(foldDir, 'result.json');
     if (await pathExists(resultFile)) {
@@ -283,6 +374,18 @@ async function crossValidate(o: LocalCvOptions, config: TrainConfig, ds: Dataset
     }
   }
   const summary = summarizeFolds(results);
-  await writeJson(join(o.out, 'summary.json'), { model: o.model, dataset: ds.name, datasetVersion: manifest.version, config, ...summary });
-  return { summary, outDir: o.out, backend, datasetVersion: manifest.version };
+  // The best fold's encoder, for `cvc embed` / `cvc cluster --encoder OUT/encoder`.
+  const encoderDir = join(o.out, 'encoder');
+  const best = results.find((r) => r.fold === summary.bestFold) as FoldSummary;
+  await writeLocalEncoder(encoderDir, await readFile(join(o.out, `fold-${best.fold}`, 'best.ckpt')), {
+    out: o.out,
+    model: o.model,
+    dataset: src.name,
+    datasetVersion: manifest.version,
+    fold: best,
+    imageFolder: manifest.imageFolder,
+  });
+  progress.log(`encoder of fold ${best.fold} (lowest val loss) written to ${encoderDir}`);
+  await writeJson(join(o.out, 'summary.json'), { model: o.model, dataset: src.name, datasetVersion: manifest.version, config, ...summary });
+  return { summary, outDir: o.out, encoderDir, backend, datasetVersion: manifest.version };
 }

@@ -10,6 +10,8 @@ import {
   FOLD_SCHEMES,
   foldCountSchema,
   DataError,
+  datasetInfo,
+  locateDataset,
   type Dataset,
   type ImageSet,
   type ShardSink,
@@ -19,7 +21,10 @@ import type { CliEnv } from './env.js';
 import { choiceOpt, intOpt, parse, positiveInt } from './args.js';
 import { UsageError } from './errors.js';
 import { table } from './format.js';
-import { resolveCluster } from './cluster-config.js';
+import { resolveCluster, type ClusterEndpoints } from './cluster-config.js';
+import { importedFromCluster, importedFromDirectory, isDatasetName, type ImportedVersion } from './imported-input.js';
+import { describeImport, importJson } from './inspect-import.js';
+import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { importToStore } from './s3-import.js';
 import { IMAGE_IMPORT_OPTIONS, importImageFolderCommand } from './image-import-cmd.js';
 import { Progress } from './progress.js';
@@ -30,13 +35,55 @@ function describeSet(name: string, set: ImageSet, classNames: readonly string[])
   return `${name}: ${set.count} images, ${set.height}x${set.width}x${set.channels} uint8\n${table(['label', 'class', 'images'], rows)}`;
 }
 
+/**
+ * The imported version `dataset inspect TARGET` shows, or undefined for a
+ * built-in dataset's files: a directory written by `dataset import --out DIR`,
+ * else (a name that is no built-in dataset and no dataset directory here, such
+ * as the folder of images it was imported from) the cluster's newest version
+ * of that name when the cluster has one.
+ */
+async function inspectedImport(target: string, values: Record<string, unknown>): Promise<ImportedVersion | undefined> {
+  const local = await importedFromDirectory(target);
+  if (local) return local;
+  if (datasetInfo(target) !== undefined || !isDatasetName(target) || (await isDatasetDirectory(target))) return undefined;
+  const clusterFile = typeof values['cluster'] === 'string' ? values['cluster'] : undefined;
+  let cluster: ClusterEndpoints;
+  try {
+    cluster = await resolveCluster(clusterFile);
+  } catch (err) {
+    // No cluster (and --cluster not given): the name is read as a path, which says what it is not.
+    if (err instanceof UsageError && clusterFile === undefined) return undefined;
+    throw err;
+  }
+  if ((await createDatasetCatalog(createObjectStore(cluster.s3)).list(target)).length === 0) return undefined;
+  return { ...(await importedFromCluster(cluster, target, undefined)), where: "the cluster's object store (its newest version)" };
+}
+
+/** Whether `dir` holds a built-in format's files (IDX or CIFAR-10 batches). */
+async function isDatasetDirectory(dir: string): Promise<boolean> {
+  try {
+    await locateDataset(dir, { cacheDir: '' });
+    return true;
+  } catch (err) {
+    if (err instanceof DataError) return false;
+    throw err;
+  }
+}
+
 /** `cvc dataset inspect|download|import ...` */
 export async function datasetCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'inspect') {
-    const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, 'dataset inspect');
+    const { values, positionals } = parse(rest, { json: { type: 'boolean' }, cluster: { type: 'string' } }, 'dataset inspect');
     const target = positionals[0];
     if (!target) throw new UsageError('dataset inspect needs a dataset name or PATH');
+    const imported = await inspectedImport(target, values);
+    if (imported) {
+      env.stdout.write(
+        values['json'] ? JSON.stringify(importJson(imported.manifest, imported.where), null, 2) + '\n' : describeImport(imported.manifest, imported.where),
+      );
+      return 0;
+    }
     const ds = await loadDataset(target, env);
     if (values['json']) {
       const hist = (s: ImageSet): number[] => classHistogram(s.labels, ds.numClasses);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
-import { datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
+import { DataError, datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
 import { embedImages, FoldTrainer, loadEncoder, readEncoderModelConfig } from '@cvc/model';
 import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/proto';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
@@ -27,7 +27,7 @@ import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './clust
 import { embedFolder } from './folder-input.js';
 import { requireParentDir } from './output-path.js';
 import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, kmeansWithProgress, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
-import { embedImported, importedFromCluster, importedFromDirectory } from './imported-input.js';
+import { embedImported, importedFromCluster, importedFromDirectory, isDatasetName, type ImportedVersion } from './imported-input.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -284,11 +284,39 @@ async function embedInput(
       // An import written with --out DIR, a dataset's own files, or a dataset imported into the cluster.
       const local = await importedFromDirectory(dataset);
       if (local) return await embedImported(encoder, local, { split, ...lim, batchSize, signal, onSlice });
-      if (datasetInfo(dataset) !== undefined || (await pathExists(dataset)))
+      // `shadowed`: why the folder of that name here was not it (its message, to say what was tried when the cluster lacks it too).
+      const fromCluster = async (shadowed?: string): Promise<EmbeddedImages> => {
+        const also = (why: string, err: unknown): unknown =>
+          shadowed !== undefined && err instanceof UsageError
+            ? new UsageError(`${shadowed}; a folder of images is read with --images ${dataset}; and ${why}`)
+            : err;
+        let cluster: ClusterEndpoints;
+        try {
+          cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
+        } catch (err) {
+          throw also(`there is no cluster to look dataset '${dataset}' up in (${(err as Error).message})`, err);
+        }
+        const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
+        let imported: ImportedVersion;
+        try {
+          imported = await importedFromCluster(cluster, dataset, version);
+        } catch (err) {
+          throw also(`no dataset '${dataset}' is imported into the cluster`, err);
+        }
+        return await embedImported(encoder, imported, { split, ...lim, batchSize, signal, onSlice });
+      };
+      if (datasetInfo(dataset) === undefined && !(await pathExists(dataset))) return await fromCluster();
+      try {
         return await embedDataset(encoder, { ...env, dataset, split, ...lim, batchSize, signal, onSlice });
-      const cluster = await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined);
-      const version = meta.dataset === dataset && typeof meta.datasetVersion === 'string' ? meta.datasetVersion : undefined;
-      return await embedImported(encoder, await importedFromCluster(cluster, dataset, version), { split, ...lim, batchSize, signal, onSlice });
+      } catch (err) {
+        // A bare name that is also a folder here without a dataset's files (the images it was imported from, say)
+        // is the cluster's dataset of that name.
+        if (err instanceof DataError && err.code === 'DATASET_UNRECOGNISED') {
+          if (isDatasetName(dataset)) return await fromCluster(err.message);
+          throw new DataError(err.code, `${err.message}; a folder of images is read with --images ${dataset}`, undefined, { cause: err });
+        }
+        throw err;
+      }
     } finally {
       bars.stop();
     }

@@ -52,9 +52,10 @@ const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on
 /** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
 export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   'dataset inspect': {
-    usage: 'cvc dataset inspect NAME|PATH [--json]',
-    summary: 'Counts, image shape and class histogram of a dataset (mnist, fashion-mnist, cifar-10 or a directory).',
-    flags: [JSON_FLAG],
+    usage: 'cvc dataset inspect NAME|PATH|IMPORT [--json]',
+    summary:
+      'Counts, image shape and class histogram of a dataset (mnist, fashion-mnist, cifar-10 or a directory), or of an import: a directory written by dataset import --out DIR, or a dataset imported into the cluster (per fold and test shard).',
+    flags: [JSON_FLAG, { flag: '--cluster FILE', text: 'the cluster whose imports a NAME is looked up in', default: '.cvc/local/cluster.json' }],
     example: 'cvc dataset inspect fashion-mnist',
   },
   'dataset download': {
@@ -73,8 +74,8 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       { flag: '--fold-scheme S', text: 'stratified or seed (built-in datasets)', default: 'stratified' },
       { flag: '--limit N', text: 'a seeded, stratified subset of N training images (and at most N test images; built-in datasets)' },
       { flag: '--name NAME', text: 'import FOLDER, a folder of PNG/JPEG/WebP/TIFF/GIF images, as dataset NAME' },
-      { flag: '--size HxW', text: 'resize every image to H x W (image folders)', default: "the first image's size" },
-      { flag: '--channels 1|3', text: 'greyscale or RGB (image folders)', default: "the first image's" },
+      { flag: '--size HxW', text: 'resize every image to H x W (image folders)', default: "the images' own size, when they all have one" },
+      { flag: '--channels 1|3', text: 'greyscale or RGB (image folders)', default: 'greyscale when every image is, RGB when every image is colour' },
       { flag: '--fit MODE', text: 'cover (crop), contain (letterbox) or fill (stretch) (image folders)', default: 'cover' },
       { flag: '--test-fraction F', text: 'seeded, stratified test share when the folder has no test/ subfolder', default: '0.1' },
       { flag: '--skip-invalid', text: 'skip (and list) undecodable, empty or truncated files, symlink loops and links out of the folder instead of failing' },
@@ -85,16 +86,20 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
   },
   cv: {
     usage: 'cvc cv --local --dataset NAME|PATH --model seed-mnist|seed-cifar|cae [cae flags] | --model-config FILE [options]',
-    summary: 'Runs a whole K-fold cross-validation in this process, folds one after another; re-running resumes.',
+    summary:
+      "Runs a whole K-fold cross-validation in this process, folds one after another, and writes the best fold's encoder to OUT/encoder; re-running resumes.",
     flags: [
       { flag: '--local', text: 'train in this process (cluster runs: cvc run submit)' },
-      { flag: '--dataset NAME|PATH', text: 'mnist, fashion-mnist, cifar-10, or a directory of IDX files / CIFAR-10 batches' },
+      {
+        flag: '--dataset NAME|PATH',
+        text: 'mnist, fashion-mnist, cifar-10, a directory of IDX files / CIFAR-10 batches, or an import written by cvc dataset import FOLDER --name N --out DIR (your images: its folds as imported)',
+      },
       ...MODEL_FLAGS,
-      { flag: '--folds K', text: 'number of folds', default: '5' },
+      { flag: '--folds K', text: 'number of folds', default: "5; an import's own" },
       { flag: '--epochs N', text: 'epochs per fold', default: '100' },
       { flag: '--batch-size N', text: 'batch size', default: '32' },
-      { flag: '--limit N', text: 'use N training images (seeded, stratified) and at most N test images' },
-      { flag: '--fold-scheme S', text: "stratified or seed (the seed's random equal folds)", default: 'stratified' },
+      { flag: '--limit N', text: 'use N training images (seeded, stratified) and at most N test images (built-in datasets)' },
+      { flag: '--fold-scheme S', text: "stratified or seed (the seed's random equal folds) (built-in datasets)", default: 'stratified' },
       { flag: '--seed S', text: 'seed for folds, initialisation and batch order', default: '42' },
       { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
       { flag: '--backend B', text: 'auto, tensorflow, wasm or cpu', default: 'auto' },

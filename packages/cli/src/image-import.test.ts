@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listImageFolder, loadDataset, parseManifest, readSourcePaths } from '@cvc/data';
@@ -9,6 +9,7 @@ import { createDatasetCatalog, createObjectStore, startS3Server, type S3Server }
 import { main } from './index.js';
 import { captureEnv } from './testing.js';
 import { importImageFolderToStore } from './s3-import.js';
+import { writeTinyEncoder } from './encoder-fixture.js';
 
 /** `cvc dataset import FOLDER --name NAME` into a real local S3 (s3rver). */
 let dir: string;
@@ -135,4 +136,70 @@ test('a stopped image-folder import exits 130 and writes no manifest', async () 
   );
   assert.match(env.err(), /was cancelled/);
   assert.equal((await readdir(out).catch((): string[] => [])).includes('manifest.json'), false);
+});
+
+test('embed/cluster --dataset NAME where ./NAME is the image folder it was imported from: the cluster dataset NAME, not the folder', async () => {
+  const imported = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', root, ...args, '--skip-invalid', '--cluster', clusterFile], imported), 0, imported.err());
+  const enc = join(dir, 'enc-32x32x1');
+  await writeTinyEncoder(enc, [32, 32, 1]);
+  const cwd = process.cwd();
+  process.chdir(dir); // dir/photos is the folder of images
+  try {
+    const env = captureEnv(join(dir, 'cache'));
+    const cmd = ['cluster', '--encoder', enc, '--dataset', 'photos', '--k', '2', '--n-init', '1', '--cluster', clusterFile, '--out', join(dir, 'by-name')];
+    assert.equal(await main(cmd, env), 0, env.err());
+    assert.match(env.out(), /assignments of \d+ images written/);
+    // Its records are named by their source files.
+    assert.match(await readFile(join(dir, 'by-name', 'assignments.csv'), 'utf8'), /\n[A-Za-z]+\/\d+\.(png|jpg),/);
+
+    // A folder here whose name no import has: both are said.
+    await mkdir(join(dir, 'typo-x', 'a'), { recursive: true });
+    const missing = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['embed', '--encoder', enc, '--dataset', 'typo-x', '--cluster', clusterFile, '--out', join(dir, 'c.npy')], missing), 2);
+    assert.match(
+      missing.err(),
+      /typo-x: no dataset files found.*; a folder of images is read with --images typo-x; and no dataset 'typo-x' is imported into the cluster/,
+    );
+    // A path (no dataset name): the folder is all there is to say about.
+    const path = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['embed', '--encoder', enc, '--dataset', './typo-x', '--cluster', clusterFile, '--out', join(dir, 'c.npy')], path), 1);
+    assert.match(path.err(), /typo-x: no dataset files found.*; a folder of images is read with --images \.\/typo-x\n/);
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
+test('dataset inspect shows an import: a directory written with --out DIR, and a name in the cluster even with its image folder here', async () => {
+  const out = join(dir, 'inspect-out');
+  const written = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'import', root, ...args, '--skip-invalid', '--out', out], written), 0, written.err());
+  const env = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'inspect', out], env), 0, env.err());
+  assert.match(
+    env.out(),
+    /^dataset photos version [0-9a-f]{16} \(imported\) from .*inspect-out\n32x32x1 uint8, 10 classes, 3 folds \(stratified, seed 42\), test: a 0.1 share/,
+  );
+  assert.match(env.out(), /image folder: fit cover, 2 invalid file\(s\) skipped/);
+  assert.match(env.out(), /label\s+class\s+fold 0\s+fold 1\s+fold 2\s+test\n/);
+  assert.match(env.out(), /\n\s+all\s+\d+\s+\d+\s+\d+\s+\d+\n/);
+  const json = captureEnv(join(dir, 'cache'));
+  assert.equal(await main(['dataset', 'inspect', out, '--json'], json), 0, json.err());
+  const parsed = JSON.parse(json.out()) as { shape: number[]; shards: { count: number }[]; imageFolder: { fit: string } };
+  assert.deepEqual(parsed.shape, [32, 32, 1]);
+  assert.equal(
+    parsed.shards.reduce((n, s) => n + s.count, 0),
+    60,
+  );
+  assert.equal(parsed.imageFolder.fit, 'cover');
+
+  const cwd = process.cwd();
+  process.chdir(dir); // dir/photos is the folder of images
+  try {
+    const named = captureEnv(join(dir, 'cache'));
+    assert.equal(await main(['dataset', 'inspect', 'photos', '--cluster', clusterFile], named), 0, named.err());
+    assert.match(named.out(), /^dataset photos version [0-9a-f]{16} \(imported\) from the cluster's object store/);
+  } finally {
+    process.chdir(cwd);
+  }
 });

@@ -20,6 +20,9 @@ export interface ImportedVersion {
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
+/** Whether `s` can name a dataset imported into the cluster (one object-key segment, as @cvc/storage's validateSegment takes). */
+export const isDatasetName = (s: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(s) && !s.includes('..');
+
 /** The import written by `cvc dataset import ... --out DIR`, or undefined when `dir` holds no manifest.json. */
 export async function importedFromDirectory(dir: string): Promise<ImportedVersion | undefined> {
   let text: string;

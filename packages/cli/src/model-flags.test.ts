@@ -60,7 +60,8 @@ test('--model-config FILE is checked with the schema; errors name the file and t
     const notJson = join(dir, 'x.json');
     await writeFile(notJson, '{ encoder');
     await refused({ 'model-config': notJson }, /x\.json: cannot read it as JSON/);
-    await refused({ 'model-config': join(dir, 'missing.json') }, /missing\.json: cannot read it as JSON/);
+    await refused({ 'model-config': join(dir, 'missing.json') }, /missing\.json: cannot be read \(no such file\)$/);
+    await refused({ 'model-config': dir }, /: cannot be read \(a directory\)$/);
     await refused({ 'model-config': good, model: 'seed-mnist' }, /--model-config takes no --model/);
     await refused({ 'model-config': good, upsample: 'nearest' }, /upsample "bilinear" conflicts with --upsample nearest/);
   } finally {

@@ -73,9 +73,18 @@ export async function modelFromFlags(values: Record<string, unknown>, command: s
     if (values['model'] !== undefined && values['model'] !== 'custom')
       throw new UsageError(`${command}: --model-config takes no --model (the file is the model)`);
     if (caeGiven.length > 0) throw new UsageError(`${command}: --${caeGiven[0]} is a --model cae flag; --model-config's file holds the whole model`);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UsageError(
+        `${file}: cannot be read (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : (code ?? (err as Error).message)})`,
+      );
+    }
     let raw: unknown;
     try {
-      raw = JSON.parse(await readFile(file, 'utf8'));
+      raw = JSON.parse(text);
     } catch (err) {
       throw new UsageError(`${file}: cannot read it as JSON (${(err as Error).message})`);
     }

@@ -101,3 +101,18 @@ test('bad numeric flags exit 2 with a message naming the flag, before any cluste
     assert.doesNotMatch(env.err(), /no cluster found/);
   }
 });
+
+test('run submit / sweep submit --dataset PATH: the cluster takes a dataset name; the message says how to import a folder, or train an --out import locally', async () => {
+  for (const argv of [
+    ['run', 'submit', '--dataset', './photos', '--model', 'cae'],
+    ['sweep', 'submit', '--dataset', 'imports/photos-ds', '--model', 'cae', '--grid', 'code-size=4,8'],
+  ]) {
+    const env = captureEnv('/nonexistent-cache');
+    assert.equal(await main(argv, env), 2, env.err());
+    assert.match(
+      env.err(),
+      /--dataset takes the name of a dataset imported into the cluster, not a path \(.*photos.*\): import a folder of images with cvc dataset import FOLDER --name NAME/,
+    );
+    assert.match(env.err(), /cvc cv --local --dataset DIR/);
+  }
+});

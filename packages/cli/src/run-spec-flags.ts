@@ -59,6 +59,11 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
  */
 export async function runSpecFromFlags(values: Record<string, unknown>, command = 'run submit'): Promise<RunSpec> {
   if (typeof values['dataset'] !== 'string') throw new UsageError(`${command} needs --dataset NAME`);
+  if (values['dataset'].includes('/'))
+    throw new UsageError(
+      `${command} --dataset takes the name of a dataset imported into the cluster, not a path (${values['dataset']}): ` +
+        `import a folder of images with cvc dataset import FOLDER --name NAME and give --dataset NAME; an import written with --out DIR trains locally with cvc cv --local --dataset DIR`,
+    );
   const choice = await modelFromFlags(values, command);
   const t = trainingFlags(values);
   return {

@@ -114,7 +114,11 @@ async function readImageFile(file: string, name: string): Promise<Buffer> {
  * `name` is how errors name the file (default: `file`).
  */
 export async function probeImage(file: string, name = file): Promise<ImageInfo> {
-  const bytes = await readImageFile(file, name);
+  return probeImageBytes(await readImageFile(file, name), name);
+}
+
+/** `probeImage` of bytes already in memory. */
+async function probeImageBytes(bytes: Buffer, name: string): Promise<ImageInfo> {
   const sharp = await loadSharp();
   try {
     const m = await sharp(bytes, { failOn: 'warning' }).metadata();
@@ -142,6 +146,17 @@ export async function probeImage(file: string, name = file): Promise<ImageInfo> 
  */
 export async function decodeImage(file: string, opts: DecodeOptions, name = file): Promise<Uint8Array> {
   return decodeImageBytes(await readImageFile(file, name), opts, name);
+}
+
+/**
+ * `decodeImage`, and the file's own upright size and channels from its
+ * header (`probeImage`), read from one read of the file: the import checks
+ * with it that images it sizes by the first one all have that size.
+ */
+export async function decodeImageWithInfo(file: string, opts: DecodeOptions, name = file): Promise<{ pixels: Uint8Array; info: ImageInfo }> {
+  const bytes = await readImageFile(file, name);
+  const info = await probeImageBytes(bytes, name);
+  return { pixels: await decodeImageBytes(bytes, opts, name), info };
 }
 
 /** `decodeImage` for bytes already in memory; `name` names the image in errors. */

@@ -567,3 +567,53 @@ test('an image reached through two hard links (same device and inode) is listed 
     ],
   );
 });
+
+test("without --size (--channels) every image must have the first one's size (kind): a mix is refused naming the field, the sizes and an image of each", async () => {
+  const root = join(dir, 'mixed-sizes');
+  // 20 real images at 40x40 RGB, then the first image (in path order) replaced by a 300x200 one, and one greyscale file.
+  await writeImageTree(root, ds.test, 20, { height: 40, width: 40, channels: 3, classNames: classes });
+  const l0 = await listImageFolder(root);
+  const firstPath = l0.entries[0]?.path as string;
+  await sharp(join(root, firstPath))
+    .resize(200, 300, { fit: 'fill' })
+    .toFile(join(root, `${firstPath}.big.png`));
+  await rm(join(root, firstPath));
+  const l = await listImageFolder(root);
+  const big = l.entries[0]?.path as string;
+  assert.match(big, /\.big\.png$/, 'the 300x200 image comes first in path order');
+  const opts = { name: 'mixed', folds: 2, seed: 1 };
+  await assert.rejects(checkImageFolder(l, opts), (err: Error & { field?: string }) => {
+    assert.equal(err.field, 'size');
+    assert.match(
+      err.message,
+      new RegExp(
+        `not all one size.*first one's \\(${big.replace(/[.]/g, '\\.')}, 300x200\\): 300x200 \\(1, e\\.g\\. .*\\), 40x40 \\(19, e\\.g\\. .*\\); give --size HxW`,
+      ),
+    );
+    return true;
+  });
+  // Given a size, they are all resized to it.
+  const sized = await checkImageFolder(l, { ...opts, height: 40, width: 40 });
+  assert.equal(sized.train.length + sized.test.length, 20);
+  await sized.close();
+
+  // One greyscale image among colour ones: the kind is asked for.
+  await rm(join(root, big));
+  const grey = l.entries[5]?.path as string;
+  await sharp(join(root, grey))
+    .toColourspace('b-w')
+    .png()
+    .toFile(join(root, `${grey}.grey.png`));
+  await rm(join(root, grey));
+  await assert.rejects(checkImageFolder(await listImageFolder(root), opts), (err: Error & { field?: string }) => {
+    assert.equal(err.field, 'channels');
+    assert.match(
+      err.message,
+      /not all greyscale or all colour.*colour \(18, e\.g\. .*\), greyscale \(1, e\.g\. .*\.grey\.png\); give --channels 1 \(greyscale\) or 3 \(RGB\)/,
+    );
+    return true;
+  });
+  const kinds = await checkImageFolder(await listImageFolder(root), { ...opts, channels: 3 });
+  assert.equal(kinds.train.length + kinds.test.length, 19);
+  await kinds.close();
+});

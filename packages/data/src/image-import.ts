@@ -5,7 +5,7 @@ import { ConfigError, throwIfAborted } from '@cvc/core';
 import { DataError } from './errors.js';
 import { maxSubsetLeavingOne, stratifiedKFold, stratifiedSubset } from './folds.js';
 import { classHistogram } from './image-set.js';
-import { decodeImage, probeImage, type ImageFit } from './image-decode.js';
+import { decodeImage, decodeImageWithInfo, probeImage, type ImageFit, type ImageInfo } from './image-decode.js';
 import type { ImageFolderEntry, ImageFolderListing, ImageFolderProblem } from './image-folder.js';
 import type { DatasetManifest, ImageFolderInfo, ShardEntry } from './manifest.js';
 import { mapOrdered } from './ordered-map.js';
@@ -20,10 +20,10 @@ export type ObjectSink = (name: string, chunks: AsyncIterable<Uint8Array> | Iter
 export interface ImageImportOptions {
   /** The dataset's name (its catalog entry). */
   readonly name: string;
-  /** Target size; default: the first image's size (in path order). */
+  /** Target size; default: the first image's size (in path order), which every image must then have (a ConfigError `size` otherwise). */
   readonly height?: number;
   readonly width?: number;
-  /** 1 or 3; default: the first image's (1 when it is greyscale, else 3). */
+  /** 1 or 3; default: the first image's (1 when it is greyscale, else 3), which every image must then share (a ConfigError `channels` otherwise). */
   readonly channels?: 1 | 3;
   /** Default `cover`. */
   readonly fit?: ImageFit;
@@ -163,14 +163,16 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
 
   const problems: ImageFolderProblem[] = [...listing.problems];
   const failed = new Set<string>();
-  // The target shape: given, or the first readable image's.
+  // The target shape: given, or the first readable image's (which every image must then share: see checkInto).
   let shape = { height: opts.height, width: opts.width, channels: opts.channels };
+  let first: string | undefined;
   if (shape.height === undefined || shape.width === undefined || shape.channels === undefined) {
     for (const e of listing.entries) {
       throwIfAborted(hooks.signal, what);
       try {
         const info = await probeImage(join(listing.root, e.path), e.path);
         shape = { height: shape.height ?? info.height, width: shape.width ?? info.width, channels: shape.channels ?? info.channels };
+        first = e.path;
         break;
       } catch (err) {
         problems.push(problemOf(err, e.path));
@@ -188,7 +190,12 @@ export async function checkImageFolder(listing: ImageFolderListing, opts: ImageI
   const cap = scratchCap(opts);
   const spool = await openPixelSpool(height * width * channels, opts.scratchDir);
   try {
-    return await checkInto(spool, listing, opts, hooks, { height, width, channels, fit, problems, failed, concurrency, testFraction, cap });
+    const uniform = {
+      size: opts.height === undefined || opts.width === undefined,
+      channels: opts.channels === undefined,
+      first: first ?? '',
+    };
+    return await checkInto(spool, listing, opts, hooks, { height, width, channels, fit, problems, failed, concurrency, testFraction, cap, uniform });
   } catch (err) {
     await spool.close();
     throw err;
@@ -239,10 +246,14 @@ async function checkInto(
     concurrency: number;
     testFraction: number;
     cap: number;
+    /** Which of the first image's size and channels (`first`) stand for absent options: every image must have them. */
+    uniform: { size: boolean; channels: boolean; first: string };
   },
 ): Promise<ImageFolderPlan> {
   const what = `importing ${listing.root}`;
-  const { height, width, channels, fit, problems, failed, concurrency, testFraction, cap } = o;
+  const { height, width, channels, fit, problems, failed, concurrency, testFraction, cap, uniform } = o;
+  const probe = uniform.size || uniform.channels;
+  const shapes = new ShapeTally(uniform, { height, width, channels });
   const spoolable = Math.floor(cap / (height * width * channels));
   const digests = new Map<string, string>();
   const decode = { height, width, channels, fit };
@@ -256,21 +267,24 @@ async function checkInto(
     listing.entries,
     concurrency,
     async (e) => {
-      if (failed.has(e.path)) return { e, pixels: undefined, problem: undefined };
+      if (failed.has(e.path)) return { e, pixels: undefined, info: undefined, problem: undefined };
       try {
-        return { e, pixels: await decodeImage(join(listing.root, e.path), decode, e.path), problem: undefined };
+        if (!probe) return { e, pixels: await decodeImage(join(listing.root, e.path), decode, e.path), info: undefined, problem: undefined };
+        const { pixels, info } = await decodeImageWithInfo(join(listing.root, e.path), decode, e.path);
+        return { e, pixels, info, problem: undefined };
       } catch (err) {
-        return { e, pixels: undefined, problem: problemOf(err, e.path) };
+        return { e, pixels: undefined, info: undefined, problem: problemOf(err, e.path) };
       }
     },
     hooks.signal,
     what,
   );
-  for await (const { e, pixels, problem } of results) {
+  for await (const { e, pixels, info, problem } of results) {
     done++;
     hooks.onProgress?.('check', done, total);
     if (problem !== undefined) problems.push(problem);
     if (pixels === undefined) continue;
+    if (info !== undefined) shapes.add(e.path, info);
     source.update(`${e.split}\0${e.label}\0${e.path}\0`);
     source.update(pixels);
     if (spool.count < spoolable) slots.set(e.path, await spool.append(pixels));
@@ -281,6 +295,7 @@ async function checkInto(
   if (problems.length > 0 && !opts.skipInvalid) throw new InvalidImagesError(listing.root, problems);
   for (const p of problems) hooks.onSkip?.(p);
   if (valid.length === 0) throw new DataError('IMAGE_FOLDER_EMPTY', `has no valid image (${problems.length} invalid file(s) skipped)`, listing.root);
+  shapes.check(listing.root);
 
   // The splits, each in path order (a record's source index is its place here).
   let train = valid.filter((e) => e.split === 'train');
@@ -442,4 +457,56 @@ async function writePlan(plan: ImageFolderPlan, sink: ObjectSink, hooks: ImageIm
     sources,
     imageFolder: { labeled: listing.labeled, fit: plan.fit, test: plan.testFrom, skipped: plan.skipped.length },
   };
+}
+
+/**
+ * The sizes and channels of a folder's images where the first image's stand
+ * for an absent `--size` / `--channels`: one of another size or kind would
+ * silently take the first one's (a photo of 3000x2000 first made every
+ * 64x64 icon 3000x2000), so a mix is refused, naming an image of each.
+ */
+class ShapeTally {
+  private readonly sizes = new Map<string, { count: number; example: string }>();
+  private readonly kinds = new Map<1 | 3, { count: number; example: string }>();
+
+  constructor(
+    private readonly uniform: { size: boolean; channels: boolean; first: string },
+    private readonly target: { height: number; width: number; channels: 1 | 3 },
+  ) {}
+
+  add(path: string, info: ImageInfo): void {
+    const tally = <K>(m: Map<K, { count: number; example: string }>, key: K): void => {
+      const seen = m.get(key);
+      if (seen) seen.count++;
+      else m.set(key, { count: 1, example: path });
+    };
+    if (this.uniform.size) tally(this.sizes, `${info.height}x${info.width}`);
+    if (this.uniform.channels) tally(this.kinds, info.channels);
+  }
+
+  /** Throws a ConfigError (`size`, then `channels`) when the images are not all of the first one's. */
+  check(root: string): void {
+    const list = (m: Map<string, { count: number; example: string }>, first: string): string =>
+      [...m]
+        .sort(([a], [b]) => (a === first ? -1 : b === first ? 1 : (m.get(b)?.count ?? 0) - (m.get(a)?.count ?? 0)))
+        .slice(0, 4)
+        .map(([k, v]) => `${k} (${v.count}, e.g. ${v.example})`)
+        .join(', ');
+    const firstSize = `${this.target.height}x${this.target.width}`;
+    if (this.sizes.size > 1)
+      throw new ConfigError(
+        'size',
+        `the images of ${root} are not all one size, and without --size every image would take the first one's (${this.uniform.first}, ${firstSize}): ` +
+          `${list(this.sizes, firstSize)}${this.sizes.size > 4 ? `, and ${this.sizes.size - 4} more sizes` : ''}; give --size HxW (each image is resized to it by --fit)`,
+      );
+    const word = (c: 1 | 3): string => (c === 1 ? 'greyscale' : 'colour');
+    if (this.kinds.size > 1) {
+      const named = new Map([...this.kinds].map(([c, v]) => [word(c), v]));
+      throw new ConfigError(
+        'channels',
+        `the images of ${root} are not all greyscale or all colour, and without --channels every image would be converted to the first one's (${this.uniform.first}, ${word(this.target.channels)}): ` +
+          `${list(named, word(this.target.channels))}; give --channels 1 (greyscale) or 3 (RGB)`,
+      );
+    }
+  }
 }

@@ -33,6 +33,10 @@ export interface DatasetCatalog {
   find(dataset: string, want: { folds: number; version?: string }): Promise<DatasetImport>;
 }
 
+/** The import command of a missing dataset: a built-in one by its name, a folder of images by its folder and --name. */
+const importHint = (dataset: string, folds: number): string =>
+  `cvc dataset import ${dataset} --folds ${folds}, or for a folder of images: cvc dataset import FOLDER --name ${dataset} --folds ${folds}`;
+
 export function createDatasetCatalog(store: ObjectStore): DatasetCatalog {
   const read = async (dataset: string): Promise<Index> => {
     const key = layout.datasetIndex(dataset);
@@ -57,7 +61,7 @@ export function createDatasetCatalog(store: ObjectStore): DatasetCatalog {
     find: async (dataset, want) => {
       const imports = (await read(validateSegment(dataset, 'dataset'))).imports;
       if (imports.length === 0) {
-        throw new StorageError('DATASET_NOT_IMPORTED', `dataset '${dataset}' is not imported; run: cvc dataset import ${dataset} --folds ${want.folds}`);
+        throw new StorageError('DATASET_NOT_IMPORTED', `dataset '${dataset}' is not imported; run: ${importHint(dataset, want.folds)}`);
       }
       if (want.version) {
         const v = imports.find((i) => i.version === want.version);
@@ -73,9 +77,10 @@ export function createDatasetCatalog(store: ObjectStore): DatasetCatalog {
       const match = imports.filter((i) => i.folds === want.folds);
       const last = match[match.length - 1];
       if (!last) {
+        const kinds = [...new Set(imports.map((i) => i.folds))];
         throw new StorageError(
           'FOLDS_MISMATCH',
-          `dataset '${dataset}' is imported with ${[...new Set(imports.map((i) => i.folds))].join(', ')} folds, not ${want.folds}; run: cvc dataset import ${dataset} --folds ${want.folds}`,
+          `dataset '${dataset}' is imported with ${kinds.join(', ')} folds, not ${want.folds}: give --folds ${kinds.join(' or ')}, or import it with ${want.folds} (${importHint(dataset, want.folds)})`,
         );
       }
       return last;
