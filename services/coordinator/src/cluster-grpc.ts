@@ -11,7 +11,7 @@ import {
 import type { ClusterJobs } from './cluster-jobs.js';
 import { unary, type Guard, type GrpcCallObserver } from './grpc-server.js';
 import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
-import { pageFields, selectPage } from './paging.js';
+import { pageFields } from './paging.js';
 import type { WatchSlots } from './watch-slots.js';
 
 /** Adds ClusterJobService (users) and ClusterWorkerService (workers) over `jobs` to `server`. */
@@ -24,7 +24,7 @@ export function addClusterServices(server: Server, jobs: ClusterJobs, guard: Gua
       'user',
       guard,
       async (r) => {
-        const page = selectPage(await jobs.list(), r);
+        const page = await jobs.listPage(r);
         return { jobs: page.items, ...pageFields(page.items, page.remaining) };
       },
       observe,

@@ -23,8 +23,8 @@ export function jobView(job: ClusterJob): ClusterJobView {
 
 /**
  * Opens the clustering jobs' KV bucket and builds the coordinator's
- * ClusterJobs over it, its metrics fed from every change (and seeded with the
- * jobs already stored).
+ * ClusterJobs over it, its metrics fed from every change (the start-up
+ * recovery, recoverAtStart, seeds them with the jobs already stored).
  */
 export async function createClusterJobs(o: {
   nc: NatsConnection;
@@ -46,7 +46,5 @@ export async function createClusterJobs(o: {
     maxCheckpointBytes: o.maxCheckpointBytes,
     observer: { jobChanged: (job) => o.metrics.update(jobView(job)) },
   });
-  // The jobs stored: all counted by state, the live ones' series set at once with their latest refresh.
-  for (const job of await clusterJobs.list()) o.metrics.update(jobView(job));
   return clusterJobs;
 }

@@ -40,6 +40,8 @@ import { confirmBadCheckpoint } from './bad-checkpoint.js';
 import { capError, CoordinatorError } from './errors.js';
 import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
+import { DocIndex, FULL_RECOVER_EVERY_MS } from './doc-index.js';
+import type { Page, PageRequest } from './paging.js';
 import type { JobExporter } from './cluster-job-export.js';
 
 /** Hooks for metrics. */
@@ -62,6 +64,12 @@ export interface ClusterJobsDeps {
   readonly exportJob?: JobExporter;
   /** Backoff between tries of a finalisation that failed transiently (ms; default 1000 doubling to 30 000). */
   readonly finalizeRetry?: { readonly initialMs: number; readonly maxMs: number };
+  /**
+   * How often the periodic `recover()` reads every job document again (ms;
+   * default FULL_RECOVER_EVERY_MS); in between it skips the jobs seen ended,
+   * which never change again.
+   */
+  readonly fullRecoverEveryMs?: number;
 }
 
 /** The most progress entries a job keeps (the newest). */
@@ -100,6 +108,8 @@ export class ClusterJobs {
   private readonly retry: { readonly initialMs: number; readonly maxMs: number };
   private readonly background = new Map<string, Promise<void>>();
   private readonly shutdown = new AbortController();
+  /** Creation times and ended jobs seen here (see DocIndex). */
+  private readonly index: DocIndex;
 
   constructor(private readonly deps: ClusterJobsDeps) {
     this.store = deps.store;
@@ -112,6 +122,13 @@ export class ClusterJobs {
     this.observer = deps.observer ?? {};
     this.exportJob = deps.exportJob ?? realExport;
     this.retry = deps.finalizeRetry ?? { initialMs: 1000, maxMs: 30_000 };
+    this.index = new DocIndex({ prefix: 'job.', fullReadEveryMs: deps.fullRecoverEveryMs ?? FULL_RECOVER_EVERY_MS, now: this.now });
+  }
+
+  /** Feeds the index with `job` as read or written; returns it. */
+  private seen(job: ClusterJob): ClusterJob {
+    this.index.saw(job.id, job.createdAtMs, FINAL_JOB_STATES.includes(job.state));
+    return job;
   }
 
   private checkId(id: string): void {
@@ -122,7 +139,9 @@ export class ClusterJobs {
     this.checkId(id);
     const v = await this.jobs.get(jobKey(id));
     if (!v) throw new CoordinatorError('NOT_FOUND', `clustering job ${id} does not exist`);
-    return decodeJobDoc(v.value);
+    const doc = decodeJobDoc(v.value);
+    this.seen(doc.job);
+    return doc;
   }
 
   /** Applies `fn` with compare-and-set (it may run more than once, so it must be pure). */
@@ -140,6 +159,7 @@ export class ClusterJobs {
       throw err;
     }
     const doc = decodeJobDoc(value);
+    this.seen(doc.job);
     this.observer.jobChanged?.(doc.job, reason);
     return doc;
   }
@@ -211,6 +231,7 @@ export class ClusterJobs {
       modelConfigJson: run.spec?.modelConfigJson ?? '',
     });
     await this.jobs.create(jobKey(id), { job, token: '', manifest: imp.manifest, sourceCheckpoint: fold.bestCheckpoint, records, finalCheckpoint: '' });
+    this.seen(job);
     await this.queue.enqueue({ runId: run.id, fold: foldNo, jobId: id });
     this.logger.info('clustering job submitted', { job: id, run: run.id, fold: foldNo, method: resolved.method, k: resolved.k, dataset, version: imp.version });
     this.observer.jobChanged?.(job, 'submitted');
@@ -221,13 +242,23 @@ export class ClusterJobs {
     return (await this.load(id)).job;
   }
 
+  /** Every job, newest first (reads every job document). */
   async list(): Promise<ClusterJob[]> {
     const out: ClusterJob[] = [];
     for (const k of await this.jobs.keys()) {
       const v = await this.jobs.get(k);
-      if (v) out.push(decodeJobDoc(v.value).job);
+      if (v) out.push(this.seen(decodeJobDoc(v.value).job));
     }
     return out.sort((a, b) => b.createdAtMs - a.createdAtMs);
+  }
+
+  /**
+   * One page of the jobs, newest first (see paging.ts; INVALID_ARGUMENT for a
+   * bad page_token): reads the page's documents, and once those of jobs not
+   * seen here yet, not every document each time (see DocIndex.page).
+   */
+  async listPage(req: PageRequest): Promise<Page<ClusterJob>> {
+    return this.index.page(await this.jobs.keys(), (k) => this.jobs.get(k).then((v) => (v ? this.seen(decodeJobDoc(v.value).job) : undefined)), req);
   }
 
   /** Cancels a job that has not ended: CANCELLED at once, and its worker is told to stop at its next report. An ended or finalising job is left as it is. */
@@ -652,14 +683,18 @@ export class ClusterJobs {
    * within the queue's duplicate window (REQUEUE_WINDOW_MS), where a second
    * publish is certain to be dropped as a duplicate. So a job whose publish
    * failed at submit gets its task within a minute, not at the next restart.
+   * Without `requeue`, jobs seen ended are not read again, but every
+   * `fullRecoverEveryMs`. `each` is given every job read (start-up seeds the
+   * metrics with them: one read of each document for both).
    */
-  async recover(opts: { requeue?: boolean } = {}): Promise<{ finalizing: string[]; requeued: string[] }> {
+  async recover(opts: { requeue?: boolean; each?: (job: ClusterJob) => void } = {}): Promise<{ finalizing: string[]; requeued: string[] }> {
     const out = { finalizing: [] as string[], requeued: [] as string[] };
-    for (const key of await this.jobs.keys()) {
+    for (const key of this.index.recoveryKeys(await this.jobs.keys(), opts.requeue === true)) {
       try {
         const v = await this.jobs.get(key);
         if (!v) continue;
-        const job = decodeJobDoc(v.value).job;
+        const job = this.seen(decodeJobDoc(v.value).job);
+        opts.each?.(job);
         if (job.state === ClusterJobState.CLUSTER_JOB_STATE_FINALIZING) {
           out.finalizing.push(job.id);
           this.schedule(job.id);

@@ -27,8 +27,8 @@ import { confirmBadCheckpoint } from './bad-checkpoint.js';
 import { checkRunFits, DEFAULT_MAX_DOC_BYTES, MAX_WORKER_BYTES } from './run-size.js';
 import { duplicateOfLiveAttempt, REQUEUE_WINDOW_MS } from './live-attempt.js';
 import { watchUntilFinal } from './watch-doc.js';
-import { RunIndex } from './run-index.js';
-import { selectPage, type Page, type PageRequest } from './paging.js';
+import { DocIndex, FULL_RECOVER_EVERY_MS } from './doc-index.js';
+import type { Page, PageRequest } from './paging.js';
 import type { ArtifactExporter } from './export-artifacts.js';
 import { endAttempt, finalizingIfDone, succeededFolds, summarize } from './run-ending.js';
 import { decodeDoc, ENDING_RUN_STATES, FINAL_FOLD_STATES, FINAL_RUN_STATES, fitSpecToDataset, resolveSpec, runKey, wireSpec, type RunDoc } from './run-doc.js';
@@ -68,8 +68,7 @@ export interface CoordinatorDeps {
   readonly fullRecoverEveryMs?: number;
 }
 
-/** Default of `CoordinatorDeps.fullRecoverEveryMs`: an hour. */
-export const FULL_RECOVER_EVERY_MS = 3_600_000;
+export { FULL_RECOVER_EVERY_MS } from './doc-index.js';
 
 /** The real export, imported on first use (tests hand in their own and never load it). */
 const realExport: ArtifactExporter = async (input) => (await import('./export-artifacts.js')).exportRunArtifacts(input);
@@ -150,11 +149,8 @@ export class Coordinator {
   /** Aborted by close(): background work stops (a restarted coordinator resumes it). */
   private readonly shutdown = new AbortController();
   private hooks: RunHooks | undefined;
-  /** Creation times and ended runs seen by this coordinator (see RunIndex). */
-  private readonly index = new RunIndex();
-  private readonly fullRecoverEveryMs: number;
-  /** When `recover()` last read every run document (the coordinator's clock). */
-  private lastFullRecoverMs = Number.NEGATIVE_INFINITY;
+  /** Creation times and ended runs seen by this coordinator (see DocIndex). */
+  private readonly index: DocIndex;
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -169,7 +165,7 @@ export class Coordinator {
     this.exportArtifacts = deps.exportArtifacts ?? realExport;
     this.retry = deps.finalizeRetry ?? { initialMs: 1000, maxMs: 30_000 };
     this.checkpointGraceMs = deps.checkpointGraceMs ?? 2 * deps.queue.ackWaitMs;
-    this.fullRecoverEveryMs = deps.fullRecoverEveryMs ?? FULL_RECOVER_EVERY_MS;
+    this.index = new DocIndex({ prefix: 'run.', fullReadEveryMs: deps.fullRecoverEveryMs ?? FULL_RECOVER_EVERY_MS, now: this.now });
   }
 
   /** Installs the sweep scheduler's hooks (one set; a second call replaces the first). */
@@ -186,7 +182,7 @@ export class Coordinator {
     const v = await this.runs.get(runKey(runId));
     if (!v) throw new CoordinatorError('NOT_FOUND', `run ${runId} does not exist`);
     const doc = decodeDoc(v.value);
-    this.index.saw(doc.run);
+    this.seen(doc.run);
     return doc;
   }
 
@@ -220,7 +216,7 @@ export class Coordinator {
       throw err;
     }
     const doc = decodeDoc(value);
-    this.index.saw(doc.run);
+    this.seen(doc.run);
     this.observer.runChanged?.(doc.run, reason);
     this.hooks?.runChanged(doc.run, reason);
     return doc;
@@ -280,7 +276,7 @@ export class Coordinator {
       await this.requeueNeverStarted(existing);
       return existing;
     }
-    this.index.saw(run);
+    this.seen(run);
     for (let fold = 0; fold < spec.folds; fold++) await this.queue.enqueue({ runId: id, fold });
     this.logger.info('run submitted', { run: id, dataset: spec.dataset, version: imp.version, folds: spec.folds });
     this.observer.runChanged?.(run, 'submitted');
@@ -319,8 +315,9 @@ export class Coordinator {
     return out.sort((a, b) => b.createdAtMs - a.createdAtMs);
   }
 
+  /** Feeds the index with `run` as read or written; returns it. */
   private seen(run: Run): Run {
-    this.index.saw(run);
+    this.index.saw(run.id, run.createdAtMs, FINAL_RUN_STATES.includes(run.state));
     return run;
   }
 
@@ -331,31 +328,7 @@ export class Coordinator {
    * every document each time.
    */
   async listRunsPage(req: PageRequest): Promise<Page<Run>> {
-    // Checked before any read: a bad token costs nothing.
-    selectPage([], req);
-    const read = new Map<string, Run>();
-    const positions: { id: string; createdAtMs: number }[] = [];
-    for (const k of await this.runs.keys()) {
-      if (!k.startsWith('run.')) continue;
-      const id = k.slice('run.'.length);
-      let createdAtMs = this.index.createdAt(id);
-      if (createdAtMs === undefined) {
-        const v = await this.runs.get(k);
-        if (!v) continue;
-        const run = this.seen(decodeDoc(v.value).run);
-        read.set(id, run);
-        createdAtMs = run.createdAtMs;
-      }
-      positions.push({ id, createdAtMs });
-    }
-    const page = selectPage(positions, req);
-    const items: Run[] = [];
-    for (const p of page.items) {
-      const run = read.get(p.id) ?? (await this.runs.get(runKey(p.id)).then((v) => (v ? this.seen(decodeDoc(v.value).run) : undefined)));
-      // Deleted since its key was listed (by hand: nothing here deletes runs).
-      if (run) items.push(run);
-    }
-    return { items, remaining: page.remaining };
+    return this.index.page(await this.runs.keys(), (k) => this.runs.get(k).then((v) => (v ? this.seen(decodeDoc(v.value).run) : undefined)), req);
   }
 
   /**
@@ -1081,18 +1054,18 @@ export class Coordinator {
    * the work goes on in the background (`idle()` waits for it). Without
    * `requeue`, runs this coordinator has seen end are not read again, but
    * every `fullRecoverEveryMs`: a minute's sweep reads only the live runs.
+   * `each` is given every run read (start-up seeds the metrics with them:
+   * one read of each document for both).
    */
-  async recover(opts: { requeue?: boolean } = {}): Promise<{ finalizing: string[]; cancelling: string[]; requeued: string[] }> {
+  async recover(opts: { requeue?: boolean; each?: (run: Run) => void } = {}): Promise<{ finalizing: string[]; cancelling: string[]; requeued: string[] }> {
     const out = { finalizing: [] as string[], cancelling: [] as string[], requeued: [] as string[] };
     // Ended runs never change again: read once, then skipped, but for a full read now and then as a safety net.
-    const full = opts.requeue === true || this.now() - this.lastFullRecoverMs >= this.fullRecoverEveryMs;
-    if (full) this.lastFullRecoverMs = this.now();
-    for (const key of await this.runs.keys()) {
-      if (!full && key.startsWith('run.') && this.index.isFinal(key.slice('run.'.length))) continue;
+    for (const key of this.index.recoveryKeys(await this.runs.keys(), opts.requeue === true)) {
       try {
         const v = await this.runs.get(key);
         if (!v) continue;
         let run = this.seen(decodeDoc(v.value).run);
+        opts.each?.(run);
         if (run.state === RunState.RUN_STATE_CANCELLING) {
           out.cancelling.push(run.id);
           this.schedule(run.id, 'cancel');

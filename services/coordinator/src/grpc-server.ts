@@ -33,7 +33,7 @@ import type { ClusterJobs } from './cluster-jobs.js';
 import { CoordinatorError, UploadsBusyError } from './errors.js';
 import type { SweepManager } from './sweeps.js';
 import { listing } from './run-list.js';
-import { pageFields, selectPage } from './paging.js';
+import { pageFields } from './paging.js';
 import { toStatus } from './to-status.js';
 import { watchHandler, writeChunks, type FailStream } from './grpc-streams.js';
 import { WatchSlots } from './watch-slots.js';
@@ -343,7 +343,7 @@ export function createGrpcServer(o: GrpcServerOptions): Server {
         'user',
         guard,
         async (r) => {
-          const page = selectPage(await sw.listSweeps(), r);
+          const page = await sw.listSweepsPage(r);
           return { sweeps: page.items, ...pageFields(page.items, page.remaining) };
         },
         observe,

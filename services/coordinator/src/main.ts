@@ -12,7 +12,8 @@ import { bindServer, createGrpcServer } from './grpc-server.js';
 import type { RunDoc } from './run-doc.js';
 import { sweepMetricsView, type SweepDoc } from './sweep-doc.js';
 import { SweepManager } from './sweeps.js';
-import { createClusterJobs } from './cluster-jobs-setup.js';
+import { createClusterJobs, jobView } from './cluster-jobs-setup.js';
+import { recoverAtStart } from './start-up.js';
 import { createRunMetrics } from './run-metrics.js';
 import { WatchSlots } from './watch-slots.js';
 
@@ -77,12 +78,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     metrics: metrics.clusterJobs,
   });
   if (cfg.CVC_FAULT_HOLD_FINALIZE_MS > 0) logger.warn('fault injection on: every artifact export is held', { holdMs: cfg.CVC_FAULT_HOLD_FINALIZE_MS });
-  // The runs stored: all counted by state, the live ones' per-fold series set at once (not at their next report).
-  for (const r of await coordinator.listRuns()) runMetrics.update(r);
   // Runs a previous coordinator left finalising or cancelling (or with every fold ended) are finished in the
-  // background, and folds of a submission cut short before their tasks were all published are queued.
-  await coordinator.recover({ requeue: true });
-  await clusterJobs.recover({ requeue: true });
+  // background, and folds of a submission cut short before their tasks were all published are queued. The same
+  // read seeds the metrics: the runs and jobs stored all counted by state, the live ones' series set at once.
+  await recoverAtStart({ coordinator, clusterJobs, onRun: (r) => runMetrics.update(r), onJob: (j) => metrics.clusterJobs.update(jobView(j)) });
   // And again every minute while running: a FinishFold whose KV write landed but whose answer was lost (a NATS
   // leader election) leaves a run FINALIZING with nobody to finish it until the next start otherwise.
   const sweep = setInterval(() => {

@@ -17,6 +17,10 @@ export const trialRunId = (sweepId: string, index: number): string => `${sweepId
 
 export const FINAL_SWEEP_STATES: readonly SweepState[] = [SweepState.SWEEP_STATE_SUCCEEDED, SweepState.SWEEP_STATE_FAILED, SweepState.SWEEP_STATE_CANCELLED];
 
+/** True when nothing is left to do for the sweep, ever: final, and when CANCELLED its runs' clean-up done (recover() skips it). */
+export const sweepSettled = (doc: SweepDoc): boolean =>
+  FINAL_SWEEP_STATES.includes(doc.sweep.state) && (doc.sweep.state !== SweepState.SWEEP_STATE_CANCELLED || doc.cancelDone === true);
+
 /** Restores proto defaults after a JSON round trip. */
 export function decodeSweepDoc(doc: SweepDoc): SweepDoc {
   return { sweep: Sweep.fromPartial(doc.sweep), specs: doc.specs.map((s) => RunSpec.fromPartial(s)), ...(doc.cancelDone ? { cancelDone: true } : {}) };

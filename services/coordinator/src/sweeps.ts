@@ -6,6 +6,8 @@ import { judgeRungs, type Decision } from './asha.js';
 import type { Coordinator, RunHooks } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 import { watchUntilFinal } from './watch-doc.js';
+import { DocIndex, FULL_RECOVER_EVERY_MS } from './doc-index.js';
+import type { Page, PageRequest } from './paging.js';
 import { DEFAULT_MAX_DOC_BYTES } from './run-size.js';
 import { planSweep, type EarlyStop } from './sweep-grid.js';
 import {
@@ -16,6 +18,7 @@ import {
   runEnded,
   rungScores,
   sweepKey,
+  sweepSettled,
   trialRunId,
   trialValLoss,
   type SweepDoc,
@@ -37,6 +40,12 @@ export interface SweepManagerDeps {
    * would outgrow it with room for its decisions is refused at submission.
    */
   readonly maxDocBytes?: number;
+  /**
+   * How often the periodic `recover()` reads every sweep document again
+   * (ms; default FULL_RECOVER_EVERY_MS); in between it skips the sweeps seen
+   * settled (sweepSettled), which never change again.
+   */
+  readonly fullRecoverEveryMs?: number;
 }
 
 /** Kept under `maxDocBytes` for the KV write's headers. */
@@ -113,6 +122,8 @@ export class SweepManager {
   /** Per run id, what its last change looked like, so progress reports schedule no step. */
   private readonly seen = new Map<string, string>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Creation times and settled sweeps seen here (see DocIndex). */
+  private readonly index: DocIndex;
   private closed = false;
 
   constructor(deps: SweepManagerDeps) {
@@ -123,6 +134,7 @@ export class SweepManager {
     this.onChange = deps.onChange ?? (() => {});
     this.retryMs = deps.retryMs ?? 2000;
     this.maxDocBytes = deps.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
+    this.index = new DocIndex({ prefix: 'sweep.', fullReadEveryMs: deps.fullRecoverEveryMs ?? FULL_RECOVER_EVERY_MS, now: this.now });
     deps.coordinator.attachHooks(this.hooks());
   }
 
@@ -143,7 +155,7 @@ export class SweepManager {
         if (!run.sweepId || this.cache.has(run.sweepId)) return;
         try {
           const v = await this.sweeps.get(sweepKey(run.sweepId));
-          if (v) this.remember(decodeSweepDoc(v.value).sweep, v.revision);
+          if (v) this.remember(this.seenDoc(decodeSweepDoc(v.value)).sweep, v.revision);
         } catch (err) {
           this.logger.warn('reading the sweep of a reported run failed; its folds pause at rungs from the next recovery', {
             run: run.id,
@@ -173,7 +185,13 @@ export class SweepManager {
     this.checkId(id);
     const v = await this.sweeps.get(sweepKey(id));
     if (!v) throw new CoordinatorError('NOT_FOUND', `sweep ${id} does not exist`);
-    return decodeSweepDoc(v.value);
+    return this.seenDoc(decodeSweepDoc(v.value));
+  }
+
+  /** Feeds the index with `doc` as read or written; returns it. */
+  private seenDoc(doc: SweepDoc): SweepDoc {
+    this.index.saw(doc.sweep.id, doc.sweep.createdAtMs, sweepSettled(doc));
+    return doc;
   }
 
   /** Applies `fn` with compare-and-set (it may run more than once, so it must be pure). */
@@ -191,7 +209,7 @@ export class SweepManager {
         throw new SweepTooLargeError(`sweep ${id}: its document no longer fits in the KV (${err.message})`, err);
       throw err;
     }
-    const doc = decodeSweepDoc(value);
+    const doc = this.seenDoc(decodeSweepDoc(value));
     this.remember(doc.sweep, revision);
     return doc;
   }
@@ -264,6 +282,7 @@ export class SweepManager {
         throw new CoordinatorError('INVALID_ARGUMENT', `sweep ${plan.name || 'sweep'}: its document does not fit in the KV (${err.message})`, { cause: err });
       throw err;
     }
+    this.seenDoc({ sweep, specs });
     this.remember(sweep, revision);
     this.logger.info('sweep submitted', {
       sweep: id,
@@ -280,13 +299,23 @@ export class SweepManager {
     return (await this.load(id)).sweep;
   }
 
+  /** Every sweep, newest first (reads every sweep document). */
   async listSweeps(): Promise<Sweep[]> {
     const out: Sweep[] = [];
     for (const k of await this.sweeps.keys()) {
       const v = await this.sweeps.get(k);
-      if (v) out.push(decodeSweepDoc(v.value).sweep);
+      if (v) out.push(this.seenDoc(decodeSweepDoc(v.value)).sweep);
     }
     return out.sort((a, b) => b.createdAtMs - a.createdAtMs);
+  }
+
+  /**
+   * One page of the sweeps, newest first (see paging.ts; INVALID_ARGUMENT for
+   * a bad page_token): reads the page's documents, and once those of sweeps
+   * not seen here yet, not every document each time (see DocIndex.page).
+   */
+  async listSweepsPage(req: PageRequest): Promise<Page<Sweep>> {
+    return this.index.page(await this.sweeps.keys(), (k) => this.sweeps.get(k).then((v) => (v ? this.seenDoc(decodeSweepDoc(v.value)).sweep : undefined)), req);
   }
 
   /**
@@ -338,14 +367,16 @@ export class SweepManager {
    * with runs that may still be going (not once a step saw them all ended)
    * (re-applying its recorded decisions, judging rungs reached while no
    * coordinator was there, starting queued trials). Returns the sweeps taken up.
+   * Later calls (every minute) skip the sweeps seen settled, but for a full
+   * read every `fullRecoverEveryMs`; the first call reads them all.
    */
   async recover(): Promise<string[]> {
     const out: string[] = [];
-    for (const key of await this.sweeps.keys()) {
+    for (const key of this.index.recoveryKeys(await this.sweeps.keys(), false)) {
       try {
         const v = await this.sweeps.get(key);
         if (!v) continue;
-        const readDoc = decodeSweepDoc(v.value);
+        const readDoc = this.seenDoc(decodeSweepDoc(v.value));
         const read = readDoc.sweep;
         // An update that landed while this read was on its way has cached a newer revision: that one counts.
         const sweep = this.remember(read, v.revision) ? read : (this.cache.get(read.id)?.sweep ?? read);
