@@ -11,7 +11,7 @@ import { ClusterJobs } from './cluster-jobs.js';
 import { Coordinator } from './coordinator.js';
 import { runKey, type RunDoc } from './run-doc.js';
 import { recoverAtStart } from './start-up.js';
-import { sweepKey, type SweepDoc } from './sweep-doc.js';
+import { sweepKey, sweepSettled, type SweepDoc } from './sweep-doc.js';
 import { SweepManager } from './sweeps.js';
 
 /** A memory DocStore that counts its reads (get) per key. */
@@ -116,6 +116,12 @@ test('the periodic sweep and clustering-job recoveries read a settled document o
   await m.recover();
   await j.recover();
   assert.deepEqual(counts(), [2, 2, 5, 2, 2, 5], 'a full read after an hour');
+  const cancelling = { sweep: Sweep.fromPartial({ id: 's', state: SweepState.SWEEP_STATE_CANCELLED }), specs: [] };
+  assert.deepEqual(
+    [sweepSettled(cancelling), sweepSettled({ ...cancelling, cancelDone: true })],
+    [false, true],
+    'a cancelled sweep settles once its clean-up is done',
+  );
 });
 
 test('a ListSweeps or ListClusterJobs page reads only its own documents', async () => {
