@@ -30,7 +30,7 @@ export interface DocIndexOptions {
  * documents instead of every one each time. Documents another coordinator
  * created or ended are learnt at their first read here; an entry is never
  * wrong, only possibly behind (a document not known to be settled is simply
- * read). About 100 bytes per document (see the README).
+ * read). About 240 bytes per document (measured: 24 MB for 100 000 runs).
  */
 export class DocIndex {
   private readonly entries = new Map<string, Entry>();
@@ -57,13 +57,17 @@ export class DocIndex {
   }
 
   /**
-   * The keys out of `keys` a recovery reads: every one when `full` (start-up)
-   * or when the last full read is `fullReadEveryMs` old (it then counts as
-   * the new full read); otherwise those not seen settled.
+   * The keys out of `keys` (every key of the bucket) a recovery reads: every
+   * one when `full` (start-up) or when the last full read is
+   * `fullReadEveryMs` old (it then counts as the new full read, and the
+   * entries of documents no longer in the bucket are dropped, so the index
+   * holds no more than the bucket); otherwise those not seen settled.
    */
   recoveryKeys(keys: readonly string[], full: boolean): string[] {
     if (full || this.opts.now() - this.lastFullMs >= this.opts.fullReadEveryMs) {
       this.lastFullMs = this.opts.now();
+      const present = new Set(keys);
+      for (const id of this.entries.keys()) if (!present.has(this.opts.prefix + id)) this.entries.delete(id);
       return [...keys];
     }
     return keys.filter((k) => !(k.startsWith(this.opts.prefix) && this.isSettled(k.slice(this.opts.prefix.length))));
