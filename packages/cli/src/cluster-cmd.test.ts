@@ -135,6 +135,8 @@ test('cluster --images: class folders give labels, bad files fail naming them or
     const env = captureEnv(dir);
     assert.equal(await main([...base, '--skip-invalid', '--copy-to', join(dir, 'sorted'), '--json'], env), 0, env.err());
     assert.match(env.err(), /skipped cats\/broken\.png: /);
+    // The RGBA files under a greyscale encoder: said once on stderr, not in the --json of stdout.
+    assert.equal(env.err().split('the images are colour (RGB); the encoder takes 1 channel: each image is converted to greyscale').length, 2, env.err());
     const summary = JSON.parse(env.out()) as {
       images: number;
       skipped: { path: string }[];
@@ -208,6 +210,23 @@ test('cluster --images: class folders give labels, bad files fail naming them or
     const usage = captureEnv(dir);
     assert.equal(await main([...base, '--dataset', 'mnist'], usage), 2);
     assert.match(usage.err(), /--dataset mnist and --images .* exclude each other/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('embed --images: greyscale files under an RGB encoder are converted, said once on stderr naming how many', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-embed-grey-'));
+  try {
+    const set = randomImageSet(3, 8, 8, 1, 4, 1);
+    await mkdir(join(dir, 'grey'));
+    for (let i = 0; i < set.count; i++) await writeFile(join(dir, 'grey', `${i}.png`), PNG.sync.write(PNG.sync.read(png(set, i)), { colorType: 0 }));
+    await writeFile(join(dir, 'grey', 'c.png'), png(set, 0));
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 3]);
+    const e = captureEnv(dir);
+    assert.equal(await main(['embed', '--encoder', join(dir, 'enc'), '--images', join(dir, 'grey'), '--out', join(dir, 'c.csv')], e), 0, e.err());
+    assert.match(e.err(), /3 of the 4 images are greyscale; the encoder takes 3 channels: each image's grey value is repeated in R, G and B/);
+    assert.doesNotMatch(e.out(), /greyscale/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
