@@ -269,14 +269,23 @@ test('cluster --manifold umap --assign gmm: UMAP + a Gaussian mixture on the cod
     assert.equal(await main(args('c', '2'), captureEnv(join(dir, 'cache'))), 0);
     assert.notEqual(await readFile(join(dir, 'c', 'assignments.csv'), 'utf8'), csv, 'another seed gives other confidences');
 
-    // Bad values name the flag; --neighbors above the images is the library's typed error.
+    // Bad values name the flag, also --neighbors above the images (the library's typed error, said with the flags).
     const bad = async (extra: string[], re: RegExp, code: number): Promise<void> => {
       const e = captureEnv(join(dir, 'cache'));
       assert.equal(await main([...base, ...extra, '--out', join(dir, 'bad')], e), code, e.err());
       assert.match(e.err(), re);
     };
     await bad(['--umap-dims', '0'], /--umap-dims must be >= 1, got '0'/, 2);
-    await bad(['--neighbors', '80'], /neighbors: 80 neighbours need more than 80 fitted points, got 60/, 1);
+    await bad(
+      ['--neighbors', '80'],
+      /cvc: --neighbors 80: UMAP needs more fitted points than neighbours, got 60 points \(the images\); give --neighbors 59 or lower\n/,
+      2,
+    );
+    await bad(
+      ['--neighbors', '50', '--umap-sample', '30'],
+      /--neighbors 50: .* got the --umap-sample of 30; give --neighbors 29 or lower, or a larger --umap-sample/,
+      2,
+    );
     await bad(['--min-dist', '-1'], /--min-dist must be in 0\.\.1/, 2);
   } finally {
     await rm(dir, { recursive: true, force: true });
