@@ -178,8 +178,10 @@ function flagError(err: unknown, u: NonNullable<ClusterMethod['umap']>, n: numbe
   if (!(err instanceof ClusteringError) || err.code !== 'TOO_FEW_POINTS' || err.field !== 'neighbors') return err;
   const fitted = Math.min(u.sample ?? n, n);
   const what = fitted < n ? `the --umap-sample of ${fitted}` : `${fitted} points (the images${u.context !== undefined ? ' and the --umap-context ones' : ''})`;
+  // --neighbors is at least 2, so fewer than 3 fitted points cannot be mapped at all.
+  const fix = fitted >= 3 ? `give --neighbors ${fitted - 1} or lower` : 'UMAP needs at least 3';
   return new UsageError(
-    `--neighbors ${u.neighbors}: UMAP needs more fitted points than neighbours, got ${what}; give --neighbors ${Math.max(2, fitted - 1)} or lower${fitted < n ? ', or a larger --umap-sample' : ''}`,
+    `--neighbors ${u.neighbors}: UMAP needs more fitted points than neighbours, got ${what}; ${fix}${fitted < n ? ', or a larger --umap-sample' : ''}`,
   );
 }
 
