@@ -51,6 +51,13 @@ const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on
 
 /** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
 export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
+  'dataset list': {
+    usage: 'cvc dataset list [--json]',
+    summary:
+      "Lists every dataset imported into the cluster's object store: each version with its image shape, image count (with the test split's), folds and fold scheme.",
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc dataset list',
+  },
   'dataset inspect': {
     usage: 'cvc dataset inspect NAME|PATH|IMPORT [--json]',
     summary:
