@@ -135,6 +135,8 @@ test('cluster --images: class folders give labels, bad files fail naming them or
     const env = captureEnv(dir);
     assert.equal(await main([...base, '--skip-invalid', '--copy-to', join(dir, 'sorted'), '--json'], env), 0, env.err());
     assert.match(env.err(), /skipped cats\/broken\.png: /);
+    // The RGBA files under a greyscale encoder: said once on stderr, not in the --json of stdout.
+    assert.equal(env.err().split('the images are colour (RGB); the encoder takes 1 channel: each image is converted to greyscale').length, 2, env.err());
     const summary = JSON.parse(env.out()) as {
       images: number;
       skipped: { path: string }[];
@@ -213,6 +215,23 @@ test('cluster --images: class folders give labels, bad files fail naming them or
   }
 });
 
+test('embed --images: greyscale files under an RGB encoder are converted, said once on stderr naming how many', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cvc-embed-grey-'));
+  try {
+    const set = randomImageSet(3, 8, 8, 1, 4, 1);
+    await mkdir(join(dir, 'grey'));
+    for (let i = 0; i < set.count; i++) await writeFile(join(dir, 'grey', `${i}.png`), PNG.sync.write(PNG.sync.read(png(set, i)), { colorType: 0 }));
+    await writeFile(join(dir, 'grey', 'c.png'), png(set, 0));
+    await writeTinyEncoder(join(dir, 'enc'), [8, 8, 3]);
+    const e = captureEnv(dir);
+    assert.equal(await main(['embed', '--encoder', join(dir, 'enc'), '--images', join(dir, 'grey'), '--out', join(dir, 'c.csv')], e), 0, e.err());
+    assert.match(e.err(), /3 of the 4 images are greyscale; the encoder takes 3 channels: each image's grey value is repeated in R, G and B/);
+    assert.doesNotMatch(e.out(), /greyscale/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('cluster --manifold umap --assign gmm: UMAP + a Gaussian mixture on the codes and (--baseline) on the pixels, reproducible from --seed', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cvc-cluster-umap-'));
   try {
@@ -250,14 +269,23 @@ test('cluster --manifold umap --assign gmm: UMAP + a Gaussian mixture on the cod
     assert.equal(await main(args('c', '2'), captureEnv(join(dir, 'cache'))), 0);
     assert.notEqual(await readFile(join(dir, 'c', 'assignments.csv'), 'utf8'), csv, 'another seed gives other confidences');
 
-    // Bad values name the flag; --neighbors above the images is the library's typed error.
+    // Bad values name the flag, also --neighbors above the images (the library's typed error, said with the flags).
     const bad = async (extra: string[], re: RegExp, code: number): Promise<void> => {
       const e = captureEnv(join(dir, 'cache'));
       assert.equal(await main([...base, ...extra, '--out', join(dir, 'bad')], e), code, e.err());
       assert.match(e.err(), re);
     };
     await bad(['--umap-dims', '0'], /--umap-dims must be >= 1, got '0'/, 2);
-    await bad(['--neighbors', '80'], /neighbors: 80 neighbours need more than 80 fitted points, got 60/, 1);
+    await bad(
+      ['--neighbors', '80'],
+      /cvc: --neighbors 80: UMAP needs more fitted points than neighbours, got 60 points \(the images\); give --neighbors 59 or lower\n/,
+      2,
+    );
+    await bad(
+      ['--neighbors', '50', '--umap-sample', '30'],
+      /--neighbors 50: .* got the --umap-sample of 30; give --neighbors 29 or lower, or a larger --umap-sample/,
+      2,
+    );
     await bad(['--min-dist', '-1'], /--min-dist must be in 0\.\.1/, 2);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -26,6 +26,16 @@ export interface EmbeddedImages {
   readonly skipped: readonly SkippedImage[];
   /** Files of the folder that are not images (or hidden), not counted as images. */
   readonly ignored?: { readonly hidden: number; readonly notImage: number };
+  /** Images of a folder whose channels are not the encoder's and were converted (greyscale repeated to RGB, colour to grey). */
+  readonly converted?: { readonly count: number; readonly of: number; readonly to: 1 | 3 };
+}
+
+/** The stderr line of a folder's channel conversion, said once: what the images are, what the encoder takes, what was done. */
+export function conversionNote(c: NonNullable<EmbeddedImages['converted']>): string {
+  const which = c.count === c.of ? 'the images are' : `${c.count} of the ${c.of} images are`;
+  return c.to === 3
+    ? `${which} greyscale; the encoder takes 3 channels: each image's grey value is repeated in R, G and B`
+    : `${which} colour (RGB); the encoder takes 1 channel: each image is converted to greyscale`;
 }
 
 /** The [height, width, channels] an encoder takes. */

@@ -1,5 +1,6 @@
 import { throwIfAborted } from '@cvc/core';
 import {
+  ClusteringError,
   gmmAsync,
   kmeansAsync,
   umapEmbed,
@@ -165,9 +166,23 @@ async function umapWithProgress(
         }),
     });
     return r.embedding;
+  } catch (err) {
+    throw flagError(err, u, space.n);
   } finally {
     bars.stop();
   }
+}
+
+/** The library's refusal of too many neighbours for the fitted points, as the CLI's flags say it (exit 2); other errors as they are. */
+function flagError(err: unknown, u: NonNullable<ClusterMethod['umap']>, n: number): unknown {
+  if (!(err instanceof ClusteringError) || err.code !== 'TOO_FEW_POINTS' || err.field !== 'neighbors') return err;
+  const fitted = Math.min(u.sample ?? n, n);
+  const what = fitted < n ? `the --umap-sample of ${fitted}` : `${fitted} points (the images${u.context !== undefined ? ' and the --umap-context ones' : ''})`;
+  // --neighbors is at least 2, so fewer than 3 fitted points cannot be mapped at all.
+  const fix = fitted >= 3 ? `give --neighbors ${fitted - 1} or lower` : 'UMAP needs at least 3';
+  return new UsageError(
+    `--neighbors ${u.neighbors}: UMAP needs more fitted points than neighbours, got ${what}; ${fix}${fitted < n ? ', or a larger --umap-sample' : ''}`,
+  );
 }
 
 /**

@@ -24,6 +24,7 @@ import { table } from './format.js';
 import { resolveCluster, type ClusterEndpoints } from './cluster-config.js';
 import { importedFromCluster, importedFromDirectory, isDatasetName, type ImportedVersion } from './imported-input.js';
 import { describeImport, importJson } from './inspect-import.js';
+import { listClusterImports, renderImports } from './dataset-list.js';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import { importToStore } from './s3-import.js';
 import { IMAGE_IMPORT_OPTIONS, importImageFolderCommand } from './image-import-cmd.js';
@@ -70,7 +71,7 @@ async function isDatasetDirectory(dir: string): Promise<boolean> {
   }
 }
 
-/** `cvc dataset inspect|download|import ...` */
+/** `cvc dataset list|inspect|download|import ...` */
 export async function datasetCommand(argv: string[], env: CliEnv, signal?: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'inspect') {
@@ -107,6 +108,13 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
     env.stdout.write(
       `dataset ${ds.name} (${ds.format}) from ${ds.dir}\n\n${describeSet('train', ds.train, ds.classNames)}\n\n${describeSet('test', ds.test, ds.classNames)}\n`,
     );
+    return 0;
+  }
+  if (sub === 'list') {
+    const { values, positionals } = parse(rest, { json: { type: 'boolean' }, cluster: { type: 'string' } }, 'dataset list');
+    if (positionals.length > 0) throw new UsageError(`dataset list takes no arguments, got ${positionals.join(' ')}`);
+    const rows = await listClusterImports(await resolveCluster(typeof values['cluster'] === 'string' ? values['cluster'] : undefined));
+    env.stdout.write(values['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderImports(rows));
     return 0;
   }
   if (sub === 'download') {
@@ -217,5 +225,5 @@ export async function datasetCommand(argv: string[], env: CliEnv, signal?: Abort
       bars.stop();
     }
   }
-  throw new UsageError(`unknown 'dataset ${sub ?? ''}' (use inspect, download or import)`);
+  throw new UsageError(`unknown 'dataset ${sub ?? ''}' (use list, inspect, download or import)`);
 }

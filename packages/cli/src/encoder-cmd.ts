@@ -23,7 +23,7 @@ import { writeClusterCommandReport } from './cluster-report-cmd.js';
 import { num, table } from './format.js';
 import { assignmentsCsv, csvLine, distancesToCentres, type Assignment } from './assignments.js';
 import { copyToClusters, type CopyToResult } from './copy-to.js';
-import { embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
+import { conversionNote, embedDataset, imagePng, recordDest, type EmbeddedImages } from './cluster-input.js';
 import { embedFolder } from './folder-input.js';
 import { requireParentDir } from './output-path.js';
 import { CLUSTER_METHOD_OPTIONS, clusterMethodFromFlags, kmeansWithProgress, runClusterMethod, umapMap, type ClusterOutcome } from './cluster-methods.js';
@@ -334,6 +334,7 @@ async function embedInput(
       signal,
     });
     for (const s of input.skipped) bars.log(`skipped ${s.path}: ${s.reason} [${s.code}]`);
+    if (input.converted) bars.log(conversionNote(input.converted));
     return input;
   } finally {
     bars.stop();

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { throwIfAborted } from '@cvc/core';
-import { DataError, decodeImage, InvalidImagesError, listImageFolder, type ImageFit, type ImageSet } from '@cvc/data';
+import { DataError, decodeImageWithInfo, InvalidImagesError, listImageFolder, type ImageFit, type ImageSet } from '@cvc/data';
 import { embedImages } from '@cvc/model';
 import type { tf } from '@cvc/tfjs-runtime';
 import { UsageError } from './errors.js';
@@ -35,7 +35,9 @@ const reasonOf = (e: DataError): string => (e.file !== undefined && e.message.st
  * `keepPixels`). Bad files (undecodable, truncated, empty, a link loop or
  * out of the folder) fail the whole call with an InvalidImagesError
  * listing each, or with `skipInvalid` are left out and listed in `skipped`,
- * as the import does.
+ * as the import does. Images whose channels are not the encoder's are
+ * converted (greyscale repeated to RGB, colour to grey) and counted in
+ * `converted`, for the caller to say so.
  */
 export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions): Promise<EmbeddedImages> {
   const [height, width, channels] = encoderInputShape(encoder);
@@ -51,6 +53,7 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
   const paths: string[] = [];
   const files: string[] = [];
   const labels: number[] = [];
+  let converted = 0;
   for (let start = 0; start < entries.length; start += opts.batchSize) {
     throwIfAborted(opts.signal, `reading ${opts.dir}`);
     const batch = entries.slice(start, start + opts.batchSize);
@@ -59,7 +62,7 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
     for (let i = 0; i < batch.length; i += DECODE_CONCURRENCY) {
       const group = batch.slice(i, i + DECODE_CONCURRENCY);
       const decoded = await Promise.allSettled(
-        group.map((e) => decodeImage(join(listing.root, e.path), { height, width, channels, fit: opts.fit }, join(opts.dir, e.path))),
+        group.map((e) => decodeImageWithInfo(join(listing.root, e.path), { height, width, channels, fit: opts.fit }, join(opts.dir, e.path))),
       );
       decoded.forEach((r, j) => {
         const e = group[j] as (typeof group)[number];
@@ -69,7 +72,8 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
           skipped.push({ path: e.path, code: err.code, reason: reasonOf(err) });
           return;
         }
-        pixels.set(r.value, n * per);
+        pixels.set(r.value.pixels, n * per);
+        if (r.value.info.channels !== channels) converted++;
         n++;
         paths.push(e.path);
         files.push(join(listing.root, e.path));
@@ -119,5 +123,6 @@ export async function embedFolder(encoder: tf.LayersModel, opts: FolderOptions):
     ...(pixels ? { pixels } : {}),
     skipped,
     ignored: listing.ignored,
+    ...(converted > 0 ? { converted: { count: converted, of: count, to: channels } } : {}),
   };
 }

@@ -5,6 +5,7 @@ import { captureEnv } from './testing.js';
 import { COMMAND_HELP } from './help.js';
 
 const SUBCOMMANDS = [
+  'dataset list',
   'dataset inspect',
   'dataset download',
   'dataset import',

@@ -51,6 +51,13 @@ const JSON_FLAG: FlagHelp = { flag: '--json', text: 'print the result as JSON on
 
 /** Every subcommand's help, by its name (`run submit`, `embed`, ...). */
 export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
+  'dataset list': {
+    usage: 'cvc dataset list [--json]',
+    summary:
+      "Lists every dataset imported into the cluster's object store: each version with its image shape, image count (with the test split's), folds and fold scheme.",
+    flags: [JSON_FLAG, CLUSTER],
+    example: 'cvc dataset list',
+  },
   'dataset inspect': {
     usage: 'cvc dataset inspect NAME|PATH|IMPORT [--json]',
     summary:
@@ -132,7 +139,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     flags: [
       { flag: '--dataset NAME', text: 'a dataset imported with cvc dataset import' },
       ...MODEL_FLAGS,
-      { flag: '--folds K', text: 'number of folds (the dataset must be imported with this K)', default: '5' },
+      {
+        flag: '--folds K',
+        text: 'number of folds (the dataset must be imported with this K)',
+        default: "the import's (of --dataset-version, else the newest)",
+      },
       { flag: '--epochs N', text: 'epochs per fold', default: '100' },
       { flag: '--batch-size N', text: 'batch size', default: '32' },
       { flag: '--learning-rate LR', text: 'Adam learning rate', default: '1e-4' },
@@ -182,7 +193,7 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       },
       { flag: '--random N', text: 'run N configurations sampled from the grid (without replacement) instead of all' },
       { flag: '--seed S', text: "the runs' training seed and, with --random, the sampling's", default: '42' },
-      { flag: '--folds K', text: 'folds of every run (the dataset must be imported with this K)', default: '5' },
+      { flag: '--folds K', text: 'folds of every run (the dataset must be imported with this K)', default: "the import's" },
       { flag: '--epochs N', text: 'epochs per fold', default: '100' },
       { flag: '--batch-size N', text: 'batch size (unless swept)', default: '32' },
       { flag: '--learning-rate LR', text: 'Adam learning rate (unless swept)', default: '1e-4' },

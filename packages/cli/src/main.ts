@@ -16,6 +16,7 @@ import { EXIT_OUTPUT_CLOSED, systemErrorMessage, watchOutputClosed, type OutputW
 export const HELP = `cvc: k-fold cross-validation of convolutional autoencoders
 
 Usage:
+  cvc dataset list [--json]                  the cluster's datasets: version, shape, images, folds
   cvc dataset inspect NAME|PATH [--json]     counts, shapes and class histogram
   cvc dataset download NAME                  mnist, fashion-mnist or cifar-10 (sha256-verified)
   cvc dataset import NAME|PATH --out DIR [--folds K] [--seed S] [--fold-scheme stratified|seed] [--limit N]

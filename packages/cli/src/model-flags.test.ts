@@ -57,6 +57,10 @@ test('--model-config FILE is checked with the schema; errors name the file and t
     const bad = join(dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ encoder: [{ filters: 16 }, { filters: 16 }, { filters: 0 }], codeSize: 8 }));
     await refused({ 'model-config': bad }, new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: encoder\\[2\\]\\.filters: must be >= 1$`));
+    // Every problem at once, each naming its field: an unknown key and a bad value.
+    const two = join(dir, 'two.json');
+    await writeFile(two, JSON.stringify({ encoder: [{ filters: 16, strides: 2 }], codeSize: 8, outputActivation: 'softmax' }));
+    await refused({ 'model-config': two }, /two\.json: encoder\[0\]: Unrecognized key: "strides"; outputActivation: must be one of relu, sigmoid, linear$/);
     const notJson = join(dir, 'x.json');
     await writeFile(notJson, '{ encoder');
     await refused({ 'model-config': notJson }, /x\.json: cannot read it as JSON/);

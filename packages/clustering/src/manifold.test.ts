@@ -152,6 +152,10 @@ test('umapEmbed refuses bad options and points with typed errors', async () => {
   await code(umapEmbed(points, { dims: 0 }), 'INVALID_OPTION', 'dims');
   await code(umapEmbed(points, { neighbors: 12 }), 'TOO_FEW_POINTS', 'neighbors');
   await code(umapEmbed(points, { neighbors: 5, sample: 5 }), 'TOO_FEW_POINTS', 'neighbors');
+  await assert.rejects(
+    umapEmbed(points, { neighbors: 12 }),
+    /^ClusteringError: neighbors: 12 neighbours need more than 12 fitted points, got 12; give neighbors 11 or lower$/,
+  );
   await code(umapEmbed(points, { neighbors: 4, minDist: -1 }), 'INVALID_OPTION', 'minDist');
   const bad = Float64Array.from(points.data);
   bad[3] = Number.POSITIVE_INFINITY;

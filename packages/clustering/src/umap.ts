@@ -79,7 +79,7 @@ export async function umapEmbed(points: Points, opts: UmapOptions = {}): Promise
     throw new ClusteringError(
       'TOO_FEW_POINTS',
       'neighbors',
-      `${neighbors} neighbours need more than ${neighbors} fitted points, got ${fitCount}${fitCount < n ? ' (the sample)' : ''}; lower neighbors`,
+      `${neighbors} neighbours need more than ${neighbors} fitted points, got ${fitCount}${fitCount < n ? ' (the sample)' : ''}; ${fitCount >= 3 ? `give neighbors ${fitCount - 1} or lower` : 'UMAP needs at least 3'}${fitCount < n ? ', or a larger sample' : ''}`,
     );
   const rng = createRng(seed);
   // The sample: the first fitCount of a seeded permutation, in row order.

@@ -33,7 +33,17 @@ export {
   type ImageFolderInfo,
 } from './manifest.js';
 export { directorySink, writeManifest, readManifestFile, readShardFile } from './fs-sink.js';
-export { decodeImage, decodeImageBytes, probeImage, loadSharp, IMAGE_FITS, type ImageFit, type DecodeOptions, type ImageInfo } from './image-decode.js';
+export {
+  decodeImage,
+  decodeImageBytes,
+  decodeImageWithInfo,
+  probeImage,
+  loadSharp,
+  IMAGE_FITS,
+  type ImageFit,
+  type DecodeOptions,
+  type ImageInfo,
+} from './image-decode.js';
 export {
   listImageFolder,
   IMAGE_EXTENSIONS,

@@ -22,6 +22,8 @@ export {
   fitModelConfig,
   formatPath,
   describeConfigIssue,
+  describeConfigIssues,
+  MAX_CONFIG_ISSUES,
   shapeText,
   type Activation,
   type LossName,

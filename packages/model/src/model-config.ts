@@ -225,13 +225,30 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((s, p) => (typeof p === 'number' ? `${s}[${p}]` : s === '' ? String(p) : `${s}.${String(p)}`), '');
 }
 
-/** The first issue of a failed parse as `field: rule`. */
+/** At most this many problems of one config are listed; the rest are counted. */
+export const MAX_CONFIG_ISSUES = 5;
+
+/**
+ * Every issue of a failed parse as `field: rule`, joined by `; ` (at most
+ * MAX_CONFIG_ISSUES, then `; and N more problems`), so one try shows all
+ * that is wrong with a config file (`encoder[0]: Unrecognized key: "strides";
+ * outputActivation: must be one of relu, sigmoid, linear`).
+ */
 export function describeConfigIssue(error: z.ZodError, prefix = ''): string {
-  const issue = error.issues[0];
-  if (!issue) return `${prefix || 'model config'}: invalid value`;
-  const path = formatPath(issue.path);
-  const field = prefix && path ? `${prefix}.${path}` : prefix || path || 'model config';
-  return `${field}: ${describeIssue(issue)}`;
+  return describeConfigIssues(error.issues, prefix);
+}
+
+/** `describeConfigIssue` over a list of issues (paths relative to the config; `prefix` goes before each). */
+export function describeConfigIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): string {
+  if (issues.length === 0) return `${prefix || 'model config'}: invalid value`;
+  const one = (issue: z.core.$ZodIssue): string => {
+    const path = formatPath(issue.path);
+    const field = prefix && path ? `${prefix}.${path}` : prefix || path || 'model config';
+    return `${field}: ${describeIssue(issue)}`;
+  };
+  const shown = issues.slice(0, MAX_CONFIG_ISSUES).map(one);
+  const more = issues.length - shown.length;
+  return shown.join('; ') + (more > 0 ? `; and ${more} more problem${more === 1 ? '' : 's'}` : '');
 }
 
 const same = (a: InputShape, b: InputShape): boolean => a.height === b.height && a.width === b.width && a.channels === b.channels;

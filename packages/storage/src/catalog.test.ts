@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { createDatasetCatalog, type DatasetImport } from './catalog.js';
 import type { ObjectStore } from './object-store.js';
 
-/** The three calls the catalog makes, over a Map. */
+/** The calls the catalog makes, over a Map. */
 function mapStore(): ObjectStore {
   const objects = new Map<string, Uint8Array>();
   return {
     bucket: 'cvc',
     stat: (key: string) => Promise.resolve(objects.has(key) ? { size: objects.get(key)?.length ?? 0, etag: '' } : undefined),
     getBytes: (key: string) => Promise.resolve(objects.get(key) as Uint8Array),
+    list: (prefix: string) => Promise.resolve([...objects.keys()].filter((k) => k.startsWith(prefix))),
     put: (key: string, data: Uint8Array) => {
       objects.set(key, data);
       return Promise.resolve({ size: data.length, sha256: '' });
@@ -45,4 +46,14 @@ test('a run with other folds than the import is told to give the import its --fo
     return true;
   });
   assert.equal((await catalog.find('photos', { folds: 3 })).version, 'v3');
+});
+
+test('datasets() names every dataset with an index, sorted; other objects under datasets/ are not datasets', async () => {
+  const store = mapStore();
+  const catalog = createDatasetCatalog(store);
+  assert.deepEqual(await catalog.datasets(), []);
+  await catalog.register('photos', entry(3));
+  await catalog.register('cars', entry(2));
+  await store.put('datasets/photos/v3/manifest.json', new Uint8Array(1));
+  assert.deepEqual(await catalog.datasets(), ['cars', 'photos']);
 });

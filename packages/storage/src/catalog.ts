@@ -27,6 +27,8 @@ interface Index {
  * version changes nothing.
  */
 export interface DatasetCatalog {
+  /** The names of every dataset with an index (datasets/NAME/index.json), sorted. */
+  datasets(): Promise<string[]>;
   list(dataset: string): Promise<DatasetImport[]>;
   register(dataset: string, entry: DatasetImport): Promise<{ added: boolean }>;
   /** The newest import with `folds` folds (or exactly `version`); a StorageError says what exists instead. */
@@ -50,6 +52,21 @@ export function createDatasetCatalog(store: ObjectStore): DatasetCatalog {
     }
   };
   return {
+    datasets: async () => {
+      let keys: string[];
+      try {
+        keys = await store.list('datasets/');
+      } catch (err) {
+        // A bucket not created yet (nothing was ever imported) holds no dataset.
+        if (err instanceof StorageError && err.code === 'NOT_FOUND') return [];
+        throw err;
+      }
+      return keys
+        .map((key) => key.split('/'))
+        .filter((parts) => parts.length === 3 && parts[2] === 'index.json')
+        .map((parts) => parts[1] as string)
+        .sort();
+    },
     list: async (dataset) => (await read(validateSegment(dataset, 'dataset'))).imports,
     register: async (dataset, entry) => {
       const idx = await read(validateSegment(dataset, 'dataset'));

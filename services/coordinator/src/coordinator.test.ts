@@ -159,6 +159,32 @@ test('submit validates the spec against the catalog, records the run and enqueue
   await assert.rejects(c.getRun('../etc'), outcome('INVALID_ARGUMENT'));
 });
 
+test('a spec without folds takes the fold count of the import it trains on (the named version, else the newest); given folds win', T, async () => {
+  const w = await world();
+  const c = w.coordinator();
+  await createDatasetCatalog(w.store).register(DATASET, {
+    version: 'v2',
+    folds: 3,
+    scheme: 'stratified',
+    seed: 42,
+    limit: 200,
+    manifest: MANIFEST,
+    height: 28,
+    width: 28,
+    channels: 1,
+  });
+  const newest = await c.submitRun(spec({ folds: undefined }));
+  assert.deepEqual([newest.datasetVersion, newest.folds.length, newest.spec?.folds], ['v2', 3, 3]);
+  const named = await c.submitRun(spec({ folds: undefined, datasetVersion: 'v1' }));
+  assert.deepEqual([named.datasetVersion, named.folds.length], ['v1', 2]);
+  const given = await c.submitRun(spec({ folds: 2 }));
+  assert.deepEqual([given.datasetVersion, given.folds.length], ['v1', 2]);
+  await assert.rejects(
+    c.submitRun(spec({ folds: undefined, dataset: 'cifar-10' })),
+    (e: unknown) => outcome('NOT_FOUND')(e) && /--folds 5/.test((e as Error).message),
+  );
+});
+
 test('submit checks a model config against the dataset before queueing anything, naming the field; the stored spec has it resolved', T, async () => {
   const w = await world();
   const c = w.coordinator();

@@ -222,9 +222,18 @@ export class Coordinator {
     return doc;
   }
 
-  /** The spec resolved and fitted to its dataset (the newest import with its fold count, or the version it names). */
+  /**
+   * The spec resolved and fitted to its dataset (the newest import with its fold count, or the version it names).
+   * A spec without folds (unset) takes the fold count of the import it would train on (the version it names,
+   * else the newest), so `run submit` without `--folds` fits any import, also from a client that predates this.
+   */
   private async prepareRun(input: RunSpec | undefined) {
     let spec = resolveSpec(input);
+    if (input && input.folds === undefined) {
+      const imports = await this.catalog.list(spec.dataset);
+      const chosen = spec.datasetVersion ? imports.find((i) => i.version === spec.datasetVersion) : imports[imports.length - 1];
+      if (chosen) spec = { ...spec, folds: chosen.folds };
+    }
     let imp;
     try {
       imp = await this.catalog.find(spec.dataset, { folds: spec.folds, ...(spec.datasetVersion ? { version: spec.datasetVersion } : {}) });

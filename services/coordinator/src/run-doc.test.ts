@@ -89,6 +89,13 @@ test('unknown model or upsample, and bad names, are refused naming the field', (
   refused({ dataset: '../etc' }, 'dataset');
   refused({ name: 'a b' }, 'name');
   refused({ datasetVersion: 'x/y' }, 'dataset_version');
+  // A config's problems are all listed, each naming its field (at most 5, then a count).
+  const blocks = Array.from({ length: 7 }, () => ({ filters: 0 }));
+  refused(
+    { model: 'custom', modelConfigJson: JSON.stringify({ encoder: blocks, codeSize: 0 }) },
+    'model_config.encoder[0].filters',
+    /^spec\.model_config\.encoder\[0\]\.filters: must be >= 1; spec\.model_config\.encoder\[1\]\.filters: must be >= 1; .*encoder\[4\]\.filters: must be >= 1; and 3 more problems$/,
+  );
   assert.throws(
     () => resolveSpec(undefined),
     (e: unknown) => e instanceof CoordinatorError && e.outcome === 'INVALID_ARGUMENT' && /spec is required/.test(e.message),

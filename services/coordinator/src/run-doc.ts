@@ -1,6 +1,15 @@
 import { FoldState, Run, RunSpec, RunState } from '@cvc/proto';
 import { describeIssue } from '@cvc/core';
-import { fitModelConfig, formatPath, presetConfig, runSpecSchema, shapeText, type InputShape, type ModelConfigInput, type RunSpecFields } from '@cvc/model';
+import {
+  describeConfigIssues,
+  fitModelConfig,
+  presetConfig,
+  runSpecSchema,
+  shapeText,
+  type InputShape,
+  type ModelConfigInput,
+  type RunSpecFields,
+} from '@cvc/model';
 import { StorageError, validateSegment } from '@cvc/storage';
 import { CoordinatorError } from './errors.js';
 
@@ -147,7 +156,11 @@ export function resolveSpec(spec: RunSpec | undefined): ResolvedSpec {
     const key = issue?.path[0] as keyof RunSpecFields | undefined;
     const field = key !== undefined ? (PROTO_FIELDS[key] ?? String(key)) : 'spec';
     const rule = issue ? describeIssue(issue) : 'invalid value';
-    if (key === 'modelConfig' && issue) return bad(formatPath(['model_config', ...issue.path.slice(1)]), rule);
+    if (key === 'modelConfig' && issue) {
+      // Every problem of the config at once (each naming its field), not only the first.
+      const own = parsed.error.issues.filter((i) => i.path[0] === 'modelConfig').map((i) => ({ ...i, path: i.path.slice(1) }));
+      throw new CoordinatorError('INVALID_ARGUMENT', describeConfigIssues(own, 'spec.model_config'));
+    }
     return bad(field, `${rule}, got ${shown(key !== undefined ? input[key] : undefined)}`);
   }
   if (parsed.data.model === 'custom' && parsed.data.modelConfig === undefined) bad('model_config_json', 'required for model custom (the config as JSON)');
