@@ -368,7 +368,8 @@ export interface RunSpec {
    * The numeric fields are `optional`: unset takes the default, while a set
    * value (0 included) is validated as given, so a seed of 0 can be chosen
    * and a folds of 0, a NaN or a negative number is refused, never defaulted.
-   * Number of folds (default 5; the dataset must have been imported with this K).
+   * Number of folds (unset: the fold count of the import the run trains on, 5
+   * when none is imported; the dataset must have been imported with this K).
    */
   folds?:
     | number
