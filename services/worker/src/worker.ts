@@ -98,6 +98,8 @@ export class Worker {
   private readonly hungMs: number;
   private current: AbortController | undefined;
   private stopping = false;
+  /** Aborted by `stop()` only (not by a coordinator's stop answer): ends the final evaluation of a fold. */
+  private readonly stopped = new AbortController();
   private fatal: Error | undefined;
   /** Ends the wait before the next pull after a failed one (set while that wait runs). */
   private wakePullWait: (() => void) | undefined;
@@ -171,6 +173,7 @@ export class Worker {
   stop(): void {
     this.stopping = true;
     this.current?.abort(new Error('worker stopping'));
+    this.stopped.abort(new Error('worker stopping'));
     this.wakePullWait?.();
   }
 
@@ -336,7 +339,8 @@ export class Worker {
           `the coordinator sent run ${runId}'s spec with unresolved fields (epochs, batch size, learning rate and seed are all required)`,
         );
       }
-      const data = await this.shards.foldData(start.manifest, fold);
+      // stop() aborts the downloads too (a shard of a large dataset can take long): nothing partial is cached.
+      const data = await this.shards.foldData(start.manifest, fold, ac.signal);
       if (this.deps.failFold === fold) throw new WorkerError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
       const resumed = await this.resume(attempt, start.resumeCheckpoint, epochs, ac.signal, log);
       let trainer: WorkerTrainer;
@@ -412,9 +416,12 @@ export class Worker {
         if (stopReason === undefined) {
           trainer.restoreBest();
           const best = trainer.bestEpoch;
-          const train = await trainer.evaluate(data.train);
-          const val = await trainer.evaluate(data.val);
-          const test = await trainer.evaluate(data.test);
+          // Only stop() ends the evaluation (CancelledError: the task is handed back); a stop answer to a progress report
+          // that comes in meanwhile does not: FinishFold's answer decides (see below).
+          const evalOpts = { signal: this.stopped.signal };
+          const train = await trainer.evaluate(data.train, evalOpts);
+          const val = await trainer.evaluate(data.val, evalOpts);
+          const test = await trainer.evaluate(data.test, evalOpts);
           const bytes = await trainer.checkpoint();
           await this.untilReachable('UploadCheckpoint', ac.signal, log, () =>
             this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, bytes),
