@@ -861,6 +861,21 @@ test("metrics (main.ts's hooks): a fold task's series leave /metrics a retention
   metrics.retention.close();
 });
 
+test('images trained are counted as the batches of an epoch are done, not only at its end (the throughput panel moves within a long epoch)', async () => {
+  const seen: { images: number; epochsReported: number }[] = [];
+  const s = setup({
+    deps: { onImages: (t, images) => seen.push({ images, epochsReported: s.coordinator.of('reportEpoch').length }), progressIntervalMs: 0 },
+  });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.ok(seen.filter((x) => x.epochsReported === 0).length > 1, `counted within epoch 1: ${JSON.stringify(seen)}`);
+  assert.equal(
+    seen.reduce((n, x) => n + x.images, 0),
+    2 * TRAIN_IMAGES,
+    'each image of the 2 epochs once',
+  );
+});
+
 test('a task that needs no training (proceed=false) is acked without creating a trainer', async () => {
   const s = setup({ coordinator: new FakeCoordinator(() => started({ proceed: false, token: '', reason: 'fold 1 is FOLD_STATE_SUCCEEDED' })) });
   await s.queue.enqueue(task);
