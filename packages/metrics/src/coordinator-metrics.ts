@@ -37,7 +37,7 @@ export function createCoordinatorMetrics(opts: { pendingTasks?: () => Promise<{ 
     foldEpoch: new Gauge({ name: 'cvc_fold_epochs_done', help: 'Epochs reported for a fold.', labelNames: ['run', 'fold'], registers: [registry] }),
     foldLastProgress: new Gauge({
       name: 'cvc_fold_last_progress_timestamp_seconds',
-      help: 'When a running fold last started or reported an epoch (Unix time); only running folds have this series.',
+      help: 'When a running fold last started, reported an epoch or reported images done within an epoch (Unix time); only running folds have this series.',
       labelNames: ['run', 'fold'],
       registers: [registry],
     }),

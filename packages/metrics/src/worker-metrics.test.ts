@@ -6,12 +6,14 @@ import { ManualClock } from './testing.js';
 test("a worker's per-task series leave /metrics a retention after the task ended; the task in progress keeps its own", async () => {
   const clock = new ManualClock();
   const m = createWorkerMetrics('w1', { retentionMs: 600_000, clock });
-  const epoch = { loss: 0.25, valLoss: 0.5, imagesPerSec: 100, images: 400 };
+  const epoch = { loss: 0.25, valLoss: 0.5, imagesPerSec: 100 };
   m.epoch({ runId: 'r1', fold: 0 }, epoch);
+  m.trained({ runId: 'r1', fold: 0 }, 400);
   m.clusterProgress('j1', 'dec', { iteration: 140, loss: 0.3 });
   m.taskEnded({ runId: 'r1', fold: 0 });
   m.taskEnded({ runId: '', fold: 0, jobId: 'j1' });
   m.epoch({ runId: 'r1', fold: 1 }, epoch);
+  m.trained({ runId: 'r1', fold: 1 }, 400);
   clock.advance(599_999);
   let text = await m.registry.metrics();
   assert.match(text, /^cvc_worker_val_loss\{run="r1",fold="0",worker="w1"\} 0.5$/m, 'kept for the retention, to be scraped');
@@ -24,6 +26,7 @@ test("a worker's per-task series leave /metrics a retention after the task ended
     assert.match(text, new RegExp(`^cvc_worker_${name}\\{run="r1",fold="1",worker="w1"\\} `, 'm'), `${name} of the live task stays`);
   }
   m.epoch({ runId: 'r1', fold: 0 }, epoch);
+  m.trained({ runId: 'r1', fold: 0 }, 400);
   assert.match(
     await m.registry.metrics(),
     /^cvc_worker_images_trained_total\{run="r1",fold="0",worker="w1"\} 400$/m,

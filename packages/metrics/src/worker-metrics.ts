@@ -4,7 +4,7 @@ import { retentionOf, type RetentionSettings } from './series-retention.js';
 
 /**
  * A worker's metrics. The per-task series (labels run and fold, or job and
- * method) are set through `epoch` and `clusterProgress`; `taskEnded` starts
+ * method) are set through `epoch`, `trained` and `clusterProgress`; `taskEnded` starts
  * their retention, after which they leave /metrics.
  */
 export function createWorkerMetrics(worker: string, opts: RetentionSettings = {}) {
@@ -27,7 +27,7 @@ export function createWorkerMetrics(worker: string, opts: RetentionSettings = {}
     }),
     imagesTrained: new Counter({
       name: 'cvc_worker_images_trained_total',
-      help: 'Training images processed.',
+      help: 'Training images processed, counted as the batches of an epoch are done (not only when it ends).',
       labelNames: ['run', 'fold'],
       registers: [registry],
     }),
@@ -76,15 +76,20 @@ export function createWorkerMetrics(worker: string, opts: RetentionSettings = {}
     ...m,
     /** The per-task series' bookkeeping (close it on shutdown). */
     retention,
-    /** A fold task's finished epoch: its loss, throughput and images trained. */
-    epoch(task: { readonly runId: string; readonly fold: number }, r: { loss: number; valLoss: number; imagesPerSec: number; images: number }): void {
+    /** A fold task's finished epoch: its loss and throughput (its images are counted with `trained`). */
+    epoch(task: { readonly runId: string; readonly fold: number }, r: { loss: number; valLoss: number; imagesPerSec: number }): void {
       const labels = { run: task.runId, fold: String(task.fold) };
       const key = foldKey(task);
-      for (const g of [m.trainLoss, m.valLoss, m.imagesPerSecond, m.imagesTrained]) retention.track(key, g, labels);
+      for (const g of [m.trainLoss, m.valLoss, m.imagesPerSecond]) retention.track(key, g, labels);
       m.trainLoss.set(labels, r.loss);
       m.valLoss.set(labels, r.valLoss);
       m.imagesPerSecond.set(labels, r.imagesPerSec);
-      m.imagesTrained.inc(labels, r.images);
+    },
+    /** Training images a fold task has done since the last call (inside an epoch too, so a rate over minutes moves during long epochs). */
+    trained(task: { readonly runId: string; readonly fold: number }, images: number): void {
+      const labels = { run: task.runId, fold: String(task.fold) };
+      retention.track(foldKey(task), m.imagesTrained, labels);
+      m.imagesTrained.inc(labels, images);
     },
     /** A clustering job's refresh. */
     clusterProgress(job: string, method: string, p: { iteration: number; loss: number }): void {

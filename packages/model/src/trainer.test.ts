@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '@cvc/core';
+import { CancelledError, ConfigError } from '@cvc/core';
 import { randomImageSet } from '@cvc/data/testing';
 import { initBackend, tf } from '@cvc/tfjs-runtime';
 import { FoldTrainer, ModelError, decodeCheckpoint, encodeCheckpoint, runFold } from './index.js';
@@ -198,6 +198,20 @@ test("training and evaluation give the event loop a turn after every batch (a wo
     assert.ok(turns >= 2 + 3, `an epoch yielded ${turns} times over 3 training and 4 validation batches`);
   } finally {
     running = false;
+    t.dispose();
+  }
+});
+
+test('an evaluation ends at the batch after its signal aborts (CancelledError): a worker told to stop does not finish it', async () => {
+  const t = FoldTrainer.create({ ...cfg, epochs: 1, evalBatchSize: 4 });
+  try {
+    const ac = new AbortController();
+    // Aborted while the first batch runs (16 images in batches of 4).
+    setImmediate(() => ac.abort(new Error('worker stopping')));
+    await assert.rejects(t.evaluate(val, { signal: ac.signal }), (e: unknown) => e instanceof CancelledError && /evaluating 16 images/.test(e.message));
+    const m = await t.evaluate(val);
+    assert.equal(m.count, 16, 'the trainer is still usable');
+  } finally {
     t.dispose();
   }
 });

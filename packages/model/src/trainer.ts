@@ -287,24 +287,26 @@ export class FoldTrainer {
    * Loss and metrics on `set` in inference mode (moving batch-norm
    * statistics). Yields to the event loop between batches: a test split of
    * 10 000 images takes a while on a CPU backend, and the worker's task
-   * heartbeat must keep running meanwhile.
+   * heartbeat must keep running meanwhile. An abort of `opts.signal` ends it
+   * before the next batch (CancelledError).
    */
-  async evaluate(set: ImageSet): Promise<EvalMetrics> {
+  async evaluate(set: ImageSet, opts: { signal?: AbortSignal } = {}): Promise<EvalMetrics> {
     checkShape(this.config, set, 'evaluation');
     const restore = this.useInferenceStats();
     try {
-      return await this.evaluateRaw(set);
+      return await this.evaluateRaw(set, opts.signal);
     } finally {
       restore();
     }
   }
 
-  private async evaluateRaw(set: ImageSet): Promise<EvalMetrics> {
+  private async evaluateRaw(set: ImageSet, signal?: AbortSignal): Promise<EvalMetrics> {
     const bs = this.config.evalBatchSize;
     let loss = 0;
     let mse = 0;
     let cosine = 0;
     for (let start = 0; start < set.count; start += bs) {
+      throwIfAborted(signal, `evaluating ${set.count} images`);
       const size = Math.min(bs, set.count - start);
       const vals = tf.tidy(() => {
         const x = batchTensor(set, undefined, start, size);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveOptions } from '@cvc/core';
+import { CancelledError, resolveOptions } from '@cvc/core';
 import { createObjectStore, s3EnvSchema, startS3Server, StorageError, StorageStallError, storeOptionsFromEnv, type ObjectStore } from './index.js';
 
 /** What the fake S3 server does with one request. */
@@ -197,3 +197,28 @@ test('CVC_S3_STALL_TIMEOUT_MS sets the stall deadline; unset leaves the default;
     /CVC_S3_STALL_TIMEOUT_MS must be at least 1000 ms/,
   );
 });
+
+for (const b of ['stall-mid-body', 'stall-before-headers'] as const) {
+  test(`an abort ends a read that would wait a minute (${b}): CancelledError naming the key, the request is closed`, T, async () => {
+    const srv = await stallingServer([b]);
+    try {
+      const store = createObjectStore({
+        endPoint: '127.0.0.1',
+        port: srv.port,
+        accessKey: 'k',
+        secretKey: 'stall-test-secret',
+        bucket: 'stalls',
+        stallTimeoutMs: 60_000,
+      });
+      const ac = new AbortController();
+      const read = store.getBytes('c/shard-1.cvcs', { signal: ac.signal });
+      // Aborted once the server holds the request (before its headers or mid-body).
+      while (srv.requests() === 0) await new Promise((r) => setTimeout(r, 10));
+      ac.abort(new Error('worker stopping'));
+      await assert.rejects(read, (e: unknown) => e instanceof CancelledError && e.message.includes('c/shard-1.cvcs'));
+      assert.equal(srv.requests(), 1, 'not retried');
+    } finally {
+      await srv.close();
+    }
+  });
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Client } from 'minio';
-import { describeError, resolveOptions, retry as retryPolicy, type Logger } from '@cvc/core';
+import { CancelledError, describeError, resolveOptions, retry as retryPolicy, type Logger } from '@cvc/core';
 import { z } from 'zod';
 import { StorageError, StorageStallError } from './errors.js';
 import { createStallAgent, guardStalls, releaseSocketDeadline, SocketStallError } from './stall.js';
@@ -64,8 +64,12 @@ export interface ObjectStore {
     /** `expectSha256` may be a function, read once the data has ended (for streams whose hash comes last). */
     opts?: { expectSha256?: string | (() => string | undefined); contentType?: string },
   ): Promise<PutResult>;
-  /** The whole object; a read that stalls (see `stallTimeoutMs`) or loses its connection is retried from the start. */
-  getBytes(key: string): Promise<Uint8Array>;
+  /**
+   * The whole object; a read that stalls (see `stallTimeoutMs`) or loses its connection is retried from the start.
+   * When `signal` aborts, the request in flight is destroyed (or a wait between tries ends) and the call rejects
+   * with CancelledError: nothing of the partial body is returned.
+   */
+  getBytes(key: string, opts?: { signal?: AbortSignal }): Promise<Uint8Array>;
   /**
    * The object's body as it arrives. Opening is retried; once the body flows,
    * a chunk that does not come within `stallTimeoutMs` fails the iteration
@@ -124,8 +128,9 @@ export function logStoreRetries(logger: Logger): StoreHooks {
 }
 
 /** Runs one S3 request with @cvc/core's retry policy: transient failures are retried with jittered backoff (200 ms growing to 5 s) for up to `forMs`. */
-function retrying<T>(forMs: number, fn: () => Promise<T>, hooks: StoreHooks): Promise<T> {
+function retrying<T>(forMs: number, fn: () => Promise<T>, hooks: StoreHooks, cancel?: { signal: AbortSignal; what: string }): Promise<T> {
   return retryPolicy(fn, {
+    ...(cancel ? { signal: cancel.signal, what: cancel.what } : {}),
     deadlineMs: forMs,
     initialDelayMs: 200,
     maxDelayMs: 5000,
@@ -164,7 +169,7 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
     transportAgent: createStallAgent(o.useSSL, o.stallTimeoutMs),
   });
   const bucket = o.bucket;
-  const retry = <T>(fn: () => Promise<T>): Promise<T> => retrying(o.retryForMs, fn, hooks);
+  const retry = <T>(fn: () => Promise<T>, cancel?: { signal: AbortSignal; what: string }): Promise<T> => retrying(o.retryForMs, fn, hooks, cancel);
   const stalled = (key: string, cause?: unknown, what = 'read'): StorageStallError => new StorageStallError(bucket, key, o.stallTimeoutMs, { cause, what });
   /** One request about `key`: a socket that stalled before the answer came becomes a StorageStallError naming the key. */
   const request = async <T>(key: string, fn: () => Promise<T>, what = 'read'): Promise<T> => {
@@ -174,17 +179,53 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
       throw err instanceof SocketStallError ? stalled(key, err, what) : err;
     }
   };
-  /** Opens `key`'s body, guarded against stalls from the headers on. */
-  const openBody = async (key: string): Promise<AsyncGenerator<Uint8Array>> => {
+  /** Opens `key`'s body, guarded against stalls from the headers on; `onOpen` gets the response stream as it comes. */
+  const openBody = async (key: string, onOpen?: (body: { destroy(err?: Error): unknown }) => void): Promise<AsyncGenerator<Uint8Array>> => {
     const body = await request(key, () => client.getObject(bucket, key));
+    onOpen?.(body);
     releaseSocketDeadline(body);
     return guardStalls(body, o.stallTimeoutMs, () => stalled(key));
+  };
+  /**
+   * `key`'s whole body, one try. An abort of `signal` rejects at once with CancelledError and destroys the
+   * response (the `minio` client takes no signal: a response whose headers are still to come is destroyed as they come).
+   */
+  const readAll = (key: string, signal: AbortSignal | undefined): Promise<Uint8Array> => {
+    const cancelled = (): CancelledError => new CancelledError(`reading ${key} from bucket ${bucket}`, { cause: signal?.reason });
+    if (signal?.aborted === true) return Promise.reject(cancelled());
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let response: { destroy(err?: Error): unknown } | undefined;
+      const onAbort = (): void => {
+        const err = cancelled();
+        reject(err);
+        response?.destroy(err);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      (async () => {
+        const parts: Uint8Array[] = [];
+        const body = await openBody(key, (r) => {
+          response = r;
+          if (signal?.aborted === true) r.destroy(cancelled());
+        });
+        for await (const c of body) parts.push(c);
+        return new Uint8Array(Buffer.concat(parts));
+      })().then(
+        (bytes) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(bytes);
+        },
+        (err: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(signal?.aborted === true ? cancelled() : (err as Error));
+        },
+      );
+    });
   };
   const wrap = async <T>(what: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof StorageError) throw err;
+      if (err instanceof StorageError || err instanceof CancelledError) throw err;
       if (isNotFound(err)) throw new StorageError('NOT_FOUND', `${what}: no such object`, key, { cause: err });
       // Still transient when the retry deadline ran out: S3 is unreachable, not refusing.
       if (isTransient(err)) throw new StorageError('UNAVAILABLE', `${what} failed: object storage unreachable (${describeError(err)})`, key, { cause: err });
@@ -272,15 +313,11 @@ export function createObjectStore(options: StoreOptions, hooks: StoreHooks = {})
         }
       }),
 
-    getBytes: (key) =>
+    getBytes: (key, opts = {}) =>
       wrap('get', key, async () => {
         validateKey(key);
-        // The whole read is retried: a connection lost mid-body starts over.
-        return retry(async () => {
-          const parts: Uint8Array[] = [];
-          for await (const c of await openBody(key)) parts.push(c);
-          return new Uint8Array(Buffer.concat(parts));
-        });
+        // The whole read is retried: a connection lost mid-body starts over. An abort ends a try or a wait between tries.
+        return retry(() => readAll(key, opts.signal), opts.signal ? { signal: opts.signal, what: `reading ${key} from bucket ${bucket}` } : undefined);
       }),
 
     getStream: (key) =>

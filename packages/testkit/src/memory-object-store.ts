@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { describeError } from '@cvc/core';
+import { CancelledError, describeError, throwIfAborted } from '@cvc/core';
 import { StorageError, validateKey, type ObjectStore, type PutResult } from '@cvc/storage';
 import { takeFault, type FaultPlan } from './faults.js';
 
@@ -62,7 +62,7 @@ export function createMemoryObjectStore(bucket = 'cvc'): MemoryObjectStore {
       if (err) throw err;
       return await fn();
     } catch (err) {
-      if (err instanceof StorageError) throw err;
+      if (err instanceof StorageError || err instanceof CancelledError) throw err;
       throw new StorageError('S3_ERROR', `${what} failed: ${describeError(err)}`, key, { cause: err });
     }
   };
@@ -98,7 +98,12 @@ export function createMemoryObjectStore(bucket = 'cvc'): MemoryObjectStore {
         puts += 1;
         return { key, bytes: total, sha256 };
       }),
-    getBytes: (key) => wrap('getBytes', 'get', key, () => Promise.resolve(Uint8Array.from(existing(key, 'get').bytes))),
+    getBytes: (key, opts = {}) =>
+      wrap('getBytes', 'get', key, () => {
+        // As the real store: an aborted signal rejects with CancelledError.
+        throwIfAborted(opts.signal, `reading ${key}`);
+        return Promise.resolve(Uint8Array.from(existing(key, 'get').bytes));
+      }),
     getStream: (key) =>
       wrap('getStream', 'get', key, () => {
         const bytes = Uint8Array.from(existing(key, 'get').bytes);

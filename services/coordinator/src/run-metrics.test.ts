@@ -61,3 +61,29 @@ test("an ended run's per-fold series leave /metrics a retention after it ended, 
   assert.doesNotMatch(await m.registry.metrics(), /run="done"/, 'a later write of an ended run does not bring its series back');
   m.retention.close();
 });
+
+test("a running fold's last-progress time moves with its progress inside an epoch (images done), not only with epoch reports", async () => {
+  let now = 1_000_000;
+  const m = createCoordinatorMetrics({ retentionMs: 600_000, clock: new ManualClock() });
+  const runs = createRunMetrics(m, () => now);
+  const at = (images: number): Run => {
+    const r = run('long', RUNNING, [{ state: F_RUNNING, epochs: 0 }]);
+    return {
+      ...r,
+      folds: r.folds.map((f) => ({
+        ...f,
+        progress: { epoch: 1, epochs: 2, images, totalImages: 1000, imagesPerSec: 1, loss: 0.5, etaSeconds: 9, updatedAtMs: now },
+      })),
+    };
+  };
+  const stamp = async (): Promise<string | undefined> =>
+    /^cvc_fold_last_progress_timestamp_seconds\{run="long",fold="0"\} (\d+)$/m.exec(await m.registry.metrics())?.[1];
+  runs.update(at(100));
+  assert.equal(await stamp(), '1000');
+  now = 2_000_000;
+  runs.update(at(200));
+  assert.equal(await stamp(), '2000', 'images done within the epoch are progress');
+  now = 3_000_000;
+  runs.update(at(200));
+  assert.equal(await stamp(), '2000', 'the same progress again is not');
+});

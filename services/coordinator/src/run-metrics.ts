@@ -9,7 +9,8 @@ const foldStateName = (s: FoldState): string => (FoldState[s] ?? String(s)).repl
  * The coordinator's run metrics, fed with every view of a run (its observer's
  * runChanged, and the runs stored when it starts): runs and folds by state,
  * recounted over every run; per fold of a run its latest losses and epochs,
- * and while it runs the time of its last progress. The per-fold series are
+ * and while it runs the time of its last progress (an attempt started, an
+ * epoch reported, or images done within an epoch). The per-fold series are
  * tracked in the metrics' retention: they leave /metrics a retention period
  * after the run ended. A run first seen ended (stored before this coordinator
  * started) only counts: Prometheus has its history.
@@ -18,7 +19,8 @@ export function createRunMetrics(metrics: CoordinatorMetrics, now: () => number 
   const { retention } = metrics;
   /** Each run's state and its folds' states, for the counts: every run of the bucket, a few bytes each. */
   const states = new Map<string, { run: string; folds: string[]; final: boolean }>();
-  // Per running fold: (attempts, epochs) at its last progress, to stamp progress only when it moves.
+  // Per running fold: (attempts, epochs, the epoch and images of its progress report) at its last progress, to stamp
+  // progress only when it moves: within an epoch too, so an epoch longer than the alert's window is not taken for a stall.
   const progress = new Map<string, string>();
   const recount = (): void => {
     metrics.runs.reset();
@@ -41,7 +43,7 @@ export function createRunMetrics(metrics: CoordinatorMetrics, now: () => number 
         const labels = { run: run.id, fold: String(f.fold) };
         const fold = `${run.id}/${f.fold}`;
         if (f.state === FoldState.FOLD_STATE_RUNNING) {
-          const mark = `${f.attempts}/${f.epochReports}`;
+          const mark = `${f.attempts}/${f.epochReports}/${f.progress?.epoch ?? 0}:${f.progress?.images ?? 0}`;
           if (progress.get(fold) !== mark) {
             progress.set(fold, mark);
             retention.track(key, metrics.foldLastProgress, labels);

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { silentLogger, throwIfAborted } from '@cvc/core';
+import { CancelledError, silentLogger, throwIfAborted } from '@cvc/core';
 import { importDataset, type Dataset } from '@cvc/data';
 import { tinyDataset } from '@cvc/data/testing';
 import { decodeCheckpoint, encodeCheckpoint, ModelError, resolveTrainConfig, type TrainingState } from '@cvc/model';
@@ -289,6 +289,24 @@ test('a resume checkpoint not found that the coordinator says is stored (it answ
   assert.equal(seen.resumedFrom, 40);
   assert.equal(s.failed.length, 0);
   assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'acked');
+});
+
+test('stop() during the wait before a missing resume checkpoint is downloaded again ends the wait: the task is handed back', { timeout: 10_000 }, async () => {
+  const late = `cluster-jobs/${JOB}/checkpoints/iter-0000050.ckpt`;
+  const queue = createMemoryTaskQueue();
+  const s = new FakeServices(started({ resumeCheckpoint: late }));
+  s.fallbacks.push({ resumeCheckpoint: late, resumeEpoch: 50 });
+  const stop = new AbortController();
+  // A wait that only an abort of its signal ends (the worker is told to stop as it begins).
+  const sleep = (_ms: number, signal?: AbortSignal): Promise<void> =>
+    new Promise((_resolve, reject) => {
+      signal?.addEventListener('abort', () => reject(new CancelledError('the wait')), { once: true });
+      stop.abort(new Error('worker stopping'));
+    });
+  const d = await delivery(queue);
+  await runClusterAttempt({ ...deps(s, fakeFineTune({ batches: 0 })), sleep }, d, stop.signal);
+  assert.equal(s.failed.length, 0);
+  assert.equal(queue.record({ runId: 'r1', fold: 1, jobId: JOB })?.state, 'pending', 'handed back (nak)');
 });
 
 test('an attempt with a resume checkpoint continues from it', async () => {

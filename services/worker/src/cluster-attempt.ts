@@ -11,7 +11,7 @@ import { isAuthError, isCoordinatorCancel } from './client.js';
 import type { CoordinatorApi } from './coordinator-api.js';
 import { WorkerError } from './errors.js';
 import { isBadCheckpoint, isPermanentFailure } from './failures.js';
-import { DEFAULT_HUNG_MS, holdRetryable } from './hold.js';
+import { abortableSleep, DEFAULT_HUNG_MS, holdRetryable } from './hold.js';
 import type { FineTuneFn, FineTuneOptions, FineTuneProgress } from './fine-tune.js';
 import type { ShardCache } from './shards.js';
 
@@ -40,8 +40,11 @@ export interface ClusterAttemptDeps {
   readonly startRetryMs?: number;
   /** How long StartClusterAttempt is held for a coordinator that takes calls but answers none, in ms (default DEFAULT_HUNG_MS; see hold.ts). */
   readonly hungMs?: number;
-  /** Waits before a resume checkpoint found missing, which the coordinator has, is downloaded again (default: a timer). */
-  readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * Waits before a resume checkpoint found missing, which the coordinator has, is downloaded again (default: a timer
+   * that the attempt's `signal` ends, with CancelledError: stop() does not wait it out).
+   */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 const code = (err: unknown): status | undefined => (err as Partial<ServiceError>).code;
@@ -155,7 +158,8 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
     attempt = a;
     deps.onAttempt?.('started');
     const spec = resolvedSpec(jobId, job?.spec);
-    const { manifest, set } = await deps.shards.allRecords(start.manifest);
+    // stop() (or the attempt's end) aborts the downloads.
+    const { manifest, set } = await deps.shards.allRecords(start.manifest, ac.signal);
     const source = decodeCheckpoint(await deps.store.getBytes(start.sourceCheckpoint), start.sourceCheckpoint);
     const startLog = (resume?: { key: string; iteration: number }): void =>
       deps.logger.info(resume ? 'resuming clustering job' : 'fine-tuning clustering job', {
@@ -254,7 +258,7 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
     let resumeIteration = job?.lastCheckpointIteration ?? 0;
     const resumed = await resumeWithFallback(start.resumeCheckpoint, {
       load: async (key) => {
-        const bytes = await deps.store.getBytes(key);
+        const bytes = await deps.store.getBytes(key, { signal: ac.signal });
         startLog({ key, iteration: resumeIteration });
         return fineTune(bytes);
       },
@@ -277,7 +281,8 @@ export async function runClusterAttempt(deps: ClusterAttemptDeps, d: TaskDeliver
           error: describeError(err),
           tries,
         }),
-      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+      sleep: (ms) =>
+        deps.sleep ? deps.sleep(ms, ac.signal) : abortableSleep(ms, ac.signal, 'waiting to download the resume checkpoint of a clustering job again'),
     });
     const result =
       resumed ??

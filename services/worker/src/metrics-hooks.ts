@@ -1,5 +1,4 @@
 import type { WorkerMetrics } from '@cvc/metrics';
-import { imagesOfEpoch } from './failures.js';
 import type { WorkerDeps } from './worker.js';
 
 /**
@@ -9,12 +8,13 @@ import type { WorkerDeps } from './worker.js';
  */
 export function workerMetricsHooks(
   metrics: WorkerMetrics,
-): Required<Pick<WorkerDeps, 'onEpoch' | 'onStep' | 'onDownload' | 'onAttempt' | 'onClusterProgress' | 'onTaskEnd'>> {
+): Required<Pick<WorkerDeps, 'onEpoch' | 'onImages' | 'onStep' | 'onDownload' | 'onAttempt' | 'onClusterProgress' | 'onTaskEnd'>> {
   return {
     onEpoch: (task, r) => {
-      metrics.epoch(task, { loss: r.loss, valLoss: r.valLoss, imagesPerSec: r.imagesPerSec, images: imagesOfEpoch(r.imagesPerSec, r.seconds) });
+      metrics.epoch(task, { loss: r.loss, valLoss: r.valLoss, imagesPerSec: r.imagesPerSec });
       metrics.epochDuration.observe(r.seconds);
     },
+    onImages: (task, images) => metrics.trained(task, images),
     onStep: (s) => metrics.stepDuration.observe(s),
     onDownload: (bytes, seconds) => {
       metrics.downloadBytes.inc(bytes);

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, silentLogger, type Logger } from '@cvc/core';
+import { describeError, silentLogger, throwIfAborted, type Logger } from '@cvc/core';
 import { concatImages, decodeShard, parseManifest, DataError, type DatasetManifest, type ImageSet, type ShardEntry } from '@cvc/data';
 import type { ObjectStore } from '@cvc/storage';
 
@@ -40,11 +40,17 @@ export class ShardCache {
     this.maxBytes = opts.maxBytes ?? Infinity;
   }
 
-  async manifest(key: string): Promise<DatasetManifest> {
-    return parseManifest(new TextDecoder().decode(await this.store.getBytes(key)), key);
+  /** The dataset's manifest; `signal` aborts its download (CancelledError). */
+  async manifest(key: string, signal?: AbortSignal): Promise<DatasetManifest> {
+    return parseManifest(new TextDecoder().decode(await this.store.getBytes(key, signal ? { signal } : {})), key);
   }
 
-  private async shard(prefix: string, entry: ShardEntry): Promise<ImageSet> {
+  /**
+   * One shard, from the cache or downloaded. An abort of `signal` ends a download in flight (CancelledError); only a
+   * whole verified download is written to the cache, so an aborted one leaves nothing there.
+   */
+  private async shard(prefix: string, entry: ShardEntry, signal?: AbortSignal): Promise<ImageSet> {
+    throwIfAborted(signal, `loading shard ${prefix}/${entry.name}`);
     const cached = join(this.dir, `${entry.sha256}.cvcs`);
     let bytes: Uint8Array | undefined;
     try {
@@ -71,7 +77,7 @@ export class ShardCache {
     if (!bytes) {
       const key = `${prefix}/${entry.name}`;
       const t0 = performance.now();
-      bytes = await this.store.getBytes(key);
+      bytes = await this.store.getBytes(key, signal ? { signal } : {});
       this.onDownload(bytes.length, (performance.now() - t0) / 1000);
       const got = createHash('sha256').update(bytes).digest('hex');
       if (bytes.length !== entry.bytes || got !== entry.sha256) {
@@ -138,27 +144,27 @@ export class ShardCache {
 
   /**
    * Every record of the dataset in manifest order (its shards in turn: the
-   * order of a clustering job's assignments), with the manifest.
+   * order of a clustering job's assignments), with the manifest. `signal` aborts the downloads (CancelledError).
    */
-  async allRecords(manifestKey: string): Promise<{ manifest: DatasetManifest; set: ImageSet }> {
-    const manifest = await this.manifest(manifestKey);
+  async allRecords(manifestKey: string, signal?: AbortSignal): Promise<{ manifest: DatasetManifest; set: ImageSet }> {
+    const manifest = await this.manifest(manifestKey, signal);
     const prefix = manifestKey.replace(/\/manifest\.json$/, '');
     const parts: ImageSet[] = [];
-    for (const e of manifest.shards) parts.push(await this.shard(prefix, e));
+    for (const e of manifest.shards) parts.push(await this.shard(prefix, e, signal));
     if (parts.length === 0) throw new DataError('MANIFEST_CORRUPT', 'manifest lists no shards', manifestKey);
     return { manifest, set: concatImages(parts) };
   }
 
-  /** Training (all folds but `fold`), validation (`fold`) and test sets. */
-  async foldData(manifestKey: string, fold: number): Promise<{ train: ImageSet; val: ImageSet; test: ImageSet }> {
-    const m = await this.manifest(manifestKey);
+  /** Training (all folds but `fold`), validation (`fold`) and test sets. `signal` aborts the downloads (CancelledError). */
+  async foldData(manifestKey: string, fold: number, signal?: AbortSignal): Promise<{ train: ImageSet; val: ImageSet; test: ImageSet }> {
+    const m = await this.manifest(manifestKey, signal);
     const prefix = manifestKey.replace(/\/manifest\.json$/, '');
     const trainParts: ImageSet[] = [];
     // A split may span several shards: every one is used (keeping only the last would evaluate on part of it, silently).
     const valParts: ImageSet[] = [];
     const testParts: ImageSet[] = [];
     for (const e of m.shards) {
-      const set = await this.shard(prefix, e);
+      const set = await this.shard(prefix, e, signal);
       if (e.split === 'test') testParts.push(set);
       else if (e.fold === fold) valParts.push(set);
       else trainParts.push(set);

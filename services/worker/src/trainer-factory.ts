@@ -17,7 +17,8 @@ export interface WorkerTrainer {
   fit(data: { train: ImageSet; val: ImageSet }, cb: WorkerFitCallbacks): Promise<unknown>;
   /** Loads the weights of `bestEpoch`. */
   restoreBest(): void;
-  evaluate(set: ImageSet): Promise<EvalMetrics>;
+  /** Loss and metrics on `set`; rejects with CancelledError when `opts.signal` aborts (between batches). */
+  evaluate(set: ImageSet, opts?: { signal?: AbortSignal }): Promise<EvalMetrics>;
   /** Serialises the whole training state (resumable by `TrainerFactory.resume`). */
   checkpoint(): Promise<Uint8Array>;
   dispose(): void;

@@ -3,11 +3,11 @@
 // TensorFlow.js. Each test runs in milliseconds.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
-import { throwIfAborted, type Logger } from '@cvc/core';
+import { CancelledError, throwIfAborted, type Logger } from '@cvc/core';
 import { importDataset, type Dataset, type ImageSet } from '@cvc/data';
 import { tinyDataset } from '@cvc/data/testing';
 import { ModelError, type BatchProgress, type EpochRecord, type TrainConfigInput } from '@cvc/model';
@@ -26,6 +26,7 @@ import {
   type StartAttemptResponse,
 } from '@cvc/proto';
 import type { FoldTask, TaskDelivery, TaskQueue } from '@cvc/messaging';
+import type { ObjectStore } from '@cvc/storage';
 import { createMemoryObjectStore, createMemoryTaskQueue, type MemoryObjectStore, type MemoryTaskQueue } from '@cvc/testkit';
 import { createWorkerMetrics } from '@cvc/metrics';
 import { ManualClock } from '@cvc/metrics/testing';
@@ -166,6 +167,9 @@ function started(over: Partial<StartAttemptResponse> = {}): StartAttemptResponse
 /** Called before each batch (epoch 1-based, batch 0-based): advance a clock, stop the worker, throw. */
 type BatchHook = (epoch: number, batch: number) => void;
 
+/** Called as an evaluation starts, with its signal; the evaluation waits for it (a long one: stop the worker, wait for the abort). */
+type EvaluateHook = (signal: AbortSignal | undefined) => Promise<void>;
+
 /** A trainer that "trains" BATCHES batches per epoch and checkpoints {epochsDone, epochs} as JSON. */
 class FakeTrainer implements WorkerTrainer {
   bestEpoch: { epoch: number; valLoss: number } | null = null;
@@ -176,6 +180,7 @@ class FakeTrainer implements WorkerTrainer {
     public epochsDone: number,
     readonly epochs: number,
     private readonly onBatch: BatchHook,
+    private readonly onEvaluate?: EvaluateHook,
   ) {}
 
   async fit(_data: { train: ImageSet; val: ImageSet }, cb: WorkerFitCallbacks): Promise<unknown> {
@@ -199,8 +204,9 @@ class FakeTrainer implements WorkerTrainer {
     return [];
   }
   restoreBest(): void {}
-  evaluate(set: ImageSet): Promise<{ loss: number; mse: number; count: number }> {
-    return Promise.resolve({ loss: 0.25, mse: 0.05, count: set.count });
+  async evaluate(set: ImageSet, opts: { signal?: AbortSignal } = {}): Promise<{ loss: number; mse: number; count: number }> {
+    await this.onEvaluate?.(opts.signal);
+    return { loss: 0.25, mse: 0.05, count: set.count };
   }
   checkpoint(): Promise<Uint8Array> {
     return Promise.resolve(new TextEncoder().encode(JSON.stringify({ epochsDone: this.epochsDone, epochs: this.epochs })));
@@ -215,10 +221,18 @@ class FakeTrainers implements TrainerFactory {
   readonly resumed: { bytes: Uint8Array; name: string; opts: { epochs?: number } }[] = [];
   readonly trainers: FakeTrainer[] = [];
   onBatch: BatchHook = () => {};
+  onEvaluate: EvaluateHook | undefined;
 
   create(config: TrainConfigInput): WorkerTrainer {
     this.created.push(config);
-    return this.add(new FakeTrainer(0, config.epochs ?? 100, (e, b) => this.onBatch(e, b)));
+    return this.add(
+      new FakeTrainer(
+        0,
+        config.epochs ?? 100,
+        (e, b) => this.onBatch(e, b),
+        (sig) => this.onEvaluate?.(sig) ?? Promise.resolve(),
+      ),
+    );
   }
   resume(bytes: Uint8Array, name: string, opts: { epochs?: number }): Promise<WorkerTrainer> {
     this.resumed.push({ bytes, name, opts });
@@ -517,6 +531,59 @@ test('stop() mid-fit (SIGTERM) hands the task back at once: nak without delay, n
   assert.ok(s.trainers.trainers[0]?.disposed);
 });
 
+/** Rejects with CancelledError once `signal` aborts; never settles without one (a download or an evaluation that takes very long). */
+function untilAborted(signal: AbortSignal | undefined, what: string): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError(what));
+    signal?.addEventListener('abort', () => reject(new CancelledError(what)), { once: true });
+  });
+}
+
+test(
+  'stop() during a shard download that never ends aborts it: the task is handed back at once (nak), nothing is cached, and run() returns',
+  { timeout: 10_000 },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cvc-worker-stop-dl-'));
+    try {
+      const running: { worker?: Worker } = {};
+      const slow: ObjectStore = {
+        ...store,
+        getBytes: (key, opts) => {
+          if (!key.endsWith('.cvcs')) return store.getBytes(key, opts);
+          running.worker?.stop();
+          return untilAborted(opts?.signal, `reading ${key}`);
+        },
+      };
+      const s = setup({ deps: { store: slow, cacheDir: dir } });
+      running.worker = s.worker;
+      await s.queue.enqueue(task);
+      await s.worker.run();
+      assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+      assert.deepEqual(s.outcomes, ['started', 'interrupted']);
+      assert.equal(s.coordinator.of('failFold').length, 0);
+      assert.deepEqual(await readdir(dir), [], 'no shard (whole or partial) in the cache');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test('stop() during the final evaluation ends it: no best checkpoint, no FinishFold, the task is handed back at once (nak)', { timeout: 10_000 }, async () => {
+  const s = setup();
+  s.trainers.onEvaluate = (signal) => {
+    s.worker.stop();
+    return untilAborted(signal, 'the evaluation');
+  };
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.deepEqual(s.settled, [{ fold: 1, delivery: 1, how: 'nak', delayMs: undefined }]);
+  assert.deepEqual(s.outcomes, ['started', 'interrupted']);
+  assert.equal(s.coordinator.of('finishFold').length, 0);
+  assert.equal(s.coordinator.of('failFold').length, 0);
+  assert.ok(!s.coordinator.of('uploadCheckpoint').some((c) => c.kind === CheckpointKind.CHECKPOINT_KIND_BEST));
+  assert.ok(s.trainers.trainers[0]?.disposed);
+});
+
 for (const code of [status.UNAUTHENTICATED, status.PERMISSION_DENIED]) {
   test(`credentials refused (${status[code]}) at StartAttempt: the task is handed back, not failed, and run() rejects`, async () => {
     const s = setup({ coordinator: new FakeCoordinator().fail('startAttempt', grpcError(code, 'bad token')) });
@@ -792,6 +859,21 @@ test("metrics (main.ts's hooks): a fold task's series leave /metrics a retention
   assert.doesNotMatch(text, /fold="2"/);
   assert.match(text, /^cvc_worker_attempts_total\{state="succeeded",worker="w1"\} 2$/m, 'the counters without a task stay');
   metrics.retention.close();
+});
+
+test('images trained are counted as the batches of an epoch are done, not only at its end (the throughput panel moves within a long epoch)', async () => {
+  const seen: { images: number; epochsReported: number }[] = [];
+  const s = setup({
+    deps: { onImages: (t, images) => seen.push({ images, epochsReported: s.coordinator.of('reportEpoch').length }), progressIntervalMs: 0 },
+  });
+  await s.queue.enqueue(task);
+  await s.worker.run();
+  assert.ok(seen.filter((x) => x.epochsReported === 0).length > 1, `counted within epoch 1: ${JSON.stringify(seen)}`);
+  assert.equal(
+    seen.reduce((n, x) => n + x.images, 0),
+    2 * TRAIN_IMAGES,
+    'each image of the 2 epochs once',
+  );
 });
 
 test('a task that needs no training (proceed=false) is acked without creating a trainer', async () => {

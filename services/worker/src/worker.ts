@@ -2,7 +2,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { backoffDelay, CancelledError, createBackoff, describeError, retry, silentLogger, type Logger } from '@cvc/core';
 import { CheckpointKind, type Ack, type AttemptRef, type StartAttemptResponse } from '@cvc/proto';
-import { ModelError, type EpochRecord, type ModelConfigInput } from '@cvc/model';
+import { ModelError, type BatchProgress, type EpochRecord, type ModelConfigInput } from '@cvc/model';
 import type { ObjectStore } from '@cvc/storage';
 import type { TaskDelivery, TaskQueue } from '@cvc/messaging';
 import { ackOrLog } from './ack.js';
@@ -48,6 +48,8 @@ export interface WorkerDeps {
   readonly coordinatorHungMs?: number;
   /** Observers for metrics. */
   readonly onEpoch?: (task: { runId: string; fold: number }, r: EpochRecord) => void;
+  /** Training images a fold task has done since the last call: inside an epoch (as its batches are sampled) and at its end. */
+  readonly onImages?: (task: { runId: string; fold: number }, images: number) => void;
   readonly onStep?: (seconds: number) => void;
   readonly onDownload?: (bytes: number, seconds: number) => void;
   readonly onAttempt?: (outcome: 'started' | 'succeeded' | 'failed' | 'nan_loss' | 'interrupted' | 'skipped' | 'abandoned' | 'stopped') => void;
@@ -98,6 +100,8 @@ export class Worker {
   private readonly hungMs: number;
   private current: AbortController | undefined;
   private stopping = false;
+  /** Aborted by `stop()` only (not by a coordinator's stop answer): ends the final evaluation of a fold. */
+  private readonly stopped = new AbortController();
   private fatal: Error | undefined;
   /** Ends the wait before the next pull after a failed one (set while that wait runs). */
   private wakePullWait: (() => void) | undefined;
@@ -171,6 +175,7 @@ export class Worker {
   stop(): void {
     this.stopping = true;
     this.current?.abort(new Error('worker stopping'));
+    this.stopped.abort(new Error('worker stopping'));
     this.wakePullWait?.();
   }
 
@@ -336,7 +341,8 @@ export class Worker {
           `the coordinator sent run ${runId}'s spec with unresolved fields (epochs, batch size, learning rate and seed are all required)`,
         );
       }
-      const data = await this.shards.foldData(start.manifest, fold);
+      // stop() aborts the downloads too (a shard of a large dataset can take long): nothing partial is cached.
+      const data = await this.shards.foldData(start.manifest, fold, ac.signal);
       if (this.deps.failFold === fold) throw new WorkerError('FAULT_INJECTED', `fault injected (CVC_FAULT_FAIL_FOLD=${fold}): fold ${fold} always fails`);
       const resumed = await this.resume(attempt, start.resumeCheckpoint, epochs, ac.signal, log);
       let trainer: WorkerTrainer;
@@ -375,6 +381,26 @@ export class Worker {
               logFields: log,
             })
           : undefined;
+      // Images counted so far in the epoch `countedEpoch` (the trainer reports images done within the epoch).
+      let counted = 0;
+      let countedEpoch = 0;
+      const countImages = (epoch: number, images: number): void => {
+        if (epoch !== countedEpoch) {
+          countedEpoch = epoch;
+          counted = 0;
+        }
+        if (images > counted) {
+          this.deps.onImages?.({ runId, fold }, images - counted);
+          counted = images;
+        }
+      };
+      const onBatch =
+        progress || this.deps.onImages
+          ? (p: BatchProgress): void => {
+              countImages(p.epoch, p.images);
+              progress?.offer(p);
+            }
+          : undefined;
       try {
         await trainer.fit(
           { train: data.train, val: data.val },
@@ -382,9 +408,12 @@ export class Worker {
             signal: ac.signal,
             ...(this.deps.onStep ? { onStep: this.deps.onStep } : {}),
             // The trainer samples 4x as often as we send, so a report is due within a quarter interval of its time.
-            ...(progress ? { onBatch: (p) => progress.offer(p), progressIntervalMs: Math.max(1, Math.floor(this.progressIntervalMs / 4)) } : {}),
+            ...(onBatch ? { onBatch } : {}),
+            ...(progress ? { progressIntervalMs: Math.max(1, Math.floor(this.progressIntervalMs / 4)) } : {}),
             onEpochEnd: async (r) => {
               d.working();
+              // The rest of the epoch's images (the trainer's last sample may have come before its last batch).
+              countImages(r.epoch, data.train.count);
               progress?.epochEnded(r.seconds);
               const ack = await this.untilReachable('ReportEpoch', ac.signal, log, () =>
                 this.deps.coordinator.reportEpoch(a, {
@@ -412,9 +441,12 @@ export class Worker {
         if (stopReason === undefined) {
           trainer.restoreBest();
           const best = trainer.bestEpoch;
-          const train = await trainer.evaluate(data.train);
-          const val = await trainer.evaluate(data.val);
-          const test = await trainer.evaluate(data.test);
+          // Only stop() ends the evaluation (CancelledError: the task is handed back); a stop answer to a progress report
+          // that comes in meanwhile does not: FinishFold's answer decides (see below).
+          const evalOpts = { signal: this.stopped.signal };
+          const train = await trainer.evaluate(data.train, evalOpts);
+          const val = await trainer.evaluate(data.val, evalOpts);
+          const test = await trainer.evaluate(data.test, evalOpts);
           const bytes = await trainer.checkpoint();
           await this.untilReachable('UploadCheckpoint', ac.signal, log, () =>
             this.deps.coordinator.uploadCheckpoint(a, best?.epoch ?? 0, CheckpointKind.CHECKPOINT_KIND_BEST, bytes),
