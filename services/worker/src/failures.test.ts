@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { DataError } from '@cvc/data';
 import { ModelError } from '@cvc/model';
 import { StorageError } from '@cvc/storage';
-import { imagesOfEpoch, isPermanentFailure } from './failures.js';
+import { isPermanentFailure } from './failures.js';
 
 test('a malformed dataset is final at once; a missing object, a broken download or a newer shard format is retried', () => {
   for (const code of ['MANIFEST_CORRUPT', 'SHARD_TRUNCATED', 'SHARD_BAD_MAGIC', 'SHARD_CORRUPT', 'SHARD_EMPTY', 'SHARD_BAD_INDEX', 'SHAPE_MISMATCH'] as const)
@@ -13,11 +13,4 @@ test('a malformed dataset is final at once; a missing object, a broken download 
   assert.equal(isPermanentFailure(new ModelError('LOSS_NOT_FINITE', 'NaN')), true);
   assert.equal(isPermanentFailure(new StorageError('UNAVAILABLE', 'down', 'k')), false);
   assert.equal(isPermanentFailure(new Error('SHARD_CORRUPT')), false);
-});
-
-test('images of an epoch for the counter: rate x seconds, never NaN, infinite or negative', () => {
-  assert.equal(imagesOfEpoch(250, 4), 1000);
-  assert.equal(imagesOfEpoch(Infinity, 0), 0);
-  assert.equal(imagesOfEpoch(Number.NaN, 3), 0);
-  assert.equal(imagesOfEpoch(-5, 3), 0);
 });

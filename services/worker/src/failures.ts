@@ -52,9 +52,3 @@ export function isBadCheckpoint(err: unknown): boolean {
   if (err instanceof ModelError) return err.code === 'CHECKPOINT_CORRUPT' || err.code === 'CHECKPOINT_MISMATCH';
   return err instanceof StorageError && err.code === 'NOT_FOUND';
 }
-
-/** Images an epoch trained, from its rate and duration, for the images-trained counter: 0 when either is not a finite non-negative number. */
-export function imagesOfEpoch(imagesPerSec: number, seconds: number): number {
-  const n = Math.round(imagesPerSec * seconds);
-  return Number.isFinite(n) && n > 0 ? n : 0;
-}
