@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { Run, RunServiceService, RunState, type ListRunsRequest, type ListRunsResponse, type RunServiceServer } from '@cvc/proto';
 import { main } from './index.js';
-import { captureEnv } from './testing.js';
+import { captureEnv, fakeCoordinatorFile } from './testing.js';
 import { fetchPages } from './list-pages.js';
 
 /** A RunService whose ListRuns pages `n` runs r<n-1>..r0 as the coordinator does (a token is the next index here); `asked` records each request. */
@@ -21,19 +21,10 @@ async function fakeRuns(dir: string, n: number) {
       cb(null, { runs: runs.slice(from, to), nextPageToken: to < n ? String(to) : '', remaining: n - to });
     },
   };
-  const server = new Server();
-  server.addService(RunServiceService, impl as RunServiceServer);
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  const file = join(dir, 'cluster.json');
-  await writeFile(
-    file,
-    JSON.stringify({
-      coordinator: `127.0.0.1:${port}`,
-      s3: { endPoint: '127.0.0.1', port: 1, accessKey: 'a', secretKey: 'b', bucket: 'cvc' },
-      security: { insecure: true },
-    }),
-  );
-  return { file, asked, close: () => server.forceShutdown() };
+  const { file, close } = await fakeCoordinatorFile(dir, (s) => {
+    s.addService(RunServiceService, impl as RunServiceServer);
+  });
+  return { file, asked, close };
 }
 
 test('run list prints the newest 50 and says how many more; --limit N and --all (which follows the pages); bad values exit 2', async () => {

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import { type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import {
   ClusterJobServiceService,
   Run,
@@ -21,7 +21,7 @@ import {
   type WatchRunRequest,
 } from '@cvc/proto';
 import { main } from './index.js';
-import { captureEnv } from './testing.js';
+import { captureEnv, fakeCoordinatorFile } from './testing.js';
 
 /**
  * A coordinator with nothing in it: every list is empty, and WatchRun sends
@@ -45,21 +45,12 @@ async function quietCoordinator(dir: string): Promise<{ file: string; watching: 
     listClusterJobs: (_c: ServerUnaryCall<unknown, ListClusterJobsResponse>, cb: sendUnaryData<ListClusterJobsResponse>) =>
       cb(null, { jobs: [], nextPageToken: '', remaining: 0 }),
   };
-  const server = new Server();
-  server.addService(RunServiceService, runs as RunServiceServer);
-  server.addService(SweepServiceService, sweeps as SweepServiceServer);
-  server.addService(ClusterJobServiceService, jobs as ClusterJobServiceServer);
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  const file = join(dir, 'cluster.json');
-  await writeFile(
-    file,
-    JSON.stringify({
-      coordinator: `127.0.0.1:${port}`,
-      s3: { endPoint: '127.0.0.1', port: 1, accessKey: 'a', secretKey: 'b', bucket: 'cvc' },
-      security: { insecure: true },
-    }),
-  );
-  return { file, watching, close: () => server.forceShutdown() };
+  const { file, close } = await fakeCoordinatorFile(dir, (s) => {
+    s.addService(RunServiceService, runs as RunServiceServer);
+    s.addService(SweepServiceService, sweeps as SweepServiceServer);
+    s.addService(ClusterJobServiceService, jobs as ClusterJobServiceServer);
+  });
+  return { file, watching, close };
 }
 
 test('the list commands of an empty cluster say there is nothing yet and how to start one, not a bare header', async () => {

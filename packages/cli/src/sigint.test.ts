@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import { type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import { randomImageSet, writeIdxDataset } from '@cvc/data/testing';
 import { FoldState, Run, RunServiceService, RunState, type GetRunRequest, RunEvent, type RunServiceServer, type WatchRunRequest } from '@cvc/proto';
+import { fakeCoordinatorFile } from './testing.js';
 import { LOCK_FILE, pidAlive } from './local-lock.js';
 
 const BIN = fileURLToPath(new URL('../bin/cvc.js', import.meta.url));
@@ -58,19 +59,10 @@ async function fakeCoordinator(dir: string): Promise<{ file: string; cancelled: 
     },
     getRun: (_call: ServerUnaryCall<GetRunRequest, Run>, cb: sendUnaryData<Run>) => cb(null, run()),
   };
-  const server = new Server();
-  server.addService(RunServiceService, impl as RunServiceServer);
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  const file = join(dir, 'cluster.json');
-  await writeFile(
-    file,
-    JSON.stringify({
-      coordinator: `127.0.0.1:${port}`,
-      s3: { endPoint: '127.0.0.1', port: 1, accessKey: 'a', secretKey: 'b', bucket: 'cvc' },
-      security: { insecure: true },
-    }),
-  );
-  return { file, cancelled: () => cancelled, close: () => server.forceShutdown() };
+  const { file, close } = await fakeCoordinatorFile(dir, (s) => {
+    s.addService(RunServiceService, impl as RunServiceServer);
+  });
+  return { file, cancelled: () => cancelled, close };
 }
 
 test('Ctrl-C stops run watch at once: the stream is cancelled, the run goes on, exit 130; progress lines are plain without a terminal', async () => {
