@@ -1,4 +1,4 @@
-import { parseManifest } from '@cvc/data';
+import { readManifest } from '@cvc/data';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import type { ClusterEndpoints } from './cluster-config.js';
 import { listTable } from './format.js';
@@ -30,7 +30,7 @@ export async function listClusterImports(cluster: ClusterEndpoints): Promise<Lis
   const out: ListedImport[] = [];
   for (const dataset of await catalog.datasets()) {
     for (const imp of await catalog.list(dataset)) {
-      const m = parseManifest(new TextDecoder().decode(await store.getBytes(imp.manifest)), imp.manifest);
+      const m = await readManifest(store, imp.manifest);
       const count = (split: string): number => m.shards.filter((s) => s.split === split).reduce((n, s) => n + s.count, 0);
       const test = count('test');
       out.push({

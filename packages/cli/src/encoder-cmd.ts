@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { describeError, isFileNotFound, pathExists, throwIfAborted } from '@cvc/core';
 import { kmeans, scoreClustering, confusionMatrix, hungarianAccuracy } from '@cvc/clustering';
-import { DataError, datasetInfo, decodeShard, IMAGE_FITS, parseManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
+import { DataError, datasetInfo, decodeShard, IMAGE_FITS, readManifest, type DatasetManifest, type ImageFit, type ImageSet } from '@cvc/data';
 import { embedImages, FoldTrainer, loadEncoder, readEncoderModelConfig } from '@cvc/model';
 import { FoldState, type RunServiceClient, type Chunk, type Run } from '@cvc/proto';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
@@ -67,7 +67,7 @@ async function downloadCheckpoint(c: RunServiceClient, runId: string, fold: numb
 async function datasetManifest(cluster: ClusterEndpoints, run: Run): Promise<DatasetManifest> {
   const store = createObjectStore(cluster.s3);
   const imp = await createDatasetCatalog(store).find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
-  return parseManifest(new TextDecoder().decode(await store.getBytes(imp.manifest)), imp.manifest);
+  return readManifest(store, imp.manifest);
 }
 
 /** The run's test split, from the shards in object storage (verified). */
@@ -103,7 +103,7 @@ export function checkFetchableFold(run: Pick<Run, 'id' | 'folds'>, fold: number)
 async function runTestSet(cluster: ClusterEndpoints, run: Run): Promise<{ set: ImageSet; k: number }> {
   const store = createObjectStore(cluster.s3);
   const imp = await createDatasetCatalog(store).find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
-  const manifest = parseManifest(new TextDecoder().decode(await store.getBytes(imp.manifest)), imp.manifest);
+  const manifest = await readManifest(store, imp.manifest);
   const k = clusterAccClasses(manifest, `dataset ${run.spec?.dataset} version ${run.datasetVersion}`);
   const entry = manifest.shards.find((s) => s.split === 'test');
   if (!entry) throw new RemoteError('NO_TEST_SPLIT', `dataset ${run.spec?.dataset} version ${run.datasetVersion} has no test shard`);

@@ -2,7 +2,17 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFileNotFound, throwIfAborted } from '@cvc/core';
-import { concatImages, decodeShard, parseManifest, readSourcePaths, selectImages, stratifiedSubset, type DatasetManifest, type ImageSet } from '@cvc/data';
+import {
+  concatImages,
+  decodeShard,
+  parseManifest,
+  readManifest,
+  readSourcePaths,
+  selectImages,
+  stratifiedSubset,
+  type DatasetManifest,
+  type ImageSet,
+} from '@cvc/data';
 import { createDatasetCatalog, createObjectStore } from '@cvc/storage';
 import type { tf } from '@cvc/tfjs-runtime';
 import { RemoteError, UsageError } from './errors.js';
@@ -45,9 +55,9 @@ export async function importedFromCluster(cluster: ClusterEndpoints, dataset: st
   const imp = (version !== undefined ? imports.find((i) => i.version === version) : undefined) ?? imports[imports.length - 1];
   if (imp === undefined)
     throw new UsageError(`'${dataset}' is neither a known dataset (mnist, fashion-mnist, cifar-10), a directory, nor a dataset imported into the cluster`);
-  const text = new TextDecoder().decode(await store.getBytes(imp.manifest));
+  const manifest = await readManifest(store, imp.manifest);
   const prefix = imp.manifest.replace(/manifest\.json$/, '');
-  return { manifest: parseManifest(text, imp.manifest), where: `${dataset} version ${imp.version}`, getBytes: (name) => store.getBytes(prefix + name) };
+  return { manifest, where: `${dataset} version ${imp.version}`, getBytes: (name) => store.getBytes(prefix + name) };
 }
 
 /**

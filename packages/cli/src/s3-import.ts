@@ -2,7 +2,7 @@ import { throwIfAborted } from '@cvc/core';
 import {
   checkImageFolder,
   importDataset,
-  parseManifest,
+  readManifest,
   writeImageFolder,
   type Dataset,
   type DatasetManifest,
@@ -101,8 +101,7 @@ export async function importImageFolderToStore(
   const key = `${base}/manifest.json`;
   let stored: DatasetManifest | undefined;
   try {
-    if (existing.some((i) => i.version === plan.version) && (await store.stat(key)))
-      stored = parseManifest(new TextDecoder().decode(await store.getBytes(key)), key);
+    if (existing.some((i) => i.version === plan.version) && (await store.stat(key))) stored = await readManifest(store, key);
   } catch (err) {
     await plan.close();
     throw err;

@@ -26,6 +26,7 @@ export {
   importDataset,
   computeFolds,
   parseManifest,
+  readManifest,
   type DatasetManifest,
   type ShardEntry,
   type ImportOptions,

@@ -171,6 +171,11 @@ function shardEntryProblem(e: unknown): string | undefined {
   return undefined;
 }
 
+/** Reads the manifest at `key` from an object store and parses it (parseManifest). */
+export async function readManifest(store: { getBytes(key: string): Promise<Uint8Array> }, key: string): Promise<DatasetManifest> {
+  return parseManifest(new TextDecoder().decode(await store.getBytes(key)), key);
+}
+
 /** Parses and checks a manifest read from storage. */
 export function parseManifest(text: string, name: string): DatasetManifest {
   let parsed: unknown;

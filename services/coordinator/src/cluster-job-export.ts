@@ -1,5 +1,5 @@
 import { throwIfAborted } from '@cvc/core';
-import { decodeShard, parseManifest, readSourcePaths, type DatasetManifest } from '@cvc/data';
+import { decodeShard, readManifest, readSourcePaths, type DatasetManifest } from '@cvc/data';
 import type { ClusterJob } from '@cvc/proto';
 import type { ObjectStore } from '@cvc/storage';
 import { jobLayout } from './cluster-job-doc.js';
@@ -70,7 +70,7 @@ const csvField = (v: string | number): string => {
  */
 export async function writeAssignments(input: Pick<JobExportInput, 'job' | 'manifest' | 'store'>): Promise<string> {
   const { job, store } = input;
-  const manifest: DatasetManifest = parseManifest(new TextDecoder().decode(await store.getBytes(input.manifest)), input.manifest);
+  const manifest: DatasetManifest = await readManifest(store, input.manifest);
   const prefix = input.manifest.replace(/\/manifest\.json$/, '');
   const stored = JSON.parse(new TextDecoder().decode(await store.getBytes(jobLayout.result(job.id)))) as StoredAssignments;
   const total = manifest.shards.reduce((s, e) => s + e.count, 0);

@@ -1,5 +1,5 @@
 import { createRng, permutation, throwIfAborted } from '@cvc/core';
-import { decodeShard, parseManifest, selectImages, type ImageSet } from '@cvc/data';
+import { decodeShard, readManifest, selectImages, type ImageSet } from '@cvc/data';
 import { batchTensor, FoldTrainer } from '@cvc/model';
 import type { Run } from '@cvc/proto';
 import { imageGrid, lossCurves } from '@cvc/report';
@@ -61,7 +61,7 @@ export const exportRunArtifacts: ArtifactExporter = async ({ run, bestCheckpoint
 /** `count` test images of the run's dataset, chosen with a fixed seed (the same for every run of a dataset version). */
 async function testImages(store: ObjectStore, catalog: DatasetCatalog, run: Run, count: number): Promise<ImageSet> {
   const imp = await catalog.find(run.spec?.dataset ?? '', { folds: run.folds.length, version: run.datasetVersion });
-  const manifest = parseManifest(new TextDecoder().decode(await store.getBytes(imp.manifest)), imp.manifest);
+  const manifest = await readManifest(store, imp.manifest);
   const entry = manifest.shards.find((e) => e.split === 'test');
   if (!entry) throw new FinalizeError('NO_TEST_SHARD', `dataset version ${run.datasetVersion} has no test shard`);
   const set = decodeShard(await store.getBytes(imp.manifest.replace(/manifest\.json$/, entry.name)), entry.name).set;
