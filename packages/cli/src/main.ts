@@ -21,16 +21,16 @@ Usage:
   cvc dataset download NAME                  mnist, fashion-mnist or cifar-10 (sha256-verified)
   cvc dataset import NAME|PATH --out DIR [--folds K] [--seed S] [--fold-scheme stratified|seed] [--limit N]
   cvc dataset import FOLDER --name NAME [--size HxW] [--fit cover|contain|fill] [--out DIR]   an image folder (class subfolders label it)
-  cvc cv --local --dataset NAME|PATH (--model seed-mnist|seed-cifar|cae | --model-config FILE) [--folds 5] [--epochs N] [--limit N] [--out DIR] [--json]
+  cvc cv --local --dataset NAME|PATH (--model seed-mnist|seed-cifar|cae | --model-config FILE) [--folds K] [--epochs N] [--limit N] [--out DIR] [--json]
 
 The cluster (embedded default on one machine, or Kubernetes):
   cvc local up [--workers N] [--dir .cvc/local]   nats-server, an S3 server, the coordinator and N workers on loopback
   cvc local up --nats-nodes 3                      the same with a 3-node JetStream cluster (R3 streams and KV): losing one nats-server loses nothing
   cvc dataset import NAME|PATH [--folds K] [--seed S] [--fold-scheme S] [--limit N]   fold shards into the cluster's S3
-  cvc run submit --dataset NAME (--model seed-mnist|seed-cifar|cae | --model-config FILE) [--folds 5] [--epochs N] [--batch-size 32] [--watch] [--json]
+  cvc run submit --dataset NAME (--model seed-mnist|seed-cifar|cae | --model-config FILE) [--folds K] [--epochs N] [--batch-size 32] [--watch] [--json]
   cvc run watch RUN | cvc run show RUN [--json] | cvc run list | cvc run cancel RUN
   cvc sweep submit --dataset NAME (--model M | --model-config FILE) --grid learning-rate=1e-3,3e-4 [--grid code-size=10,32] [--random N --seed S]
-              [--folds 5] [--epochs N] [--early-stop asha|median|none] [--rungs 1,3,9] [--reduction-factor 3] [--max-parallel-runs N] [--watch] [--json]
+              [--folds K] [--epochs N] [--early-stop asha|median|none] [--rungs 1,3,9] [--reduction-factor 3] [--max-parallel-runs N] [--watch] [--json]
   cvc sweep watch SWEEP | cvc sweep show SWEEP [--json] | cvc sweep list | cvc sweep cancel SWEEP   runs ranked by mean +- std val loss over folds
   (--cluster FILE, or CVC_COORDINATOR, CVC_TOKEN, CVC_TLS_CA and CVC_S3_*, say which cluster; default .cvc/local/cluster.json)
   cvc secrets init --out DIR [--names cvc-coordinator,...]   a CA, the coordinator's TLS certificate, tokens, NATS password
